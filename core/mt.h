@@ -1,0 +1,425 @@
+/*
+ * mt.h -- the public contract of the mtable core.
+ *
+ * The core is the MigratingTable engine: the entity model, the OData filter,
+ * the backend-table interface, the in-memory table, the migration protocol,
+ * the configuration-service interface and the migrator.
+ *
+ * What the core must never do:
+ *   - I/O of any kind (no sockets, no files, no clocks beyond the runtime);
+ *   - create a thread, take a lock or wait except through an mt_rt, so that
+ *     the systematic concurrency tester can own every interleaving;
+ *   - exit() or abort() on bad input: errors travel back as mt_status values.
+ *
+ * Ownership: every function that returns a pointer says who frees it. Unless
+ * stated otherwise, pointer arguments are borrowed for the call only.
+ */
+#ifndef MT_H
+#define MT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------------------ */
+/* Status: an HTTP status plus the Azure error code, as a value.             */
+
+#define MT_CODE_MAX 48
+#define MT_MSG_MAX 192
+
+typedef struct mt_status {
+    int http;                /* 0 on success, else the HTTP status code */
+    int index;               /* failing batch operation index, or -1 */
+    char code[MT_CODE_MAX];  /* Azure error code, "" on success */
+    char message[MT_MSG_MAX];
+} mt_status;
+
+/* Azure error codes the core produces. */
+#define MT_ERR_ENTITY_EXISTS "EntityAlreadyExists"
+#define MT_ERR_NOT_FOUND "ResourceNotFound"
+#define MT_ERR_CONDITION "UpdateConditionNotSatisfied"
+#define MT_ERR_INVALID_INPUT "InvalidInput"
+#define MT_ERR_INVALID_VALUE "InvalidValue"
+#define MT_ERR_OUT_OF_RANGE "OutOfRangeInput"
+#define MT_ERR_PROPERTY_TOO_LARGE "PropertyValueTooLarge"
+#define MT_ERR_ENTITY_TOO_LARGE "EntityTooLarge"
+#define MT_ERR_TOO_MANY_PROPS "TooManyProperties"
+#define MT_ERR_SERVER_BUSY "ServerBusy"
+#define MT_ERR_INTERNAL "InternalError"
+#define MT_ERR_NOT_IMPLEMENTED "NotImplemented"
+
+mt_status mt_ok(void);
+/* Builds an error status; index -1 unless set afterwards. */
+mt_status mt_error(int http, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline bool mt_is_ok(const mt_status *st) { return st->http == 0; }
+
+/* ------------------------------------------------------------------------ */
+/* Entities and EDM values.                                                  */
+
+typedef enum mt_edm {
+    MT_EDM_STRING,
+    MT_EDM_INT32,
+    MT_EDM_INT64,
+    MT_EDM_DOUBLE,
+    MT_EDM_BOOLEAN,
+    MT_EDM_DATETIME, /* 100 ns ticks since 0001-01-01T00:00:00Z */
+    MT_EDM_GUID,
+    MT_EDM_BINARY,
+} mt_edm;
+
+/* A typed value. String and Binary point at bytes: a value built with the
+ * mt_v_* constructors borrows them; a value stored in an entity owns them.
+ * Strings are UTF-8 and additionally NUL-terminated. */
+typedef struct mt_value {
+    mt_edm type;
+    union {
+        int32_t i32;
+        int64_t i64;
+        double dbl;
+        bool b;
+        int64_t ticks;
+        uint8_t guid[16];
+        struct {
+            char *ptr;
+            size_t len;
+        } bytes; /* STRING and BINARY */
+    } u;
+} mt_value;
+
+mt_value mt_v_str(const char *s); /* borrows s */
+mt_value mt_v_strn(const char *s, size_t len);
+mt_value mt_v_i32(int32_t v);
+mt_value mt_v_i64(int64_t v);
+mt_value mt_v_dbl(double v);
+mt_value mt_v_bool(bool v);
+mt_value mt_v_datetime(int64_t ticks);
+mt_value mt_v_guid(const uint8_t g[16]);
+mt_value mt_v_binary(const void *p, size_t len); /* borrows p */
+
+/* Deep copy into *dst (which must not own anything). */
+void mt_value_copy(mt_value *dst, const mt_value *src);
+/* Frees what *v owns. */
+void mt_value_clear(mt_value *v);
+/* Same type and same value; doubles compare bitwise, so NaN equals NaN and
+ * -0 differs from 0 (the value a client stored is what it reads back). */
+bool mt_value_equal(const mt_value *a, const mt_value *b);
+const char *mt_edm_name(mt_edm t); /* "Edm.String", ... */
+
+typedef struct mt_prop {
+    char *name;
+    mt_value value;
+} mt_prop;
+
+#define MT_MAX_USER_PROPS 252
+
+typedef struct mt_entity {
+    char *pk;          /* owned */
+    char *rk;          /* owned */
+    int64_t timestamp; /* ticks; 0 = unset */
+    char *etag;        /* owned; NULL = none */
+    size_t nprops;
+    size_t cap;
+    mt_prop *props; /* user properties, in insertion order, names unique */
+} mt_entity;
+
+/* Returns a new entity with copies of the keys; the caller frees it. */
+mt_entity *mt_entity_new(const char *pk, const char *rk);
+void mt_entity_free(mt_entity *e);
+mt_entity *mt_entity_clone(const mt_entity *e); /* caller frees */
+/* Borrowed pointer into e, or NULL when absent. */
+const mt_value *mt_entity_get(const mt_entity *e, const char *name);
+/* Sets (adds or overwrites) a property with a deep copy of *v. */
+void mt_entity_set(mt_entity *e, const char *name, const mt_value *v);
+bool mt_entity_remove(mt_entity *e, const char *name);
+void mt_entity_set_etag(mt_entity *e, const char *etag); /* copies */
+/* Same keys and same user properties (order-insensitive); the timestamp
+ * and the ETag are not compared. */
+bool mt_entity_same_content(const mt_entity *a, const mt_entity *b);
+
+/* Primary-key order: ordinal over UTF-16 code units, the order Azure and
+ * Azurite use when they page a query (so a key outside the Basic
+ * Multilingual Plane sorts below U+E000..U+FFFF). Compares pk, then rk. */
+int mt_str_cmp(const char *a, const char *b);
+int mt_key_cmp(const char *pk1, const char *rk1, const char *pk2, const char *rk2);
+
+typedef struct mt_key {
+    char *pk; /* owned */
+    char *rk; /* owned */
+} mt_key;
+void mt_key_set(mt_key *k, const char *pk, const char *rk);
+void mt_key_clear(mt_key *k);
+
+/* A growable list of owned entities. */
+typedef struct mt_entity_list {
+    mt_entity **v;
+    size_t n;
+    size_t cap;
+} mt_entity_list;
+void mt_entity_list_push(mt_entity_list *l, mt_entity *e); /* takes e */
+void mt_entity_list_clear(mt_entity_list *l);              /* frees all */
+
+/* ------------------------------------------------------------------------ */
+/* OData filter: one parser, an expression tree that evaluates, prints and   */
+/* answers structural questions.                                             */
+
+typedef enum mt_cmp_op { MT_EQ, MT_NE, MT_GT, MT_GE, MT_LT, MT_LE } mt_cmp_op;
+typedef enum mt_filter_kind {
+    MT_F_CMP, /* property op literal */
+    MT_F_AND,
+    MT_F_OR,
+    MT_F_NOT,
+    MT_F_TRUE, /* a bare boolean literal: true or false (u.b) */
+} mt_filter_kind;
+
+typedef struct mt_filter mt_filter;
+struct mt_filter {
+    mt_filter_kind kind;
+    union {
+        struct {
+            char *prop; /* owned; PartitionKey/RowKey/Timestamp are system */
+            mt_cmp_op op;
+            mt_value lit; /* owned */
+        } cmp;
+        struct {
+            mt_filter *l, *r; /* owned */
+        } bin;
+        mt_filter *sub; /* MT_F_NOT, owned */
+        bool b;         /* MT_F_TRUE */
+    } u;
+};
+
+#define MT_FILTER_MAX_COMPARISONS 15
+
+/* Parses an OData $filter. On success *out is a new tree the caller frees.
+ * On failure returns 400 InvalidInput with a message naming the position. */
+mt_status mt_filter_parse(const char *text, size_t len, mt_filter **out);
+void mt_filter_free(mt_filter *f);
+mt_filter *mt_filter_clone(const mt_filter *f);
+/* Azure's rules: a comparison against a missing property or a property of a
+ * different type is false. PartitionKey and RowKey compare as strings,
+ * Timestamp as a DateTime. */
+bool mt_filter_eval(const mt_filter *f, const mt_entity *e);
+/* Prints a filter Azure accepts; parse(print(f)) is equal to f. The caller
+ * frees the string. */
+char *mt_filter_print(const mt_filter *f);
+size_t mt_filter_count_comparisons(const mt_filter *f);
+/* The partition every matching entity must have, or NULL. Borrowed. */
+const char *mt_filter_pinned_partition(const mt_filter *f);
+
+/* Builders (each takes ownership of its filter arguments). */
+mt_filter *mt_filter_cmp(const char *prop, mt_cmp_op op, const mt_value *lit);
+mt_filter *mt_filter_and(mt_filter *l, mt_filter *r);
+mt_filter *mt_filter_or(mt_filter *l, mt_filter *r);
+mt_filter *mt_filter_not(mt_filter *sub);
+
+/* ------------------------------------------------------------------------ */
+/* Runtime: every thread, lock and wait of the core goes through this, so a  */
+/* tester can schedule them. mt_rt_pthread() is the production runtime.      */
+
+typedef struct mt_rt mt_rt;
+typedef struct mt_mutex mt_mutex;
+typedef struct mt_cond mt_cond;
+typedef struct mt_thread mt_thread;
+
+typedef struct mt_rt_ops {
+    mt_mutex *(*mutex_new)(mt_rt *rt);
+    void (*mutex_free)(mt_rt *rt, mt_mutex *m);
+    void (*lock)(mt_rt *rt, mt_mutex *m);
+    void (*unlock)(mt_rt *rt, mt_mutex *m);
+    mt_cond *(*cond_new)(mt_rt *rt);
+    void (*cond_free)(mt_rt *rt, mt_cond *c);
+    void (*cond_wait)(mt_rt *rt, mt_cond *c, mt_mutex *m);
+    void (*cond_broadcast)(mt_rt *rt, mt_cond *c);
+    /* Starts fn(arg) on a new thread; join returns its result. */
+    mt_thread *(*thread_start)(mt_rt *rt, void *(*fn)(void *), void *arg,
+                               const char *name);
+    void *(*thread_join)(mt_rt *rt, mt_thread *t);
+    /* Wall-clock time in 100 ns ticks since 0001-01-01T00:00:00Z; logical
+     * time under the tester. */
+    int64_t (*now_ticks)(mt_rt *rt);
+} mt_rt_ops;
+
+struct mt_rt {
+    const mt_rt_ops *ops;
+};
+
+mt_rt *mt_rt_pthread(void); /* static; never freed */
+
+/* ------------------------------------------------------------------------ */
+/* The backend-table interface (the C analogue of IChainTable2).             */
+
+typedef enum mt_op_kind {
+    MT_OP_INSERT,
+    MT_OP_REPLACE,
+    MT_OP_MERGE,
+    MT_OP_DELETE,
+    MT_OP_INSERT_OR_REPLACE,
+    MT_OP_INSERT_OR_MERGE,
+    MT_OP_DELETE_IF_EXISTS, /* internal: delete, and absence is success */
+} mt_op_kind;
+
+#define MT_BATCH_MAX 100
+#define MT_ETAG_MAX 96
+
+typedef struct mt_op {
+    mt_op_kind kind;
+    const mt_entity *entity; /* borrowed; for deletes only the keys count */
+    const char *if_match;    /* Replace/Merge/Delete: "*" or an ETag;
+                                Replace/Merge with NULL is rejected */
+} mt_op;
+
+typedef struct mt_op_result {
+    int http;                 /* 201 for Insert, 204 otherwise */
+    char etag[MT_ETAG_MAX];   /* the new ETag; "" for deletes */
+} mt_op_result;
+
+typedef struct mt_table mt_table;
+typedef struct mt_stream mt_stream;
+
+typedef struct mt_stream_ops {
+    /* *out = the next matching row in key order (caller frees), or NULL at
+     * the end. */
+    mt_status (*next)(mt_stream *s, mt_entity **out);
+    /* The key of the row next() would return, into *out (which the caller
+     * clears); false at the end. May read ahead. */
+    mt_status (*continuation)(mt_stream *s, mt_key *out, bool *more);
+    void (*close)(mt_stream *s);
+} mt_stream_ops;
+
+struct mt_stream {
+    const mt_stream_ops *ops;
+};
+
+typedef struct mt_table_ops {
+    /* n in 1..MT_BATCH_MAX, every op in one partition, distinct row keys.
+     * Atomic: all succeed (results filled) or none applies (the status
+     * carries the failing op's index). */
+    mt_status (*execute_batch)(mt_table *t, const mt_op *ops, size_t n,
+                               mt_op_result *results);
+    /* All rows of partition pk matching f (NULL = all), read at one
+     * instant, in key order, appended to *out. */
+    mt_status (*query_atomic)(mt_table *t, const char *pk, const mt_filter *f,
+                              mt_entity_list *out);
+    /* A stream of the rows matching f (NULL = all) with key >= start (NULL =
+     * from the beginning). Each row reflects some state between the open
+     * and its return. *out is closed by the caller. */
+    mt_status (*query_stream)(mt_table *t, const mt_filter *f,
+                              const mt_key *start, mt_stream **out);
+    /* One row, or 404 ResourceNotFound. *out is freed by the caller. */
+    mt_status (*retrieve)(mt_table *t, const char *pk, const char *rk,
+                          mt_entity **out);
+    void (*destroy)(mt_table *t);
+} mt_table_ops;
+
+struct mt_table {
+    const mt_table_ops *ops;
+};
+
+/* Convenience wrappers. */
+static inline mt_status mt_table_batch(mt_table *t, const mt_op *ops, size_t n,
+                                       mt_op_result *res)
+{
+    return t->ops->execute_batch(t, ops, n, res);
+}
+static inline void mt_table_destroy(mt_table *t)
+{
+    if (t)
+        t->ops->destroy(t);
+}
+/* Reads a whole stream into *out (used by tests and small scans). */
+mt_status mt_table_scan(mt_table *t, const mt_filter *f, mt_entity_list *out);
+
+/* ------------------------------------------------------------------------ */
+/* The in-memory table: sorted, thread-safe (through rt), atomic batches,   */
+/* fresh ETags W/"<name>:<counter>", and the real service's limits (100 ops */
+/* a batch, 252 properties, 1 KiB keys, 15 comparisons a filter).           */
+
+/* Returns a new table; destroy it with mt_table_destroy. name appears in
+ * its ETags so that two tables never hand out the same one. */
+mt_table *mt_memtable_new(mt_rt *rt, const char *name);
+size_t mt_memtable_count(mt_table *t); /* rows, for tests */
+
+/* ------------------------------------------------------------------------ */
+/* Configuration service.                                                    */
+
+typedef enum mt_phase {
+    MT_PHASE_USE_OLD_HIDE_METADATA = 0,
+    MT_PHASE_PREFER_OLD = 1,
+    MT_PHASE_PREFER_NEW = 2,
+    MT_PHASE_USE_NEW_WITH_TOMBSTONES = 3,
+    MT_PHASE_USE_NEW_HIDE_METADATA = 4,
+} mt_phase;
+#define MT_PHASE_COUNT 5
+
+const char *mt_phase_name(mt_phase p); /* "use_old_hide_metadata", ... */
+/* Returns false when name is not a phase. */
+bool mt_phase_parse(const char *name, mt_phase *out);
+
+typedef struct mt_config {
+    mt_phase phase;
+    int64_t version;
+    /* Every client has applied this phase (none is in an earlier one). */
+    bool settled;
+} mt_config;
+
+typedef struct mt_config_service mt_config_service;
+typedef struct mt_subscription mt_subscription;
+
+/* A subscriber that accepts updates. apply runs on the pushing thread and
+ * must return once the subscriber has switched to c. */
+typedef struct mt_subscriber {
+    void (*apply)(void *ctx, const mt_config *c);
+    void *ctx;
+} mt_subscriber;
+
+typedef struct mt_config_ops {
+    /* sub == NULL: a fixed subscription that refuses updates; a push waits
+     * until it is dropped. Fills *current. */
+    mt_subscription *(*subscribe)(mt_config_service *s, const mt_subscriber *sub,
+                                  mt_config *current);
+    void (*unsubscribe)(mt_config_service *s, mt_subscription *sub);
+    /* Sets the phase (version increments) and returns once every subscriber
+     * at the time of the push has applied it or unsubscribed. */
+    mt_status (*push)(mt_config_service *s, mt_phase phase);
+    void (*destroy)(mt_config_service *s);
+} mt_config_ops;
+
+struct mt_config_service {
+    const mt_config_ops *ops;
+};
+
+/* In-process service; starts in phase `initial`, version 1, settled. */
+mt_config_service *mt_config_local_new(mt_rt *rt, mt_phase initial);
+
+/* ------------------------------------------------------------------------ */
+/* The MigratingTable (migrating.c, migrating_query.c).                      */
+
+/* Reserved names (clients may not use them). */
+#define MT_RK_META "_mtable_partition_meta"
+#define MT_RK_ASSERTION "_mtable_partition_populated_assertion"
+#define MT_PROP_STATE "_mtable_partition_state"
+#define MT_PROP_DELETED "_mtable_deleted"
+#define MT_RESERVED_PREFIX "_mtable_"
+enum { MT_PARTITION_POPULATED = 1, MT_PARTITION_SWITCHED = 2 };
+
+/* Returns a table that runs the protocol over old and new. Borrows rt, cfg,
+ * old_t and new_t, which must outlive it. */
+mt_table *mt_migrating_new(mt_rt *rt, mt_config_service *cfg, mt_table *old_t,
+                           mt_table *new_t);
+
+/* ------------------------------------------------------------------------ */
+/* The migrator.                                                             */
+
+typedef struct mt_migrator_stats {
+    int64_t rows_copied;
+    int64_t rows_cleaned;
+    int64_t partitions_switched;
+} mt_migrator_stats;
+
+/* Runs the whole migration from whatever phase cfg is in: push 1, push 2,
+ * copy, push 3, push 4, cleanup. Safe to run again after a crash. */
+mt_status mt_migrate(mt_rt *rt, mt_config_service *cfg, mt_table *old_t,
+                     mt_table *new_t, mt_migrator_stats *stats);
+
+#endif
