@@ -1,1 +1,34 @@
-/* placeholder */
+/*
+ * bugs.c -- the switch for the seeded bugs (built only with MT_SEEDED_BUGS).
+ *
+ * The tester sets mt_seeded_bug before each execution; MT_BUG(Name) in the
+ * protocol code reads it. The production library does not contain this file.
+ */
+#include "mt_bugs.h"
+
+#include <stddef.h>
+
+mt_bug mt_seeded_bug = MT_BUG_NONE;
+
+static const char *const bug_names[MT_BUG_COUNT] = {
+    [MT_BUG_QueryAtomicFilterShadowing] = "QueryAtomicFilterShadowing",
+    [MT_BUG_QueryStreamedFilterShadowing] = "QueryStreamedFilterShadowing",
+    [MT_BUG_QueryStreamedLock] = "QueryStreamedLock",
+    [MT_BUG_QueryStreamedBackUpNewStream] = "QueryStreamedBackUpNewStream",
+    [MT_BUG_QueryStreamedSaveNewConfig] = "QueryStreamedSaveNewConfig",
+    [MT_BUG_DeleteNoLeaveTombstonesETag] = "DeleteNoLeaveTombstonesETag",
+    [MT_BUG_DeletePrimaryKey] = "DeletePrimaryKey",
+    [MT_BUG_EnsurePartitionSwitchedFromPopulated] = "EnsurePartitionSwitchedFromPopulated",
+    [MT_BUG_TombstoneOutputETag] = "TombstoneOutputETag",
+    [MT_BUG_MigrateSkipPreferOld] = "MigrateSkipPreferOld",
+    [MT_BUG_MigrateSkipUseNewWithTombstones] = "MigrateSkipUseNewWithTombstones",
+    [MT_BUG_InsertBehindMigrator] = "InsertBehindMigrator",
+    [MT_BUG_DeleteIfExistsOmitted] = "DeleteIfExistsOmitted",
+};
+
+const char *mt_seeded_bug_name(mt_bug b)
+{
+    if (b <= MT_BUG_NONE || b >= MT_BUG_COUNT)
+        return NULL;
+    return bug_names[b];
+}

@@ -1,0 +1,47 @@
+/*
+ * migrating_internal.h -- what migrating.c, migrating_query.c and migrator.c
+ * share. Not part of the public contract.
+ */
+#ifndef MT_MIGRATING_INTERNAL_H
+#define MT_MIGRATING_INTERNAL_H
+
+#include "mt.h"
+#include "mt_bugs.h"
+
+typedef struct mt_migrating {
+    mt_table base;
+    mt_rt *rt;
+    mt_config_service *cfg;
+    mt_table *old_t;
+    mt_table *new_t;
+} mt_migrating;
+
+/* Row keys of the two protocol rows of the old table. */
+bool mt_mig_is_protocol_rk(const char *rk);
+/* A row of the new table that records a deletion. */
+bool mt_mig_is_tombstone(const mt_entity *e);
+/* True when the entity carries any property named _mtable_*. */
+bool mt_mig_has_reserved_prop(const mt_entity *e);
+/* Removes every _mtable_* property. */
+void mt_mig_strip(mt_entity *e);
+
+/* Makes sure partition pk's meta row in old says SWITCHED. */
+mt_status mt_mig_ensure_switched(mt_table *old_t, const char *pk);
+
+/* Reads the rows with the given row keys of partition pk from t, in chunks
+ * that respect the backend's comparison limit, appending to *out. */
+mt_status mt_mig_read_keys(mt_table *t, const char *pk, const char *const *rks, size_t n,
+                           mt_entity_list *out);
+
+/* Inserts a copy of old row e into new (user properties only); a row that
+ * is already there is fine. */
+mt_status mt_mig_copy_row(mt_table *new_t, const mt_entity *e);
+
+/* The streamed query (migrating_query.c). */
+mt_status mt_mig_query_stream(mt_table *t, const mt_filter *f, const mt_key *start,
+                              mt_stream **out);
+mt_status mt_mig_query_atomic(mt_table *t, const char *pk, const mt_filter *f,
+                              mt_entity_list *out);
+mt_status mt_mig_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity **out);
+
+#endif
