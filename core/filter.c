@@ -1,1 +1,534 @@
-/* placeholder */
+/*
+ * filter.c -- the OData filter tree: build, copy, free, evaluate, print, and
+ * answer structural questions. The parser lives in filter_parse.c.
+ *
+ * Evaluation follows the service, not SQL: a comparison against a missing
+ * property, or against a property whose EDM type differs from the
+ * literal's, is simply false (no three-valued logic), and "not" negates that
+ * boolean. So "not (Age lt 30)" matches an entity without Age. This is what
+ * lets the proxy re-apply a client's filter to merged rows and get exactly
+ * the rows one Azure table would have returned.
+ *
+ * Printing is canonical rather than pretty: every binary operand and every
+ * "not" operand is parenthesised, so precedence never matters, and every
+ * literal is spelt so that it parses back to the same bits (doubles take
+ * the shortest of %.15g..%.17g that round-trips). parse(print(f)) is
+ * structurally equal to f; the protocol relies on it when it widens a
+ * client's filter and sends it to a backend.
+ *
+ * All walks recurse. Parsed trees are at most MT_FILTER_MAX_DEPTH high
+ * (see filter_parse.c); trees built in code are the protocol's few levels.
+ */
+#include "mt.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MT_TICKS_PER_DAY INT64_C(864000000000)
+#define MT_TICKS_PER_SECOND INT64_C(10000000)
+
+/* ------------------------------------------------------------------------ */
+/* Building, copying, freeing                                                */
+
+void mt_filter_free(mt_filter *f)
+{
+    if (!f)
+        return;
+    switch (f->kind) {
+    case MT_F_CMP:
+        free(f->u.cmp.prop);
+        mt_value_clear(&f->u.cmp.lit);
+        break;
+    case MT_F_AND:
+    case MT_F_OR:
+        mt_filter_free(f->u.bin.l);
+        mt_filter_free(f->u.bin.r);
+        break;
+    case MT_F_NOT:
+        mt_filter_free(f->u.sub);
+        break;
+    case MT_F_TRUE:
+        break;
+    }
+    free(f);
+}
+
+/* Returns NULL when out of memory. */
+mt_filter *mt_filter_cmp(const char *prop, mt_cmp_op op, const mt_value *lit)
+{
+    mt_filter *f;
+    if (!prop || !lit)
+        return NULL;
+    f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    f->kind = MT_F_CMP;
+    f->u.cmp.op = op;
+    f->u.cmp.prop = strdup(prop);
+    if (!f->u.cmp.prop) {
+        free(f);
+        return NULL;
+    }
+    mt_value_copy(&f->u.cmp.lit, lit);
+    if ((lit->type == MT_EDM_STRING || lit->type == MT_EDM_BINARY) && !f->u.cmp.lit.u.bytes.ptr) {
+        mt_filter_free(f); /* the copy ran out of memory */
+        return NULL;
+    }
+    return f;
+}
+
+/* On failure both operands are freed, so a caller never leaks them. */
+static mt_filter *mt_filter_binary(mt_filter_kind kind, mt_filter *l, mt_filter *r)
+{
+    mt_filter *f = (l && r) ? calloc(1, sizeof *f) : NULL;
+    if (!f) {
+        mt_filter_free(l);
+        mt_filter_free(r);
+        return NULL;
+    }
+    f->kind = kind;
+    f->u.bin.l = l;
+    f->u.bin.r = r;
+    return f;
+}
+
+mt_filter *mt_filter_and(mt_filter *l, mt_filter *r)
+{
+    return mt_filter_binary(MT_F_AND, l, r);
+}
+
+mt_filter *mt_filter_or(mt_filter *l, mt_filter *r)
+{
+    return mt_filter_binary(MT_F_OR, l, r);
+}
+
+mt_filter *mt_filter_not(mt_filter *sub)
+{
+    mt_filter *f = sub ? calloc(1, sizeof *f) : NULL;
+    if (!f) {
+        mt_filter_free(sub);
+        return NULL;
+    }
+    f->kind = MT_F_NOT;
+    f->u.sub = sub;
+    return f;
+}
+
+/* Returns NULL for NULL or when out of memory. */
+mt_filter *mt_filter_clone(const mt_filter *f)
+{
+    mt_filter *c;
+    if (!f)
+        return NULL;
+    switch (f->kind) {
+    case MT_F_CMP:
+        return mt_filter_cmp(f->u.cmp.prop, f->u.cmp.op, &f->u.cmp.lit);
+    case MT_F_AND:
+    case MT_F_OR:
+        return mt_filter_binary(f->kind, mt_filter_clone(f->u.bin.l), mt_filter_clone(f->u.bin.r));
+    case MT_F_NOT:
+        return mt_filter_not(mt_filter_clone(f->u.sub));
+    case MT_F_TRUE:
+        c = calloc(1, sizeof *c);
+        if (c)
+            *c = *f;
+        return c;
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Evaluation                                                                */
+
+static bool mt_apply_order(mt_cmp_op op, int c)
+{
+    switch (op) {
+    case MT_EQ:
+        return c == 0;
+    case MT_NE:
+        return c != 0;
+    case MT_GT:
+        return c > 0;
+    case MT_GE:
+        return c >= 0;
+    case MT_LT:
+        return c < 0;
+    case MT_LE:
+        return c <= 0;
+    }
+    return false;
+}
+
+/* IEEE comparisons as they are: with NaN on either side every operator
+ * but "ne" is false, which is what the service does. */
+static bool mt_apply_double(mt_cmp_op op, double a, double b)
+{
+    switch (op) {
+    case MT_EQ:
+        return a == b;
+    case MT_NE:
+        return a != b;
+    case MT_GT:
+        return a > b;
+    case MT_GE:
+        return a >= b;
+    case MT_LT:
+        return a < b;
+    case MT_LE:
+        return a <= b;
+    }
+    return false;
+}
+
+#define MT_ORDER(a, b) ((a) < (b) ? -1 : (a) > (b))
+
+/* Lexicographic over bytes, a proper prefix first. */
+static int mt_bytes_cmp(const void *a, size_t an, const void *b, size_t bn)
+{
+    size_t n = an < bn ? an : bn;
+    int c = n ? memcmp(a, b, n) : 0;
+    if (c != 0 || an == bn)
+        return c;
+    return an < bn ? -1 : 1;
+}
+
+/* a and b have the same type. */
+static bool mt_value_matches(const mt_value *a, mt_cmp_op op, const mt_value *b)
+{
+    int c = 0;
+    switch (a->type) {
+    case MT_EDM_DOUBLE:
+        return mt_apply_double(op, a->u.dbl, b->u.dbl);
+    case MT_EDM_STRING:
+        c = mt_str_cmp(a->u.bytes.ptr, b->u.bytes.ptr);
+        break;
+    case MT_EDM_INT32:
+        c = MT_ORDER(a->u.i32, b->u.i32);
+        break;
+    case MT_EDM_INT64:
+        c = MT_ORDER(a->u.i64, b->u.i64);
+        break;
+    case MT_EDM_BOOLEAN:
+        c = MT_ORDER(a->u.b, b->u.b);
+        break;
+    case MT_EDM_DATETIME:
+        c = MT_ORDER(a->u.ticks, b->u.ticks);
+        break;
+    case MT_EDM_GUID:
+        c = memcmp(a->u.guid, b->u.guid, 16);
+        break;
+    case MT_EDM_BINARY:
+        c = mt_bytes_cmp(a->u.bytes.ptr, a->u.bytes.len, b->u.bytes.ptr, b->u.bytes.len);
+        break;
+    }
+    return mt_apply_order(op, c);
+}
+
+/* The entity's value of prop into *tmp (system properties) or a pointer
+ * into e (user properties); NULL when the entity has none. */
+static const mt_value *mt_lookup(const mt_entity *e, const char *prop, mt_value *tmp)
+{
+    if (strcmp(prop, "PartitionKey") == 0 || strcmp(prop, "RowKey") == 0) {
+        const char *k = prop[0] == 'P' ? e->pk : e->rk;
+        if (!k)
+            return NULL;
+        *tmp = mt_v_str(k);
+        return tmp;
+    }
+    if (strcmp(prop, "Timestamp") == 0) {
+        if (e->timestamp == 0)
+            return NULL;
+        *tmp = mt_v_datetime(e->timestamp);
+        return tmp;
+    }
+    return mt_entity_get(e, prop);
+}
+
+static bool mt_eval_cmp(const mt_filter *f, const mt_entity *e)
+{
+    mt_value tmp;
+    const mt_value *v = mt_lookup(e, f->u.cmp.prop, &tmp);
+    if (!v || v->type != f->u.cmp.lit.type)
+        return false;
+    return mt_value_matches(v, f->u.cmp.op, &f->u.cmp.lit);
+}
+
+/* A NULL filter matches everything, as a query without $filter does. */
+bool mt_filter_eval(const mt_filter *f, const mt_entity *e)
+{
+    if (!f)
+        return true;
+    switch (f->kind) {
+    case MT_F_CMP:
+        return mt_eval_cmp(f, e);
+    case MT_F_AND:
+        return mt_filter_eval(f->u.bin.l, e) && mt_filter_eval(f->u.bin.r, e);
+    case MT_F_OR:
+        return mt_filter_eval(f->u.bin.l, e) || mt_filter_eval(f->u.bin.r, e);
+    case MT_F_NOT:
+        return !mt_filter_eval(f->u.sub, e);
+    case MT_F_TRUE:
+        return f->u.b;
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Printing                                                                  */
+
+typedef struct mt_buf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} mt_buf;
+
+static void mt_buf_put(mt_buf *b, const char *s, size_t n)
+{
+    if (b->oom || n == 0)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void mt_buf_puts(mt_buf *b, const char *s)
+{
+    mt_buf_put(b, s, strlen(s));
+}
+
+static void mt_print_string(mt_buf *b, const mt_value *v)
+{
+    const char *s = v->u.bytes.ptr;
+    size_t start = 0;
+    mt_buf_puts(b, "'");
+    for (size_t i = 0; i < v->u.bytes.len; i++) {
+        if (s[i] == '\'') {
+            mt_buf_put(b, s + start, i + 1 - start);
+            mt_buf_puts(b, "'");
+            start = i + 1;
+        }
+    }
+    mt_buf_put(b, s + start, v->u.bytes.len - start);
+    mt_buf_puts(b, "'");
+}
+
+/* The shortest of %.15g..%.17g that reads back to the same double (%.17g
+ * always does), with ".0" added so that it parses as a Double, not Int32. */
+static void mt_print_double(mt_buf *b, double v)
+{
+    char tmp[48];
+    if (isnan(v)) {
+        mt_buf_puts(b, "NaN");
+        return;
+    }
+    if (isinf(v)) {
+        mt_buf_puts(b, v < 0 ? "-INF" : "INF");
+        return;
+    }
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+        if (strtod(tmp, NULL) == v)
+            break;
+    }
+    mt_buf_puts(b, tmp);
+    if (!strpbrk(tmp, ".e"))
+        mt_buf_puts(b, ".0");
+}
+
+/* Ticks -> civil date and time (proleptic Gregorian, as .NET). */
+static void mt_print_datetime(mt_buf *b, int64_t ticks)
+{
+    char tmp[64];
+    int64_t days = ticks / MT_TICKS_PER_DAY, rem = ticks % MT_TICKS_PER_DAY;
+    if (rem < 0) {
+        rem += MT_TICKS_PER_DAY;
+        days--;
+    }
+    /* Days since 0000-03-01, the era arithmetic of a civil_from_days. */
+    int64_t z = days + 306;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t d = doy - (153 * mp + 2) / 5 + 1;
+    int64_t m = mp < 10 ? mp + 3 : mp - 9;
+    int64_t y = yoe + era * 400 + (m <= 2);
+    int64_t secs = rem / MT_TICKS_PER_SECOND;
+    snprintf(tmp, sizeof tmp,
+             "datetime'%04" PRId64 "-%02" PRId64 "-%02" PRId64 "T%02" PRId64 ":%02" PRId64
+             ":%02" PRId64 ".%07" PRId64 "Z'",
+             y, m, d, secs / 3600, secs / 60 % 60, secs % 60, rem % MT_TICKS_PER_SECOND);
+    mt_buf_puts(b, tmp);
+}
+
+static void mt_print_hex(mt_buf *b, const uint8_t *p, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        char two[2] = {digits[p[i] >> 4], digits[p[i] & 15]};
+        mt_buf_put(b, two, 2);
+    }
+}
+
+static void mt_print_guid(mt_buf *b, const uint8_t g[16])
+{
+    mt_buf_puts(b, "guid'");
+    mt_print_hex(b, g, 4);
+    mt_buf_puts(b, "-");
+    mt_print_hex(b, g + 4, 2);
+    mt_buf_puts(b, "-");
+    mt_print_hex(b, g + 6, 2);
+    mt_buf_puts(b, "-");
+    mt_print_hex(b, g + 8, 2);
+    mt_buf_puts(b, "-");
+    mt_print_hex(b, g + 10, 6);
+    mt_buf_puts(b, "'");
+}
+
+static void mt_print_value(mt_buf *b, const mt_value *v)
+{
+    char tmp[32];
+    switch (v->type) {
+    case MT_EDM_STRING:
+        mt_print_string(b, v);
+        return;
+    case MT_EDM_INT32:
+        snprintf(tmp, sizeof tmp, "%" PRId32, v->u.i32);
+        break;
+    case MT_EDM_INT64:
+        snprintf(tmp, sizeof tmp, "%" PRId64 "L", v->u.i64);
+        break;
+    case MT_EDM_DOUBLE:
+        mt_print_double(b, v->u.dbl);
+        return;
+    case MT_EDM_BOOLEAN:
+        snprintf(tmp, sizeof tmp, "%s", v->u.b ? "true" : "false");
+        break;
+    case MT_EDM_DATETIME:
+        mt_print_datetime(b, v->u.ticks);
+        return;
+    case MT_EDM_GUID:
+        mt_print_guid(b, v->u.guid);
+        return;
+    case MT_EDM_BINARY:
+        mt_buf_puts(b, "X'");
+        mt_print_hex(b, (const uint8_t *)v->u.bytes.ptr, v->u.bytes.len);
+        mt_buf_puts(b, "'");
+        return;
+    }
+    mt_buf_puts(b, tmp);
+}
+
+static const char *const mt_op_names[] = {"eq", "ne", "gt", "ge", "lt", "le"};
+
+static void mt_print_node(mt_buf *b, const mt_filter *f);
+
+static void mt_print_paren(mt_buf *b, const mt_filter *f)
+{
+    mt_buf_puts(b, "(");
+    mt_print_node(b, f);
+    mt_buf_puts(b, ")");
+}
+
+static void mt_print_node(mt_buf *b, const mt_filter *f)
+{
+    switch (f->kind) {
+    case MT_F_CMP:
+        mt_buf_puts(b, f->u.cmp.prop);
+        mt_buf_puts(b, " ");
+        mt_buf_puts(b, mt_op_names[f->u.cmp.op]);
+        mt_buf_puts(b, " ");
+        mt_print_value(b, &f->u.cmp.lit);
+        break;
+    case MT_F_AND:
+    case MT_F_OR:
+        mt_print_paren(b, f->u.bin.l);
+        mt_buf_puts(b, f->kind == MT_F_AND ? " and " : " or ");
+        mt_print_paren(b, f->u.bin.r);
+        break;
+    case MT_F_NOT:
+        mt_buf_puts(b, "not ");
+        mt_print_paren(b, f->u.sub);
+        break;
+    case MT_F_TRUE:
+        mt_buf_puts(b, f->u.b ? "true" : "false");
+        break;
+    }
+}
+
+/* Returns NULL for NULL or when out of memory. */
+char *mt_filter_print(const mt_filter *f)
+{
+    mt_buf b = {0};
+    if (!f)
+        return NULL;
+    mt_print_node(&b, f);
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Structure                                                                 */
+
+size_t mt_filter_count_comparisons(const mt_filter *f)
+{
+    if (!f)
+        return 0;
+    switch (f->kind) {
+    case MT_F_CMP:
+        return 1;
+    case MT_F_AND:
+    case MT_F_OR:
+        return mt_filter_count_comparisons(f->u.bin.l) + mt_filter_count_comparisons(f->u.bin.r);
+    case MT_F_NOT:
+        return mt_filter_count_comparisons(f->u.sub);
+    case MT_F_TRUE:
+        return 0;
+    }
+    return 0;
+}
+
+/* Sound, not complete: NULL only means no pin was proven. "not" and
+ * ranges are not analysed; a client that wants a partition query writes
+ * PartitionKey eq '...'. */
+const char *mt_filter_pinned_partition(const mt_filter *f)
+{
+    const char *l, *r;
+    if (!f)
+        return NULL;
+    switch (f->kind) {
+    case MT_F_CMP:
+        if (f->u.cmp.op == MT_EQ && f->u.cmp.lit.type == MT_EDM_STRING &&
+            strcmp(f->u.cmp.prop, "PartitionKey") == 0)
+            return f->u.cmp.lit.u.bytes.ptr;
+        return NULL;
+    case MT_F_AND:
+        l = mt_filter_pinned_partition(f->u.bin.l);
+        return l ? l : mt_filter_pinned_partition(f->u.bin.r);
+    case MT_F_OR:
+        l = mt_filter_pinned_partition(f->u.bin.l);
+        r = mt_filter_pinned_partition(f->u.bin.r);
+        return (l && r && strcmp(l, r) == 0) ? l : NULL;
+    default:
+        return NULL;
+    }
+}

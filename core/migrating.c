@@ -446,7 +446,13 @@ static mt_status batch_on_new(mt_migrating *m, const mt_config *c, const mt_op *
     for (size_t i = 0; i < n; i++)
         rks[i] = ops[i].entity->rk;
 
-    mt_status st = mt_mig_ensure_switched(m->old_t, pk);
+    /* Readers up to prefer_new consult new only for switched partitions, so
+     * switch first. use_new_hide_metadata coexists only with readers of new
+     * alone, and by then cleanup may have emptied old: switching there
+     * would leave protocol rows behind in old. */
+    mt_status st = mt_ok();
+    if (c->phase < MT_PHASE_USE_NEW_HIDE_METADATA)
+        st = mt_mig_ensure_switched(m->old_t, pk);
     if (mt_is_ok(&st) && c->phase <= MT_PHASE_PREFER_NEW)
         st = ensure_migrated(m, pk, rks, n);
     if (!mt_is_ok(&st))

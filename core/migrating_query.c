@@ -15,8 +15,10 @@
  *
  * The streamed query is long-lived and crosses configuration changes. It
  * holds a callback subscription; the callback runs under the stream's lock,
- * computes where the merged stream stands (the next key either side would
- * return) and opens or restarts the backend streams from there.
+ * remembers the new configuration, computes where the merged stream stands
+ * (the next key either side would return) and opens or restarts the backend
+ * streams from there. Every read catches up the same way, so the backend
+ * streams always match the configuration the stream last heard of.
  */
 #include "migrating_internal.h"
 
@@ -207,7 +209,8 @@ typedef struct mig_stream {
     mt_migrating *m;
     mt_mutex *lock;
     mt_subscription *sub;
-    mt_config cfg;
+    mt_config cfg;     /* the latest configuration */
+    mt_phase applied;  /* the phase the backend streams are set up for */
     mt_filter *filter; /* the client's, or NULL */
     mt_stream *old_s, *new_s;
     mt_entity *old_next, *new_next; /* each side's head, read ahead */
@@ -274,24 +277,27 @@ static bool continuation_key(const mig_stream *s, mt_key *k)
     return true;
 }
 
-static void stream_apply(void *ctx, const mt_config *nc)
+/* Brings the backend streams in line with s->cfg. The callback does it
+ * eagerly, so a push completes only once the stream has moved; next() and
+ * continuation() do it too, which is what makes remembering the new
+ * configuration matter. */
+static void stream_catch_up(mig_stream *s)
 {
-    mig_stream *s = ctx;
-    stream_lock(s);
+    mt_phase from = s->applied, to = s->cfg.phase;
+    if (from == to)
+        return;
     mt_key k = {0};
     bool more = continuation_key(s, &k);
     const mt_filter *nf = MT_BUG(QueryStreamedFilterShadowing) ? s->filter : NULL;
     mt_status st = mt_ok();
     bool just_started = false;
 
-    if (nc->phase > MT_PHASE_USE_OLD_HIDE_METADATA &&
-        s->cfg.phase <= MT_PHASE_USE_OLD_HIDE_METADATA && more) {
+    if (to > MT_PHASE_USE_OLD_HIDE_METADATA && from <= MT_PHASE_USE_OLD_HIDE_METADATA && more) {
         side_close(&s->new_s, &s->new_next);
         st = side_open(s->m->new_t, nf, &k, &s->new_s, &s->new_next);
         just_started = true;
     }
-    if (nc->phase >= MT_PHASE_USE_NEW_HIDE_METADATA &&
-        s->cfg.phase < MT_PHASE_USE_NEW_HIDE_METADATA) {
+    if (to >= MT_PHASE_USE_NEW_HIDE_METADATA && from < MT_PHASE_USE_NEW_HIDE_METADATA) {
         side_close(&s->old_s, &s->old_next);
         /* The new stream may have run ahead while old rows that it did not
          * have yet were being returned; back it up to where we stand. */
@@ -302,9 +308,17 @@ static void stream_apply(void *ctx, const mt_config *nc)
     }
     if (!mt_is_ok(&st) && mt_is_ok(&s->failed))
         s->failed = st;
+    s->applied = to;
+    mt_key_clear(&k);
+}
+
+static void stream_apply(void *ctx, const mt_config *nc)
+{
+    mig_stream *s = ctx;
+    stream_lock(s);
     if (!MT_BUG(QueryStreamedSaveNewConfig))
         s->cfg = *nc;
-    mt_key_clear(&k);
+    stream_catch_up(s);
     stream_unlock(s);
 }
 
@@ -312,6 +326,7 @@ static void stream_apply(void *ctx, const mt_config *nc)
 static mt_status stream_pull(mig_stream *s, mt_entity **out)
 {
     *out = NULL;
+    stream_catch_up(s);
     for (;;) {
         if (!mt_is_ok(&s->failed))
             return s->failed;
@@ -363,6 +378,7 @@ static mt_status stream_continuation(mt_stream *base, mt_key *out, bool *more)
 {
     mig_stream *s = (mig_stream *)base;
     stream_lock(s);
+    stream_catch_up(s);
     *more = continuation_key(s, out);
     mt_status st = s->failed;
     stream_unlock(s);
@@ -395,6 +411,7 @@ static mt_status stream_start(mig_stream *s, const mt_key *start)
     s->sub = m->cfg->ops->subscribe(m->cfg, &me, &s->cfg);
     if (!s->sub)
         return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+    s->applied = s->cfg.phase;
     mt_status st = mt_ok();
     if (s->cfg.phase < MT_PHASE_USE_NEW_WITH_TOMBSTONES)
         st = side_open(m->old_t, s->filter, start, &s->old_s, &s->old_next);

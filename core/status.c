@@ -1,1 +1,37 @@
-/* placeholder */
+/*
+ * status.c -- building mt_status values.
+ *
+ * Errors in the core travel as plain values rather than through errno or
+ * longjmp: a status is copied back up the call chain and can be stored in a
+ * test history or turned into an HTTP response without further allocation.
+ * That is why the message is a fixed-size buffer (truncated if long) and
+ * not a heap string that someone would have to free.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mt.h"
+
+mt_status mt_ok(void)
+{
+    mt_status st;
+    memset(&st, 0, sizeof st);
+    st.index = -1;
+    return st;
+}
+
+mt_status mt_error(int http, const char *code, const char *fmt, ...)
+{
+    mt_status st = mt_ok();
+    va_list ap;
+
+    st.http = http;
+    snprintf(st.code, sizeof st.code, "%s", code ? code : "");
+    if (fmt) {
+        va_start(ap, fmt);
+        vsnprintf(st.message, sizeof st.message, fmt, ap);
+        va_end(ap);
+    }
+    return st;
+}

@@ -67,4 +67,11 @@ typedef struct sct_history {
 sct_hop *sct_history_add(sct_history *h, sct_hkind kind, int actor);
 void sct_history_clear(sct_history *h); /* frees every record */
 
+/* One-line descriptions for traces and checker reports. Each writes at most
+ * len bytes into buf (NUL-terminated when len > 0), cutting long text short
+ * with "...". */
+const char *sct_op_kind_name(mt_op_kind k); /* "Insert", ...; static */
+void sct_entity_describe(const mt_entity *e, char *buf, size_t len);
+void sct_hop_describe(const sct_hop *op, char *buf, size_t len);
+
 #endif

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# docker/install-deps.sh -- install the Debian packages mtable builds and
+# tests with (Debian 12).
+#
+# Idempotent: it asks dpkg which packages are missing and touches apt only
+# when something is. Runs as root, or through sudo otherwise; never prompts.
+# Node.js and npm are installed only when no `node` is on the PATH, so a
+# newer Node.js already on the machine is left alone.
+
+set -euo pipefail
+
+# Every Debian package the project needs, in one place.
+PACKAGES=(
+    build-essential
+    clang
+    libclang-rt-14-dev
+    meson
+    ninja-build
+    pkg-config
+    libcmocka-dev
+    libmicrohttpd-dev
+    libcurl4-openssl-dev
+    libssl-dev
+    libxml2-dev
+    libcjson-dev
+    valgrind
+    nodejs
+    npm
+    ca-certificates
+    clang-format
+)
+
+installed()
+{
+    local status
+    status=$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) || return 1
+    [ "$status" = "install ok installed" ]
+}
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    case "$pkg" in
+    nodejs | npm)
+        # Whatever node is there (often a newer one than Debian's) wins.
+        if command -v node >/dev/null 2>&1; then
+            continue
+        fi
+        ;;
+    esac
+    if ! installed "$pkg"; then
+        missing+=("$pkg")
+    fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    echo "install-deps: all packages present"
+    exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+
+if [ "$(id -u)" -eq 0 ]; then
+    as_root=()
+elif command -v sudo >/dev/null 2>&1; then
+    # -n: fail rather than wait for a password when nobody can type one.
+    if [ -t 0 ]; then
+        as_root=(sudo)
+    else
+        as_root=(sudo -n)
+    fi
+else
+    echo "install-deps: not root and no sudo; install as root: apt-get install ${missing[*]}" >&2
+    exit 1
+fi
+
+apt_opts=(-q -o DPkg::Lock::Timeout=300)
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" update
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y \
+    --no-install-recommends "${missing[@]}"
+
+still=()
+for pkg in "${missing[@]}"; do
+    if ! installed "$pkg"; then
+        still+=("$pkg")
+    fi
+done
+if [ "${#still[@]}" -ne 0 ]; then
+    echo "install-deps: still missing after install: ${still[*]}" >&2
+    exit 1
+fi
+echo "install-deps: done"

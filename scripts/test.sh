@@ -1,0 +1,402 @@
+#!/usr/bin/env bash
+# scripts/test.sh -- build mtable and run every test suite.
+#
+#   scripts/test.sh          build in ./build and run everything
+#   scripts/test.sh --asan   the same in ./build-asan with ASan and UBSan,
+#                            and a smaller budget for the concurrency tester
+#
+# Steps: install the Debian packages the project needs (docker/install-deps.sh,
+# a no-op when they are present), configure with meson, build with ninja, run
+# the unit suite (cmocka programs and checks registered with meson), then run
+# the systematic concurrency tester (mt-sct): every scenario must pass, every
+# seeded bug must be found, and a deliberately broken scenario must be
+# reported as a liveness failure.
+#
+# Output: each suite prints its own result lines; the very last line is
+#   N passed, N failed
+# totalled over all suites, where N counts individual cmocka test cases, one
+# per non-cmocka test, one per tester run, and one failure per setup step that
+# broke. The exit status is 0 exactly when nothing failed.
+#
+# Environment:
+#   MTABLE_SCT_ITERATIONS      iterations per scenario run (default 2000;
+#                              200 with --asan)
+#   MTABLE_SCT_BUG_ITERATIONS  iteration bound per seeded-bug run (default
+#                              20000; the tester stops at the first violation)
+#   MTABLE_TEST_TIMEOUT        seconds allowed to one tester command (300)
+#   MTABLE_BUILD_DIR           build directory (build, or build-asan)
+#   MTABLE_SKIP_DEPS=1         do not run docker/install-deps.sh
+#   MTABLE_SCT                 tester binary (default BUILD/test/sct/mt-sct)
+
+set -uo pipefail
+
+usage()
+{
+    sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+asan=0
+for arg in "$@"; do
+    case "$arg" in
+    --asan) asan=1 ;;
+    -h | --help)
+        usage
+        exit 0
+        ;;
+    *)
+        echo "test.sh: unknown argument '$arg' (try --help)" >&2
+        exit 2
+        ;;
+    esac
+done
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root" || exit 2
+
+if [ "$asan" -eq 1 ]; then
+    build=${MTABLE_BUILD_DIR:-build-asan}
+    setup_opts=("-Db_sanitize=address,undefined" -Db_lundef=false)
+    sct_iters=${MTABLE_SCT_ITERATIONS:-200}
+    meson_timeout_mult=4
+    # A sanitizer report must not pass for the tester's own exit status 1
+    # (a found violation), so give it a distinct one.
+    export ASAN_OPTIONS=${ASAN_OPTIONS:-exitcode=86:abort_on_error=0:detect_leaks=1}
+    export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1:exitcode=86}
+else
+    build=${MTABLE_BUILD_DIR:-build}
+    setup_opts=()
+    sct_iters=${MTABLE_SCT_ITERATIONS:-2000}
+    meson_timeout_mult=1
+fi
+bug_iters=${MTABLE_SCT_BUG_ITERATIONS:-20000}
+cmd_timeout=${MTABLE_TEST_TIMEOUT:-300}
+sct=${MTABLE_SCT:-$build/test/sct/mt-sct}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mtable-test.XXXXXX") || exit 2
+trap 'rm -rf "$tmp"' EXIT
+
+total_pass=0
+total_fail=0
+
+# Counts n passing / failing tests.
+count_pass()
+{
+    total_pass=$((total_pass + $1))
+}
+count_fail()
+{
+    total_fail=$((total_fail + $1))
+}
+
+section()
+{
+    printf '\n== %s\n' "$*"
+}
+
+# Prints the tail of a log, indented, so a failure explains itself.
+show_log()
+{
+    local file=$1 lines=${2:-40}
+    if [ -s "$file" ]; then
+        tail -n "$lines" "$file" | sed 's/^/    | /'
+    fi
+}
+
+# Runs a command under the per-command timeout; output goes to file $1.
+run_bounded()
+{
+    local out=$1 limit=$2
+    shift 2
+    timeout -k 10 "$limit" "$@" >"$out" 2>&1 </dev/null
+}
+
+# ---------------------------------------------------------------------------
+# Setup: dependencies, configure, build. A broken step counts as one failure
+# and the run goes on, so the summary is always printed.
+
+setup()
+{
+    section "setup"
+    if [ "${MTABLE_SKIP_DEPS:-0}" = 1 ]; then
+        echo "deps: skipped (MTABLE_SKIP_DEPS=1)"
+    elif bash docker/install-deps.sh </dev/null; then
+        echo "deps: ok"
+    else
+        echo "FAIL deps: docker/install-deps.sh failed"
+        count_fail 1
+    fi
+
+    if ! command -v meson >/dev/null 2>&1 || ! command -v ninja >/dev/null 2>&1; then
+        echo "FAIL build: meson or ninja not installed"
+        count_fail 1
+        return 1
+    fi
+
+    local rc=0
+    if [ -f "$build/meson-private/coredata.dat" ]; then
+        meson setup --reconfigure "$build" "${setup_opts[@]}" >"$tmp/setup.log" 2>&1 || rc=$?
+        if [ "$rc" -ne 0 ]; then
+            rc=0
+            meson setup --wipe "$build" "${setup_opts[@]}" >"$tmp/setup.log" 2>&1 || rc=$?
+        fi
+    else
+        meson setup "$build" "${setup_opts[@]}" >"$tmp/setup.log" 2>&1 || rc=$?
+    fi
+    if [ "$rc" -ne 0 ]; then
+        echo "FAIL configure: meson setup $build failed"
+        show_log "$tmp/setup.log" 60
+        count_fail 1
+        return 1
+    fi
+    echo "configure: ok ($build${setup_opts[*]:+ ${setup_opts[*]}})"
+
+    # -k 0: build everything that can be built, so that one broken file
+    # does not hide the results of tests that do not depend on it.
+    if timeout -k 10 3600 ninja -C "$build" -k 0 >"$tmp/build.log" 2>&1; then
+        echo "build: ok"
+    else
+        echo "FAIL build: ninja -C $build reported errors"
+        grep -E 'error|FAILED' "$tmp/build.log" | head -n 60 | sed 's/^/    | /'
+        count_fail 1
+    fi
+    return 0
+}
+
+# ---------------------------------------------------------------------------
+# Unit suite: each test registered with meson in suite 'unit', run one at a
+# time so that a test whose program failed to build cannot stop the others.
+
+# Sums the N of every cmocka line "[  WORD  ] N test(s)" in a log.
+cmocka_sum()
+{
+    local word=$1 file=$2
+    grep -aoE "^\[  $word  \] [0-9]+ test\(s\)" "$file" |
+        awk '{ n += $(NF - 1) } END { print n + 0 }'
+}
+
+unit_suite()
+{
+    section "unit"
+    local names p=0 f=0
+    if ! names=$(meson test -C "$build" --no-rebuild --suite unit --list 2>"$tmp/list.err"); then
+        echo "FAIL unit: cannot list the tests of suite 'unit'"
+        show_log "$tmp/list.err"
+        count_fail 1
+        return
+    fi
+    names=$(printf '%s\n' "$names" | grep -v -e '^ninja:' -e '^$' || true)
+    if [ -z "$names" ]; then
+        echo "FAIL unit: suite 'unit' has no tests"
+        count_fail 1
+        return
+    fi
+
+    local name out txt json result np nf cases
+    while IFS= read -r name; do
+        out=$tmp/unit-out.log
+        txt=$build/meson-logs/unit-$name.txt
+        json=$build/meson-logs/unit-$name.json
+        rm -f "$txt" "$json"
+        timeout -k 10 $((900 * meson_timeout_mult)) \
+            meson test -C "$build" --no-rebuild --suite unit --print-errorlogs \
+            --timeout-multiplier "$meson_timeout_mult" --logbase "unit-$name" "$name" \
+            >"$out" 2>&1 </dev/null
+        result=MISSING
+        if [ -f "$json" ]; then
+            result=$(grep -aoE '"result": "[A-Z_]+"' "$json" | head -n 1 | cut -d'"' -f4)
+            result=${result:-UNKNOWN}
+        fi
+
+        np=0
+        nf=0
+        cases=0
+        if [ -f "$txt" ] && grep -aqE '^\[  (PASSED|FAILED)  \] [0-9]+ test\(s\)' "$txt"; then
+            cases=1
+            np=$(cmocka_sum PASSED "$txt")
+            nf=$(cmocka_sum FAILED "$txt")
+        fi
+
+        case "$result" in
+        OK)
+            if [ "$cases" -eq 0 ]; then
+                np=1
+            fi
+            ;;
+        SKIP)
+            echo "SKIP unit/$name"
+            continue
+            ;;
+        *)
+            # A crash, a timeout, a sanitizer report at exit, or a program
+            # that was never built: at least one failure even if every case
+            # that ran had passed.
+            if [ "$nf" -eq 0 ]; then
+                nf=1
+            fi
+            ;;
+        esac
+
+        p=$((p + np))
+        f=$((f + nf))
+        if [ "$nf" -eq 0 ]; then
+            if [ "$cases" -eq 1 ]; then
+                echo "PASS unit/$name ($np cases)"
+            else
+                echo "PASS unit/$name"
+            fi
+        else
+            if [ "$cases" -eq 1 ]; then
+                echo "FAIL unit/$name ($nf of $((np + nf)) cases failed; result $result)"
+            elif [ "$result" = MISSING ]; then
+                echo "FAIL unit/$name (meson could not run it; not built?)"
+            else
+                echo "FAIL unit/$name (result $result)"
+            fi
+            sed '/^Summary of Failures:/,$d' "$out" | tail -n 150 | sed 's/^/    | /'
+        fi
+    done <<<"$names"
+
+    echo "-- unit: $p ok, $f not ok"
+    count_pass "$p"
+    count_fail "$f"
+}
+
+# ---------------------------------------------------------------------------
+# Concurrency tester.
+
+sct_p=0
+sct_f=0
+sct_pass()
+{
+    echo "PASS sct/$1${2:+: $2}"
+    sct_p=$((sct_p + 1))
+}
+sct_fail()
+{
+    echo "FAIL sct/$1: $2"
+    sct_f=$((sct_f + 1))
+}
+
+# First line of $2 starting with $1, cut to a readable length.
+first_line()
+{
+    grep -a -m 1 -E "^$1" "$2" | cut -c 1-240
+}
+
+# Names listed by "mt-sct FLAG", one per line (first word; '#' comments and
+# blank lines dropped). Fails when the flag is not understood.
+sct_list()
+{
+    local flag=$1 out=$tmp/list.out
+    run_bounded "$out" 60 "$sct" "$flag" || return 1
+    awk '$1 !~ /^#/ && NF > 0 { print $1 }' "$out"
+}
+
+describe_rc()
+{
+    case "$1" in
+    124 | 137) echo "timed out after ${cmd_timeout}s" ;;
+    86) echo "sanitizer report (exit 86)" ;;
+    *) echo "exit $1" ;;
+    esac
+}
+
+# A scenario run must exit 0 and print a line starting with OK.
+sct_expect_ok()
+{
+    local label=$1 out=$tmp/sct.out rc=0
+    shift
+    run_bounded "$out" "$cmd_timeout" "$sct" "$@" || rc=$?
+    local ok
+    ok=$(first_line 'OK' "$out")
+    if [ "$rc" -eq 0 ] && [ -n "$ok" ]; then
+        sct_pass "$label" "$ok"
+    else
+        sct_fail "$label" "expected exit 0 and an OK line; got $(describe_rc "$rc")"
+        echo "    \$ ${sct##*/} $*"
+        show_log "$out" 40
+    fi
+}
+
+# A run that must find a violation: exit 1 and a line starting with
+# VIOLATION that contains $2 (any text when empty).
+sct_expect_violation()
+{
+    local label=$1 want=$2 out=$tmp/sct.out rc=0
+    shift 2
+    run_bounded "$out" "$cmd_timeout" "$sct" "$@" || rc=$?
+    local v
+    v=$(grep -a -E '^VIOLATION' "$out" | grep -a -m 1 -F -e "$want" | cut -c 1-240)
+    if [ "$rc" -eq 1 ] && [ -n "$v" ]; then
+        sct_pass "$label" "$v"
+    else
+        local what="a VIOLATION line"
+        if [ -n "$want" ]; then
+            what="a VIOLATION line mentioning '$want'"
+        fi
+        sct_fail "$label" "expected exit 1 and $what; got $(describe_rc "$rc")"
+        echo "    \$ ${sct##*/} $*"
+        show_log "$out" 40
+    fi
+}
+
+sct_suite()
+{
+    section "sct (concurrency tester: $sct_iters iterations a scenario, seed 1)"
+    if [ ! -x "$sct" ]; then
+        echo "FAIL sct: tester binary $sct was not built"
+        count_fail 1
+        return
+    fi
+
+    # Scenarios that must pass. Those named broken-* are deliberately wrong
+    # and are checked below for the failure they must produce.
+    local scenarios s
+    if scenarios=$(sct_list --list-scenarios) && [ -n "$scenarios" ]; then
+        while IFS= read -r s; do
+            case "$s" in
+            broken-*) continue ;;
+            esac
+            sct_expect_ok "scenario $s" --scenario "$s" --iterations "$sct_iters" --seed 1
+        done <<<"$scenarios"
+    else
+        sct_expect_ok "scenario default" --iterations "$sct_iters" --seed 1
+    fi
+
+    # Every seeded bug must be found.
+    local bugs b
+    if ! bugs=$(sct_list --list-bugs); then
+        sct_fail "list-bugs" "mt-sct --list-bugs failed"
+        show_log "$tmp/list.out"
+    elif [ -z "$bugs" ]; then
+        sct_fail "list-bugs" "mt-sct --list-bugs listed no bugs"
+    else
+        while IFS= read -r b; do
+            sct_expect_violation "bug $b" "" --bug "$b" --iterations "$bug_iters" --seed 1
+        done <<<"$bugs"
+    fi
+
+    # The tester must report a lost wake-up as a liveness failure, not as a
+    # passing run.
+    sct_expect_violation "scenario broken-wakeup" "liveness" \
+        --scenario broken-wakeup --iterations 100 --seed 1
+
+    echo "-- sct: $sct_p ok, $sct_f not ok"
+    count_pass "$sct_p"
+    count_fail "$sct_f"
+}
+
+# ---------------------------------------------------------------------------
+
+if setup; then
+    unit_suite
+    sct_suite
+fi
+
+if [ $((total_pass + total_fail)) -eq 0 ]; then
+    echo "FAIL: no test ran"
+    total_fail=1
+fi
+echo
+printf '%d passed, %d failed\n' "$total_pass" "$total_fail"
+[ "$total_fail" -eq 0 ]
