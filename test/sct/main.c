@@ -7,10 +7,12 @@
  *          [--max-steps N]
  *   mt-sct --replay SEED [same options]
  *
- * Execution i of a run uses seed S+i. Everything an execution does follows
+ * Execution i of a run uses seed mix(S)+i, where mix scrambles S so that
+ * runs from nearby seeds explore unrelated executions; the seed printed is
+ * that execution seed. Everything an execution does follows
  * from its seed and the options: the portfolio strategy takes PCT for odd
  * seeds and the random walk for even ones, and scenario "all" (the default)
- * takes scenario seed mod the number of scenarios. So a seed printed with a
+ * deals seeds out to the scenarios by their shares. So a seed printed with a
  * violation replays exactly with --replay and the same options.
  *
  * Output contract: the first violation prints a line starting with
@@ -78,25 +80,22 @@ static mt_bug bug_by_name(const char *name)
     return MT_BUG_COUNT;
 }
 
-static size_t scenario_count(void)
-{
-    size_t n = 0;
-    for (const sct_scenario *const *sc = sct_scenarios(); *sc; sc++)
-        n++;
-    return n;
-}
-
-/* The scenarios "all" rotates through: every one but the broken demos. */
+/* Scenario "all" deals executions out by the scenarios' shares: cheap
+ * scenarios that reach deep bugs get more of them. */
 static const sct_scenario *scenario_for(const opts *o, uint64_t seed)
 {
     if (o->scenario)
         return o->scenario;
-    const sct_scenario *pool[16];
-    size_t n = 0;
-    for (const sct_scenario *const *sc = sct_scenarios(); *sc && n < 16; sc++)
-        if (strncmp(sct_scenario_name(*sc), "broken-", 7) != 0)
-            pool[n++] = *sc;
-    return pool[seed % n];
+    int total = 0;
+    for (const sct_scenario *const *sc = sct_scenarios(); *sc; sc++)
+        total += sct_scenario_share(*sc);
+    int pick = (int)((seed >> 1) % (uint64_t)total); /* bit 0 picks the strategy */
+    for (const sct_scenario *const *sc = sct_scenarios(); *sc; sc++) {
+        pick -= sct_scenario_share(*sc);
+        if (pick < 0)
+            return *sc;
+    }
+    return sct_scenarios()[0];
 }
 
 static sct_strategy strategy_for(const opts *o, uint64_t seed)
@@ -247,6 +246,15 @@ static sct_verdict print_trace(sct_sched *s, const opts *o, uint64_t seed)
     return v;
 }
 
+/* splitmix64's finalizer: a bijection that scatters nearby inputs. */
+static uint64_t mix_seed(uint64_t x)
+{
+    x += UINT64_C(0x9e3779b97f4a7c15);
+    x = (x ^ (x >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    x = (x ^ (x >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return (x ^ (x >> 31)) >> 1; /* keep it readable as a positive number */
+}
+
 static double now_seconds(void)
 {
     struct timespec ts;
@@ -262,7 +270,6 @@ int main(int argc, char **argv)
         return rc;
     setvbuf(stdout, NULL, _IOLBF, 0);
     install_crash_handler();
-    (void)scenario_count;
     sct_sched *s = sct_sched_new();
 
     if (o.replay) {
@@ -278,7 +285,7 @@ int main(int argc, char **argv)
     double t0 = now_seconds();
     uint64_t steps = 0;
     for (uint64_t i = 0; i < o.iterations; i++) {
-        uint64_t seed = o.seed + i;
+        uint64_t seed = mix_seed(o.seed) + i;
         sct_history h = {0};
         sct_verdict v = run_one(s, &o, seed, false, &h);
         steps += sct_sched_steps(s);

@@ -47,6 +47,7 @@ struct sct_scenario {
     int kinds[7];      /* weights of op kinds in batches (mt_op_kind order) */
     int max_batch;
     int think;         /* up to this many idle points between operations */
+    int share;         /* executions out of every ten under scenario "all" */
     bool broken_wakeup;
 };
 
@@ -59,6 +60,7 @@ static const sct_scenario scenario_random = {
     .start = MT_PHASE_USE_OLD_HIDE_METADATA, .migrate = true,
     .mix = {[W_BATCH] = 50, [W_QUERY] = 15, [W_RETRIEVE] = 15, [W_STREAM] = 20},
     .kinds = {2, 2, 2, 2, 1, 1, 1}, .max_batch = 3, .think = 24,
+    .share = 2,
 };
 
 static const sct_scenario scenario_streams = {
@@ -69,6 +71,7 @@ static const sct_scenario scenario_streams = {
     .start = MT_PHASE_USE_OLD_HIDE_METADATA, .migrate = true,
     .mix = {[W_BATCH] = 45, [W_STREAM] = 55},
     .kinds = {2, 2, 2, 3, 1, 1, 0}, .max_batch = 2, .think = 30,
+    .share = 2,
 };
 
 static const sct_scenario scenario_restart = {
@@ -79,6 +82,7 @@ static const sct_scenario scenario_restart = {
     .start = MT_PHASE_USE_OLD_HIDE_METADATA, .migrate = true, .kill_migrator = true,
     .mix = {[W_BATCH] = 60, [W_QUERY] = 15, [W_RETRIEVE] = 15, [W_STREAM] = 10},
     .kinds = {2, 2, 2, 2, 1, 1, 1}, .max_batch = 3, .think = 24,
+    .share = 1,
 };
 
 static const sct_scenario scenario_late_phases = {
@@ -89,6 +93,31 @@ static const sct_scenario scenario_late_phases = {
     .start = MT_PHASE_USE_NEW_WITH_TOMBSTONES, .migrate = true,
     .mix = {[W_BATCH] = 65, [W_QUERY] = 10, [W_RETRIEVE] = 25},
     .kinds = {2, 1, 1, 2, 1, 2, 3}, .max_batch = 2, .think = 12,
+    .share = 1,
+};
+
+static const sct_scenario scenario_prefer_new = {
+    .name = "prefer-new",
+    .about = "from prefer_new on: the copy, then the pushes to use_new_with_tombstones and "
+             "use_new_hide_metadata, while clients delete and read rows that still have "
+             "their old copies",
+    .actors = 3, .ops_per_actor = 3, .partitions = 1, .rows = 3, .initial_rows = 3,
+    .start = MT_PHASE_PREFER_NEW, .migrate = true,
+    .mix = {[W_BATCH] = 45, [W_QUERY] = 25, [W_RETRIEVE] = 30},
+    .kinds = {1, 1, 1, 4, 0, 1, 2}, .max_batch = 2, .think = 30,
+    .share = 1,
+};
+
+static const sct_scenario scenario_hide_metadata = {
+    .name = "hide-metadata",
+    .about = "use_new_hide_metadata with no migrator: multi-op batches mixing DeleteIfExists "
+             "and conditional deletes with racing inserts and replaces, where the new table "
+             "must stay the single linearization point",
+    .actors = 3, .ops_per_actor = 3, .partitions = 1, .rows = 2, .initial_rows = 1,
+    .start = MT_PHASE_USE_NEW_HIDE_METADATA, .migrate = false,
+    .mix = {[W_BATCH] = 60, [W_RETRIEVE] = 10, [W_QUERY] = 30},
+    .kinds = {3, 1, 1, 2, 1, 1, 4}, .max_batch = 2, .think = 2,
+    .share = 3,
 };
 
 static const sct_scenario scenario_broken_wakeup = {
@@ -99,8 +128,10 @@ static const sct_scenario scenario_broken_wakeup = {
 };
 
 static const sct_scenario *const all_scenarios[] = {
-    &scenario_random, &scenario_streams, &scenario_restart, &scenario_late_phases,
-    &scenario_broken_wakeup, NULL,
+    &scenario_random,        &scenario_streams,       &scenario_restart,
+    &scenario_late_phases,   &scenario_prefer_new,    &scenario_hide_metadata,
+    &scenario_broken_wakeup,
+    NULL,
 };
 
 const sct_scenario *const *sct_scenarios(void)
@@ -119,6 +150,11 @@ const sct_scenario *sct_scenario_find(const char *name)
 const char *sct_scenario_name(const sct_scenario *sc)
 {
     return sc->name;
+}
+
+int sct_scenario_share(const sct_scenario *sc)
+{
+    return sc->share;
 }
 
 const char *sct_scenario_about(const sct_scenario *sc)

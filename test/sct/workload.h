@@ -33,6 +33,9 @@ const sct_scenario *const *sct_scenarios(void);
 const sct_scenario *sct_scenario_find(const char *name);
 const char *sct_scenario_name(const sct_scenario *sc);
 const char *sct_scenario_about(const sct_scenario *sc);
+/* How many of every ten executions scenario "all" gives it (0: none, e.g.
+ * the deliberately broken demos). */
+int sct_scenario_share(const sct_scenario *sc);
 
 /* Runs one execution of sc under s and judges it. With keep_history, the
  * history is left in *h for printing (cleared by the caller). */
