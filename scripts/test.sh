@@ -19,8 +19,10 @@
 # broke. The exit status is 0 exactly when nothing failed.
 #
 # Environment:
-#   MTABLE_SCT_ITERATIONS      iterations per scenario run (default 2000;
-#                              200 with --asan)
+#   MTABLE_SCT_ITERATIONS      iterations per scenario and strategy (default
+#                              5000; 2000 with --asan)
+#   MTABLE_SCT_BUG_SEEDS       seeds each seeded bug must be found from
+#                              (default "1 2 3"; "1" with --asan)
 #   MTABLE_SCT_BUG_ITERATIONS  iteration bound per seeded-bug run (default
 #                              20000; the tester stops at the first violation)
 #   MTABLE_TEST_TIMEOUT        seconds allowed to one tester command (300)
@@ -56,7 +58,8 @@ cd "$root" || exit 2
 if [ "$asan" -eq 1 ]; then
     build=${MTABLE_BUILD_DIR:-build-asan}
     setup_opts=("-Db_sanitize=address,undefined" -Db_lundef=false)
-    sct_iters=${MTABLE_SCT_ITERATIONS:-200}
+    sct_iters=${MTABLE_SCT_ITERATIONS:-2000}
+    bug_seeds=${MTABLE_SCT_BUG_SEEDS:-1}
     meson_timeout_mult=4
     # A sanitizer report must not pass for the tester's own exit status 1
     # (a found violation), so give it a distinct one.
@@ -65,7 +68,8 @@ if [ "$asan" -eq 1 ]; then
 else
     build=${MTABLE_BUILD_DIR:-build}
     setup_opts=()
-    sct_iters=${MTABLE_SCT_ITERATIONS:-2000}
+    sct_iters=${MTABLE_SCT_ITERATIONS:-5000}
+    bug_seeds=${MTABLE_SCT_BUG_SEEDS:-1 2 3}
     meson_timeout_mult=1
 fi
 bug_iters=${MTABLE_SCT_BUG_ITERATIONS:-20000}
@@ -342,7 +346,7 @@ sct_expect_violation()
 
 sct_suite()
 {
-    section "sct (concurrency tester: $sct_iters iterations a scenario, seed 1)"
+    section "sct (concurrency tester: $sct_iters iterations a scenario and strategy)"
     if [ ! -x "$sct" ]; then
         echo "FAIL sct: tester binary $sct was not built"
         count_fail 1
@@ -357,7 +361,10 @@ sct_suite()
             case "$s" in
             broken-*) continue ;;
             esac
-            sct_expect_ok "scenario $s" --scenario "$s" --iterations "$sct_iters" --seed 1
+            for strategy in random pct; do
+                sct_expect_ok "scenario $s ($strategy)" --scenario "$s" \
+                    --strategy "$strategy" --iterations "$sct_iters" --seed 1
+            done
         done <<<"$scenarios"
     else
         sct_expect_ok "scenario default" --iterations "$sct_iters" --seed 1
@@ -372,7 +379,10 @@ sct_suite()
         sct_fail "list-bugs" "mt-sct --list-bugs listed no bugs"
     else
         while IFS= read -r b; do
-            sct_expect_violation "bug $b" "" --bug "$b" --iterations "$bug_iters" --seed 1
+            for seed in $bug_seeds; do
+                sct_expect_violation "bug $b (seed $seed)" "" --bug "$b" \
+                    --iterations "$bug_iters" --seed "$seed"
+            done
         done <<<"$bugs"
     fi
 

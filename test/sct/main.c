@@ -27,6 +27,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define SCT_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SCT_SANITIZED 1
+#endif
+#endif
+#ifdef SCT_SANITIZED
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 #include "history.h"
 #include "mt_bugs.h"
 #include "sched.h"
@@ -177,15 +188,29 @@ static void on_fatal_signal(int sig)
 {
     char buf[256];
     int n = snprintf(buf, sizeof buf,
-                     "VIOLATION crash seed=%" PRIu64 " scenario=%s: signal %d (%s)\n",
-                     (uint64_t)current_seed, current_scenario, sig, strsignal(sig));
+                     "VIOLATION crash seed=%" PRIu64 " scenario=%s bug=%s: %s\n",
+                     (uint64_t)current_seed, current_scenario,
+                     mt_seeded_bug ? mt_seeded_bug_name(mt_seeded_bug) : "none",
+                     sig == SIGABRT ? "aborted (or a sanitizer report above)" : strsignal(sig));
     if (n > 0)
         (void)!write(STDOUT_FILENO, buf, (size_t)n);
     _exit(1);
 }
 
+#ifdef SCT_SANITIZED
+/* A memory error the sanitizer caught inside an execution is a crash of
+ * that execution: name the seed that replays it. */
+static void on_sanitizer_death(void)
+{
+    on_fatal_signal(SIGABRT);
+}
+#endif
+
 static void install_crash_handler(void)
 {
+#ifdef SCT_SANITIZED
+    __sanitizer_set_death_callback(on_sanitizer_death);
+#endif
     static char altstack[64 * 1024];
     stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack};
     sigaltstack(&ss, NULL);

@@ -621,7 +621,7 @@ static void *main_actor(void *arg)
 
     actor actors[MAX_ACTORS];
     mt_thread *threads[MAX_ACTORS];
-    char name[16];
+    char name[24];
     for (int i = 0; i < sc->actors; i++) {
         memset(&actors[i], 0, sizeof actors[i]);
         actors[i].x = x;
