@@ -386,6 +386,19 @@ sct_suite()
         done <<<"$bugs"
     fi
 
+    # The same seed must replay the same execution, byte for byte.
+    local r1=$tmp/replay1.out r2=$tmp/replay2.out rc1=0 rc2=0
+    # (standard output only: a sanitizer's warnings carry the process id)
+    timeout -k 10 "$cmd_timeout" "$sct" --replay 12345 --scenario streams \
+        --bug QueryStreamedLock >"$r1" 2>/dev/null </dev/null || rc1=$?
+    timeout -k 10 "$cmd_timeout" "$sct" --replay 12345 --scenario streams \
+        --bug QueryStreamedLock >"$r2" 2>/dev/null </dev/null || rc2=$?
+    if [ "$rc1" -eq "$rc2" ] && [ -s "$r1" ] && cmp -s "$r1" "$r2"; then
+        sct_pass "replay is deterministic" "$(wc -l <"$r1") identical lines"
+    else
+        sct_fail "replay is deterministic" "two replays of seed 12345 differ"
+    fi
+
     # The tester must report a lost wake-up as a liveness failure, not as a
     # passing run.
     sct_expect_violation "scenario broken-wakeup" "liveness" \
