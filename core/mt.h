@@ -106,6 +106,15 @@ void mt_value_clear(mt_value *v);
 bool mt_value_equal(const mt_value *a, const mt_value *b);
 const char *mt_edm_name(mt_edm t); /* "Edm.String", ... */
 
+/* DateTime text as Azure writes it: "2024-01-02T03:04:05.1234567Z", always
+ * seven fractional digits (datetime.c). */
+#define MT_DATETIME_MAX 40
+void mt_datetime_format(int64_t ticks, char out[MT_DATETIME_MAX]);
+/* ISO 8601 as Azure accepts it: date, 'T', hh:mm[:ss[.f{1,7}]], then 'Z' or
+ * an offset (none means UTC). False when malformed or outside years
+ * 0001..9999. */
+bool mt_datetime_parse(const char *s, size_t len, int64_t *ticks);
+
 typedef struct mt_prop {
     char *name;
     mt_value value;

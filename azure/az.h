@@ -1,0 +1,279 @@
+/*
+ * az.h -- the public contract of the Azure Table wire library.
+ *
+ * Everything the proxy (and, later, the backend client) needs to speak the
+ * Azure Table REST protocol: entity and table payloads in JSON (cJSON) and
+ * Atom (libxml2), error bodies, date formats, request paths and query
+ * options, $batch multipart bodies, and request authentication (Shared Key,
+ * Shared Key Lite, account and table SAS) over OpenSSL.
+ *
+ * What it must never do: touch the network or the disk, hold global mutable
+ * state (it is called from many server threads at once), or trust input:
+ * every parser here is fuzzed, bounds every length it reads and returns a
+ * 4xx mt_status with the Azure error code on bad input.
+ *
+ * Ownership: returned char * and structures are the caller's (free with
+ * free() or the matching *_clear); pointer arguments are borrowed.
+ */
+#ifndef AZ_H
+#define AZ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "mt.h"
+
+/* ------------------------------------------------------------------------ */
+/* Formats (az_format.c).                                                    */
+
+/* Edm.DateTime text uses mt_datetime_format / mt_datetime_parse (core). */
+#define AZ_DATETIME_MAX MT_DATETIME_MAX
+/* RFC 1123 ("Tue, 01 Jan 2030 00:00:00 GMT") for Date headers. */
+void az_rfc1123_format(time_t t, char out[32]);
+bool az_rfc1123_parse(const char *s, time_t *out);
+/* Standard base64 (OpenSSL); decode returns false on bad input. */
+char *az_base64_encode(const uint8_t *p, size_t n);
+bool az_base64_decode(const char *s, size_t len, uint8_t **out, size_t *outlen);
+/* Percent-decoding of a URL component; '+' is left alone. NULL on a bad
+ * escape or an encoded NUL. */
+char *az_url_decode(const char *s, size_t len);
+/* Percent-encoding of everything but unreserved characters. */
+char *az_url_encode(const char *s);
+
+/* ------------------------------------------------------------------------ */
+/* Request paths and query options (az_url.c).                               */
+
+typedef enum az_resource_kind {
+    AZ_RES_SERVICE,      /* "/"            ?restype=service&comp=properties|stats */
+    AZ_RES_TABLES,       /* "/Tables" or "/Tables()" */
+    AZ_RES_TABLE,        /* "/Tables('name')" */
+    AZ_RES_TABLE_ACL,    /* "/name?comp=acl" */
+    AZ_RES_ENTITIES,     /* "/name" or "/name()" */
+    AZ_RES_ENTITY,       /* "/name(PartitionKey='a',RowKey='b')" */
+    AZ_RES_BATCH,        /* "/$batch" */
+    AZ_RES_METADATA,     /* "/$metadata" */
+} az_resource_kind;
+
+typedef struct az_resource {
+    az_resource_kind kind;
+    char *table; /* TABLE, TABLE_ACL, ENTITIES, ENTITY */
+    char *pk;    /* ENTITY: decoded key values ('' unescaped) */
+    char *rk;
+} az_resource;
+
+/* Parses the path after the account segment, still percent-encoded as sent
+ * (e.g. "/t(PartitionKey='a%20b',RowKey='')"), with the raw query string
+ * (may be NULL) for comp=acl and restype=service. 400 InvalidUri /
+ * InvalidInput on anything Azure would reject. */
+mt_status az_resource_parse(const char *path, const char *query, az_resource *out);
+void az_resource_clear(az_resource *r);
+
+/* The value of query parameter name, percent-decoded; NULL if absent. */
+char *az_query_get(const char *query, const char *name);
+
+/* Query options of Query Entities / Query Tables. */
+typedef struct az_query_opts {
+    mt_filter *filter; /* NULL = none */
+    int top;           /* 0 = none; 1..1000 */
+    char **select;     /* NULL = all */
+    size_t nselect;
+    char *next_pk; /* NextPartitionKey / NextRowKey continuation */
+    char *next_rk;
+    char *next_table; /* NextTableName */
+} az_query_opts;
+
+/* Reads $filter, $top, $select, NextPartitionKey, NextRowKey, NextTableName
+ * (400 InvalidInput / OutOfRangeInput on bad values, e.g. $top > 1000). */
+mt_status az_query_opts_parse(const char *query, az_query_opts *out);
+void az_query_opts_clear(az_query_opts *o);
+
+/* ------------------------------------------------------------------------ */
+/* Payloads (az_json.c, az_atom.c).                                          */
+
+typedef enum az_metadata {
+    AZ_META_NONE,    /* application/json;odata=nometadata */
+    AZ_META_MINIMAL, /* application/json;odata=minimalmetadata (default JSON) */
+    AZ_META_FULL,    /* application/json;odata=fullmetadata */
+} az_metadata;
+
+typedef enum az_format { AZ_FMT_JSON, AZ_FMT_ATOM } az_format;
+
+/* Picks the response format from Accept (and $format) the way Azure does;
+ * returns false for an unsupported Accept value (415/406 territory). */
+bool az_format_negotiate(const char *accept, const char *format_param, az_format *fmt,
+                         az_metadata *md);
+
+/* What a payload writer needs to know about the request. */
+typedef struct az_payload_ctx {
+    az_metadata md;
+    const char *base_url; /* "http://127.0.0.1:10002/devstoreaccount1" */
+    const char *account;
+    const char *table;
+    char *const *select; /* $select: write only these (plus what Azure adds) */
+    size_t nselect;
+} az_payload_ctx;
+
+/* Reads an entity body (JSON with optional "@odata.type" annotations, or an
+ * Atom entry). PartitionKey/RowKey are taken from the body when present;
+ * Timestamp and odata.* members are ignored. 400 InvalidInput (or the
+ * specific Azure code) on a malformed body, a bad value for its type, or a
+ * property Azure would reject. */
+mt_status az_entity_read(az_format fmt, const char *body, size_t len, mt_entity **out);
+/* One entity as returned by Get Entity / Insert Entity. */
+char *az_entity_write(az_format fmt, const az_payload_ctx *c, const mt_entity *e, size_t *len);
+/* A Query Entities response body (the "value" array or Atom feed). */
+char *az_entities_write(az_format fmt, const az_payload_ctx *c, const mt_entity_list *rows,
+                        size_t *len);
+
+/* Create Table body: the TableName. */
+mt_status az_table_read(az_format fmt, const char *body, size_t len, char **name);
+char *az_table_write(az_format fmt, const az_payload_ctx *c, const char *name, size_t *len);
+char *az_tables_write(az_format fmt, const az_payload_ctx *c, char *const *names, size_t n,
+                      size_t *len);
+
+/* Error body: JSON {"odata.error":{"code":..,"message":{"lang":"en-US",
+ * "value":..}}} or the XML/Atom error document. */
+char *az_error_write(az_format fmt, const char *code, const char *message, size_t *len);
+
+/* ------------------------------------------------------------------------ */
+/* XML bodies of Get/Set Table ACL and Table Service Properties (az_xml.c).  */
+
+#define AZ_ACL_MAX 5
+
+typedef struct az_signed_identifier {
+    char id[65];
+    char start[AZ_DATETIME_MAX];  /* "" when absent */
+    char expiry[AZ_DATETIME_MAX]; /* "" when absent */
+    char permission[8];           /* subset of "raud" */
+} az_signed_identifier;
+
+typedef struct az_acl {
+    az_signed_identifier ids[AZ_ACL_MAX];
+    size_t n;
+} az_acl;
+
+mt_status az_acl_read(const char *body, size_t len, az_acl *out);
+char *az_acl_write(const az_acl *acl, size_t *len);
+/* Service properties are validated and normalised, then stored as XML. */
+mt_status az_service_properties_read(const char *body, size_t len, char **normalised);
+char *az_service_properties_default(size_t *len);
+
+/* ------------------------------------------------------------------------ */
+/* $batch (az_batch.c).                                                      */
+
+typedef struct az_header {
+    char *name;
+    char *value;
+} az_header;
+
+typedef struct az_batch_part {
+    char *method;  /* "POST", "PUT", "MERGE", "DELETE", "GET", "PATCH" */
+    char *url;     /* the request URL as written in the part */
+    char *path;    /* its path after the account segment, still encoded */
+    char *query;   /* its query string or NULL */
+    az_header *headers;
+    size_t nheaders;
+    char *body;
+    size_t len;
+} az_batch_part;
+
+typedef struct az_batch {
+    char *boundary;           /* the batch boundary of the request */
+    char *changeset_boundary; /* NULL for a batch holding a lone query */
+    az_batch_part *parts;
+    size_t n;
+} az_batch;
+
+/* Parses a multipart/mixed $batch body (one changeset of up to 100
+ * operations, or one GET). 400 InvalidInput on anything malformed, 413
+ * with code InvalidInput for more than 100 operations. */
+mt_status az_batch_parse(const char *content_type, const char *body, size_t len, az_batch *out);
+void az_batch_clear(az_batch *b);
+/* The value of header name in a part (case-insensitive), or NULL. */
+const char *az_batch_part_header(const az_batch_part *p, const char *name);
+
+typedef struct az_batch_reply {
+    int status;
+    az_header *headers;
+    size_t nheaders;
+    const char *body;
+    size_t len;
+} az_batch_reply;
+
+/* The response body of a changeset: n replies on success, or the single
+ * failing reply (whose error message the caller prefixed with "<index>:").
+ * *content_type receives the multipart/mixed type with its boundary. */
+char *az_batch_write(const az_batch *req, const az_batch_reply *replies, size_t n,
+                     char **content_type, size_t *len);
+
+/* ------------------------------------------------------------------------ */
+/* Authentication (az_auth.c).                                               */
+
+typedef struct az_account {
+    const char *name;
+    const uint8_t *key; /* decoded account key */
+    size_t key_len;
+} az_account;
+
+/* The request as received, for signature checks. */
+typedef struct az_http_request {
+    const char *method;
+    const char *path;  /* as sent, percent-encoded, with the account segment */
+    const char *query; /* raw, without '?', or NULL */
+    const char *(*header)(void *ctx, const char *name); /* NULL when absent */
+    void *ctx;
+    const char *client_ip; /* for SAS sip */
+    bool https;            /* for SAS spr */
+    time_t now;
+} az_http_request;
+
+enum {
+    AZ_PERM_READ = 1,   /* r: query */
+    AZ_PERM_ADD = 2,    /* a: insert (and upserts with u) */
+    AZ_PERM_UPDATE = 4, /* u: update, merge (and upserts with a) */
+    AZ_PERM_DELETE = 8, /* d */
+    AZ_PERM_LIST = 16,  /* l: list tables (account SAS) */
+    AZ_PERM_CREATE = 32,/* c: create table (account SAS) */
+    AZ_PERM_WRITE = 64, /* w: account SAS write */
+};
+
+/* What an authenticated request may do. A Shared Key request may do
+ * anything; a SAS is limited to its permissions, its table (table SAS),
+ * and its key ranges. */
+typedef struct az_grant {
+    bool shared_key;
+    unsigned perms;
+    char table[64];        /* table SAS: the table ("" for account SAS) */
+    bool service_table;    /* account SAS: srt includes s (service) */
+    bool container_table;  /* account SAS: srt includes c (tables) */
+    bool object_table;     /* account SAS: srt includes o (entities) */
+    char spk[1024], srk[1024], epk[1024], erk[1024]; /* table SAS ranges */
+} az_grant;
+
+/* Authenticates req against acct: Shared Key / Shared Key Lite from the
+ * Authorization header, or a SAS from the query string (sv, ss, srt, sp, st,
+ * se, sip, spr, tn, spk, srk, epk, erk, si, sig). A stored access policy
+ * (si) is looked up through acl_lookup (may be NULL). 403
+ * AuthenticationFailed (or AuthorizationFailure / the code Azure gives) on
+ * failure, with a message saying why. */
+typedef bool (*az_acl_lookup)(void *ctx, const char *table, const char *id,
+                              az_signed_identifier *out);
+mt_status az_auth_check(const az_account *acct, const az_http_request *req,
+                        az_acl_lookup acl_lookup, void *acl_ctx, az_grant *grant);
+
+/* May the grant do perm on table (and, for entity operations, the row
+ * pk/rk, which may be NULL for table-level checks)? 403
+ * AuthorizationPermissionMismatch / AuthorizationResourceTypeMismatch /
+ * AuthorizationFailure as Azure answers. */
+mt_status az_grant_check(const az_grant *g, unsigned perm, bool table_level, const char *table,
+                         const char *pk, const char *rk);
+
+/* Computes a Shared Key signature (for tests and the backend client):
+ * base64(HMAC-SHA256(key, string_to_sign)). */
+char *az_sign(const uint8_t *key, size_t key_len, const char *string_to_sign);
+
+/* Connection strings (az_connstr.c) come with the backend client. */
+
+#endif
