@@ -143,8 +143,49 @@ static mt_status empty_old(mt_table *old_t)
     return st;
 }
 
-mt_status mt_migrate(mt_rt *rt, mt_config_service *cfg, mt_table *old_t, mt_table *new_t,
-                     mt_migrator_stats *stats)
+static void report(const mt_migrator_hooks *hooks, mt_migrator_step step,
+                   const mt_migrator_stats *stats)
+{
+    if (hooks && hooks->progress)
+        hooks->progress(hooks->ctx, step, stats);
+}
+
+static mt_status copy_tables(const mt_table_pair *tables, size_t n,
+                             const mt_migrator_hooks *hooks, mt_migrator_stats *stats)
+{
+    report(hooks, MT_STEP_COPYING, stats);
+    mt_status st = mt_ok();
+    for (size_t i = 0; i < n && mt_is_ok(&st); i++)
+        st = copy_all(tables[i].old_t, tables[i].new_t, stats);
+    if (mt_is_ok(&st))
+        report(hooks, MT_STEP_COPIED, stats);
+    return st;
+}
+
+static mt_status clean_tables(const mt_table_pair *tables, size_t n,
+                              const mt_migrator_hooks *hooks, mt_migrator_stats *stats)
+{
+    report(hooks, MT_STEP_CLEANING, stats);
+    mt_status st = mt_ok();
+    for (size_t i = 0; i < n && mt_is_ok(&st); i++) {
+        st = clean_new(tables[i].new_t, stats);
+        if (mt_is_ok(&st))
+            st = empty_old(tables[i].old_t);
+    }
+    if (mt_is_ok(&st))
+        report(hooks, MT_STEP_DONE, stats);
+    return st;
+}
+
+static mt_status push(mt_config_service *cfg, mt_phase p, const mt_migrator_hooks *hooks,
+                      const mt_migrator_stats *stats)
+{
+    report(hooks, MT_STEP_PUSHING, stats);
+    return cfg->ops->push(cfg, p);
+}
+
+mt_status mt_migrate_tables(mt_rt *rt, mt_config_service *cfg, const mt_table_pair *tables,
+                            size_t n, const mt_migrator_hooks *hooks, mt_migrator_stats *stats)
 {
     (void)rt;
     mt_migrator_stats local = {0};
@@ -155,35 +196,39 @@ mt_status mt_migrate(mt_rt *rt, mt_config_service *cfg, mt_table *old_t, mt_tabl
         switch (p) {
         case MT_PHASE_USE_OLD_HIDE_METADATA:
             p = MT_BUG(MigrateSkipPreferOld) ? MT_PHASE_PREFER_NEW : MT_PHASE_PREFER_OLD;
-            st = cfg->ops->push(cfg, p);
+            st = push(cfg, p, hooks, stats);
             break;
         case MT_PHASE_PREFER_OLD:
             if (MT_BUG(InsertBehindMigrator)) {
-                st = copy_all(old_t, new_t, stats);
+                st = copy_tables(tables, n, hooks, stats);
                 p = MT_PHASE_USE_NEW_WITH_TOMBSTONES;
             } else {
                 p = MT_PHASE_PREFER_NEW;
             }
             if (mt_is_ok(&st))
-                st = cfg->ops->push(cfg, p);
+                st = push(cfg, p, hooks, stats);
             break;
         case MT_PHASE_PREFER_NEW:
-            st = copy_all(old_t, new_t, stats);
+            st = copy_tables(tables, n, hooks, stats);
             p = MT_BUG(MigrateSkipUseNewWithTombstones) ? MT_PHASE_USE_NEW_HIDE_METADATA
                                                          : MT_PHASE_USE_NEW_WITH_TOMBSTONES;
             if (mt_is_ok(&st))
-                st = cfg->ops->push(cfg, p);
+                st = push(cfg, p, hooks, stats);
             break;
         case MT_PHASE_USE_NEW_WITH_TOMBSTONES:
             p = MT_PHASE_USE_NEW_HIDE_METADATA;
-            st = cfg->ops->push(cfg, p);
+            st = push(cfg, p, hooks, stats);
             break;
         case MT_PHASE_USE_NEW_HIDE_METADATA:
-            st = clean_new(new_t, stats);
-            if (mt_is_ok(&st))
-                st = empty_old(old_t);
-            return st;
+            return clean_tables(tables, n, hooks, stats);
         }
     }
     return st;
+}
+
+mt_status mt_migrate(mt_rt *rt, mt_config_service *cfg, mt_table *old_t, mt_table *new_t,
+                     mt_migrator_stats *stats)
+{
+    mt_table_pair one = {.old_t = old_t, .new_t = new_t};
+    return mt_migrate_tables(rt, cfg, &one, 1, NULL, stats);
 }

@@ -426,9 +426,36 @@ typedef struct mt_migrator_stats {
     int64_t partitions_switched;
 } mt_migrator_stats;
 
+/* The steps a migration goes through, for progress reports. */
+typedef enum mt_migrator_step {
+    MT_STEP_PUSHING, /* pushing a phase and waiting for every client */
+    MT_STEP_COPYING,
+    MT_STEP_COPIED, /* the copy is complete: use_new_with_tombstones may follow */
+    MT_STEP_CLEANING,
+    MT_STEP_DONE,
+} mt_migrator_step;
+
+/* Called by the migrator's thread after each step and each row; must be
+ * quick. ctx is the hook's own. */
+typedef struct mt_migrator_hooks {
+    void (*progress)(void *ctx, mt_migrator_step step, const mt_migrator_stats *stats);
+    void *ctx;
+} mt_migrator_hooks;
+
+typedef struct mt_table_pair {
+    mt_table *old_t;
+    mt_table *new_t;
+} mt_table_pair;
+
 /* Runs the whole migration from whatever phase cfg is in: push 1, push 2,
  * copy, push 3, push 4, cleanup. Safe to run again after a crash. */
 mt_status mt_migrate(mt_rt *rt, mt_config_service *cfg, mt_table *old_t,
                      mt_table *new_t, mt_migrator_stats *stats);
+
+/* The same for n tables that share one configuration (one phase for a
+ * whole account): each step runs over every table before the next push.
+ * hooks may be NULL. */
+mt_status mt_migrate_tables(mt_rt *rt, mt_config_service *cfg, const mt_table_pair *tables,
+                            size_t n, const mt_migrator_hooks *hooks, mt_migrator_stats *stats);
 
 #endif
