@@ -1,1 +1,172 @@
-/* placeholder */
+/*
+ * px_batch.c -- Entity Group Transactions (POST /$batch).
+ *
+ * A changeset of up to 100 writes to one partition of one table becomes one
+ * core batch: atomic in every phase, because the MigratingTable runs it as
+ * one conditional batch on whichever backend the phase writes. On failure
+ * the response carries the one failing operation, its error message
+ * prefixed with its index ("3:The specified entity already exists."), which
+ * is how SDKs report which operation failed.
+ */
+#include "px.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct batch_job {
+    px_write w[MT_BATCH_MAX];
+    mt_op ops[MT_BATCH_MAX];
+    mt_op_result res[MT_BATCH_MAX];
+    size_t n;
+    char table[256];
+} batch_job;
+
+static az_format part_format(const az_batch_part *p)
+{
+    const char *ct = az_batch_part_header(p, "Content-Type");
+    return ct && (strstr(ct, "atom") || strstr(ct, "xml")) ? AZ_FMT_ATOM : AZ_FMT_JSON;
+}
+
+/* Builds the core op of part i; its failure is reported at index i. */
+static mt_status prepare_part(px_req *q, const az_batch_part *p, size_t i, batch_job *job)
+{
+    az_resource res = {0};
+    mt_status st = az_resource_parse(p->path, p->query, &res);
+    if (mt_is_ok(&st) && res.kind != AZ_RES_ENTITY && res.kind != AZ_RES_ENTITIES)
+        st = mt_error(400, "InvalidInput", "A batch operation must address an entity.");
+    if (mt_is_ok(&st) && i > 0 && strcmp(res.table, job->table) != 0)
+        st = mt_error(400, "InvalidInput", "All operations of a batch must be on one table.");
+    if (mt_is_ok(&st) && strcmp(p->method, "GET") == 0)
+        st = mt_error(400, "InvalidInput", "A changeset cannot contain a query.");
+    if (mt_is_ok(&st)) {
+        snprintf(job->table, sizeof job->table, "%s", res.table);
+        st = px_write_prepare(p->method, az_batch_part_header(p, "X-HTTP-Method"),
+                              az_batch_part_header(p, "If-Match"),
+                              az_batch_part_header(p, "Prefer"), part_format(p), &res, p->body,
+                              p->len, &job->w[i]);
+    }
+    if (mt_is_ok(&st)) {
+        unsigned perm = job->w[i].op.kind == MT_OP_INSERT            ? AZ_PERM_ADD
+                        : job->w[i].op.kind == MT_OP_DELETE          ? AZ_PERM_DELETE
+                        : job->w[i].op.kind == MT_OP_INSERT_OR_MERGE ||
+                                job->w[i].op.kind == MT_OP_INSERT_OR_REPLACE
+                            ? AZ_PERM_ADD | AZ_PERM_UPDATE
+                            : AZ_PERM_UPDATE;
+        st = az_grant_check(&q->grant, perm, false, res.table, job->w[i].entity->pk,
+                            job->w[i].entity->rk);
+    }
+    if (mt_is_ok(&st))
+        job->ops[i] = job->w[i].op;
+    az_resource_clear(&res);
+    return st;
+}
+
+/* The failing operation's reply: its status and "<index>:<message>". */
+static void fail_reply(px_req *q, const mt_status *st, az_batch_reply *rep, char **body)
+{
+    char msg[MT_MSG_MAX + 96];
+    int index = st->index >= 0 ? st->index : 0;
+    snprintf(msg, sizeof msg, "%d:%s\nRequestId:%s", index, st->message, q->request_id);
+    size_t len = 0;
+    *body = az_error_write(q->fmt, st->code[0] ? st->code : MT_ERR_INTERNAL, msg, &len);
+    rep->status = st->http ? st->http : 500;
+    rep->body = *body;
+    rep->len = len;
+}
+
+static void add(az_batch_reply *rep, const char *name, const char *value)
+{
+    rep->headers[rep->nheaders].name = strdup(name);
+    rep->headers[rep->nheaders].value = strdup(value);
+    rep->nheaders++;
+}
+
+/* Per-operation replies of a successful changeset, built through the same
+ * path as single writes so headers and bodies agree. */
+static void success_replies(px_req *q, batch_job *job, az_batch_reply *reps, px_resp *parts)
+{
+    for (size_t i = 0; i < job->n; i++) {
+        px_write_respond(q, &job->w[i], &job->res[i], &parts[i]);
+        reps[i].status = parts[i].status;
+        reps[i].headers = parts[i].headers;
+        reps[i].nheaders = parts[i].nheaders;
+        reps[i].body = parts[i].body;
+        reps[i].len = parts[i].len;
+    }
+}
+
+void px_handle_batch(px_req *q, px_resp *r)
+{
+    if (strcmp(q->method, "POST") != 0) {
+        mt_status st = mt_error(405, "UnsupportedHttpVerb",
+                                "The resource doesn't support the specified HTTP verb.");
+        px_resp_error(q, r, &st);
+        return;
+    }
+    az_batch b = {0};
+    mt_status st = az_batch_parse(px_req_header(q, "Content-Type"), q->body, q->len, &b);
+    if (!mt_is_ok(&st)) {
+        px_resp_error(q, r, &st);
+        return;
+    }
+    batch_job *job = calloc(1, sizeof *job);
+    px_resp *parts = calloc(MT_BATCH_MAX, sizeof *parts);
+    az_batch_reply *reps = calloc(MT_BATCH_MAX, sizeof *reps);
+    az_header fail_headers[2];
+    char *fail_body = NULL;
+    px_table *t = NULL;
+    job->n = b.n;
+    for (size_t i = 0; mt_is_ok(&st) && i < b.n; i++) {
+        st = prepare_part(q, &b.parts[i], i, job);
+        if (!mt_is_ok(&st))
+            st.index = (int)i;
+    }
+    if (mt_is_ok(&st) && b.n > 0) {
+        t = px_table_get(q->app->reg, job->table, &st);
+        if (t) {
+            /* q->res.table names the table for Location headers. */
+            free(q->res.table);
+            q->res.table = strdup(job->table);
+            st = mt_table_batch(px_table_view(t), job->ops, job->n, job->res);
+        } else {
+            st.index = 0;
+        }
+    }
+    size_t nrep = 0;
+    if (mt_is_ok(&st)) {
+        success_replies(q, job, reps, parts);
+        nrep = job->n;
+    } else {
+        fail_reply(q, &st, &reps[0], &fail_body);
+        reps[0].headers = fail_headers;
+        reps[0].nheaders = 0;
+        add(&reps[0], "Content-Type", q->fmt == AZ_FMT_ATOM ? "application/xml;charset=utf-8"
+                                                            : "application/json;odata=minimalmetadata;streaming=true;charset=utf-8");
+        nrep = 1;
+    }
+    char *ctype = NULL;
+    size_t len = 0;
+    char *body = az_batch_write(&b, reps, nrep, &ctype, &len);
+    r->status = 202;
+    r->body = body;
+    r->len = body ? len : 0;
+    px_resp_header(r, "Content-Type", ctype);
+    free(ctype);
+    if (!mt_is_ok(&st))
+        for (size_t i = 0; i < reps[0].nheaders; i++) {
+            free(fail_headers[i].name);
+            free(fail_headers[i].value);
+        }
+    free(fail_body);
+    for (size_t i = 0; i < MT_BATCH_MAX; i++) {
+        px_resp_clear(&parts[i]);
+        px_write_clear(&job->w[i]);
+    }
+    if (t)
+        px_table_release(q->app->reg, t);
+    free(parts);
+    free(reps);
+    free(job);
+    az_batch_clear(&b);
+}

@@ -1,1 +1,236 @@
-/* placeholder */
+/*
+ * px_config.c -- settings (defaults, environment, flags) and the process's
+ * shared state.
+ *
+ * Each flag has an environment variable, so a container is configured by
+ * environment alone; flags win over the environment, which wins over the
+ * defaults. The defaults serve Azurite's well-known development account on
+ * Azurite's table port, so `UseDevelopmentStorage=true` works unchanged.
+ */
+#include "px.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define DEV_ACCOUNT "devstoreaccount1"
+#define DEV_KEY                                                                                \
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+typedef enum opt_kind { OPT_ADDR, OPT_STR, OPT_INT } opt_kind;
+
+typedef struct opt {
+    const char *flag;
+    const char *env;
+    opt_kind kind;
+    const char *arg;
+    const char *help;
+} opt;
+
+static const opt opts[] = {
+    {"--listen", "MTABLE_LISTEN", OPT_ADDR, "HOST:PORT",
+     "table endpoint (default 127.0.0.1:10002)"},
+    {"--admin-listen", "MTABLE_ADMIN_LISTEN", OPT_ADDR, "HOST:PORT",
+     "admin and configuration endpoint (default 127.0.0.1:10090)"},
+    {"--account", "MTABLE_ACCOUNT_NAME", OPT_STR, "NAME",
+     "account name clients use (default devstoreaccount1)"},
+    {"--account-key", "MTABLE_ACCOUNT_KEY", OPT_STR, "KEY",
+     "base64 account key clients sign with (default: Azurite's development key)"},
+    {"--old", "MTABLE_OLD", OPT_STR, "SPEC", "the old table's backend: memory (default)"},
+    {"--new", "MTABLE_NEW", OPT_STR, "SPEC", "the new table's backend: memory (default)"},
+    {"--admin-token", "MTABLE_ADMIN_TOKEN", OPT_STR, "TOKEN",
+     "require Authorization: Bearer TOKEN on admin calls"},
+    {"--proxy-id", "MTABLE_PROXY_ID", OPT_STR, "ID", "this proxy's name (default: host:port)"},
+    {"--log-level", "MTABLE_LOG_LEVEL", OPT_STR, "LEVEL", "error, warn, info (default), debug"},
+    {"--max-connections", "MTABLE_MAX_CONNECTIONS", OPT_INT, "N",
+     "concurrent client connections, one thread each (default 256)"},
+};
+#define NOPTS (sizeof opts / sizeof *opts)
+
+void px_settings_usage(FILE *out)
+{
+    fprintf(out, "usage: mtable-proxy [options]\n\n"
+                 "Serves the Azure Table REST protocol on --listen and runs every request\n"
+                 "through the MigratingTable protocol over the old and new tables.\n\n"
+                 "options (each also read from the environment variable shown):\n");
+    for (size_t i = 0; i < NOPTS; i++)
+        fprintf(out, "  %s %-10s %-24s %s\n", opts[i].flag, opts[i].arg, opts[i].env,
+                opts[i].help);
+    fprintf(out, "  --help                                          this text\n"
+                 "  --version                                       print the version\n");
+}
+
+static bool parse_addr(const char *v, char *host, size_t cap, int *port)
+{
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v || (size_t)(colon - v) >= cap)
+        return false;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || p < 0 || p > 65535 || end == colon + 1)
+        return false;
+    memcpy(host, v, (size_t)(colon - v));
+    host[colon - v] = '\0';
+    if (strcmp(host, "localhost") == 0)
+        strcpy(host, "127.0.0.1");
+    *port = (int)p;
+    return true;
+}
+
+static bool set_one(px_settings *s, const opt *o, const char *v, FILE *err)
+{
+    bool ok = true;
+    if (strcmp(o->flag, "--listen") == 0)
+        ok = parse_addr(v, s->listen_host, sizeof s->listen_host, &s->listen_port);
+    else if (strcmp(o->flag, "--admin-listen") == 0)
+        ok = parse_addr(v, s->admin_host, sizeof s->admin_host, &s->admin_port);
+    else if (strcmp(o->flag, "--account") == 0)
+        ok = snprintf(s->account, sizeof s->account, "%s", v) < (int)sizeof s->account && *v;
+    else if (strcmp(o->flag, "--account-key") == 0)
+        ok = snprintf(s->account_key, sizeof s->account_key, "%s", v) <
+             (int)sizeof s->account_key;
+    else if (strcmp(o->flag, "--old") == 0)
+        ok = snprintf(s->old_spec, sizeof s->old_spec, "%s", v) < (int)sizeof s->old_spec;
+    else if (strcmp(o->flag, "--new") == 0)
+        ok = snprintf(s->new_spec, sizeof s->new_spec, "%s", v) < (int)sizeof s->new_spec;
+    else if (strcmp(o->flag, "--admin-token") == 0)
+        ok = snprintf(s->admin_token, sizeof s->admin_token, "%s", v) <
+             (int)sizeof s->admin_token;
+    else if (strcmp(o->flag, "--proxy-id") == 0)
+        ok = snprintf(s->proxy_id, sizeof s->proxy_id, "%s", v) < (int)sizeof s->proxy_id;
+    else if (strcmp(o->flag, "--log-level") == 0)
+        ok = strcmp(v, "error") == 0 || strcmp(v, "warn") == 0 || strcmp(v, "info") == 0 ||
+             strcmp(v, "debug") == 0;
+    if (ok && strcmp(o->flag, "--log-level") == 0)
+        snprintf(s->log_level, sizeof s->log_level, "%s", v);
+    if (strcmp(o->flag, "--max-connections") == 0) {
+        char *end;
+        long n = strtol(v, &end, 10);
+        ok = !*end && n >= 1 && n <= 100000;
+        if (ok)
+            s->max_connections = (int)n;
+    }
+    if (!ok)
+        fprintf(err, "mtable-proxy: bad value for %s (%s): '%s'\n", o->flag, o->env, v);
+    return ok;
+}
+
+static const opt *find_opt(const char *flag)
+{
+    for (size_t i = 0; i < NOPTS; i++)
+        if (strcmp(opts[i].flag, flag) == 0)
+            return &opts[i];
+    return NULL;
+}
+
+static bool finish(px_settings *s, FILE *err)
+{
+    uint8_t *key = NULL;
+    size_t n = 0;
+    if (!az_base64_decode(s->account_key, strlen(s->account_key), &key, &n) || n == 0 ||
+        n > sizeof s->key) {
+        free(key);
+        fprintf(err, "mtable-proxy: --account-key (MTABLE_ACCOUNT_KEY) is not a base64 key\n");
+        return false;
+    }
+    memcpy(s->key, key, n);
+    s->key_len = n;
+    free(key);
+    if (strcmp(s->old_spec, "memory") != 0 || strcmp(s->new_spec, "memory") != 0) {
+        fprintf(err, "mtable-proxy: --old/--new support only 'memory' in this build\n");
+        return false;
+    }
+    bool loopback = strcmp(s->admin_host, "127.0.0.1") == 0 || strncmp(s->admin_host, "127.", 4) == 0;
+    if (!loopback && !s->admin_token[0]) {
+        fprintf(err, "mtable-proxy: refusing to serve the admin endpoint on %s without "
+                     "--admin-token (MTABLE_ADMIN_TOKEN)\n",
+                s->admin_host);
+        return false;
+    }
+    if (!s->proxy_id[0])
+        snprintf(s->proxy_id, sizeof s->proxy_id, "%s:%d", s->listen_host, s->listen_port);
+    return true;
+}
+
+int px_settings_load(px_settings *s, int argc, char **argv, FILE *out, FILE *err)
+{
+    memset(s, 0, sizeof *s);
+    strcpy(s->listen_host, "127.0.0.1");
+    s->listen_port = 10002;
+    strcpy(s->admin_host, "127.0.0.1");
+    s->admin_port = 10090;
+    strcpy(s->account, DEV_ACCOUNT);
+    strcpy(s->account_key, DEV_KEY);
+    strcpy(s->old_spec, "memory");
+    strcpy(s->new_spec, "memory");
+    strcpy(s->log_level, "info");
+    s->max_connections = 256;
+    for (size_t i = 0; i < NOPTS; i++) {
+        const char *v = getenv(opts[i].env);
+        if (v && *v && !set_one(s, &opts[i], v, err))
+            return 2;
+    }
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            px_settings_usage(out);
+            return 1;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            fprintf(out, "mtable-proxy %s\n", MTABLE_VERSION);
+            return 1;
+        }
+        const char *eq = strchr(argv[i], '=');
+        char flag[64];
+        size_t fl = eq ? (size_t)(eq - argv[i]) : strlen(argv[i]);
+        snprintf(flag, sizeof flag, "%.*s", (int)fl, argv[i]);
+        const opt *o = find_opt(flag);
+        if (!o) {
+            fprintf(err, "mtable-proxy: unknown option '%s' (see --help)\n", argv[i]);
+            return 2;
+        }
+        const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!v) {
+            fprintf(err, "mtable-proxy: %s needs a value\n", flag);
+            return 2;
+        }
+        if (!set_one(s, o, v, err))
+            return 2;
+    }
+    return finish(s, err) ? 0 : 2;
+}
+
+px_app *px_app_new(const px_settings *s)
+{
+    px_app *app = calloc(1, sizeof *app);
+    app->settings = *s;
+    app->rt = mt_rt_pthread();
+    app->cfg = mt_config_local_new(app->rt, MT_PHASE_USE_OLD_HIDE_METADATA);
+    app->reg = px_registry_new(app->rt, app->cfg);
+    pthread_mutex_init(&app->mu, NULL);
+    pthread_mutex_init(&app->push_mu, NULL);
+    size_t n = 0;
+    app->service_properties = az_service_properties_default(&n);
+    app->started = time(NULL);
+    return app;
+}
+
+void px_app_free(px_app *app)
+{
+    if (!app)
+        return;
+    if (app->mig_thread_started)
+        pthread_join(app->mig_thread, NULL);
+    px_registry_free(app->reg);
+    app->cfg->ops->destroy(app->cfg);
+    free(app->service_properties);
+    pthread_mutex_destroy(&app->mu);
+    pthread_mutex_destroy(&app->push_mu);
+    free(app);
+}
+
+mt_config px_app_config(px_app *app)
+{
+    mt_config c;
+    mt_subscription *sub = app->cfg->ops->subscribe(app->cfg, NULL, &c);
+    app->cfg->ops->unsubscribe(app->cfg, sub);
+    return c;
+}

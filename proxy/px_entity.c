@@ -1,1 +1,330 @@
-/* placeholder */
+/*
+ * px_entity.c -- entity operations: Query Entities, Get Entity, Insert,
+ * Update (PUT), Merge (MERGE, POST + X-HTTP-Method, PATCH), Delete.
+ *
+ * Each request is one core call on the table's MigratingTable, so it behaves
+ * the same in every phase. Writes are one-op batches (the batch path in
+ * px_batch.c builds the same px_write for each of its parts).
+ *
+ * Query paging: a query whose filter pins one partition is served from an
+ * atomic read of that partition; any other query opens a stream from the
+ * client's continuation key, returns up to $top rows, and hands back the key
+ * the stream would return next as the continuation (DESIGN section 3).
+ */
+#include "px.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define PX_PAGE_MAX 1000
+
+static az_format body_format(const px_req *q)
+{
+    const char *ct = px_req_header(q, "Content-Type");
+    return ct && (strstr(ct, "atom") || strstr(ct, "xml")) ? AZ_FMT_ATOM : AZ_FMT_JSON;
+}
+
+static void entity_location(const px_req *q, const char *table, const mt_entity *e, char *out,
+                            size_t cap)
+{
+    char *pk = az_url_encode(e->pk), *rk = az_url_encode(e->rk);
+    /* Quotes inside keys are doubled in the URL, as SDKs expect. */
+    snprintf(out, cap, "%s/%s(PartitionKey='%s',RowKey='%s')", q->base_url, table,
+             pk ? pk : "", rk ? rk : "");
+    free(pk);
+    free(rk);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Writes.                                                                   */
+
+void px_write_clear(px_write *w)
+{
+    mt_entity_free(w->entity);
+    memset(w, 0, sizeof *w);
+}
+
+static bool method_is(const char *m, const char *x, const char *want)
+{
+    if (x && strcmp(m, "POST") == 0)
+        return strcasecmp(x, want) == 0;
+    return strcmp(m, want) == 0;
+}
+
+mt_status px_write_prepare(const char *method, const char *x_http_method, const char *if_match,
+                           const char *prefer, az_format fmt, const az_resource *res,
+                           const char *body, size_t len, px_write *w)
+{
+    memset(w, 0, sizeof *w);
+    bool merge = method_is(method, x_http_method, "MERGE") ||
+                 method_is(method, x_http_method, "PATCH");
+    bool put = method_is(method, x_http_method, "PUT");
+    bool del = method_is(method, x_http_method, "DELETE");
+    bool post = strcmp(method, "POST") == 0 && !merge && !put && !del;
+    if (if_match && strlen(if_match) >= MT_ETAG_MAX)
+        return mt_error(400, "InvalidHeaderValue", "The If-Match header is not valid.");
+    if (if_match)
+        snprintf(w->if_match, sizeof w->if_match, "%s", if_match);
+
+    mt_status st = mt_ok();
+    if (post && res->kind == AZ_RES_ENTITIES) {
+        st = az_entity_read(fmt, body, len, &w->entity);
+        w->op.kind = MT_OP_INSERT;
+        w->is_insert = true;
+        w->return_content = !(prefer && strstr(prefer, "return-no-content"));
+    } else if (res->kind == AZ_RES_ENTITY && (put || merge)) {
+        st = az_entity_read(fmt, body, len, &w->entity);
+        if (put)
+            w->op.kind = if_match ? MT_OP_REPLACE : MT_OP_INSERT_OR_REPLACE;
+        else
+            w->op.kind = if_match ? MT_OP_MERGE : MT_OP_INSERT_OR_MERGE;
+    } else if (res->kind == AZ_RES_ENTITY && del) {
+        if (!if_match)
+            return mt_error(400, "MissingRequiredHeader",
+                            "An HTTP header that's mandatory for this request is not specified.");
+        w->entity = mt_entity_new(res->pk, res->rk);
+        w->op.kind = MT_OP_DELETE;
+    } else {
+        return mt_error(405, "UnsupportedHttpVerb",
+                        "The resource doesn't support the specified HTTP verb.");
+    }
+    if (!mt_is_ok(&st))
+        return st;
+    if (res->kind == AZ_RES_ENTITY) {
+        /* The URL names the row; keys in the body must agree if present. */
+        if ((w->entity->pk[0] && strcmp(w->entity->pk, res->pk) != 0) ||
+            (w->entity->rk[0] && strcmp(w->entity->rk, res->rk) != 0)) {
+            px_write_clear(w);
+            return mt_error(400, "InvalidInput",
+                            "The keys in the request body do not match the request URI.");
+        }
+        free(w->entity->pk);
+        free(w->entity->rk);
+        w->entity->pk = strdup(res->pk);
+        w->entity->rk = strdup(res->rk);
+    }
+    w->op.entity = w->entity;
+    w->op.if_match = w->if_match[0] ? w->if_match : NULL;
+    return st;
+}
+
+static unsigned write_perm(const px_write *w)
+{
+    switch (w->op.kind) {
+    case MT_OP_INSERT:
+        return AZ_PERM_ADD;
+    case MT_OP_INSERT_OR_REPLACE:
+    case MT_OP_INSERT_OR_MERGE:
+        return AZ_PERM_ADD | AZ_PERM_UPDATE;
+    case MT_OP_DELETE:
+    case MT_OP_DELETE_IF_EXISTS:
+        return AZ_PERM_DELETE;
+    default:
+        return AZ_PERM_UPDATE;
+    }
+}
+
+void px_write_respond(const px_req *q, const px_write *w, const mt_op_result *res, px_resp *r)
+{
+    if (res->etag[0])
+        px_resp_header(r, "ETag", res->etag);
+    if (!w->is_insert) {
+        r->status = 204;
+        return;
+    }
+    char loc[2048];
+    entity_location(q, q->res.table, w->entity, loc, sizeof loc);
+    px_resp_header(r, "Location", loc);
+    px_resp_header(r, "DataServiceId", loc);
+    if (!w->return_content) {
+        r->status = 204;
+        px_resp_header(r, "Preference-Applied", "return-no-content");
+        return;
+    }
+    /* The stored row is what the client sent, with its new ETag and the
+     * time of the write. */
+    mt_entity *e = mt_entity_clone(w->entity);
+    mt_entity_set_etag(e, res->etag);
+    e->timestamp = mt_rt_pthread()->ops->now_ticks(mt_rt_pthread());
+    az_payload_ctx c = {.md = q->md, .base_url = q->base_url,
+                        .account = q->app->settings.account, .table = q->res.table};
+    size_t len = 0;
+    char *body = az_entity_write(q->fmt, &c, e, &len);
+    mt_entity_free(e);
+    px_resp_payload(q, r, 201, body, len);
+    const char *prefer = px_req_header(q, "Prefer");
+    if (prefer && strstr(prefer, "return-content"))
+        px_resp_header(r, "Preference-Applied", "return-content");
+}
+
+static void do_write(px_req *q, px_table *t, px_resp *r)
+{
+    px_write w;
+    mt_status st = px_write_prepare(q->method, px_req_header(q, "X-HTTP-Method"),
+                                    px_req_header(q, "If-Match"), px_req_header(q, "Prefer"),
+                                    body_format(q), &q->res, q->body, q->len, &w);
+    if (mt_is_ok(&st))
+        st = az_grant_check(&q->grant, write_perm(&w), false, q->res.table, w.entity->pk,
+                            w.entity->rk);
+    mt_op_result res = {0};
+    if (mt_is_ok(&st))
+        st = mt_table_batch(px_table_view(t), &w.op, 1, &res);
+    if (mt_is_ok(&st))
+        px_write_respond(q, &w, &res, r);
+    else
+        px_resp_error(q, r, &st);
+    px_write_clear(&w);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reads.                                                                    */
+
+static void get_entity(px_req *q, px_table *t, px_resp *r)
+{
+    mt_entity *e = NULL;
+    az_query_opts o = {0};
+    mt_status st = az_grant_check(&q->grant, AZ_PERM_READ, false, q->res.table, q->res.pk,
+                                  q->res.rk);
+    if (mt_is_ok(&st))
+        st = az_query_opts_parse(q->query, &o);
+    mt_table *v = px_table_view(t);
+    if (mt_is_ok(&st))
+        st = v->ops->retrieve(v, q->res.pk, q->res.rk, &e);
+    if (mt_is_ok(&st)) {
+        az_payload_ctx c = {.md = q->md, .base_url = q->base_url,
+                            .account = q->app->settings.account, .table = q->res.table,
+                            .select = o.select, .nselect = o.nselect};
+        size_t len = 0;
+        char *body = az_entity_write(q->fmt, &c, e, &len);
+        px_resp_payload(q, r, 200, body, len);
+        if (e->etag)
+            px_resp_header(r, "ETag", e->etag);
+    } else {
+        px_resp_error(q, r, &st);
+    }
+    mt_entity_free(e);
+    az_query_opts_clear(&o);
+}
+
+typedef struct page {
+    mt_entity_list rows;
+    mt_key next; /* pk NULL: no more */
+} page;
+
+static bool allowed_row(const px_req *q, const mt_entity *e)
+{
+    mt_status st = az_grant_check(&q->grant, AZ_PERM_READ, false, q->res.table, e->pk, e->rk);
+    return mt_is_ok(&st);
+}
+
+/* One partition: an atomic read, paged in memory. */
+static mt_status page_partition(px_req *q, mt_table *v, const char *pk, const az_query_opts *o,
+                                const mt_key *from, int top, page *p)
+{
+    mt_entity_list all = {0};
+    mt_status st = v->ops->query_atomic(v, pk, o->filter, &all);
+    for (size_t i = 0; mt_is_ok(&st) && i < all.n; i++) {
+        mt_entity *e = all.v[i];
+        if (from->pk && mt_key_cmp(e->pk, e->rk, from->pk, from->rk) < 0)
+            continue;
+        if (!allowed_row(q, e))
+            continue;
+        if ((int)p->rows.n == top) {
+            mt_key_set(&p->next, e->pk, e->rk);
+            break;
+        }
+        mt_entity_list_push(&p->rows, mt_entity_clone(e));
+    }
+    mt_entity_list_clear(&all);
+    return st;
+}
+
+static mt_status page_stream(px_req *q, mt_table *v, const az_query_opts *o, const mt_key *from,
+                             int top, page *p)
+{
+    mt_stream *s = NULL;
+    mt_status st = v->ops->query_stream(v, o->filter, from->pk ? from : NULL, &s);
+    while (mt_is_ok(&st) && (int)p->rows.n < top) {
+        mt_entity *e = NULL;
+        st = s->ops->next(s, &e);
+        if (!mt_is_ok(&st) || !e)
+            break;
+        if (allowed_row(q, e))
+            mt_entity_list_push(&p->rows, e);
+        else
+            mt_entity_free(e);
+    }
+    bool more = false;
+    if (mt_is_ok(&st) && (int)p->rows.n == top)
+        st = s->ops->continuation(s, &p->next, &more);
+    if (!more)
+        mt_key_clear(&p->next);
+    if (s)
+        s->ops->close(s);
+    return st;
+}
+
+static void query_entities(px_req *q, px_table *t, px_resp *r)
+{
+    az_query_opts o = {0};
+    page p = {0};
+    mt_key from = {0};
+    mt_status st = az_grant_check(&q->grant, AZ_PERM_READ, false, q->res.table, NULL, NULL);
+    if (mt_is_ok(&st))
+        st = az_query_opts_parse(q->query, &o);
+    if (mt_is_ok(&st) && o.next_pk) {
+        char *pk = px_token_decode(o.next_pk);
+        char *rk = o.next_rk ? px_token_decode(o.next_rk) : strdup("");
+        if (!pk || !rk)
+            st = mt_error(400, "InvalidInput", "The continuation token is not valid.");
+        else
+            mt_key_set(&from, pk, rk);
+        free(pk);
+        free(rk);
+    }
+    int top = o.top ? o.top : PX_PAGE_MAX;
+    mt_table *v = px_table_view(t);
+    const char *pinned = o.filter ? mt_filter_pinned_partition(o.filter) : NULL;
+    if (mt_is_ok(&st))
+        st = pinned ? page_partition(q, v, pinned, &o, &from, top, &p)
+                    : page_stream(q, v, &o, &from, top, &p);
+    if (mt_is_ok(&st)) {
+        az_payload_ctx c = {.md = q->md, .base_url = q->base_url,
+                            .account = q->app->settings.account, .table = q->res.table,
+                            .select = o.select, .nselect = o.nselect};
+        size_t len = 0;
+        char *body = az_entities_write(q->fmt, &c, &p.rows, &len);
+        px_resp_payload(q, r, 200, body, len);
+        if (p.next.pk) {
+            char *npk = px_token_encode(p.next.pk), *nrk = px_token_encode(p.next.rk);
+            px_resp_header(r, "x-ms-continuation-NextPartitionKey", npk);
+            px_resp_header(r, "x-ms-continuation-NextRowKey", nrk);
+            free(npk);
+            free(nrk);
+        }
+    } else {
+        px_resp_error(q, r, &st);
+    }
+    mt_entity_list_clear(&p.rows);
+    mt_key_clear(&p.next);
+    mt_key_clear(&from);
+    az_query_opts_clear(&o);
+}
+
+void px_handle_entities(px_req *q, px_resp *r)
+{
+    mt_status st;
+    px_table *t = px_table_get(q->app->reg, q->res.table, &st);
+    if (!t) {
+        px_resp_error(q, r, &st);
+        return;
+    }
+    if (strcmp(q->method, "GET") == 0 && q->res.kind == AZ_RES_ENTITY)
+        get_entity(q, t, r);
+    else if (strcmp(q->method, "GET") == 0)
+        query_entities(q, t, r);
+    else
+        do_write(q, t, r);
+    px_table_release(q->app->reg, t);
+}

@@ -1,1 +1,48 @@
-/* placeholder */
+/*
+ * px_main.c -- mtable-proxy: read the settings, start both listeners, serve
+ * until SIGINT or SIGTERM.
+ */
+#include "px.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+int main(int argc, char **argv)
+{
+    px_settings s;
+    int rc = px_settings_load(&s, argc, argv, stdout, stderr);
+    if (rc != 0)
+        return rc == 1 ? 0 : 2;
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    px_app *app = px_app_new(&s);
+    px_servers *srv = px_serve_start(app, stderr);
+    if (!srv) {
+        px_app_free(app);
+        return 1;
+    }
+    fprintf(stderr,
+            "mtable-proxy: serving account %s on http://%s:%d/%s (admin on %s:%d), "
+            "old=%s new=%s, phase %s\n",
+            s.account, s.listen_host, s.listen_port, s.account, s.admin_host, s.admin_port,
+            s.old_spec, s.new_spec, mt_phase_name(px_app_config(app).phase));
+    while (!stop)
+        pause();
+    fprintf(stderr, "mtable-proxy: stopping\n");
+    px_serve_stop(srv);
+    px_app_free(app);
+    return 0;
+}

@@ -1,1 +1,521 @@
-/* placeholder */
+/*
+ * px_server.c -- the two HTTP listeners on libmicrohttpd, and the life of a
+ * table request: body accumulation within limits, the account segment, the
+ * resource, format negotiation, authentication, dispatch, common headers.
+ *
+ * libmicrohttpd normally unescapes the URL before we see it; a Shared Key
+ * signature covers the path as the client sent it, so an identity unescape
+ * callback keeps paths and query arguments raw and the wire library decodes
+ * them itself.
+ *
+ * One thread per connection: the core is blocking, and a connection cap
+ * (--max-connections) bounds the threads.
+ */
+#include "px.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <openssl/rand.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct px_servers {
+    struct MHD_Daemon *table;
+    struct MHD_Daemon *admin;
+};
+
+/* Per-connection upload state. */
+typedef struct px_upload {
+    char *buf;
+    size_t len, cap;
+    bool too_large;
+} px_upload;
+
+/* ------------------------------------------------------------------------ */
+/* Responses.                                                                */
+
+void px_resp_header(px_resp *r, const char *name, const char *value)
+{
+    if (r->nheaders == PX_MAX_HEADERS || !value)
+        return;
+    r->headers[r->nheaders].name = strdup(name);
+    r->headers[r->nheaders].value = strdup(value);
+    r->nheaders++;
+}
+
+void px_resp_clear(px_resp *r)
+{
+    for (size_t i = 0; i < r->nheaders; i++) {
+        free(r->headers[i].name);
+        free(r->headers[i].value);
+    }
+    free(r->body);
+    memset(r, 0, sizeof *r);
+}
+
+static const char *content_type_of(const px_req *q)
+{
+    if (q->fmt == AZ_FMT_ATOM)
+        return "application/atom+xml;type=feed;charset=utf-8";
+    switch (q->md) {
+    case AZ_META_NONE:
+        return "application/json;odata=nometadata;streaming=true;charset=utf-8";
+    case AZ_META_FULL:
+        return "application/json;odata=fullmetadata;streaming=true;charset=utf-8";
+    default:
+        return "application/json;odata=minimalmetadata;streaming=true;charset=utf-8";
+    }
+}
+
+void px_resp_payload(const px_req *q, px_resp *r, int status, char *body, size_t len)
+{
+    r->status = status;
+    free(r->body);
+    r->body = body;
+    r->len = len;
+    px_resp_header(r, "Content-Type", content_type_of(q));
+}
+
+void px_resp_error(const px_req *q, px_resp *r, const mt_status *st)
+{
+    size_t len = 0;
+    char msg[MT_MSG_MAX + 96];
+    snprintf(msg, sizeof msg, "%s\nRequestId:%s", st->message[0] ? st->message : st->code,
+             q->request_id);
+    char *body = az_error_write(q->fmt, st->code[0] ? st->code : MT_ERR_INTERNAL, msg, &len);
+    r->status = st->http ? st->http : 500;
+    free(r->body);
+    r->body = body;
+    r->len = body ? len : 0;
+    px_resp_header(r, "Content-Type", q->fmt == AZ_FMT_ATOM ? "application/xml;charset=utf-8"
+                                                            : content_type_of(q));
+    px_resp_header(r, "x-ms-error-code", st->code);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Continuation tokens: "1!" + base64url of the key, safe in a header.      */
+
+char *px_token_encode(const char *s)
+{
+    char *b = az_base64_encode((const uint8_t *)s, strlen(s));
+    if (!b)
+        return NULL;
+    size_t n = strlen(b);
+    char *out = malloc(n + 3);
+    memcpy(out, "1!", 2);
+    size_t j = 2;
+    for (size_t i = 0; i < n; i++) {
+        if (b[i] == '=')
+            break;
+        out[j++] = b[i] == '+' ? '-' : b[i] == '/' ? '_' : b[i];
+    }
+    out[j] = '\0';
+    free(b);
+    return out;
+}
+
+char *px_token_decode(const char *tok)
+{
+    if (!tok || strncmp(tok, "1!", 2) != 0)
+        return NULL;
+    size_t n = strlen(tok + 2);
+    if (n > 8192)
+        return NULL;
+    char *b = malloc(n + 4);
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = tok[2 + i];
+        b[j++] = c == '-' ? '+' : c == '_' ? '/' : c;
+    }
+    while (j % 4)
+        b[j++] = '=';
+    uint8_t *raw = NULL;
+    size_t rawlen = 0;
+    bool ok = az_base64_decode(b, j, &raw, &rawlen);
+    free(b);
+    if (!ok || memchr(raw, '\0', rawlen)) {
+        free(raw);
+        return NULL;
+    }
+    char *s = malloc(rawlen + 1);
+    memcpy(s, raw, rawlen);
+    s[rawlen] = '\0';
+    free(raw);
+    return s;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Requests.                                                                 */
+
+const char *px_req_header(const px_req *q, const char *name)
+{
+    return MHD_lookup_connection_value((struct MHD_Connection *)q->conn, MHD_HEADER_KIND, name);
+}
+
+static const char *header_cb(void *ctx, const char *name)
+{
+    return px_req_header(ctx, name);
+}
+
+static void new_request_id(char out[40])
+{
+    uint8_t b[16];
+    if (RAND_bytes(b, sizeof b) != 1)
+        memset(b, 0, sizeof b);
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 40, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+             b[13], b[14], b[15]);
+}
+
+/* Rebuilds the raw query string from libmicrohttpd's (unescaped-as-raw)
+ * arguments, in order. */
+typedef struct qbuf {
+    char *s;
+    size_t len, cap;
+} qbuf;
+
+static void qbuf_add(qbuf *b, const char *part)
+{
+    size_t n = strlen(part);
+    if (b->len + n + 2 > b->cap) {
+        b->cap = (b->len + n + 2) * 2;
+        b->s = realloc(b->s, b->cap);
+    }
+    memcpy(b->s + b->len, part, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    qbuf *b = cls;
+    if (b->len)
+        qbuf_add(b, "&");
+    qbuf_add(b, key);
+    if (value) {
+        qbuf_add(b, "=");
+        qbuf_add(b, value);
+    }
+    return MHD_YES;
+}
+
+static char *raw_query(struct MHD_Connection *c)
+{
+    qbuf b = {0};
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_arg, &b);
+    return b.s;
+}
+
+/* Splits "/account/rest" into the account and "/rest". */
+static bool split_account(const char *url, char *account, size_t cap, const char **rest)
+{
+    if (url[0] != '/')
+        return false;
+    const char *end = strchr(url + 1, '/');
+    size_t n = end ? (size_t)(end - url - 1) : strlen(url + 1);
+    if (n == 0 || n >= cap)
+        return false;
+    memcpy(account, url + 1, n);
+    account[n] = '\0';
+    *rest = end ? end : "/";
+    return true;
+}
+
+static void common_headers(const px_req *q, px_resp *r)
+{
+    char date[32];
+    az_rfc1123_format(time(NULL), date);
+    px_resp_header(r, "x-ms-request-id", q->request_id);
+    px_resp_header(r, "x-ms-version", q->version);
+    px_resp_header(r, "Date", date);
+    px_resp_header(r, "Cache-Control", "no-cache");
+    px_resp_header(r, "X-Content-Type-Options", "nosniff");
+    if (q->fmt == AZ_FMT_JSON)
+        px_resp_header(r, "DataServiceVersion", "3.0;");
+    const char *origin = px_req_header(q, "Origin");
+    if (origin) {
+        px_resp_header(r, "Access-Control-Allow-Origin", origin);
+        px_resp_header(r, "Access-Control-Expose-Headers",
+                       "x-ms-request-id,x-ms-version,Date,ETag,x-ms-continuation-NextPartitionKey,"
+                       "x-ms-continuation-NextRowKey,x-ms-continuation-NextTableName");
+    }
+}
+
+/* CORS preflight: answered without authentication, as the service does. */
+static void handle_preflight(px_req *q, px_resp *r)
+{
+    const char *origin = px_req_header(q, "Origin");
+    const char *method = px_req_header(q, "Access-Control-Request-Method");
+    if (!origin || !method) {
+        mt_status st = mt_error(400, "InvalidInput",
+                                "A CORS preflight needs Origin and Access-Control-Request-Method.");
+        px_resp_error(q, r, &st);
+        return;
+    }
+    r->status = 200;
+    px_resp_header(r, "Access-Control-Allow-Origin", origin);
+    px_resp_header(r, "Access-Control-Allow-Methods", method);
+    const char *hdrs = px_req_header(q, "Access-Control-Request-Headers");
+    if (hdrs)
+        px_resp_header(r, "Access-Control-Allow-Headers", hdrs);
+    px_resp_header(r, "Access-Control-Max-Age", "3600");
+}
+
+static bool acl_lookup(void *ctx, const char *table, const char *id, az_signed_identifier *out)
+{
+    px_app *app = ctx;
+    mt_status st;
+    px_table *t = px_table_get(app->reg, table, &st);
+    if (!t)
+        return false;
+    az_acl acl = px_table_acl(app->reg, t);
+    px_table_release(app->reg, t);
+    for (size_t i = 0; i < acl.n; i++)
+        if (strcmp(acl.ids[i].id, id) == 0) {
+            *out = acl.ids[i];
+            return true;
+        }
+    return false;
+}
+
+static void dispatch(px_req *q, px_resp *r)
+{
+    switch (q->res.kind) {
+    case AZ_RES_TABLES:
+    case AZ_RES_TABLE:
+        px_handle_tables(q, r);
+        break;
+    case AZ_RES_TABLE_ACL:
+        px_handle_table_acl(q, r);
+        break;
+    case AZ_RES_SERVICE:
+        px_handle_service(q, r);
+        break;
+    case AZ_RES_ENTITIES:
+    case AZ_RES_ENTITY:
+        px_handle_entities(q, r);
+        break;
+    case AZ_RES_BATCH:
+        px_handle_batch(q, r);
+        break;
+    default: {
+        mt_status st = mt_error(400, "InvalidUri", "The requested URI does not represent any "
+                                                   "resource on the server.");
+        px_resp_error(q, r, &st);
+    }
+    }
+}
+
+/* Everything between the parsed HTTP request and the response. */
+static void handle_table_request(px_app *app, struct MHD_Connection *c, const char *url,
+                                 const char *method, const px_upload *up, px_resp *r)
+{
+    px_req q = {.app = app, .conn = c, .method = method, .fmt = AZ_FMT_JSON,
+                .md = AZ_META_MINIMAL};
+    new_request_id(q.request_id);
+    const char *v = px_req_header(&q, "x-ms-version");
+    snprintf(q.version, sizeof q.version, "%s", v && strlen(v) < 32 ? v : PX_DEFAULT_VERSION);
+    char *query = raw_query(c);
+    q.query = query;
+    char *fmt_param = query ? az_query_get(query, "$format") : NULL;
+    az_format_negotiate(px_req_header(&q, "Accept"), fmt_param, &q.fmt, &q.md);
+    free(fmt_param);
+    q.body = up->buf ? up->buf : "";
+    q.len = up->len;
+
+    char account[64];
+    const char *rest = NULL;
+    mt_status st = mt_ok();
+    if (!split_account(url, account, sizeof account, &rest) ||
+        strcmp(account, app->settings.account) != 0)
+        st = mt_error(400, "InvalidUri", "The account in the URL is not served here.");
+    else if (up->too_large)
+        st = mt_error(413, "RequestBodyTooLarge",
+                      "The request body is too large and exceeds the maximum permissible limit.");
+    if (mt_is_ok(&st)) {
+        q.path = rest;
+        const char *host = px_req_header(&q, "Host");
+        snprintf(q.base_url, sizeof q.base_url, "http://%s/%s",
+                 host && strlen(host) < 128 ? host : "127.0.0.1", account);
+        st = az_resource_parse(rest, query, &q.res);
+    }
+    if (mt_is_ok(&st) && strcmp(method, "OPTIONS") == 0) {
+        handle_preflight(&q, r);
+    } else if (mt_is_ok(&st)) {
+        az_http_request hr = {.method = method, .path = url, .query = query,
+                              .header = header_cb, .ctx = &q, .now = time(NULL)};
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        char ip[64] = "";
+        if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, ip,
+                      sizeof ip);
+        hr.client_ip = ip;
+        az_account acct = {.name = app->settings.account, .key = app->settings.key,
+                           .key_len = app->settings.key_len};
+        st = az_auth_check(&acct, &hr, acl_lookup, app, &q.grant);
+        if (mt_is_ok(&st))
+            dispatch(&q, r);
+    }
+    if (!mt_is_ok(&st))
+        px_resp_error(&q, r, &st);
+    common_headers(&q, r);
+    pthread_mutex_lock(&app->mu);
+    app->requests_total++;
+    if (r->status >= 400)
+        app->requests_failed++;
+    pthread_mutex_unlock(&app->mu);
+    az_resource_clear(&q.res);
+    free(query);
+}
+
+static enum MHD_Result send_response(struct MHD_Connection *c, px_resp *r)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(r->len, r->body ? r->body : (void *)"",
+                                        r->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    r->body = NULL;
+    for (size_t i = 0; i < r->nheaders; i++)
+        MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)(r->status ? r->status : 500), resp);
+    MHD_destroy_response(resp);
+    px_resp_clear(r);
+    return ret;
+}
+
+/* Accumulates the body; true once the whole request is in. */
+static bool upload_step(void **con_cls, const char *data, size_t *size, px_upload **out)
+{
+    px_upload *up = *con_cls;
+    if (!up) {
+        *con_cls = calloc(1, sizeof(px_upload));
+        return false;
+    }
+    *out = up;
+    if (*size == 0)
+        return true;
+    if (!up->too_large && up->len + *size > PX_MAX_BODY) {
+        up->too_large = true;
+        free(up->buf);
+        up->buf = NULL;
+        up->len = 0;
+    }
+    if (!up->too_large) {
+        if (up->len + *size + 1 > up->cap) {
+            up->cap = (up->len + *size + 1) * 2;
+            up->buf = realloc(up->buf, up->cap);
+        }
+        memcpy(up->buf + up->len, data, *size);
+        up->len += *size;
+        up->buf[up->len] = '\0';
+    }
+    *size = 0;
+    return false;
+}
+
+static enum MHD_Result on_table_request(void *cls, struct MHD_Connection *c, const char *url,
+                                        const char *method, const char *version,
+                                        const char *data, size_t *size, void **con_cls)
+{
+    (void)version;
+    px_upload *up = NULL;
+    if (!upload_step(con_cls, data, size, &up))
+        return MHD_YES;
+    px_resp r = {0};
+    handle_table_request(cls, c, url, method, up, &r);
+    return send_response(c, &r);
+}
+
+static enum MHD_Result on_admin_request(void *cls, struct MHD_Connection *c, const char *url,
+                                        const char *method, const char *version,
+                                        const char *data, size_t *size, void **con_cls)
+{
+    (void)version;
+    px_upload *up = NULL;
+    if (!upload_step(con_cls, data, size, &up))
+        return MHD_YES;
+    px_resp r = {0};
+    if (up->too_large) {
+        r.status = 413;
+    } else {
+        const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+        px_admin_handle(cls, method, url, up->buf ? up->buf : "", up->len, auth, &r);
+    }
+    return send_response(c, &r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    px_upload *up = *con_cls;
+    if (up) {
+        free(up->buf);
+        free(up);
+    }
+    *con_cls = NULL;
+}
+
+/* Keeps URLs and arguments exactly as sent (see the opening comment). */
+static size_t keep_raw(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    return strlen(s);
+}
+
+static struct MHD_Daemon *start_one(const char *host, int port, int max_conn,
+                                    MHD_AccessHandlerCallback handler, void *cls, FILE *err)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        fprintf(err, "mtable-proxy: cannot listen on '%s:%d': not an IPv4 address\n", host,
+                port);
+        return NULL;
+    }
+    struct MHD_Daemon *d = MHD_start_daemon(
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+        (uint16_t)port, NULL, NULL, handler, cls, MHD_OPTION_SOCK_ADDR, &sa,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)max_conn, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)120, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, NULL, MHD_OPTION_END);
+    if (!d)
+        fprintf(err, "mtable-proxy: cannot listen on %s:%d (port in use or not permitted)\n",
+                host, port);
+    return d;
+}
+
+px_servers *px_serve_start(px_app *app, FILE *err)
+{
+    px_servers *s = calloc(1, sizeof *s);
+    const px_settings *cf = &app->settings;
+    s->table = start_one(cf->listen_host, cf->listen_port, cf->max_connections,
+                         on_table_request, app, err);
+    if (s->table)
+        s->admin = start_one(cf->admin_host, cf->admin_port, 64, on_admin_request, app, err);
+    if (!s->table || !s->admin) {
+        px_serve_stop(s);
+        return NULL;
+    }
+    return s;
+}
+
+void px_serve_stop(px_servers *s)
+{
+    if (!s)
+        return;
+    if (s->table)
+        MHD_stop_daemon(s->table);
+    if (s->admin)
+        MHD_stop_daemon(s->admin);
+    free(s);
+}

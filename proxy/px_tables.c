@@ -1,1 +1,431 @@
-/* placeholder */
+/*
+ * px_tables.c -- the account's tables, and the table-level REST operations:
+ * Query/Create/Delete Table, Get/Set Table ACL, service properties.
+ *
+ * Each table is a pair of backend tables (old and new) and the
+ * MigratingTable over them, all sharing the process's one configuration: an
+ * account moves from phase to phase as a whole. With the embedded backend a
+ * table exists in both backends at once, so whatever the phase reads and
+ * writes, the account looks the same.
+ *
+ * Tables are reference counted: a request or a migration holds its tables
+ * while it runs, so a concurrent Delete Table only unlinks one, and the last
+ * user frees it.
+ */
+#include "px.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct px_table {
+    char *name;
+    mt_table *old_t, *new_t, *view;
+    az_acl acl;
+    int refs;
+    bool deleted;
+};
+
+struct px_registry {
+    mt_rt *rt;
+    mt_config_service *cfg;
+    pthread_mutex_t mu;
+    px_table **v; /* live tables, sorted by name, case-insensitively */
+    size_t n, cap;
+};
+
+px_registry *px_registry_new(mt_rt *rt, mt_config_service *cfg)
+{
+    px_registry *r = calloc(1, sizeof *r);
+    r->rt = rt;
+    r->cfg = cfg;
+    pthread_mutex_init(&r->mu, NULL);
+    return r;
+}
+
+static void table_free(px_table *t)
+{
+    mt_table_destroy(t->view);
+    mt_table_destroy(t->old_t);
+    mt_table_destroy(t->new_t);
+    free(t->name);
+    free(t);
+}
+
+void px_registry_free(px_registry *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n; i++)
+        table_free(r->v[i]);
+    free(r->v);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+/* Table names: 3-63 alphanumerics starting with a letter; "tables" is
+ * reserved. */
+static bool valid_table_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 3 || n > 63 || !isalpha((unsigned char)s[0]) || strcasecmp(s, "tables") == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+/* Index of name, or of where it would go (*found false). */
+static size_t find(const px_registry *r, const char *name, bool *found)
+{
+    size_t lo = 0, hi = r->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcasecmp(r->v[mid]->name, name);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+mt_status px_table_create(px_registry *r, const char *name)
+{
+    if (!valid_table_name(name))
+        return mt_error(400, "InvalidResourceName",
+                        "The specifed resource name contains invalid characters.");
+    pthread_mutex_lock(&r->mu);
+    bool found;
+    size_t at = find(r, name, &found);
+    if (found) {
+        pthread_mutex_unlock(&r->mu);
+        return mt_error(409, "TableAlreadyExists", "The table specified already exists.");
+    }
+    px_table *t = calloc(1, sizeof *t);
+    t->name = strdup(name);
+    t->old_t = mt_memtable_new(r->rt, "old");
+    t->new_t = mt_memtable_new(r->rt, "new");
+    t->view = mt_migrating_new(r->rt, r->cfg, t->old_t, t->new_t);
+    t->refs = 1;
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 16;
+        r->v = realloc(r->v, r->cap * sizeof *r->v);
+    }
+    memmove(r->v + at + 1, r->v + at, (r->n - at) * sizeof *r->v);
+    r->v[at] = t;
+    r->n++;
+    pthread_mutex_unlock(&r->mu);
+    return mt_ok();
+}
+
+mt_status px_table_delete(px_registry *r, const char *name)
+{
+    pthread_mutex_lock(&r->mu);
+    bool found;
+    size_t at = find(r, name, &found);
+    if (!found) {
+        pthread_mutex_unlock(&r->mu);
+        return mt_error(404, "ResourceNotFound", "The specified resource does not exist.");
+    }
+    px_table *t = r->v[at];
+    memmove(r->v + at, r->v + at + 1, (r->n - at - 1) * sizeof *r->v);
+    r->n--;
+    t->deleted = true;
+    bool last = --t->refs == 0;
+    pthread_mutex_unlock(&r->mu);
+    if (last)
+        table_free(t);
+    return mt_ok();
+}
+
+px_table *px_table_get(px_registry *r, const char *name, mt_status *st)
+{
+    pthread_mutex_lock(&r->mu);
+    bool found;
+    size_t at = find(r, name, &found);
+    px_table *t = found ? r->v[at] : NULL;
+    if (t)
+        t->refs++;
+    pthread_mutex_unlock(&r->mu);
+    if (!t)
+        *st = mt_error(404, "TableNotFound", "The table specified does not exist.");
+    return t;
+}
+
+void px_table_release(px_registry *r, px_table *t)
+{
+    pthread_mutex_lock(&r->mu);
+    bool last = --t->refs == 0;
+    pthread_mutex_unlock(&r->mu);
+    if (last)
+        table_free(t);
+}
+
+mt_table *px_table_view(px_table *t)
+{
+    return t->view;
+}
+
+const char *px_table_name(px_table *t)
+{
+    return t->name;
+}
+
+az_acl px_table_acl(px_registry *r, px_table *t)
+{
+    pthread_mutex_lock(&r->mu);
+    az_acl a = t->acl;
+    pthread_mutex_unlock(&r->mu);
+    return a;
+}
+
+void px_table_set_acl(px_registry *r, px_table *t, const az_acl *acl)
+{
+    pthread_mutex_lock(&r->mu);
+    t->acl = *acl;
+    pthread_mutex_unlock(&r->mu);
+}
+
+char **px_table_names(px_registry *r, size_t *n)
+{
+    pthread_mutex_lock(&r->mu);
+    char **names = calloc(r->n + 1, sizeof *names);
+    for (size_t i = 0; i < r->n; i++)
+        names[i] = strdup(r->v[i]->name);
+    *n = r->n;
+    pthread_mutex_unlock(&r->mu);
+    return names;
+}
+
+void px_names_free(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+px_table **px_table_all(px_registry *r, size_t *n)
+{
+    pthread_mutex_lock(&r->mu);
+    px_table **all = calloc(r->n + 1, sizeof *all);
+    for (size_t i = 0; i < r->n; i++) {
+        all[i] = r->v[i];
+        all[i]->refs++;
+    }
+    *n = r->n;
+    pthread_mutex_unlock(&r->mu);
+    return all;
+}
+
+mt_table_pair px_table_backends(px_table *t)
+{
+    return (mt_table_pair){.old_t = t->old_t, .new_t = t->new_t};
+}
+
+/* ------------------------------------------------------------------------ */
+/* REST: tables.                                                             */
+
+static void query_tables(px_req *q, px_resp *r)
+{
+    px_registry *reg = q->app->reg;
+    az_query_opts o = {0};
+    mt_status st = az_query_opts_parse(q->query, &o);
+    size_t n = 0;
+    char **names = mt_is_ok(&st) ? px_table_names(reg, &n) : NULL;
+    /* Filter (TableName comparisons), continuation, $top. */
+    char **page = calloc(n + 1, sizeof *page);
+    size_t np = 0;
+    int top = o.top ? o.top : 1000;
+    char *next = NULL;
+    char *from = o.next_table ? px_token_decode(o.next_table) : NULL;
+    for (size_t i = 0; mt_is_ok(&st) && i < n; i++) {
+        if (from && strcmp(names[i], from) < 0)
+            continue;
+        mt_entity *e = mt_entity_new("", "");
+        mt_value v = mt_v_str(names[i]);
+        mt_entity_set(e, "TableName", &v);
+        bool match = !o.filter || mt_filter_eval(o.filter, e);
+        mt_entity_free(e);
+        if (!match)
+            continue;
+        if ((int)np == top) {
+            next = px_token_encode(names[i]);
+            break;
+        }
+        page[np++] = names[i];
+    }
+    if (mt_is_ok(&st)) {
+        az_payload_ctx c = {.md = q->md, .base_url = q->base_url,
+                            .account = q->app->settings.account};
+        size_t len = 0;
+        char *body = az_tables_write(q->fmt, &c, page, np, &len);
+        px_resp_payload(q, r, 200, body, len);
+        if (next)
+            px_resp_header(r, "x-ms-continuation-NextTableName", next);
+    } else {
+        px_resp_error(q, r, &st);
+    }
+    free(next);
+    free(from);
+    free(page);
+    px_names_free(names, n);
+    az_query_opts_clear(&o);
+}
+
+static void create_table(px_req *q, px_resp *r)
+{
+    char *name = NULL;
+    mt_status st = az_grant_check(&q->grant, AZ_PERM_CREATE, true, NULL, NULL, NULL);
+    if (mt_is_ok(&st))
+        st = az_table_read(q->fmt, q->body, q->len, &name);
+    if (mt_is_ok(&st))
+        st = px_table_create(q->app->reg, name);
+    if (!mt_is_ok(&st)) {
+        px_resp_error(q, r, &st);
+        free(name);
+        return;
+    }
+    const char *prefer = px_req_header(q, "Prefer");
+    if (prefer && strstr(prefer, "return-no-content")) {
+        r->status = 204;
+        px_resp_header(r, "Preference-Applied", "return-no-content");
+    } else {
+        az_payload_ctx c = {.md = q->md, .base_url = q->base_url,
+                            .account = q->app->settings.account};
+        size_t len = 0;
+        char *body = az_table_write(q->fmt, &c, name, &len);
+        px_resp_payload(q, r, 201, body, len);
+        if (prefer && strstr(prefer, "return-content"))
+            px_resp_header(r, "Preference-Applied", "return-content");
+    }
+    char loc[512];
+    snprintf(loc, sizeof loc, "%s/Tables('%s')", q->base_url, name);
+    px_resp_header(r, "Location", loc);
+    px_resp_header(r, "DataServiceId", loc);
+    free(name);
+}
+
+void px_handle_tables(px_req *q, px_resp *r)
+{
+    mt_status st = mt_ok();
+    if (q->res.kind == AZ_RES_TABLES && strcmp(q->method, "GET") == 0) {
+        st = az_grant_check(&q->grant, AZ_PERM_LIST, true, NULL, NULL, NULL);
+        if (mt_is_ok(&st)) {
+            query_tables(q, r);
+            return;
+        }
+    } else if (q->res.kind == AZ_RES_TABLES && strcmp(q->method, "POST") == 0) {
+        create_table(q, r);
+        return;
+    } else if (q->res.kind == AZ_RES_TABLE && strcmp(q->method, "DELETE") == 0) {
+        st = az_grant_check(&q->grant, AZ_PERM_DELETE, true, q->res.table, NULL, NULL);
+        if (mt_is_ok(&st))
+            st = px_table_delete(q->app->reg, q->res.table);
+        if (mt_is_ok(&st)) {
+            r->status = 204;
+            return;
+        }
+    } else if (q->res.kind == AZ_RES_TABLE && strcmp(q->method, "GET") == 0) {
+        st = az_grant_check(&q->grant, AZ_PERM_LIST, true, NULL, NULL, NULL);
+        px_table *t = mt_is_ok(&st) ? px_table_get(q->app->reg, q->res.table, &st) : NULL;
+        if (t) {
+            az_payload_ctx c = {.md = q->md, .base_url = q->base_url,
+                                .account = q->app->settings.account};
+            size_t len = 0;
+            char *body = az_table_write(q->fmt, &c, px_table_name(t), &len);
+            px_table_release(q->app->reg, t);
+            px_resp_payload(q, r, 200, body, len);
+            return;
+        }
+    } else {
+        st = mt_error(405, "UnsupportedHttpVerb",
+                      "The resource doesn't support the specified HTTP verb.");
+    }
+    px_resp_error(q, r, &st);
+}
+
+/* ------------------------------------------------------------------------ */
+/* REST: ACLs and service properties.                                        */
+
+void px_handle_table_acl(px_req *q, px_resp *r)
+{
+    mt_status st = q->grant.shared_key
+                       ? mt_ok()
+                       : mt_error(403, "AuthorizationFailure",
+                                  "This request is not authorized to perform this operation.");
+    px_table *t = mt_is_ok(&st) ? px_table_get(q->app->reg, q->res.table, &st) : NULL;
+    if (t && strcmp(q->method, "GET") == 0) {
+        az_acl acl = px_table_acl(q->app->reg, t);
+        size_t len = 0;
+        r->status = 200;
+        r->body = az_acl_write(&acl, &len);
+        r->len = len;
+        px_resp_header(r, "Content-Type", "application/xml");
+    } else if (t && strcmp(q->method, "PUT") == 0) {
+        az_acl acl = {0};
+        st = q->len ? az_acl_read(q->body, q->len, &acl) : mt_ok();
+        if (mt_is_ok(&st)) {
+            px_table_set_acl(q->app->reg, t, &acl);
+            r->status = 204;
+        }
+    } else if (t) {
+        st = mt_error(405, "UnsupportedHttpVerb",
+                      "The resource doesn't support the specified HTTP verb.");
+    }
+    if (t)
+        px_table_release(q->app->reg, t);
+    if (!mt_is_ok(&st))
+        px_resp_error(q, r, &st);
+}
+
+void px_handle_service(px_req *q, px_resp *r)
+{
+    px_app *app = q->app;
+    mt_status st = q->grant.shared_key || q->grant.service_table
+                       ? mt_ok()
+                       : mt_error(403, "AuthorizationResourceTypeMismatch",
+                                  "This request is not authorized to perform this operation "
+                                  "using this resource type.");
+    char *comp = q->query ? az_query_get(q->query, "comp") : NULL;
+    if (mt_is_ok(&st) && comp && strcmp(comp, "stats") == 0 && strcmp(q->method, "GET") == 0) {
+        static const char stats[] =
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?><StorageServiceStats><GeoReplication>"
+            "<Status>live</Status><LastSyncTime></LastSyncTime></GeoReplication>"
+            "</StorageServiceStats>";
+        r->status = 200;
+        r->body = strdup(stats);
+        r->len = strlen(stats);
+        px_resp_header(r, "Content-Type", "application/xml");
+    } else if (mt_is_ok(&st) && strcmp(q->method, "GET") == 0) {
+        pthread_mutex_lock(&app->mu);
+        r->body = strdup(app->service_properties);
+        pthread_mutex_unlock(&app->mu);
+        r->len = strlen(r->body);
+        r->status = 200;
+        px_resp_header(r, "Content-Type", "application/xml");
+    } else if (mt_is_ok(&st) && strcmp(q->method, "PUT") == 0) {
+        char *norm = NULL;
+        st = az_service_properties_read(q->body, q->len, &norm);
+        if (mt_is_ok(&st)) {
+            pthread_mutex_lock(&app->mu);
+            free(app->service_properties);
+            app->service_properties = norm;
+            pthread_mutex_unlock(&app->mu);
+            r->status = 202;
+        }
+    } else if (mt_is_ok(&st)) {
+        st = mt_error(405, "UnsupportedHttpVerb",
+                      "The resource doesn't support the specified HTTP verb.");
+    }
+    free(comp);
+    if (!mt_is_ok(&st))
+        px_resp_error(q, r, &st);
+}

@@ -1,0 +1,195 @@
+/*
+ * px.h -- the proxy daemon's internal contract.
+ *
+ * The proxy is one process serving two listeners: the table endpoint that
+ * applications' SDKs talk to, and the admin endpoint operators use. A table
+ * request runs parse -> authenticate -> route -> one core call (through the
+ * table's MigratingTable) -> serialize. The core is blocking, so each
+ * connection is served on its own thread, up to a configured cap.
+ *
+ * What it must never do: crash or leak on bad input, answer a request it
+ * could not authenticate, or reach a backend table except through the core.
+ */
+#ifndef PX_H
+#define PX_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "az.h"
+#include "mt.h"
+
+#define PX_MAX_BODY (4u * 1024 * 1024)
+#define PX_DEFAULT_VERSION "2019-02-02"
+#define PX_MAX_HEADERS 24
+
+/* ------------------------------------------------------------------------ */
+/* Settings: flags, each also an environment variable (px_config.c).        */
+
+typedef struct px_settings {
+    char listen_host[128];
+    int listen_port;
+    char admin_host[128];
+    int admin_port;
+    char account[64];
+    char account_key[256]; /* base64, as given */
+    uint8_t key[128];      /* decoded */
+    size_t key_len;
+    char old_spec[1024];
+    char new_spec[1024];
+    char admin_token[256];
+    char proxy_id[128];
+    char log_level[16];
+    int max_connections;
+} px_settings;
+
+/* Fills s from defaults, then the environment, then argv. Returns 0 to run,
+ * 1 when --help or --version was printed, 2 on a bad flag (message on err). */
+int px_settings_load(px_settings *s, int argc, char **argv, FILE *out, FILE *err);
+void px_settings_usage(FILE *out);
+
+/* ------------------------------------------------------------------------ */
+/* The account's tables (px_tables.c).                                       */
+
+typedef struct px_registry px_registry;
+typedef struct px_table px_table;
+
+px_registry *px_registry_new(mt_rt *rt, mt_config_service *cfg);
+void px_registry_free(px_registry *r);
+
+/* 201 or 409 TableAlreadyExists; 400 OutOfRangeInput on a bad name. */
+mt_status px_table_create(px_registry *r, const char *name);
+/* 404 TableNotFound. */
+mt_status px_table_delete(px_registry *r, const char *name);
+/* A reference to the table (NULL and 404 TableNotFound when absent); the
+ * caller releases it. */
+px_table *px_table_get(px_registry *r, const char *name, mt_status *st);
+void px_table_release(px_registry *r, px_table *t);
+mt_table *px_table_view(px_table *t);     /* the MigratingTable */
+const char *px_table_name(px_table *t);   /* as created */
+az_acl px_table_acl(px_registry *r, px_table *t);
+void px_table_set_acl(px_registry *r, px_table *t, const az_acl *acl);
+/* Table names in order, NUL-terminated strings the caller frees with
+ * px_names_free. */
+char **px_table_names(px_registry *r, size_t *n);
+void px_names_free(char **names, size_t n);
+/* Every table, each referenced (release each, then free the array). */
+px_table **px_table_all(px_registry *r, size_t *n);
+mt_table_pair px_table_backends(px_table *t);
+
+/* ------------------------------------------------------------------------ */
+/* The application state shared by both listeners.                           */
+
+typedef enum px_migration_state {
+    PX_MIG_IDLE,
+    PX_MIG_COPYING,
+    PX_MIG_CLEANING,
+    PX_MIG_DONE,
+    PX_MIG_FAILED,
+    PX_MIG_PUSHING,
+} px_migration_state;
+
+typedef struct px_app {
+    px_settings settings;
+    mt_rt *rt;
+    mt_config_service *cfg;
+    px_registry *reg;
+
+    pthread_mutex_t mu; /* guards everything below */
+    px_migration_state mig_state;
+    bool mig_running;
+    bool copy_done; /* a copy completed: use_new_with_tombstones may follow */
+    mt_migrator_stats mig_stats;
+    char mig_error[256];
+    pthread_t mig_thread;
+    bool mig_thread_started;
+    pthread_mutex_t push_mu; /* admin phase changes, one at a time */
+    char *service_properties; /* XML */
+    uint64_t requests_total;
+    uint64_t requests_failed;
+    time_t started;
+} px_app;
+
+px_app *px_app_new(const px_settings *s);
+void px_app_free(px_app *app);
+mt_config px_app_config(px_app *app);
+
+/* ------------------------------------------------------------------------ */
+/* One table-endpoint request and its response (px_server.c).               */
+
+typedef struct px_req {
+    px_app *app;
+    void *conn; /* struct MHD_Connection * */
+    const char *method;
+    const char *path;  /* after the account segment, still encoded */
+    const char *query; /* raw, NULL when none */
+    const char *body;
+    size_t len;
+    az_resource res;
+    az_format fmt;
+    az_metadata md;
+    char base_url[256];
+    char request_id[40];
+    char version[32];
+    az_grant grant;
+} px_req;
+
+typedef struct px_resp {
+    int status;
+    az_header headers[PX_MAX_HEADERS];
+    size_t nheaders;
+    char *body; /* owned */
+    size_t len;
+} px_resp;
+
+/* A header of the request (case-insensitive), or NULL. */
+const char *px_req_header(const px_req *q, const char *name);
+/* Adds a response header (copies both). */
+void px_resp_header(px_resp *r, const char *name, const char *value);
+/* Sets an error response for st in the request's format. */
+void px_resp_error(const px_req *q, px_resp *r, const mt_status *st);
+/* Sets a payload response with the content type of the request's format. */
+void px_resp_payload(const px_req *q, px_resp *r, int status, char *body, size_t len);
+void px_resp_clear(px_resp *r);
+
+/* Continuation tokens: opaque, header-safe encodings of a key. */
+char *px_token_encode(const char *s);
+char *px_token_decode(const char *tok);
+
+/* Handlers. */
+void px_handle_tables(px_req *q, px_resp *r);   /* Tables, Tables('x') */
+void px_handle_table_acl(px_req *q, px_resp *r);
+void px_handle_service(px_req *q, px_resp *r);
+void px_handle_entities(px_req *q, px_resp *r); /* t(), t(PK,RK) */
+void px_handle_batch(px_req *q, px_resp *r);
+
+/* Runs one entity write (Insert, Update, Merge, Delete, upserts) described
+ * by method/headers/body against table t; shared by the single-request
+ * path and $batch. Fills w for the caller to execute. */
+typedef struct px_write {
+    mt_op op;
+    mt_entity *entity; /* owned */
+    char if_match[MT_ETAG_MAX];
+    bool return_content; /* Insert: echo the entity (no Prefer header) */
+    bool is_insert;
+} px_write;
+mt_status px_write_prepare(const char *method, const char *x_http_method, const char *if_match,
+                           const char *prefer, az_format fmt, const az_resource *res,
+                           const char *body, size_t len, px_write *w);
+void px_write_clear(px_write *w);
+/* Fills a successful write's response (status, ETag, body for inserts). */
+void px_write_respond(const px_req *q, const px_write *w, const mt_op_result *res, px_resp *r);
+
+/* Starts both listeners; returns false (with a message on err) when a port
+ * cannot be bound. px_serve_stop stops them. */
+typedef struct px_servers px_servers;
+px_servers *px_serve_start(px_app *app, FILE *err);
+void px_serve_stop(px_servers *s);
+
+/* The admin listener's request handler (px_admin.c). */
+void px_admin_handle(px_app *app, const char *method, const char *url, const char *body,
+                     size_t len, const char *authorization, px_resp *r);
+
+#endif
