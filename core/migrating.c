@@ -482,6 +482,11 @@ static mt_status validate_client_batch(const mt_op *ops, size_t n)
         else if (is_reserved_name(e->rk))
             st = mt_error(400, MT_ERR_INVALID_INPUT, "row keys starting with %s are reserved",
                           MT_RESERVED_PREFIX);
+        else if (e->nprops > MT_MAX_USER_PROPS - 1)
+            /* The new table's rows carry one property of the protocol. */
+            st = mt_error(400, MT_ERR_TOO_MANY_PROPS,
+                          "an entity through mtable holds at most %d properties",
+                          MT_MAX_USER_PROPS - 1);
         else if (mt_mig_has_reserved_prop(e))
             st = mt_error(400, MT_ERR_INVALID_INPUT,
                           "property names starting with %s are reserved", MT_RESERVED_PREFIX);

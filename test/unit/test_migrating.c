@@ -140,6 +140,23 @@ static void test_reserved_names_rejected(void **state)
     assert_int_equal(mt_memtable_count(f->old_t) + mt_memtable_count(f->new_t), 0);
     mt_entity_free(a);
     mt_entity_free(b);
+
+    /* One property is the protocol's: 251 user properties at most. */
+    mt_entity *wide = ent("p", "w", NULL);
+    char name[16];
+    for (int i = 0; i < MT_MAX_USER_PROPS; i++) {
+        snprintf(name, sizeof name, "p%d", i);
+        mt_value v = mt_v_i32(i);
+        mt_entity_set(wide, name, &v);
+    }
+    mt_op op = {.kind = MT_OP_INSERT, .entity = wide};
+    st = mt_table_batch(f->mt, &op, 1, res);
+    assert_int_equal(st.http, 400);
+    assert_string_equal(st.code, MT_ERR_TOO_MANY_PROPS);
+    mt_entity_remove(wide, "p0");
+    st = mt_table_batch(f->mt, &op, 1, res);
+    assert_true(mt_is_ok(&st));
+    mt_entity_free(wide);
     fx_free(f);
 }
 

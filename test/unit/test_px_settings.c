@@ -1,0 +1,148 @@
+/*
+ * test_px_settings.c -- mtable-proxy's settings: defaults, environment,
+ * flags, and the refusals (bad values, admin beyond loopback without a
+ * token); and the continuation tokens the proxy hands to clients.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "px.h"
+
+static int load(px_settings *s, int argc, char **argv)
+{
+    FILE *null = fopen("/dev/null", "w");
+    int rc = px_settings_load(s, argc, argv, null, null);
+    fclose(null);
+    return rc;
+}
+
+static void clear_env(void)
+{
+    const char *vars[] = {"MTABLE_LISTEN",     "MTABLE_ADMIN_LISTEN", "MTABLE_ACCOUNT_NAME",
+                          "MTABLE_ACCOUNT_KEY", "MTABLE_OLD",         "MTABLE_NEW",
+                          "MTABLE_ADMIN_TOKEN", "MTABLE_PROXY_ID",    "MTABLE_LOG_LEVEL",
+                          "MTABLE_MAX_CONNECTIONS"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+        unsetenv(vars[i]);
+}
+
+static void test_defaults_serve_the_development_account(void **state)
+{
+    (void)state;
+    clear_env();
+    px_settings s;
+    char *argv[] = {"mtable-proxy"};
+    assert_int_equal(load(&s, 1, argv), 0);
+    assert_string_equal(s.listen_host, "127.0.0.1");
+    assert_int_equal(s.listen_port, 10002);
+    assert_int_equal(s.admin_port, 10090);
+    assert_string_equal(s.account, "devstoreaccount1");
+    assert_int_equal(s.key_len, 64);
+    assert_string_equal(s.old_spec, "memory");
+    assert_string_equal(s.new_spec, "memory");
+    assert_string_equal(s.proxy_id, "127.0.0.1:10002");
+}
+
+static void test_flags_win_over_environment(void **state)
+{
+    (void)state;
+    clear_env();
+    setenv("MTABLE_LISTEN", "127.0.0.1:2000", 1);
+    setenv("MTABLE_ADMIN_LISTEN", "127.0.0.1:2001", 1);
+    px_settings s;
+    char *argv[] = {"mtable-proxy", "--listen", "localhost:3000", "--proxy-id=p7"};
+    assert_int_equal(load(&s, 4, argv), 0);
+    assert_int_equal(s.listen_port, 3000);
+    assert_string_equal(s.listen_host, "127.0.0.1");
+    assert_int_equal(s.admin_port, 2001); /* from the environment */
+    assert_string_equal(s.proxy_id, "p7");
+    clear_env();
+}
+
+static void test_bad_values_are_refused(void **state)
+{
+    (void)state;
+    clear_env();
+    px_settings s;
+    char *bad_port[] = {"mtable-proxy", "--listen", "127.0.0.1:99999"};
+    assert_int_equal(load(&s, 3, bad_port), 2);
+    char *no_port[] = {"mtable-proxy", "--listen", "127.0.0.1"};
+    assert_int_equal(load(&s, 3, no_port), 2);
+    char *bad_key[] = {"mtable-proxy", "--account-key", "not*base64"};
+    assert_int_equal(load(&s, 3, bad_key), 2);
+    char *unknown[] = {"mtable-proxy", "--frobnicate"};
+    assert_int_equal(load(&s, 2, unknown), 2);
+    char *missing[] = {"mtable-proxy", "--account"};
+    assert_int_equal(load(&s, 2, missing), 2);
+    char *level[] = {"mtable-proxy", "--log-level", "loud"};
+    assert_int_equal(load(&s, 3, level), 2);
+    setenv("MTABLE_MAX_CONNECTIONS", "0", 1);
+    char *plain[] = {"mtable-proxy"};
+    assert_int_equal(load(&s, 1, plain), 2);
+    clear_env();
+}
+
+static void test_admin_beyond_loopback_needs_a_token(void **state)
+{
+    (void)state;
+    clear_env();
+    px_settings s;
+    char *open_admin[] = {"mtable-proxy", "--admin-listen", "0.0.0.0:10090"};
+    assert_int_equal(load(&s, 3, open_admin), 2);
+    char *with_token[] = {"mtable-proxy", "--admin-listen", "0.0.0.0:10090", "--admin-token",
+                          "s3cret"};
+    assert_int_equal(load(&s, 5, with_token), 0);
+    assert_string_equal(s.admin_token, "s3cret");
+}
+
+static void test_help_and_version(void **state)
+{
+    (void)state;
+    clear_env();
+    px_settings s;
+    char *help[] = {"mtable-proxy", "--help"};
+    assert_int_equal(load(&s, 2, help), 1);
+    char *version[] = {"mtable-proxy", "--version"};
+    assert_int_equal(load(&s, 2, version), 1);
+}
+
+static void test_continuation_tokens_round_trip(void **state)
+{
+    (void)state;
+    const char *keys[] = {"", "p1", "a'b", "with space/and?", "\xf0\x9f\x98\x80 emoji",
+                          "\xe4\xb8\xad\xe6\x96\x87"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        char *tok = px_token_encode(keys[i]);
+        assert_non_null(tok);
+        /* header-safe: printable ASCII without separators */
+        for (const char *p = tok; *p; p++)
+            assert_true(*p > 32 && *p < 127 && *p != '/' && *p != '+' && *p != '=');
+        char *back = px_token_decode(tok);
+        assert_non_null(back);
+        assert_string_equal(back, keys[i]);
+        free(tok);
+        free(back);
+    }
+    assert_null(px_token_decode("garbage"));
+    assert_null(px_token_decode("1!***"));
+    assert_null(px_token_decode(NULL));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults_serve_the_development_account),
+        cmocka_unit_test(test_flags_win_over_environment),
+        cmocka_unit_test(test_bad_values_are_refused),
+        cmocka_unit_test(test_admin_beyond_loopback_needs_a_token),
+        cmocka_unit_test(test_help_and_version),
+        cmocka_unit_test(test_continuation_tokens_round_trip),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
