@@ -170,10 +170,19 @@ static void phase_reply(px_app *app, const char *body, size_t len, px_resp *r)
         return;
     }
     cJSON_Delete(doc);
+    pthread_mutex_lock(&app->mu);
+    bool running = app->mig_running;
+    pthread_mutex_unlock(&app->mu);
+    if (running) {
+        error_reply(r, 409, "PhaseTransitionNotAllowed",
+                    "A migration is running; it moves the phases itself.");
+        return;
+    }
     pthread_mutex_lock(&app->push_mu);
     mt_config c = px_app_config(app);
     pthread_mutex_lock(&app->mu);
-    bool copied = app->copy_done, running = app->mig_running;
+    bool copied = app->copy_done;
+    running = app->mig_running;
     pthread_mutex_unlock(&app->mu);
     const char *why = NULL;
     if (running)
