@@ -27,9 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MT_TICKS_PER_DAY INT64_C(864000000000)
-#define MT_TICKS_PER_SECOND INT64_C(10000000)
-
 /* ------------------------------------------------------------------------ */
 /* Building, copying, freeing                                                */
 
@@ -350,31 +347,14 @@ static void mt_print_double(mt_buf *b, double v)
         mt_buf_puts(b, ".0");
 }
 
-/* Ticks -> civil date and time (proleptic Gregorian, as .NET). */
+/* datetime'...' with the text Azure writes (datetime.c). */
 static void mt_print_datetime(mt_buf *b, int64_t ticks)
 {
-    char tmp[64];
-    int64_t days = ticks / MT_TICKS_PER_DAY, rem = ticks % MT_TICKS_PER_DAY;
-    if (rem < 0) {
-        rem += MT_TICKS_PER_DAY;
-        days--;
-    }
-    /* Days since 0000-03-01, the era arithmetic of a civil_from_days. */
-    int64_t z = days + 306;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    int64_t d = doy - (153 * mp + 2) / 5 + 1;
-    int64_t m = mp < 10 ? mp + 3 : mp - 9;
-    int64_t y = yoe + era * 400 + (m <= 2);
-    int64_t secs = rem / MT_TICKS_PER_SECOND;
-    snprintf(tmp, sizeof tmp,
-             "datetime'%04" PRId64 "-%02" PRId64 "-%02" PRId64 "T%02" PRId64 ":%02" PRId64
-             ":%02" PRId64 ".%07" PRId64 "Z'",
-             y, m, d, secs / 3600, secs / 60 % 60, secs % 60, rem % MT_TICKS_PER_SECOND);
+    char tmp[MT_DATETIME_MAX];
+    mt_datetime_format(ticks, tmp);
+    mt_buf_puts(b, "datetime'");
     mt_buf_puts(b, tmp);
+    mt_buf_puts(b, "'");
 }
 
 static void mt_print_hex(mt_buf *b, const uint8_t *p, size_t n)

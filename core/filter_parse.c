@@ -47,8 +47,6 @@
 #define MT_FILTER_MAX_NESTING (2 * MT_FILTER_MAX_DEPTH)
 #define MT_PROP_NAME_MAX 255
 #define MT_NUMBER_MAX 400
-#define MT_TICKS_PER_SECOND INT64_C(10000000)
-#define MT_TICKS_MAX INT64_C(3155378975999999999) /* 9999-12-31T23:59:59.9999999 */
 
 typedef enum mt_tok_kind {
     MT_TOK_END,
@@ -221,124 +219,7 @@ static bool mt_utf8_valid(const unsigned char *s, size_t n)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Typed literal bodies: datetime, guid, binary                              */
-
-/* Reads exactly n decimal digits at *i. */
-static bool mt_read_digits(const char *s, size_t len, size_t *i, int n, int *out)
-{
-    int v = 0;
-    for (int k = 0; k < n; k++, (*i)++) {
-        if (*i >= len || !mt_is_digit((unsigned char)s[*i]))
-            return false;
-        v = v * 10 + (s[*i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
-static bool mt_read_char(const char *s, size_t len, size_t *i, char c)
-{
-    if (*i >= len || s[*i] != c)
-        return false;
-    (*i)++;
-    return true;
-}
-
-static bool mt_is_leap(int y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static int mt_days_in_month(int y, int m)
-{
-    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && mt_is_leap(y) ? 29 : days[m - 1];
-}
-
-/* Days from 0001-01-01 in the proleptic Gregorian calendar, as .NET counts. */
-static int64_t mt_days_from_civil(int y, int m, int d)
-{
-    static const int before[12] = {0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334};
-    int64_t py = y - 1;
-    int64_t days = py * 365 + py / 4 - py / 100 + py / 400;
-    return days + before[m - 1] + (m > 2 && mt_is_leap(y)) + d - 1;
-}
-
-/* Up to seven fractional digits, scaled to 100 ns ticks. */
-static bool mt_read_fraction(const char *s, size_t len, size_t *i, int64_t *out)
-{
-    int64_t frac = 0;
-    int nd = 0;
-    while (*i < len && mt_is_digit((unsigned char)s[*i])) {
-        if (nd == 7)
-            return false;
-        frac = frac * 10 + (s[*i] - '0');
-        nd++;
-        (*i)++;
-    }
-    if (nd == 0)
-        return false;
-    for (; nd < 7; nd++)
-        frac *= 10;
-    *out = frac;
-    return true;
-}
-
-/* Z, +hh:mm or -hh:mm (none means UTC, as the service reads it), in
- * minutes east of UTC. */
-static bool mt_read_offset(const char *s, size_t len, size_t *i, int *out)
-{
-    int oh, om, sign;
-    *out = 0;
-    if (*i == len)
-        return true;
-    if (s[*i] == 'Z') {
-        (*i)++;
-        return true;
-    }
-    if (s[*i] != '+' && s[*i] != '-')
-        return false;
-    sign = s[*i] == '-' ? -1 : 1;
-    (*i)++;
-    if (!mt_read_digits(s, len, i, 2, &oh) || !mt_read_char(s, len, i, ':') ||
-        !mt_read_digits(s, len, i, 2, &om))
-        return false;
-    if (om > 59 || oh > 14 || (oh == 14 && om != 0))
-        return false;
-    *out = sign * (oh * 60 + om);
-    return true;
-}
-
-/* YYYY-MM-DDThh:mm[:ss[.fffffff]][Z|(+|-)hh:mm] -> ticks since 0001-01-01Z. */
-static bool mt_parse_datetime(const char *s, size_t len, int64_t *out)
-{
-    size_t i = 0;
-    int y, mo, d, h, mi, sec = 0, off;
-    int64_t frac = 0, ticks;
-    if (!mt_read_digits(s, len, &i, 4, &y) || !mt_read_char(s, len, &i, '-') ||
-        !mt_read_digits(s, len, &i, 2, &mo) || !mt_read_char(s, len, &i, '-') ||
-        !mt_read_digits(s, len, &i, 2, &d) || !mt_read_char(s, len, &i, 'T') ||
-        !mt_read_digits(s, len, &i, 2, &h) || !mt_read_char(s, len, &i, ':') ||
-        !mt_read_digits(s, len, &i, 2, &mi))
-        return false;
-    if (mt_read_char(s, len, &i, ':')) {
-        if (!mt_read_digits(s, len, &i, 2, &sec))
-            return false;
-        if (mt_read_char(s, len, &i, '.') && !mt_read_fraction(s, len, &i, &frac))
-            return false;
-    }
-    if (!mt_read_offset(s, len, &i, &off) || i != len)
-        return false;
-    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > mt_days_in_month(y, mo) || h > 23 || mi > 59 ||
-        sec > 59)
-        return false;
-    ticks = mt_days_from_civil(y, mo, d) * 1440 + h * 60 + mi - off;
-    ticks = (ticks * 60 + sec) * MT_TICKS_PER_SECOND + frac;
-    if (ticks < 0 || ticks > MT_TICKS_MAX)
-        return false;
-    *out = ticks;
-    return true;
-}
+/* Typed literal bodies: guid, binary (datetime bodies go to datetime.c)    */
 
 /* xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx; bytes kept in textual order, so a
  * bytewise comparison is the order of the printed form. */
@@ -557,7 +438,7 @@ static bool mt_lex_typed(mt_parser *p, size_t start, size_t plen)
     p->pos = close + 1;
     if (mt_span_is_ci(pre, plen, "datetime")) {
         int64_t ticks;
-        if (!mt_parse_datetime(body, blen, &ticks))
+        if (!mt_datetime_parse(body, blen, &ticks))
             return mt_fail(p, start, p->pos - start, "malformed datetime");
         p->tok.lit = mt_v_datetime(ticks);
     } else if (mt_span_is_ci(pre, plen, "guid")) {

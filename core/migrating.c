@@ -19,9 +19,10 @@
  *       linearization point: if anything changed since the reads, it fails
  *       and the write is retried.
  *   I4  While any reader may still consult old (phases <= 3), a delete in new
- *       leaves a tombstone that keeps shadowing old's copy. Phase-4 writes
- *       carry no _mtable_* property, so rows written after cleanup passed
- *       them stay clean.
+ *       leaves a tombstone that keeps shadowing old's copy. No live write
+ *       carries an _mtable_* property (InsertOrMerge is translated against
+ *       the row rather than flagged), so live rows stay clean, keep all 252
+ *       properties for the client, and cleanup only removes tombstones.
  *
  * Queries are in migrating_query.c, the migrator in migrator.c.
  */
@@ -321,8 +322,12 @@ static void emit(xlate *x, size_t client_i, mt_op_kind kind, mt_entity *e, const
     x->n++;
 }
 
-/* Phase-4 InsertOrMerge: keep the row free of _mtable_* properties. */
-static void xlate_upsert_merge_clean(xlate *x, size_t i, const mt_op *op, const mt_entity *cur)
+/* InsertOrMerge, translated against the row so that no live row ever
+ * carries _mtable_deleted: a plain InsertOrMerge onto a tombstone would keep
+ * its flag (and so the row hidden), and adding _mtable_deleted=false instead
+ * would cost every such row a property of its 252 and a rewrite at cleanup.
+ * The conditional op keeps the batch the linearization point. */
+static void xlate_upsert_merge(xlate *x, size_t i, const mt_op *op, const mt_entity *cur)
 {
     if (!cur)
         emit(x, i, MT_OP_INSERT, user_copy(op->entity), NULL);
@@ -382,15 +387,7 @@ static mt_status xlate_op(xlate *x, size_t i, const mt_op *op, const mt_entity *
         emit(x, i, MT_OP_INSERT_OR_REPLACE, user_copy(op->entity), NULL);
         return st;
     case MT_OP_INSERT_OR_MERGE:
-        if (!tombstones) {
-            xlate_upsert_merge_clean(x, i, op, cur);
-            return st;
-        }
-        /* Reviving a tombstone needs the flag turned off explicitly. */
-        mt_entity *e = user_copy(op->entity);
-        mt_value v = mt_v_bool(false);
-        mt_entity_set(e, MT_PROP_DELETED, &v);
-        emit(x, i, MT_OP_INSERT_OR_MERGE, e, NULL);
+        xlate_upsert_merge(x, i, op, cur);
         return st;
     }
     return mt_error(400, MT_ERR_INVALID_INPUT, "unknown operation kind %d", (int)op->kind);
@@ -482,11 +479,6 @@ static mt_status validate_client_batch(const mt_op *ops, size_t n)
         else if (is_reserved_name(e->rk))
             st = mt_error(400, MT_ERR_INVALID_INPUT, "row keys starting with %s are reserved",
                           MT_RESERVED_PREFIX);
-        else if (e->nprops > MT_MAX_USER_PROPS - 1)
-            /* The new table's rows carry one property of the protocol. */
-            st = mt_error(400, MT_ERR_TOO_MANY_PROPS,
-                          "an entity through mtable holds at most %d properties",
-                          MT_MAX_USER_PROPS - 1);
         else if (mt_mig_has_reserved_prop(e))
             st = mt_error(400, MT_ERR_INVALID_INPUT,
                           "property names starting with %s are reserved", MT_RESERVED_PREFIX);
@@ -497,6 +489,11 @@ static mt_status validate_client_batch(const mt_op *ops, size_t n)
         else if (strcmp(e->pk, ops[0].entity->pk) != 0)
             st = mt_error(400, MT_ERR_INVALID_INPUT,
                           "all operations of a batch must be in one partition");
+        for (size_t j = 0; mt_is_ok(&st) && j < i; j++)
+            if (strcmp(ops[j].entity->rk, e->rk) == 0)
+                st = mt_error(400, "InvalidDuplicateRow",
+                              "The batch request contains multiple changes with same row key. "
+                              "An entity can appear only once in a batch request.");
         if (!mt_is_ok(&st)) {
             st.index = (int)i;
             return st;

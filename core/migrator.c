@@ -192,7 +192,11 @@ mt_status mt_migrate_tables(mt_rt *rt, mt_config_service *cfg, const mt_table_pa
     if (!stats)
         stats = &local;
     mt_status st = mt_ok();
+    bool stop = hooks && hooks->stop_early;
     for (mt_phase p = current_phase(cfg); mt_is_ok(&st);) {
+        if (stop && p == hooks->until && p != MT_PHASE_PREFER_NEW &&
+            p != MT_PHASE_USE_NEW_HIDE_METADATA)
+            return st;
         switch (p) {
         case MT_PHASE_USE_OLD_HIDE_METADATA:
             p = MT_BUG(MigrateSkipPreferOld) ? MT_PHASE_PREFER_NEW : MT_PHASE_PREFER_OLD;
@@ -210,6 +214,8 @@ mt_status mt_migrate_tables(mt_rt *rt, mt_config_service *cfg, const mt_table_pa
             break;
         case MT_PHASE_PREFER_NEW:
             st = copy_tables(tables, n, hooks, stats);
+            if (stop && hooks->until == MT_PHASE_PREFER_NEW)
+                return st;
             p = MT_BUG(MigrateSkipUseNewWithTombstones) ? MT_PHASE_USE_NEW_HIDE_METADATA
                                                          : MT_PHASE_USE_NEW_WITH_TOMBSTONES;
             if (mt_is_ok(&st))

@@ -440,6 +440,10 @@ typedef enum mt_migrator_step {
 typedef struct mt_migrator_hooks {
     void (*progress)(void *ctx, mt_migrator_step step, const mt_migrator_stats *stats);
     void *ctx;
+    /* Stop once the configuration is in phase `until` and that phase's work
+     * is done (prefer_new: the copy); otherwise run to the end. */
+    bool stop_early;
+    mt_phase until;
 } mt_migrator_hooks;
 
 typedef struct mt_table_pair {

@@ -101,6 +101,8 @@ typedef struct px_app {
     px_migration_state mig_state;
     bool mig_running;
     bool copy_done; /* a copy completed: use_new_with_tombstones may follow */
+    bool mig_stop_early;
+    mt_phase mig_until;
     mt_migrator_stats mig_stats;
     char mig_error[256];
     pthread_t mig_thread;

@@ -105,7 +105,10 @@ static void *migrate_thread(void *arg)
     mt_table_pair *pairs = calloc(n + 1, sizeof *pairs);
     for (size_t i = 0; i < n; i++)
         pairs[i] = px_table_backends(all[i]);
-    mt_migrator_hooks hooks = {.progress = on_progress, .ctx = app};
+    pthread_mutex_lock(&app->mu);
+    mt_migrator_hooks hooks = {.progress = on_progress, .ctx = app,
+                               .stop_early = app->mig_stop_early, .until = app->mig_until};
+    pthread_mutex_unlock(&app->mu);
     mt_migrator_stats stats = {0};
     pthread_mutex_lock(&app->push_mu);
     mt_status st = mt_migrate_tables(app->rt, app->cfg, pairs, n, &hooks, &stats);
@@ -114,7 +117,9 @@ static void *migrate_thread(void *arg)
     app->mig_stats = stats;
     app->mig_running = false;
     if (mt_is_ok(&st)) {
-        app->mig_state = PX_MIG_DONE;
+        app->mig_state = hooks.stop_early && hooks.until != MT_PHASE_USE_NEW_HIDE_METADATA
+                             ? PX_MIG_IDLE
+                             : PX_MIG_DONE;
     } else {
         app->mig_state = PX_MIG_FAILED;
         snprintf(app->mig_error, sizeof app->mig_error, "%d %s: %s", st.http, st.code,
@@ -128,8 +133,23 @@ static void *migrate_thread(void *arg)
     return NULL;
 }
 
-static void migrate_reply(px_app *app, px_resp *r)
+static void migrate_reply(px_app *app, const char *body, size_t len, px_resp *r)
 {
+    /* Optional {"until": PHASE}: stop there, e.g. after the copy. */
+    bool stop = false;
+    mt_phase until = MT_PHASE_USE_NEW_HIDE_METADATA;
+    if (len > 0) {
+        cJSON *doc = cJSON_ParseWithLength(body, len);
+        const cJSON *u = doc ? cJSON_GetObjectItemCaseSensitive(doc, "until") : NULL;
+        bool ok = doc && (!u || (cJSON_IsString(u) && mt_phase_parse(u->valuestring, &until)));
+        stop = u != NULL;
+        cJSON_Delete(doc);
+        if (!ok) {
+            error_reply(r, 400, "InvalidInput",
+                        "The body must be empty or {\"until\": PHASE}.");
+            return;
+        }
+    }
     pthread_mutex_lock(&app->mu);
     if (app->mig_running) {
         pthread_mutex_unlock(&app->mu);
@@ -139,6 +159,8 @@ static void migrate_reply(px_app *app, px_resp *r)
     if (app->mig_thread_started)
         pthread_join(app->mig_thread, NULL);
     app->mig_running = true;
+    app->mig_stop_early = stop;
+    app->mig_until = until;
     app->mig_error[0] = '\0';
     app->mig_state = PX_MIG_PUSHING;
     app->mig_thread_started = pthread_create(&app->mig_thread, NULL, migrate_thread, app) == 0;
@@ -279,7 +301,7 @@ void px_admin_handle(px_app *app, const char *method, const char *url, const cha
     else if (post && strcmp(url, "/admin/v1/phase") == 0)
         phase_reply(app, body, len, r);
     else if (post && strcmp(url, "/admin/v1/migrate") == 0)
-        migrate_reply(app, r);
+        migrate_reply(app, body, len, r);
     else
         error_reply(r, 404, "NotFound", "No such admin resource.");
 }

@@ -113,7 +113,7 @@ void px_handle_batch(px_req *q, px_resp *r)
     batch_job *job = calloc(1, sizeof *job);
     px_resp *parts = calloc(MT_BATCH_MAX, sizeof *parts);
     az_batch_reply *reps = calloc(MT_BATCH_MAX, sizeof *reps);
-    az_header fail_headers[2];
+    az_header fail_headers[3];
     char *fail_body = NULL;
     px_table *t = NULL;
     job->n = b.n;
@@ -141,8 +141,14 @@ void px_handle_batch(px_req *q, px_resp *r)
         fail_reply(q, &st, &reps[0], &fail_body);
         reps[0].headers = fail_headers;
         reps[0].nheaders = 0;
-        add(&reps[0], "Content-Type", q->fmt == AZ_FMT_ATOM ? "application/xml;charset=utf-8"
-                                                            : "application/json;odata=minimalmetadata;streaming=true;charset=utf-8");
+        add(&reps[0], "Content-Type",
+            q->fmt == AZ_FMT_ATOM ? "application/xml;charset=utf-8"
+                                  : "application/json;odata=minimalmetadata;streaming=true;"
+                                    "charset=utf-8");
+        size_t at = st.index >= 0 && (size_t)st.index < b.n ? (size_t)st.index : 0;
+        const char *cid = b.n ? az_batch_part_header(&b.parts[at], "Content-ID") : NULL;
+        if (cid)
+            add(&reps[0], "Content-ID", cid);
         nrep = 1;
     }
     char *ctype = NULL;

@@ -233,6 +233,9 @@ static void common_headers(const px_req *q, px_resp *r)
     char date[32];
     az_rfc1123_format(time(NULL), date);
     px_resp_header(r, "x-ms-request-id", q->request_id);
+    const char *client_id = px_req_header(q, "x-ms-client-request-id");
+    if (client_id && strlen(client_id) <= 1024)
+        px_resp_header(r, "x-ms-client-request-id", client_id);
     px_resp_header(r, "x-ms-version", q->version);
     px_resp_header(r, "Date", date);
     px_resp_header(r, "Cache-Control", "no-cache");
@@ -344,9 +347,12 @@ static void handle_table_request(px_app *app, struct MHD_Connection *c, const ch
         const char *host = px_req_header(&q, "Host");
         snprintf(q.base_url, sizeof q.base_url, "http://%s/%s",
                  host && strlen(host) < 128 ? host : "127.0.0.1", account);
-        st = az_resource_parse(rest, query, &q.res);
     }
-    if (mt_is_ok(&st) && strcmp(method, "OPTIONS") == 0) {
+    /* Preflights are anonymous and may name any path, the root included. */
+    bool preflight = mt_is_ok(&st) && strcmp(method, "OPTIONS") == 0;
+    if (mt_is_ok(&st) && !preflight)
+        st = az_resource_parse(rest, query, &q.res);
+    if (preflight) {
         handle_preflight(&q, r);
     } else if (mt_is_ok(&st)) {
         az_http_request hr = {.method = method, .path = url, .query = query,

@@ -283,9 +283,9 @@ static void query_tables(px_req *q, px_resp *r)
 static void create_table(px_req *q, px_resp *r)
 {
     char *name = NULL;
-    mt_status st = az_grant_check(&q->grant, AZ_PERM_CREATE, true, NULL, NULL, NULL);
+    mt_status st = az_table_read(q->fmt, q->body, q->len, &name);
     if (mt_is_ok(&st))
-        st = az_table_read(q->fmt, q->body, q->len, &name);
+        st = az_grant_check(&q->grant, AZ_PERM_CREATE, true, name, NULL, NULL);
     if (mt_is_ok(&st))
         st = px_table_create(q->app->reg, name);
     if (!mt_is_ok(&st)) {
@@ -389,11 +389,8 @@ void px_handle_table_acl(px_req *q, px_resp *r)
 void px_handle_service(px_req *q, px_resp *r)
 {
     px_app *app = q->app;
-    mt_status st = q->grant.shared_key || q->grant.service_table
-                       ? mt_ok()
-                       : mt_error(403, "AuthorizationResourceTypeMismatch",
-                                  "This request is not authorized to perform this operation "
-                                  "using this resource type.");
+    unsigned perm = strcmp(q->method, "PUT") == 0 ? AZ_PERM_WRITE : AZ_PERM_READ;
+    mt_status st = az_grant_check(&q->grant, perm, true, NULL, NULL, NULL);
     char *comp = q->query ? az_query_get(q->query, "comp") : NULL;
     if (mt_is_ok(&st) && comp && strcmp(comp, "stats") == 0 && strcmp(q->method, "GET") == 0) {
         static const char stats[] =

@@ -176,11 +176,47 @@ static void test_restart_after_death_anywhere(void **state)
     assert_true(runs > PARTITIONS * ROWS);
 }
 
+/* Stopping early leaves the configuration at the asked phase with that
+ * phase's work done; a later run finishes. */
+static void test_stop_early_then_finish(void **state)
+{
+    (void)state;
+    mt_rt *rt = mt_rt_pthread();
+    mt_table *old_t = mt_memtable_new(rt, "old"), *new_t = mt_memtable_new(rt, "new");
+    mt_config_service *cfg = mt_config_local_new(rt, MT_PHASE_USE_OLD_HIDE_METADATA);
+    fill_old(old_t);
+    mt_table_pair pair = {.old_t = old_t, .new_t = new_t};
+    mt_migrator_hooks hooks = {.stop_early = true, .until = MT_PHASE_PREFER_NEW};
+    mt_migrator_stats stats = {0};
+    mt_status st = mt_migrate_tables(rt, cfg, &pair, 1, &hooks, &stats);
+    assert_true(mt_is_ok(&st));
+    mt_config c;
+    cfg->ops->unsubscribe(cfg, cfg->ops->subscribe(cfg, NULL, &c));
+    assert_int_equal(c.phase, MT_PHASE_PREFER_NEW);
+    assert_int_equal(stats.rows_copied, PARTITIONS * ROWS); /* the copy is done */
+    assert_int_equal(mt_memtable_count(new_t), PARTITIONS * ROWS);
+
+    hooks.until = MT_PHASE_USE_NEW_WITH_TOMBSTONES;
+    st = mt_migrate_tables(rt, cfg, &pair, 1, &hooks, &stats);
+    assert_true(mt_is_ok(&st));
+    cfg->ops->unsubscribe(cfg, cfg->ops->subscribe(cfg, NULL, &c));
+    assert_int_equal(c.phase, MT_PHASE_USE_NEW_WITH_TOMBSTONES);
+    assert_true(mt_memtable_count(old_t) > 0); /* no cleanup yet */
+
+    st = mt_migrate_tables(rt, cfg, &pair, 1, NULL, NULL);
+    assert_true(mt_is_ok(&st));
+    assert_migrated(old_t, new_t, cfg);
+    cfg->ops->destroy(cfg);
+    mt_table_destroy(old_t);
+    mt_table_destroy(new_t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_run),
         cmocka_unit_test(test_restart_after_death_anywhere),
+        cmocka_unit_test(test_stop_early_then_finish),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

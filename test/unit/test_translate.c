@@ -97,8 +97,8 @@ typedef struct write_case {
 
 /* clang-format off */
 /* prefer_old on a switched partition, prefer_new and use_new_with_tombstones
- * translate alike: deletes leave tombstones, InsertOrMerge adds
- * _mtable_deleted=false, nothing else adds the flag. */
+ * translate alike: deletes leave tombstones, and no live write adds the flag
+ * (InsertOrMerge is translated against the row, as in every phase). */
 #define CASES_WITH_TOMBSTONES(ph)                                                                  \
     /* Insert: absent -> Insert; tombstone -> Replace; live -> 409. */                             \
     {ph, MT_OP_INSERT, P_ABSENT, M_NONE, 201, A_CLIENT, X_INSERT},                                 \
@@ -146,11 +146,11 @@ typedef struct write_case {
     {ph, MT_OP_INSERT_OR_REPLACE, P_TOMB, M_NONE, 204, A_CLIENT, X_UPSERT_REPLACE},                \
     {ph, MT_OP_INSERT_OR_REPLACE, P_LIVE, M_NONE, 204, A_CLIENT, X_UPSERT_REPLACE},                \
     {ph, MT_OP_INSERT_OR_REPLACE, P_LIVE_F, M_NONE, 204, A_CLIENT, X_UPSERT_REPLACE},              \
-    /* InsertOrMerge: the same op with _mtable_deleted=false, reviving a tombstone. */             \
-    {ph, MT_OP_INSERT_OR_MERGE, P_ABSENT, M_NONE, 204, A_CLIENT_F, X_UPSERT_MERGE},                \
-    {ph, MT_OP_INSERT_OR_MERGE, P_TOMB, M_NONE, 204, A_CLIENT_F, X_UPSERT_MERGE},                  \
-    {ph, MT_OP_INSERT_OR_MERGE, P_LIVE, M_NONE, 204, A_MERGED_F, X_UPSERT_MERGE},                  \
-    {ph, MT_OP_INSERT_OR_MERGE, P_LIVE_F, M_NONE, 204, A_MERGED_F, X_UPSERT_MERGE},                \
+    /* InsertOrMerge: absent -> Insert, tombstone -> Replace, live -> Merge; no flag. */           \
+    {ph, MT_OP_INSERT_OR_MERGE, P_ABSENT, M_NONE, 204, A_CLIENT, X_INSERT},                        \
+    {ph, MT_OP_INSERT_OR_MERGE, P_TOMB, M_NONE, 204, A_CLIENT, X_REPLACE_CUR},                     \
+    {ph, MT_OP_INSERT_OR_MERGE, P_LIVE, M_NONE, 204, A_MERGED, X_MERGE_CUR},                       \
+    {ph, MT_OP_INSERT_OR_MERGE, P_LIVE_F, M_NONE, 204, A_MERGED_F, X_MERGE_CUR},                   \
     /* DeleteIfExists: upsert a tombstone. */                                                      \
     {ph, MT_OP_DELETE_IF_EXISTS, P_ABSENT, M_NONE, 204, A_TOMB, X_UPSERT_REPLACE},                 \
     {ph, MT_OP_DELETE_IF_EXISTS, P_TOMB, M_NONE, 204, A_TOMB, X_UPSERT_REPLACE},                   \
@@ -294,7 +294,7 @@ typedef struct batch_case {
      -1},                                                                                          \
     {ph,                                                                                           \
      {{MT_OP_DELETE_IF_EXISTS, P_ABSENT, M_NONE, 204, A_TOMB, X_UPSERT_REPLACE},                   \
-      {MT_OP_INSERT_OR_MERGE, P_TOMB, M_NONE, 204, A_CLIENT_F, X_UPSERT_MERGE}},                   \
+      {MT_OP_INSERT_OR_MERGE, P_TOMB, M_NONE, 204, A_CLIENT, X_REPLACE_CUR}},                      \
      0,                                                                                            \
      -1},                                                                                          \
     {ph,                                                                                           \
@@ -308,7 +308,7 @@ typedef struct batch_case {
      0,                                                                                            \
      -1},                                                                                          \
     {ph,                                                                                           \
-     {{MT_OP_INSERT_OR_MERGE, P_LIVE, M_NONE, 204, A_MERGED_F, X_UPSERT_MERGE},                    \
+     {{MT_OP_INSERT_OR_MERGE, P_LIVE, M_NONE, 204, A_MERGED, X_MERGE_CUR},                         \
       {MT_OP_DELETE_IF_EXISTS, P_TOMB, M_NONE, 204, A_TOMB, X_UPSERT_REPLACE}},                    \
      0,                                                                                            \
      -1}
