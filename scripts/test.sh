@@ -10,7 +10,9 @@
 # the unit suite (cmocka programs and checks registered with meson), then run
 # the systematic concurrency tester (mt-sct): every scenario must pass, every
 # seeded bug must be found, and a deliberately broken scenario must be
-# reported as a liveness failure.
+# reported as a liveness failure. Last, the end-to-end suite (test/e2e): the
+# official Azure Table SDKs against Azurite and against mtable-proxy in every
+# phase and across a migration, under node's test runner.
 #
 # Output: each suite prints its own result lines; the very last line is
 #   N passed, N failed
@@ -29,12 +31,17 @@
 #   MTABLE_BUILD_DIR           build directory (build, or build-asan)
 #   MTABLE_SKIP_DEPS=1         do not run docker/install-deps.sh
 #   MTABLE_SCT                 tester binary (default BUILD/test/sct/mt-sct)
+#   MTABLE_SKIP_E2E=1          do not run the end-to-end suite
+#   MTABLE_E2E_TIMEOUT         seconds allowed to the whole e2e run (900)
+#   MTABLE_PROXY_BIN           proxy under e2e test (default BUILD/proxy/mtable-proxy)
+#   MTABLE_E2E_BACKEND         auto|azurite|memory: the proxy's backends (see
+#                              test/e2e/README.md)
 
 set -uo pipefail
 
 usage()
 {
-    sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,/^$/p' "$0" | sed -e '/^$/d' -e 's/^# \{0,1\}//'
 }
 
 asan=0
@@ -410,10 +417,154 @@ sct_suite()
 }
 
 # ---------------------------------------------------------------------------
+# End-to-end suite: real SDK clients (test/e2e) against Azurite and against
+# the proxy, run by node's test runner with TAP output. Counts are the
+# runner's own (# pass / # fail / # cancelled over individual test cases);
+# a run that dies without a summary counts as one failure.
+
+e2e_dir=test/e2e
+
+# Installs the pinned packages when they are missing or the lock file is
+# newer than the installed tree.
+e2e_install()
+{
+    local stamp=$e2e_dir/node_modules/.package-lock.json
+    if [ -f "$stamp" ] && [ ! "$e2e_dir/package-lock.json" -nt "$stamp" ]; then
+        return 0
+    fi
+    echo "npm ci in $e2e_dir"
+    (cd "$e2e_dir" && timeout -k 10 900 npm ci --no-audit --no-fund) \
+        >"$tmp/e2e-npm.log" 2>&1 </dev/null
+}
+
+# The N of the TAP summary line "# WORD N" (0 when absent).
+tap_count()
+{
+    local n
+    n=$(grep -aoE "^# $1 [0-9]+" "$2" | tail -n 1 | awk '{ print $3 }')
+    echo "${n:-0}"
+}
+
+# Per target (top-level describe): a PASS/FAIL/SKIP line; then every failed
+# test case with its path and the first line of its error. Suites, whose
+# failure only repeats their children's, are left out.
+tap_report()
+{
+    awk '
+    function flush(   top, path, i) {
+        if (!pending) return
+        pending = 0
+        top = plevel == 0 ? pname : stack[0]
+        if (!(top in seen)) { seen[top] = 1; order[n++] = top }
+        if (is_suite) {
+            if (plevel == 0 && pskip) why[top] = pwhy
+            return
+        }
+        if (pstatus == "ok") {
+            if (pskip) skip[top]++; else pass[top]++
+            return
+        }
+        fail[top]++
+        path = ""
+        for (i = 0; i < plevel; i++) path = path stack[i] " > "
+        failures = failures "    FAIL " path pname "\n"
+        if (perr != "") failures = failures "        " perr "\n"
+    }
+    {
+        match($0, /^ */)
+        level = int(RLENGTH / 4)
+        line = substr($0, RLENGTH + 1)
+    }
+    line ~ /^# Subtest: / { flush(); stack[level] = substr(line, 12); next }
+    line ~ /^(not )?ok [0-9]+ - / {
+        flush()
+        pending = 1; is_suite = 0; plevel = level; perr = ""; errnext = 0
+        pstatus = line ~ /^not ok/ ? "not ok" : "ok"
+        name = line
+        sub(/^(not )?ok [0-9]+ - /, "", name)
+        pskip = name ~ / # SKIP/
+        pwhy = name
+        sub(/^.* # SKIP ?/, "", pwhy)
+        sub(/ # (SKIP|TODO).*$/, "", name)
+        pname = name
+        next
+    }
+    pending && line ~ /^type: .suite.$/ { is_suite = 1; next }
+    pending && errnext { perr = substr(line, 1, 300); errnext = 0; next }
+    pending && line ~ /^error: / {
+        v = substr(line, 8)
+        if (v ~ /^[|>]-?$/) errnext = 1; else perr = substr(v, 1, 300)
+    }
+    END {
+        flush()
+        for (i = 0; i < n; i++) {
+            t = order[i]
+            if (fail[t] > 0)
+                printf "FAIL e2e/%s (%d of %d failed)\n", t, fail[t], pass[t] + fail[t]
+            else if (pass[t] > 0)
+                printf "PASS e2e/%s (%d cases%s)\n", t, pass[t], skip[t] ? ", " skip[t] " skipped" : ""
+            else
+                printf "SKIP e2e/%s%s\n", t, (t in why) ? ": " why[t] : ""
+        }
+        printf "%s", failures
+    }' "$1"
+}
+
+e2e_suite()
+{
+    section "e2e (SDK clients against Azurite and mtable-proxy)"
+    if [ "${MTABLE_SKIP_E2E:-0}" = 1 ]; then
+        echo "SKIP e2e: MTABLE_SKIP_E2E=1"
+        return
+    fi
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        echo "FAIL e2e: node and npm are needed"
+        count_fail 1
+        return
+    fi
+    if ! e2e_install; then
+        echo "FAIL e2e: npm ci in $e2e_dir failed"
+        show_log "$tmp/e2e-npm.log"
+        count_fail 1
+        return
+    fi
+
+    # The proxy of this build (the sanitizer one with --asan) unless told,
+    # on its embedded backends unless told otherwise.
+    export MTABLE_PROXY_BIN=${MTABLE_PROXY_BIN:-$root/$build/proxy/mtable-proxy}
+    export MTABLE_E2E_BACKEND=${MTABLE_E2E_BACKEND:-memory}
+    local out=$tmp/e2e.tap rc=0 limit=${MTABLE_E2E_TIMEOUT:-900}
+    local t0=$SECONDS
+    timeout -k 10 "$limit" node --test --test-reporter=tap "$e2e_dir"/*.test.mjs \
+        >"$out" 2>&1 </dev/null || rc=$?
+
+    local p f c s
+    p=$(tap_count pass "$out")
+    f=$(tap_count fail "$out")
+    c=$(tap_count cancelled "$out")
+    s=$(tap_count skipped "$out")
+    f=$((f + c))
+    tap_report "$out"
+    if ! grep -aqE '^# pass [0-9]+' "$out"; then
+        echo "FAIL e2e: the runner ended without a summary ($(describe_rc "$rc"))"
+        show_log "$out" 40
+        f=$((f + 1))
+    elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        echo "FAIL e2e: node --test exited with $(describe_rc "$rc") but reported no failure"
+        show_log "$out" 20
+        f=1
+    fi
+    echo "-- e2e: $p ok, $f not ok, $s skipped ($((SECONDS - t0))s)"
+    count_pass "$p"
+    count_fail "$f"
+}
+
+# ---------------------------------------------------------------------------
 
 if setup; then
     unit_suite
     sct_suite
+    e2e_suite
 fi
 
 if [ $((total_pass + total_fail)) -eq 0 ]; then
