@@ -70,7 +70,8 @@ typedef struct az_resource {
 mt_status az_resource_parse(const char *path, const char *query, az_resource *out);
 void az_resource_clear(az_resource *r);
 
-/* The value of query parameter name, percent-decoded; NULL if absent. */
+/* The value of query parameter name, percent-decoded ('+' read as a space,
+ * as the service reads queries); NULL if absent or badly encoded. */
 char *az_query_get(const char *query, const char *name);
 
 /* Query options of Query Entities / Query Tables. */
@@ -79,6 +80,8 @@ typedef struct az_query_opts {
     int top;           /* 0 = none; 1..1000 */
     char **select;     /* NULL = all */
     size_t nselect;
+    /* Continuations, as raw values: write each x-ms-continuation-* header
+     * as az_url_encode(value); clients echo it encoded once more. */
     char *next_pk; /* NextPartitionKey / NextRowKey continuation */
     char *next_rk;
     char *next_table; /* NextTableName */
@@ -187,8 +190,9 @@ typedef struct az_batch {
 } az_batch;
 
 /* Parses a multipart/mixed $batch body (one changeset of up to 100
- * operations, or one GET). 400 InvalidInput on anything malformed, 413
- * with code InvalidInput for more than 100 operations. */
+ * operations, or one GET). 400 InvalidInput on anything malformed (index =
+ * the failing operation, or -1), and, as the service answers, 400
+ * InvalidInput with index 99 for more than 100 operations. */
 mt_status az_batch_parse(const char *content_type, const char *body, size_t len, az_batch *out);
 void az_batch_clear(az_batch *b);
 /* The value of header name in a part (case-insensitive), or NULL. */
@@ -204,6 +208,9 @@ typedef struct az_batch_reply {
 
 /* The response body of a changeset: n replies on success, or the single
  * failing reply (whose error message the caller prefixed with "<index>:").
+ * With n == req->n each reply echoes its request's Content-ID; a lone
+ * failing reply carries its own among its headers. X-Content-Type-Options,
+ * Cache-Control and DataServiceVersion are added unless a reply has them.
  * *content_type receives the multipart/mixed type with its boundary. */
 char *az_batch_write(const az_batch *req, const az_batch_reply *replies, size_t n,
                      char **content_type, size_t *len);
