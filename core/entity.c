@@ -486,3 +486,34 @@ void mt_entity_list_clear(mt_entity_list *l)
     l->n = 0;
     l->cap = 0;
 }
+
+/* ------------------------------------------------------------------------ */
+/* Key rules: what Azure accepts in a PartitionKey or RowKey.                */
+
+#define MT_KEY_MAX_BYTES 1024
+
+/* '/', '\\', '#', '?', U+0000..U+001F and U+007F..U+009F. U+0080..U+009F
+ * are C2 80..C2 9F in UTF-8. */
+static bool key_has_bad_char(const char *k)
+{
+    for (const unsigned char *p = (const unsigned char *)k; *p; p++) {
+        if (*p < 0x20 || *p == 0x7F || *p == '/' || *p == '\\' || *p == '#' || *p == '?')
+            return true;
+        if (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F)
+            return true;
+    }
+    return false;
+}
+
+mt_status mt_key_check(const char *what, const char *k)
+{
+    if (strlen(k) > MT_KEY_MAX_BYTES)
+        return mt_error(400, MT_ERR_OUT_OF_RANGE, "The '%s' parameter exceeds %d bytes.", what,
+                        MT_KEY_MAX_BYTES);
+    if (key_has_bad_char(k))
+        return mt_error(400, MT_ERR_OUT_OF_RANGE,
+                        "The '%s' parameter contains a character that is not "
+                        "allowed in a key.",
+                        what);
+    return mt_ok();
+}

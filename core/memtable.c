@@ -36,7 +36,6 @@
 
 #include "mt.h"
 
-#define MAX_KEY_BYTES 1024
 #define MAX_NAME_UNITS 255
 #define MAX_STRING_UNITS (32 * 1024) /* 64 KiB of UTF-16 */
 #define MAX_BINARY_BYTES (64 * 1024)
@@ -124,32 +123,6 @@ static size_t utf16_len(const char *s, size_t len)
             units += (c >= 0xF0 && c <= 0xF4) ? 2 : 1;
     }
     return units;
-}
-
-/* '/', '\\', '#', '?', U+0000..U+001F and U+007F..U+009F. U+0080..U+009F
- * are C2 80..C2 9F in UTF-8. */
-static bool key_has_bad_char(const char *k)
-{
-    for (const unsigned char *p = (const unsigned char *)k; *p; p++) {
-        if (*p < 0x20 || *p == 0x7F || *p == '/' || *p == '\\' || *p == '#' || *p == '?')
-            return true;
-        if (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F)
-            return true;
-    }
-    return false;
-}
-
-static mt_status check_key(const char *what, const char *k)
-{
-    if (strlen(k) > MAX_KEY_BYTES)
-        return mt_error(400, MT_ERR_OUT_OF_RANGE, "The '%s' parameter exceeds %d bytes.", what,
-                        MAX_KEY_BYTES);
-    if (key_has_bad_char(k))
-        return mt_error(400, MT_ERR_OUT_OF_RANGE,
-                        "The '%s' parameter contains a character that is not "
-                        "allowed in a key.",
-                        what);
-    return mt_ok();
 }
 
 static bool is_ident_char(unsigned char c, bool first)
@@ -292,9 +265,9 @@ static mt_status check_op(const mt_op *ops, size_t i)
 {
     mt_status st = check_op_shape(ops, i);
     if (mt_is_ok(&st))
-        st = check_key("PartitionKey", ops[i].entity->pk);
+        st = mt_key_check("PartitionKey", ops[i].entity->pk);
     if (mt_is_ok(&st))
-        st = check_key("RowKey", ops[i].entity->rk);
+        st = mt_key_check("RowKey", ops[i].entity->rk);
     if (mt_is_ok(&st) && !is_delete(ops[i].kind))
         st = check_props(ops[i].entity);
     return st;
@@ -553,6 +526,44 @@ static mt_status collect_partition(memtable *m, const char *pk, const mt_filter 
     return mt_ok();
 }
 
+/* True when f is `RowKey eq 'a' or RowKey eq 'b' ...` (the protocol's reads
+ * of a batch's rows), filling the keys: those are point lookups, not a scan
+ * of the partition. */
+static bool point_keys(const mt_filter *f, const char **rks, size_t *n)
+{
+    if (f->kind == MT_F_OR)
+        return point_keys(f->u.bin.l, rks, n) && point_keys(f->u.bin.r, rks, n);
+    if (f->kind != MT_F_CMP || f->u.cmp.op != MT_EQ || strcmp(f->u.cmp.prop, "RowKey") != 0 ||
+        f->u.cmp.lit.type != MT_EDM_STRING || *n == MT_FILTER_MAX_COMPARISONS)
+        return false;
+    rks[(*n)++] = f->u.cmp.lit.u.bytes.ptr;
+    return true;
+}
+
+static int cmp_rk(const void *a, const void *b)
+{
+    return mt_str_cmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The rows with those keys, in key order, each once. */
+static mt_status collect_points(memtable *m, const char *pk, const char **rks, size_t n,
+                                mt_entity_list *out)
+{
+    qsort(rks, n, sizeof *rks, cmp_rk);
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && strcmp(rks[i], rks[i - 1]) == 0)
+            continue;
+        const mt_entity *row = find_row(m, pk, rks[i]);
+        if (!row)
+            continue;
+        mt_entity *c = mt_entity_clone(row);
+        if (!c)
+            return oom();
+        mt_entity_list_push(out, c);
+    }
+    return mt_ok();
+}
+
 static mt_status mem_query_atomic(mt_table *t, const char *pk, const mt_filter *f,
                                   mt_entity_list *out)
 {
@@ -563,8 +574,13 @@ static mt_status mem_query_atomic(mt_table *t, const char *pk, const mt_filter *
         return st;
     if (!pk)
         return mt_error(400, MT_ERR_INVALID_INPUT, "No partition key.");
+    const char *rks[MT_FILTER_MAX_COMPARISONS];
+    size_t nrk = 0;
     mem_lock(m);
-    st = collect_partition(m, pk, f, out);
+    if (f && point_keys(f, rks, &nrk))
+        st = collect_points(m, pk, rks, nrk, out);
+    else
+        st = collect_partition(m, pk, f, out);
     mem_unlock(m);
     return st;
 }

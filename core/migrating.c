@@ -476,6 +476,9 @@ static mt_status validate_client_batch(const mt_op *ops, size_t n)
         mt_status st = mt_ok();
         if (!e || !e->pk || !e->rk)
             st = mt_error(400, MT_ERR_INVALID_INPUT, "operation %zu has no entity", i);
+        else if ((st = mt_key_check("PartitionKey", e->pk)).http ||
+                 (st = mt_key_check("RowKey", e->rk)).http)
+            ; /* st says which key is wrong */
         else if (is_reserved_name(e->rk))
             st = mt_error(400, MT_ERR_INVALID_INPUT, "row keys starting with %s are reserved",
                           MT_RESERVED_PREFIX);

@@ -152,6 +152,10 @@ bool mt_entity_same_content(const mt_entity *a, const mt_entity *b);
 int mt_str_cmp(const char *a, const char *b);
 int mt_key_cmp(const char *pk1, const char *rk1, const char *pk2, const char *rk2);
 
+/* 400 OutOfRangeInput unless k is a key Azure accepts (at most 1 KiB; no
+ * '/', '\\', '#', '?' or control characters). what names it in the message. */
+mt_status mt_key_check(const char *what, const char *k);
+
 typedef struct mt_key {
     char *pk; /* owned */
     char *rk; /* owned */

@@ -19,6 +19,7 @@
 #include <stdio.h>
 
 #include "az.h"
+#include "az_client.h"
 #include "mt.h"
 
 #define PX_MAX_BODY (4u * 1024 * 1024)
@@ -56,7 +57,17 @@ void px_settings_usage(FILE *out);
 typedef struct px_registry px_registry;
 typedef struct px_table px_table;
 
-px_registry *px_registry_new(mt_rt *rt, mt_config_service *cfg);
+/* A side's backend: an Azure Table account (client non-NULL) or the
+ * embedded in-memory tables. */
+typedef struct px_backend {
+    az_client *client; /* NULL: memory */
+    const char *label; /* "old" or "new" */
+} px_backend;
+
+/* With Azure backends the registry starts with the union of both accounts'
+ * tables; *st reports a backend that could not be listed. */
+px_registry *px_registry_new(mt_rt *rt, mt_config_service *cfg, px_backend old_b,
+                             px_backend new_b, mt_status *st);
 void px_registry_free(px_registry *r);
 
 /* 201 or 409 TableAlreadyExists; 400 OutOfRangeInput on a bad name. */
@@ -96,6 +107,8 @@ typedef struct px_app {
     mt_rt *rt;
     mt_config_service *cfg;
     px_registry *reg;
+    az_client *old_client; /* NULL: memory */
+    az_client *new_client;
 
     pthread_mutex_t mu; /* guards everything below */
     px_migration_state mig_state;
@@ -114,7 +127,8 @@ typedef struct px_app {
     time_t started;
 } px_app;
 
-px_app *px_app_new(const px_settings *s);
+/* NULL with a message on err when a backend cannot be reached. */
+px_app *px_app_new(const px_settings *s, FILE *err);
 void px_app_free(px_app *app);
 mt_config px_app_config(px_app *app);
 

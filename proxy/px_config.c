@@ -35,8 +35,10 @@ static const opt opts[] = {
      "account name clients use (default devstoreaccount1)"},
     {"--account-key", "MTABLE_ACCOUNT_KEY", OPT_STR, "KEY",
      "base64 account key clients sign with (default: Azurite's development key)"},
-    {"--old", "MTABLE_OLD", OPT_STR, "SPEC", "the old table's backend: memory (default)"},
-    {"--new", "MTABLE_NEW", OPT_STR, "SPEC", "the new table's backend: memory (default)"},
+    {"--old", "MTABLE_OLD", OPT_STR, "SPEC",
+     "the old tables' backend: memory (default) or an Azure connection string"},
+    {"--new", "MTABLE_NEW", OPT_STR, "SPEC",
+     "the new tables' backend: memory (default) or an Azure connection string"},
     {"--admin-token", "MTABLE_ADMIN_TOKEN", OPT_STR, "TOKEN",
      "require Authorization: Bearer TOKEN on admin calls"},
     {"--proxy-id", "MTABLE_PROXY_ID", OPT_STR, "ID", "this proxy's name (default: host:port)"},
@@ -135,9 +137,19 @@ static bool finish(px_settings *s, FILE *err)
     memcpy(s->key, key, n);
     s->key_len = n;
     free(key);
-    if (strcmp(s->old_spec, "memory") != 0 || strcmp(s->new_spec, "memory") != 0) {
-        fprintf(err, "mtable-proxy: --old/--new support only 'memory' in this build\n");
-        return false;
+    const char *specs[2] = {s->old_spec, s->new_spec}, *flags[2] = {"--old (MTABLE_OLD)",
+                                                                     "--new (MTABLE_NEW)"};
+    for (int i = 0; i < 2; i++) {
+        if (strcmp(specs[i], "memory") == 0)
+            continue;
+        az_connstr cs;
+        mt_status st = az_connstr_parse(specs[i], &cs);
+        az_connstr_clear(&cs);
+        if (!mt_is_ok(&st)) {
+            fprintf(err, "mtable-proxy: %s is neither 'memory' nor a valid connection string: %s\n",
+                    flags[i], st.message);
+            return false;
+        }
     }
     bool loopback = strcmp(s->admin_host, "127.0.0.1") == 0 || strncmp(s->admin_host, "127.", 4) == 0;
     if (!loopback && !s->admin_token[0]) {
@@ -198,15 +210,49 @@ int px_settings_load(px_settings *s, int argc, char **argv, FILE *out, FILE *err
     return finish(s, err) ? 0 : 2;
 }
 
-px_app *px_app_new(const px_settings *s)
+/* Connects one side; *client stays NULL for memory. */
+static bool open_backend(const char *spec, const char *label, az_client **client, FILE *err)
+{
+    *client = NULL;
+    if (strcmp(spec, "memory") == 0)
+        return true;
+    az_connstr cs;
+    mt_status st = az_connstr_parse(spec, &cs);
+    if (mt_is_ok(&st))
+        *client = az_client_new(&cs, NULL, &st);
+    char *where = mt_is_ok(&st) ? az_connstr_describe(&cs) : NULL;
+    if (!mt_is_ok(&st))
+        fprintf(err, "mtable-proxy: cannot use the %s backend: %s\n", label, st.message);
+    else
+        fprintf(err, "mtable-proxy: %s tables at %s\n", label, where ? where : "?");
+    free(where);
+    az_connstr_clear(&cs);
+    return mt_is_ok(&st);
+}
+
+px_app *px_app_new(const px_settings *s, FILE *err)
 {
     px_app *app = calloc(1, sizeof *app);
     app->settings = *s;
     app->rt = mt_rt_pthread();
     app->cfg = mt_config_local_new(app->rt, MT_PHASE_USE_OLD_HIDE_METADATA);
-    app->reg = px_registry_new(app->rt, app->cfg);
     pthread_mutex_init(&app->mu, NULL);
     pthread_mutex_init(&app->push_mu, NULL);
+    if (!open_backend(s->old_spec, "old", &app->old_client, err) ||
+        !open_backend(s->new_spec, "new", &app->new_client, err)) {
+        px_app_free(app);
+        return NULL;
+    }
+    mt_status st = mt_ok();
+    app->reg = px_registry_new(app->rt, app->cfg,
+                               (px_backend){.client = app->old_client, .label = "old"},
+                               (px_backend){.client = app->new_client, .label = "new"}, &st);
+    if (!mt_is_ok(&st)) {
+        fprintf(err, "mtable-proxy: cannot list the backends' tables: %d %s: %s\n", st.http,
+                st.code, st.message);
+        px_app_free(app);
+        return NULL;
+    }
     size_t n = 0;
     app->service_properties = az_service_properties_default(&n);
     app->started = time(NULL);
@@ -220,6 +266,8 @@ void px_app_free(px_app *app)
     if (app->mig_thread_started)
         pthread_join(app->mig_thread, NULL);
     px_registry_free(app->reg);
+    az_client_free(app->old_client);
+    az_client_free(app->new_client);
     app->cfg->ops->destroy(app->cfg);
     free(app->service_properties);
     pthread_mutex_destroy(&app->mu);

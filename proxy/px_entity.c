@@ -57,6 +57,9 @@ mt_status px_write_prepare(const char *method, const char *x_http_method, const 
                            const char *body, size_t len, px_write *w)
 {
     memset(w, 0, sizeof *w);
+    if (x_http_method && strcmp(method, "POST") != 0)
+        return mt_error(400, "XMethodNotUsingPost",
+                        "The request uses X-HTTP-Method with an HTTP verb other than POST.");
     bool merge = method_is(method, x_http_method, "MERGE") ||
                  method_is(method, x_http_method, "PATCH");
     bool put = method_is(method, x_http_method, "PUT");

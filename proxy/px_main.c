@@ -28,7 +28,9 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    px_app *app = px_app_new(&s);
+    px_app *app = px_app_new(&s, stderr);
+    if (!app)
+        return 1;
     px_servers *srv = px_serve_start(app, stderr);
     if (!srv) {
         px_app_free(app);

@@ -56,10 +56,11 @@ void px_resp_clear(px_resp *r)
     memset(r, 0, sizeof *r);
 }
 
-static const char *content_type_of(const px_req *q)
+static const char *content_type_of(const px_req *q, bool entry)
 {
     if (q->fmt == AZ_FMT_ATOM)
-        return "application/atom+xml;type=feed;charset=utf-8";
+        return entry ? "application/atom+xml;type=entry;charset=utf-8"
+                     : "application/atom+xml;type=feed;charset=utf-8";
     switch (q->md) {
     case AZ_META_NONE:
         return "application/json;odata=nometadata;streaming=true;charset=utf-8";
@@ -76,22 +77,27 @@ void px_resp_payload(const px_req *q, px_resp *r, int status, char *body, size_t
     free(r->body);
     r->body = body;
     r->len = len;
-    px_resp_header(r, "Content-Type", content_type_of(q));
+    /* A single entity or table is an Atom entry; everything else a feed. */
+    bool entry = q->res.kind == AZ_RES_ENTITY || q->res.kind == AZ_RES_TABLE ||
+                 (q->res.kind == AZ_RES_ENTITIES && strcmp(q->method, "POST") == 0) ||
+                 (q->res.kind == AZ_RES_TABLES && strcmp(q->method, "POST") == 0);
+    px_resp_header(r, "Content-Type", content_type_of(q, entry));
 }
 
 void px_resp_error(const px_req *q, px_resp *r, const mt_status *st)
 {
     size_t len = 0;
-    char msg[MT_MSG_MAX + 96];
-    snprintf(msg, sizeof msg, "%s\nRequestId:%s", st->message[0] ? st->message : st->code,
-             q->request_id);
+    char msg[MT_MSG_MAX + 128], now[MT_DATETIME_MAX];
+    mt_datetime_format(mt_rt_pthread()->ops->now_ticks(mt_rt_pthread()), now);
+    snprintf(msg, sizeof msg, "%s\nRequestId:%s\nTime:%s", st->message[0] ? st->message : st->code,
+             q->request_id, now);
     char *body = az_error_write(q->fmt, st->code[0] ? st->code : MT_ERR_INTERNAL, msg, &len);
     r->status = st->http ? st->http : 500;
     free(r->body);
     r->body = body;
     r->len = body ? len : 0;
     px_resp_header(r, "Content-Type", q->fmt == AZ_FMT_ATOM ? "application/xml;charset=utf-8"
-                                                            : content_type_of(q));
+                                                            : content_type_of(q, false));
     px_resp_header(r, "x-ms-error-code", st->code);
 }
 
@@ -316,6 +322,19 @@ static void dispatch(px_req *q, px_resp *r)
     }
 }
 
+/* x-ms-version: a date no later than the newest version this proxy speaks
+ * (the service refuses versions it does not know). */
+static bool version_ok(const char *v)
+{
+    static const char newest[] = "2025-11-05";
+    if (strlen(v) != 10 || v[4] != '-' || v[7] != '-')
+        return false;
+    for (int i = 0; i < 10; i++)
+        if (i != 4 && i != 7 && (v[i] < '0' || v[i] > '9'))
+            return false;
+    return strcmp(v, newest) <= 0 && strcmp(v, "2009-09-19") >= 0;
+}
+
 /* Everything between the parsed HTTP request and the response. */
 static void handle_table_request(px_app *app, struct MHD_Connection *c, const char *url,
                                  const char *method, const px_upload *up, px_resp *r)
@@ -336,7 +355,10 @@ static void handle_table_request(px_app *app, struct MHD_Connection *c, const ch
     char account[64];
     const char *rest = NULL;
     mt_status st = mt_ok();
-    if (!split_account(url, account, sizeof account, &rest) ||
+    if (!version_ok(q.version))
+        st = mt_error(400, "InvalidHeaderValue",
+                      "The value for one of the HTTP headers is not in the correct format.");
+    else if (!split_account(url, account, sizeof account, &rest) ||
         strcmp(account, app->settings.account) != 0)
         st = mt_error(400, "InvalidUri", "The account in the URL is not served here.");
     else if (up->too_large)

@@ -4,9 +4,11 @@
  *
  * Each table is a pair of backend tables (old and new) and the
  * MigratingTable over them, all sharing the process's one configuration: an
- * account moves from phase to phase as a whole. With the embedded backend a
- * table exists in both backends at once, so whatever the phase reads and
- * writes, the account looks the same.
+ * account moves from phase to phase as a whole. A table is created in (and
+ * deleted from) both backends at once, whatever the phase, so that every
+ * phase reads and writes tables that exist and the account looks the same
+ * throughout; an Azure backend's tables are listed at start-up, and a table
+ * another proxy created is found on first use.
  *
  * Tables are reference counted: a request or a migration holds its tables
  * while it runs, so a concurrent Delete Table only unlinks one, and the last
@@ -30,18 +32,118 @@ struct px_table {
 struct px_registry {
     mt_rt *rt;
     mt_config_service *cfg;
+    px_backend side[2]; /* old, new */
     pthread_mutex_t mu;
     px_table **v; /* live tables, sorted by name, case-insensitively */
     size_t n, cap;
 };
 
-px_registry *px_registry_new(mt_rt *rt, mt_config_service *cfg)
+static mt_status adopt_existing(px_registry *r);
+
+px_registry *px_registry_new(mt_rt *rt, mt_config_service *cfg, px_backend old_b,
+                             px_backend new_b, mt_status *st)
 {
     px_registry *r = calloc(1, sizeof *r);
     r->rt = rt;
     r->cfg = cfg;
+    r->side[0] = old_b;
+    r->side[1] = new_b;
     pthread_mutex_init(&r->mu, NULL);
+    *st = adopt_existing(r);
     return r;
+}
+
+/* One side's table object: a view of the Azure table, or a memtable. */
+static mt_table *side_table(px_registry *r, int side, const char *name, mt_status *st)
+{
+    if (!r->side[side].client)
+        return mt_memtable_new(r->rt, r->side[side].label);
+    return az_client_table(r->side[side].client, name, st);
+}
+
+static px_table *table_new(px_registry *r, const char *name, mt_status *st)
+{
+    px_table *t = calloc(1, sizeof *t);
+    t->name = strdup(name);
+    t->old_t = side_table(r, 0, name, st);
+    t->new_t = t->old_t ? side_table(r, 1, name, st) : NULL;
+    if (!t->old_t || !t->new_t) {
+        mt_table_destroy(t->old_t);
+        free(t->name);
+        free(t);
+        return NULL;
+    }
+    t->view = mt_migrating_new(r->rt, r->cfg, t->old_t, t->new_t);
+    t->refs = 1;
+    return t;
+}
+
+static void insert_at(px_registry *r, size_t at, px_table *t)
+{
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 16;
+        r->v = realloc(r->v, r->cap * sizeof *r->v);
+    }
+    memmove(r->v + at + 1, r->v + at, (r->n - at) * sizeof *r->v);
+    r->v[at] = t;
+    r->n++;
+}
+
+static size_t find(const px_registry *r, const char *name, bool *found);
+
+/* Adds name unless present; the registry lock is held. */
+static mt_status adopt_locked(px_registry *r, const char *name)
+{
+    bool found;
+    size_t at = find(r, name, &found);
+    if (found)
+        return mt_ok();
+    mt_status st = mt_ok();
+    px_table *t = table_new(r, name, &st);
+    if (t)
+        insert_at(r, at, t);
+    return st;
+}
+
+/* The tables either Azure backend already has. */
+static mt_status adopt_existing(px_registry *r)
+{
+    for (int side = 0; side < 2; side++) {
+        if (!r->side[side].client)
+            continue;
+        char **names = NULL;
+        size_t n = 0;
+        mt_status st = az_client_tables_list(r->side[side].client, &names, &n);
+        if (!mt_is_ok(&st))
+            return st;
+        pthread_mutex_lock(&r->mu);
+        for (size_t i = 0; i < n && mt_is_ok(&st); i++)
+            st = adopt_locked(r, names[i]);
+        pthread_mutex_unlock(&r->mu);
+        az_client_tables_free(names, n);
+        if (!mt_is_ok(&st))
+            return st;
+    }
+    return mt_ok();
+}
+
+/* Creates name in both Azure backends; *existed when neither needed it. */
+static mt_status create_in_backends(px_registry *r, const char *name, bool *existed)
+{
+    *existed = true;
+    for (int side = 0; side < 2; side++) {
+        if (!r->side[side].client) {
+            *existed = false;
+            continue;
+        }
+        bool created = false;
+        mt_status st = az_client_table_create(r->side[side].client, name, &created);
+        if (!mt_is_ok(&st))
+            return st;
+        if (created)
+            *existed = false;
+    }
+    return mt_ok();
 }
 
 static void table_free(px_table *t)
@@ -102,28 +204,20 @@ mt_status px_table_create(px_registry *r, const char *name)
     if (!valid_table_name(name))
         return mt_error(400, "InvalidResourceName",
                         "The specifed resource name contains invalid characters.");
+    bool existed = false;
+    mt_status st = create_in_backends(r, name, &existed);
+    if (!mt_is_ok(&st))
+        return st;
     pthread_mutex_lock(&r->mu);
     bool found;
     size_t at = find(r, name, &found);
-    if (found) {
-        pthread_mutex_unlock(&r->mu);
-        return mt_error(409, "TableAlreadyExists", "The table specified already exists.");
-    }
-    px_table *t = calloc(1, sizeof *t);
-    t->name = strdup(name);
-    t->old_t = mt_memtable_new(r->rt, "old");
-    t->new_t = mt_memtable_new(r->rt, "new");
-    t->view = mt_migrating_new(r->rt, r->cfg, t->old_t, t->new_t);
-    t->refs = 1;
-    if (r->n == r->cap) {
-        r->cap = r->cap ? r->cap * 2 : 16;
-        r->v = realloc(r->v, r->cap * sizeof *r->v);
-    }
-    memmove(r->v + at + 1, r->v + at, (r->n - at) * sizeof *r->v);
-    r->v[at] = t;
-    r->n++;
+    px_table *t = found ? NULL : table_new(r, name, &st);
+    if (t)
+        insert_at(r, at, t);
     pthread_mutex_unlock(&r->mu);
-    return mt_ok();
+    if (found || (existed && mt_is_ok(&st)))
+        return mt_error(409, "TableAlreadyExists", "The table specified already exists.");
+    return st;
 }
 
 mt_status px_table_delete(px_registry *r, const char *name)
@@ -136,6 +230,15 @@ mt_status px_table_delete(px_registry *r, const char *name)
         return mt_error(404, "ResourceNotFound", "The specified resource does not exist.");
     }
     px_table *t = r->v[at];
+    for (int side = 0; side < 2; side++) {
+        if (!r->side[side].client)
+            continue;
+        mt_status st = az_client_table_delete(r->side[side].client, t->name);
+        if (!mt_is_ok(&st) && st.http != 404) {
+            pthread_mutex_unlock(&r->mu);
+            return st;
+        }
+    }
     memmove(r->v + at, r->v + at + 1, (r->n - at - 1) * sizeof *r->v);
     r->n--;
     t->deleted = true;
@@ -146,7 +249,7 @@ mt_status px_table_delete(px_registry *r, const char *name)
     return mt_ok();
 }
 
-px_table *px_table_get(px_registry *r, const char *name, mt_status *st)
+static px_table *lookup(px_registry *r, const char *name)
 {
     pthread_mutex_lock(&r->mu);
     bool found;
@@ -155,6 +258,18 @@ px_table *px_table_get(px_registry *r, const char *name, mt_status *st)
     if (t)
         t->refs++;
     pthread_mutex_unlock(&r->mu);
+    return t;
+}
+
+px_table *px_table_get(px_registry *r, const char *name, mt_status *st)
+{
+    px_table *t = lookup(r, name);
+    /* Another proxy of the same accounts may have created it. */
+    if (!t && (r->side[0].client || r->side[1].client) && az_table_name_valid(name)) {
+        mt_status listed = adopt_existing(r);
+        if (mt_is_ok(&listed))
+            t = lookup(r, name);
+    }
     if (!t)
         *st = mt_error(404, "TableNotFound", "The table specified does not exist.");
     return t;

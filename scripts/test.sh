@@ -32,6 +32,7 @@
 #   MTABLE_SKIP_DEPS=1         do not run docker/install-deps.sh
 #   MTABLE_SCT                 tester binary (default BUILD/test/sct/mt-sct)
 #   MTABLE_SKIP_E2E=1          do not run the end-to-end suite
+#   MTABLE_SKIP_CASES=1        do not run the REST cases (test/cases)
 #   MTABLE_E2E_TIMEOUT         seconds allowed to the whole e2e run (900)
 #   MTABLE_PROXY_BIN           proxy under e2e test (default BUILD/proxy/mtable-proxy)
 #   MTABLE_E2E_BACKEND         auto|azurite|memory: the proxy's backends (see
@@ -560,11 +561,64 @@ e2e_suite()
 }
 
 # ---------------------------------------------------------------------------
+# REST cases: the declarative request/response files of test/cases, played
+# against a proxy their driver starts. Counts are the TAP summary's pass and
+# fail (one per exchange and per /healthz check); skipped files (known
+# failures marked "# xfail:") are listed but not counted.
+
+cases_suite()
+{
+    section "cases (REST request/response cases against mtable-proxy)"
+    if [ "${MTABLE_SKIP_CASES:-0}" = 1 ]; then
+        echo "SKIP cases: MTABLE_SKIP_CASES=1"
+        return
+    fi
+    if ! command -v node >/dev/null 2>&1; then
+        echo "FAIL cases: node is needed"
+        count_fail 1
+        return
+    fi
+    local out=$tmp/cases.tap rc=0 t0=$SECONDS
+    MTABLE_PROXY_BIN=${MTABLE_PROXY_BIN:-$root/$build/proxy/mtable-proxy} \
+        timeout -k 10 900 node --test --test-reporter=tap test/cases/ \
+        >"$out" 2>&1 </dev/null || rc=$?
+
+    local p f c s
+    p=$(grep -aoE '^# pass [0-9]+' "$out" | tail -n 1 | awk '{ print $3 }')
+    f=$(grep -aoE '^# fail [0-9]+' "$out" | tail -n 1 | awk '{ print $3 }')
+    c=$(grep -aoE '^# cancelled [0-9]+' "$out" | tail -n 1 | awk '{ print $3 }')
+    s=$(grep -aoE '^# skipped [0-9]+' "$out" | tail -n 1 | awk '{ print $3 }')
+    p=${p:-0}
+    f=$((${f:-0} + ${c:-0}))
+    # One line per file that failed or was skipped, then the driver's
+    # report (request, diff, response) of each failed exchange.
+    grep -aE '^not ok [0-9]+ - ' "$out" | sed -E 's/^not ok [0-9]+ - /FAIL cases\//'
+    grep -aE '^ok [0-9]+ - .* # SKIP' "$out" | sed -E 's/^ok [0-9]+ - (.*) # SKIP ?/SKIP cases\/\1: /'
+    awk '/^    not ok [0-9]+ - / { on = 1; next }
+         on && /^      (stack|code):/ { on = 0 }
+         on && /^      \.\.\.$/ { on = 0 }
+         on && /^        / { print "    |" substr($0, 8) }' "$out" | head -n 400
+    if ! grep -aqE '^# pass [0-9]+' "$out"; then
+        echo "FAIL cases: the runner ended without a summary ($(describe_rc "$rc"))"
+        show_log "$out" 40
+        f=$((f + 1))
+    elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        echo "FAIL cases: node --test exited with $(describe_rc "$rc") but reported no failure"
+        show_log "$out" 20
+        f=1
+    fi
+    echo "-- cases: $p ok, $f not ok, ${s:-0} skipped ($((SECONDS - t0))s)"
+    count_pass "$p"
+    count_fail "$f"
+}
+
+# ---------------------------------------------------------------------------
 
 if setup; then
     unit_suite
     sct_suite
     e2e_suite
+    cases_suite
 fi
 
 if [ $((total_pass + total_fail)) -eq 0 ]; then

@@ -1014,9 +1014,41 @@ static void test_threads(void **state)
     mt_table_destroy(t);
 }
 
+/* Reads of named rows (what the protocol sends for a batch's rows) return
+ * exactly those rows, in key order, each once, and only of the partition. */
+static void test_point_key_queries(void **state)
+{
+    (void)state;
+    mt_table *t = mt_memtable_new(mt_rt_pthread(), "pts");
+    const char *keys[][2] = {{"p", "a"}, {"p", "b"}, {"p", "c"}, {"q", "a"}};
+    for (size_t i = 0; i < 4; i++) {
+        mt_entity *e = mt_entity_new(keys[i][0], keys[i][1]);
+        mt_op op = {.kind = MT_OP_INSERT, .entity = e};
+        mt_op_result res;
+        mt_status st = mt_table_batch(t, &op, 1, &res);
+        assert_true(mt_is_ok(&st));
+        mt_entity_free(e);
+    }
+    const char *text = "RowKey eq 'c' or RowKey eq 'a' or RowKey eq 'zz' or RowKey eq 'a'";
+    mt_filter *f = NULL;
+    mt_status st = mt_filter_parse(text, strlen(text), &f);
+    assert_true(mt_is_ok(&st));
+    mt_entity_list rows = {0};
+    st = t->ops->query_atomic(t, "p", f, &rows);
+    assert_true(mt_is_ok(&st));
+    assert_int_equal(rows.n, 2);
+    assert_string_equal(rows.v[0]->rk, "a");
+    assert_string_equal(rows.v[1]->rk, "c");
+    assert_string_equal(rows.v[0]->pk, "p");
+    mt_entity_list_clear(&rows);
+    mt_filter_free(f);
+    mt_table_destroy(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_point_key_queries),
         cmocka_unit_test(test_insert_retrieve),     cmocka_unit_test(test_fresh_etags),
         cmocka_unit_test(test_timestamps_increase), cmocka_unit_test(test_replace_vs_merge),
         cmocka_unit_test(test_conditions),          cmocka_unit_test(test_batch_atomic),

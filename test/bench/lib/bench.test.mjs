@@ -1,0 +1,120 @@
+// bench.test.mjs -- checks of the benchmark's own arithmetic and report,
+// on synthetic data (no servers, no clocks): `node --test test/bench/lib/`.
+
+import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import test from "node:test";
+import { DEV_KEY, signLite } from "./client.mjs";
+import { Histogram } from "./hist.mjs";
+import { Series } from "./load.mjs";
+import { renderReport } from "./report.mjs";
+
+test("percentiles are within the 2% bucket width", () => {
+  const h = new Histogram();
+  for (let us = 1; us <= 10000; us++) h.record(us);
+  for (const q of [0.5, 0.9, 0.99]) {
+    const want = q * 10000;
+    const got = h.percentile(q);
+    assert.ok(Math.abs(got - want) / want < 0.02, `p${q * 100}: ${got} vs ${want}`);
+  }
+  assert.equal(h.n, 10000);
+  assert.ok(Math.abs(h.mean() - 5000.5) < 1e-6);
+});
+
+test("merging equals recording everything in one histogram", () => {
+  const a = new Histogram();
+  const b = new Histogram();
+  const all = new Histogram();
+  for (let i = 0; i < 500; i++) {
+    const x = 50 + ((i * 7919) % 3000);
+    (i % 2 ? a : b).record(x);
+    all.record(x);
+  }
+  const merged = Histogram.fromJSON(JSON.parse(JSON.stringify(a))).merge(b);
+  assert.deepEqual([...merged.counts], [...all.counts]);
+  assert.equal(merged.percentile(0.99), all.percentile(0.99));
+});
+
+test("an empty histogram has no percentiles", () => {
+  assert.ok(Number.isNaN(new Histogram().percentile(0.5)));
+});
+
+test("Shared Key Lite signs date and doubled account path", () => {
+  const date = "Tue, 25 Nov 2025 10:00:00 GMT";
+  const key = Buffer.from(DEV_KEY, "base64");
+  const want = createHmac("sha256", key)
+    .update(`${date}\n/devstoreaccount1/devstoreaccount1/t(PartitionKey='p',RowKey='r')`)
+    .digest("base64");
+  assert.equal(signLite(key, "devstoreaccount1", date, "t(PartitionKey='p',RowKey='r')"), want);
+});
+
+function series(opsPerSec, p50us, serverCores, rounds = 2) {
+  const s = new Series();
+  for (let r = 0; r < rounds; r++) {
+    const hist = new Histogram();
+    for (let i = 0; i < opsPerSec; i++) hist.record(p50us);
+    s.add({
+      hist,
+      wallMs: 1000,
+      bytes: 0,
+      outcomes: {},
+      samples: [],
+      clientCpu: 0.5,
+      serverCpu: serverCores,
+      machineCpu: 1,
+      maxWorkerCpu: 0.3,
+    });
+  }
+  return s;
+}
+
+function fakeResult(growth) {
+  const rss = (t, kb) => ({ t, rssKb: kb, hwmKb: kb, threads: 19 });
+  const samples = [rss(1, 1000), rss(10, 1000), rss(60, 1000 * (1 + growth))];
+  const mixed = new Histogram();
+  mixed.record(1000);
+  return {
+    env: {
+      date: "2025-01-01T00:00:00Z",
+      command: "node test/bench/run.mjs",
+      nproc: 2,
+      cpu: "test cpu",
+      node: "v20",
+      azurite: "3.35.0",
+      commit: "abc",
+      proxyBuild: "test",
+      opts: { lanes: 16, workers: 2, seconds: 10, rounds: 2, rssSeconds: 60, azuriteOnly: false },
+    },
+    shapes: { azurite: { readBytes: 200, pageBytes: 200000 } },
+    vsAzurite: { read: { a: series(100, 10000, 1), b: series(800, 1000, 0.5) } },
+    phase: { read: { a: series(800, 1000, 0.5), b: series(400, 2000, 0.5) } },
+    rss: {
+      m: { hist: mixed, wallMs: 1000, outcomes: {}, mix: { "read 200": 1 }, samples: [] },
+      beforeKb: 900,
+      atMark: samples[1],
+      end: samples[2],
+      maxKb: Math.max(...samples.map((s) => s.rssKb)),
+      growth,
+      lateFrom: samples[1],
+      lateGrowth: growth,
+      maxThreads: 19,
+      samples,
+    },
+    logs: {},
+  };
+}
+
+test("the report leads with ratios and judges the read goal", () => {
+  const md = renderReport(fakeResult(0));
+  assert.match(md, /\| point read \| \*\*8\.00×\*\* \| \*\*0\.10×\*\* \|/);
+  assert.match(md, /\*\*met\*\* \(8\.00×\)/);
+  assert.match(md, /\| point read \| \*\*0\.50×\*\* \| \*\*2\.00×\*\* \|/);
+  // Server CPU per op: 1 core / 100 ops vs 0.5 core / 800 ops.
+  assert.match(md, /10000 \/ 625 \|/);
+  assert.match(md, /No sign of a leak/);
+});
+
+test("RSS growth over 10% is flagged, not failed", () => {
+  const md = renderReport(fakeResult(0.25));
+  assert.match(md, /\*\*Possible leak:\*\* RSS grew 25\.0% from 10 s to the end of the load \(25\.0% over the last third\)/);
+});
