@@ -253,20 +253,39 @@ static mt_status phase1_batch(mt_migrating *m, const mt_config *c, const mt_op *
 /* ------------------------------------------------------------------------ */
 /* Phases 2-4: translate against new and run as one conditional batch.      */
 
-/* In phases <= 2 a row may still live only in old: copy it first, so the
- * translation below sees it. */
-static mt_status ensure_migrated(mt_migrating *m, const char *pk, const char *const *rks,
-                                 size_t n)
+/* Reads the batch's rows from new into *cur. In phases <= 2 a row absent
+ * from new may still live only in old: those keys (and only those) are read
+ * from old, any found are copied, and new is read again so the translation
+ * sees them. Reading new first is safe because the partition is switched,
+ * so old's rows are frozen: what old says later is what it said when new
+ * was read. */
+static mt_status read_current(mt_migrating *m, mt_phase phase, const char *pk,
+                              const char *const *rks, size_t n, mt_entity_list *cur)
 {
-    mt_entity_list olds = {0}, news = {0};
-    mt_status st = mt_mig_read_keys(m->old_t, pk, rks, n, &olds);
-    if (mt_is_ok(&st))
-        st = mt_mig_read_keys(m->new_t, pk, rks, n, &news);
-    for (size_t i = 0; mt_is_ok(&st) && i < olds.n; i++)
-        if (!mt_mig_is_protocol_rk(olds.v[i]->rk) && !find_rk(&news, olds.v[i]->rk))
-            st = mt_mig_copy_row(m->new_t, olds.v[i]);
+    mt_status st = mt_mig_read_keys(m->new_t, pk, rks, n, cur);
+    if (!mt_is_ok(&st) || phase > MT_PHASE_PREFER_NEW)
+        return st;
+    const char *missing[MT_BATCH_MAX];
+    size_t nmissing = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!find_rk(cur, rks[i]))
+            missing[nmissing++] = rks[i];
+    if (nmissing == 0)
+        return st;
+    mt_entity_list olds = {0};
+    size_t copied = 0;
+    st = mt_mig_read_keys(m->old_t, pk, missing, nmissing, &olds);
+    for (size_t i = 0; mt_is_ok(&st) && i < olds.n; i++) {
+        if (mt_mig_is_protocol_rk(olds.v[i]->rk))
+            continue;
+        st = mt_mig_copy_row(m->new_t, olds.v[i]);
+        copied++;
+    }
     mt_entity_list_clear(&olds);
-    mt_entity_list_clear(&news);
+    if (mt_is_ok(&st) && copied > 0) {
+        mt_entity_list_clear(cur);
+        st = mt_mig_read_keys(m->new_t, pk, rks, n, cur);
+    }
     return st;
 }
 
@@ -414,7 +433,7 @@ static mt_status attempt_on_new(mt_migrating *m, mt_phase phase, const mt_op *op
     const char *pk = ops[0].entity->pk;
     mt_entity_list cur = {0};
     xlate x = {.n = 0};
-    mt_status st = mt_mig_read_keys(m->new_t, pk, rks, n, &cur);
+    mt_status st = read_current(m, phase, pk, rks, n, &cur);
     for (size_t i = 0; mt_is_ok(&st) && i < n; i++) {
         st = xlate_op(&x, i, &ops[i], find_rk(&cur, ops[i].entity->rk), phase);
         if (!mt_is_ok(&st))
@@ -435,6 +454,86 @@ static mt_status attempt_on_new(mt_migrating *m, mt_phase phase, const mt_op *op
     return st;
 }
 
+/* A partition stays switched until cleanup (which runs only once no proxy
+ * is in a phase that switches), so a proxy may remember which partitions it
+ * saw switched and skip the read of the meta row. The cache is bounded: when
+ * full it starts over, which costs reads, never correctness. */
+#define MIG_SWITCHED_CACHE_MAX 65536
+
+bool mt_mig_switched_known(mt_migrating *m, const char *pk)
+{
+    m->rt->ops->lock(m->rt, m->cache_mu);
+    bool hit = false;
+    size_t lo = 0, hi = m->nswitched;
+    while (lo < hi && !hit) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(m->switched[mid], pk);
+        if (c == 0)
+            hit = true;
+        else if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    m->rt->ops->unlock(m->rt, m->cache_mu);
+    return hit;
+}
+
+static void switched_remember(mt_migrating *m, const char *pk)
+{
+    char *copy = strdup(pk);
+    if (!copy)
+        return;
+    m->rt->ops->lock(m->rt, m->cache_mu);
+    if (m->nswitched == MIG_SWITCHED_CACHE_MAX)
+        mt_mig_forget_switched(m);
+    size_t lo = 0, hi = m->nswitched;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (strcmp(m->switched[mid], pk) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < m->nswitched && strcmp(m->switched[lo], pk) == 0) {
+        free(copy);
+    } else {
+        if (m->nswitched == m->capswitched) {
+            size_t cap = m->capswitched ? m->capswitched * 2 : 64;
+            char **v = realloc(m->switched, cap * sizeof *v);
+            if (!v) {
+                free(copy);
+                m->rt->ops->unlock(m->rt, m->cache_mu);
+                return;
+            }
+            m->switched = v;
+            m->capswitched = cap;
+        }
+        memmove(m->switched + lo + 1, m->switched + lo,
+                (m->nswitched - lo) * sizeof *m->switched);
+        m->switched[lo] = copy;
+        m->nswitched++;
+    }
+    m->rt->ops->unlock(m->rt, m->cache_mu);
+}
+
+void mt_mig_forget_switched(mt_migrating *m)
+{
+    for (size_t i = 0; i < m->nswitched; i++)
+        free(m->switched[i]);
+    m->nswitched = 0;
+}
+
+static mt_status ensure_switched_cached(mt_migrating *m, const char *pk)
+{
+    if (mt_mig_switched_known(m, pk))
+        return mt_ok();
+    mt_status st = mt_mig_ensure_switched(m->old_t, pk);
+    if (mt_is_ok(&st))
+        switched_remember(m, pk);
+    return st;
+}
+
 static mt_status batch_on_new(mt_migrating *m, const mt_config *c, const mt_op *ops, size_t n,
                               mt_op_result *results)
 {
@@ -449,9 +548,7 @@ static mt_status batch_on_new(mt_migrating *m, const mt_config *c, const mt_op *
      * would leave protocol rows behind in old. */
     mt_status st = mt_ok();
     if (c->phase < MT_PHASE_USE_NEW_HIDE_METADATA)
-        st = mt_mig_ensure_switched(m->old_t, pk);
-    if (mt_is_ok(&st) && c->phase <= MT_PHASE_PREFER_NEW)
-        st = ensure_migrated(m, pk, rks, n);
+        st = ensure_switched_cached(m, pk);
     if (!mt_is_ok(&st))
         return st;
     for (int attempt = 0; attempt < MIG_MAX_ATTEMPTS; attempt++) {
@@ -532,7 +629,11 @@ static mt_status mig_execute_batch(mt_table *t, const mt_op *ops, size_t n,
 
 static void mig_destroy(mt_table *t)
 {
-    free(t);
+    mt_migrating *m = (mt_migrating *)t;
+    mt_mig_forget_switched(m);
+    free(m->switched);
+    m->rt->ops->mutex_free(m->rt, m->cache_mu);
+    free(m);
 }
 
 static const mt_table_ops mig_ops = {
@@ -554,5 +655,10 @@ mt_table *mt_migrating_new(mt_rt *rt, mt_config_service *cfg, mt_table *old_t,
     m->cfg = cfg;
     m->old_t = old_t;
     m->new_t = new_t;
+    m->cache_mu = rt->ops->mutex_new(rt);
+    if (!m->cache_mu) {
+        free(m);
+        return NULL;
+    }
     return &m->base;
 }

@@ -14,7 +14,18 @@ typedef struct mt_migrating {
     mt_config_service *cfg;
     mt_table *old_t;
     mt_table *new_t;
+    /* Partitions this proxy saw switched, sorted (see migrating.c). */
+    mt_mutex *cache_mu;
+    char **switched;
+    size_t nswitched, capswitched;
 } mt_migrating;
+
+/* Empties the switched-partition cache (its lock held, or no sharing). */
+void mt_mig_forget_switched(mt_migrating *m);
+
+/* True when this proxy already knows pk is switched (read paths may use it
+ * to skip the meta row). */
+bool mt_mig_switched_known(mt_migrating *m, const char *pk);
 
 /* Row keys of the two protocol rows of the old table. */
 bool mt_mig_is_protocol_rk(const char *rk);

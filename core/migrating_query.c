@@ -145,9 +145,26 @@ mt_status mt_mig_query_atomic(mt_table *t, const char *pk, const mt_filter *f,
 /* Point reads: the filter is the key alone, so new's row for that key is   */
 /* all that can shadow old's, and no whole-partition read is needed.        */
 
+/* A partition this proxy knows to be switched: new first; only a row new
+ * lacks (not even as a tombstone) is looked up in old, whose rows are
+ * frozen, so the pair of reads is a snapshot of the moment new was read. */
+static mt_status retrieve_switched(mt_migrating *m, const char *pk, const char *rk,
+                                   mt_entity_list *rows)
+{
+    mt_entity *e = NULL;
+    mt_status st = m->new_t->ops->retrieve(m->new_t, pk, rk, &e);
+    if (st.http == 404)
+        st = m->old_t->ops->retrieve(m->old_t, pk, rk, &e);
+    if (mt_is_ok(&st))
+        mt_entity_list_push(rows, e);
+    return st.http == 404 ? mt_ok() : st;
+}
+
 static mt_status retrieve_merged(mt_migrating *m, const char *pk, const char *rk,
                                  mt_entity_list *rows)
 {
+    if (mt_mig_switched_known(m, pk))
+        return retrieve_switched(m, pk, rk, rows);
     const char *keys[2] = {MT_RK_META, rk};
     mt_status st = mt_mig_read_keys(m->old_t, pk, keys, 2, rows);
     if (!mt_is_ok(&st) || partition_state_of(rows) != MT_PARTITION_SWITCHED)
