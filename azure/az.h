@@ -93,7 +93,7 @@ mt_status az_query_opts_parse(const char *query, az_query_opts *out);
 void az_query_opts_clear(az_query_opts *o);
 
 /* ------------------------------------------------------------------------ */
-/* Payloads (az_json.c, az_atom.c).                                          */
+/* Payloads (az_payload.c; az_json*.c, az_atom*.c).                          */
 
 typedef enum az_metadata {
     AZ_META_NONE,    /* application/json;odata=nometadata */
@@ -164,7 +164,7 @@ mt_status az_service_properties_read(const char *body, size_t len, char **normal
 char *az_service_properties_default(size_t *len);
 
 /* ------------------------------------------------------------------------ */
-/* $batch (az_batch.c).                                                      */
+/* $batch (az_batch.c, az_batch_write.c).                                    */
 
 typedef struct az_header {
     char *name;
@@ -216,7 +216,7 @@ char *az_batch_write(const az_batch *req, const az_batch_reply *replies, size_t 
                      char **content_type, size_t *len);
 
 /* ------------------------------------------------------------------------ */
-/* Authentication (az_auth.c).                                               */
+/* Authentication (az_auth.c, az_auth_sas.c).                                */
 
 typedef struct az_account {
     const char *name;

@@ -1,6 +1,6 @@
 /*
  * az_batch.c -- entity group transactions: reading a $batch request body
- * and writing its multipart response.
+ * (az_batch_write.c writes the response).
  *
  * A request is a multipart/mixed body holding exactly one part: either a
  * change set (itself multipart/mixed, of up to 100 application/http
@@ -28,24 +28,14 @@
  * segment is host-style (account.table.core.windows.net/t) and is kept
  * whole. This needs no knowledge of the host name, which the proxy may be
  * reached under in any form.
- *
- * The writer lays a response out the way the service does and the SDKs
- * parse it: "--batchresponse_<uuid>", a change set "--changesetresponse_
- * <uuid>" (split on by both JavaScript SDKs), and per operation
- * "HTTP/1.1 <status> <reason>" with CRLF line ends (one SDK splits on
- * "\r\n") and Content-ID echoed after the status line, where the older SDK
- * reads it to match responses to requests.
  */
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include <openssl/rand.h>
-
-#include "az.h"
+#include "az_internal.h"
 
 #define AZ_BOUNDARY_MAX 70 /* RFC 2046 */
 #define AZ_PART_HEADERS_MAX 100
@@ -317,15 +307,14 @@ static const char *header_find(const az_header *hs, size_t n, const char *name)
     return NULL;
 }
 
-/* A header name is a token: printable, no spaces, no colon. A line that
- * starts with a space (obsolete folding) therefore fails here. */
-static bool header_name_valid(span name)
+/* A line that starts with a space (obsolete folding) fails here. */
+bool az_header_name_valid(const char *s, size_t n)
 {
     size_t i;
-    if (name.n == 0)
+    if (n == 0)
         return false;
-    for (i = 0; i < name.n; i++)
-        if (name.p[i] <= 0x20 || name.p[i] > 0x7e)
+    for (i = 0; i < n; i++)
+        if (s[i] <= 0x20 || s[i] > 0x7e)
             return false;
     return true;
 }
@@ -361,7 +350,7 @@ static mt_status header_add(az_header **hs, size_t *n, span line)
     name.n = (size_t)(colon - line.p);
     value.p = colon + 1;
     value.n = line.n - name.n - 1;
-    if (!header_name_valid(name))
+    if (!az_header_name_valid(name.p, name.n))
         return bad_batch("a header name is malformed");
     return header_push(hs, n, name, span_trim(value));
 }
@@ -688,205 +677,4 @@ const char *az_batch_part_header(const az_batch_part *p, const char *name)
     if (!p || !name)
         return NULL;
     return header_find(p->headers, p->nheaders, name);
-}
-
-/* ------------------------------------------------------------------------ */
-/* The response                                                              */
-
-typedef struct buf {
-    char *p;
-    size_t n;
-    size_t cap;
-    bool oom;
-} buf;
-
-static void buf_add(buf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        char *grown;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        grown = realloc(b->p, cap);
-        if (!grown) {
-            b->oom = true;
-            return;
-        }
-        b->p = grown;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-static void buf_str(buf *b, const char *s)
-{
-    buf_add(b, s, strlen(s));
-}
-
-static void buf_fmt(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void buf_fmt(buf *b, const char *fmt, ...)
-{
-    char tmp[256];
-    va_list ap;
-    int n;
-    va_start(ap, fmt);
-    n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        buf_add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
-/* Boundaries only need to be unlikely to occur in a body; random bytes
- * from OpenSSL are thread-safe and need no shared counter. Should the
- * generator fail, the clock and a stack address still make a boundary
- * that is well-formed, which is all a parser checks. */
-static void uuid_make(char out[37])
-{
-    unsigned char r[16];
-    if (RAND_bytes(r, sizeof r) != 1) {
-        struct timespec ts;
-        uint64_t x;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)(uintptr_t)&ts;
-        for (size_t i = 0; i < sizeof r; i++) {
-            x ^= x >> 33;
-            x *= UINT64_C(0xff51afd7ed558ccd);
-            r[i] = (unsigned char)(x >> 56);
-        }
-    }
-    r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
-    r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0],
-             r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
-             r[14], r[15]);
-}
-
-static const char *reason_phrase(int status)
-{
-    static const struct {
-        int status;
-        const char *reason;
-    } reasons[] = {{200, "OK"},
-                   {201, "Created"},
-                   {202, "Accepted"},
-                   {204, "No Content"},
-                   {400, "Bad Request"},
-                   {403, "Forbidden"},
-                   {404, "Not Found"},
-                   {405, "Method Not Allowed"},
-                   {409, "Conflict"},
-                   {411, "Length Required"},
-                   {412, "Precondition Failed"},
-                   {413, "Request Entity Too Large"},
-                   {415, "Unsupported Media Type"},
-                   {500, "Internal Server Error"},
-                   {501, "Not Implemented"},
-                   {503, "Service Unavailable"}};
-    for (size_t i = 0; i < sizeof reasons / sizeof *reasons; i++)
-        if (reasons[i].status == status)
-            return reasons[i].reason;
-    return "Unknown";
-}
-
-static bool reply_has(const az_batch_reply *r, const char *name)
-{
-    for (size_t i = 0; i < r->nheaders; i++)
-        if (r->headers[i].name && span_ieq(r->headers[i].name, strlen(r->headers[i].name), name))
-            return true;
-    return false;
-}
-
-/* Writes "name: value" with CR and LF in the value turned into spaces, so
- * a header can never end early and smuggle in another one. Headers with
- * unusable names are left out. */
-static void header_write(buf *b, const char *name, const char *value)
-{
-    span n = {name, name ? strlen(name) : 0};
-    if (!header_name_valid(n) || strchr(name, ':'))
-        return;
-    buf_str(b, name);
-    buf_str(b, ": ");
-    for (const char *v = value ? value : ""; *v; v++)
-        buf_add(b, (*v == '\r' || *v == '\n') ? " " : v, 1);
-    buf_str(b, "\r\n");
-}
-
-/* One operation's response, the way the service writes it: the status
- * line, Content-ID, the service's standing headers unless the caller set
- * them, the caller's headers, a blank line, the body. */
-static void reply_write(buf *b, const az_batch_reply *r, const char *content_id)
-{
-    int status = (r->status >= 100 && r->status <= 599) ? r->status : 500;
-    buf_str(b, "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n");
-    buf_fmt(b, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
-    if (content_id && !reply_has(r, "Content-ID"))
-        header_write(b, "Content-ID", content_id);
-    if (!reply_has(r, "X-Content-Type-Options"))
-        header_write(b, "X-Content-Type-Options", "nosniff");
-    if (!reply_has(r, "Cache-Control"))
-        header_write(b, "Cache-Control", "no-cache");
-    if (!reply_has(r, "DataServiceVersion"))
-        header_write(b, "DataServiceVersion", status == 204 ? "1.0;" : "3.0;");
-    for (size_t i = 0; i < r->nheaders; i++)
-        header_write(b, r->headers[i].name, r->headers[i].value);
-    buf_str(b, "\r\n");
-    if (r->body && r->len)
-        buf_add(b, r->body, r->len);
-    buf_str(b, "\r\n");
-}
-
-/* Content-ID is echoed only when every operation has its reply; a lone
- * failing reply cannot be matched to its request here, so the caller
- * puts the Content-ID among its headers when it wants one. */
-static const char *content_id_for(const az_batch *req, size_t n, size_t i)
-{
-    if (!req || n != req->n || i >= req->n)
-        return NULL;
-    return az_batch_part_header(&req->parts[i], "Content-ID");
-}
-
-char *az_batch_write(const az_batch *req, const az_batch_reply *replies, size_t n,
-                     char **content_type, size_t *len)
-{
-    char bid[37], cid[37];
-    bool changeset = !req || req->changeset_boundary;
-    buf b = {0};
-
-    *content_type = NULL;
-    *len = 0;
-    if (n && !replies)
-        return NULL;
-    uuid_make(bid);
-    uuid_make(cid);
-    if (changeset) {
-        buf_fmt(&b, "--batchresponse_%s\r\n", bid);
-        buf_fmt(&b, "Content-Type: multipart/mixed; boundary=changesetresponse_%s\r\n\r\n", cid);
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (changeset)
-            buf_fmt(&b, "--changesetresponse_%s\r\n", cid);
-        else
-            buf_fmt(&b, "--batchresponse_%s\r\n", bid);
-        reply_write(&b, &replies[i], content_id_for(req, n, i));
-    }
-    if (changeset)
-        buf_fmt(&b, "--changesetresponse_%s--\r\n", cid);
-    buf_fmt(&b, "--batchresponse_%s--\r\n", bid);
-    if (!b.oom) {
-        char ct[80];
-        snprintf(ct, sizeof ct, "multipart/mixed; boundary=batchresponse_%s", bid);
-        *content_type = memdup0(ct, strlen(ct));
-    }
-    if (b.oom || !*content_type) {
-        free(b.p);
-        free(*content_type);
-        *content_type = NULL;
-        return NULL;
-    }
-    *len = b.n;
-    return b.p;
 }

@@ -9,7 +9,7 @@
  * URL), reuses connections, and retries only what is safe to retry; the
  * rules, and where the service's guarantees are weaker than mt.h asks
  * (atomic reads across pages, DeleteIfExists inside a batch), are written
- * at the top of az_client.c.
+ * at the top of az_client.c and az_client_http.c.
  *
  * What it must never do: print, log or put into a status message an
  * account key or a SAS signature; replay a write whose first attempt may
@@ -73,7 +73,7 @@ bool az_table_name_valid(const char *name);
 char *az_connstr_describe(const az_connstr *cs);
 
 /* ------------------------------------------------------------------------ */
-/* The client (az_client.c).                                                 */
+/* The client (az_client.c, az_client_wire.c, az_client_http.c).             */
 
 /* Zero means the default for every field. */
 typedef struct az_client_opts {

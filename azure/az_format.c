@@ -1,12 +1,13 @@
 /*
  * az_format.c -- the small text formats around the payloads: RFC 1123
  * dates for the Date and x-ms-date headers, base64 for Edm.Binary and
- * keys, and percent-encoding for URLs.
+ * keys, percent-encoding for URLs and the keys in resource paths, and the
+ * forms of a Guid that .NET reads.
  *
  * Each is hand-written only as far as no library does it safely: strftime
  * and strptime depend on the process locale (a German locale would print
  * "Di, 01 Jan"), and timegm is not in C11, so dates use fixed name tables
- * and calendar arithmetic. Base64 goes through OpenSSL's EVP block coder,
+ * and the core's calendar arithmetic. Base64 goes through OpenSSL's EVP block coder,
  * but its decoder is lax (it skips spaces, accepts '=' mid-block and counts
  * padding as data), so input is first checked against the strict alphabet
  * and the padding is taken off the result here.
@@ -20,7 +21,7 @@
 
 #include <openssl/evp.h>
 
-#include "az.h"
+#include "az_internal.h"
 
 /* ------------------------------------------------------------------------ */
 /* RFC 1123 dates.                                                           */
@@ -29,25 +30,13 @@ static const char az_wday[7][4] = {"Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "We
 static const char az_month[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
-static bool az_is_leap(int64_t y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static int az_days_in_month(int64_t y, int m)
-{
-    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && az_is_leap(y) ? 29 : days[m - 1];
-}
+/* 0001-01-01 .. 1970-01-01 in days: time_t counts from the later one. */
+#define AZ_DAYS_TO_1970 INT64_C(719162)
 
 /* Days from 1970-01-01 to y-m-d (negative before it). */
 static int64_t az_days_from_civil(int64_t y, int m, int d)
 {
-    static const int before[12] = {0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334};
-    int64_t py = y - 1;
-    int64_t from_year1 = py * 365 + py / 4 - py / 100 + py / 400;
-    from_year1 += before[m - 1] + (m > 2 && az_is_leap(y)) + d - 1;
-    return from_year1 - 719162; /* 0001-01-01 .. 1970-01-01 */
+    return mt_days_from_civil(y, m, d) - AZ_DAYS_TO_1970;
 }
 
 /* Floor division, so that times before 1970 land on the right day. */
@@ -70,14 +59,9 @@ void az_rfc1123_format(time_t t, char out[32])
         days = az_days_from_civil(1, 1, 1), secs = 0;
     if (days > az_days_from_civil(9999, 12, 31))
         days = az_days_from_civil(9999, 12, 31), secs = 86399;
-    int64_t y = 1970 + az_floor_div(days, 365), m;
-    while (az_days_from_civil(y, 1, 1) > days)
-        y--;
-    while (az_days_from_civil(y + 1, 1, 1) <= days)
-        y++;
-    for (m = 1; m < 12 && az_days_from_civil(y, (int)m + 1, 1) <= days; m++)
-        ;
-    int d = (int)(days - az_days_from_civil(y, (int)m, 1)) + 1;
+    int64_t y;
+    int m, d;
+    mt_civil_from_days(days + AZ_DAYS_TO_1970, &y, &m, &d);
     int wd = (int)(((days % 7) + 7) % 7);
     memcpy(out, az_wday[wd], 3);
     memcpy(out + 3, ", ", 2);
@@ -131,7 +115,7 @@ bool az_rfc1123_parse(const char *s, time_t *out)
     int y = az_read_digits(s + 12, 4), h = az_read_digits(s + 17, 2);
     int mi = az_read_digits(s + 20, 2), sec = az_read_digits(s + 23, 2);
     if (d < 1 || mon < 0 || y < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59 ||
-        d > az_days_in_month(y, mon + 1))
+        d > mt_days_in_month(y, mon + 1))
         return false;
     int64_t t = az_days_from_civil(y, mon + 1, d) * 86400 + h * 3600 + mi * 60 + sec;
     if ((int64_t)(time_t)t != t)
@@ -213,17 +197,6 @@ bool az_base64_decode(const char *s, size_t len, uint8_t **out, size_t *outlen)
 /* ------------------------------------------------------------------------ */
 /* Percent-encoding.                                                         */
 
-static int az_hex_val(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 char *az_url_decode(const char *s, size_t len)
 {
     if (!s || len == SIZE_MAX)
@@ -237,8 +210,8 @@ char *az_url_decode(const char *s, size_t len)
         if (c == '%') {
             if (i + 2 >= len)
                 goto err;
-            int hi = az_hex_val((unsigned char)s[i + 1]);
-            int lo = az_hex_val((unsigned char)s[i + 2]);
+            int hi = mt_hex_digit((unsigned char)s[i + 1]);
+            int lo = mt_hex_digit((unsigned char)s[i + 2]);
             if (hi < 0 || lo < 0)
                 goto err;
             c = hi << 4 | lo;
@@ -262,9 +235,17 @@ static bool az_unreserved(unsigned char c)
            c == '.' || c == '_' || c == '~';
 }
 
-char *az_url_encode(const char *s)
+/* "%XX" for c, into out[0..3). */
+static void az_pct_byte(char *out, unsigned char c)
 {
     static const char hex[] = "0123456789ABCDEF";
+    out[0] = '%';
+    out[1] = hex[c >> 4];
+    out[2] = hex[c & 15];
+}
+
+char *az_url_encode(const char *s)
+{
     if (!s)
         return NULL;
     size_t n = strlen(s);
@@ -278,11 +259,64 @@ char *az_url_encode(const char *s)
         if (az_unreserved(c)) {
             *p++ = (char)c;
         } else {
-            *p++ = '%';
-            *p++ = hex[c >> 4];
-            *p++ = hex[c & 15];
+            az_pct_byte(p, c);
+            p += 3;
         }
     }
     *p = '\0';
     return out;
+}
+
+/* 'k' with a quote doubled and every byte but the unreserved characters
+ * and those of keep percent-encoded. */
+void az_path_key(mt_buf *b, const char *k, const char *keep)
+{
+    mt_buf_puts(b, "'");
+    for (const unsigned char *p = (const unsigned char *)k; *p; p++) {
+        if (*p == '\'') {
+            mt_buf_puts(b, "''");
+        } else if (az_unreserved(*p) || strchr(keep, *p)) {
+            mt_buf_put(b, (const char *)p, 1);
+        } else {
+            char e[3];
+            az_pct_byte(e, *p);
+            mt_buf_put(b, e, 3);
+        }
+    }
+    mt_buf_puts(b, "'");
+}
+
+void az_entity_path(mt_buf *b, const char *table, const char *pk, const char *rk, const char *keep)
+{
+    mt_buf_puts(b, table);
+    mt_buf_puts(b, "(PartitionKey=");
+    az_path_key(b, pk, keep);
+    mt_buf_puts(b, ",RowKey=");
+    az_path_key(b, rk, keep);
+    mt_buf_puts(b, ")");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Guids.                                                                    */
+
+/* 32 hex digits, dashed as 8-4-4-4-12 or not at all, optionally in braces
+ * or parentheses (the forms .NET parses). Bytes are kept in textual order,
+ * as the filter parser keeps them. */
+bool az_guid_parse(const char *s, size_t n, uint8_t g[16])
+{
+    if (n == 38 && ((s[0] == '{' && s[37] == '}') || (s[0] == '(' && s[37] == ')')))
+        s++, n -= 2;
+    if (n != 36 && n != 32)
+        return false;
+    size_t i = 0;
+    for (int nb = 0; nb < 16; nb++) {
+        if (n == 36 && (i == 8 || i == 13 || i == 18 || i == 23) && s[i++] != '-')
+            return false;
+        int hi = mt_hex_digit((unsigned char)s[i]), lo = mt_hex_digit((unsigned char)s[i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        g[nb] = (uint8_t)(hi << 4 | lo);
+        i += 2;
+    }
+    return i == n;
 }

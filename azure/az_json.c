@@ -1,22 +1,6 @@
 /*
- * az_json.c -- entity and table payloads in JSON (OData v3 "JSON light"),
- * format negotiation, error bodies, and the dispatch of every payload call
- * of az.h to JSON here or to Atom in az_atom.c.
- *
- * Writing follows what the service emits at each metadata level, because
- * SDKs infer types from it:
- *   - nometadata: values only; Int64 and the other non-JSON types become
- *     plain strings and the client must know what they are.
- *   - minimalmetadata: odata.metadata and odata.etag, plus "P@odata.type"
- *     before every user property whose JSON form does not say its type:
- *     Int64, DateTime, Guid, Binary, and a Double that is NaN or infinite
- *     (written as the strings "NaN", "Infinity", "-Infinity").
- *   - fullmetadata: also odata.type, odata.id and odata.editLink, and the
- *     Timestamp annotation (the declared key properties carry none in
- *     minimal metadata because the client has the model).
- * A finite Double is always written with a '.' or an exponent ("5.0", not
- * "5"), as the service does, so that reading it back without annotations
- * still yields a Double and not an Int32.
+ * az_json.c -- reading entity and table payloads in JSON (OData v3 "JSON
+ * light"); az_json_write.c writes them, az_payload.c picks the format.
  *
  * Reading is where the hostile input is. cJSON checks the structure, but it
  * keeps only the double value of a number, and "5" (Int32) versus "5.0"
@@ -31,8 +15,7 @@
  *
  * Where the service and Azurite differ, the service wins: an unannotated
  * whole number outside the Int32 range becomes a Double (Azurite keeps an
- * Int32), and a $select naming a property an entity lacks yields that
- * property as null. Accepted leniently, as Azurite and the SDKs expect:
+ * Int32). Accepted leniently, as Azurite and the SDKs expect:
  * Int32/Int64/Double/Boolean values given as strings with an annotation,
  * and annotations after their property as well as before.
  */
@@ -41,9 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-
-#include <cJSON.h>
 
 #include "az_internal.h"
 
@@ -61,7 +41,6 @@
 #define AZ_NUMBER_TEXT_MAX 400
 
 #define AZ_MSG_INVALID "One of the request inputs is not valid."
-#define AZ_ODATA_TYPE "@odata.type"
 
 static mt_status az_bad(const char *code, const char *msg)
 {
@@ -71,141 +50,6 @@ static mt_status az_bad(const char *code, const char *msg)
 static mt_status az_invalid(void)
 {
     return az_bad(MT_ERR_INVALID_INPUT, AZ_MSG_INVALID);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Format negotiation.                                                       */
-
-static bool az_span_ieq(const char *s, size_t n, const char *lit)
-{
-    return strlen(lit) == n && strncasecmp(s, lit, n) == 0;
-}
-
-static void az_trim(const char **s, size_t *n)
-{
-    while (*n && (**s == ' ' || **s == '\t'))
-        (*s)++, (*n)--;
-    while (*n && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t'))
-        (*n)--;
-}
-
-/* A weight "0", "1" or "0.xyz" (RFC 7231), by hand: atof would follow the
- * locale's decimal point. Anything else weighs 0, i.e. not acceptable. */
-static double az_qvalue(const char *s, size_t n)
-{
-    if (n == 0 || (s[0] != '0' && s[0] != '1') || (n > 1 && s[1] != '.'))
-        return 0;
-    double q = s[0] - '0', scale = 0.1;
-    for (size_t i = 2; i < n && i < 5; i++, scale /= 10) {
-        if (s[i] < '0' || s[i] > '9')
-            return 0;
-        q += (s[i] - '0') * scale;
-    }
-    return q > 1 ? 1 : q;
-}
-
-/* One parameter of a media range: odata=... sets the level, q=... the
- * weight; others (charset, streaming, IEEE754Compatible) do not matter. */
-static bool az_media_param(const char *s, size_t n, az_metadata *md, double *q)
-{
-    const char *eq = memchr(s, '=', n);
-    if (!eq)
-        return true;
-    const char *k = s, *v = eq + 1;
-    size_t kn = (size_t)(eq - s), vn = n - kn - 1;
-    az_trim(&k, &kn);
-    az_trim(&v, &vn);
-    if (az_span_ieq(k, kn, "q")) {
-        *q = az_qvalue(v, vn);
-    } else if (az_span_ieq(k, kn, "odata")) {
-        if (az_span_ieq(v, vn, "nometadata"))
-            *md = AZ_META_NONE;
-        else if (az_span_ieq(v, vn, "minimalmetadata"))
-            *md = AZ_META_MINIMAL;
-        else if (az_span_ieq(v, vn, "fullmetadata"))
-            *md = AZ_META_FULL;
-        else
-            return false; /* verbose and anything else: not served */
-    }
-    return true;
-}
-
-/* One media range of Accept. A wildcard gets JSON with minimal metadata:
- * that is what the service answers from 2015-12-11 on, and a caller that
- * serves an older x-ms-version and wants Atom there must decide so itself,
- * since the version is not an argument here. */
-static bool az_media_range(const char *s, size_t n, az_format *fmt, az_metadata *md, double *q)
-{
-    const char *semi = memchr(s, ';', n);
-    size_t tn = semi ? (size_t)(semi - s) : n;
-    const char *t = s;
-    az_trim(&t, &tn);
-    *fmt = AZ_FMT_JSON;
-    *md = AZ_META_MINIMAL;
-    *q = 1.0;
-    bool json = az_span_ieq(t, tn, "application/json");
-    if (az_span_ieq(t, tn, "application/atom+xml") || az_span_ieq(t, tn, "application/xml"))
-        *fmt = AZ_FMT_ATOM;
-    else if (!json && !az_span_ieq(t, tn, "*/*") && !az_span_ieq(t, tn, "application/*"))
-        return false;
-    while (semi) {
-        const char *p = semi + 1, *next = memchr(p, ';', n - (size_t)(p - s));
-        size_t pn = next ? (size_t)(next - p) : n - (size_t)(p - s);
-        az_metadata pmd = *md;
-        if (!az_media_param(p, pn, &pmd, q))
-            return false;
-        if (json)
-            *md = pmd;
-        semi = next;
-    }
-    return *q > 0;
-}
-
-/* The acceptable range with the highest weight; the first on a tie. */
-static bool az_accept_list(const char *s, az_format *fmt, az_metadata *md)
-{
-    double best = -1;
-    for (const char *p = s; p;) {
-        const char *comma = strchr(p, ',');
-        size_t n = comma ? (size_t)(comma - p) : strlen(p);
-        az_format f;
-        az_metadata m;
-        double q;
-        if (az_media_range(p, n, &f, &m, &q) && q > best) {
-            best = q;
-            *fmt = f;
-            *md = m;
-        }
-        p = comma ? comma + 1 : NULL;
-    }
-    return best > 0;
-}
-
-static bool az_blank(const char *s)
-{
-    return !s || s[strspn(s, " \t")] == '\0';
-}
-
-bool az_format_negotiate(const char *accept, const char *format_param, az_format *fmt,
-                         az_metadata *md)
-{
-    *fmt = AZ_FMT_JSON;
-    *md = AZ_META_MINIMAL;
-    /* $format wins over Accept (OData 3.0); it may also be a short name. */
-    const char *src = az_blank(format_param) ? accept : format_param;
-    if (az_blank(src))
-        return true;
-    if (src == format_param && (strcasecmp(src, "json") == 0))
-        return true;
-    if (src == format_param && (strcasecmp(src, "atom") == 0 || strcasecmp(src, "xml") == 0)) {
-        *fmt = AZ_FMT_ATOM;
-        return true;
-    }
-    if (az_accept_list(src, fmt, md))
-        return true;
-    *fmt = AZ_FMT_JSON;
-    *md = AZ_META_MINIMAL;
-    return false;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -224,40 +68,6 @@ typedef struct az_reader {
     cJSON *root;
 } az_reader;
 
-/* Length of the well-formed UTF-8 sequence at p (at most avail bytes), or
- * 0: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static size_t az_utf8_seq(const unsigned char *p, size_t avail)
-{
-    unsigned c = p[0];
-    size_t n;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF)
-        n = 2;
-    else if (c >= 0xE0 && c <= 0xEF)
-        n = 3, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-    else if (c >= 0xF0 && c <= 0xF4)
-        n = 4, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-    else
-        return 0;
-    if (avail < n || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (p[i] < 0x80 || p[i] > 0xBF)
-            return 0;
-    return n;
-}
-
-static int az_hex_digit(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Skips the string whose opening quote is at *i; false when it holds
  * something cJSON would accept but the service (or a C string) cannot. */
 static bool az_scan_string(const char *s, size_t len, size_t *i)
@@ -275,7 +85,7 @@ static bool az_scan_string(const char *s, size_t len, size_t *i)
             if (j + 1 < len && s[j + 1] == 'u') {
                 int v = 0;
                 for (size_t k = 2; k < 6; k++) {
-                    int h = j + k < len ? az_hex_digit((unsigned char)s[j + k]) : -1;
+                    int h = j + k < len ? mt_hex_digit((unsigned char)s[j + k]) : -1;
                     if (h < 0)
                         return false;
                     v = v << 4 | h;
@@ -288,7 +98,7 @@ static bool az_scan_string(const char *s, size_t len, size_t *i)
             }
             continue;
         }
-        size_t n = c < 0x80 ? 1 : az_utf8_seq((const unsigned char *)s + j, len - j);
+        size_t n = mt_utf8_seq((const unsigned char *)s + j, len - j, NULL);
         if (n == 0)
             return false;
         j += n;
@@ -448,7 +258,7 @@ static bool az_parse_int64(const char *s, size_t n, int64_t *out)
 /* A finite double from JSON number text. strtod follows the C locale's
  * decimal point, so the point is swapped for the current one first, as
  * cJSON does. */
-static bool az_parse_double(const char *s, size_t n, double *out)
+bool az_json_parse_double(const char *s, size_t n, double *out)
 {
     bool integral;
     char tmp[AZ_NUMBER_TEXT_MAX + 1];
@@ -478,28 +288,6 @@ static bool az_parse_special_double(const char *s, double *out)
     else
         return false;
     return true;
-}
-
-/* 32 hex digits, dashed as 8-4-4-4-12 or not at all, optionally in braces
- * or parentheses (the forms .NET parses). Bytes are kept in textual order,
- * as the filter parser keeps them. */
-static bool az_parse_guid(const char *s, size_t n, uint8_t g[16])
-{
-    if (n == 38 && ((s[0] == '{' && s[37] == '}') || (s[0] == '(' && s[37] == ')')))
-        s++, n -= 2;
-    if (n != 36 && n != 32)
-        return false;
-    size_t i = 0;
-    for (int nb = 0; nb < 16; nb++) {
-        if (n == 36 && (i == 8 || i == 13 || i == 18 || i == 23) && s[i++] != '-')
-            return false;
-        int hi = az_hex_digit((unsigned char)s[i]), lo = az_hex_digit((unsigned char)s[i + 1]);
-        if (hi < 0 || lo < 0)
-            return false;
-        g[nb] = (uint8_t)(hi << 4 | lo);
-        i += 2;
-    }
-    return i == n;
 }
 
 /* Length in UTF-16 code units, the unit of the service's size limits. */
@@ -549,11 +337,11 @@ static mt_status az_read_double(az_val *x)
 {
     double d;
     if (cJSON_IsNumber(x->item)) {
-        if (!az_parse_double(x->num->s, x->num->n, &d))
+        if (!az_json_parse_double(x->num->s, x->num->n, &d))
             return az_invalid();
     } else if (cJSON_IsString(x->item)) {
         const char *s = x->item->valuestring;
-        if (!az_parse_special_double(s, &d) && !az_parse_double(s, strlen(s), &d))
+        if (!az_parse_special_double(s, &d) && !az_json_parse_double(s, strlen(s), &d))
             return az_invalid();
     } else {
         return az_invalid();
@@ -600,7 +388,7 @@ static mt_status az_read_text_typed(az_val *x, mt_edm t)
     uint8_t g[16];
     if (t == MT_EDM_DATETIME && mt_datetime_parse(s, n, &ticks)) {
         x->v = mt_v_datetime(ticks);
-    } else if (t == MT_EDM_GUID && az_parse_guid(s, n, g)) {
+    } else if (t == MT_EDM_GUID && az_guid_parse(s, n, g)) {
         x->v = mt_v_guid(g);
     } else if (t == MT_EDM_BINARY && az_base64_decode(s, n, &x->bin, &blen)) {
         if (blen > AZ_BINARY_MAX)
@@ -901,7 +689,7 @@ static mt_status az_entity_build(az_members *ms, mt_entity **out)
     return st;
 }
 
-static mt_status az_json_entity_read(const char *body, size_t len, mt_entity **out)
+mt_status az_json_entity_read(const char *body, size_t len, mt_entity **out)
 {
     az_reader r;
     az_members ms = {0};
@@ -919,7 +707,7 @@ static mt_status az_json_entity_read(const char *body, size_t len, mt_entity **o
     return st;
 }
 
-static mt_status az_json_table_read(const char *body, size_t len, char **name)
+mt_status az_json_table_read(const char *body, size_t len, char **name)
 {
     az_reader r;
     mt_status st = az_reader_open(&r, body, len);
@@ -932,471 +720,4 @@ static mt_status az_json_table_read(const char *body, size_t len, char **name)
     }
     az_reader_close(&r);
     return st;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Writing: text pieces.                                                     */
-
-/* A growable string for the URLs and names the writer builds. */
-typedef struct az_str {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} az_str;
-
-static void az_str_put(az_str *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = (b->n + n + 1) * 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-static void az_str_puts(az_str *b, const char *s)
-{
-    az_str_put(b, s ? s : "", s ? strlen(s) : 0);
-}
-
-/* The service root without a trailing slash, then "/". */
-static void az_str_base(az_str *b, const az_payload_ctx *c)
-{
-    const char *base = c->base_url ? c->base_url : "";
-    size_t n = strlen(base);
-    while (n && base[n - 1] == '/')
-        n--;
-    az_str_put(b, base, n);
-    az_str_puts(b, "/");
-}
-
-/* 'value' as a key in a resource path: quotes doubled, then what a path
- * segment cannot hold percent-encoded. */
-static void az_str_key(az_str *b, const char *v)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    az_str_puts(b, "'");
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
-        unsigned char c = *p;
-        if (c == '\'') {
-            az_str_puts(b, "''");
-        } else if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                   strchr("-._~!$&()*+,;=:@", c)) {
-            az_str_put(b, (const char *)p, 1);
-        } else {
-            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-            az_str_put(b, e, 3);
-        }
-    }
-    az_str_puts(b, "'");
-}
-
-/* table(PartitionKey='..',RowKey='..') */
-static void az_str_entity_path(az_str *b, const az_payload_ctx *c, const mt_entity *e)
-{
-    az_str_puts(b, c->table);
-    az_str_puts(b, "(PartitionKey=");
-    az_str_key(b, e->pk);
-    az_str_puts(b, ",RowKey=");
-    az_str_key(b, e->rk);
-    az_str_puts(b, ")");
-}
-
-/* Shortest of %.15g..%.17g that reads back exactly, with ".0" added to a
- * whole number so that it stays a Double when read without annotation. */
-static void az_format_double(double d, char out[48])
-{
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(out, 40, "%.*g", prec, d);
-        char *p = strpbrk(out, ",."); /* a locale's decimal point */
-        if (p)
-            *p = '.';
-        double back;
-        if (az_parse_double(out, strlen(out), &back) && back == d)
-            break;
-    }
-    if (!strpbrk(out, ".eE"))
-        strcat(out, ".0");
-}
-
-/* ------------------------------------------------------------------------ */
-/* Writing: values and entities.                                             */
-
-static bool az_needs_annotation(const mt_value *v)
-{
-    switch (v->type) {
-    case MT_EDM_INT64:
-    case MT_EDM_DATETIME:
-    case MT_EDM_GUID:
-    case MT_EDM_BINARY:
-        return true;
-    case MT_EDM_DOUBLE:
-        return !isfinite(v->u.dbl);
-    default:
-        return false;
-    }
-}
-
-static bool az_add_annotation(cJSON *o, const char *name, mt_edm t)
-{
-    az_str n = {0};
-    az_str_puts(&n, name);
-    az_str_puts(&n, AZ_ODATA_TYPE);
-    bool ok = !n.oom && cJSON_AddStringToObject(o, n.p, mt_edm_name(t));
-    free(n.p);
-    return ok;
-}
-
-static void az_guid_text(const uint8_t g[16], char out[37])
-{
-    static const char hex[] = "0123456789abcdef";
-    char *p = out;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            *p++ = '-';
-        *p++ = hex[g[i] >> 4];
-        *p++ = hex[g[i] & 15];
-    }
-    *p = '\0';
-}
-
-/* The JSON item for a value, without its annotation. */
-static cJSON *az_value_item(const mt_value *v)
-{
-    char tmp[64];
-    switch (v->type) {
-    case MT_EDM_STRING:
-        return cJSON_CreateString(v->u.bytes.ptr ? v->u.bytes.ptr : "");
-    case MT_EDM_INT32:
-        snprintf(tmp, sizeof tmp, "%d", (int)v->u.i32);
-        return cJSON_CreateRaw(tmp);
-    case MT_EDM_INT64:
-        snprintf(tmp, sizeof tmp, "%lld", (long long)v->u.i64);
-        return cJSON_CreateString(tmp);
-    case MT_EDM_DOUBLE:
-        if (isnan(v->u.dbl))
-            return cJSON_CreateString("NaN");
-        if (isinf(v->u.dbl))
-            return cJSON_CreateString(v->u.dbl < 0 ? "-Infinity" : "Infinity");
-        az_format_double(v->u.dbl, tmp);
-        return cJSON_CreateRaw(tmp);
-    case MT_EDM_BOOLEAN:
-        return cJSON_CreateBool(v->u.b);
-    case MT_EDM_DATETIME:
-        mt_datetime_format(v->u.ticks, tmp);
-        return cJSON_CreateString(tmp);
-    case MT_EDM_GUID:
-        az_guid_text(v->u.guid, tmp);
-        return cJSON_CreateString(tmp);
-    case MT_EDM_BINARY: {
-        char *b64 = az_base64_encode((const uint8_t *)v->u.bytes.ptr, v->u.bytes.len);
-        cJSON *it = b64 ? cJSON_CreateString(b64) : NULL;
-        free(b64);
-        return it;
-    }
-    }
-    return NULL;
-}
-
-static bool az_add_value(cJSON *o, const char *name, const mt_value *v, az_metadata md)
-{
-    if (md != AZ_META_NONE && az_needs_annotation(v) && !az_add_annotation(o, name, v->type))
-        return false;
-    cJSON *it = az_value_item(v);
-    if (!it)
-        return false;
-    cJSON_AddItemToObject(o, name, it);
-    return true;
-}
-
-static bool az_add_built(cJSON *o, const char *name, az_str *s)
-{
-    bool ok = !s->oom && cJSON_AddStringToObject(o, name, s->p ? s->p : "");
-    free(s->p);
-    return ok;
-}
-
-/* $select: NULL selects everything. */
-static bool az_selected(const az_payload_ctx *c, const char *name)
-{
-    if (!c->select)
-        return true;
-    for (size_t i = 0; i < c->nselect; i++)
-        if (c->select[i] && strcmp(c->select[i], name) == 0)
-            return true;
-    return false;
-}
-
-/* odata.metadata of a single entity, and for fullmetadata its identity. */
-static bool az_entity_head(cJSON *o, const az_payload_ctx *c, const mt_entity *e, bool single)
-{
-    az_str s = {0};
-    if (single && c->md != AZ_META_NONE) {
-        az_str_base(&s, c);
-        az_str_puts(&s, "$metadata#");
-        az_str_puts(&s, c->table);
-        az_str_puts(&s, "/@Element");
-        if (!az_add_built(o, "odata.metadata", &s))
-            return false;
-        memset(&s, 0, sizeof s);
-    }
-    if (c->md == AZ_META_FULL) {
-        az_str_puts(&s, c->account);
-        az_str_puts(&s, ".");
-        az_str_puts(&s, c->table);
-        if (!az_add_built(o, "odata.type", &s))
-            return false;
-        memset(&s, 0, sizeof s);
-        az_str_base(&s, c);
-        az_str_entity_path(&s, c, e);
-        if (!az_add_built(o, "odata.id", &s))
-            return false;
-        memset(&s, 0, sizeof s);
-    }
-    if (c->md != AZ_META_NONE && e->etag && !cJSON_AddStringToObject(o, "odata.etag", e->etag))
-        return false;
-    if (c->md == AZ_META_FULL) {
-        az_str_entity_path(&s, c, e);
-        if (!az_add_built(o, "odata.editLink", &s))
-            return false;
-    }
-    return true;
-}
-
-static bool az_entity_system(cJSON *o, const az_payload_ctx *c, const mt_entity *e)
-{
-    if (az_selected(c, "PartitionKey") && !cJSON_AddStringToObject(o, "PartitionKey", e->pk))
-        return false;
-    if (az_selected(c, "RowKey") && !cJSON_AddStringToObject(o, "RowKey", e->rk))
-        return false;
-    if (e->timestamp && az_selected(c, "Timestamp")) {
-        if (c->md == AZ_META_FULL && !az_add_annotation(o, "Timestamp", MT_EDM_DATETIME))
-            return false;
-        char ts[MT_DATETIME_MAX];
-        mt_datetime_format(e->timestamp, ts);
-        if (!cJSON_AddStringToObject(o, "Timestamp", ts))
-            return false;
-    }
-    return true;
-}
-
-/* A selected property the entity lacks comes back as null, as the
- * service returns it. */
-static bool az_entity_missing(cJSON *o, const az_payload_ctx *c)
-{
-    for (size_t i = 0; c->select && i < c->nselect; i++) {
-        const char *n = c->select[i];
-        if (!n || strncmp(n, "odata.", 6) == 0 || cJSON_GetObjectItemCaseSensitive(o, n))
-            continue;
-        if (strcmp(n, "PartitionKey") == 0 || strcmp(n, "RowKey") == 0 ||
-            strcmp(n, "Timestamp") == 0)
-            continue;
-        if (!cJSON_AddNullToObject(o, n))
-            return false;
-    }
-    return true;
-}
-
-static cJSON *az_entity_object(const az_payload_ctx *c, const mt_entity *e, bool single)
-{
-    cJSON *o = cJSON_CreateObject();
-    bool ok = o && az_entity_head(o, c, e, single) && az_entity_system(o, c, e);
-    for (size_t i = 0; ok && i < e->nprops; i++)
-        if (az_selected(c, e->props[i].name))
-            ok = az_add_value(o, e->props[i].name, &e->props[i].value, c->md);
-    if (ok)
-        ok = az_entity_missing(o, c);
-    if (!ok) {
-        cJSON_Delete(o);
-        return NULL;
-    }
-    return o;
-}
-
-/* Prints and frees the tree; NULL (and *len 0) when anything failed. */
-static char *az_print(cJSON *root, size_t *len)
-{
-    char *out = root ? cJSON_PrintUnformatted(root) : NULL;
-    cJSON_Delete(root);
-    if (len)
-        *len = out ? strlen(out) : 0;
-    return out;
-}
-
-/* The feed wrapper: odata.metadata (not in nometadata) and "value". */
-static cJSON *az_feed(const az_payload_ctx *c, const char *set, cJSON **value)
-{
-    cJSON *root = cJSON_CreateObject();
-    if (root && c->md != AZ_META_NONE) {
-        az_str s = {0};
-        az_str_base(&s, c);
-        az_str_puts(&s, "$metadata#");
-        az_str_puts(&s, set);
-        if (!az_add_built(root, "odata.metadata", &s)) {
-            cJSON_Delete(root);
-            return NULL;
-        }
-    }
-    if (root && !(*value = cJSON_AddArrayToObject(root, "value"))) {
-        cJSON_Delete(root);
-        return NULL;
-    }
-    return root;
-}
-
-static char *az_json_entity_write(const az_payload_ctx *c, const mt_entity *e, size_t *len)
-{
-    return az_print(e ? az_entity_object(c, e, true) : NULL, len);
-}
-
-static char *az_json_entities_write(const az_payload_ctx *c, const mt_entity_list *rows,
-                                    size_t *len)
-{
-    cJSON *value = NULL, *root = az_feed(c, c->table ? c->table : "", &value);
-    for (size_t i = 0; root && rows && i < rows->n; i++) {
-        cJSON *o = az_entity_object(c, rows->v[i], false);
-        if (!o) {
-            cJSON_Delete(root);
-            root = NULL;
-        } else {
-            cJSON_AddItemToArray(value, o);
-        }
-    }
-    return az_print(root, len);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Writing: tables and errors.                                               */
-
-static cJSON *az_table_object(const az_payload_ctx *c, const char *name, bool single)
-{
-    cJSON *o = cJSON_CreateObject();
-    az_str s = {0};
-    bool ok = o != NULL;
-    if (ok && single && c->md != AZ_META_NONE) {
-        az_str_base(&s, c);
-        az_str_puts(&s, "$metadata#Tables/@Element");
-        ok = az_add_built(o, "odata.metadata", &s);
-        memset(&s, 0, sizeof s);
-    }
-    if (ok && c->md == AZ_META_FULL) {
-        az_str_puts(&s, c->account);
-        az_str_puts(&s, ".Tables");
-        ok = az_add_built(o, "odata.type", &s);
-        memset(&s, 0, sizeof s);
-        az_str_base(&s, c);
-        az_str_puts(&s, "Tables(");
-        az_str_key(&s, name);
-        az_str_puts(&s, ")");
-        ok = ok && az_add_built(o, "odata.id", &s);
-        memset(&s, 0, sizeof s);
-        az_str_puts(&s, "Tables(");
-        az_str_key(&s, name);
-        az_str_puts(&s, ")");
-        ok = ok && az_add_built(o, "odata.editLink", &s);
-    }
-    if (ok)
-        ok = cJSON_AddStringToObject(o, "TableName", name) != NULL;
-    if (!ok) {
-        cJSON_Delete(o);
-        return NULL;
-    }
-    return o;
-}
-
-static char *az_json_tables_write(const az_payload_ctx *c, char *const *names, size_t n,
-                                  size_t *len)
-{
-    cJSON *value = NULL, *root = az_feed(c, "Tables", &value);
-    for (size_t i = 0; root && i < n; i++) {
-        cJSON *o = az_table_object(c, names[i] ? names[i] : "", false);
-        if (!o) {
-            cJSON_Delete(root);
-            root = NULL;
-        } else {
-            cJSON_AddItemToArray(value, o);
-        }
-    }
-    return az_print(root, len);
-}
-
-static char *az_json_error_write(const char *code, const char *message, size_t *len)
-{
-    cJSON *root = cJSON_CreateObject();
-    cJSON *err = root ? cJSON_AddObjectToObject(root, "odata.error") : NULL;
-    cJSON *msg = NULL;
-    bool ok = err && cJSON_AddStringToObject(err, "code", code ? code : "") &&
-              (msg = cJSON_AddObjectToObject(err, "message")) &&
-              cJSON_AddStringToObject(msg, "lang", "en-US") &&
-              cJSON_AddStringToObject(msg, "value", message ? message : "");
-    if (!ok) {
-        cJSON_Delete(root);
-        root = NULL;
-    }
-    return az_print(root, len);
-}
-
-/* ------------------------------------------------------------------------ */
-/* The payload calls of az.h: JSON here, Atom in az_atom.c.                  */
-
-mt_status az_entity_read(az_format fmt, const char *body, size_t len, mt_entity **out)
-{
-    *out = NULL;
-    if (fmt == AZ_FMT_ATOM)
-        return az_atom_entity_read(body, len, out);
-    return az_json_entity_read(body, len, out);
-}
-
-char *az_entity_write(az_format fmt, const az_payload_ctx *c, const mt_entity *e, size_t *len)
-{
-    if (fmt == AZ_FMT_ATOM)
-        return az_atom_entity_write(c, e, len);
-    return az_json_entity_write(c, e, len);
-}
-
-char *az_entities_write(az_format fmt, const az_payload_ctx *c, const mt_entity_list *rows,
-                        size_t *len)
-{
-    if (fmt == AZ_FMT_ATOM)
-        return az_atom_entities_write(c, rows, len);
-    return az_json_entities_write(c, rows, len);
-}
-
-mt_status az_table_read(az_format fmt, const char *body, size_t len, char **name)
-{
-    *name = NULL;
-    if (fmt == AZ_FMT_ATOM)
-        return az_atom_table_read(body, len, name);
-    return az_json_table_read(body, len, name);
-}
-
-char *az_table_write(az_format fmt, const az_payload_ctx *c, const char *name, size_t *len)
-{
-    if (fmt == AZ_FMT_ATOM)
-        return az_atom_table_write(c, name, len);
-    return az_print(az_table_object(c, name ? name : "", true), len);
-}
-
-char *az_tables_write(az_format fmt, const az_payload_ctx *c, char *const *names, size_t n,
-                      size_t *len)
-{
-    if (fmt == AZ_FMT_ATOM)
-        return az_atom_tables_write(c, names, n, len);
-    return az_json_tables_write(c, names, n, len);
-}
-
-char *az_error_write(az_format fmt, const char *code, const char *message, size_t *len)
-{
-    if (fmt == AZ_FMT_ATOM)
-        return az_xml_error_write(code, message, len);
-    return az_json_error_write(code, message, len);
 }

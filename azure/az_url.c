@@ -81,36 +81,11 @@ static bool ieq(const char *a, const char *b)
     return *a == *b;
 }
 
-/* Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF.
- * Keys are ordered by their UTF-16 code units in the core, which needs
- * well-formed text to do that. */
+/* Strict UTF-8 (mt_utf8_valid): keys are ordered by their UTF-16 code
+ * units in the core, which needs well-formed text to do that. */
 static bool utf8_valid(const char *s)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned c = *p++;
-        int more;
-        unsigned min, cp;
-        if (c < 0x80)
-            continue;
-        if (c >= 0xc2 && c <= 0xdf) {
-            more = 1, min = 0x80, cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            more = 2, min = 0x800, cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            more = 3, min = 0x10000, cp = c & 0x07;
-        } else {
-            return false;
-        }
-        while (more--) {
-            if ((*p & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (*p++ & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-    }
-    return true;
+    return mt_utf8_valid(s, strlen(s));
 }
 
 /* A query component: '+' is a space, then percent-decoding. The '+' is

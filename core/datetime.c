@@ -31,21 +31,22 @@
 #define MT_OFFSET_MAX_MINUTES (14 * 60)
 
 /* ------------------------------------------------------------------------ */
-/* Calendar arithmetic.                                                      */
+/* Calendar arithmetic, public so that other date formats (the RFC 1123      */
+/* dates of HTTP headers) count days the same way.                           */
 
 static bool dt_is_leap(int64_t y)
 {
     return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 }
 
-static int dt_days_in_month(int64_t y, int m)
+int mt_days_in_month(int64_t y, int m)
 {
     static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     return m == 2 && dt_is_leap(y) ? 29 : days[m - 1];
 }
 
 /* Days from 0001-01-01 to y-m-d. */
-static int64_t dt_days_from_civil(int64_t y, int m, int d)
+int64_t mt_days_from_civil(int64_t y, int m, int d)
 {
     static const int before[12] = {0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334};
     int64_t py = y - 1;
@@ -55,7 +56,7 @@ static int64_t dt_days_from_civil(int64_t y, int m, int d)
 
 /* The inverse, for days >= 0: count whole 400-, 100-, 4- and 1-year
  * cycles, then walk the months of the last year. */
-static void dt_civil_from_days(int64_t days, int64_t *y, int *m, int *d)
+void mt_civil_from_days(int64_t days, int64_t *y, int *m, int *d)
 {
     int64_t n400 = days / 146097, r = days % 146097;
     int64_t n100 = r / 36524;
@@ -70,8 +71,8 @@ static void dt_civil_from_days(int64_t days, int64_t *y, int *m, int *d)
     r -= n1 * 365;
     *y = n400 * 400 + n100 * 100 + n4 * 4 + n1 + 1;
     int month = 1;
-    while (r >= dt_days_in_month(*y, month)) {
-        r -= dt_days_in_month(*y, month);
+    while (r >= mt_days_in_month(*y, month)) {
+        r -= mt_days_in_month(*y, month);
         month++;
     }
     *m = month;
@@ -101,7 +102,7 @@ void mt_datetime_format(int64_t ticks, char out[MT_DATETIME_MAX])
     int64_t days = ticks / MT_TICKS_PER_DAY, rem = ticks % MT_TICKS_PER_DAY;
     int64_t y, secs = rem / MT_TICKS_PER_SECOND;
     int m, d;
-    dt_civil_from_days(days, &y, &m, &d);
+    mt_civil_from_days(days, &y, &m, &d);
     char *p = dt_put(out, y, 4);
     *p++ = '-';
     p = dt_put(p, m, 2);
@@ -208,10 +209,10 @@ bool mt_datetime_parse(const char *s, size_t len, int64_t *ticks)
     }
     if (!dt_offset(&r, &off) || r.i != r.len)
         return false;
-    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > dt_days_in_month(y, mo) || h > 23 || mi > 59 ||
+    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > mt_days_in_month(y, mo) || h > 23 || mi > 59 ||
         sec > 59)
         return false;
-    int64_t minutes = dt_days_from_civil(y, mo, d) * 1440 + h * 60 + mi - off;
+    int64_t minutes = mt_days_from_civil(y, mo, d) * 1440 + h * 60 + mi - off;
     int64_t t = (minutes * 60 + sec) * MT_TICKS_PER_SECOND + frac;
     if (t < 0 || t > MT_TICKS_MAX)
         return false;

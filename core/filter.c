@@ -276,38 +276,6 @@ bool mt_filter_eval(const mt_filter *f, const mt_entity *e)
 /* ------------------------------------------------------------------------ */
 /* Printing                                                                  */
 
-typedef struct mt_buf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} mt_buf;
-
-static void mt_buf_put(mt_buf *b, const char *s, size_t n)
-{
-    if (b->oom || n == 0)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void mt_buf_puts(mt_buf *b, const char *s)
-{
-    mt_buf_put(b, s, strlen(s));
-}
-
 static void mt_print_string(mt_buf *b, const mt_value *v)
 {
     const char *s = v->u.bytes.ptr;
@@ -368,16 +336,10 @@ static void mt_print_hex(mt_buf *b, const uint8_t *p, size_t n)
 
 static void mt_print_guid(mt_buf *b, const uint8_t g[16])
 {
+    char tmp[MT_GUID_TEXT];
+    mt_guid_format(g, tmp);
     mt_buf_puts(b, "guid'");
-    mt_print_hex(b, g, 4);
-    mt_buf_puts(b, "-");
-    mt_print_hex(b, g + 4, 2);
-    mt_buf_puts(b, "-");
-    mt_print_hex(b, g + 6, 2);
-    mt_buf_puts(b, "-");
-    mt_print_hex(b, g + 8, 2);
-    mt_buf_puts(b, "-");
-    mt_print_hex(b, g + 10, 6);
+    mt_buf_puts(b, tmp);
     mt_buf_puts(b, "'");
 }
 
@@ -459,11 +421,7 @@ char *mt_filter_print(const mt_filter *f)
     if (!f)
         return NULL;
     mt_print_node(&b, f);
-    if (b.oom) {
-        free(b.p);
-        return NULL;
-    }
-    return b.p;
+    return mt_buf_take(&b, NULL);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -147,17 +147,6 @@ static bool mt_is_ident_char(int c)
     return mt_is_ident_start(c) || mt_is_digit(c);
 }
 
-static int mt_hex_val(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool mt_span_is(const char *s, size_t n, const char *word)
 {
     return strlen(word) == n && memcmp(s, word, n) == 0;
@@ -173,47 +162,6 @@ static bool mt_span_is_ci(const char *s, size_t n, const char *word)
             a += 'a' - 'A';
         if (a != b)
             return false;
-    }
-    return true;
-}
-
-/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
- * Strings reach mt_str_cmp and the wire encoders, which may assume it. */
-static bool mt_utf8_valid(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        size_t k;
-        unsigned lo = 0x80, hi = 0xbf;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            k = 1;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            k = 2;
-            if (c == 0xe0)
-                lo = 0xa0;
-            if (c == 0xed)
-                hi = 0x9f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            k = 3;
-            if (c == 0xf0)
-                lo = 0x90;
-            if (c == 0xf4)
-                hi = 0x8f;
-        } else {
-            return false;
-        }
-        if (n - i <= k)
-            return false;
-        if (s[i + 1] < lo || s[i + 1] > hi)
-            return false;
-        for (size_t j = 2; j <= k; j++)
-            if (s[i + j] < 0x80 || s[i + j] > 0xbf)
-                return false;
-        i += k + 1;
     }
     return true;
 }
@@ -235,8 +183,8 @@ static bool mt_parse_guid(const char *s, size_t len, uint8_t g[16])
                 return false;
             continue;
         }
-        int hi = mt_hex_val((unsigned char)s[i]);
-        int lo = mt_hex_val((unsigned char)s[i + 1]);
+        int hi = mt_hex_digit((unsigned char)s[i]);
+        int lo = mt_hex_digit((unsigned char)s[i + 1]);
         if (hi < 0 || lo < 0)
             return false;
         g[nb++] = (uint8_t)(hi << 4 | lo);
@@ -255,8 +203,8 @@ static bool mt_parse_hex(const char *s, size_t len, char **out, size_t *n)
     if (!b)
         return false;
     for (size_t i = 0; i < len; i += 2) {
-        int hi = mt_hex_val((unsigned char)s[i]);
-        int lo = mt_hex_val((unsigned char)s[i + 1]);
+        int hi = mt_hex_digit((unsigned char)s[i]);
+        int lo = mt_hex_digit((unsigned char)s[i + 1]);
         if (hi < 0 || lo < 0) {
             free(b);
             return false;
@@ -301,7 +249,7 @@ static bool mt_lex_string(mt_parser *p)
         if (c == '\'')
             i++;
     }
-    if (!mt_utf8_valid((const unsigned char *)p->s + start + 1, i - start - 1))
+    if (!mt_utf8_valid(p->s + start + 1, i - start - 1))
         return mt_fail(p, start, i - start, "string literal is not UTF-8");
     buf = malloc(i - start);
     if (!buf)

@@ -55,6 +55,46 @@ mt_status mt_error(int http, const char *code, const char *fmt, ...)
 static inline bool mt_is_ok(const mt_status *st) { return st->http == 0; }
 
 /* ------------------------------------------------------------------------ */
+/* String builder (buf.c): a growable string, NUL-terminated once anything   */
+/* was put. Start from (mt_buf){0}. After a failed allocation oom is set     */
+/* and every further call does nothing, so a caller checks once, at the end. */
+
+typedef struct mt_buf {
+    char *p; /* owned; NULL until the first put */
+    size_t len, cap;
+    bool oom;
+} mt_buf;
+
+void mt_buf_put(mt_buf *b, const char *s, size_t n);
+void mt_buf_puts(mt_buf *b, const char *s); /* NULL puts nothing */
+/* Any length; a format vsnprintf cannot print counts as a failure. */
+void mt_buf_printf(mt_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The string, which the caller frees ("" when nothing was put), with its
+ * length in *len (may be NULL); NULL after a failure. Either way b is empty
+ * again. */
+char *mt_buf_take(mt_buf *b, size_t *len);
+/* Frees what b holds; b is empty again. */
+void mt_buf_clear(mt_buf *b);
+
+/* ------------------------------------------------------------------------ */
+/* Text (text.c): the byte-level rules every reader and writer shares.       */
+
+/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
+ * The length (1..4) of the well-formed sequence at s, of which at most n
+ * bytes are read, or 0 when it is ill-formed; *cp (may be NULL) receives
+ * the code point. Reading stops at the first byte that cannot continue the
+ * sequence, so it never passes a NUL. */
+size_t mt_utf8_seq(const unsigned char *s, size_t n, uint32_t *cp);
+/* s[0..n) is well-formed UTF-8 throughout. */
+bool mt_utf8_valid(const char *s, size_t n);
+/* The value of the hex digit c (either case), or -1. */
+int mt_hex_digit(int c);
+/* A Guid as Azure writes it: 8-4-4-4-12 lowercase hex digits, the bytes in
+ * textual order. */
+#define MT_GUID_TEXT 37
+void mt_guid_format(const uint8_t g[16], char out[MT_GUID_TEXT]);
+
+/* ------------------------------------------------------------------------ */
 /* Entities and EDM values.                                                  */
 
 typedef enum mt_edm {
@@ -114,6 +154,12 @@ void mt_datetime_format(int64_t ticks, char out[MT_DATETIME_MAX]);
  * an offset (none means UTC). False when malformed or outside years
  * 0001..9999. */
 bool mt_datetime_parse(const char *s, size_t len, int64_t *ticks);
+/* The proleptic Gregorian calendar behind both, for the other date formats:
+ * days from 0001-01-01 to y-m-d (m 1..12), its inverse for days >= 0, and
+ * the length of month m of year y. */
+int64_t mt_days_from_civil(int64_t y, int m, int d);
+void mt_civil_from_days(int64_t days, int64_t *y, int *m, int *d);
+int mt_days_in_month(int64_t y, int m);
 
 typedef struct mt_prop {
     char *name;

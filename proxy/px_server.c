@@ -180,43 +180,27 @@ static void new_request_id(char out[40])
 
 /* Rebuilds the raw query string from libmicrohttpd's (unescaped-as-raw)
  * arguments, in order. */
-typedef struct qbuf {
-    char *s;
-    size_t len, cap;
-} qbuf;
-
-static void qbuf_add(qbuf *b, const char *part)
-{
-    size_t n = strlen(part);
-    if (b->len + n + 2 > b->cap) {
-        b->cap = (b->len + n + 2) * 2;
-        b->s = realloc(b->s, b->cap);
-    }
-    memcpy(b->s + b->len, part, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
 static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
                                    const char *value)
 {
     (void)kind;
-    qbuf *b = cls;
+    mt_buf *b = cls;
     if (b->len)
-        qbuf_add(b, "&");
-    qbuf_add(b, key);
+        mt_buf_puts(b, "&");
+    mt_buf_puts(b, key);
     if (value) {
-        qbuf_add(b, "=");
-        qbuf_add(b, value);
+        mt_buf_puts(b, "=");
+        mt_buf_puts(b, value);
     }
     return MHD_YES;
 }
 
+/* NULL when the request has no arguments (or memory ran out). */
 static char *raw_query(struct MHD_Connection *c)
 {
-    qbuf b = {0};
+    mt_buf b = {0};
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_arg, &b);
-    return b.s;
+    return b.p ? mt_buf_take(&b, NULL) : NULL;
 }
 
 /* Splits "/account/rest" into the account and "/rest". */

@@ -1,6 +1,6 @@
 /*
- * sched.c -- the deterministic scheduler: coroutines, the runtime on top of
- * them, and the two strategies.
+ * sched.c -- the deterministic scheduler: coroutines, scheduling points and
+ * the two strategies. The runtime on top of them is sched_rt.c.
  *
  * Shape. Each actor is a ucontext coroutine on its own mmap'd stack (with a
  * guard page below it); the caller of sct_sched_run is the "host" context.
@@ -18,14 +18,8 @@
  * actors for those waiting on that object. Executions have a handful of
  * actors, so the scan is cheaper than maintaining queues, needs no
  * allocation, and wakes in id order, which keeps everything deterministic.
- * A woken actor only becomes runnable; it re-checks its condition when it
- * runs (a mutex may have been taken again meanwhile), like pthreads and
- * unlike a hand-off lock, so the strategy also explores barging.
- *
- * Where the point sits: acquiring operations (lock, join, start, now, an
- * explicit point) switch before they act, releasing ones (unlock, broadcast,
- * return) after, so a woken actor can run right after the release.
- * cond_wait releases the mutex and blocks in one step, as pthreads does.
+ * An explicit point switches before anything else happens; a returning
+ * actor's point comes after it has woken its joiners.
  *
  * Nothing allocates per point: the trace buffer, the actor slots and the
  * stacks are kept and reused across executions. An abandoned execution
@@ -39,7 +33,7 @@
  */
 #define _GNU_SOURCE
 
-#include "sched.h"
+#include "sched_internal.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -47,7 +41,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <ucontext.h>
 #include <unistd.h>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -67,124 +60,13 @@
 #define SCT_STACK_SIZE (256 * 1024)
 #endif
 
-#define SCT_PCT_MAX_DEPTH 64
 #define SCT_PCT_MIN_HORIZON 200
-#define SCT_NAME_MAX 32
-#define SCT_LABEL_MAX 160
-#define SCT_REPORT_MAX 2048
 #define SCT_TRACE_INITIAL (64 * 1024)
-
-/* Mutex owners that are not actors. */
-#define SCT_NOBODY (-1)
-#define SCT_HOST (-2)
-
-typedef struct sct_stack {
-    struct sct_stack *next; /* in the pool */
-    char *map;              /* the mapping, guard page included */
-    size_t map_len;
-    char *base; /* lowest usable byte */
-    size_t size;
-} sct_stack;
-
-typedef enum sct_astate {
-    SCT_A_RUNNABLE,
-    SCT_A_BLOCKED,
-    SCT_A_DONE,
-} sct_astate;
-
-typedef enum sct_wait {
-    SCT_W_NONE,
-    SCT_W_MUTEX,
-    SCT_W_COND,
-    SCT_W_JOIN,
-} sct_wait;
-
-/* Mutexes and conditions hang on the scheduler's list, so that those an
- * abandoned execution never freed are still freed with the scheduler (and
- * LeakSanitizer sees them reachable meanwhile). The tag names them in the
- * trace: "m3" is the third created in this execution, "gm3" outside one. */
-typedef struct sct_obj {
-    struct sct_obj *prev, *next;
-    char tag[16];
-} sct_obj;
-
-typedef struct sct_mutex {
-    sct_obj hdr;
-    int owner;          /* actor id, SCT_NOBODY or SCT_HOST */
-    uint64_t owner_gen; /* the execution the owner belongs to */
-} sct_mutex;
-
-typedef struct sct_cond {
-    sct_obj hdr;
-} sct_cond;
-
-typedef struct sct_actor {
-    int id;
-    sct_astate state;
-    sct_wait wait;
-    const void *wait_on;
-    bool joined;
-    uint64_t prio; /* PCT only */
-    void *(*fn)(void *);
-    void *arg;
-    void *result;
-    sct_stack *stack;
-    ucontext_t ctx;
-    char name[SCT_NAME_MAX];
-} sct_actor;
-
-struct sct_sched {
-    mt_rt rt;
-
-    /* The execution. */
-    bool running;
-    uint64_t gen; /* counts executions */
-    sct_run_result result;
-    sct_actor *cur;
-    sct_actor **actors; /* slots reused across executions */
-    int nactors;
-    int cap_actors;
-    uint64_t steps;
-    uint64_t max_steps;
-    uint64_t clock;
-    uint64_t rng[4];
-    unsigned seq[2];  /* object tags inside executions: mutexes, conds */
-    unsigned gseq[2]; /* the same outside executions */
-
-    /* Strategy. */
-    sct_strategy strategy;
-    int depth;
-    uint64_t change[SCT_PCT_MAX_DEPTH]; /* sorted step numbers */
-    int nchange;
-    int next_change;
-    uint64_t horizon_fixed;
-    uint64_t horizon_used;
-    uint64_t longest; /* most steps of an execution within its bound */
-
-    /* The host: the caller of sct_sched_run. */
-    ucontext_t host;
-    const void *host_bottom; /* its stack, for ASan */
-    size_t host_size;
-
-    sct_stack *pool;
-    size_t nstacks;
-    sct_obj objs; /* list head */
-
-    bool trace_on;
-    char *trace;
-    size_t trace_len;
-    size_t trace_cap;
-    char report[SCT_REPORT_MAX];
-};
-
-static const mt_rt_ops sct_rt_ops;
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers.                                                             */
 
-/* Harness misuse outside an execution: there is no run to fail, and
- * carrying on would only corrupt the next one. */
-__attribute__((noreturn, format(printf, 1, 2))) static void sct_fatal(const char *fmt, ...)
+void sct_fatal(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -195,7 +77,7 @@ __attribute__((noreturn, format(printf, 1, 2))) static void sct_fatal(const char
     abort();
 }
 
-static void *sct_xcalloc(size_t n, size_t size)
+void *sct_xcalloc(size_t n, size_t size)
 {
     void *p = calloc(n, size);
     if (!p)
@@ -203,7 +85,7 @@ static void *sct_xcalloc(size_t n, size_t size)
     return p;
 }
 
-static sct_sched *sct_of(mt_rt *rt)
+sct_sched *sct_of(mt_rt *rt)
 {
     return (sct_sched *)((char *)rt - offsetof(sct_sched, rt));
 }
@@ -560,7 +442,7 @@ static sct_actor *sct_pick(sct_sched *s)
 /* ------------------------------------------------------------------------ */
 /* Scheduling points.                                                         */
 
-static const char *sct_owner_name(const sct_sched *s, const sct_mutex *m)
+const char *sct_owner_name(const sct_sched *s, const sct_mutex *m)
 {
     if (m->owner == SCT_NOBODY)
         return "nobody";
@@ -631,9 +513,7 @@ static void sct_step(sct_sched *s, const char *label)
         sct_transfer(s, a, next, a->state == SCT_A_DONE);
 }
 
-/* A step whose label is formatted only when someone will read it. */
-static void sct_stepf(sct_sched *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sct_stepf(sct_sched *s, const char *fmt, ...)
+void sct_stepf(sct_sched *s, const char *fmt, ...)
 {
     char label[SCT_LABEL_MAX];
     label[0] = '\0';
@@ -652,10 +532,7 @@ void sct_point(sct_sched *s, const char *label)
         sct_step(s, label ? label : "point");
 }
 
-/* Misuse by the running actor fails the execution; by the host, the
- * process. */
-static void sct_misuse(sct_sched *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sct_misuse(sct_sched *s, const char *fmt, ...)
+void sct_misuse(sct_sched *s, const char *fmt, ...)
 {
     char msg[SCT_LABEL_MAX];
     va_list ap;
@@ -682,16 +559,14 @@ void sct_sched_abort(sct_sched *s, const char *fmt, ...)
         sct_end(s, SCT_RUN_ABORTED);
 }
 
-static void sct_block(sct_sched *s, sct_wait w, const void *on)
+void sct_block(sct_sched *s, sct_wait w, const void *on)
 {
     s->cur->state = SCT_A_BLOCKED;
     s->cur->wait = w;
     s->cur->wait_on = on;
 }
 
-/* Makes every actor waiting on obj runnable; their names go into names
- * (", wakes a b") when tracing. Returns how many woke. */
-static int sct_wake(sct_sched *s, sct_wait w, const void *obj, char *names, size_t cap)
+int sct_wake(sct_sched *s, sct_wait w, const void *obj, char *names, size_t cap)
 {
     int n = 0;
     size_t len = 0;
@@ -757,7 +632,7 @@ __attribute__((noinline)) static void sct_actor_context(sct_sched *s, sct_actor 
 #endif
 }
 
-static sct_actor *sct_spawn(sct_sched *s, void *(*fn)(void *), void *arg, const char *name)
+sct_actor *sct_spawn(sct_sched *s, void *(*fn)(void *), void *arg, const char *name)
 {
     sct_actor *a = sct_actor_slot(s);
     a->id = s->nactors - 1;
@@ -788,238 +663,6 @@ static void sct_actor_exit(sct_sched *s, sct_actor *a)
     sct_stepf(s, "returns%s", names);
     sct_fatal("a finished actor was resumed");
 }
-
-/* ------------------------------------------------------------------------ */
-/* The runtime: mutexes.                                                      */
-
-static void sct_obj_link(sct_sched *s, sct_obj *o, bool is_cond)
-{
-    const char *kind = is_cond ? "c" : "m";
-    if (s->running)
-        snprintf(o->tag, sizeof o->tag, "%s%u", kind, ++s->seq[is_cond]);
-    else
-        snprintf(o->tag, sizeof o->tag, "g%s%u", kind, ++s->gseq[is_cond]);
-    o->next = s->objs.next;
-    o->prev = &s->objs;
-    o->next->prev = o;
-    s->objs.next = o;
-}
-
-static void sct_obj_unlink(sct_obj *o)
-{
-    o->prev->next = o->next;
-    o->next->prev = o->prev;
-}
-
-static bool sct_has_waiters(const sct_sched *s, sct_wait w, const void *obj)
-{
-    for (int i = 0; i < s->nactors; i++) {
-        const sct_actor *a = s->actors[i];
-        if (a->state == SCT_A_BLOCKED && a->wait == w && a->wait_on == obj)
-            return true;
-    }
-    return false;
-}
-
-static bool sct_held_by_current(const sct_sched *s, const sct_mutex *m)
-{
-    return m->owner == s->cur->id && m->owner_gen == s->gen;
-}
-
-/* Whether taking m must wait. Inside an execution any owner counts, even
- * one from an abandoned execution that will never release it: that is a
- * deadlock worth reporting. Outside, no actor will ever run again, so only
- * the host's own hold counts and the host may take over the rest. */
-static bool sct_held(const sct_sched *s, const sct_mutex *m)
-{
-    if (s->running)
-        return m->owner != SCT_NOBODY;
-    return m->owner == SCT_HOST;
-}
-
-static mt_mutex *sct_rt_mutex_new(mt_rt *rt)
-{
-    sct_sched *s = sct_of(rt);
-    sct_mutex *m = sct_xcalloc(1, sizeof *m);
-    m->owner = SCT_NOBODY;
-    sct_obj_link(s, &m->hdr, false);
-    if (s->running)
-        sct_stepf(s, "mutex_new %s", m->hdr.tag);
-    return (mt_mutex *)m;
-}
-
-static void sct_rt_mutex_free(mt_rt *rt, mt_mutex *mv)
-{
-    sct_sched *s = sct_of(rt);
-    sct_mutex *m = (sct_mutex *)mv;
-    if (!m)
-        return;
-    if (s->running) {
-        sct_stepf(s, "mutex_free %s", m->hdr.tag);
-        if (m->owner != SCT_NOBODY && m->owner_gen == s->gen)
-            sct_misuse(s, "mutex_free %s: held by %s", m->hdr.tag, sct_owner_name(s, m));
-        if (sct_has_waiters(s, SCT_W_MUTEX, m))
-            sct_misuse(s, "mutex_free %s: actors wait for it", m->hdr.tag);
-    }
-    sct_obj_unlink(&m->hdr);
-    free(m);
-}
-
-/* Takes m for the running actor, blocking while someone else holds it. */
-static void sct_acquire(sct_sched *s, sct_mutex *m)
-{
-    while (sct_held(s, m)) {
-        sct_block(s, SCT_W_MUTEX, m);
-        sct_stepf(s, "lock %s blocks (held by %s)", m->hdr.tag, sct_owner_name(s, m));
-    }
-    m->owner = s->cur->id;
-    m->owner_gen = s->gen;
-}
-
-static void sct_rt_lock(mt_rt *rt, mt_mutex *mv)
-{
-    sct_sched *s = sct_of(rt);
-    sct_mutex *m = (sct_mutex *)mv;
-    if (!s->running) {
-        if (sct_held(s, m))
-            sct_fatal("lock %s: already held outside an execution", m->hdr.tag);
-        m->owner = SCT_HOST;
-        return;
-    }
-    if (sct_held_by_current(s, m))
-        sct_misuse(s, "lock %s: already held by this actor", m->hdr.tag);
-    sct_stepf(s, "lock %s", m->hdr.tag);
-    sct_acquire(s, m);
-}
-
-static void sct_rt_unlock(mt_rt *rt, mt_mutex *mv)
-{
-    sct_sched *s = sct_of(rt);
-    sct_mutex *m = (sct_mutex *)mv;
-    char names[SCT_LABEL_MAX];
-    if (!s->running) {
-        if (m->owner != SCT_HOST)
-            sct_fatal("unlock %s: not held outside an execution", m->hdr.tag);
-        m->owner = SCT_NOBODY;
-        return;
-    }
-    if (!sct_held_by_current(s, m))
-        sct_misuse(s, "unlock %s: held by %s", m->hdr.tag, sct_owner_name(s, m));
-    m->owner = SCT_NOBODY;
-    sct_wake(s, SCT_W_MUTEX, m, names, sizeof names);
-    sct_stepf(s, "unlock %s%s", m->hdr.tag, names);
-}
-
-/* ------------------------------------------------------------------------ */
-/* The runtime: conditions (Mesa: a woken waiter re-takes the mutex and must */
-/* re-check its predicate).                                                   */
-
-static mt_cond *sct_rt_cond_new(mt_rt *rt)
-{
-    sct_sched *s = sct_of(rt);
-    sct_cond *c = sct_xcalloc(1, sizeof *c);
-    sct_obj_link(s, &c->hdr, true);
-    if (s->running)
-        sct_stepf(s, "cond_new %s", c->hdr.tag);
-    return (mt_cond *)c;
-}
-
-static void sct_rt_cond_free(mt_rt *rt, mt_cond *cv)
-{
-    sct_sched *s = sct_of(rt);
-    sct_cond *c = (sct_cond *)cv;
-    if (!c)
-        return;
-    if (s->running) {
-        sct_stepf(s, "cond_free %s", c->hdr.tag);
-        if (sct_has_waiters(s, SCT_W_COND, c))
-            sct_misuse(s, "cond_free %s: actors wait on it", c->hdr.tag);
-    }
-    sct_obj_unlink(&c->hdr);
-    free(c);
-}
-
-static void sct_rt_cond_wait(mt_rt *rt, mt_cond *cv, mt_mutex *mv)
-{
-    sct_sched *s = sct_of(rt);
-    sct_cond *c = (sct_cond *)cv;
-    sct_mutex *m = (sct_mutex *)mv;
-    char names[SCT_LABEL_MAX];
-    if (!s->running)
-        sct_fatal("wait %s: outside an execution nobody can signal", c->hdr.tag);
-    if (!sct_held_by_current(s, m))
-        sct_misuse(s, "wait %s: mutex %s held by %s", c->hdr.tag, m->hdr.tag, sct_owner_name(s, m));
-    m->owner = SCT_NOBODY;
-    sct_wake(s, SCT_W_MUTEX, m, names, sizeof names);
-    sct_block(s, SCT_W_COND, c);
-    sct_stepf(s, "wait %s, unlock %s%s", c->hdr.tag, m->hdr.tag, names);
-    sct_acquire(s, m);
-}
-
-static void sct_rt_cond_broadcast(mt_rt *rt, mt_cond *cv)
-{
-    sct_sched *s = sct_of(rt);
-    sct_cond *c = (sct_cond *)cv;
-    char names[SCT_LABEL_MAX];
-    if (!s->running)
-        return; /* no actor can be waiting */
-    sct_wake(s, SCT_W_COND, c, names, sizeof names);
-    sct_stepf(s, "broadcast %s%s", c->hdr.tag, names);
-}
-
-/* ------------------------------------------------------------------------ */
-/* The runtime: threads and the clock.                                        */
-
-static mt_thread *sct_rt_thread_start(mt_rt *rt, void *(*fn)(void *), void *arg, const char *name)
-{
-    sct_sched *s = sct_of(rt);
-    if (!s->running)
-        sct_fatal("thread_start %s: outside an execution", name ? name : "");
-    sct_actor *a = sct_spawn(s, fn, arg, name);
-    sct_stepf(s, "start %s", a->name);
-    return (mt_thread *)a;
-}
-
-static void *sct_rt_thread_join(mt_rt *rt, mt_thread *t)
-{
-    sct_sched *s = sct_of(rt);
-    sct_actor *a = (sct_actor *)t;
-    if (!s->running)
-        sct_fatal("thread_join: outside an execution");
-    if (a == s->cur)
-        sct_misuse(s, "join: an actor cannot join itself");
-    if (a->joined)
-        sct_misuse(s, "join %s: joined twice", a->name);
-    a->joined = true;
-    sct_stepf(s, "join %s", a->name);
-    while (a->state != SCT_A_DONE) {
-        sct_block(s, SCT_W_JOIN, a);
-        sct_stepf(s, "join %s blocks", a->name);
-    }
-    return a->result;
-}
-
-static int64_t sct_rt_now_ticks(mt_rt *rt)
-{
-    sct_sched *s = sct_of(rt);
-    if (s->running)
-        sct_stepf(s, "now");
-    return SCT_CLOCK_BASE_TICKS + (int64_t)s->steps * SCT_TICKS_PER_STEP;
-}
-
-static const mt_rt_ops sct_rt_ops = {
-    .mutex_new = sct_rt_mutex_new,
-    .mutex_free = sct_rt_mutex_free,
-    .lock = sct_rt_lock,
-    .unlock = sct_rt_unlock,
-    .cond_new = sct_rt_cond_new,
-    .cond_free = sct_rt_cond_free,
-    .cond_wait = sct_rt_cond_wait,
-    .cond_broadcast = sct_rt_cond_broadcast,
-    .thread_start = sct_rt_thread_start,
-    .thread_join = sct_rt_thread_join,
-    .now_ticks = sct_rt_now_ticks,
-};
 
 /* ------------------------------------------------------------------------ */
 /* Executions.                                                                */

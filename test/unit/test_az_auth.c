@@ -645,8 +645,8 @@ static void test_table_sas_rejections(void **state)
         "sv=2019-02-02&sp=r&se=2024-01-03&tn=my%zztable&sig=abc",      /* bad escape */
         "sv=2019-02-02&sp=r&se=2024-01-03&tn=my%00table&sig=abc",      /* encoded NUL */
         "sv=2019-02-02&sp=r&se=2024-01-03&tn=mytable&sig=%",           /* truncated */
-        "sv=2019-02-02&sp=r&se=2024-01-03&tn=mytable"
-        "&sig=Ae8TmUzJZzjPBBAvau93G9kry3cO1unUslpIzLOORFk%3D", /* someone else's */
+        ("sv=2019-02-02&sp=r&se=2024-01-03&tn=mytable"
+         "&sig=Ae8TmUzJZzjPBBAvau93G9kry3cO1unUslpIzLOORFk%3D"), /* someone else's */
     };
     for (size_t i = 0; i < sizeof raw / sizeof *raw; i++)
         assert_denied(check(sas_call(path, raw[i], T_2024), &g), "AuthenticationFailed");

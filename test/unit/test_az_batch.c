@@ -506,8 +506,8 @@ static void test_bad_content_types(void **state)
         "multipart/mixed; boundary=\"b1 \"",
         "multipart/alternative; boundary=b1",
         "multipart/mixed; boundary=b\x01",
-        "multipart/mixed; boundary="
-        "12345678901234567890123456789012345678901234567890123456789012345678901",
+        ("multipart/mixed; boundary="
+         "12345678901234567890123456789012345678901234567890123456789012345678901"),
     };
     az_batch b;
     mt_status st = az_batch_parse(NULL, body, strlen(body), &b);

@@ -721,6 +721,7 @@ static char *body_with_props(size_t n, const char *value)
 {
     size_t vlen = strlen(value), cap = 64 + n * (vlen + 24);
     char *b = malloc(cap), *p = b;
+    assert_non_null(b);
     p += sprintf(p, "{\"PartitionKey\":\"p\",\"RowKey\":\"r\"");
     for (size_t i = 0; i < n; i++)
         p += sprintf(p, ",\"P%zu\":%s", i, value);

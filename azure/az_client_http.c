@@ -1,0 +1,641 @@
+/*
+ * az_client_http.c -- one request of the backend client to the table
+ * service: the client and its pool of connections, the headers and the
+ * signature, the retry rules, and the status an error answer carries.
+ *
+ * Requests are signed with Shared Key (az_sign) or carry the SAS of the
+ * connection string.
+ *
+ * Connections: each client keeps a small pool of curl easy handles; a
+ * request takes one, and a handle keeps its connections alive across
+ * requests, so steady traffic reuses TCP and TLS sessions. A connection
+ * idle for more than 4 s is not reused: servers close idle connections
+ * (Node, hence Azurite, after 5 s), and a write sent just as the server
+ * closes would end with an unknown outcome for no reason. Timeouts: 5 s to
+ * connect and 30 s per attempt by default (the service's own limit for a
+ * write is 30 s; a shorter client timeout makes "did it apply?" questions
+ * more frequent). https always verifies the peer and the host name.
+ *
+ * Retries, and why a write is never replayed blindly. An attempt ends in
+ * one of three ways: the service answered; the request provably never left
+ * (name resolution, connect or TLS handshake failed, nothing written to
+ * the socket: curl's request size is 0); or the outcome is unknown (a
+ * timeout or a reset after the request was sent). Three classes of
+ * request:
+ *   - Reads (queries, retrieve, list tables) and create-table-if-missing
+ *     are retried on 5xx answers (503 ServerBusy included), timeouts and
+ *     transport errors, up to max_attempts, with exponential backoff and
+ *     full jitter (a delay drawn from [d/2, d], d doubling from
+ *     backoff_base_ms up to backoff_max_ms).
+ *   - Writes that can apply at most once: a single op or a batch holding at
+ *     least one op conditioned on a specific ETag (If-Match: E, not *).
+ *     ETags are never reused, so whichever of several attempts commits
+ *     first consumes E and every other attempt fails. Such a write is
+ *     replayed after an unknown outcome or a 5xx. If a replay succeeds, it
+ *     is the one that applied, and no earlier attempt can still apply. If
+ *     a replay fails with 404, 409 or 412 after an earlier attempt had an
+ *     unknown outcome, that earlier attempt may be the cause, so the
+ *     result is 500 OperationTimedOut ("outcome unknown"), never the 4xx.
+ *   - Every other write (Insert, If-Match * ops, upserts, a lone
+ *     DeleteIfExists, delete table) is sent again only when the previous
+ *     attempt provably never left. A 5xx answer is returned as is (503
+ *     ServerBusy included: the caller may throttle and retry at its
+ *     level); an unknown outcome is 500 OperationTimedOut with a message
+ *     saying the write may have applied -- the same ambiguity the service
+ *     itself reports with that code. Replaying these blindly could apply a
+ *     write twice around someone else's (an insert that reappears after a
+ *     concurrent delete), which no linearization explains.
+ * Reading the row back cannot settle an unknown outcome either: a timed-out
+ * request may still be queued at the service and apply after the read.
+ */
+#include <ctype.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <cJSON.h>
+#include <curl/curl.h>
+
+#include "az_internal.h"
+
+#define AZ_API_VERSION "2019-02-02"
+#define AZ_BODY_MAX ((size_t)256 << 20) /* a page of 1000 large rows fits */
+#define AZ_POOL_MAX 32                  /* idle handles kept per client */
+#define AZ_IDLE_REUSE_S 4L              /* below Node's (Azurite's) 5 s keep-alive */
+
+#define AZ_ERR_TIMED_OUT "OperationTimedOut"
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers.                                                            */
+
+mt_status az_oom(void)
+{
+    return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+}
+
+mt_status az_bad_reply(const char *what)
+{
+    return mt_error(500, MT_ERR_INTERNAL, "Unreadable reply from the table service: %s", what);
+}
+
+mt_status az_outcome_unknown(const char *why)
+{
+    return mt_error(500, AZ_ERR_TIMED_OUT,
+                    "The outcome of the write is unknown (%s); it may have applied.", why);
+}
+
+/* xorshift64, one state per thread: jitter and boundaries only. */
+static uint64_t az_rand(void)
+{
+    static _Thread_local uint64_t s;
+    if (!s) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        s = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)&s;
+        s = s ? s : 0x9E3779B97F4A7C15ULL;
+    }
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return s;
+}
+
+void az_hex_token(char *out, size_t nhex)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t r = 0;
+    for (size_t i = 0; i < nhex; i++) {
+        if (i % 16 == 0)
+            r = az_rand();
+        out[i] = hex[r & 15];
+        r >>= 4;
+    }
+    out[nhex] = '\0';
+}
+
+/* ------------------------------------------------------------------------ */
+/* The client: credentials, options, a pool of easy handles.                 */
+
+struct az_client {
+    az_connstr cs;      /* own copy of the endpoint and the credential */
+    const char *prefix; /* the endpoint's path ("" or "/account"), in cs */
+    char *ca_file;
+    az_client_opts opts;
+    pthread_mutex_t mu;
+    CURL *idle[AZ_POOL_MAX];
+    size_t nidle;
+};
+
+static pthread_once_t az_curl_once = PTHREAD_ONCE_INIT;
+static CURLcode az_curl_init_rc;
+
+static void az_curl_init(void)
+{
+    az_curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void opts_resolve(az_client_opts *o, const az_client_opts *in)
+{
+    static const az_client_opts none;
+    *o = in ? *in : none;
+    if (o->connect_timeout_ms <= 0)
+        o->connect_timeout_ms = 5000;
+    if (o->timeout_ms <= 0)
+        o->timeout_ms = 30000;
+    if (o->max_attempts <= 0)
+        o->max_attempts = 4;
+    if (o->backoff_base_ms <= 0)
+        o->backoff_base_ms = 100;
+    if (o->backoff_max_ms <= 0)
+        o->backoff_max_ms = 5000;
+    if (o->backoff_max_ms < o->backoff_base_ms)
+        o->backoff_max_ms = o->backoff_base_ms;
+    if (o->page_size < 0 || o->page_size > 1000)
+        o->page_size = 0;
+    o->ca_file = NULL; /* kept as the client's own copy */
+}
+
+az_client *az_client_new(const az_connstr *cs, const az_client_opts *opts, mt_status *st)
+{
+    *st = mt_ok();
+    if (!cs || !cs->endpoint || (!cs->key && !cs->sas) || (cs->key && !cs->account)) {
+        *st = mt_error(400, MT_ERR_INVALID_INPUT,
+                       "The connection string names no endpoint or no credential.");
+        return NULL;
+    }
+    pthread_once(&az_curl_once, az_curl_init);
+    if (az_curl_init_rc != CURLE_OK) {
+        *st = mt_error(500, MT_ERR_INTERNAL, "libcurl did not initialise: %s",
+                       curl_easy_strerror(az_curl_init_rc));
+        return NULL;
+    }
+    az_client *c = calloc(1, sizeof *c);
+    if (!c)
+        goto nomem;
+    opts_resolve(&c->opts, opts);
+    c->cs.endpoint = strdup(cs->endpoint);
+    c->cs.account = cs->account ? strdup(cs->account) : NULL;
+    c->cs.sas = cs->sas ? strdup(cs->sas) : NULL;
+    c->ca_file = opts && opts->ca_file ? strdup(opts->ca_file) : NULL;
+    if (cs->key && (c->cs.key = malloc(cs->key_len)))
+        memcpy(c->cs.key, cs->key, cs->key_len), c->cs.key_len = cs->key_len;
+    if (!c->cs.endpoint || (cs->account && !c->cs.account) || (cs->sas && !c->cs.sas) ||
+        (cs->key && !c->cs.key) || (opts && opts->ca_file && !c->ca_file) ||
+        pthread_mutex_init(&c->mu, NULL) != 0) {
+        az_connstr_clear(&c->cs);
+        free(c->ca_file);
+        free(c);
+        goto nomem;
+    }
+    const char *host = strstr(c->cs.endpoint, "://");
+    const char *slash = host ? strchr(host + 3, '/') : NULL;
+    c->prefix = slash ? slash : c->cs.endpoint + strlen(c->cs.endpoint);
+    return c;
+nomem:
+    *st = az_oom();
+    return NULL;
+}
+
+void az_client_free(az_client *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->nidle; i++)
+        curl_easy_cleanup(c->idle[i]);
+    pthread_mutex_destroy(&c->mu);
+    az_connstr_clear(&c->cs);
+    free(c->ca_file);
+    free(c);
+}
+
+static CURL *pool_get(az_client *c)
+{
+    CURL *h = NULL;
+    pthread_mutex_lock(&c->mu);
+    if (c->nidle)
+        h = c->idle[--c->nidle];
+    pthread_mutex_unlock(&c->mu);
+    return h ? h : curl_easy_init();
+}
+
+/* Back to the pool with no option pointing at the caller's memory; a reset
+ * keeps the handle's live connections. */
+static void pool_put(az_client *c, CURL *h)
+{
+    curl_easy_reset(h);
+    pthread_mutex_lock(&c->mu);
+    if (c->nidle < AZ_POOL_MAX) {
+        c->idle[c->nidle++] = h;
+        h = NULL;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (h)
+        curl_easy_cleanup(h);
+}
+
+const char *az_client_endpoint(const az_client *c)
+{
+    return c->cs.endpoint;
+}
+
+int az_client_page_size(const az_client *c)
+{
+    return c->opts.page_size;
+}
+
+/* ------------------------------------------------------------------------ */
+/* One HTTP exchange, and the retry rules of the opening comment.            */
+
+void az_resp_clear(az_resp *r)
+{
+    free(r->body.p);
+    free(r->next_pk);
+    free(r->next_rk);
+    free(r->next_table);
+    memset(r, 0, sizeof *r);
+}
+
+bool az_header_is(const char *s, size_t n, const char *name)
+{
+    return strlen(name) == n && strncasecmp(s, name, n) == 0;
+}
+
+void az_copy_field(char *dst, size_t cap, const char *v, size_t n)
+{
+    if (n >= cap)
+        n = 0; /* an oversized value is as good as absent */
+    memcpy(dst, v, n);
+    dst[n] = '\0';
+}
+
+static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
+{
+    az_resp *r = ud;
+    size_t n = size * nitems;
+    if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0) { /* a new response begins */
+        r->etag[0] = r->content_type[0] = '\0';
+        return n;
+    }
+    const char *colon = memchr(buf, ':', n);
+    if (!colon)
+        return n;
+    size_t nl = (size_t)(colon - buf);
+    const char *v = colon + 1;
+    size_t vl = n - nl - 1;
+    while (vl && (*v == ' ' || *v == '\t'))
+        v++, vl--;
+    while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+        vl--;
+    char **next = NULL;
+    if (az_header_is(buf, nl, "ETag"))
+        az_copy_field(r->etag, sizeof r->etag, v, vl);
+    else if (az_header_is(buf, nl, "Content-Type"))
+        az_copy_field(r->content_type, sizeof r->content_type, v, vl);
+    else if (az_header_is(buf, nl, "x-ms-continuation-NextPartitionKey"))
+        next = &r->next_pk;
+    else if (az_header_is(buf, nl, "x-ms-continuation-NextRowKey"))
+        next = &r->next_rk;
+    else if (az_header_is(buf, nl, "x-ms-continuation-NextTableName"))
+        next = &r->next_table;
+    if (next && vl) {
+        free(*next);
+        *next = strndup(v, vl);
+    }
+    return n;
+}
+
+static size_t on_body(char *buf, size_t size, size_t nmemb, void *ud)
+{
+    az_resp *r = ud;
+    size_t n = size * nmemb;
+    if (r->body.len + n > AZ_BODY_MAX) {
+        r->too_large = true;
+        return 0;
+    }
+    mt_buf_put(&r->body, buf, n);
+    return r->body.oom ? 0 : n;
+}
+
+typedef enum az_outcome { AZ_ANSWERED, AZ_NOT_SENT, AZ_UNKNOWN, AZ_FATAL } az_outcome;
+
+static struct curl_slist *add_header(struct curl_slist *l, bool *ok, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static struct curl_slist *add_header(struct curl_slist *l, bool *ok, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    struct curl_slist *n = k >= 0 && (size_t)k < sizeof line ? curl_slist_append(l, line) : NULL;
+    if (!n) {
+        *ok = false;
+        return l;
+    }
+    return n;
+}
+
+/* The request's headers, signed when the client has a key. */
+static struct curl_slist *request_headers(const az_client *c, const az_req *q)
+{
+    char date[32], rid[33];
+    az_rfc1123_format(time(NULL), date);
+    az_hex_token(rid, 32);
+    bool ok = true;
+    struct curl_slist *l = NULL;
+    l = add_header(l, &ok, "x-ms-version: %s", AZ_API_VERSION);
+    l = add_header(l, &ok, "x-ms-date: %s", date);
+    l = add_header(l, &ok, "x-ms-client-request-id: %.8s-%.4s-%.4s-%.4s-%.12s", rid, rid + 8,
+                   rid + 12, rid + 16, rid + 20);
+    l = add_header(l, &ok, "Accept: %s", AZ_ACCEPT);
+    l = add_header(l, &ok, "DataServiceVersion: 3.0;NetFx");
+    l = add_header(l, &ok, "MaxDataServiceVersion: 3.0;NetFx");
+    l = add_header(l, &ok, "Expect:");
+    if (q->content_type)
+        l = add_header(l, &ok, "Content-Type: %s", q->content_type);
+    if (q->if_match)
+        l = add_header(l, &ok, "If-Match: %s", q->if_match);
+    if (q->no_content)
+        l = add_header(l, &ok, "Prefer: return-no-content");
+    if (c->cs.key) {
+        /* Shared Key for the Table service: verb, Content-MD5 (empty),
+         * Content-Type, the date, and "/account" + the path as sent. */
+        mt_buf s = {0};
+        mt_buf_printf(&s, "%s\n\n%s\n%s\n/%s", q->method, q->content_type ? q->content_type : "",
+                      date, c->cs.account);
+        mt_buf_puts(&s, c->prefix);
+        mt_buf_puts(&s, q->path);
+        char *sts = mt_buf_take(&s, NULL);
+        char *sig = sts ? az_sign(c->cs.key, c->cs.key_len, sts) : NULL;
+        if (sig)
+            l = add_header(l, &ok, "Authorization: SharedKey %s:%s", c->cs.account, sig);
+        else
+            ok = false;
+        free(sts);
+        free(sig);
+    }
+    if (!ok) {
+        curl_slist_free_all(l);
+        return NULL;
+    }
+    return l;
+}
+
+static char *request_url(const az_client *c, const az_req *q)
+{
+    mt_buf u = {0};
+    mt_buf_puts(&u, c->cs.endpoint);
+    mt_buf_puts(&u, q->path);
+    if (q->query && *q->query) {
+        mt_buf_puts(&u, "?");
+        mt_buf_puts(&u, q->query);
+    }
+    if (c->cs.sas) {
+        mt_buf_puts(&u, q->query && *q->query ? "&" : "?");
+        mt_buf_puts(&u, c->cs.sas);
+    }
+    return mt_buf_take(&u, NULL);
+}
+
+static void set_transfer(const az_client *c, CURL *h, const az_req *q, az_resp *r, char *err)
+{
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->opts.connect_timeout_ms);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->opts.timeout_ms);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (c->ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+    curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_MAXAGE_CONN, AZ_IDLE_REUSE_S);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, err);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+    if (strcmp(q->method, "GET") == 0) {
+        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+        return;
+    }
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, q->method);
+    if (q->body) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, q->body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->len);
+    }
+}
+
+static bool fatal_code(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_OUT_OF_MEMORY:
+    case CURLE_BAD_FUNCTION_ARGUMENT:
+    case CURLE_NOT_BUILT_IN:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* One attempt. err (CURL_ERROR_SIZE) receives curl's explanation. */
+static az_outcome az_attempt(az_client *c, const az_req *q, az_resp *r, char *err)
+{
+    err[0] = '\0';
+    struct curl_slist *hl = request_headers(c, q);
+    char *url = request_url(c, q);
+    CURL *h = hl && url ? pool_get(c) : NULL;
+    if (!h) {
+        snprintf(err, CURL_ERROR_SIZE, "out of memory");
+        curl_slist_free_all(hl);
+        free(url);
+        return AZ_FATAL;
+    }
+    set_transfer(c, h, q, r, err);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+    CURLcode rc = curl_easy_perform(h);
+    long sent = 0;
+    curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &sent);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+    r->sent = sent > 0;
+    pool_put(c, h);
+    curl_slist_free_all(hl);
+    free(url);
+    if (!err[0])
+        snprintf(err, CURL_ERROR_SIZE, "%s", curl_easy_strerror(rc));
+    if (rc == CURLE_OK)
+        return AZ_ANSWERED;
+    if (r->too_large) {
+        snprintf(err, CURL_ERROR_SIZE, "the reply is larger than %zu bytes", AZ_BODY_MAX);
+        return AZ_FATAL;
+    }
+    if (fatal_code(rc))
+        return AZ_FATAL;
+    return sent == 0 ? AZ_NOT_SENT : AZ_UNKNOWN;
+}
+
+static void az_backoff(const az_client *c, int attempt)
+{
+    long d = c->opts.backoff_base_ms;
+    for (int i = 1; i < attempt && d < c->opts.backoff_max_ms; i++)
+        d *= 2;
+    if (d > c->opts.backoff_max_ms)
+        d = c->opts.backoff_max_ms;
+    long ms = d / 2 + (long)(az_rand() % (uint64_t)(d / 2 + 1));
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* Runs q under its retry class. On success *r holds an answer (any
+ * status: the caller reads it, and r->ambiguous says whether an earlier
+ * attempt's outcome was unknown). A status is returned only when there is
+ * no answer to read. */
+mt_status az_call(az_client *c, const az_req *q, az_resp *r)
+{
+    char err[CURL_ERROR_SIZE];
+    bool ambiguous = false;
+    for (int attempt = 1;; attempt++) {
+        az_resp_clear(r);
+        az_outcome o = az_attempt(c, q, r, err);
+        bool last = attempt >= c->opts.max_attempts;
+        r->ambiguous = ambiguous;
+        switch (o) {
+        case AZ_FATAL: /* retrying cannot help */
+            if (ambiguous || (r->sent && q->replay != AZ_REPLAY_ANY))
+                return az_outcome_unknown(err);
+            return mt_error(500, MT_ERR_INTERNAL, "Table service request failed: %s", err);
+        case AZ_ANSWERED:
+            if (r->status < 500 || q->replay == AZ_REPLAY_NONE || last)
+                return mt_ok();
+            if (q->replay == AZ_REPLAY_TOKEN)
+                ambiguous = true;
+            break;
+        case AZ_NOT_SENT:
+            if (last)
+                return ambiguous ? az_outcome_unknown(err)
+                                 : mt_error(503, MT_ERR_SERVER_BUSY,
+                                            "Cannot reach the table service: %s", err);
+            break;
+        case AZ_UNKNOWN:
+            if (q->replay == AZ_REPLAY_NONE)
+                return az_outcome_unknown(err);
+            if (q->replay == AZ_REPLAY_TOKEN)
+                ambiguous = true;
+            if (last)
+                return q->replay == AZ_REPLAY_ANY
+                           ? mt_error(503, MT_ERR_SERVER_BUSY,
+                                      "No answer from the table service after %d attempts: %s",
+                                      attempt, err)
+                           : az_outcome_unknown(err);
+            break;
+        }
+        az_backoff(c, attempt);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Error bodies.                                                             */
+
+static void xml_field(const char *s, size_t n, const char *tag, char *out, size_t cap)
+{
+    char open[32];
+    snprintf(open, sizeof open, "<%s>", tag);
+    size_t ol = strlen(open);
+    for (size_t i = 0; i + ol <= n; i++) {
+        if (strncasecmp(s + i, open, ol) != 0)
+            continue;
+        const char *v = s + i + ol, *end = memchr(v, '<', n - i - ol);
+        if (end)
+            az_copy_field(out, cap, v, (size_t)(end - v) < cap ? (size_t)(end - v) : cap - 1);
+        return;
+    }
+}
+
+static void json_error(const char *s, size_t n, char *code, char *msg)
+{
+    cJSON *root = cJSON_ParseWithLength(s, n);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "odata.error");
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "code");
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+    if (cJSON_IsObject(m))
+        m = cJSON_GetObjectItemCaseSensitive(m, "value");
+    if (cJSON_IsString(c))
+        snprintf(code, MT_CODE_MAX, "%s", c->valuestring);
+    if (cJSON_IsString(m))
+        snprintf(msg, MT_MSG_MAX, "%s", m->valuestring);
+    cJSON_Delete(root);
+}
+
+static const char *default_code(long status)
+{
+    switch (status) {
+    case 400:
+        return MT_ERR_INVALID_INPUT;
+    case 403:
+        return "AuthenticationFailed";
+    case 404:
+        return MT_ERR_NOT_FOUND;
+    case 409:
+        return "Conflict";
+    case 412:
+        return MT_ERR_CONDITION;
+    case 503:
+        return MT_ERR_SERVER_BUSY;
+    default:
+        return status >= 500 ? MT_ERR_INTERNAL : "";
+    }
+}
+
+/* The status of an error answer (status >= 300): code and message from the
+ * body, the "<index>:" prefix Azure puts on batch errors into .index. */
+mt_status az_error_of(long status, const char *body, size_t len)
+{
+    char code[MT_CODE_MAX] = "", msg[MT_MSG_MAX] = "";
+    if (body && len) {
+        json_error(body, len, code, msg);
+        if (!code[0])
+            xml_field(body, len, "Code", code, sizeof code);
+        if (!msg[0])
+            xml_field(body, len, "Message", msg, sizeof msg);
+    }
+    int index = -1;
+    char *m = msg;
+    if (isdigit((unsigned char)m[0])) {
+        char *end;
+        long k = strtol(m, &end, 10);
+        if (*end == ':' && k >= 0 && k < MT_BATCH_MAX) {
+            index = (int)k;
+            m = end + 1;
+        }
+    }
+    m[strcspn(m, "\r\n")] = '\0';
+    mt_status st = mt_error((int)status, code[0] ? code : default_code(status), "%s",
+                            m[0] ? m : "The table service refused the request.");
+    st.index = index;
+    return st;
+}
+
+mt_status az_resp_error(const az_resp *r)
+{
+    return az_error_of(r->status, r->body.p, r->body.len);
+}
+
+bool az_is_state_failure(int http)
+{
+    return http == 404 || http == 409 || http == 412;
+}
