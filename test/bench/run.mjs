@@ -22,17 +22,26 @@
 // Nothing here fails on a timing: the exit status is non-zero only when the
 // benchmark could not run (a server would not start, a setup check failed).
 
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { TableClient, entityPath, makeEntity, partitionQuery } from "./lib/client.mjs";
-import { Series, WorkerPool } from "./lib/load.mjs";
 import {
-  admin,
+  checkAlive,
+  describeProxyBuild,
+  expectStatus,
+  extraLogLines,
+  gitCommit,
+  pool,
+  progress,
+  pushPhase,
+  sideBySide,
+  warmUp,
+} from "./lib/driver.mjs";
+import { WorkerPool } from "./lib/load.mjs";
+import {
   azuriteVersion,
-  exitInfo,
   machine,
   memStatus,
   sleep,
@@ -122,30 +131,6 @@ const PAGE_TOP = 1000;
 
 const pad = (n, w = 6) => String(n).padStart(w, "0");
 
-async function pool(n, jobs) {
-  let next = 0;
-  const errors = [];
-  async function lane() {
-    while (next < jobs.length) {
-      const j = jobs[next++];
-      try {
-        await j();
-      } catch (e) {
-        errors.push(e);
-      }
-    }
-  }
-  await Promise.all(Array.from({ length: n }, lane));
-  if (errors.length) throw errors[0];
-}
-
-async function expectStatus(p, want, what) {
-  const r = await p;
-  if (!want.includes(r.status))
-    throw new Error(`${what}: HTTP ${r.status} (wanted ${want.join(" or ")}): ${r.body ?? ""}`);
-  return r;
-}
-
 async function loadData(target) {
   const c = new TableClient({ host: target.host, port: target.port, concurrency: 16 });
   try {
@@ -211,13 +196,6 @@ async function checkData(target) {
   }
 }
 
-async function pushPhase(target, phase) {
-  const r = await admin(target.adminPort, "POST", "/admin/v1/phase", { phase });
-  if (r.status !== 200) throw new Error(`${target.name}: push ${phase}: HTTP ${r.status} ${r.text}`);
-  const s = await admin(target.adminPort, "GET", "/admin/v1/status");
-  if (s.json?.phase !== phase) throw new Error(`${target.name}: phase is ${s.text} after pushing ${phase}`);
-}
-
 // ---------------------------------------------------------------------------
 // Measurements.
 
@@ -227,56 +205,6 @@ const SPECS = {
   insert: { table: TABLE, pkPrefix: "ins", partitionRows: 500 },
   mixed: { table: TABLE, partitions: 8, keysPerPartition: 128 },
 };
-
-function checkAlive(targets) {
-  for (const t of targets) {
-    const e = exitInfo(t.pid);
-    if (e) {
-      let log = "";
-      try {
-        log = readFileSync(t.logPath, "utf8").split("\n").slice(-30).join("\n");
-      } catch {
-        /* none */
-      }
-      throw new Error(`${t.name} (pid ${t.pid}) died: ${JSON.stringify(e)}\n${log}`);
-    }
-  }
-}
-
-const fmt = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : "-");
-
-function progress(label, target, m) {
-  const ops = m.hist.n / (m.wallMs / 1000);
-  const errs = Object.values(m.outcomes).reduce((a, b) => a + b, 0);
-  process.stderr.write(
-    `  ${label.padEnd(18)} ${target.name.padEnd(17)} ${fmt(ops).padStart(7)} ops/s  ` +
-      `p50 ${fmt(m.hist.percentile(0.5) / 1000, 2)} ms  p99 ${fmt(m.hist.percentile(0.99) / 1000, 2)} ms  ` +
-      `client ${fmt(m.clientCpu, 2)} cores  server ${fmt(m.serverCpu, 2)} cores` +
-      (errs ? `  ERRORS ${errs}` : "") +
-      "\n",
-  );
-}
-
-// A and B in alternation, `rounds` times each; returns a Series per target.
-async function sideBySide(workers, opts, op, a, b, all) {
-  const sa = new Series();
-  const sb = new Series();
-  for (let r = 0; r < opts.rounds; r++) {
-    for (const [t, s] of [[a, sa], [b, sb]]) {
-      const m = await workers.measure(t, op, opts.seconds * 1000, opts.lanes, SPECS[op], `${op}${r}${t === a ? "a" : "b"}${t.name}`);
-      checkAlive(all);
-      progress(`${op} round ${r + 1}`, t, m);
-      s.add(m);
-    }
-  }
-  return [sa, sb];
-}
-
-async function warmUp(workers, opts, targets, ops) {
-  for (const t of targets)
-    for (const op of ops)
-      await workers.measure(t, op, opts.warmupSeconds * 1000, opts.lanes, SPECS[op], `warm${op}${t.name}`);
-}
 
 async function rssRun(workers, opts, target, all) {
   const samples = []; // { t, rssKb, threads }
@@ -323,38 +251,6 @@ async function rssRun(workers, opts, target, all) {
 }
 
 // ---------------------------------------------------------------------------
-// Context for the report.
-
-function describeProxyBuild(bin) {
-  const info = join(dirname(dirname(bin)), "meson-info/intro-buildoptions.json");
-  if (!existsSync(info)) return "unknown build";
-  try {
-    const o = Object.fromEntries(JSON.parse(readFileSync(info, "utf8")).map((x) => [x.name, x.value]));
-    return `meson buildtype ${o.buildtype}, b_sanitize ${o.b_sanitize}`;
-  } catch {
-    return "unknown build";
-  }
-}
-
-function gitCommit() {
-  try {
-    return execFileSync("git", ["-C", repoRoot, "rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
-  } catch {
-    return "unknown";
-  }
-}
-
-function extraLogLines(t) {
-  try {
-    return readFileSync(t.logPath, "utf8")
-      .split("\n")
-      .filter((l) => l && !/serving account|stopping/.test(l));
-  } catch {
-    return [];
-  }
-}
-
-// ---------------------------------------------------------------------------
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
@@ -367,7 +263,7 @@ async function main() {
     ...machine(),
     node: process.version,
     azurite: azuriteVersion(),
-    commit: gitCommit(),
+    commit: gitCommit(repoRoot),
     proxyBuild: opts.azuriteOnly ? null : describeProxyBuild(opts.proxyBin),
     opts,
   };
@@ -406,21 +302,21 @@ async function main() {
     const result = { env, shapes, vsAzurite: {}, phase: {}, rss: null, logs: {} };
 
     process.stderr.write("warm-up\n");
-    await warmUp(workers, opts, targets, ["read", "query", "insert"]);
+    await warmUp(workers, opts, targets, { read: SPECS.read, query: SPECS.query, insert: SPECS.insert });
 
     // Inserts last, so the rows they add do not change what reads and
     // queries run against.
     const b = px ?? az;
     process.stderr.write(`1. ${b.name} vs azurite\n`);
     for (const op of ["read", "query", "insert"]) {
-      const [sa, sb] = await sideBySide(workers, opts, op, az, b, targets);
+      const [sa, sb] = await sideBySide(workers, opts, op, SPECS[op], az, b, targets);
       result.vsAzurite[op] = { a: sa, b: sb };
     }
 
     if (pn) {
       process.stderr.write("2. proxy in prefer_new vs proxy in phase 0\n");
       for (const op of ["read", "insert"]) {
-        const [s0, s2] = await sideBySide(workers, opts, op, px, pn, targets);
+        const [s0, s2] = await sideBySide(workers, opts, op, SPECS[op], px, pn, targets);
         result.phase[op] = { a: s0, b: s2 };
       }
       process.stderr.write(`3. RSS of the proxy in prefer_new under a ${opts.rssSeconds} s mixed load\n`);

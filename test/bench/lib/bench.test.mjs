@@ -4,10 +4,12 @@
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import test from "node:test";
-import { DEV_KEY, signLite } from "./client.mjs";
+import { DEV_KEY, batchRequest, batchStatuses, signLite } from "./client.mjs";
+import { Counts, requestKind } from "./counter.mjs";
 import { Histogram } from "./hist.mjs";
 import { Series } from "./load.mjs";
 import { renderReport } from "./report.mjs";
+import { COUNT_OPS, ORIGINAL, PHASES, renderBackendReport } from "./report-backend.mjs";
 
 test("percentiles are within the 2% bucket width", () => {
   const h = new Histogram();
@@ -117,4 +119,111 @@ test("the report leads with ratios and judges the read goal", () => {
 test("RSS growth over 10% is flagged, not failed", () => {
   const md = renderReport(fakeResult(0.25));
   assert.match(md, /\*\*Possible leak:\*\* RSS grew 25\.0% from 10 s to the end of the load \(25\.0% over the last third\)/);
+});
+
+// ---------------------------------------------------------------------------
+// backend.mjs: the counting pass-through's classification, $batch bodies,
+// and the report.
+
+test("requests are classified by what they do to which resource", () => {
+  const a = "/devstoreaccount1";
+  assert.equal(requestKind("GET", `${a}/t(PartitionKey='p',RowKey='r')`), "GET entity");
+  assert.equal(requestKind("GET", `${a}/t(PartitionKey='p',RowKey='r')?$select=A`), "GET entity");
+  assert.equal(requestKind("GET", `${a}/t()?$filter=PartitionKey%20eq%20'p'`), "GET query");
+  assert.equal(requestKind("GET", `${a}/t?$filter=x`), "GET query");
+  assert.equal(requestKind("POST", `${a}/t`), "POST insert");
+  assert.equal(requestKind("POST", `${a}/t(PartitionKey='p',RowKey='r')`, { "x-http-method": "MERGE" }), "MERGE entity");
+  assert.equal(requestKind("PUT", `${a}/t(PartitionKey='p',RowKey='r')`), "PUT entity");
+  assert.equal(requestKind("DELETE", `${a}/t(PartitionKey='p',RowKey='r')`), "DELETE entity");
+  assert.equal(requestKind("POST", `${a}/$batch`), "$batch");
+  assert.equal(requestKind("GET", `${a}/Tables`), "tables");
+  assert.equal(requestKind("POST", `${a}/Tables`), "tables");
+});
+
+test("counts subtract snapshots", () => {
+  const c = new Counts();
+  c.add("GET entity 200");
+  const s = c.snapshot();
+  c.add("GET entity 200");
+  c.add("POST insert 201");
+  const d = c.since(s);
+  assert.equal(d.total, 2);
+  assert.deepEqual(d.byKind, { "GET entity 200": 1, "POST insert 201": 1 });
+});
+
+test("a $batch body holds one changeset with every operation", () => {
+  const ops = [0, 1, 2].map((i) => ({ method: "POST", path: "t", body: { PartitionKey: "p", RowKey: `r${i}` } }));
+  const b = batchRequest("127.0.0.1:1", ops);
+  const boundary = b.contentType.match(/boundary=(\S+)/)[1];
+  assert.ok(b.body.startsWith(`--${boundary}\r\n`));
+  assert.ok(b.body.endsWith(`--${boundary}--\r\n`));
+  assert.equal(b.body.match(/^POST http:\/\/127\.0\.0\.1:1\/devstoreaccount1\/t HTTP\/1\.1$/gm).length, 3);
+  const answer = "--b\r\nHTTP/1.1 201 Created\r\n\r\n--b\r\nHTTP/1.1 204 No Content\r\n";
+  assert.deepEqual(batchStatuses(answer), [201, 204]);
+});
+
+test("the original's counts cover every counted operation and phase", () => {
+  for (const [op] of COUNT_OPS) {
+    assert.equal(ORIGINAL[op].length, PHASES.length, op);
+    for (const x of ORIGINAL[op]) if (x) assert.equal(x.length, 2, op);
+  }
+});
+
+function counted(oldKinds, newKinds, n) {
+  const mk = (kinds) => {
+    const c = new Counts();
+    for (const [k, v] of Object.entries(kinds)) for (let i = 0; i < v; i++) c.add(k);
+    return c;
+  };
+  return { old: mk(oldKinds), new: mk(newKinds), n };
+}
+
+function fakeBackend(preferNewInsertNew) {
+  const phases = {};
+  for (const ph of PHASES) {
+    phases[ph] = {};
+    for (const [op] of COUNT_OPS) phases[ph][op] = counted({ "GET query 200": 2 }, {}, 2);
+  }
+  for (const op of ["insert", "replace", "merge", "upsert", "delete", "batch"])
+    phases.prefer_new[op] = counted({}, { "GET query 200": 2, "POST insert 204": 2 * (preferNewInsertNew - 1) }, 2);
+  const cpu = { proxy: 1, old: 1, new: 1, client: 1 };
+  return {
+    env: {
+      date: "2025-01-01T00:00:00Z",
+      command: "node test/bench/backend.mjs",
+      nproc: 2,
+      cpu: "test cpu",
+      node: "v20",
+      azurite: "3.35.0",
+      commit: "abc",
+      tree: "clean",
+      proxyBuild: "test",
+      opts: { lanes: 16, workers: 2, seconds: 10, rounds: 2 },
+    },
+    s1: {
+      rows: { read: { a: series(1000, 1000, 1), b: series(900, 1000, 1) } },
+      log: [],
+    },
+    s2: { n: 2, phases, idle: counted({}, {}, 1), transitions: {}, log: [] },
+    s3: {
+      total: 1000,
+      partitions: 2,
+      rowsPerPartition: 500,
+      runs: [
+        { label: "plain", kind: "sdk", rows: 1000, seconds: 1, cpu },
+        { label: "migrator", kind: "migrator", rows: 1000, seconds: 4, wholeSeconds: 5, copyTimed: true, partitions: 2, cpu },
+      ],
+      log: [],
+    },
+  };
+}
+
+test("the backend report judges the three goals", () => {
+  let md = renderBackendReport(fakeBackend(2));
+  assert.match(md, /≥ 0\.8× Azurite's — \*\*met\*\* \(read 0\.90×\)/);
+  assert.match(md, /costs ≤ 3 backend requests — \*\*met\*\* \(insert 2,/);
+  assert.match(md, /\| insert \(new row\) \| 1\+0=\*\*1\*\* \| 1\+0=\*\*1\*\* \|/);
+  assert.match(md, /Ratio migrator \/ plain loop: \*\*0\.25×\*\*.*\*\*not met\*\*/);
+  md = renderBackendReport(fakeBackend(4));
+  assert.match(md, /costs ≤ 3 backend requests — \*\*not met\*\* \(insert 4,/);
 });

@@ -76,7 +76,7 @@ export class TableClient {
     let payload = null;
     if (body !== null) {
       payload = Buffer.from(typeof body === "string" ? body : JSON.stringify(body));
-      h["Content-Type"] = "application/json";
+      h["Content-Type"] ??= "application/json";
       h["Content-Length"] = payload.length;
     } else if (method !== "GET" && method !== "HEAD") {
       h["Content-Length"] = 0;
@@ -132,4 +132,44 @@ export function makeEntity(pk, rk, n) {
     Active: n % 2 === 0,
     Note: "the quick brown fox jumps over the lazy dog",
   };
+}
+
+// The connection string of the development account at a table endpoint on
+// the loopback (Azurite, or anything that forwards to it).
+export function devConnectionString(port, account = DEV_ACCOUNT, key = DEV_KEY) {
+  return (
+    `DefaultEndpointsProtocol=http;AccountName=${account};AccountKey=${key};` +
+    `TableEndpoint=http://127.0.0.1:${port}/${account};`
+  );
+}
+
+// An entity group transaction: the body and Content-Type of POST $batch
+// holding one changeset. ops: [{ method, path, body?, headers? }], path as
+// for request() (after "/<account>/"). hostPort and account make the
+// absolute URLs the parts carry, as the SDKs write them.
+export function batchRequest(hostPort, ops, account = DEV_ACCOUNT) {
+  const batch = `batch_${Math.random().toString(16).slice(2)}`;
+  const cs = `changeset_${Math.random().toString(16).slice(2)}`;
+  const L = [`--${batch}`, `Content-Type: multipart/mixed; boundary=${cs}`, ""];
+  for (const op of ops) {
+    L.push(`--${cs}`, "Content-Type: application/http", "Content-Transfer-Encoding: binary", "");
+    L.push(`${op.method} http://${hostPort}/${account}/${op.path} HTTP/1.1`);
+    L.push("Accept: application/json;odata=nometadata", "DataServiceVersion: 3.0;");
+    for (const [k, v] of Object.entries(op.headers ?? {})) L.push(`${k}: ${v}`);
+    if (op.body !== undefined) {
+      const json = JSON.stringify(op.body);
+      L.push("Content-Type: application/json", `Content-Length: ${Buffer.byteLength(json)}`, "", json);
+    } else {
+      L.push("");
+    }
+  }
+  L.push(`--${cs}--`, `--${batch}--`, "");
+  return { body: L.join("\r\n"), contentType: `multipart/mixed; boundary=${batch}` };
+}
+
+// The status of every operation a $batch answer reports (one per op on
+// success, the failing one alone on failure), read off its
+// "HTTP/1.1 NNN" lines.
+export function batchStatuses(text) {
+  return [...(text ?? "").matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]));
 }

@@ -47,9 +47,12 @@ export class WorkerPool {
 
   // One measurement: `lanes` requests in flight in total, split over the
   // workers, for durationMs against target ({ host, port, pid }).
+  // target.pids, when given, lists every server process behind the target
+  // (a proxy and the backend it forwards to); their CPU is added up.
   async measure(target, op, durationMs, lanes, spec, tag) {
     const n = this.workers.length;
-    const cpu0 = cpuSeconds(target.pid);
+    const pids = target.pids ?? [target.pid];
+    const each0 = pids.map(cpuSeconds);
     const mach0 = machineTicks();
     const t0 = performance.now();
     const parts = await Promise.all(
@@ -67,11 +70,12 @@ export class WorkerPool {
       }),
     );
     const wallS = (performance.now() - t0) / 1000;
-    const serverCpu = (cpuSeconds(target.pid) - cpu0) / wallS;
+    const serverCpuEach = pids.map((pid, i) => (cpuSeconds(pid) - each0[i]) / wallS);
+    const serverCpu = serverCpuEach.reduce((a, b) => a + b, 0);
     const mach1 = machineTicks();
     const machineCpu =
       mach0 && mach1 ? ((mach1.busy - mach0.busy) / (mach1.total - mach0.total)) * cpus().length : NaN;
-    return { ...mergeParts(parts, serverCpu), machineCpu };
+    return { ...mergeParts(parts, serverCpu), machineCpu, serverCpuEach };
   }
 
   close() {
@@ -119,6 +123,7 @@ export class Series {
     this.rounds = []; // ops/s per round
     this.clientCpuMs = 0;
     this.serverCpuMs = 0;
+    this.serverCpuEachMs = []; // per server process, in target.pids order
     this.machineCpuMs = 0;
     this.maxWorkerCpu = 0;
     this.bytes = 0;
@@ -133,6 +138,9 @@ export class Series {
     this.rounds.push(m.hist.n / (m.wallMs / 1000));
     this.clientCpuMs += m.clientCpu * m.wallMs;
     this.serverCpuMs += m.serverCpu * m.wallMs;
+    (m.serverCpuEach ?? []).forEach((c, i) => {
+      this.serverCpuEachMs[i] = (this.serverCpuEachMs[i] ?? 0) + c * m.wallMs;
+    });
     this.machineCpuMs += m.machineCpu * m.wallMs;
     this.maxWorkerCpu = Math.max(this.maxWorkerCpu, m.maxWorkerCpu);
   }
@@ -160,6 +168,10 @@ export class Series {
   // work the server does per request, whoever limited the throughput.
   get serverUsPerOp() {
     return (this.serverCpuMs * 1000) / this.hist.n;
+  }
+  // serverUsPerOp of one of the server processes (index into target.pids).
+  serverUsPerOpOf(i) {
+    return ((this.serverCpuEachMs[i] ?? NaN) * 1000) / this.hist.n;
   }
   get errors() {
     return Object.values(this.outcomes).reduce((a, b) => a + b, 0);

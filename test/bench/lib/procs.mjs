@@ -135,7 +135,9 @@ export function azuriteVersion() {
   return require("azurite/package.json").version;
 }
 
-export async function startAzurite(workDir) {
+// label names the log file and the target, so several Azurites (an old and
+// a new account) can run side by side.
+export async function startAzurite(workDir, label = "azurite") {
   const require = createRequire(join(benchDir, "package.json"));
   let main;
   try {
@@ -144,7 +146,7 @@ export async function startAzurite(workDir) {
     throw new Error("Azurite is not installed: run `npm ci` in test/bench first (see README.md)");
   }
   const port = await freePort();
-  const logPath = join(workDir, "azurite.log");
+  const logPath = join(workDir, `${label}.log`);
   // A long keep-alive so idle sockets survive the other target's turn; the
   // access log is off because writing it costs Azurite CPU per request.
   const child = launch(
@@ -162,18 +164,20 @@ export async function startAzurite(workDir) {
     workDir,
   );
   // Any HTTP answer means the listener is up (an unsigned GET is refused).
-  await waitUp(child, port, "/devstoreaccount1/Tables", () => true, logPath, "Azurite");
-  return { name: "azurite", pid: child.pid, port, logPath };
+  await waitUp(child, port, "/devstoreaccount1/Tables", () => true, logPath, label);
+  return { name: label, pid: child.pid, port, logPath };
 }
 
-export async function startProxy(bin, workDir, label) {
+// extraArgs: more flags, e.g. ["--old", connStr, "--new", connStr] for
+// Azure backends instead of the embedded one.
+export async function startProxy(bin, workDir, label, extraArgs = []) {
   if (!existsSync(bin)) throw new Error(`no proxy binary at ${bin} (build it: ninja -C build)`);
   const port = await freePort();
   const adminPort = await freePort();
   const logPath = join(workDir, `${label}.log`);
   const child = launch(
     bin,
-    ["--listen", `127.0.0.1:${port}`, "--admin-listen", `127.0.0.1:${adminPort}`],
+    ["--listen", `127.0.0.1:${port}`, "--admin-listen", `127.0.0.1:${adminPort}`, ...extraArgs],
     logPath,
     workDir,
   );

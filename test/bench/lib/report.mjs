@@ -4,19 +4,20 @@
 
 const GOAL_READ_RATIO = 5; // proxy point-read throughput vs Azurite's
 const LEAK_GROWTH = 0.1; // RSS growth from the mark to the end worth a look
-const SATURATED = 0.9; // a process using this much of one core is the limit
+export const SATURATED = 0.9; // a process using this much of one core is the limit
 
-const f = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : "-");
-const ratio = (x) => (Number.isFinite(x) ? `${x.toFixed(2)}×` : "-");
+export const f = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : "-");
+export const ratio = (x) => (Number.isFinite(x) ? `${x.toFixed(2)}×` : "-");
 const mb = (kb) => (Number.isFinite(kb) ? `${(kb / 1024).toFixed(1)} MiB` : "-");
 
 const OP_NAMES = {
   read: "point read",
   query: "query page (1000 rows)",
   insert: "insert",
+  upsert: "upsert (insert or replace)",
 };
 
-function comparisonTable(rows, nameA, nameB) {
+export function comparisonTable(rows, nameA, nameB) {
   const out = [];
   out.push(
     `| operation | **throughput** | **p50 latency** | **p99 latency** | **server CPU per op** | throughput by round | ` +
@@ -35,7 +36,7 @@ function comparisonTable(rows, nameA, nameB) {
   return out.join("\n");
 }
 
-function cpuRows(section, rows, nameA, nameB, nproc, notes) {
+export function cpuRows(section, rows, nameA, nameB, nproc, notes) {
   const out = [];
   for (const [op, { a, b }] of Object.entries(rows)) {
     for (const [name, s] of [[nameA, a], [nameB, b]]) {
@@ -55,7 +56,7 @@ function cpuRows(section, rows, nameA, nameB, nproc, notes) {
   return out;
 }
 
-function errorLines(section, rows, nameA, nameB) {
+export function errorLines(section, rows, nameA, nameB) {
   const out = [];
   for (const [op, { a, b }] of Object.entries(rows)) {
     for (const [name, s] of [[nameA, a], [nameB, b]]) {

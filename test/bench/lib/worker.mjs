@@ -54,6 +54,16 @@ function makeOps(client, msg) {
       });
     },
   };
+  // Insert-or-replace of a row of a bounded key space (spec.keys rows of
+  // partition spec.pk), the shape of the rows the read load reads.
+  const upsertOp = {
+    name: "upsert",
+    ok: [204],
+    run: () => {
+      const rk = `k${pad(rnd(s.keys))}`;
+      return client.request("PUT", entityPath(s.table, s.pk, rk), { body: makeEntity(s.pk, rk, seq++) });
+    },
+  };
   const queryOp = {
     name: "query",
     ok: [200],
@@ -66,6 +76,8 @@ function makeOps(client, msg) {
       return [insertOp];
     case "query":
       return [queryOp];
+    case "upsert":
+      return [upsertOp];
     case "mixed":
       return mixedOps(client, s, rnd);
     default:
