@@ -52,6 +52,14 @@ int px_settings_load(px_settings *s, int argc, char **argv, FILE *out, FILE *err
 void px_settings_usage(FILE *out);
 
 /* ------------------------------------------------------------------------ */
+/* Logging (px_log.c).                                                       */
+
+enum { PX_LOG_ERROR, PX_LOG_WARN, PX_LOG_INFO, PX_LOG_DEBUG };
+void px_log_set_level(const char *name); /* "error", "warn", "info", "debug" */
+bool px_log_enabled(int level);
+void px_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ------------------------------------------------------------------------ */
 /* The account's tables (px_tables.c).                                       */
 
 typedef struct px_registry px_registry;

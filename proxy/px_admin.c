@@ -113,6 +113,11 @@ static void *migrate_thread(void *arg)
     pthread_mutex_lock(&app->push_mu);
     mt_status st = mt_migrate_tables(app->rt, app->cfg, pairs, n, &hooks, &stats);
     pthread_mutex_unlock(&app->push_mu);
+    if (mt_is_ok(&st))
+        px_log(PX_LOG_INFO, "migration finished: %lld rows copied, %lld cleaned",
+               (long long)stats.rows_copied, (long long)stats.rows_cleaned);
+    else
+        px_log(PX_LOG_ERROR, "migration failed: %d %s: %s", st.http, st.code, st.message);
     pthread_mutex_lock(&app->mu);
     app->mig_stats = stats;
     app->mig_running = false;
@@ -214,8 +219,13 @@ static void phase_reply(px_app *app, const char *body, size_t len, px_resp *r)
     else if (want == MT_PHASE_USE_NEW_WITH_TOMBSTONES && c.phase != want && !copied)
         why = "use_new_with_tombstones needs a completed copy (POST /admin/v1/migrate)";
     mt_status st = mt_ok();
-    if (!why && want != c.phase)
+    if (!why && want != c.phase) {
+        px_log(PX_LOG_INFO, "phase %s -> %s: pushing", mt_phase_name(c.phase),
+               mt_phase_name(want));
         st = app->cfg->ops->push(app->cfg, want);
+        px_log(PX_LOG_INFO, "phase %s: every operation of the previous phase has finished",
+               mt_phase_name(want));
+    }
     pthread_mutex_unlock(&app->push_mu);
     if (why) {
         char msg[256];

@@ -23,6 +23,7 @@ int main(int argc, char **argv)
     int rc = px_settings_load(&s, argc, argv, stdout, stderr);
     if (rc != 0)
         return rc == 1 ? 0 : 2;
+    px_log_set_level(s.log_level);
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
@@ -36,14 +37,15 @@ int main(int argc, char **argv)
         px_app_free(app);
         return 1;
     }
-    fprintf(stderr,
-            "mtable-proxy: serving account %s on http://%s:%d/%s (admin on %s:%d), "
-            "old=%s new=%s, phase %s\n",
-            s.account, s.listen_host, s.listen_port, s.account, s.admin_host, s.admin_port,
-            s.old_spec, s.new_spec, mt_phase_name(px_app_config(app).phase));
+    px_log(PX_LOG_INFO,
+           "serving account %s on http://%s:%d/%s (admin on %s:%d), old=%s new=%s, phase %s",
+           s.account, s.listen_host, s.listen_port, s.account, s.admin_host, s.admin_port,
+           strcmp(s.old_spec, "memory") == 0 ? "memory" : "azure",
+           strcmp(s.new_spec, "memory") == 0 ? "memory" : "azure",
+           mt_phase_name(px_app_config(app).phase));
     while (!stop)
         pause();
-    fprintf(stderr, "mtable-proxy: stopping\n");
+    px_log(PX_LOG_INFO, "stopping");
     px_serve_stop(srv);
     px_app_free(app);
     return 0;

@@ -379,6 +379,10 @@ static void handle_table_request(px_app *app, struct MHD_Connection *c, const ch
     if (!mt_is_ok(&st))
         px_resp_error(&q, r, &st);
     common_headers(&q, r);
+    if (r->status >= 500)
+        px_log(PX_LOG_WARN, "%s %s -> %d (request %s)", method, url, r->status, q.request_id);
+    else
+        px_log(PX_LOG_DEBUG, "%s %s -> %d (request %s)", method, url, r->status, q.request_id);
     pthread_mutex_lock(&app->mu);
     app->requests_total++;
     if (r->status >= 400)
