@@ -402,8 +402,25 @@ static char *request_url(const az_client *c, const az_req *q)
     return mt_buf_take(&u, NULL);
 }
 
+/* Counts the request heads curl sends. libcurl silently sends a request a
+ * second time when a reused connection dies before any answer, which is
+ * exactly when the first may have been applied; seeing two heads in one
+ * attempt makes its outcome ambiguous. */
+static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *ctx)
+{
+    (void)h;
+    (void)data;
+    (void)size;
+    if (type == CURLINFO_HEADER_OUT)
+        ((az_resp *)ctx)->requests_out++;
+    return 0;
+}
+
 static void set_transfer(const az_client *c, CURL *h, const az_req *q, az_resp *r, char *err)
 {
+    curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, on_debug);
+    curl_easy_setopt(h, CURLOPT_DEBUGDATA, r);
+    curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
@@ -513,6 +530,8 @@ mt_status az_call(az_client *c, const az_req *q, az_resp *r)
         az_resp_clear(r);
         az_outcome o = az_attempt(c, q, r, err);
         bool last = attempt >= c->opts.max_attempts;
+        if (r->requests_out > 1 && q->replay != AZ_REPLAY_ANY)
+            ambiguous = true; /* curl itself sent it again */
         r->ambiguous = ambiguous;
         switch (o) {
         case AZ_FATAL: /* retrying cannot help */
@@ -520,6 +539,13 @@ mt_status az_call(az_client *c, const az_req *q, az_resp *r)
                 return az_outcome_unknown(err);
             return mt_error(500, MT_ERR_INTERNAL, "Table service request failed: %s", err);
         case AZ_ANSWERED:
+            /* A 5xx after an attempt that may have applied says nothing
+             * about that attempt. */
+            if (r->status >= 500 && ambiguous && (last || q->replay == AZ_REPLAY_NONE)) {
+                snprintf(err, CURL_ERROR_SIZE, "HTTP %ld after an attempt without an answer",
+                         r->status);
+                return az_outcome_unknown(err);
+            }
             if (r->status < 500 || q->replay == AZ_REPLAY_NONE || last)
                 return mt_ok();
             if (q->replay == AZ_REPLAY_TOKEN)

@@ -172,6 +172,7 @@ typedef struct az_resp {
     char content_type[256];
     char *next_pk, *next_rk, *next_table; /* continuation headers */
     bool ambiguous;                       /* an earlier attempt had an unknown outcome */
+    int requests_out;                     /* times curl sent the request in one attempt */
 } az_resp;
 
 /* Runs q under its retry class. On success *r holds an answer (any status:
