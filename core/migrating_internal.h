@@ -48,6 +48,12 @@ mt_status mt_mig_read_keys(mt_table *t, const char *pk, const char *const *rks, 
  * is already there is fine. */
 mt_status mt_mig_copy_row(mt_table *new_t, const mt_entity *e);
 
+/* A view of inner that repeats a call failing with a 5xx (up to attempts
+ * times in all) and reopens a failed stream at its last key; for the
+ * migrator, whose calls are all safe to repeat (retrying.c). Destroying it
+ * leaves inner alone. */
+mt_table *mt_mig_retrying_new(mt_table *inner, int attempts);
+
 /* The streamed query (migrating_query.c). */
 mt_status mt_mig_query_stream(mt_table *t, const mt_filter *f, const mt_key *start,
                               mt_stream **out);

@@ -15,8 +15,9 @@
  * trip instead of 100), falling back to row by row when a client got to
  * one of them first.
  * Every step is idempotent (a copy that meets the row already there, a
- * cleanup that meets a row already clean or gone), so a migrator that dies
- * can simply be started again.
+ * cleanup that meets a row already clean or gone), so a transient backend
+ * error is simply repeated (retrying.c) and a migrator that dies can be
+ * started again.
  */
 #include "migrating_internal.h"
 
@@ -230,10 +231,38 @@ static mt_status push(mt_config_service *cfg, mt_phase p, const mt_migrator_hook
     return cfg->ops->push(cfg, p);
 }
 
+static mt_status migrate_steps(mt_config_service *cfg, const mt_table_pair *tables, size_t n,
+                               const mt_migrator_hooks *hooks, mt_migrator_stats *stats);
+
+/* Transient backend errors are repeated this many times in all, per call. */
+#define MIGRATOR_ATTEMPTS 8
+
 mt_status mt_migrate_tables(mt_rt *rt, mt_config_service *cfg, const mt_table_pair *tables,
                             size_t n, const mt_migrator_hooks *hooks, mt_migrator_stats *stats)
 {
     (void)rt;
+    mt_table_pair *patient = calloc(n + 1, sizeof *patient);
+    if (!patient)
+        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        patient[i].old_t = mt_mig_retrying_new(tables[i].old_t, MIGRATOR_ATTEMPTS);
+        patient[i].new_t = mt_mig_retrying_new(tables[i].new_t, MIGRATOR_ATTEMPTS);
+        ok = ok && patient[i].old_t && patient[i].new_t;
+    }
+    mt_status st = ok ? migrate_steps(cfg, patient, n, hooks, stats)
+                      : mt_error(500, MT_ERR_INTERNAL, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        mt_table_destroy(patient[i].old_t);
+        mt_table_destroy(patient[i].new_t);
+    }
+    free(patient);
+    return st;
+}
+
+static mt_status migrate_steps(mt_config_service *cfg, const mt_table_pair *tables, size_t n,
+                               const mt_migrator_hooks *hooks, mt_migrator_stats *stats)
+{
     mt_migrator_stats local = {0};
     if (!stats)
         stats = &local;

@@ -211,12 +211,73 @@ static void test_stop_early_then_finish(void **state)
     mt_table_destroy(new_t);
 }
 
+/* A backend that answers every third call with 503 ServerBusy: the
+ * migrator rides it out and finishes in one run. */
+static bool flaky_spend(dying *d)
+{
+    return ++*d->budget % 3 != 0;
+}
+
+static mt_status busy(void)
+{
+    return mt_error(503, MT_ERR_SERVER_BUSY, "The server is busy.");
+}
+
+static mt_status f_batch(mt_table *t, const mt_op *ops, size_t n, mt_op_result *r)
+{
+    dying *d = (dying *)t;
+    return flaky_spend(d) ? mt_table_batch(d->inner, ops, n, r) : busy();
+}
+
+static mt_status f_query(mt_table *t, const char *pk, const mt_filter *f, mt_entity_list *out)
+{
+    dying *d = (dying *)t;
+    return flaky_spend(d) ? d->inner->ops->query_atomic(d->inner, pk, f, out) : busy();
+}
+
+static mt_status f_stream(mt_table *t, const mt_filter *f, const mt_key *k, mt_stream **out)
+{
+    dying *d = (dying *)t;
+    return flaky_spend(d) ? d->inner->ops->query_stream(d->inner, f, k, out) : busy();
+}
+
+static mt_status f_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity **out)
+{
+    dying *d = (dying *)t;
+    return flaky_spend(d) ? d->inner->ops->retrieve(d->inner, pk, rk, out) : busy();
+}
+
+static const mt_table_ops flaky_ops = {f_batch, f_query, f_stream, f_retrieve, d_destroy};
+
+static void test_transient_errors_ridden_out(void **state)
+{
+    (void)state;
+    mt_rt *rt = mt_rt_pthread();
+    mt_table *old_t = mt_memtable_new(rt, "old"), *new_t = mt_memtable_new(rt, "new");
+    mt_config_service *cfg = mt_config_local_new(rt, MT_PHASE_USE_OLD_HIDE_METADATA);
+    fill_old(old_t);
+    long calls = 0;
+    dying *fo = calloc(1, sizeof *fo), *fn = calloc(1, sizeof *fn);
+    *fo = (dying){.base.ops = &flaky_ops, .inner = old_t, .budget = &calls};
+    *fn = (dying){.base.ops = &flaky_ops, .inner = new_t, .budget = &calls};
+    mt_status st = mt_migrate(rt, cfg, &fo->base, &fn->base, NULL);
+    assert_true(mt_is_ok(&st));
+    assert_true(calls > 3 * PARTITIONS); /* faults were met */
+    assert_migrated(old_t, new_t, cfg);
+    mt_table_destroy(&fo->base);
+    mt_table_destroy(&fn->base);
+    cfg->ops->destroy(cfg);
+    mt_table_destroy(old_t);
+    mt_table_destroy(new_t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_run),
         cmocka_unit_test(test_restart_after_death_anywhere),
         cmocka_unit_test(test_stop_early_then_finish),
+        cmocka_unit_test(test_transient_errors_ridden_out),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
