@@ -530,10 +530,16 @@ e2e_suite()
         return
     fi
 
-    # The proxy of this build (the sanitizer one with --asan) unless told,
-    # on its embedded backends unless told otherwise.
+    # The proxy of this build (the sanitizer one with --asan) unless told.
+    # The plain run puts its old and new tables on Azurite (the production
+    # path); the sanitizer run uses the embedded backends, so both are
+    # exercised.
     export MTABLE_PROXY_BIN=${MTABLE_PROXY_BIN:-$root/$build/proxy/mtable-proxy}
-    export MTABLE_E2E_BACKEND=${MTABLE_E2E_BACKEND:-memory}
+    if [ "$asan" -eq 1 ]; then
+        export MTABLE_E2E_BACKEND=${MTABLE_E2E_BACKEND:-memory}
+    else
+        export MTABLE_E2E_BACKEND=${MTABLE_E2E_BACKEND:-azurite}
+    fi
     local out=$tmp/e2e.tap rc=0 limit=${MTABLE_E2E_TIMEOUT:-900}
     local t0=$SECONDS
     timeout -k 10 "$limit" node --test --test-reporter=tap "$e2e_dir"/*.test.mjs \
