@@ -292,6 +292,14 @@ export async function startProxy(azurite) {
   }
 }
 
+// Starts the proxy on the given --old and --new specs (connection strings,
+// e.g. to a fault-injecting proxy in front of Azurite), with no fallback to
+// memory backends.
+export async function startProxyOn({ old: oldSpec, new: newSpec }) {
+  const specs = { mtold: oldSpec, mtnew: newSpec };
+  return startProxyWith({ connectionString: (account) => specs[account] }, "azurite");
+}
+
 // A free port can be taken between the probe and the proxy's bind, so an
 // early exit is retried on new ports before it counts.
 async function startProxyWith(azurite, backend) {
