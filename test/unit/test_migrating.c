@@ -440,6 +440,91 @@ static void test_query_shadowing_ignores_filter(void **state)
 }
 
 /* A stream opened in phase 0 goes on through every phase. */
+/* A table that counts the calls made to it. */
+typedef struct counting {
+    mt_table base;
+    mt_table *inner;
+    int calls;
+} counting;
+
+static mt_status c_batch(mt_table *t, const mt_op *ops, size_t n, mt_op_result *r)
+{
+    counting *c = (counting *)t;
+    c->calls++;
+    return mt_table_batch(c->inner, ops, n, r);
+}
+
+static mt_status c_query(mt_table *t, const char *pk, const mt_filter *f, mt_entity_list *out)
+{
+    counting *c = (counting *)t;
+    c->calls++;
+    return c->inner->ops->query_atomic(c->inner, pk, f, out);
+}
+
+static mt_status c_stream(mt_table *t, const mt_filter *f, const mt_key *k, mt_stream **out)
+{
+    counting *c = (counting *)t;
+    c->calls++;
+    return c->inner->ops->query_stream(c->inner, f, k, out);
+}
+
+static mt_status c_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity **out)
+{
+    counting *c = (counting *)t;
+    c->calls++;
+    return c->inner->ops->retrieve(c->inner, pk, rk, out);
+}
+
+static void c_destroy(mt_table *t)
+{
+    free(t);
+}
+
+static const mt_table_ops counting_ops = {c_batch, c_query, c_stream, c_retrieve, c_destroy};
+
+/* Backend calls per operation in prefer_new, on a partition this proxy has
+ * seen switched: at most 3 for a write (the original protocol made 5). */
+static void test_round_trips_in_prefer_new(void **state)
+{
+    (void)state;
+    mt_rt *rt = mt_rt_pthread();
+    mt_config_service *cfg = mt_config_local_new(rt, MT_PHASE_PREFER_NEW);
+    mt_table *old_m = mt_memtable_new(rt, "old"), *new_m = mt_memtable_new(rt, "new");
+    counting *co = calloc(1, sizeof *co), *cn = calloc(1, sizeof *cn);
+    *co = (counting){.base.ops = &counting_ops, .inner = old_m};
+    *cn = (counting){.base.ops = &counting_ops, .inner = new_m};
+    mt_table *mt = mt_migrating_new(rt, cfg, &co->base, &cn->base);
+
+    char etag[MT_ETAG_MAX];
+    mt_status st = write1(mt, MT_OP_INSERT, "p", "a", "red", NULL, etag); /* switches p */
+    assert_true(mt_is_ok(&st));
+
+    co->calls = cn->calls = 0;
+    st = write1(mt, MT_OP_REPLACE, "p", "a", "blue", etag, etag);
+    assert_true(mt_is_ok(&st));
+    assert_int_equal(co->calls, 0); /* switched and present in new: old not read */
+    assert_int_equal(cn->calls, 2); /* read new, conditional batch */
+
+    co->calls = cn->calls = 0;
+    st = write1(mt, MT_OP_INSERT, "p", "b", "red", NULL, NULL);
+    assert_true(mt_is_ok(&st));
+    assert_int_equal(co->calls, 1); /* the row may still be only in old */
+    assert_int_equal(cn->calls, 2);
+
+    co->calls = cn->calls = 0;
+    mt_entity *e = get(mt, "p", "a");
+    assert_string_equal(color_of(e), "blue");
+    mt_entity_free(e);
+    assert_int_equal(co->calls + cn->calls, 1); /* new alone answers */
+
+    mt_table_destroy(mt);
+    mt_table_destroy(&co->base);
+    mt_table_destroy(&cn->base);
+    mt_table_destroy(old_m);
+    mt_table_destroy(new_m);
+    cfg->ops->destroy(cfg);
+}
+
 static void test_stream_survives_every_phase(void **state)
 {
     (void)state;
@@ -496,6 +581,7 @@ int main(void)
         cmocka_unit_test(test_phase4_writes_stay_clean),
         cmocka_unit_test(test_query_shadowing_ignores_filter),
         cmocka_unit_test(test_stream_survives_every_phase),
+        cmocka_unit_test(test_round_trips_in_prefer_new),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
