@@ -203,6 +203,8 @@ mt_status px_write_prepare(const char *method, const char *x_http_method, const 
                            const char *prefer, az_format fmt, const az_resource *res,
                            const char *body, size_t len, px_write *w);
 void px_write_clear(px_write *w);
+/* The SAS permissions w needs (AZ_PERM_*; upserts need add and update). */
+unsigned px_write_perm(const px_write *w);
 /* Fills a successful write's response (status, ETag, body for inserts). */
 void px_write_respond(const px_req *q, const px_write *w, const mt_op_result *res, px_resp *r);
 

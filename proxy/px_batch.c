@@ -46,16 +46,9 @@ static mt_status prepare_part(px_req *q, const az_batch_part *p, size_t i, batch
                               az_batch_part_header(p, "Prefer"), part_format(p), &res, p->body,
                               p->len, &job->w[i]);
     }
-    if (mt_is_ok(&st)) {
-        unsigned perm = job->w[i].op.kind == MT_OP_INSERT            ? AZ_PERM_ADD
-                        : job->w[i].op.kind == MT_OP_DELETE          ? AZ_PERM_DELETE
-                        : job->w[i].op.kind == MT_OP_INSERT_OR_MERGE ||
-                                job->w[i].op.kind == MT_OP_INSERT_OR_REPLACE
-                            ? AZ_PERM_ADD | AZ_PERM_UPDATE
-                            : AZ_PERM_UPDATE;
-        st = az_grant_check(&q->grant, perm, false, res.table, job->w[i].entity->pk,
-                            job->w[i].entity->rk);
-    }
+    if (mt_is_ok(&st))
+        st = az_grant_check(&q->grant, px_write_perm(&job->w[i]), false, res.table,
+                            job->w[i].entity->pk, job->w[i].entity->rk);
     if (mt_is_ok(&st))
         job->ops[i] = job->w[i].op;
     az_resource_clear(&res);

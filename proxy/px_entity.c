@@ -29,7 +29,8 @@ static void entity_location(const px_req *q, const char *table, const mt_entity 
                             size_t cap)
 {
     char *pk = az_url_encode(e->pk), *rk = az_url_encode(e->rk);
-    /* Quotes inside keys are doubled in the URL, as SDKs expect. */
+    /* Keys are percent-encoded whole (a quote becomes %27), which both
+     * SDKs and the service read back. */
     snprintf(out, cap, "%s/%s(PartitionKey='%s',RowKey='%s')", q->base_url, table,
              pk ? pk : "", rk ? rk : "");
     free(pk);
@@ -112,7 +113,7 @@ mt_status px_write_prepare(const char *method, const char *x_http_method, const 
     return st;
 }
 
-static unsigned write_perm(const px_write *w)
+unsigned px_write_perm(const px_write *w)
 {
     switch (w->op.kind) {
     case MT_OP_INSERT:
@@ -168,7 +169,7 @@ static void do_write(px_req *q, px_table *t, px_resp *r)
                                     px_req_header(q, "If-Match"), px_req_header(q, "Prefer"),
                                     body_format(q), &q->res, q->body, q->len, &w);
     if (mt_is_ok(&st))
-        st = az_grant_check(&q->grant, write_perm(&w), false, q->res.table, w.entity->pk,
+        st = az_grant_check(&q->grant, px_write_perm(&w), false, q->res.table, w.entity->pk,
                             w.entity->rk);
     mt_op_result res = {0};
     if (mt_is_ok(&st))
