@@ -24,6 +24,7 @@ static const char *const bug_names[MT_BUG_COUNT] = {
     [MT_BUG_MigrateSkipUseNewWithTombstones] = "MigrateSkipUseNewWithTombstones",
     [MT_BUG_InsertBehindMigrator] = "InsertBehindMigrator",
     [MT_BUG_DeleteIfExistsOmitted] = "DeleteIfExistsOmitted",
+    [MT_BUG_AckBeforeDrain] = "AckBeforeDrain",
 };
 
 const char *mt_seeded_bug_name(mt_bug b)

@@ -38,6 +38,7 @@ typedef struct local_svc {
     mt_mutex *push_mu; /* one push at a time */
     mt_cond *changed;  /* a subscription went away or finished applying */
     mt_config cur;
+    int64_t epoch;        /* counts moves; tags who still has to apply one */
     mt_subscription head; /* circular list sentinel */
 } local_svc;
 
@@ -98,17 +99,22 @@ static bool fixed_pending(local_svc *s, int64_t epoch)
     return false;
 }
 
-static mt_status local_push(mt_config_service *base, mt_phase phase)
+/* Moves to (phase, version) and waits for every subscriber of the time;
+ * settled says whether that also settles it (a purely local service) or a
+ * caller will (mt_config_local_settle) once remote clients answered;
+ * version -1 means the next one. The
+ * epoch is a private counter, so a version set from outside (it may even
+ * go back when an authority lost its memory store) never confuses it. */
+static mt_status local_move(local_svc *s, mt_phase phase, int64_t version, bool settle)
 {
-    local_svc *s = (local_svc *)base;
     mt_rt *rt = s->rt;
 
     rt->ops->lock(rt, s->push_mu);
     rt->ops->lock(rt, s->mu);
     s->cur.phase = phase;
-    s->cur.version++;
+    s->cur.version = version < 0 ? s->cur.version + 1 : version;
     s->cur.settled = false;
-    int64_t epoch = s->cur.version;
+    int64_t epoch = ++s->epoch;
     mt_config c = s->cur;
     for (mt_subscription *r = s->head.next; r != &s->head; r = r->next)
         r->push_epoch = epoch;
@@ -127,10 +133,16 @@ static mt_status local_push(mt_config_service *base, mt_phase phase)
         rt->ops->cond_wait(rt, s->changed, s->mu);
     /* A later push may have started meanwhile only if push_mu were not
      * held, so cur is still ours. */
-    s->cur.settled = true;
+    if (settle)
+        s->cur.settled = true;
     rt->ops->unlock(rt, s->mu);
     rt->ops->unlock(rt, s->push_mu);
     return mt_ok();
+}
+
+static mt_status local_push(mt_config_service *base, mt_phase phase)
+{
+    return local_move((local_svc *)base, phase, -1, true);
 }
 
 static void local_destroy(mt_config_service *base)
@@ -147,6 +159,23 @@ static void local_destroy(mt_config_service *base)
     s->rt->ops->mutex_free(s->rt, s->push_mu);
     s->rt->ops->mutex_free(s->rt, s->mu);
     free(s);
+}
+
+static const mt_config_ops local_ops;
+
+mt_status mt_config_local_set(mt_config_service *base, mt_phase phase, int64_t version,
+                              bool settled)
+{
+    return local_move((local_svc *)base, phase, version, settled);
+}
+
+void mt_config_local_settle(mt_config_service *base, int64_t version)
+{
+    local_svc *s = (local_svc *)base;
+    s->rt->ops->lock(s->rt, s->mu);
+    if (s->cur.version == version)
+        s->cur.settled = true;
+    s->rt->ops->unlock(s->rt, s->mu);
 }
 
 static const mt_config_ops local_ops = {

@@ -297,6 +297,12 @@ typedef struct mt_rt_ops {
     /* Wall-clock time in 100 ns ticks since 0001-01-01T00:00:00Z; logical
      * time under the tester. */
     int64_t (*now_ticks)(mt_rt *rt);
+    /* Monotonic milliseconds from an arbitrary start, for leases and
+     * timeouts; simulated time under the tester. */
+    int64_t (*mono_ms)(mt_rt *rt);
+    /* cond_wait that also returns once mono_ms() >= deadline_ms; false
+     * then (the caller re-checks its predicate either way). */
+    bool (*cond_timedwait)(mt_rt *rt, mt_cond *c, mt_mutex *m, int64_t deadline_ms);
 } mt_rt_ops;
 
 struct mt_rt {
@@ -451,6 +457,15 @@ struct mt_config_service {
 /* In-process service; starts in phase `initial`, version 1, settled. */
 mt_config_service *mt_config_local_new(mt_rt *rt, mt_phase initial);
 
+/* For services built on the local one (config/), where the version comes
+ * from elsewhere and "settled" is known only once remote clients answered:
+ * sets phase and version (settled as given) and returns once every local
+ * subscriber has applied it, like push. */
+mt_status mt_config_local_set(mt_config_service *s, mt_phase phase, int64_t version,
+                              bool settled);
+/* Marks the configuration settled if it is still at version. */
+void mt_config_local_settle(mt_config_service *s, int64_t version);
+
 /* ------------------------------------------------------------------------ */
 /* The MigratingTable (migrating.c, migrating_query.c).                      */
 
@@ -474,6 +489,14 @@ typedef struct mt_migrator_stats {
     int64_t rows_copied;
     int64_t rows_cleaned;
     int64_t partitions_switched;
+    /* Rows and partitions the copy has to cover in all (counted when a copy
+     * starts from scratch, kept across a resume), -1 while unknown. */
+    int64_t rows_total;
+    int64_t partitions_total;
+    /* Done so far, including the part before a resume. */
+    int64_t rows_done;
+    int64_t partitions_done;
+    int64_t backoffs; /* waits after a backend 503 ServerBusy */
 } mt_migrator_stats;
 
 /* The steps a migration goes through, for progress reports. */
@@ -494,6 +517,20 @@ typedef struct mt_migrator_hooks {
      * is done (prefer_new: the copy); otherwise run to the end. */
     bool stop_early;
     mt_phase until;
+    /* Partitions copied at once (0 or 1: one at a time; at most 64). */
+    int parallel;
+    /* Copy throttle in rows per second (0: unlimited). */
+    double rows_per_second;
+    /* Checkpoints: save_checkpoint(ctx, text) is called whenever the copy
+     * has durably advanced (text is opaque, NUL-terminated); it must be
+     * stored before it returns. load_checkpoint returns the last text saved
+     * (the caller frees it) or NULL to start from the beginning. Either may
+     * be NULL. */
+    mt_status (*save_checkpoint)(void *ctx, const char *checkpoint);
+    char *(*load_checkpoint)(void *ctx);
+    /* Polled between batches; true makes the migrator stop at the next safe
+     * point and return 409 MigrationPaused (after a final checkpoint). */
+    bool (*should_pause)(void *ctx);
 } mt_migrator_hooks;
 
 typedef struct mt_table_pair {
@@ -511,5 +548,29 @@ mt_status mt_migrate(mt_rt *rt, mt_config_service *cfg, mt_table *old_t,
  * hooks may be NULL. */
 mt_status mt_migrate_tables(mt_rt *rt, mt_config_service *cfg, const mt_table_pair *tables,
                             size_t n, const mt_migrator_hooks *hooks, mt_migrator_stats *stats);
+
+/* What a verify pass found (mt_verify_tables). */
+typedef struct mt_verify_report {
+    bool ok;
+    int64_t old_rows;       /* user rows in old */
+    int64_t new_rows;       /* user rows in new, live */
+    int64_t tombstones;     /* in new */
+    int64_t missing;        /* old user rows with no counterpart in new */
+    int64_t protocol_rows;  /* meta and assertion rows left in old */
+    int64_t reserved_props; /* new rows still carrying an _mtable_ property */
+    int64_t unswitched;     /* old partitions with user rows not SWITCHED */
+    char first_missing[512]; /* "table: PK / RK" of the first missing row, or "" */
+    char summary[256];
+} mt_verify_report;
+
+/* Checks the tables against what phase promises. Through
+ * use_new_with_tombstones (after a copy): every user row of old has its
+ * counterpart in new, live or tombstone, and every partition of old is
+ * switched. In use_new_hide_metadata after cleanup: old is empty and no row
+ * of new carries a tombstone or an _mtable_ property. Reads only. names
+ * (may be NULL) label the tables in first_missing. */
+mt_status mt_verify_tables(mt_rt *rt, const mt_table_pair *tables, const char *const *names,
+                           size_t n, mt_phase phase, bool after_cleanup,
+                           mt_verify_report *report);
 
 #endif

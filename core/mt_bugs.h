@@ -24,6 +24,7 @@ typedef enum mt_bug {
     MT_BUG_MigrateSkipUseNewWithTombstones,
     MT_BUG_InsertBehindMigrator,
     MT_BUG_DeleteIfExistsOmitted,
+    MT_BUG_AckBeforeDrain,
     MT_BUG_COUNT
 } mt_bug;
 

@@ -166,6 +166,36 @@ static int64_t mt_rtp_now_ticks(mt_rt *rt)
            (int64_t)ts.tv_nsec / MT_NANOS_PER_TICK;
 }
 
+static int64_t mt_rtp_mono_ms(mt_rt *rt)
+{
+    (void)rt;
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+        return 0;
+    return (int64_t)ts.tv_sec * 1000 + (int64_t)ts.tv_nsec / 1000000;
+}
+
+/* The conditions are created with the default (realtime) clock; the wait
+ * converts the monotonic deadline into a realtime one. A wall-clock jump
+ * during the wait only makes it return early or late, and every caller
+ * re-checks mono_ms() in its loop. */
+static bool mt_rtp_cond_timedwait(mt_rt *rt, mt_cond *c, mt_mutex *m, int64_t deadline_ms)
+{
+    int64_t left = deadline_ms - mt_rtp_mono_ms(rt);
+    if (left <= 0)
+        return false;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(left / 1000);
+    ts.tv_nsec += (long)(left % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&c->c, &m->m, &ts);
+    return mt_rtp_mono_ms(rt) < deadline_ms;
+}
+
 static const mt_rt_ops mt_rtp_ops = {
     .mutex_new = mt_rtp_mutex_new,
     .mutex_free = mt_rtp_mutex_free,
@@ -178,6 +208,8 @@ static const mt_rt_ops mt_rtp_ops = {
     .thread_start = mt_rtp_thread_start,
     .thread_join = mt_rtp_thread_join,
     .now_ticks = mt_rtp_now_ticks,
+    .mono_ms = mt_rtp_mono_ms,
+    .cond_timedwait = mt_rtp_cond_timedwait,
 };
 
 /* Stateless, so one shared instance serves every caller. */

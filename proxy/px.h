@@ -43,6 +43,12 @@ typedef struct px_settings {
     char admin_token[256];
     char proxy_id[128];
     char log_level[16];
+    char log_format[8];        /* "text" or "json" */
+    char config_endpoint[512]; /* "": this process is the authority */
+    char state_store[1024];    /* authority only */
+    int lease_ms;              /* authority only */
+    int copy_parallel;
+    int copy_rate; /* rows a second, 0: unlimited */
     int max_connections;
 } px_settings;
 

@@ -39,10 +39,22 @@ static const opt opts[] = {
      "the old tables' backend: memory (default) or an Azure connection string"},
     {"--new", "MTABLE_NEW", OPT_STR, "SPEC",
      "the new tables' backend: memory (default) or an Azure connection string"},
+    {"--config-endpoint", "MTABLE_CONFIG_ENDPOINT", OPT_STR, "URL",
+     "the configuration authority's admin URL (default: this process is its own authority)"},
+    {"--state-store", "MTABLE_STATE_STORE", OPT_STR, "SPEC",
+     "authority state: memory (default), file:PATH, or an Azure connection string"},
+    {"--lease-ms", "MTABLE_LEASE_MS", OPT_INT, "MS",
+     "authority: how long an acknowledgement lets a proxy serve (default 10000)"},
+    {"--copy-parallel", "MTABLE_COPY_PARALLEL", OPT_INT, "N",
+     "migrator: partitions copied at once, 1-64 (default 4)"},
+    {"--copy-rate", "MTABLE_COPY_RATE", OPT_INT, "ROWS",
+     "migrator: copy at most ROWS rows a second (default 0: unlimited)"},
     {"--admin-token", "MTABLE_ADMIN_TOKEN", OPT_STR, "TOKEN",
-     "require Authorization: Bearer TOKEN on admin calls"},
+     "require Authorization: Bearer TOKEN on admin calls (and send it to --config-endpoint)"},
     {"--proxy-id", "MTABLE_PROXY_ID", OPT_STR, "ID", "this proxy's name (default: host:port)"},
     {"--log-level", "MTABLE_LOG_LEVEL", OPT_STR, "LEVEL", "error, warn, info (default), debug"},
+    {"--log-format", "MTABLE_LOG_FORMAT", OPT_STR, "FORMAT",
+     "text (default: human-readable lines) or json (one object a line)"},
     {"--max-connections", "MTABLE_MAX_CONNECTIONS", OPT_INT, "N",
      "concurrent client connections, one thread each (default 256)"},
 };
@@ -78,6 +90,16 @@ static bool parse_addr(const char *v, char *host, size_t cap, int *port)
     return true;
 }
 
+static bool parse_int(const char *v, long lo, long hi, int *out)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || n < lo || n > hi)
+        return false;
+    *out = (int)n;
+    return true;
+}
+
 static bool set_one(px_settings *s, const opt *o, const char *v, FILE *err)
 {
     bool ok = true;
@@ -104,13 +126,29 @@ static bool set_one(px_settings *s, const opt *o, const char *v, FILE *err)
              strcmp(v, "debug") == 0;
     if (ok && strcmp(o->flag, "--log-level") == 0)
         snprintf(s->log_level, sizeof s->log_level, "%s", v);
-    if (strcmp(o->flag, "--max-connections") == 0) {
-        char *end;
-        long n = strtol(v, &end, 10);
-        ok = !*end && n >= 1 && n <= 100000;
+    if (strcmp(o->flag, "--log-format") == 0) {
+        ok = strcmp(v, "text") == 0 || strcmp(v, "json") == 0;
         if (ok)
-            s->max_connections = (int)n;
+            snprintf(s->log_format, sizeof s->log_format, "%s", v);
+    } else if (strcmp(o->flag, "--config-endpoint") == 0) {
+        ok = (strncmp(v, "http://", 7) == 0 || strncmp(v, "https://", 8) == 0) &&
+             snprintf(s->config_endpoint, sizeof s->config_endpoint, "%s", v) <
+                 (int)sizeof s->config_endpoint;
+        size_t n = strlen(s->config_endpoint);
+        while (ok && n > 0 && s->config_endpoint[n - 1] == '/')
+            s->config_endpoint[--n] = '\0';
+    } else if (strcmp(o->flag, "--state-store") == 0) {
+        ok = snprintf(s->state_store, sizeof s->state_store, "%s", v) <
+             (int)sizeof s->state_store;
+    } else if (strcmp(o->flag, "--lease-ms") == 0) {
+        ok = parse_int(v, 1000, 600000, &s->lease_ms);
+    } else if (strcmp(o->flag, "--copy-parallel") == 0) {
+        ok = parse_int(v, 1, 64, &s->copy_parallel);
+    } else if (strcmp(o->flag, "--copy-rate") == 0) {
+        ok = parse_int(v, 0, 100000000, &s->copy_rate);
     }
+    if (strcmp(o->flag, "--max-connections") == 0)
+        ok = parse_int(v, 1, 100000, &s->max_connections);
     if (!ok)
         fprintf(err, "mtable-proxy: bad value for %s (%s): '%s'\n", o->flag, o->env, v);
     return ok;
@@ -175,7 +213,11 @@ int px_settings_load(px_settings *s, int argc, char **argv, FILE *out, FILE *err
     strcpy(s->old_spec, "memory");
     strcpy(s->new_spec, "memory");
     strcpy(s->log_level, "info");
+    strcpy(s->log_format, "text");
+    strcpy(s->state_store, "memory");
     s->max_connections = 256;
+    s->lease_ms = 10000;
+    s->copy_parallel = 4;
     for (size_t i = 0; i < NOPTS; i++) {
         const char *v = getenv(opts[i].env);
         if (v && *v && !set_one(s, &opts[i], v, err))

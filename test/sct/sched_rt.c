@@ -240,6 +240,24 @@ static int64_t sct_rt_now_ticks(mt_rt *rt)
     return SCT_CLOCK_BASE_TICKS + (int64_t)s->steps * SCT_TICKS_PER_STEP;
 }
 
+/* Simulated monotonic time: 1 ms per scheduling point. */
+static int64_t sct_rt_mono_ms(mt_rt *rt)
+{
+    sct_sched *s = sct_of(rt);
+    if (s->running)
+        sct_stepf(s, "mono");
+    return (int64_t)s->steps;
+}
+
+/* A timed wait whose deadline has not passed waits like cond_wait. */
+static bool sct_rt_cond_timedwait(mt_rt *rt, mt_cond *c, mt_mutex *m, int64_t deadline_ms)
+{
+    if (sct_rt_mono_ms(rt) >= deadline_ms)
+        return false;
+    sct_rt_cond_wait(rt, c, m);
+    return sct_rt_mono_ms(rt) < deadline_ms;
+}
+
 const mt_rt_ops sct_rt_ops = {
     .mutex_new = sct_rt_mutex_new,
     .mutex_free = sct_rt_mutex_free,
@@ -252,4 +270,6 @@ const mt_rt_ops sct_rt_ops = {
     .thread_start = sct_rt_thread_start,
     .thread_join = sct_rt_thread_join,
     .now_ticks = sct_rt_now_ticks,
+    .mono_ms = sct_rt_mono_ms,
+    .cond_timedwait = sct_rt_cond_timedwait,
 };

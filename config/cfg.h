@@ -1,0 +1,195 @@
+/*
+ * cfg.h -- the control plane: where the migration phase lives and how every
+ * proxy agrees on it.
+ *
+ * One process is the *authority*: it keeps the phase, its version and the
+ * migrator's checkpoints in a durable *state store*, serves them to the
+ * other proxies (the HTTP side is the proxy's admin listener), and completes
+ * a push only when every proxy that may still serve the previous phase has
+ * acknowledged the new one or lost its lease. Every other proxy runs a
+ * *client*: it fetches the state, drains the operations of the old phase,
+ * acknowledges, renews its lease well inside the lease time, and fails
+ * closed (its backends answer 503 ServerBusy) while it holds no lease.
+ *
+ * The lease protocol, as the authority sees it:
+ *   - a proxy holds a lease for lease_ms from the moment the authority
+ *     accepted its acknowledgement of the *current* version; an
+ *     acknowledgement of an older version is refused (409) and grants
+ *     nothing, so a proxy cannot keep serving an old phase by renewing;
+ *   - a push writes the new state to the store (durable before visible),
+ *     publishes it, and returns when every proxy whose lease was live at the
+ *     push has acknowledged the new version or its lease ran out, plus a
+ *     margin for clock drift and for backend calls already on the wire;
+ *   - after a start (the registry of leases is memory only) no push
+ *     completes before one lease time plus the margin has passed, so a
+ *     proxy leased by the previous incarnation has either come back or
+ *     stopped.
+ * As a client sees it: its lease runs from the moment it *sent* the
+ * acknowledgement (earlier than the authority's clock), so it always gives
+ * up before the authority stops waiting for it.
+ *
+ * Everything here reaches threads, locks and time only through mt_rt, and
+ * talks to the other side through a transport, so the concurrency tester
+ * runs authority and clients with a simulated clock and lossy links.
+ *
+ * What it must never do: make a state visible before it is durable, let a
+ * client serve without a live lease, or complete a push while a proxy may
+ * still be serving the phase before it.
+ */
+#ifndef CFG_H
+#define CFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mt.h"
+
+#define CFG_ETAG_MAX 128
+#define CFG_ID_MAX 128
+
+/* ------------------------------------------------------------------------ */
+/* State store: one small document, replaced by compare-and-swap.            */
+
+typedef struct cfg_store cfg_store;
+
+typedef struct cfg_store_ops {
+    /* The stored document (*doc malloc'd, the caller frees it) and its
+     * ETag; *doc = NULL and etag "" when nothing is stored yet. */
+    mt_status (*load)(cfg_store *s, char **doc, char etag[CFG_ETAG_MAX]);
+    /* Replaces the document if its ETag is still `expected` ("" = nothing
+     * stored yet); otherwise 412 ConditionNotMet and nothing changes. On
+     * success the new document is durable and etag_out holds its ETag. */
+    mt_status (*cas)(cfg_store *s, const char *doc, const char *expected,
+                     char etag_out[CFG_ETAG_MAX]);
+    /* Human-readable location ("memory", "file:/var/lib/...", "table ..."). */
+    const char *(*describe)(cfg_store *s);
+    void (*destroy)(cfg_store *s);
+} cfg_store_ops;
+
+struct cfg_store {
+    const cfg_store_ops *ops;
+};
+
+cfg_store *cfg_store_memory_new(void);
+/* A file replaced atomically (write a temporary, fsync, rename, fsync the
+ * directory); its ETag is a counter kept in the file. A kill -9 at any
+ * point leaves either the old or the new document. NULL with *st set when
+ * the directory cannot be used. */
+cfg_store *cfg_store_file_new(const char *path, mt_status *st);
+/* "memory", "file:PATH", or an Azure connection string (the document is
+ * one entity of table `mtablestate`, created when missing; the CAS is an
+ * If-Match on its ETag). NULL with *st set on a bad spec or an unreachable
+ * table. */
+cfg_store *cfg_store_open(const char *spec, mt_status *st);
+
+/* ------------------------------------------------------------------------ */
+/* What the authority publishes.                                             */
+
+typedef struct cfg_view {
+    int64_t version;
+    mt_phase phase;
+    bool settled; /* every proxy leased at the push acknowledged it */
+    int64_t lease_ms;
+} cfg_view;
+
+/* ------------------------------------------------------------------------ */
+/* The authority.                                                            */
+
+typedef struct cfg_authority cfg_authority;
+
+typedef struct cfg_authority_opts {
+    int64_t lease_ms;  /* default 10000 */
+    int64_t margin_ms; /* default lease_ms / 2 */
+} cfg_authority_opts;
+
+/* Loads the state from store (or writes the initial one: phase
+ * use_old_hide_metadata, version 1). Borrows rt and store. NULL with *st
+ * set when the store cannot be read or written. */
+cfg_authority *cfg_authority_new(mt_rt *rt, cfg_store *store, const cfg_authority_opts *opts,
+                                 mt_status *st);
+void cfg_authority_free(cfg_authority *a);
+
+/* The configuration service this process's own operations and its
+ * migrator use: subscribe/unsubscribe are local, push is cfg_authority_push.
+ * Borrowed; valid until cfg_authority_free. */
+mt_config_service *cfg_authority_service(cfg_authority *a);
+
+/* Makes phase the next version: durable, then visible, then waits as the
+ * opening comment says. 409 PhaseConflict when the store changed behind
+ * this authority (another replica pushed; the state is reloaded). */
+mt_status cfg_authority_push(cfg_authority *a, mt_phase phase);
+
+/* The long poll: returns at once when the published version differs from
+ * `after`, or when it equals it, is settled, and the caller does not know
+ * that yet (known_settled false); otherwise waits up to wait_ms for either. */
+void cfg_authority_poll(cfg_authority *a, int64_t after, bool known_settled, int64_t wait_ms,
+                        cfg_view *out);
+
+/* An acknowledgement (and lease renewal) from proxy id: 204 when version
+ * is the published one (the lease runs lease_ms from now); 409
+ * StaleConfigVersion (no lease) when it is not; 400 on a bad id. */
+mt_status cfg_authority_ack(cfg_authority *a, const char *id, int64_t version);
+
+typedef struct cfg_proxy_info {
+    char id[CFG_ID_MAX];
+    int64_t acked_version;
+    int64_t since_ack_ms;   /* since its last accepted acknowledgement */
+    int64_t lease_left_ms;  /* <= 0: expired */
+} cfg_proxy_info;
+
+/* Proxies seen since start, most recent first; fills up to cap, returns
+ * how many there are. Proxies expired for over ten lease times are
+ * forgotten. */
+size_t cfg_authority_proxies(cfg_authority *a, cfg_proxy_info *out, size_t cap);
+
+/* The migrator's own part of the state document (a JSON object as text, or
+ * NULL), kept across restarts. load: the caller frees *json. */
+mt_status cfg_authority_load_migration(cfg_authority *a, char **json);
+mt_status cfg_authority_save_migration(cfg_authority *a, const char *json);
+
+/* ------------------------------------------------------------------------ */
+/* The client.                                                               */
+
+/* How a client reaches the authority: HTTP in production (cfg_http.c), direct
+ * calls with faults in the tester. Each returns an error status when the
+ * authority could not be reached or answered badly. */
+typedef struct cfg_transport {
+    mt_status (*get_state)(void *ctx, int64_t after, bool known_settled, int64_t wait_ms,
+                           cfg_view *out);
+    /* ok (204), 409 StaleConfigVersion, or an error. */
+    mt_status (*ack)(void *ctx, const char *id, int64_t version);
+    void *ctx;
+} cfg_transport;
+
+typedef struct cfg_client cfg_client;
+
+/* A client for proxy id; starts its thread, which fetches, acknowledges and
+ * renews until cfg_client_free. Until its first lease it serves nothing.
+ * Borrows rt and the transport's ctx. NULL on out of memory. */
+cfg_client *cfg_client_new(mt_rt *rt, const cfg_transport *tr, const char *id);
+void cfg_client_free(cfg_client *c);
+
+/* The configuration service this proxy's operations use. Borrowed. */
+mt_config_service *cfg_client_service(cfg_client *c);
+
+/* Whether the proxy may reach its backends now (it holds a live lease). */
+bool cfg_client_lease_valid(cfg_client *c);
+
+typedef struct cfg_client_info {
+    int64_t version; /* applied, 0 before the first fetch */
+    mt_phase phase;
+    bool leased;
+    int64_t lease_left_ms;
+    int64_t acked_version;
+    int64_t failures; /* consecutive failed calls to the authority */
+    char last_error[160];
+} cfg_client_info;
+void cfg_client_info_get(cfg_client *c, cfg_client_info *out);
+
+/* A backend table that refuses every call with 503 ServerBusy while
+ * valid(ctx) is false: what keeps a proxy without a lease off its backends.
+ * Borrows inner. */
+mt_table *cfg_guard_new(mt_table *inner, bool (*valid)(void *ctx), void *ctx);
+
+#endif

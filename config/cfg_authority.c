@@ -1,0 +1,2 @@
+/* cfg_authority.c -- being written. */
+#include "cfg.h"

@@ -1,0 +1,2 @@
+/* cfg_client.c -- being written. */
+#include "cfg.h"

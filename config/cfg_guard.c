@@ -1,0 +1,136 @@
+/*
+ * cfg_guard.c -- a backend table that lets calls through only while the
+ * proxy holds a lease.
+ *
+ * The authority stops waiting for a proxy once its lease has run out, and
+ * may then push the phase after next; from that moment nothing this proxy
+ * does under its old phase is safe. So the check sits in front of every
+ * backend call, not only at the start of an operation: an operation that
+ * began with a lease and is still running when it runs out fails at its
+ * next call with 503 ServerBusy, which SDKs retry. A call already sent is
+ * covered by the authority's margin.
+ */
+#include "cfg.h"
+
+#include <stdlib.h>
+
+typedef struct guard {
+    mt_table base;
+    mt_table *inner;
+    bool (*valid)(void *ctx);
+    void *ctx;
+} guard;
+
+typedef struct guard_stream {
+    mt_stream base;
+    mt_stream *inner;
+    guard *g;
+} guard_stream;
+
+static mt_status refuse(void)
+{
+    return mt_error(503, MT_ERR_SERVER_BUSY,
+                    "This proxy holds no lease on the migration phase (its configuration "
+                    "endpoint is unreachable); retry shortly.");
+}
+
+static mt_status guard_batch(mt_table *t, const mt_op *ops, size_t n, mt_op_result *res)
+{
+    guard *g = (guard *)t;
+    if (!g->valid(g->ctx))
+        return refuse();
+    return g->inner->ops->execute_batch(g->inner, ops, n, res);
+}
+
+static mt_status guard_atomic(mt_table *t, const char *pk, const mt_filter *f,
+                              mt_entity_list *out)
+{
+    guard *g = (guard *)t;
+    if (!g->valid(g->ctx))
+        return refuse();
+    return g->inner->ops->query_atomic(g->inner, pk, f, out);
+}
+
+static mt_status guard_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity **out)
+{
+    guard *g = (guard *)t;
+    if (!g->valid(g->ctx))
+        return refuse();
+    return g->inner->ops->retrieve(g->inner, pk, rk, out);
+}
+
+static mt_status gs_next(mt_stream *s, mt_entity **out)
+{
+    guard_stream *gs = (guard_stream *)s;
+    *out = NULL;
+    if (!gs->g->valid(gs->g->ctx))
+        return refuse();
+    return gs->inner->ops->next(gs->inner, out);
+}
+
+static mt_status gs_continuation(mt_stream *s, mt_key *out, bool *more)
+{
+    guard_stream *gs = (guard_stream *)s;
+    if (!gs->g->valid(gs->g->ctx))
+        return refuse();
+    return gs->inner->ops->continuation(gs->inner, out, more);
+}
+
+static void gs_close(mt_stream *s)
+{
+    guard_stream *gs = (guard_stream *)s;
+    gs->inner->ops->close(gs->inner);
+    free(gs);
+}
+
+static const mt_stream_ops guard_stream_ops = {
+    .next = gs_next,
+    .continuation = gs_continuation,
+    .close = gs_close,
+};
+
+static mt_status guard_stream_open(mt_table *t, const mt_filter *f, const mt_key *start,
+                                   mt_stream **out)
+{
+    guard *g = (guard *)t;
+    *out = NULL;
+    if (!g->valid(g->ctx))
+        return refuse();
+    guard_stream *gs = calloc(1, sizeof *gs);
+    if (!gs)
+        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+    mt_status st = g->inner->ops->query_stream(g->inner, f, start, &gs->inner);
+    if (!mt_is_ok(&st)) {
+        free(gs);
+        return st;
+    }
+    gs->base.ops = &guard_stream_ops;
+    gs->g = g;
+    *out = &gs->base;
+    return st;
+}
+
+static void guard_destroy(mt_table *t)
+{
+    free(t);
+}
+
+static const mt_table_ops guard_ops = {
+    .execute_batch = guard_batch,
+    .query_atomic = guard_atomic,
+    .query_stream = guard_stream_open,
+    .retrieve = guard_retrieve,
+    .destroy = guard_destroy,
+};
+
+mt_table *cfg_guard_new(mt_table *inner, bool (*valid)(void *ctx), void *ctx)
+{
+    guard *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    g->base.ops = &guard_ops;
+    g->inner = inner;
+    g->valid = valid;
+    g->ctx = ctx;
+    return &g->base;
+}

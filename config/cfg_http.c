@@ -1,0 +1,2 @@
+/* cfg_http.c -- being written. */
+#include "cfg.h"

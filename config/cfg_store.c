@@ -1,0 +1,2 @@
+/* cfg_store.c -- being written. */
+#include "cfg.h"

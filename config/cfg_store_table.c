@@ -1,0 +1,2 @@
+/* cfg_store_table.c -- being written. */
+#include "cfg.h"
