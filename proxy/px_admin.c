@@ -107,7 +107,9 @@ static void *migrate_thread(void *arg)
         pairs[i] = px_table_backends(all[i]);
     pthread_mutex_lock(&app->mu);
     mt_migrator_hooks hooks = {.progress = on_progress, .ctx = app,
-                               .stop_early = app->mig_stop_early, .until = app->mig_until};
+                               .stop_early = app->mig_stop_early, .until = app->mig_until,
+                               .parallel = app->settings.copy_parallel,
+                               .rows_per_second = app->settings.copy_rate};
     pthread_mutex_unlock(&app->mu);
     mt_migrator_stats stats = {0};
     pthread_mutex_lock(&app->push_mu);
