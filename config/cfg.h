@@ -20,10 +20,10 @@
  *     publishes it, and returns when every proxy whose lease was live at the
  *     push has acknowledged the new version or its lease ran out, plus a
  *     margin for clock drift and for backend calls already on the wire;
- *   - after a start (the registry of leases is memory only) no push
- *     completes before one lease time plus the margin has passed, so a
- *     proxy leased by the previous incarnation has either come back or
- *     stopped.
+ *   - after a start on a stored state (the registry of leases is memory
+ *     only) no push completes before one lease time plus the margin has
+ *     passed, so a proxy leased by the previous incarnation has either
+ *     come back or stopped. A start on an empty store has no such past.
  * As a client sees it: its lease runs from the moment it *sent* the
  * acknowledgement (earlier than the authority's clock), so it always gives
  * up before the authority stops waiting for it.
@@ -120,6 +120,11 @@ mt_config_service *cfg_authority_service(cfg_authority *a);
  * this authority (another replica pushed; the state is reloaded). */
 mt_status cfg_authority_push(cfg_authority *a, mt_phase phase);
 
+/* Settles the current version once nothing is pending (the grace period
+ * after start is over, no push running): call it now and then, so that a
+ * restarted authority settles without a push. Cheap. */
+void cfg_authority_tick(cfg_authority *a);
+
 /* The long poll: returns at once when the published version differs from
  * `after`, or when it equals it, is settled, and the caller does not know
  * that yet (known_settled false); otherwise waits up to wait_ms for either. */
@@ -134,8 +139,8 @@ mt_status cfg_authority_ack(cfg_authority *a, const char *id, int64_t version);
 typedef struct cfg_proxy_info {
     char id[CFG_ID_MAX];
     int64_t acked_version;
-    int64_t since_ack_ms;   /* since its last accepted acknowledgement */
-    int64_t lease_left_ms;  /* <= 0: expired */
+    int64_t since_ack_ms;  /* since its last accepted acknowledgement */
+    int64_t lease_left_ms; /* <= 0: expired */
 } cfg_proxy_info;
 
 /* Proxies seen since start, most recent first; fills up to cap, returns
@@ -162,6 +167,15 @@ typedef struct cfg_transport {
     void *ctx;
 } cfg_transport;
 
+/* The HTTP transport: GET ENDPOINT/config/v1/state and PUT
+ * ENDPOINT/config/v1/acks/ID, with `Authorization: Bearer token` when token
+ * is non-empty. One caller at a time (the client's thread). NULL on out of
+ * memory. */
+typedef struct cfg_http cfg_http;
+cfg_http *cfg_http_new(const char *endpoint, const char *token);
+void cfg_http_free(cfg_http *h);
+cfg_transport cfg_http_transport(cfg_http *h);
+
 typedef struct cfg_client cfg_client;
 
 /* A client for proxy id; starts its thread, which fetches, acknowledges and
@@ -183,7 +197,7 @@ typedef struct cfg_client_info {
     int64_t lease_left_ms;
     int64_t acked_version;
     int64_t failures; /* consecutive failed calls to the authority */
-    char last_error[160];
+    char last_error[256];
 } cfg_client_info;
 void cfg_client_info_get(cfg_client *c, cfg_client_info *out);
 

@@ -1,2 +1,500 @@
-/* cfg_authority.c -- being written. */
+/*
+ * cfg_authority.c -- the configuration authority: the phase, its version
+ * and the proxies' leases.
+ *
+ * State: the published view (version, phase, settled) and the migrator's
+ * JSON live in one document in the store, written by compare-and-swap; the
+ * registry of proxies and their leases lives in memory only (see cfg.h for
+ * why a restart makes the first push wait one lease time).
+ *
+ * Locks: store_mu serializes writes of the document (a push and a
+ * checkpoint may race); mu guards the published view and the registry and
+ * is never held across store I/O, so long polls and acknowledgements are
+ * not stalled behind an fsync or a round trip to a table. push_mu makes
+ * pushes one at a time, as the local service does.
+ *
+ * A push, in order: write the new version durably; publish it (long polls
+ * return, acknowledgements of the old version are refused from now on);
+ * move this process's own operations (the local service drains those of
+ * the old phase); wait for the remote proxies; mark the version settled.
+ */
 #include "cfg.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DOC_FORMAT 1
+
+typedef struct lease_rec {
+    struct lease_rec *next;
+    char id[CFG_ID_MAX];
+    int64_t acked_version;
+    int64_t acked_at; /* mono ms */
+    int64_t until;    /* mono ms; the lease as the authority counts it */
+} lease_rec;
+
+struct cfg_authority {
+    mt_config_service svc; /* first: the service handed to callers */
+    mt_rt *rt;
+    cfg_store *store;
+    mt_config_service *local;
+    int64_t lease_ms, margin_ms;
+    int64_t started_ms;
+    bool fresh; /* the store held no state: no lease can predate this start */
+
+    mt_mutex *push_mu;
+    mt_mutex *store_mu; /* guards etag and migration */
+    char etag[CFG_ETAG_MAX];
+    char *migration; /* JSON object text or NULL */
+
+    mt_mutex *mu; /* guards everything below */
+    mt_cond *changed;
+    cfg_view view;
+    lease_rec *leases;
+    bool pushing; /* a push is between publishing and settling */
+    bool closing;
+};
+
+static int64_t now_ms(cfg_authority *a)
+{
+    return a->rt->ops->mono_ms(a->rt);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The document.                                                             */
+
+static char *doc_build(int64_t version, mt_phase phase, const char *migration)
+{
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddNumberToObject(doc, "format", DOC_FORMAT);
+    cJSON_AddNumberToObject(doc, "config_version", (double)version);
+    cJSON_AddStringToObject(doc, "phase", mt_phase_name(phase));
+    cJSON *mig = migration ? cJSON_Parse(migration) : NULL;
+    if (mig)
+        cJSON_AddItemToObject(doc, "migration", mig);
+    char *text = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    return text;
+}
+
+static mt_status doc_parse(const char *text, int64_t *version, mt_phase *phase, char **migration)
+{
+    cJSON *doc = cJSON_Parse(text);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, "config_version");
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(doc, "phase");
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "migration");
+    mt_status st = mt_ok();
+    if (!cJSON_IsNumber(v) || v->valuedouble < 1 || !cJSON_IsString(p) ||
+        !mt_phase_parse(p->valuestring, phase)) {
+        st = mt_error(500, MT_ERR_INTERNAL,
+                      "the stored state is not an mtable state document (config_version and "
+                      "phase missing or invalid)");
+    } else {
+        *version = (int64_t)v->valuedouble;
+        *migration = cJSON_IsObject(m) ? cJSON_PrintUnformatted(m) : NULL;
+    }
+    cJSON_Delete(doc);
+    return st;
+}
+
+/* Writes (version, phase, migration) over the document this authority last
+ * read or wrote. Holds store_mu. */
+static mt_status doc_write(cfg_authority *a, int64_t version, mt_phase phase, const char *migration)
+{
+    char *text = doc_build(version, phase, migration);
+    if (!text)
+        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+    char etag[CFG_ETAG_MAX];
+    mt_status st = a->store->ops->cas(a->store, text, a->etag, etag);
+    free(text);
+    if (mt_is_ok(&st))
+        memcpy(a->etag, etag, sizeof etag);
+    return st;
+}
+
+/* Reads the document again after someone else changed it and publishes
+ * what it says. Holds store_mu. */
+static mt_status doc_reload(cfg_authority *a)
+{
+    char *text = NULL, *migration = NULL;
+    char etag[CFG_ETAG_MAX];
+    int64_t version = 0;
+    mt_phase phase = MT_PHASE_USE_OLD_HIDE_METADATA;
+    mt_status st = a->store->ops->load(a->store, &text, etag);
+    if (mt_is_ok(&st) && !text)
+        st = mt_error(500, MT_ERR_INTERNAL, "the stored state disappeared");
+    if (mt_is_ok(&st))
+        st = doc_parse(text, &version, &phase, &migration);
+    free(text);
+    if (!mt_is_ok(&st))
+        return st;
+    memcpy(a->etag, etag, sizeof etag);
+    free(a->migration);
+    a->migration = migration;
+    a->rt->ops->lock(a->rt, a->mu);
+    bool moved = a->view.version != version;
+    a->view.version = version;
+    a->view.phase = phase;
+    a->view.settled = false;
+    a->rt->ops->cond_broadcast(a->rt, a->changed);
+    a->rt->ops->unlock(a->rt, a->mu);
+    if (moved)
+        st = mt_config_local_set(a->local, phase, version, false);
+    return st;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Pushes.                                                                   */
+
+/* Whether some proxy may still serve a version before `version`: it holds
+ * a lease (plus the margin) and has not acknowledged it. Also true during
+ * the grace period after start, when leases granted by an earlier
+ * incarnation may be live. *wake: when to look again. Holds mu. */
+static bool remote_pending(cfg_authority *a, int64_t version, int64_t now, int64_t *wake)
+{
+    bool pending = false;
+    *wake = INT64_MAX;
+    int64_t grace_end = a->started_ms + a->lease_ms + a->margin_ms;
+    if (!a->fresh && now < grace_end) {
+        pending = true;
+        *wake = grace_end;
+    }
+    for (lease_rec *r = a->leases; r; r = r->next) {
+        int64_t gone = r->until + a->margin_ms;
+        if (r->acked_version >= version || now >= gone)
+            continue;
+        pending = true;
+        if (gone < *wake)
+            *wake = gone;
+    }
+    return pending;
+}
+
+static void wait_remote(cfg_authority *a, int64_t version)
+{
+    mt_rt *rt = a->rt;
+    rt->ops->lock(rt, a->mu);
+    int64_t wake;
+    while (!a->closing && a->view.version == version &&
+           remote_pending(a, version, now_ms(a), &wake))
+        rt->ops->cond_timedwait(rt, a->changed, a->mu, wake);
+    if (a->view.version == version)
+        a->view.settled = true;
+    rt->ops->cond_broadcast(rt, a->changed);
+    rt->ops->unlock(rt, a->mu);
+}
+
+mt_status cfg_authority_push(cfg_authority *a, mt_phase phase)
+{
+    mt_rt *rt = a->rt;
+    rt->ops->lock(rt, a->push_mu);
+    rt->ops->lock(rt, a->store_mu);
+    rt->ops->lock(rt, a->mu);
+    int64_t version = a->view.version + 1;
+    rt->ops->unlock(rt, a->mu);
+    mt_status st = doc_write(a, version, phase, a->migration);
+    if (st.http == 412) {
+        mt_status re = doc_reload(a);
+        st = mt_is_ok(&re) ? mt_error(409, "PhaseConflict",
+                                      "another authority changed the state first; it is now "
+                                      "reloaded, try again")
+                           : re;
+    }
+    rt->ops->unlock(rt, a->store_mu);
+    if (mt_is_ok(&st)) {
+        rt->ops->lock(rt, a->mu);
+        a->view.version = version;
+        a->view.phase = phase;
+        a->view.settled = false;
+        a->pushing = true;
+        rt->ops->cond_broadcast(rt, a->changed);
+        rt->ops->unlock(rt, a->mu);
+        st = mt_config_local_set(a->local, phase, version, false);
+        wait_remote(a, version);
+        mt_config_local_settle(a->local, version);
+        rt->ops->lock(rt, a->mu);
+        a->pushing = false;
+        rt->ops->unlock(rt, a->mu);
+    }
+    rt->ops->unlock(rt, a->push_mu);
+    return st;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Long polls and acknowledgements.                                          */
+
+void cfg_authority_poll(cfg_authority *a, int64_t after, bool known_settled, int64_t wait_ms,
+                        cfg_view *out)
+{
+    mt_rt *rt = a->rt;
+    rt->ops->lock(rt, a->mu);
+    int64_t deadline = now_ms(a) + (wait_ms > 0 ? wait_ms : 0);
+    while (!a->closing && a->view.version == after && (known_settled || !a->view.settled)) {
+        if (!rt->ops->cond_timedwait(rt, a->changed, a->mu, deadline))
+            break;
+    }
+    *out = a->view;
+    rt->ops->unlock(rt, a->mu);
+}
+
+static lease_rec *lease_find(cfg_authority *a, const char *id)
+{
+    for (lease_rec *r = a->leases; r; r = r->next)
+        if (strcmp(r->id, id) == 0)
+            return r;
+    lease_rec *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    snprintf(r->id, sizeof r->id, "%s", id);
+    r->next = a->leases;
+    a->leases = r;
+    return r;
+}
+
+mt_status cfg_authority_ack(cfg_authority *a, const char *id, int64_t version)
+{
+    size_t n = id ? strlen(id) : 0;
+    if (n == 0 || n >= CFG_ID_MAX)
+        return mt_error(400, MT_ERR_INVALID_INPUT, "a proxy id has 1 to %d characters",
+                        CFG_ID_MAX - 1);
+    mt_rt *rt = a->rt;
+    mt_status st = mt_ok();
+    rt->ops->lock(rt, a->mu);
+    if (version != a->view.version) {
+        st = mt_error(409, "StaleConfigVersion",
+                      "version %lld is not the current one (%lld); fetch the state again",
+                      (long long)version, (long long)a->view.version);
+    } else {
+        lease_rec *r = lease_find(a, id);
+        if (!r) {
+            st = mt_error(500, MT_ERR_INTERNAL, "out of memory");
+        } else {
+            int64_t now = now_ms(a);
+            r->acked_version = version;
+            r->acked_at = now;
+            r->until = now + a->lease_ms;
+            rt->ops->cond_broadcast(rt, a->changed);
+        }
+    }
+    rt->ops->unlock(rt, a->mu);
+    return st;
+}
+
+size_t cfg_authority_proxies(cfg_authority *a, cfg_proxy_info *out, size_t cap)
+{
+    mt_rt *rt = a->rt;
+    rt->ops->lock(rt, a->mu);
+    int64_t now = now_ms(a);
+    size_t n = 0;
+    for (lease_rec **pp = &a->leases; *pp;) {
+        lease_rec *r = *pp;
+        if (now - r->until > 10 * a->lease_ms) { /* long gone: forget it */
+            *pp = r->next;
+            free(r);
+            continue;
+        }
+        if (n < cap) {
+            cfg_proxy_info *p = &out[n];
+            memcpy(p->id, r->id, sizeof p->id);
+            p->acked_version = r->acked_version;
+            p->since_ack_ms = now - r->acked_at;
+            p->lease_left_ms = r->until - now;
+        }
+        n++;
+        pp = &r->next;
+    }
+    rt->ops->unlock(rt, a->mu);
+    return n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The migrator's part of the document.                                      */
+
+mt_status cfg_authority_load_migration(cfg_authority *a, char **json)
+{
+    a->rt->ops->lock(a->rt, a->store_mu);
+    *json = a->migration ? strdup(a->migration) : NULL;
+    a->rt->ops->unlock(a->rt, a->store_mu);
+    return mt_ok();
+}
+
+mt_status cfg_authority_save_migration(cfg_authority *a, const char *json)
+{
+    char *copy = json ? strdup(json) : NULL;
+    if (json && !copy)
+        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+    a->rt->ops->lock(a->rt, a->store_mu);
+    a->rt->ops->lock(a->rt, a->mu);
+    cfg_view v = a->view;
+    a->rt->ops->unlock(a->rt, a->mu);
+    mt_status st = doc_write(a, v.version, v.phase, copy);
+    if (mt_is_ok(&st)) {
+        free(a->migration);
+        a->migration = copy;
+    } else {
+        free(copy);
+        if (st.http == 412) {
+            mt_status re = doc_reload(a);
+            st = mt_is_ok(&re)
+                     ? mt_error(409, "PhaseConflict", "another authority changed the state first")
+                     : re;
+        }
+    }
+    a->rt->ops->unlock(a->rt, a->store_mu);
+    return st;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The service, creation and teardown.                                       */
+
+static cfg_authority *of(mt_config_service *s)
+{
+    return (cfg_authority *)s;
+}
+
+static mt_subscription *svc_subscribe(mt_config_service *s, const mt_subscriber *sub,
+                                      mt_config *current)
+{
+    mt_config_service *local = of(s)->local;
+    return local->ops->subscribe(local, sub, current);
+}
+
+static void svc_unsubscribe(mt_config_service *s, mt_subscription *sub)
+{
+    mt_config_service *local = of(s)->local;
+    local->ops->unsubscribe(local, sub);
+}
+
+static mt_status svc_push(mt_config_service *s, mt_phase phase)
+{
+    return cfg_authority_push(of(s), phase);
+}
+
+static void svc_destroy(mt_config_service *s)
+{
+    (void)s; /* owned by the authority */
+}
+
+static const mt_config_ops authority_ops = {
+    .subscribe = svc_subscribe,
+    .unsubscribe = svc_unsubscribe,
+    .push = svc_push,
+    .destroy = svc_destroy,
+};
+
+mt_config_service *cfg_authority_service(cfg_authority *a)
+{
+    return &a->svc;
+}
+
+/* Reads the stored state, or stores the initial one. */
+static mt_status authority_load(cfg_authority *a)
+{
+    char *text = NULL;
+    mt_status st = a->store->ops->load(a->store, &text, a->etag);
+    if (!mt_is_ok(&st))
+        return st;
+    int64_t version = 1;
+    mt_phase phase = MT_PHASE_USE_OLD_HIDE_METADATA;
+    a->fresh = text == NULL;
+    if (text)
+        st = doc_parse(text, &version, &phase, &a->migration);
+    else
+        st = doc_write(a, version, phase, NULL);
+    free(text);
+    if (!mt_is_ok(&st))
+        return st;
+    a->view =
+        (cfg_view){.version = version, .phase = phase, .settled = false, .lease_ms = a->lease_ms};
+    return mt_config_local_set(a->local, phase, version, false);
+}
+
+cfg_authority *cfg_authority_new(mt_rt *rt, cfg_store *store, const cfg_authority_opts *opts,
+                                 mt_status *st)
+{
+    cfg_authority *a = calloc(1, sizeof *a);
+    if (!a) {
+        *st = mt_error(500, MT_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    a->svc.ops = &authority_ops;
+    a->rt = rt;
+    a->store = store;
+    a->lease_ms = opts && opts->lease_ms > 0 ? opts->lease_ms : 10000;
+    a->margin_ms = opts && opts->margin_ms > 0 ? opts->margin_ms : a->lease_ms / 2;
+    a->local = mt_config_local_new(rt, MT_PHASE_USE_OLD_HIDE_METADATA);
+    a->push_mu = rt->ops->mutex_new(rt);
+    a->store_mu = rt->ops->mutex_new(rt);
+    a->mu = rt->ops->mutex_new(rt);
+    a->changed = rt->ops->cond_new(rt);
+    a->started_ms = rt->ops->mono_ms(rt);
+    if (!a->local || !a->push_mu || !a->store_mu || !a->mu || !a->changed) {
+        *st = mt_error(500, MT_ERR_INTERNAL, "out of memory");
+        cfg_authority_free(a);
+        return NULL;
+    }
+    *st = authority_load(a);
+    if (!mt_is_ok(st)) {
+        cfg_authority_free(a);
+        return NULL;
+    }
+    /* Settled once every lease a previous incarnation granted is over. */
+    int64_t version = a->view.version;
+    rt->ops->lock(rt, a->mu);
+    int64_t wake;
+    a->view.settled = !remote_pending(a, version, a->started_ms, &wake);
+    rt->ops->unlock(rt, a->mu);
+    return a;
+}
+
+/* Marks the current version settled if the grace period after start is
+ * over and nothing else is pending; the proxy calls it now and then (it
+ * is cheap) so that a restarted authority settles without a push. */
+void cfg_authority_tick(cfg_authority *a)
+{
+    mt_rt *rt = a->rt;
+    rt->ops->lock(rt, a->mu);
+    int64_t wake;
+    if (!a->view.settled && !a->pushing && !remote_pending(a, a->view.version, now_ms(a), &wake)) {
+        a->view.settled = true;
+        rt->ops->cond_broadcast(rt, a->changed);
+    }
+    int64_t version = a->view.version;
+    bool settled = a->view.settled;
+    rt->ops->unlock(rt, a->mu);
+    if (settled)
+        mt_config_local_settle(a->local, version);
+}
+
+void cfg_authority_free(cfg_authority *a)
+{
+    if (!a)
+        return;
+    mt_rt *rt = a->rt;
+    if (a->mu) {
+        rt->ops->lock(rt, a->mu);
+        a->closing = true;
+        if (a->changed)
+            rt->ops->cond_broadcast(rt, a->changed);
+        rt->ops->unlock(rt, a->mu);
+    }
+    while (a->leases) {
+        lease_rec *r = a->leases;
+        a->leases = r->next;
+        free(r);
+    }
+    if (a->local)
+        a->local->ops->destroy(a->local);
+    if (a->changed)
+        rt->ops->cond_free(rt, a->changed);
+    if (a->mu)
+        rt->ops->mutex_free(rt, a->mu);
+    if (a->store_mu)
+        rt->ops->mutex_free(rt, a->store_mu);
+    if (a->push_mu)
+        rt->ops->mutex_free(rt, a->push_mu);
+    free(a->migration);
+    free(a);
+}

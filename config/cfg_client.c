@@ -1,2 +1,301 @@
-/* cfg_client.c -- being written. */
+/*
+ * cfg_client.c -- a proxy's side of the lease protocol.
+ *
+ * One thread per client talks to the authority in a loop: acknowledge (and
+ * so renew) the applied version whenever a renewal is due, then long-poll
+ * for a newer state until the next renewal is due. On a new version it
+ * first moves the proxy's own operations (the local service: new operations
+ * start in the new phase, and the move returns once every operation of the
+ * old phase has finished), and only then acknowledges: the authority must
+ * never hear "done" from a proxy that still has an old-phase write on the
+ * wire. The seeded bug AckBeforeDrain swaps the two.
+ *
+ * The lease runs from the moment the acknowledgement was *sent*: the
+ * authority starts counting later, so the proxy always gives up first.
+ * Renewals are due every third of the lease, so two may fail before the
+ * lease runs out. Without a lease the guard (cfg_guard.c) keeps every
+ * backend call out, and the loop keeps trying: the proxy recovers by
+ * itself once the authority answers again.
+ */
 #include "cfg.h"
+#include "mt_bugs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Before the first answer the lease time is unknown; ask this often. */
+#define FIRST_WAIT_MS 1000
+/* After a failed call, wait this long before the next one (doubling). */
+#define RETRY_MIN_MS 100
+#define RETRY_MAX_MS 2000
+
+struct cfg_client {
+    mt_config_service svc; /* first: the service handed to callers */
+    mt_rt *rt;
+    cfg_transport tr;
+    char id[CFG_ID_MAX];
+    mt_config_service *local;
+    mt_thread *thread;
+
+    mt_mutex *mu; /* guards everything below */
+    mt_cond *changed;
+    bool stopping;
+    cfg_view applied;    /* version 0 until the first fetch */
+    int64_t lease_until; /* mono ms; 0: none yet */
+    int64_t acked_version;
+    int64_t failures;
+    char last_error[256];
+};
+
+/* The loop's own state; only its thread touches it. */
+typedef struct loop_state {
+    int64_t next_renew; /* mono ms */
+    int64_t retry_ms;
+    bool must_ack; /* a new version waits for its acknowledgement */
+    bool refetch;  /* the authority refused our version */
+} loop_state;
+
+static int64_t now_ms(cfg_client *c)
+{
+    return c->rt->ops->mono_ms(c->rt);
+}
+
+static void note_failure(cfg_client *c, const char *what, const mt_status *st)
+{
+    c->rt->ops->lock(c->rt, c->mu);
+    c->failures++;
+    snprintf(c->last_error, sizeof c->last_error, "%.24s: %d %.47s: %.160s", what, st->http,
+             st->code, st->message);
+    c->rt->ops->unlock(c->rt, c->mu);
+}
+
+/* Waits up to ms unless the client is stopping; false when it is. */
+static bool pause_ms(cfg_client *c, int64_t ms)
+{
+    mt_rt *rt = c->rt;
+    rt->ops->lock(rt, c->mu);
+    int64_t deadline = now_ms(c) + ms;
+    while (!c->stopping && rt->ops->cond_timedwait(rt, c->changed, c->mu, deadline))
+        ;
+    bool go_on = !c->stopping;
+    rt->ops->unlock(rt, c->mu);
+    return go_on;
+}
+
+/* Acknowledges the applied version; on success the lease runs lease_ms
+ * from before the call. */
+static void renew(cfg_client *c, loop_state *ls)
+{
+    mt_rt *rt = c->rt;
+    rt->ops->lock(rt, c->mu);
+    cfg_view v = c->applied;
+    rt->ops->unlock(rt, c->mu);
+    int64_t sent = now_ms(c);
+    mt_status st = c->tr.ack(c->tr.ctx, c->id, v.version);
+    if (st.http == 409) {
+        ls->refetch = true;
+        return;
+    }
+    if (!mt_is_ok(&st)) {
+        note_failure(c, "acknowledge", &st);
+        ls->next_renew = now_ms(c) + ls->retry_ms;
+        ls->retry_ms = ls->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : ls->retry_ms * 2;
+        return;
+    }
+    rt->ops->lock(rt, c->mu);
+    if (c->applied.version == v.version) {
+        c->lease_until = sent + v.lease_ms;
+        c->acked_version = v.version;
+    }
+    c->failures = 0;
+    rt->ops->unlock(rt, c->mu);
+    ls->must_ack = false;
+    ls->retry_ms = RETRY_MIN_MS;
+    ls->next_renew = sent + v.lease_ms / 3;
+}
+
+/* Moves this proxy to the fetched view: its operations first, then the
+ * record of what it applied. */
+static void apply(cfg_client *c, const cfg_view *v, loop_state *ls)
+{
+    mt_rt *rt = c->rt;
+    if (MT_BUG(AckBeforeDrain)) {
+        rt->ops->lock(rt, c->mu);
+        c->applied = *v;
+        rt->ops->unlock(rt, c->mu);
+        renew(c, ls);
+    }
+    mt_config_local_set(c->local, v->phase, v->version, v->settled);
+    rt->ops->lock(rt, c->mu);
+    c->applied = *v;
+    rt->ops->unlock(rt, c->mu);
+    ls->must_ack = true;
+}
+
+static void settle(cfg_client *c, const cfg_view *v)
+{
+    mt_config_local_settle(c->local, v->version);
+    c->rt->ops->lock(c->rt, c->mu);
+    if (c->applied.version == v->version)
+        c->applied.settled = true;
+    c->rt->ops->unlock(c->rt, c->mu);
+}
+
+/* One long poll, up to the next renewal. */
+static void fetch(cfg_client *c, loop_state *ls)
+{
+    mt_rt *rt = c->rt;
+    rt->ops->lock(rt, c->mu);
+    cfg_view have = c->applied;
+    rt->ops->unlock(rt, c->mu);
+    int64_t wait =
+        have.version == 0 || ls->refetch || ls->must_ack ? 0 : ls->next_renew - now_ms(c);
+    if (wait < 0)
+        wait = 0;
+    cfg_view v;
+    int64_t after = ls->refetch ? -1 : have.version;
+    mt_status st = c->tr.get_state(c->tr.ctx, after, have.settled, wait, &v);
+    if (!mt_is_ok(&st)) {
+        note_failure(c, "fetch the state", &st);
+        pause_ms(c, have.version == 0 ? FIRST_WAIT_MS : ls->retry_ms);
+        ls->retry_ms = ls->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : ls->retry_ms * 2;
+        return;
+    }
+    ls->refetch = false;
+    if (v.lease_ms <= 0)
+        v.lease_ms = 10000;
+    if (v.version != have.version)
+        apply(c, &v, ls);
+    else if (v.settled && !have.settled)
+        settle(c, &v);
+}
+
+static void *client_loop(void *arg)
+{
+    cfg_client *c = arg;
+    loop_state ls = {.retry_ms = RETRY_MIN_MS};
+    for (;;) {
+        c->rt->ops->lock(c->rt, c->mu);
+        bool stop = c->stopping;
+        int64_t version = c->applied.version;
+        c->rt->ops->unlock(c->rt, c->mu);
+        if (stop)
+            break;
+        if (version != 0 && !ls.refetch && (ls.must_ack || now_ms(c) >= ls.next_renew))
+            renew(c, &ls);
+        else
+            fetch(c, &ls);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The service and the lease.                                                */
+
+static cfg_client *of(mt_config_service *s)
+{
+    return (cfg_client *)s;
+}
+
+static mt_subscription *svc_subscribe(mt_config_service *s, const mt_subscriber *sub,
+                                      mt_config *current)
+{
+    mt_config_service *local = of(s)->local;
+    return local->ops->subscribe(local, sub, current);
+}
+
+static void svc_unsubscribe(mt_config_service *s, mt_subscription *sub)
+{
+    mt_config_service *local = of(s)->local;
+    local->ops->unsubscribe(local, sub);
+}
+
+static mt_status svc_push(mt_config_service *s, mt_phase phase)
+{
+    (void)s;
+    (void)phase;
+    return mt_error(409, "NotAuthority",
+                    "this proxy takes its phase from its configuration endpoint; push there");
+}
+
+static void svc_destroy(mt_config_service *s)
+{
+    (void)s; /* owned by the client */
+}
+
+static const mt_config_ops client_ops = {
+    .subscribe = svc_subscribe,
+    .unsubscribe = svc_unsubscribe,
+    .push = svc_push,
+    .destroy = svc_destroy,
+};
+
+mt_config_service *cfg_client_service(cfg_client *c)
+{
+    return &c->svc;
+}
+
+bool cfg_client_lease_valid(cfg_client *c)
+{
+    c->rt->ops->lock(c->rt, c->mu);
+    bool ok = c->lease_until > 0 && now_ms(c) < c->lease_until;
+    c->rt->ops->unlock(c->rt, c->mu);
+    return ok;
+}
+
+void cfg_client_info_get(cfg_client *c, cfg_client_info *out)
+{
+    c->rt->ops->lock(c->rt, c->mu);
+    int64_t left = c->lease_until > 0 ? c->lease_until - now_ms(c) : 0;
+    *out = (cfg_client_info){.version = c->applied.version,
+                             .phase = c->applied.phase,
+                             .leased = left > 0,
+                             .lease_left_ms = left,
+                             .acked_version = c->acked_version,
+                             .failures = c->failures};
+    snprintf(out->last_error, sizeof out->last_error, "%s", c->last_error);
+    c->rt->ops->unlock(c->rt, c->mu);
+}
+
+cfg_client *cfg_client_new(mt_rt *rt, const cfg_transport *tr, const char *id)
+{
+    cfg_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->svc.ops = &client_ops;
+    c->rt = rt;
+    c->tr = *tr;
+    snprintf(c->id, sizeof c->id, "%s", id);
+    c->local = mt_config_local_new(rt, MT_PHASE_USE_OLD_HIDE_METADATA);
+    c->mu = rt->ops->mutex_new(rt);
+    c->changed = rt->ops->cond_new(rt);
+    if (c->local && c->mu && c->changed)
+        c->thread = rt->ops->thread_start(rt, client_loop, c, "cfg-client");
+    if (!c->thread) {
+        cfg_client_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void cfg_client_free(cfg_client *c)
+{
+    if (!c)
+        return;
+    mt_rt *rt = c->rt;
+    if (c->thread) {
+        rt->ops->lock(rt, c->mu);
+        c->stopping = true;
+        rt->ops->cond_broadcast(rt, c->changed);
+        rt->ops->unlock(rt, c->mu);
+        rt->ops->thread_join(rt, c->thread);
+    }
+    if (c->local)
+        c->local->ops->destroy(c->local);
+    if (c->changed)
+        rt->ops->cond_free(rt, c->changed);
+    if (c->mu)
+        rt->ops->mutex_free(rt, c->mu);
+    free(c);
+}

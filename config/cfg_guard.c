@@ -42,8 +42,7 @@ static mt_status guard_batch(mt_table *t, const mt_op *ops, size_t n, mt_op_resu
     return g->inner->ops->execute_batch(g->inner, ops, n, res);
 }
 
-static mt_status guard_atomic(mt_table *t, const char *pk, const mt_filter *f,
-                              mt_entity_list *out)
+static mt_status guard_atomic(mt_table *t, const char *pk, const mt_filter *f, mt_entity_list *out)
 {
     guard *g = (guard *)t;
     if (!g->valid(g->ctx))

@@ -1,2 +1,181 @@
-/* cfg_http.c -- being written. */
+/*
+ * cfg_http.c -- the client's transport to a remote authority over HTTP.
+ *
+ *   GET  ENDPOINT/config/v1/state?after=N&wait_ms=M[&settled=0]
+ *        -> 200 {"config_version": N, "phase": NAME, "lease_ms": L,
+ *                "settled": B}
+ *   PUT  ENDPOINT/config/v1/acks/ID  {"config_version": N}  -> 204
+ *        (409 when N is not current)
+ *
+ * One curl handle, reused, so a renewal normally costs one round trip on a
+ * kept-alive connection. Every call is bounded: connecting by a short
+ * timeout, the whole exchange by the long poll's wait plus a few seconds,
+ * so an authority that vanishes mid-call never holds a renewal past the
+ * lease.
+ */
 #include "cfg.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONNECT_TIMEOUT_MS 2000L
+#define EXTRA_TIMEOUT_MS 3000L
+#define MAX_ANSWER (64 * 1024)
+
+struct cfg_http {
+    CURL *h;
+    char *endpoint;
+    struct curl_slist *headers;
+    char *body; /* the last answer */
+    size_t len;
+};
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+    cfg_http *h = arg;
+    size_t add = size * n;
+    if (h->len + add > MAX_ANSWER)
+        return 0;
+    char *grown = realloc(h->body, h->len + add + 1);
+    if (!grown)
+        return 0;
+    memcpy(grown + h->len, p, add);
+    h->body = grown;
+    h->len += add;
+    h->body[h->len] = '\0';
+    return add;
+}
+
+/* One exchange; *code is the HTTP status. */
+static mt_status exchange(cfg_http *h, const char *url, const char *put_body, long timeout_ms,
+                          long *code)
+{
+    free(h->body);
+    h->body = NULL;
+    h->len = 0;
+    char err[CURL_ERROR_SIZE] = "";
+    curl_easy_reset(h->h);
+    curl_easy_setopt(h->h, CURLOPT_URL, url);
+    curl_easy_setopt(h->h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h->h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h->h, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+    curl_easy_setopt(h->h, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(h->h, CURLOPT_HTTPHEADER, h->headers);
+    curl_easy_setopt(h->h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h->h, CURLOPT_WRITEDATA, h);
+    curl_easy_setopt(h->h, CURLOPT_ERRORBUFFER, err);
+    if (put_body) {
+        curl_easy_setopt(h->h, CURLOPT_CUSTOMREQUEST, "PUT");
+        curl_easy_setopt(h->h, CURLOPT_POSTFIELDS, put_body);
+    }
+    CURLcode rc = curl_easy_perform(h->h);
+    if (rc != CURLE_OK)
+        return mt_error(503, "AuthorityUnreachable", "%s: %s", h->endpoint,
+                        err[0] ? err : curl_easy_strerror(rc));
+    curl_easy_getinfo(h->h, CURLINFO_RESPONSE_CODE, code);
+    return mt_ok();
+}
+
+/* The error an unexpected answer becomes, with the authority's message. */
+static mt_status answer_error(cfg_http *h, long code)
+{
+    cJSON *doc = h->body ? cJSON_Parse(h->body) : NULL;
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(doc, "error");
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "code");
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+    mt_status st = mt_error((int)code, cJSON_IsString(c) ? c->valuestring : "AuthorityError",
+                            "%s answered %ld: %s", h->endpoint, code,
+                            cJSON_IsString(m) ? m->valuestring : "not the configuration API");
+    cJSON_Delete(doc);
+    return st;
+}
+
+static mt_status http_get_state(void *ctx, int64_t after, bool known_settled, int64_t wait_ms,
+                                cfg_view *out)
+{
+    cfg_http *h = ctx;
+    char url[1024];
+    snprintf(url, sizeof url, "%s/config/v1/state?after=%lld&wait_ms=%lld%s", h->endpoint,
+             (long long)after, (long long)wait_ms, known_settled ? "" : "&settled=0");
+    long code = 0;
+    mt_status st = exchange(h, url, NULL, (long)wait_ms + EXTRA_TIMEOUT_MS, &code);
+    if (!mt_is_ok(&st))
+        return st;
+    if (code != 200)
+        return answer_error(h, code);
+    cJSON *doc = cJSON_Parse(h->body ? h->body : "");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, "config_version");
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(doc, "phase");
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(doc, "lease_ms");
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(doc, "settled");
+    if (cJSON_IsNumber(v) && cJSON_IsString(p) && mt_phase_parse(p->valuestring, &out->phase) &&
+        cJSON_IsNumber(l)) {
+        out->version = (int64_t)v->valuedouble;
+        out->lease_ms = (int64_t)l->valuedouble;
+        out->settled = cJSON_IsTrue(s);
+    } else {
+        st = mt_error(502, "AuthorityError", "%s: the state is not a configuration document",
+                      h->endpoint);
+    }
+    cJSON_Delete(doc);
+    return st;
+}
+
+static mt_status http_ack(void *ctx, const char *id, int64_t version)
+{
+    cfg_http *h = ctx;
+    char *esc = curl_easy_escape(h->h, id, 0);
+    if (!esc)
+        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+    char url[1024], body[64];
+    snprintf(url, sizeof url, "%s/config/v1/acks/%s", h->endpoint, esc);
+    curl_free(esc);
+    snprintf(body, sizeof body, "{\"config_version\":%lld}", (long long)version);
+    long code = 0;
+    mt_status st = exchange(h, url, body, CONNECT_TIMEOUT_MS + EXTRA_TIMEOUT_MS, &code);
+    if (!mt_is_ok(&st))
+        return st;
+    if (code == 204 || code == 200)
+        return mt_ok();
+    return answer_error(h, code);
+}
+
+cfg_transport cfg_http_transport(cfg_http *h)
+{
+    return (cfg_transport){.get_state = http_get_state, .ack = http_ack, .ctx = h};
+}
+
+cfg_http *cfg_http_new(const char *endpoint, const char *token)
+{
+    cfg_http *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    h->h = curl_easy_init();
+    h->endpoint = strdup(endpoint);
+    h->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    if (token && *token) {
+        char auth[512];
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+        h->headers = curl_slist_append(h->headers, auth);
+    }
+    if (!h->h || !h->endpoint || !h->headers) {
+        cfg_http_free(h);
+        return NULL;
+    }
+    return h;
+}
+
+void cfg_http_free(cfg_http *h)
+{
+    if (!h)
+        return;
+    if (h->h)
+        curl_easy_cleanup(h->h);
+    curl_slist_free_all(h->headers);
+    free(h->endpoint);
+    free(h->body);
+    free(h);
+}

@@ -11,15 +11,14 @@
  *   - use_new_with_tombstones is entered only after the copy, so reading new
  *     alone is complete;
  *   - cleanup runs only once no client leaves tombstones or reads old.
- * The copy inserts a partition's rows in batches of up to 100 (one round
- * trip instead of 100), falling back to row by row when a client got to
- * one of them first.
+ * The copy itself (parallel partitions, batches, throttle, checkpoints,
+ * pause) is migrator_copy.c.
  * Every step is idempotent (a copy that meets the row already there, a
  * cleanup that meets a row already clean or gone), so a transient backend
- * error is simply repeated (retrying.c) and a migrator that dies can be
- * started again.
+ * error is simply repeated (retrying.c, with a backoff on 503 ServerBusy)
+ * and a migrator that dies can be started again.
  */
-#include "migrating_internal.h"
+#include "migrator_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -30,97 +29,6 @@ static mt_phase current_phase(mt_config_service *cfg)
     mt_subscription *sub = cfg->ops->subscribe(cfg, NULL, &c);
     cfg->ops->unsubscribe(cfg, sub);
     return c.phase;
-}
-
-static mt_status reopen_at_partition(mt_table *old_t, const char *pk, mt_stream **s)
-{
-    mt_key k = {0};
-    mt_key_set(&k, pk, "");
-    (*s)->ops->close(*s);
-    *s = NULL;
-    mt_status st = old_t->ops->query_stream(old_t, NULL, &k, s);
-    mt_key_clear(&k);
-    return st;
-}
-
-/* Rows of one partition waiting to be copied as one batch. */
-typedef struct copy_batch {
-    mt_entity *rows[MT_BATCH_MAX];
-    size_t n;
-} copy_batch;
-
-/* Inserts the pending rows into new as one batch; if any is there already
- * (a client copied or wrote it first), falls back to one insert per row,
- * each of which may meet its row there too. */
-static mt_status copy_flush(mt_table *new_t, copy_batch *b, mt_migrator_stats *stats)
-{
-    if (b->n == 0)
-        return mt_ok();
-    mt_op ops[MT_BATCH_MAX];
-    mt_op_result res[MT_BATCH_MAX];
-    for (size_t i = 0; i < b->n; i++) {
-        mt_mig_strip(b->rows[i]);
-        mt_entity_set_etag(b->rows[i], NULL);
-        ops[i] = (mt_op){.kind = MT_OP_INSERT, .entity = b->rows[i]};
-    }
-    mt_status st = mt_table_batch(new_t, ops, b->n, res);
-    if (st.http == 409) {
-        st = mt_ok();
-        for (size_t i = 0; i < b->n && mt_is_ok(&st); i++)
-            st = mt_mig_copy_row(new_t, b->rows[i]);
-    }
-    if (mt_is_ok(&st))
-        stats->rows_copied += (int64_t)b->n;
-    for (size_t i = 0; i < b->n; i++)
-        mt_entity_free(b->rows[i]);
-    b->n = 0;
-    return st;
-}
-
-static mt_status copy_all(mt_table *old_t, mt_table *new_t, mt_migrator_stats *stats)
-{
-    mt_stream *s = NULL;
-    mt_status st = old_t->ops->query_stream(old_t, NULL, NULL, &s);
-    char *prev_pk = NULL;
-    mt_entity *e = NULL;
-    copy_batch b = {.n = 0};
-    while (mt_is_ok(&st) && (st = s->ops->next(s, &e), mt_is_ok(&st)) && e) {
-        if (mt_mig_is_protocol_rk(e->rk)) {
-            mt_entity_free(e);
-            continue;
-        }
-        if (!prev_pk || strcmp(prev_pk, e->pk) != 0) {
-            st = copy_flush(new_t, &b, stats);
-            free(prev_pk);
-            prev_pk = strdup(e->pk);
-            if (mt_is_ok(&st))
-                st = mt_mig_ensure_switched(old_t, e->pk);
-            if (mt_is_ok(&st))
-                stats->partitions_switched++;
-            if (mt_is_ok(&st) && MT_BUG(InsertBehindMigrator)) {
-                /* The stream may be stale up to the switch: read the
-                 * partition again from its start. */
-                st = reopen_at_partition(old_t, e->pk, &s);
-                mt_entity_free(e);
-                continue;
-            }
-        }
-        if (mt_is_ok(&st)) {
-            b.rows[b.n++] = e;
-            e = NULL;
-            if (b.n == MT_BATCH_MAX)
-                st = copy_flush(new_t, &b, stats);
-        }
-        mt_entity_free(e);
-    }
-    if (mt_is_ok(&st))
-        st = copy_flush(new_t, &b, stats);
-    for (size_t i = 0; i < b.n; i++)
-        mt_entity_free(b.rows[i]);
-    free(prev_pk);
-    if (s)
-        s->ops->close(s);
-    return st;
 }
 
 /* Brings one row of new to its clean form: tombstones deleted, live rows
@@ -135,8 +43,8 @@ static mt_status clean_row(mt_table *new_t, const mt_entity *row, mt_migrator_st
             break;
         mt_entity *clean = mt_entity_clone(cur);
         mt_mig_strip(clean);
-        mt_op op = {.kind = tomb ? MT_OP_DELETE : MT_OP_REPLACE, .entity = clean,
-                    .if_match = cur->etag};
+        mt_op op = {
+            .kind = tomb ? MT_OP_DELETE : MT_OP_REPLACE, .entity = clean, .if_match = cur->etag};
         mt_op_result res;
         st = mt_table_batch(new_t, &op, 1, &res);
         mt_entity_free(clean);
@@ -190,120 +98,169 @@ static mt_status empty_old(mt_table *old_t)
     return st;
 }
 
-static void report(const mt_migrator_hooks *hooks, mt_migrator_step step,
-                   const mt_migrator_stats *stats)
+/* One run of the migrator: what every step needs. */
+typedef struct mt_mig_run {
+    mt_rt *rt;
+    mt_config_service *cfg;
+    const mt_table_pair *tables; /* the retrying views */
+    size_t n;
+    const mt_migrator_hooks *hooks; /* may be NULL */
+    mt_migrator_stats *stats;
+    mt_backoff *bo;
+} mt_mig_run;
+
+static void report(const mt_mig_run *run, mt_migrator_step step)
 {
-    if (hooks && hooks->progress)
-        hooks->progress(hooks->ctx, step, stats);
+    run->stats->backoffs = mt_backoff_count(run->bo);
+    if (run->hooks && run->hooks->progress)
+        run->hooks->progress(run->hooks->ctx, step, run->stats);
 }
 
-static mt_status copy_tables(const mt_table_pair *tables, size_t n,
-                             const mt_migrator_hooks *hooks, mt_migrator_stats *stats)
+/* mt_copy_tables reports MT_STEP_COPYING itself, once it knows from the
+ * checkpoint how far a previous run got. */
+static mt_status copy_tables(const mt_mig_run *run)
 {
-    report(hooks, MT_STEP_COPYING, stats);
-    mt_status st = mt_ok();
-    for (size_t i = 0; i < n && mt_is_ok(&st); i++)
-        st = copy_all(tables[i].old_t, tables[i].new_t, stats);
+    mt_status st = mt_copy_tables(run->rt, run->tables, run->n, run->hooks, run->bo, run->stats);
     if (mt_is_ok(&st))
-        report(hooks, MT_STEP_COPIED, stats);
+        report(run, MT_STEP_COPIED);
     return st;
 }
 
-static mt_status clean_tables(const mt_table_pair *tables, size_t n,
-                              const mt_migrator_hooks *hooks, mt_migrator_stats *stats)
+static mt_status clean_tables(const mt_mig_run *run)
 {
-    report(hooks, MT_STEP_CLEANING, stats);
+    report(run, MT_STEP_CLEANING);
     mt_status st = mt_ok();
-    for (size_t i = 0; i < n && mt_is_ok(&st); i++) {
-        st = clean_new(tables[i].new_t, stats);
+    for (size_t i = 0; i < run->n && mt_is_ok(&st); i++) {
+        st = clean_new(run->tables[i].new_t, run->stats);
         if (mt_is_ok(&st))
-            st = empty_old(tables[i].old_t);
+            st = empty_old(run->tables[i].old_t);
     }
     if (mt_is_ok(&st))
-        report(hooks, MT_STEP_DONE, stats);
+        report(run, MT_STEP_DONE);
     return st;
 }
 
-static mt_status push(mt_config_service *cfg, mt_phase p, const mt_migrator_hooks *hooks,
-                      const mt_migrator_stats *stats)
+static mt_status push(const mt_mig_run *run, mt_phase p)
 {
-    report(hooks, MT_STEP_PUSHING, stats);
-    return cfg->ops->push(cfg, p);
+    report(run, MT_STEP_PUSHING);
+    return run->cfg->ops->push(run->cfg, p);
 }
 
-static mt_status migrate_steps(mt_config_service *cfg, const mt_table_pair *tables, size_t n,
-                               const mt_migrator_hooks *hooks, mt_migrator_stats *stats);
-
-/* Transient backend errors are repeated this many times in all, per call. */
-#define MIGRATOR_ATTEMPTS 8
-
-mt_status mt_migrate_tables(mt_rt *rt, mt_config_service *cfg, const mt_table_pair *tables,
-                            size_t n, const mt_migrator_hooks *hooks, mt_migrator_stats *stats)
+/* Where the run stops before doing phase p's work, when asked to stop early
+ * (prefer_new and use_new_hide_metadata stop after their work instead). */
+static bool stops_before(const mt_mig_run *run, mt_phase p)
 {
-    (void)rt;
-    mt_table_pair *patient = calloc(n + 1, sizeof *patient);
-    if (!patient)
-        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
-    bool ok = true;
-    for (size_t i = 0; i < n; i++) {
-        patient[i].old_t = mt_mig_retrying_new(tables[i].old_t, MIGRATOR_ATTEMPTS);
-        patient[i].new_t = mt_mig_retrying_new(tables[i].new_t, MIGRATOR_ATTEMPTS);
-        ok = ok && patient[i].old_t && patient[i].new_t;
-    }
-    mt_status st = ok ? migrate_steps(cfg, patient, n, hooks, stats)
-                      : mt_error(500, MT_ERR_INTERNAL, "out of memory");
-    for (size_t i = 0; i < n; i++) {
-        mt_table_destroy(patient[i].old_t);
-        mt_table_destroy(patient[i].new_t);
-    }
-    free(patient);
-    return st;
+    const mt_migrator_hooks *h = run->hooks;
+    return h && h->stop_early && p == h->until && p != MT_PHASE_PREFER_NEW &&
+           p != MT_PHASE_USE_NEW_HIDE_METADATA;
 }
 
-static mt_status migrate_steps(mt_config_service *cfg, const mt_table_pair *tables, size_t n,
-                               const mt_migrator_hooks *hooks, mt_migrator_stats *stats)
+static bool stops_after_copy(const mt_mig_run *run)
 {
-    mt_migrator_stats local = {0};
-    if (!stats)
-        stats = &local;
+    const mt_migrator_hooks *h = run->hooks;
+    return h && h->stop_early && h->until == MT_PHASE_PREFER_NEW;
+}
+
+static mt_status migrate_steps(const mt_mig_run *run)
+{
     mt_status st = mt_ok();
-    bool stop = hooks && hooks->stop_early;
-    for (mt_phase p = current_phase(cfg); mt_is_ok(&st);) {
-        if (stop && p == hooks->until && p != MT_PHASE_PREFER_NEW &&
-            p != MT_PHASE_USE_NEW_HIDE_METADATA)
+    for (mt_phase p = current_phase(run->cfg); mt_is_ok(&st);) {
+        if (stops_before(run, p))
             return st;
         switch (p) {
         case MT_PHASE_USE_OLD_HIDE_METADATA:
             p = MT_BUG(MigrateSkipPreferOld) ? MT_PHASE_PREFER_NEW : MT_PHASE_PREFER_OLD;
-            st = push(cfg, p, hooks, stats);
+            st = push(run, p);
             break;
         case MT_PHASE_PREFER_OLD:
             if (MT_BUG(InsertBehindMigrator)) {
-                st = copy_tables(tables, n, hooks, stats);
+                st = copy_tables(run);
                 p = MT_PHASE_USE_NEW_WITH_TOMBSTONES;
             } else {
                 p = MT_PHASE_PREFER_NEW;
             }
             if (mt_is_ok(&st))
-                st = push(cfg, p, hooks, stats);
+                st = push(run, p);
             break;
         case MT_PHASE_PREFER_NEW:
-            st = copy_tables(tables, n, hooks, stats);
-            if (stop && hooks->until == MT_PHASE_PREFER_NEW)
+            st = copy_tables(run);
+            if (stops_after_copy(run))
                 return st;
             p = MT_BUG(MigrateSkipUseNewWithTombstones) ? MT_PHASE_USE_NEW_HIDE_METADATA
-                                                         : MT_PHASE_USE_NEW_WITH_TOMBSTONES;
+                                                        : MT_PHASE_USE_NEW_WITH_TOMBSTONES;
             if (mt_is_ok(&st))
-                st = push(cfg, p, hooks, stats);
+                st = push(run, p);
             break;
         case MT_PHASE_USE_NEW_WITH_TOMBSTONES:
             p = MT_PHASE_USE_NEW_HIDE_METADATA;
-            st = push(cfg, p, hooks, stats);
+            st = push(run, p);
             break;
         case MT_PHASE_USE_NEW_HIDE_METADATA:
-            return clean_tables(tables, n, hooks, stats);
+            return clean_tables(run);
         }
     }
+    return st;
+}
+
+/* Transient backend errors are repeated this many times in all, per call;
+ * 503 ServerBusy (after backoff waits, about 25 s in all) more often. */
+#define MIGRATOR_ATTEMPTS 8
+#define MIGRATOR_BUSY_ATTEMPTS 16
+
+static void drop_views(mt_table_pair *views, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        mt_table_destroy(views[i].old_t);
+        mt_table_destroy(views[i].new_t);
+    }
+    free(views);
+}
+
+/* The migrator's view of each table: transient errors ridden out. */
+static mt_table_pair *make_views(const mt_table_pair *tables, size_t n, mt_backoff *bo)
+{
+    mt_table_pair *views = calloc(n + 1, sizeof *views);
+    bool ok = views != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        views[i].old_t = mt_mig_retrying_backoff_new(tables[i].old_t, MIGRATOR_ATTEMPTS,
+                                                     MIGRATOR_BUSY_ATTEMPTS, bo);
+        views[i].new_t = mt_mig_retrying_backoff_new(tables[i].new_t, MIGRATOR_ATTEMPTS,
+                                                     MIGRATOR_BUSY_ATTEMPTS, bo);
+        ok = views[i].old_t && views[i].new_t;
+    }
+    if (!ok && views) {
+        drop_views(views, n);
+        views = NULL;
+    }
+    return views;
+}
+
+mt_status mt_migrate_tables(mt_rt *rt, mt_config_service *cfg, const mt_table_pair *tables,
+                            size_t n, const mt_migrator_hooks *hooks, mt_migrator_stats *stats)
+{
+    mt_migrator_stats local = {0};
+    if (!stats)
+        stats = &local;
+    stats->rows_total = stats->partitions_total = -1; /* unknown until the copy */
+    mt_backoff bo;
+    if (!mt_backoff_init(&bo, rt))
+        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+    bo.count = stats->backoffs;
+    mt_table_pair *views = make_views(tables, n, &bo);
+    mt_status st = mt_error(500, MT_ERR_INTERNAL, "out of memory");
+    if (views) {
+        mt_mig_run run = {.rt = rt,
+                          .cfg = cfg,
+                          .tables = views,
+                          .n = n,
+                          .hooks = hooks,
+                          .stats = stats,
+                          .bo = &bo};
+        st = migrate_steps(&run);
+        drop_views(views, n);
+    }
+    stats->backoffs = mt_backoff_count(&bo);
+    mt_backoff_clear(&bo);
     return st;
 }
 

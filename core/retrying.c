@@ -12,10 +12,14 @@
  * go through it: their retries are decided by the backend client, which
  * knows which requests are idempotent.
  *
- * The backend client already backs off between its own attempts, so no
- * sleeping happens here (the core has no clock to sleep on).
+ * A 503 ServerBusy is the service asking for less load: the view waits
+ * before repeating it (MT_BACKOFF_FIRST_MS, doubling up to
+ * MT_BACKOFF_MAX_MS, through the runtime's timed wait so the tester owns
+ * the clock) and allows it more repeats than other 5xx, since throttling
+ * can last longer than a blip. Other 5xx are repeated at once: the backend
+ * client already backed off between its own attempts.
  */
-#include "migrating_internal.h"
+#include "migrator_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +27,9 @@
 typedef struct retrying {
     mt_table base;
     mt_table *inner;
-    int attempts;
+    int attempts;      /* in all, for a 5xx other than 503 */
+    int busy_attempts; /* in all, for a 503 */
+    mt_backoff *bo;    /* may be NULL: no waiting */
 } retrying;
 
 typedef struct retrying_stream {
@@ -39,11 +45,26 @@ static bool transient(const mt_status *st)
     return st->http >= 500;
 }
 
+/* Whether to repeat a call that gave st after `attempt` attempts; waits
+ * first when the backend said it is busy. */
+static bool again(retrying *r, const mt_status *st, int attempt)
+{
+    if (!transient(st))
+        return false;
+    if (st->http != 503)
+        return attempt < r->attempts;
+    if (attempt >= r->busy_attempts)
+        return false;
+    if (r->bo)
+        mt_backoff_wait(r->bo, attempt);
+    return true;
+}
+
 static mt_status r_batch(mt_table *t, const mt_op *ops, size_t n, mt_op_result *res)
 {
     retrying *r = (retrying *)t;
     mt_status st = mt_table_batch(r->inner, ops, n, res);
-    for (int i = 1; i < r->attempts && transient(&st); i++)
+    for (int i = 1; again(r, &st, i); i++)
         st = mt_table_batch(r->inner, ops, n, res);
     return st;
 }
@@ -53,7 +74,7 @@ static mt_status r_query(mt_table *t, const char *pk, const mt_filter *f, mt_ent
     retrying *r = (retrying *)t;
     size_t before = out->n;
     mt_status st = r->inner->ops->query_atomic(r->inner, pk, f, out);
-    for (int i = 1; i < r->attempts && transient(&st); i++) {
+    for (int i = 1; again(r, &st, i); i++) {
         while (out->n > before)
             mt_entity_free(out->v[--out->n]);
         st = r->inner->ops->query_atomic(r->inner, pk, f, out);
@@ -65,7 +86,7 @@ static mt_status r_retrieve(mt_table *t, const char *pk, const char *rk, mt_enti
 {
     retrying *r = (retrying *)t;
     mt_status st = r->inner->ops->retrieve(r->inner, pk, rk, out);
-    for (int i = 1; i < r->attempts && transient(&st); i++)
+    for (int i = 1; again(r, &st, i); i++)
         st = r->inner->ops->retrieve(r->inner, pk, rk, out);
     return st;
 }
@@ -78,7 +99,7 @@ static mt_status rs_open(retrying_stream *s, const mt_key *start)
     s->inner = NULL;
     const mt_key *from = s->last.pk ? &s->last : start;
     mt_status st = s->t->inner->ops->query_stream(s->t->inner, s->f, from, &s->inner);
-    for (int i = 1; i < s->t->attempts && transient(&st); i++)
+    for (int i = 1; again(s->t, &st, i); i++)
         st = s->t->inner->ops->query_stream(s->t->inner, s->f, from, &s->inner);
     return st;
 }
@@ -88,7 +109,7 @@ static mt_status rs_next(mt_stream *base, mt_entity **out)
     retrying_stream *s = (retrying_stream *)base;
     *out = NULL;
     mt_status st = mt_ok();
-    for (int i = 0; i < s->t->attempts; i++) {
+    for (int i = 1;; i++) {
         if (!s->inner)
             st = rs_open(s, NULL);
         if (mt_is_ok(&st))
@@ -100,9 +121,10 @@ static mt_status rs_next(mt_stream *base, mt_entity **out)
             *out = NULL;
             st = s->inner->ops->next(s->inner, out);
         }
-        if (!transient(&st))
+        if (!again(s->t, &st, i))
             break;
-        s->inner->ops->close(s->inner);
+        if (s->inner) /* NULL when the reopen itself failed */
+            s->inner->ops->close(s->inner);
         s->inner = NULL;
     }
     if (mt_is_ok(&st) && *out)
@@ -164,7 +186,8 @@ static const mt_table_ops r_ops = {
     .destroy = r_destroy,
 };
 
-mt_table *mt_mig_retrying_new(mt_table *inner, int attempts)
+mt_table *mt_mig_retrying_backoff_new(mt_table *inner, int attempts, int busy_attempts,
+                                      mt_backoff *b)
 {
     retrying *r = calloc(1, sizeof *r);
     if (!r)
@@ -172,5 +195,66 @@ mt_table *mt_mig_retrying_new(mt_table *inner, int attempts)
     r->base.ops = &r_ops;
     r->inner = inner;
     r->attempts = attempts;
+    r->busy_attempts = busy_attempts;
+    r->bo = b;
     return &r->base;
+}
+
+mt_table *mt_mig_retrying_new(mt_table *inner, int attempts)
+{
+    return mt_mig_retrying_backoff_new(inner, attempts, attempts, NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The backoff waits.                                                        */
+
+bool mt_backoff_init(mt_backoff *b, mt_rt *rt)
+{
+    *b = (mt_backoff){.rt = rt};
+    b->mu = rt->ops->mutex_new(rt);
+    b->cv = b->mu ? rt->ops->cond_new(rt) : NULL;
+    if (!b->cv) {
+        mt_backoff_clear(b);
+        return false;
+    }
+    return true;
+}
+
+void mt_backoff_clear(mt_backoff *b)
+{
+    if (b->cv)
+        b->rt->ops->cond_free(b->rt, b->cv);
+    if (b->mu)
+        b->rt->ops->mutex_free(b->rt, b->mu);
+    b->cv = NULL;
+    b->mu = NULL;
+}
+
+int64_t mt_backoff_delay_ms(int attempt)
+{
+    int64_t ms = MT_BACKOFF_FIRST_MS;
+    for (int i = 1; i < attempt && ms < MT_BACKOFF_MAX_MS; i++)
+        ms *= 2;
+    return ms < MT_BACKOFF_MAX_MS ? ms : MT_BACKOFF_MAX_MS;
+}
+
+void mt_backoff_wait(mt_backoff *b, int attempt)
+{
+    mt_rt *rt = b->rt;
+    rt->ops->lock(rt, b->mu);
+    b->count++;
+    int64_t deadline = rt->ops->mono_ms(rt) + mt_backoff_delay_ms(attempt);
+    /* Nobody signals cv, so only the deadline (or a spurious wake-up, which
+     * the loop absorbs) ends the wait. */
+    while (rt->ops->mono_ms(rt) < deadline)
+        rt->ops->cond_timedwait(rt, b->cv, b->mu, deadline);
+    rt->ops->unlock(rt, b->mu);
+}
+
+int64_t mt_backoff_count(mt_backoff *b)
+{
+    b->rt->ops->lock(b->rt, b->mu);
+    int64_t n = b->count;
+    b->rt->ops->unlock(b->rt, b->mu);
+    return n;
 }

@@ -20,6 +20,7 @@
 
 #include "az.h"
 #include "az_client.h"
+#include "cfg.h"
 #include "mt.h"
 
 #define PX_MAX_BODY (4u * 1024 * 1024)
@@ -62,6 +63,10 @@ void px_settings_usage(FILE *out);
 
 enum { PX_LOG_ERROR, PX_LOG_WARN, PX_LOG_INFO, PX_LOG_DEBUG };
 void px_log_set_level(const char *name); /* "error", "warn", "info", "debug" */
+/* "text" (default: "<time> <level> <message>") or "json" (one object a line:
+ * {"time": RFC 3339 UTC with milliseconds, "level", "msg"}); other names
+ * are ignored. */
+void px_log_set_format(const char *name);
 bool px_log_enabled(int level);
 void px_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -78,11 +83,23 @@ typedef struct px_backend {
     const char *label; /* "old" or "new" */
 } px_backend;
 
+/* Keeps a proxy without a lease off its backends (cfg_guard_new). */
+typedef struct px_guard {
+    bool (*valid)(void *ctx); /* NULL: no guard (the authority) */
+    void *ctx;
+} px_guard;
+
 /* With Azure backends the registry starts with the union of both accounts'
- * tables; *st reports a backend that could not be listed. */
+ * tables; *st reports a backend that could not be listed. guard may be
+ * NULL. */
+typedef struct px_metrics px_metrics;
 px_registry *px_registry_new(mt_rt *rt, mt_config_service *cfg, px_backend old_b,
-                             px_backend new_b, mt_status *st);
+                             px_backend new_b, const px_guard *guard, px_metrics *metrics,
+                             mt_status *st);
 void px_registry_free(px_registry *r);
+/* Adds the tables the Azure backends have and the registry does not (made
+ * through another proxy): the migrator must see every table. */
+mt_status px_registry_refresh(px_registry *r);
 
 /* 201 or 409 TableAlreadyExists; 400 OutOfRangeInput on a bad name. */
 mt_status px_table_create(px_registry *r, const char *name);
@@ -109,29 +126,52 @@ mt_table_pair px_table_backends(px_table *t);
 
 typedef enum px_migration_state {
     PX_MIG_IDLE,
+    PX_MIG_PUSHING,
     PX_MIG_COPYING,
+    PX_MIG_VERIFYING,
     PX_MIG_CLEANING,
     PX_MIG_DONE,
     PX_MIG_FAILED,
-    PX_MIG_PUSHING,
+    PX_MIG_PAUSED,
 } px_migration_state;
+
+const char *px_migration_state_name(px_migration_state s);
+/* false when name is not a state. */
+bool px_migration_state_parse(const char *name, px_migration_state *out);
 
 typedef struct px_app {
     px_settings settings;
     mt_rt *rt;
-    mt_config_service *cfg;
+    mt_config_service *cfg; /* the authority's or the client's */
     px_registry *reg;
     az_client *old_client; /* NULL: memory */
     az_client *new_client;
+    px_metrics *metrics;
+
+    /* Exactly one of these two sides is set. */
+    cfg_store *store; /* the authority: its state store and itself */
+    cfg_authority *auth;
+    cfg_http *http; /* a proxy of a remote authority: its transport and client */
+    cfg_client *client;
+    pthread_t ticker;
+    bool ticker_started;
+    volatile bool stopping;
 
     pthread_mutex_t mu; /* guards everything below */
     px_migration_state mig_state;
     bool mig_running;
-    bool copy_done; /* a copy completed: use_new_with_tombstones may follow */
+    bool mig_pause;     /* asked to pause at the next safe point */
+    bool copy_done;     /* a copy completed in this migration */
+    bool copy_verified; /* and a verify pass proved it: phase 3 may follow */
     bool mig_stop_early;
     mt_phase mig_until;
     mt_migrator_stats mig_stats;
+    int64_t mig_copy_started_ms; /* mono ms when this run's copy began */
+    int64_t mig_rows_at_start;   /* rows_done then */
     char mig_error[256];
+    char *mig_checkpoint; /* the copy's last checkpoint, or NULL */
+    mt_verify_report verify; /* the last verify pass */
+    bool have_verify;
     pthread_t mig_thread;
     bool mig_thread_started;
     pthread_mutex_t push_mu; /* admin phase changes, one at a time */
@@ -141,10 +181,41 @@ typedef struct px_app {
     time_t started;
 } px_app;
 
-/* NULL with a message on err when a backend cannot be reached. */
+/* NULL with a one-line message on err when something cannot start (a
+ * backend, the state store, the configuration endpoint's URL). */
 px_app *px_app_new(const px_settings *s, FILE *err);
 void px_app_free(px_app *app);
 mt_config px_app_config(px_app *app);
+/* Whether table requests may be served now: always on the authority; on a
+ * proxy of a remote authority only while it holds a lease. */
+bool px_app_serving(px_app *app);
+
+/* The migration (px_migrate.c): state kept in the authority's store. */
+/* Restores the migration state saved by an earlier run (a run that was
+ * cut short comes back as paused). */
+void px_migrate_restore(px_app *app);
+/* Starts the migrator thread; resume keeps the copy's checkpoint. 409 when
+ * one runs. */
+mt_status px_migrate_start(px_app *app, bool stop_early, mt_phase until);
+/* Asks the running migrator to pause; 409 when none runs. */
+mt_status px_migrate_pause(px_app *app);
+/* Runs a verify pass for the current phase (blocking). */
+mt_status px_migrate_verify(px_app *app, mt_verify_report *rep);
+/* Saves the migration state (state, copy flags, checkpoint) to the store. */
+void px_migrate_save(px_app *app);
+/* Joins a finished migrator thread, if any. */
+void px_migrate_join(px_app *app);
+
+/* Metrics (px_metrics.c): counters the admin endpoint renders. */
+px_metrics *px_metrics_new(void);
+void px_metrics_free(px_metrics *m);
+/* One table-endpoint request: operation label (e.g. "insert"), status. */
+void px_metrics_request(px_metrics *m, const char *op, int status, mt_phase phase);
+/* A backend table that counts calls and their latency per side. Borrows
+ * inner. */
+mt_table *px_metrics_table(px_metrics *m, mt_table *inner, int side);
+/* Appends the Prometheus text of the counters. */
+void px_metrics_render(px_metrics *m, mt_buf *out);
 
 /* ------------------------------------------------------------------------ */
 /* One table-endpoint request and its response (px_server.c).               */
@@ -221,7 +292,9 @@ px_servers *px_serve_start(px_app *app, FILE *err);
 void px_serve_stop(px_servers *s);
 
 /* The admin listener's request handler (px_admin.c). */
-void px_admin_handle(px_app *app, const char *method, const char *url, const char *body,
-                     size_t len, const char *authorization, px_resp *r);
+/* Each proxy of a remote authority holds one long poll open there. */
+#define PX_ADMIN_CONNECTIONS 512
+void px_admin_handle(px_app *app, const char *method, const char *url, const char *query,
+                     const char *body, size_t len, const char *authorization, px_resp *r);
 
 #endif

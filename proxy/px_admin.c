@@ -1,25 +1,28 @@
 /*
- * px_admin.c -- the admin endpoint: status, phase changes, the background
- * migrator, health and metrics.
+ * px_admin.c -- the admin endpoint: status, phase changes, the migrator,
+ * verify, health, metrics, and (on the authority) the configuration
+ * endpoint the other proxies poll.
  *
  * Phase changes go one step at a time (skipping would put two proxies more
- * than one phase apart), and use_new_with_tombstones only after a copy has
- * completed, since from then on only the new table is read. A push returns
- * once every operation that started under the previous phase has finished,
- * so a 200 means the whole process is in the new phase.
+ * than one phase apart), and use_new_with_tombstones only after a copy that
+ * a verify pass proved, since from then on only the new table is read. A
+ * push returns once every proxy that may still serve the previous phase has
+ * acknowledged the new one or lost its lease, so a 200 means the whole
+ * fleet is in the new phase.
+ *
+ * Only the authority changes phases and runs the migrator; a proxy of a
+ * remote authority answers those calls with 409 NotAuthority.
  */
 #include "px.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-static const char *state_name(px_migration_state s)
-{
-    static const char *const names[] = {"idle", "copying", "cleaning", "done", "failed",
-                                        "pushing"};
-    return names[s];
-}
+#define MAX_PROXIES 256
+/* A long poll never holds a connection longer than this. */
+#define MAX_WAIT_MS 30000
 
 static void json_reply(px_resp *r, int status, cJSON *doc)
 {
@@ -39,6 +42,103 @@ static void error_reply(px_resp *r, int status, const char *code, const char *me
     json_reply(r, status, doc);
 }
 
+static void status_error(px_resp *r, const mt_status *st)
+{
+    error_reply(r, st->http ? st->http : 500, st->code, st->message);
+}
+
+static void text_reply(px_resp *r, int status, const char *text)
+{
+    r->status = status;
+    r->body = strdup(text);
+    r->len = r->body ? strlen(r->body) : 0;
+    px_resp_header(r, "Content-Type", "text/plain");
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Status.                                                                   */
+
+static void add_migration(px_app *app, cJSON *doc)
+{
+    pthread_mutex_lock(&app->mu);
+    mt_migrator_stats s = app->mig_stats;
+    cJSON *m = cJSON_AddObjectToObject(doc, "migration");
+    cJSON_AddStringToObject(m, "state", px_migration_state_name(app->mig_state));
+    cJSON_AddBoolToObject(m, "copy_done", app->copy_done);
+    cJSON_AddBoolToObject(m, "copy_verified", app->copy_verified);
+    cJSON_AddNumberToObject(m, "rows_copied", (double)s.rows_copied);
+    cJSON_AddNumberToObject(m, "rows_done", (double)s.rows_done);
+    cJSON_AddNumberToObject(m, "rows_total", (double)s.rows_total);
+    cJSON_AddNumberToObject(m, "partitions_done", (double)s.partitions_done);
+    cJSON_AddNumberToObject(m, "partitions_total", (double)s.partitions_total);
+    cJSON_AddNumberToObject(m, "partitions_switched", (double)s.partitions_switched);
+    cJSON_AddNumberToObject(m, "rows_cleaned", (double)s.rows_cleaned);
+    cJSON_AddNumberToObject(m, "backoffs", (double)s.backoffs);
+    double rate = 0, eta = -1;
+    if (app->mig_copy_started_ms > 0 && app->mig_state == PX_MIG_COPYING) {
+        double secs = (double)(mono_ms() - app->mig_copy_started_ms) / 1000.0;
+        if (secs > 0.2)
+            rate = (double)(s.rows_done - app->mig_rows_at_start) / secs;
+        if (rate > 0 && s.rows_total >= 0)
+            eta = (double)(s.rows_total > s.rows_done ? s.rows_total - s.rows_done : 0) / rate;
+    }
+    cJSON_AddNumberToObject(m, "rows_per_second", rate);
+    cJSON_AddNumberToObject(m, "eta_seconds", eta);
+    if (app->mig_error[0])
+        cJSON_AddStringToObject(m, "error", app->mig_error);
+    if (app->have_verify) {
+        cJSON *v = cJSON_AddObjectToObject(m, "last_verify");
+        cJSON_AddBoolToObject(v, "ok", app->verify.ok);
+        cJSON_AddStringToObject(v, "summary", app->verify.summary);
+    }
+    pthread_mutex_unlock(&app->mu);
+}
+
+static void add_proxies(px_app *app, const mt_config *c, cJSON *doc)
+{
+    cJSON *list = cJSON_AddArrayToObject(doc, "proxies");
+    cJSON *me = cJSON_CreateObject();
+    cJSON_AddStringToObject(me, "id", app->settings.proxy_id);
+    cJSON_AddStringToObject(me, "role", app->auth ? "authority" : "proxy");
+    cJSON_AddNumberToObject(me, "config_version", (double)c->version);
+    cJSON_AddStringToObject(me, "phase", mt_phase_name(c->phase));
+    if (app->client) {
+        cfg_client_info ci;
+        cfg_client_info_get(app->client, &ci);
+        cJSON_AddNumberToObject(me, "lease_left_ms", (double)ci.lease_left_ms);
+        cJSON_AddBoolToObject(me, "live", ci.leased);
+        if (ci.last_error[0] && !ci.leased)
+            cJSON_AddStringToObject(me, "last_error", ci.last_error);
+    } else {
+        cJSON_AddBoolToObject(me, "live", true);
+    }
+    cJSON_AddItemToArray(list, me);
+    if (!app->auth)
+        return;
+    static cfg_proxy_info info[MAX_PROXIES];
+    static pthread_mutex_t info_mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&info_mu);
+    size_t n = cfg_authority_proxies(app->auth, info, MAX_PROXIES);
+    for (size_t i = 0; i < n && i < MAX_PROXIES; i++) {
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddStringToObject(p, "id", info[i].id);
+        cJSON_AddStringToObject(p, "role", "proxy");
+        cJSON_AddNumberToObject(p, "config_version", (double)info[i].acked_version);
+        cJSON_AddNumberToObject(p, "since_ack_ms", (double)info[i].since_ack_ms);
+        cJSON_AddNumberToObject(p, "lease_left_ms", (double)info[i].lease_left_ms);
+        cJSON_AddBoolToObject(p, "live", info[i].lease_left_ms > 0);
+        cJSON_AddItemToArray(list, p);
+    }
+    pthread_mutex_unlock(&info_mu);
+}
+
 static void status_reply(px_app *app, px_resp *r)
 {
     mt_config c = px_app_config(app);
@@ -46,234 +146,310 @@ static void status_reply(px_app *app, px_resp *r)
     cJSON_AddStringToObject(doc, "phase", mt_phase_name(c.phase));
     cJSON_AddNumberToObject(doc, "config_version", (double)c.version);
     cJSON_AddBoolToObject(doc, "settled", c.settled);
+    cJSON_AddStringToObject(doc, "role", app->auth ? "authority" : "proxy");
+    cJSON_AddStringToObject(doc, "proxy_id", app->settings.proxy_id);
+    if (app->client)
+        cJSON_AddStringToObject(doc, "config_endpoint", app->settings.config_endpoint);
+    else
+        cJSON_AddStringToObject(doc, "state_store", app->store->ops->describe(app->store));
+    add_migration(app, doc);
+    add_proxies(app, &c, doc);
     pthread_mutex_lock(&app->mu);
-    cJSON *m = cJSON_AddObjectToObject(doc, "migration");
-    cJSON_AddStringToObject(m, "state", state_name(app->mig_state));
-    cJSON_AddBoolToObject(m, "copy_done", app->copy_done);
-    cJSON_AddNumberToObject(m, "rows_copied", (double)app->mig_stats.rows_copied);
-    cJSON_AddNumberToObject(m, "rows_cleaned", (double)app->mig_stats.rows_cleaned);
-    cJSON_AddNumberToObject(m, "partitions_switched",
-                            (double)app->mig_stats.partitions_switched);
-    if (app->mig_error[0])
-        cJSON_AddStringToObject(m, "error", app->mig_error);
-    uint64_t total = app->requests_total, failed = app->requests_failed;
+    cJSON_AddNumberToObject(doc, "requests", (double)app->requests_total);
+    cJSON_AddNumberToObject(doc, "requests_failed", (double)app->requests_failed);
     pthread_mutex_unlock(&app->mu);
-    cJSON *proxies = cJSON_AddArrayToObject(doc, "proxies");
-    cJSON *me = cJSON_CreateObject();
-    cJSON_AddStringToObject(me, "id", app->settings.proxy_id);
-    cJSON_AddNumberToObject(me, "config_version", (double)c.version);
-    cJSON_AddStringToObject(me, "phase", mt_phase_name(c.phase));
-    cJSON_AddNumberToObject(me, "requests", (double)total);
-    cJSON_AddNumberToObject(me, "requests_failed", (double)failed);
-    cJSON_AddItemToArray(proxies, me);
+    cJSON_AddNumberToObject(doc, "uptime_seconds", (double)(time(NULL) - app->started));
     json_reply(r, 200, doc);
 }
 
 /* ------------------------------------------------------------------------ */
-/* The migrator thread.                                                      */
+/* The migrator and verify.                                                  */
 
-static void on_progress(void *ctx, mt_migrator_step step, const mt_migrator_stats *stats)
+/* Optional {"until": PHASE}; false (and a 400 in r) when the body is bad. */
+static bool parse_until(const char *body, size_t len, bool *stop, mt_phase *until, px_resp *r)
 {
-    px_app *app = ctx;
-    pthread_mutex_lock(&app->mu);
-    app->mig_stats = *stats;
-    switch (step) {
-    case MT_STEP_PUSHING:
-        app->mig_state = PX_MIG_PUSHING;
-        break;
-    case MT_STEP_COPYING:
-        app->mig_state = PX_MIG_COPYING;
-        break;
-    case MT_STEP_COPIED:
-        app->copy_done = true;
-        break;
-    case MT_STEP_CLEANING:
-        app->mig_state = PX_MIG_CLEANING;
-        break;
-    case MT_STEP_DONE:
-        app->mig_state = PX_MIG_DONE;
-        break;
-    }
-    pthread_mutex_unlock(&app->mu);
+    *stop = false;
+    *until = MT_PHASE_USE_NEW_HIDE_METADATA;
+    if (len == 0)
+        return true;
+    cJSON *doc = cJSON_ParseWithLength(body, len);
+    const cJSON *u = doc ? cJSON_GetObjectItemCaseSensitive(doc, "until") : NULL;
+    bool ok =
+        cJSON_IsObject(doc) && (!u || (cJSON_IsString(u) && mt_phase_parse(u->valuestring, until)));
+    *stop = u != NULL;
+    cJSON_Delete(doc);
+    if (!ok)
+        error_reply(r, 400, "InvalidInput", "The body must be empty or {\"until\": PHASE}.");
+    return ok;
 }
 
-static void *migrate_thread(void *arg)
+static void migrate_reply(px_app *app, const char *body, size_t len, bool resume, px_resp *r)
 {
-    px_app *app = arg;
-    size_t n = 0;
-    px_table **all = px_table_all(app->reg, &n);
-    mt_table_pair *pairs = calloc(n + 1, sizeof *pairs);
-    for (size_t i = 0; i < n; i++)
-        pairs[i] = px_table_backends(all[i]);
-    pthread_mutex_lock(&app->mu);
-    mt_migrator_hooks hooks = {.progress = on_progress, .ctx = app,
-                               .stop_early = app->mig_stop_early, .until = app->mig_until,
-                               .parallel = app->settings.copy_parallel,
-                               .rows_per_second = app->settings.copy_rate};
-    pthread_mutex_unlock(&app->mu);
-    mt_migrator_stats stats = {0};
-    pthread_mutex_lock(&app->push_mu);
-    mt_status st = mt_migrate_tables(app->rt, app->cfg, pairs, n, &hooks, &stats);
-    pthread_mutex_unlock(&app->push_mu);
-    if (mt_is_ok(&st))
-        px_log(PX_LOG_INFO, "migration finished: %lld rows copied, %lld cleaned",
-               (long long)stats.rows_copied, (long long)stats.rows_cleaned);
-    else
-        px_log(PX_LOG_ERROR, "migration failed: %d %s: %s", st.http, st.code, st.message);
-    pthread_mutex_lock(&app->mu);
-    app->mig_stats = stats;
-    app->mig_running = false;
-    if (mt_is_ok(&st)) {
-        app->mig_state = hooks.stop_early && hooks.until != MT_PHASE_USE_NEW_HIDE_METADATA
-                             ? PX_MIG_IDLE
-                             : PX_MIG_DONE;
-    } else {
-        app->mig_state = PX_MIG_FAILED;
-        snprintf(app->mig_error, sizeof app->mig_error, "%d %s: %s", st.http, st.code,
-                 st.message);
-    }
-    pthread_mutex_unlock(&app->mu);
-    for (size_t i = 0; i < n; i++)
-        px_table_release(app->reg, all[i]);
-    free(all);
-    free(pairs);
-    return NULL;
-}
-
-static void migrate_reply(px_app *app, const char *body, size_t len, px_resp *r)
-{
-    /* Optional {"until": PHASE}: stop there, e.g. after the copy. */
-    bool stop = false;
-    mt_phase until = MT_PHASE_USE_NEW_HIDE_METADATA;
-    if (len > 0) {
-        cJSON *doc = cJSON_ParseWithLength(body, len);
-        const cJSON *u = doc ? cJSON_GetObjectItemCaseSensitive(doc, "until") : NULL;
-        bool ok = doc && (!u || (cJSON_IsString(u) && mt_phase_parse(u->valuestring, &until)));
-        stop = u != NULL;
-        cJSON_Delete(doc);
-        if (!ok) {
-            error_reply(r, 400, "InvalidInput",
-                        "The body must be empty or {\"until\": PHASE}.");
+    bool stop;
+    mt_phase until;
+    if (!parse_until(body, len, &stop, &until, r))
+        return;
+    if (resume) {
+        pthread_mutex_lock(&app->mu);
+        bool paused = app->mig_state == PX_MIG_PAUSED || app->mig_state == PX_MIG_FAILED;
+        pthread_mutex_unlock(&app->mu);
+        if (!paused) {
+            error_reply(r, 409, "MigrationNotPaused",
+                        "No paused or failed migration to resume; start one with "
+                        "POST /admin/v1/migrate.");
             return;
         }
     }
-    pthread_mutex_lock(&app->mu);
-    if (app->mig_running) {
-        pthread_mutex_unlock(&app->mu);
-        error_reply(r, 409, "MigrationRunning", "A migration is already running.");
+    mt_status st = px_migrate_start(app, stop, until);
+    if (!mt_is_ok(&st)) {
+        status_error(r, &st);
         return;
     }
-    if (app->mig_thread_started)
-        pthread_join(app->mig_thread, NULL);
-    app->mig_running = true;
-    app->mig_stop_early = stop;
-    app->mig_until = until;
-    app->mig_error[0] = '\0';
-    app->mig_state = PX_MIG_PUSHING;
-    app->mig_thread_started = pthread_create(&app->mig_thread, NULL, migrate_thread, app) == 0;
-    if (!app->mig_thread_started)
-        app->mig_running = false;
-    pthread_mutex_unlock(&app->mu);
-    if (!app->mig_thread_started) {
-        error_reply(r, 500, "InternalError", "Could not start the migrator.");
-        return;
-    }
+    px_log(PX_LOG_INFO, "migration %s%s%s", resume ? "resumed" : "started", stop ? ", until " : "",
+           stop ? mt_phase_name(until) : "");
     cJSON *doc = cJSON_CreateObject();
     cJSON_AddStringToObject(doc, "state", "started");
     json_reply(r, 202, doc);
 }
 
+static void pause_reply(px_app *app, px_resp *r)
+{
+    mt_status st = px_migrate_pause(app);
+    if (!mt_is_ok(&st)) {
+        status_error(r, &st);
+        return;
+    }
+    px_log(PX_LOG_INFO, "migration pausing at the next checkpoint");
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddStringToObject(doc, "state", "pausing");
+    json_reply(r, 202, doc);
+}
+
+static void verify_reply(px_app *app, px_resp *r)
+{
+    mt_verify_report rep;
+    mt_status st = px_migrate_verify(app, &rep);
+    if (!mt_is_ok(&st)) {
+        status_error(r, &st);
+        return;
+    }
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddBoolToObject(doc, "ok", rep.ok);
+    cJSON_AddStringToObject(doc, "phase", mt_phase_name(px_app_config(app).phase));
+    cJSON_AddStringToObject(doc, "summary", rep.summary);
+    cJSON_AddNumberToObject(doc, "old_rows", (double)rep.old_rows);
+    cJSON_AddNumberToObject(doc, "new_rows", (double)rep.new_rows);
+    cJSON_AddNumberToObject(doc, "tombstones", (double)rep.tombstones);
+    cJSON_AddNumberToObject(doc, "missing", (double)rep.missing);
+    cJSON_AddNumberToObject(doc, "protocol_rows", (double)rep.protocol_rows);
+    cJSON_AddNumberToObject(doc, "reserved_props", (double)rep.reserved_props);
+    cJSON_AddNumberToObject(doc, "unswitched", (double)rep.unswitched);
+    cJSON_AddStringToObject(doc, "first_missing", rep.first_missing);
+    json_reply(r, 200, doc);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Phase changes.                                                            */
+
+static const char *phase_refusal(px_app *app, mt_phase from, mt_phase want)
+{
+    pthread_mutex_lock(&app->mu);
+    bool verified = app->copy_verified, running = app->mig_running;
+    pthread_mutex_unlock(&app->mu);
+    if (running)
+        return "a migration is running; it moves the phases itself (pause it first)";
+    if (want != from && want != from + 1)
+        return "phases move one step at a time, forward";
+    if (want == MT_PHASE_USE_NEW_WITH_TOMBSTONES && from != want && !verified)
+        return "use_new_with_tombstones needs a completed copy that a verify pass proved "
+               "(POST /admin/v1/migrate, or the copy then POST /admin/v1/verify)";
+    return NULL;
+}
 
 static void phase_reply(px_app *app, const char *body, size_t len, px_resp *r)
 {
     cJSON *doc = cJSON_ParseWithLength(body, len);
     const cJSON *ph = doc ? cJSON_GetObjectItemCaseSensitive(doc, "phase") : NULL;
     mt_phase want;
-    if (!cJSON_IsString(ph) || !mt_phase_parse(ph->valuestring, &want)) {
-        cJSON_Delete(doc);
+    bool ok = cJSON_IsString(ph) && mt_phase_parse(ph->valuestring, &want);
+    cJSON_Delete(doc);
+    if (!ok) {
         error_reply(r, 400, "InvalidPhase",
                     "The body must be {\"phase\": NAME} with NAME one of use_old_hide_metadata, "
                     "prefer_old, prefer_new, use_new_with_tombstones, use_new_hide_metadata.");
         return;
     }
-    cJSON_Delete(doc);
-    pthread_mutex_lock(&app->mu);
-    bool running = app->mig_running;
-    pthread_mutex_unlock(&app->mu);
-    if (running) {
-        error_reply(r, 409, "PhaseTransitionNotAllowed",
-                    "A migration is running; it moves the phases itself.");
-        return;
-    }
     pthread_mutex_lock(&app->push_mu);
     mt_config c = px_app_config(app);
-    pthread_mutex_lock(&app->mu);
-    bool copied = app->copy_done;
-    running = app->mig_running;
-    pthread_mutex_unlock(&app->mu);
-    const char *why = NULL;
-    if (running)
-        why = "a migration is running; it moves the phases itself";
-    else if (want != c.phase && want != c.phase + 1)
-        why = "phases move one step at a time, forward";
-    else if (want == MT_PHASE_USE_NEW_WITH_TOMBSTONES && c.phase != want && !copied)
-        why = "use_new_with_tombstones needs a completed copy (POST /admin/v1/migrate)";
+    const char *why = phase_refusal(app, c.phase, want);
     mt_status st = mt_ok();
     if (!why && want != c.phase) {
-        px_log(PX_LOG_INFO, "phase %s -> %s: pushing", mt_phase_name(c.phase),
-               mt_phase_name(want));
+        px_log(PX_LOG_INFO, "phase %s -> %s: pushing", mt_phase_name(c.phase), mt_phase_name(want));
         st = app->cfg->ops->push(app->cfg, want);
-        px_log(PX_LOG_INFO, "phase %s: every operation of the previous phase has finished",
-               mt_phase_name(want));
+        if (mt_is_ok(&st))
+            px_log(PX_LOG_INFO, "phase %s: every proxy acknowledged or lost its lease",
+                   mt_phase_name(want));
     }
     pthread_mutex_unlock(&app->push_mu);
     if (why) {
-        char msg[256];
+        char msg[400];
         snprintf(msg, sizeof msg, "Cannot move from %s to %s: %s.", mt_phase_name(c.phase),
                  mt_phase_name(want), why);
         error_reply(r, 409, "PhaseTransitionNotAllowed", msg);
         return;
     }
     if (!mt_is_ok(&st)) {
-        error_reply(r, st.http ? st.http : 500, st.code, st.message);
+        status_error(r, &st);
         return;
     }
     status_reply(app, r);
 }
 
 /* ------------------------------------------------------------------------ */
-/* Routing.                                                                  */
+/* The configuration endpoint (authority only).                              */
+
+/* The value of name in a raw query string, as a number; dflt when absent. */
+static int64_t query_num(const char *query, const char *name, int64_t dflt, bool *bad)
+{
+    size_t n = strlen(name);
+    for (const char *p = query; p && *p;) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        if (len > n && strncmp(p, name, n) == 0 && p[n] == '=') {
+            char *end;
+            long long v = strtoll(p + n + 1, &end, 10);
+            if (end != p + len)
+                *bad = true;
+            return v;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return dflt;
+}
+
+static void state_reply(px_app *app, const char *query, px_resp *r)
+{
+    bool bad = false;
+    int64_t after = query_num(query, "after", -1, &bad);
+    int64_t wait = query_num(query, "wait_ms", 0, &bad);
+    bool known_settled = query_num(query, "settled", 1, &bad) != 0;
+    if (bad || wait < 0) {
+        error_reply(r, 400, "InvalidQueryParameterValue",
+                    "after, wait_ms and settled must be integers (wait_ms >= 0).");
+        return;
+    }
+    cfg_view v;
+    cfg_authority_poll(app->auth, after, known_settled, wait > MAX_WAIT_MS ? MAX_WAIT_MS : wait,
+                       &v);
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddNumberToObject(doc, "config_version", (double)v.version);
+    cJSON_AddStringToObject(doc, "phase", mt_phase_name(v.phase));
+    cJSON_AddNumberToObject(doc, "lease_ms", (double)v.lease_ms);
+    cJSON_AddBoolToObject(doc, "settled", v.settled);
+    json_reply(r, 200, doc);
+}
+
+static void ack_reply(px_app *app, const char *id, const char *body, size_t len, px_resp *r)
+{
+    cJSON *doc = cJSON_ParseWithLength(body, len);
+    const cJSON *v = doc ? cJSON_GetObjectItemCaseSensitive(doc, "config_version") : NULL;
+    bool ok = cJSON_IsNumber(v);
+    int64_t version = ok ? (int64_t)v->valuedouble : 0;
+    cJSON_Delete(doc);
+    if (!ok) {
+        error_reply(r, 400, "InvalidInput", "The body must be {\"config_version\": N}.");
+        return;
+    }
+    char decoded[CFG_ID_MAX + 1];
+    size_t n = 0;
+    for (const char *p = id; *p && n < CFG_ID_MAX; n++) { /* %XX from curl_easy_escape */
+        unsigned hex;
+        if (p[0] == '%' && sscanf(p + 1, "%2x", &hex) == 1 && p[1] && p[2]) {
+            decoded[n] = (char)hex;
+            p += 3;
+        } else {
+            decoded[n] = *p++;
+        }
+    }
+    decoded[n] = '\0';
+    mt_status st = cfg_authority_ack(app->auth, decoded, version);
+    if (!mt_is_ok(&st)) {
+        status_error(r, &st);
+        return;
+    }
+    r->status = 204;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Health and metrics.                                                       */
+
+static void ready_reply(px_app *app, px_resp *r)
+{
+    if (px_app_serving(app)) {
+        text_reply(r, 200, "ready\n");
+        return;
+    }
+    cfg_client_info ci;
+    cfg_client_info_get(app->client, &ci);
+    char msg[1024];
+    snprintf(msg, sizeof msg, "not ready: no lease from %s%s%s\n", app->settings.config_endpoint,
+             ci.last_error[0] ? ": " : "", ci.last_error);
+    text_reply(r, 503, msg);
+}
 
 static void metrics_reply(px_app *app, px_resp *r)
 {
     mt_config c = px_app_config(app);
+    mt_buf b = {0};
+    char line[256];
+    px_metrics_render(app->metrics, &b);
+    snprintf(line, sizeof line,
+             "# HELP mtable_phase The phase this proxy serves (0-4).\n"
+             "# TYPE mtable_phase gauge\nmtable_phase %d\n"
+             "# HELP mtable_config_version The configuration version this proxy applied.\n"
+             "# TYPE mtable_config_version gauge\nmtable_config_version %lld\n",
+             (int)c.phase, (long long)c.version);
+    mt_buf_puts(&b, line);
+    if (app->client) {
+        cfg_client_info ci;
+        cfg_client_info_get(app->client, &ci);
+        snprintf(line, sizeof line,
+                 "# HELP mtable_lease_valid Whether this proxy holds a lease (1) or fails "
+                 "closed (0).\n# TYPE mtable_lease_valid gauge\nmtable_lease_valid %d\n"
+                 "# TYPE mtable_lease_remaining_seconds gauge\n"
+                 "mtable_lease_remaining_seconds %.3f\n",
+                 ci.leased ? 1 : 0, ci.lease_left_ms > 0 ? (double)ci.lease_left_ms / 1000 : 0);
+        mt_buf_puts(&b, line);
+    } else {
+        size_t n = cfg_authority_proxies(app->auth, NULL, 0);
+        snprintf(line, sizeof line,
+                 "# HELP mtable_proxies Proxies the authority has seen recently.\n"
+                 "# TYPE mtable_proxies gauge\nmtable_proxies %zu\n",
+                 n);
+        mt_buf_puts(&b, line);
+    }
     pthread_mutex_lock(&app->mu);
-    char buf[2048];
-    int n = snprintf(buf, sizeof buf,
-                     "# TYPE mtable_requests_total counter\n"
-                     "mtable_requests_total %llu\n"
-                     "# TYPE mtable_requests_failed_total counter\n"
-                     "mtable_requests_failed_total %llu\n"
-                     "# TYPE mtable_phase gauge\n"
-                     "mtable_phase %d\n"
-                     "# TYPE mtable_config_version gauge\n"
-                     "mtable_config_version %lld\n"
-                     "# TYPE mtable_rows_copied_total counter\n"
-                     "mtable_rows_copied_total %lld\n"
-                     "# TYPE mtable_rows_cleaned_total counter\n"
-                     "mtable_rows_cleaned_total %lld\n",
-                     (unsigned long long)app->requests_total,
-                     (unsigned long long)app->requests_failed, (int)c.phase,
-                     (long long)c.version, (long long)app->mig_stats.rows_copied,
-                     (long long)app->mig_stats.rows_cleaned);
+    mt_migrator_stats s = app->mig_stats;
+    int state = (int)app->mig_state;
     pthread_mutex_unlock(&app->mu);
+    snprintf(line, sizeof line,
+             "# TYPE mtable_rows_copied_total counter\nmtable_rows_copied_total %lld\n"
+             "# TYPE mtable_rows_cleaned_total counter\nmtable_rows_cleaned_total %lld\n"
+             "# TYPE mtable_migration_state gauge\n",
+             (long long)s.rows_done, (long long)s.rows_cleaned);
+    mt_buf_puts(&b, line);
+    for (int i = PX_MIG_IDLE; i <= PX_MIG_PAUSED; i++) {
+        snprintf(line, sizeof line, "mtable_migration_state{state=\"%s\"} %d\n",
+                 px_migration_state_name((px_migration_state)i), i == state);
+        mt_buf_puts(&b, line);
+    }
     r->status = 200;
-    r->body = strndup(buf, (size_t)n);
-    r->len = strlen(r->body);
+    r->body = mt_buf_take(&b, &r->len);
     px_resp_header(r, "Content-Type", "text/plain; version=0.0.4");
 }
+
+/* ------------------------------------------------------------------------ */
+/* Routing.                                                                  */
 
 static bool authorized(const px_app *app, const char *authorization)
 {
@@ -291,29 +467,66 @@ static bool authorized(const px_app *app, const char *authorization)
     return diff == 0;
 }
 
-void px_admin_handle(px_app *app, const char *method, const char *url, const char *body,
-                     size_t len, const char *authorization, px_resp *r)
+/* Calls only the authority takes. */
+static bool authority_route(px_app *app, bool get, bool post, bool put, const char *url,
+                            const char *query, const char *body, size_t len, px_resp *r)
 {
-    bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
-    if (get && (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0)) {
-        r->status = 200;
-        r->body = strdup("ok\n");
-        r->len = 3;
-        px_resp_header(r, "Content-Type", "text/plain");
+    if (get && strcmp(url, "/config/v1/state") == 0)
+        state_reply(app, query, r);
+    else if (put && strncmp(url, "/config/v1/acks/", 16) == 0 && url[16])
+        ack_reply(app, url + 16, body, len, r);
+    else if (post && strcmp(url, "/admin/v1/phase") == 0)
+        phase_reply(app, body, len, r);
+    else if (post && strcmp(url, "/admin/v1/migrate") == 0)
+        migrate_reply(app, body, len, false, r);
+    else if (post && strcmp(url, "/admin/v1/migrate/resume") == 0)
+        migrate_reply(app, body, len, true, r);
+    else if (post && strcmp(url, "/admin/v1/migrate/pause") == 0)
+        pause_reply(app, r);
+    else if (post && strcmp(url, "/admin/v1/verify") == 0)
+        verify_reply(app, r);
+    else
+        return false;
+    return true;
+}
+
+static bool is_authority_call(const char *url)
+{
+    return strncmp(url, "/config/v1/", 11) == 0 || strcmp(url, "/admin/v1/phase") == 0 ||
+           strncmp(url, "/admin/v1/migrate", 17) == 0 || strcmp(url, "/admin/v1/verify") == 0;
+}
+
+void px_admin_handle(px_app *app, const char *method, const char *url, const char *query,
+                     const char *body, size_t len, const char *authorization, px_resp *r)
+{
+    bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0,
+         put = strcmp(method, "PUT") == 0;
+    if (get && strcmp(url, "/healthz") == 0) {
+        text_reply(r, 200, "ok\n");
+        return;
+    }
+    if (get && strcmp(url, "/readyz") == 0) {
+        ready_reply(app, r);
         return;
     }
     if (!authorized(app, authorization)) {
         error_reply(r, 401, "Unauthorized", "This endpoint needs Authorization: Bearer TOKEN.");
         return;
     }
-    if (get && strcmp(url, "/metrics") == 0)
+    if (get && strcmp(url, "/metrics") == 0) {
         metrics_reply(app, r);
-    else if (get && strcmp(url, "/admin/v1/status") == 0)
+    } else if (get && strcmp(url, "/admin/v1/status") == 0) {
         status_reply(app, r);
-    else if (post && strcmp(url, "/admin/v1/phase") == 0)
-        phase_reply(app, body, len, r);
-    else if (post && strcmp(url, "/admin/v1/migrate") == 0)
-        migrate_reply(app, body, len, r);
-    else
+    } else if (app->auth && authority_route(app, get, post, put, url, query, body, len, r)) {
+        return;
+    } else if (!app->auth && is_authority_call(url)) {
+        char msg[800];
+        snprintf(msg, sizeof msg,
+                 "This proxy follows the configuration authority at %s; send phase, migrate "
+                 "and verify calls there.",
+                 app->settings.config_endpoint);
+        error_reply(r, 409, "NotAuthority", msg);
+    } else {
         error_reply(r, 404, "NotFound", "No such admin resource.");
+    }
 }

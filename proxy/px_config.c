@@ -62,15 +62,39 @@ static const opt opts[] = {
 
 void px_settings_usage(FILE *out)
 {
+    /* Two lines an option, so the help fits 80 columns however long a flag
+     * or its text: "--flag ARG" and its variable, then the text indented
+     * and wrapped at word boundaries. */
+    enum { INDENT = 6, WIDTH = 79 };
     fprintf(out, "usage: mtable-proxy [options]\n\n"
                  "Serves the Azure Table REST protocol on --listen and runs every request\n"
                  "through the MigratingTable protocol over the old and new tables.\n\n"
-                 "options (each also read from the environment variable shown):\n");
-    for (size_t i = 0; i < NOPTS; i++)
-        fprintf(out, "  %s %-10s %-24s %s\n", opts[i].flag, opts[i].arg, opts[i].env,
-                opts[i].help);
-    fprintf(out, "  --help                                          this text\n"
-                 "  --version                                       print the version\n");
+                 "options (each also read from the environment variable shown;\n"
+                 "flags win over the environment):\n");
+    for (size_t i = 0; i < NOPTS; i++) {
+        char head[64];
+        snprintf(head, sizeof head, "%s %s", opts[i].flag, opts[i].arg);
+        fprintf(out, "  %-30s %s\n", head, opts[i].env);
+        const char *p = opts[i].help;
+        while (*p) {
+            size_t room = WIDTH - INDENT, n = strlen(p);
+            if (n > room) {
+                n = room;
+                while (n > 0 && p[n] != ' ')
+                    n--;
+                if (n == 0) /* one word longer than the line: cut it */
+                    n = room;
+            }
+            fprintf(out, "%*s%.*s\n", INDENT, "", (int)n, p);
+            p += n;
+            while (*p == ' ')
+                p++;
+        }
+    }
+    fprintf(out, "  --help, -h\n"
+                 "      print this text\n"
+                 "  --version\n"
+                 "      print the version\n");
 }
 
 static bool parse_addr(const char *v, char *host, size_t cap, int *port)
@@ -250,77 +274,4 @@ int px_settings_load(px_settings *s, int argc, char **argv, FILE *out, FILE *err
             return 2;
     }
     return finish(s, err) ? 0 : 2;
-}
-
-/* Connects one side; *client stays NULL for memory. */
-static bool open_backend(const char *spec, const char *label, az_client **client, FILE *err)
-{
-    *client = NULL;
-    if (strcmp(spec, "memory") == 0)
-        return true;
-    az_connstr cs;
-    mt_status st = az_connstr_parse(spec, &cs);
-    if (mt_is_ok(&st))
-        *client = az_client_new(&cs, NULL, &st);
-    char *where = mt_is_ok(&st) ? az_connstr_describe(&cs) : NULL;
-    if (!mt_is_ok(&st))
-        fprintf(err, "mtable-proxy: cannot use the %s backend: %s\n", label, st.message);
-    else
-        fprintf(err, "mtable-proxy: %s tables at %s\n", label, where ? where : "?");
-    free(where);
-    az_connstr_clear(&cs);
-    return mt_is_ok(&st);
-}
-
-px_app *px_app_new(const px_settings *s, FILE *err)
-{
-    px_app *app = calloc(1, sizeof *app);
-    app->settings = *s;
-    app->rt = mt_rt_pthread();
-    app->cfg = mt_config_local_new(app->rt, MT_PHASE_USE_OLD_HIDE_METADATA);
-    pthread_mutex_init(&app->mu, NULL);
-    pthread_mutex_init(&app->push_mu, NULL);
-    if (!open_backend(s->old_spec, "old", &app->old_client, err) ||
-        !open_backend(s->new_spec, "new", &app->new_client, err)) {
-        px_app_free(app);
-        return NULL;
-    }
-    mt_status st = mt_ok();
-    app->reg = px_registry_new(app->rt, app->cfg,
-                               (px_backend){.client = app->old_client, .label = "old"},
-                               (px_backend){.client = app->new_client, .label = "new"}, &st);
-    if (!mt_is_ok(&st)) {
-        fprintf(err, "mtable-proxy: cannot list the backends' tables: %d %s: %s\n", st.http,
-                st.code, st.message);
-        px_app_free(app);
-        return NULL;
-    }
-    size_t n = 0;
-    app->service_properties = az_service_properties_default(&n);
-    app->started = time(NULL);
-    return app;
-}
-
-void px_app_free(px_app *app)
-{
-    if (!app)
-        return;
-    if (app->mig_thread_started)
-        pthread_join(app->mig_thread, NULL);
-    px_registry_free(app->reg);
-    az_client_free(app->old_client);
-    az_client_free(app->new_client);
-    app->cfg->ops->destroy(app->cfg);
-    free(app->service_properties);
-    pthread_mutex_destroy(&app->mu);
-    pthread_mutex_destroy(&app->push_mu);
-    free(app);
-}
-
-mt_config px_app_config(px_app *app)
-{
-    mt_config c;
-    mt_subscription *sub = app->cfg->ops->subscribe(app->cfg, NULL, &c);
-    app->cfg->ops->unsubscribe(app->cfg, sub);
-    return c;
 }

@@ -306,6 +306,42 @@ static void dispatch(px_req *q, px_resp *r)
     }
 }
 
+/* The operation a request names, for metrics. */
+static const char *op_label(const px_req *q)
+{
+    const char *m = q->method;
+    const char *x = px_req_header(q, "X-HTTP-Method");
+    if (x && strcmp(m, "POST") == 0)
+        m = x;
+    bool conditional = px_req_header(q, "If-Match") != NULL;
+    switch (q->res.kind) {
+    case AZ_RES_TABLES:
+        return strcmp(m, "POST") == 0 ? "create_table" : "query_tables";
+    case AZ_RES_TABLE:
+        return strcmp(m, "DELETE") == 0 ? "delete_table" : "query_tables";
+    case AZ_RES_TABLE_ACL:
+        return "table_acl";
+    case AZ_RES_SERVICE:
+        return "service";
+    case AZ_RES_ENTITIES:
+        return strcmp(m, "POST") == 0 ? "insert" : "query_entities";
+    case AZ_RES_ENTITY:
+        if (strcmp(m, "GET") == 0)
+            return "get_entity";
+        if (strcmp(m, "DELETE") == 0)
+            return "delete";
+        if (strcmp(m, "PUT") == 0)
+            return conditional ? "update" : "upsert_replace";
+        if (strcmp(m, "MERGE") == 0)
+            return conditional ? "merge" : "upsert_merge";
+        return "other";
+    case AZ_RES_BATCH:
+        return "batch";
+    default:
+        return "other";
+    }
+}
+
 /* x-ms-version: a date no later than the newest version this proxy speaks
  * (the service refuses versions it does not know). */
 static bool version_ok(const char *v)
@@ -373,6 +409,10 @@ static void handle_table_request(px_app *app, struct MHD_Connection *c, const ch
         az_account acct = {.name = app->settings.account, .key = app->settings.key,
                            .key_len = app->settings.key_len};
         st = az_auth_check(&acct, &hr, acl_lookup, app, &q.grant);
+        if (mt_is_ok(&st) && !px_app_serving(app))
+            st = mt_error(503, MT_ERR_SERVER_BUSY,
+                          "The server is currently unable to receive requests: this proxy "
+                          "holds no lease from its configuration authority. Please retry.");
         if (mt_is_ok(&st))
             dispatch(&q, r);
     }
@@ -388,6 +428,8 @@ static void handle_table_request(px_app *app, struct MHD_Connection *c, const ch
     if (r->status >= 400)
         app->requests_failed++;
     pthread_mutex_unlock(&app->mu);
+    px_metrics_request(app->metrics, preflight ? "preflight" : op_label(&q), r->status,
+                       px_app_config(app).phase);
     az_resource_clear(&q.res);
     free(query);
 }
@@ -462,7 +504,9 @@ static enum MHD_Result on_admin_request(void *cls, struct MHD_Connection *c, con
         r.status = 413;
     } else {
         const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-        px_admin_handle(cls, method, url, up->buf ? up->buf : "", up->len, auth, &r);
+        char *query = raw_query(c);
+        px_admin_handle(cls, method, url, query, up->buf ? up->buf : "", up->len, auth, &r);
+        free(query);
     }
     return send_response(c, &r);
 }
@@ -517,7 +561,8 @@ px_servers *px_serve_start(px_app *app, FILE *err)
     s->table = start_one(cf->listen_host, cf->listen_port, cf->max_connections,
                          on_table_request, app, err);
     if (s->table)
-        s->admin = start_one(cf->admin_host, cf->admin_port, 64, on_admin_request, app, err);
+        s->admin = start_one(cf->admin_host, cf->admin_port, PX_ADMIN_CONNECTIONS,
+                             on_admin_request, app, err);
     if (!s->table || !s->admin) {
         px_serve_stop(s);
         return NULL;

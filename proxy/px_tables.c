@@ -24,6 +24,8 @@
 struct px_table {
     char *name;
     mt_table *old_t, *new_t, *view;
+    mt_table *count_old, *count_new; /* metrics decorators over old_t, new_t */
+    mt_table *guard_old, *guard_new; /* NULL without a lease to keep */
     az_acl acl;
     int refs;
     bool deleted;
@@ -33,6 +35,8 @@ struct px_registry {
     mt_rt *rt;
     mt_config_service *cfg;
     px_backend side[2]; /* old, new */
+    px_guard guard;
+    px_metrics *metrics;
     pthread_mutex_t mu;
     px_table **v; /* live tables, sorted by name, case-insensitively */
     size_t n, cap;
@@ -41,11 +45,15 @@ struct px_registry {
 static mt_status adopt_existing(px_registry *r);
 
 px_registry *px_registry_new(mt_rt *rt, mt_config_service *cfg, px_backend old_b,
-                             px_backend new_b, mt_status *st)
+                             px_backend new_b, const px_guard *guard, px_metrics *metrics,
+                             mt_status *st)
 {
     px_registry *r = calloc(1, sizeof *r);
     r->rt = rt;
     r->cfg = cfg;
+    r->metrics = metrics;
+    if (guard)
+        r->guard = *guard;
     r->side[0] = old_b;
     r->side[1] = new_b;
     pthread_mutex_init(&r->mu, NULL);
@@ -73,7 +81,16 @@ static px_table *table_new(px_registry *r, const char *name, mt_status *st)
         free(t);
         return NULL;
     }
-    t->view = mt_migrating_new(r->rt, r->cfg, t->old_t, t->new_t);
+    mt_table *o = t->old_t, *n = t->new_t;
+    if (r->metrics) {
+        t->count_old = o = px_metrics_table(r->metrics, t->old_t, 0);
+        t->count_new = n = px_metrics_table(r->metrics, t->new_t, 1);
+    }
+    if (r->guard.valid) {
+        t->guard_old = o = cfg_guard_new(o, r->guard.valid, r->guard.ctx);
+        t->guard_new = n = cfg_guard_new(n, r->guard.valid, r->guard.ctx);
+    }
+    t->view = mt_migrating_new(r->rt, r->cfg, o, n);
     t->refs = 1;
     return t;
 }
@@ -127,6 +144,11 @@ static mt_status adopt_existing(px_registry *r)
     return mt_ok();
 }
 
+mt_status px_registry_refresh(px_registry *r)
+{
+    return adopt_existing(r);
+}
+
 /* Creates name in both Azure backends; *existed when neither needed it. */
 static mt_status create_in_backends(px_registry *r, const char *name, bool *existed)
 {
@@ -149,6 +171,10 @@ static mt_status create_in_backends(px_registry *r, const char *name, bool *exis
 static void table_free(px_table *t)
 {
     mt_table_destroy(t->view);
+    mt_table_destroy(t->guard_old);
+    mt_table_destroy(t->guard_new);
+    mt_table_destroy(t->count_old);
+    mt_table_destroy(t->count_new);
     mt_table_destroy(t->old_t);
     mt_table_destroy(t->new_t);
     free(t->name);
@@ -342,7 +368,9 @@ px_table **px_table_all(px_registry *r, size_t *n)
 
 mt_table_pair px_table_backends(px_table *t)
 {
-    return (mt_table_pair){.old_t = t->old_t, .new_t = t->new_t};
+    /* Counted, but never guarded: only the authority runs the migrator. */
+    return (mt_table_pair){.old_t = t->count_old ? t->count_old : t->old_t,
+                           .new_t = t->count_new ? t->count_new : t->new_t};
 }
 
 /* ------------------------------------------------------------------------ */

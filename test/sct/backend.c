@@ -26,9 +26,18 @@ struct sct_backend {
     size_t nlog, caplog;
 };
 
+/* How a call through a proxy's view reaches the backend (sct_backend_view);
+ * NULL for direct calls. */
+typedef struct gate {
+    bool (*arrive)(void *ctx);
+    void *ctx;
+    char tag[16];
+} gate;
+
 typedef struct weak_stream {
     mt_stream base;
     sct_backend *b;
+    const gate *g;
     mt_filter *f;
     uint64_t open_seq;
     mt_key cursor; /* return keys > cursor (or >= start before the first) */
@@ -45,12 +54,19 @@ static const char *op_name(mt_op_kind k)
     return (unsigned)k < sizeof names / sizeof *names ? names[k] : "?";
 }
 
-/* A scheduling point before a call, and the injected failure if any. */
-static mt_status enter(sct_backend *b, const char *what)
+/* A scheduling point before a call, and the injected failure if any: a
+ * call through a view that arrives too late is refused. */
+static mt_status enter(sct_backend *b, const gate *g, const char *what)
 {
     char label[48];
-    snprintf(label, sizeof label, "%s.%s", b->name, what);
+    snprintf(label, sizeof label, "%s%s%s.%s", g ? g->tag : "", g ? ": " : "", b->name, what);
     sct_point(b->s, label);
+    if (g && !g->arrive(g->ctx)) {
+        sct_trace(b->s, "%s: %s.%s arrived too late -> 503", g->tag, b->name, what);
+        return mt_error(503, MT_ERR_SERVER_BUSY,
+                        "injected: the request spent longer on the wire than the lease "
+                        "margin and never reached the service");
+    }
     return mt_ok();
 }
 
@@ -83,10 +99,10 @@ static void trace_batch(sct_backend *b, const mt_op *ops, size_t n, const mt_sta
                   st->index);
 }
 
-static mt_status be_batch(mt_table *t, const mt_op *ops, size_t n, mt_op_result *res)
+static mt_status do_batch(sct_backend *b, const gate *g, const mt_op *ops, size_t n,
+                          mt_op_result *res)
 {
-    sct_backend *b = (sct_backend *)t;
-    mt_status st = enter(b, "batch");
+    mt_status st = enter(b, g, "batch");
     if (mt_is_ok(&st))
         st = b->inner->ops->execute_batch(b->inner, ops, n, res);
     if (mt_is_ok(&st)) {
@@ -98,11 +114,10 @@ static mt_status be_batch(mt_table *t, const mt_op *ops, size_t n, mt_op_result 
     return st;
 }
 
-static mt_status be_query_atomic(mt_table *t, const char *pk, const mt_filter *f,
+static mt_status do_query_atomic(sct_backend *b, const gate *g, const char *pk, const mt_filter *f,
                                  mt_entity_list *out)
 {
-    sct_backend *b = (sct_backend *)t;
-    mt_status st = enter(b, "query");
+    mt_status st = enter(b, g, "query");
     size_t before = out->n;
     if (mt_is_ok(&st))
         st = b->inner->ops->query_atomic(b->inner, pk, f, out);
@@ -110,11 +125,11 @@ static mt_status be_query_atomic(mt_table *t, const char *pk, const mt_filter *f
     return st;
 }
 
-static mt_status be_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity **out)
+static mt_status do_retrieve(sct_backend *b, const gate *g, const char *pk, const char *rk,
+                             mt_entity **out)
 {
-    sct_backend *b = (sct_backend *)t;
     *out = NULL;
-    mt_status st = enter(b, "retrieve");
+    mt_status st = enter(b, g, "retrieve");
     if (mt_is_ok(&st))
         st = b->inner->ops->retrieve(b->inner, pk, rk, out);
     sct_trace(b->s, "%s.retrieve %s/%s -> %d", b->name, pk, rk, st.http);
@@ -190,7 +205,7 @@ static void set_cursor(weak_stream *w, const char *pk, const char *rk)
 static mt_status weak_fetch(weak_stream *w, mt_entity **out)
 {
     *out = NULL;
-    mt_status st = enter(w->b, "stream.next");
+    mt_status st = enter(w->b, w->g, "stream.next");
     if (!mt_is_ok(&st))
         return st;
     const version *cand;
@@ -252,17 +267,17 @@ static const mt_stream_ops weak_ops = {
     .close = weak_close,
 };
 
-static mt_status be_query_stream(mt_table *t, const mt_filter *f, const mt_key *start,
-                                 mt_stream **out)
+static mt_status do_query_stream(sct_backend *b, const gate *g, const mt_filter *f,
+                                 const mt_key *start, mt_stream **out)
 {
-    sct_backend *b = (sct_backend *)t;
     *out = NULL;
-    mt_status st = enter(b, "stream.open");
+    mt_status st = enter(b, g, "stream.open");
     if (!mt_is_ok(&st))
         return st;
     weak_stream *w = calloc(1, sizeof *w);
     w->base.ops = &weak_ops;
     w->b = b;
+    w->g = g;
     w->f = f ? mt_filter_clone(f) : NULL;
     w->open_seq = b->seq;
     if (start)
@@ -271,6 +286,28 @@ static mt_status be_query_stream(mt_table *t, const mt_filter *f, const mt_key *
               start ? start->rk : "-");
     *out = &w->base;
     return st;
+}
+
+static mt_status be_batch(mt_table *t, const mt_op *ops, size_t n, mt_op_result *res)
+{
+    return do_batch((sct_backend *)t, NULL, ops, n, res);
+}
+
+static mt_status be_query_atomic(mt_table *t, const char *pk, const mt_filter *f,
+                                 mt_entity_list *out)
+{
+    return do_query_atomic((sct_backend *)t, NULL, pk, f, out);
+}
+
+static mt_status be_query_stream(mt_table *t, const mt_filter *f, const mt_key *start,
+                                 mt_stream **out)
+{
+    return do_query_stream((sct_backend *)t, NULL, f, start, out);
+}
+
+static mt_status be_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity **out)
+{
+    return do_retrieve((sct_backend *)t, NULL, pk, rk, out);
 }
 
 static void be_destroy(mt_table *t)
@@ -304,6 +341,63 @@ mt_table *sct_backend_new(sct_sched *s, const char *name)
     b->s = s;
     snprintf(b->name, sizeof b->name, "%s", name);
     return &b->base;
+}
+
+/* ------------------------------------------------------------------------ */
+/* A proxy's view: the same backend, calls gated on arrival.                 */
+
+typedef struct view {
+    mt_table base;
+    sct_backend *b;
+    gate g;
+} view;
+
+static mt_status vw_batch(mt_table *t, const mt_op *ops, size_t n, mt_op_result *res)
+{
+    view *v = (view *)t;
+    return do_batch(v->b, &v->g, ops, n, res);
+}
+
+static mt_status vw_query(mt_table *t, const char *pk, const mt_filter *f, mt_entity_list *out)
+{
+    view *v = (view *)t;
+    return do_query_atomic(v->b, &v->g, pk, f, out);
+}
+
+static mt_status vw_stream(mt_table *t, const mt_filter *f, const mt_key *k, mt_stream **out)
+{
+    view *v = (view *)t;
+    return do_query_stream(v->b, &v->g, f, k, out);
+}
+
+static mt_status vw_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity **out)
+{
+    view *v = (view *)t;
+    return do_retrieve(v->b, &v->g, pk, rk, out);
+}
+
+static void vw_destroy(mt_table *t)
+{
+    free(t);
+}
+
+static const mt_table_ops view_ops = {
+    .execute_batch = vw_batch,
+    .query_atomic = vw_query,
+    .query_stream = vw_stream,
+    .retrieve = vw_retrieve,
+    .destroy = vw_destroy,
+};
+
+mt_table *sct_backend_view(mt_table *backend, const char *tag, bool (*arrive)(void *ctx), void *ctx)
+{
+    view *v = calloc(1, sizeof *v);
+    v->base.ops = &view_ops;
+    v->b = (sct_backend *)backend;
+    v->g.arrive = arrive;
+    v->g.ctx = ctx;
+    snprintf(v->g.tag, sizeof v->g.tag, "%s", tag);
+    return &v->base;
 }
 
 /* ------------------------------------------------------------------------ */

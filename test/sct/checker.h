@@ -19,7 +19,9 @@
  *   - a conditional op succeeds only with the current, known ETag (or "*");
  *   - a read may show an ETag other than the current one only if no write
  *     in the whole history returned it; it then becomes the current one.
- * Streamed rows ignore ETags.
+ * Streamed rows ignore ETags. A 503 ServerBusy (a proxy without a lease
+ * refusing, a busy backend) changed nothing, whatever the operation: it is
+ * never taken to have happened.
  *
  * It must never: look at anything but the history, allocate per step of the
  * search beyond its memo, or report a violation a plain table with those

@@ -21,6 +21,11 @@
  * An explicit point switches before anything else happens; a returning
  * actor's point comes after it has woken its joiners.
  *
+ * Time is a number, not a clock: it moves only at scheduling points, either
+ * because nobody can run until a deadline (the earliest one is taken) or
+ * because the strategy drew a jump. A deadline is a property of a blocked
+ * actor, so waking by time is the same scan as waking by a broadcast.
+ *
  * Nothing allocates per point: the trace buffer, the actor slots and the
  * stacks are kept and reused across executions. An abandoned execution
  * (deadlock, step bound, abort) simply never resumes its coroutines; their
@@ -440,6 +445,73 @@ static sct_actor *sct_pick(sct_sched *s)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Virtual time.                                                              */
+
+static int64_t sct_earliest_deadline(const sct_sched *s)
+{
+    int64_t d = SCT_NO_DEADLINE;
+    for (int i = 0; i < s->nactors; i++) {
+        const sct_actor *a = s->actors[i];
+        if (a->state == SCT_A_BLOCKED && a->deadline < d)
+            d = a->deadline;
+    }
+    return d;
+}
+
+/* Moves time forward to `to` and wakes every actor whose deadline has come;
+ * why says what moved it, for the trace. */
+static void sct_time_set(sct_sched *s, int64_t to, const char *why)
+{
+    char names[SCT_LABEL_MAX];
+    size_t len = 0;
+    int n = 0;
+    int64_t from = s->now_ms;
+    names[0] = '\0';
+    s->now_ms = to;
+    for (int i = 0; i < s->nactors; i++) {
+        sct_actor *a = s->actors[i];
+        if (a->state != SCT_A_BLOCKED || a->deadline > to)
+            continue;
+        a->state = SCT_A_RUNNABLE;
+        a->wait = SCT_W_NONE;
+        a->wait_on = NULL;
+        a->deadline = SCT_NO_DEADLINE;
+        if (s->trace_on && len < sizeof names) {
+            int k =
+                snprintf(names + len, sizeof names - len, "%s%s", n ? " " : ", wakes ", a->name);
+            len += k > 0 ? (size_t)k : 0;
+        }
+        n++;
+    }
+    sct_trace_as(s, "sched", "time %s +%" PRId64 " ms to %" PRId64 " ms%s", why, to - from, to,
+                 names);
+}
+
+/* The strategy's time jump, drawn at a scheduling point: to the next
+ * deadline someone waits for, or by a random amount. */
+static void sct_time_jump(sct_sched *s)
+{
+    int64_t d = sct_earliest_deadline(s);
+    int64_t to;
+    if (d != SCT_NO_DEADLINE && sct_sched_rand(s, 2) == 0)
+        to = d;
+    else
+        to = s->now_ms + 1 + (int64_t)sct_sched_rand(s, (uint64_t)s->jump_max_ms);
+    sct_time_set(s, to, "jumps");
+}
+
+/* Nobody can run: if someone waits with a deadline, time passes until the
+ * earliest one. False when nobody does (everyone returned, or a deadlock). */
+static bool sct_time_wait_out(sct_sched *s)
+{
+    int64_t d = sct_earliest_deadline(s);
+    if (d == SCT_NO_DEADLINE)
+        return false;
+    sct_time_set(s, d, "passes (all wait)");
+    return true;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Scheduling points.                                                         */
 
 const char *sct_owner_name(const sct_sched *s, const sct_mutex *m)
@@ -504,7 +576,11 @@ static void sct_step(sct_sched *s, const char *label)
     }
     if (s->strategy == SCT_STRATEGY_PCT)
         sct_pct_change(s);
+    if (s->jump_one_in && sct_sched_rand(s, s->jump_one_in) == 0)
+        sct_time_jump(s);
     sct_actor *next = sct_pick(s);
+    while (!next && sct_time_wait_out(s))
+        next = sct_pick(s);
     if (s->trace_on)
         sct_trace_step(s, a->name, label, next && next != a ? next->name : NULL);
     if (!next)
@@ -564,6 +640,13 @@ void sct_block(sct_sched *s, sct_wait w, const void *on)
     s->cur->state = SCT_A_BLOCKED;
     s->cur->wait = w;
     s->cur->wait_on = on;
+    s->cur->deadline = SCT_NO_DEADLINE;
+}
+
+void sct_block_until(sct_sched *s, const void *cond, int64_t deadline)
+{
+    sct_block(s, SCT_W_COND, cond);
+    s->cur->deadline = deadline;
 }
 
 int sct_wake(sct_sched *s, sct_wait w, const void *obj, char *names, size_t cap)
@@ -578,6 +661,7 @@ int sct_wake(sct_sched *s, sct_wait w, const void *obj, char *names, size_t cap)
         a->state = SCT_A_RUNNABLE;
         a->wait = SCT_W_NONE;
         a->wait_on = NULL;
+        a->deadline = SCT_NO_DEADLINE;
         if (s->trace_on && len < cap) {
             int k = snprintf(names + len, cap - len, "%s%s", n ? " " : ", wakes ", a->name);
             len += k > 0 ? (size_t)k : 0;
@@ -639,6 +723,7 @@ sct_actor *sct_spawn(sct_sched *s, void *(*fn)(void *), void *arg, const char *n
     a->state = SCT_A_RUNNABLE;
     a->wait = SCT_W_NONE;
     a->wait_on = NULL;
+    a->deadline = SCT_NO_DEADLINE;
     a->joined = false;
     a->fn = fn;
     a->arg = arg;
@@ -648,6 +733,16 @@ sct_actor *sct_spawn(sct_sched *s, void *(*fn)(void *), void *arg, const char *n
         snprintf(a->name, sizeof a->name, "%s", name);
     else
         snprintf(a->name, sizeof a->name, "t%d", a->id);
+    for (int i = 0; i < a->id; i++) {
+        if (strcmp(s->actors[i]->name, a->name) == 0) {
+            /* The trace names actors: a second thread of the same name
+             * (say, a second proxy's cfg-client) gets its id. */
+            char base[SCT_NAME_MAX];
+            memcpy(base, a->name, sizeof base);
+            snprintf(a->name, sizeof a->name, "%.*s#%d", SCT_NAME_MAX - 8, base, a->id);
+            break;
+        }
+    }
     a->stack = sct_stack_get(s);
     sct_actor_context(s, a);
     if (s->strategy == SCT_STRATEGY_PCT)
@@ -675,6 +770,7 @@ static void sct_run_reset(sct_sched *s, uint64_t seed, sct_strategy strategy, in
     s->nactors = 0;
     s->steps = 0;
     s->clock = 0;
+    s->now_ms = 0;
     s->seq[0] = s->seq[1] = 0;
     s->max_steps = max_steps;
     s->strategy = strategy;
@@ -810,6 +906,17 @@ uint64_t sct_sched_steps(const sct_sched *s)
 uint64_t sct_sched_clock(sct_sched *s)
 {
     return ++s->clock;
+}
+
+int64_t sct_sched_now_ms(const sct_sched *s)
+{
+    return s->now_ms;
+}
+
+void sct_sched_set_time_jumps(sct_sched *s, uint64_t one_in, int64_t max_ms)
+{
+    s->jump_one_in = one_in;
+    s->jump_max_ms = max_ms > 0 ? max_ms : 1;
 }
 
 const char *sct_sched_trace_text(const sct_sched *s)

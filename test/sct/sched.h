@@ -26,8 +26,14 @@
  *           200). Because it adapts, a PCT replay must pin it with
  *           sct_sched_set_pct_horizon(); the trace's first line prints it.
  *
+ * Time is simulated too (see "Virtual time" below): it passes only when
+ * everyone waits for a deadline or when the strategy makes it jump, so an
+ * actor can be "late" -- runnable, yet not scheduled while time passes --
+ * and a lease can run out under an operation in flight.
+ *
  * An execution ends when every actor has returned (OK), when every live
- * actor is blocked (DEADLOCK: a liveness failure, never a success), when it
+ * actor is blocked and none waits with a deadline (DEADLOCK: a liveness
+ * failure, never a success), when it
  * exceeds its step bound (STEP_BOUND), or when an actor misuses the runtime
  * or calls sct_sched_abort() (ABORTED). Unfinished coroutines are then
  * abandoned: their stacks go back to the pool and the scheduler is ready for
@@ -123,10 +129,36 @@ uint64_t sct_sched_steps(const sct_sched *s);
  * distinct and ordered as they happened. Restarts at 0 with each run. */
 uint64_t sct_sched_clock(sct_sched *s);
 
+/* Virtual time. Each execution has a simulated monotonic clock in
+ * milliseconds that starts at 0. The runtime's mono_ms reads it (a
+ * scheduling point), cond_timedwait blocks like cond_wait but also until a
+ * deadline on it, and now_ticks derives from it. Steps cost no time; time
+ * moves only
+ *   - when every live actor is blocked and some wait with a deadline: to the
+ *     earliest deadline, waking the actors whose deadline it is (that is
+ *     waiting, not a deadlock);
+ *   - when the strategy makes it jump (sct_sched_set_time_jumps): at a
+ *     scheduling point, with probability 1/one_in, either to the earliest
+ *     pending deadline or by a uniform 1..max_ms, waking every actor whose
+ *     deadline passed. Every actor that is runnable then is "late" by that
+ *     much, which is how lease expiry comes to interleave with operations in
+ *     flight.
+ * Both are decisions of the seed and both are lines of the trace ("time
+ * ..."), so replays stay byte-identical. */
+int64_t sct_sched_now_ms(const sct_sched *s); /* no scheduling point */
+/* Turns the strategy's time jumps on (one_in >= 1, max_ms >= 1) or off
+ * (one_in = 0, the default). Off, the strategy draws nothing for them, so
+ * executions that never read the clock are the same as without a clock.
+ * Applies to the following executions. */
+void sct_sched_set_time_jumps(sct_sched *s, uint64_t one_in, int64_t max_ms);
+
 /* The runtime's now_ticks under the scheduler: a fixed start
- * (2026-01-01T00:00:00Z in .NET ticks) plus 1 ms per step. */
+ * (2026-01-01T00:00:00Z in .NET ticks) plus the virtual time plus 100 ns per
+ * step, so that it strictly increases while staying within a few
+ * milliseconds of the virtual time. */
 #define SCT_CLOCK_BASE_TICKS INT64_C(639028224000000000)
-#define SCT_TICKS_PER_STEP INT64_C(10000)
+#define SCT_TICKS_PER_MS INT64_C(10000)
+#define SCT_TICKS_PER_STEP INT64_C(1)
 
 /* Tracing is on by default; turning it off makes executions cheaper and
  * changes nothing else (use it for bulk exploration, then replay a failing

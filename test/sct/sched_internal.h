@@ -14,6 +14,9 @@
 #define SCT_LABEL_MAX 160
 #define SCT_REPORT_MAX 2048
 
+/* An actor that waits without a deadline. */
+#define SCT_NO_DEADLINE INT64_MAX
+
 /* Mutex owners that are not actors. */
 #define SCT_NOBODY (-1)
 #define SCT_HOST (-2)
@@ -63,6 +66,7 @@ typedef struct sct_actor {
     sct_astate state;
     sct_wait wait;
     const void *wait_on;
+    int64_t deadline; /* SCT_W_COND from cond_timedwait: virtual ms */
     bool joined;
     uint64_t prio; /* PCT only */
     void *(*fn)(void *);
@@ -87,6 +91,7 @@ struct sct_sched {
     uint64_t steps;
     uint64_t max_steps;
     uint64_t clock;
+    int64_t now_ms; /* virtual monotonic time */
     uint64_t rng[4];
     unsigned seq[2];  /* object tags inside executions: mutexes, conds */
     unsigned gseq[2]; /* the same outside executions */
@@ -99,7 +104,9 @@ struct sct_sched {
     int next_change;
     uint64_t horizon_fixed;
     uint64_t horizon_used;
-    uint64_t longest; /* most steps of an execution within its bound */
+    uint64_t longest;     /* most steps of an execution within its bound */
+    uint64_t jump_one_in; /* time jumps: 0 = none */
+    int64_t jump_max_ms;
 
     /* The host: the caller of sct_sched_run. */
     ucontext_t host;
@@ -134,6 +141,8 @@ void sct_stepf(sct_sched *s, const char *fmt, ...) __attribute__((format(printf,
 void sct_misuse(sct_sched *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The running actor waits for w on on; it runs again once woken. */
 void sct_block(sct_sched *s, sct_wait w, const void *on);
+/* The same for a condition, and also until virtual time reaches deadline. */
+void sct_block_until(sct_sched *s, const void *cond, int64_t deadline);
 /* Makes every actor waiting on obj runnable; their names go into names
  * (", wakes a b") when tracing. Returns how many woke. */
 int sct_wake(sct_sched *s, sct_wait w, const void *obj, char *names, size_t cap);

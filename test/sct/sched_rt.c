@@ -11,11 +11,18 @@
  * A woken actor only becomes runnable; it re-checks its condition when it
  * runs (a mutex may have been taken again meanwhile), like pthreads and
  * unlike a hand-off lock, so the strategy also explores barging.
+ *
+ * The clock is the scheduler's virtual time (sched.h): mono_ms reads it,
+ * now_ticks derives from it, and cond_timedwait is cond_wait with a
+ * deadline the scheduler honours when time moves. A timed wait whose
+ * deadline has already passed returns at once, keeping the mutex, as
+ * pthread_cond_timedwait does.
  */
 #define _GNU_SOURCE
 
 #include "sched_internal.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -237,25 +244,42 @@ static int64_t sct_rt_now_ticks(mt_rt *rt)
     sct_sched *s = sct_of(rt);
     if (s->running)
         sct_stepf(s, "now");
-    return SCT_CLOCK_BASE_TICKS + (int64_t)s->steps * SCT_TICKS_PER_STEP;
+    return SCT_CLOCK_BASE_TICKS + s->now_ms * SCT_TICKS_PER_MS +
+           (int64_t)s->steps * SCT_TICKS_PER_STEP;
 }
 
-/* Simulated monotonic time: 1 ms per scheduling point. */
 static int64_t sct_rt_mono_ms(mt_rt *rt)
 {
     sct_sched *s = sct_of(rt);
     if (s->running)
         sct_stepf(s, "mono");
-    return (int64_t)s->steps;
+    return s->now_ms;
 }
 
-/* A timed wait whose deadline has not passed waits like cond_wait. */
-static bool sct_rt_cond_timedwait(mt_rt *rt, mt_cond *c, mt_mutex *m, int64_t deadline_ms)
+/* True when woken before the deadline (by a broadcast); false once it has
+ * passed. Either way the caller holds m again and re-checks. */
+static bool sct_rt_cond_timedwait(mt_rt *rt, mt_cond *cv, mt_mutex *mv, int64_t deadline_ms)
 {
-    if (sct_rt_mono_ms(rt) >= deadline_ms)
+    sct_sched *s = sct_of(rt);
+    sct_cond *c = (sct_cond *)cv;
+    sct_mutex *m = (sct_mutex *)mv;
+    char names[SCT_LABEL_MAX];
+    if (!s->running)
+        sct_fatal("timedwait %s: outside an execution", c->hdr.tag);
+    if (!sct_held_by_current(s, m))
+        sct_misuse(s, "timedwait %s: mutex %s held by %s", c->hdr.tag, m->hdr.tag,
+                   sct_owner_name(s, m));
+    if (s->now_ms >= deadline_ms) {
+        sct_stepf(s, "timedwait %s: deadline %" PRId64 " ms passed", c->hdr.tag, deadline_ms);
         return false;
-    sct_rt_cond_wait(rt, c, m);
-    return sct_rt_mono_ms(rt) < deadline_ms;
+    }
+    m->owner = SCT_NOBODY;
+    sct_wake(s, SCT_W_MUTEX, m, names, sizeof names);
+    sct_block_until(s, c, deadline_ms);
+    sct_stepf(s, "timedwait %s until %" PRId64 " ms, unlock %s%s", c->hdr.tag, deadline_ms,
+              m->hdr.tag, names);
+    sct_acquire(s, m);
+    return s->now_ms < deadline_ms;
 }
 
 const mt_rt_ops sct_rt_ops = {

@@ -396,6 +396,41 @@ static void test_server_busy(void **state)
     expect(&h, SCT_CHECK_LINEARIZABILITY);
 }
 
+/* A 503 is a refusal that changed nothing (a proxy without a lease is
+ * stopped by its guard before the call is sent; every protocol write has
+ * its client-visible effect in its last backend call): the checker must not
+ * let a 503 write explain what later reads show, in any order. */
+static void test_server_busy_changed_nothing(void **state)
+{
+    (void)state;
+    sct_history h = {0};
+    write1(&h, 1, 1, 4, MT_OP_INSERT, "a", 1, NULL, NULL, 503);
+    retrieve(&h, 2, 2, 3, "a", 1, FRESH); /* even while the 503 is in flight */
+    expect(&h, SCT_CHECK_LINEARIZABILITY);
+
+    write1(&h, 1, 1, 2, MT_OP_INSERT, "a", 1, NULL, E1, 0);
+    write1(&h, 1, 3, 4, MT_OP_REPLACE, "a", 2, E1, NULL, 503);
+    retrieve(&h, 2, 5, 6, "a", 2, FRESH);
+    expect(&h, SCT_CHECK_LINEARIZABILITY);
+
+    write1(&h, 1, 1, 2, MT_OP_INSERT, "a", 1, NULL, E1, 0);
+    write1(&h, 1, 3, 4, MT_OP_DELETE, "a", -1, "*", NULL, 503);
+    retrieve(&h, 2, 5, 6, "a", -1, NULL);
+    expect(&h, SCT_CHECK_LINEARIZABILITY);
+
+    /* A 503 ahead of a racing insert does not make the insert's 409 right. */
+    write1(&h, 1, 1, 4, MT_OP_INSERT, "a", 1, NULL, NULL, 503);
+    write1(&h, 2, 2, 3, MT_OP_INSERT, "a", 2, NULL, NULL, 409);
+    expect(&h, SCT_CHECK_LINEARIZABILITY);
+
+    /* What it changed nothing of stays as it was. */
+    write1(&h, 1, 1, 2, MT_OP_INSERT, "a", 1, NULL, E1, 0);
+    write1(&h, 1, 3, 4, MT_OP_DELETE, "a", -1, E1, NULL, 503);
+    write1(&h, 2, 5, 6, MT_OP_REPLACE, "a", 3, E1, E2, 0);
+    retrieve(&h, 2, 7, 8, "a", 3, E2);
+    expect(&h, SCT_CHECK_OK);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Streams.                                                                  */
 
@@ -1002,6 +1037,7 @@ int main(void)
         cmocka_unit_test(test_old_etag_observed),
         cmocka_unit_test(test_success_without_etag),
         cmocka_unit_test(test_server_busy),
+        cmocka_unit_test(test_server_busy_changed_nothing),
         cmocka_unit_test(test_stream_row),
         cmocka_unit_test(test_stream_absent),
         cmocka_unit_test(test_generated),

@@ -608,6 +608,300 @@ static void test_pct_finds_check_then_act(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Virtual time: timed waits, time passing when everyone waits, and the     */
+/* strategy's jumps.                                                          */
+
+typedef struct time_ctx {
+    mt_rt *rt;
+    sct_sched *s;
+    mt_mutex *m;
+    mt_cond *cv;
+    bool flag;
+    int64_t deadline[3];
+    int64_t woke_at[3];
+    bool result[3];
+    int spins;         /* points the spinner has taken */
+    int spins_at_wake; /* ... when the sleeper woke */
+} time_ctx;
+
+typedef struct time_arg {
+    time_ctx *c;
+    int i;
+} time_arg;
+
+static void *timed_sleeper(void *p)
+{
+    time_arg *a = p;
+    time_ctx *c = a->c;
+    c->rt->ops->lock(c->rt, c->m);
+    c->result[a->i] = c->rt->ops->cond_timedwait(c->rt, c->cv, c->m, c->deadline[a->i]);
+    c->woke_at[a->i] = c->rt->ops->mono_ms(c->rt);
+    c->spins_at_wake = c->spins;
+    c->rt->ops->unlock(c->rt, c->m);
+    return NULL;
+}
+
+static void *three_sleepers_main(void *p)
+{
+    time_ctx *c = p;
+    time_arg args[3];
+    mt_thread *t[3];
+    c->m = c->rt->ops->mutex_new(c->rt);
+    c->cv = c->rt->ops->cond_new(c->rt);
+    for (int i = 0; i < 3; i++) {
+        args[i] = (time_arg){c, i};
+        t[i] = c->rt->ops->thread_start(c->rt, timed_sleeper, &args[i], "sleeper");
+    }
+    for (int i = 0; i < 3; i++)
+        c->rt->ops->thread_join(c->rt, t[i]);
+    c->rt->ops->cond_free(c->rt, c->cv);
+    c->rt->ops->mutex_free(c->rt, c->m);
+    return NULL;
+}
+
+/* Nobody signals: that is waiting, not a deadlock. Time moves to each
+ * deadline in turn, exactly, and every wait reports that it timed out. */
+static void test_timed_waits_end_at_their_deadlines(void **state)
+{
+    (void)state;
+    sct_sched *s = sct_sched_new();
+    for (size_t k = 0; k < 2; k++) {
+        for (uint64_t seed = 1; seed <= SEEDS; seed++) {
+            time_ctx c = {.rt = sct_sched_rt(s), .s = s, .deadline = {300, 100, 200}};
+            assert_int_equal(
+                sct_sched_run(s, seed, strategies[k], 2, MAX_STEPS, three_sleepers_main, &c),
+                SCT_RUN_OK);
+            for (int i = 0; i < 3; i++) {
+                assert_false(c.result[i]);
+                assert_int_equal(c.woke_at[i], c.deadline[i]);
+            }
+            assert_int_equal(sct_sched_now_ms(s), 300);
+        }
+    }
+    assert_non_null(strstr(sct_sched_trace_text(s), "time passes (all wait) +100 ms to 100 ms"));
+    assert_non_null(strstr(sct_sched_trace_text(s), "timedwait c1 until 300 ms"));
+    sct_sched_free(s);
+}
+
+static void *flag_waiter(void *p)
+{
+    time_arg *a = p;
+    time_ctx *c = a->c;
+    c->rt->ops->lock(c->rt, c->m);
+    c->result[0] = true;
+    while (!c->flag && c->result[0])
+        c->result[0] = c->rt->ops->cond_timedwait(c->rt, c->cv, c->m, 1000);
+    c->woke_at[0] = c->rt->ops->mono_ms(c->rt);
+    c->rt->ops->unlock(c->rt, c->m);
+    return NULL;
+}
+
+static void *flag_setter(void *p)
+{
+    time_ctx *c = p;
+    sct_point(c->s, "before");
+    c->rt->ops->lock(c->rt, c->m);
+    c->flag = true;
+    c->rt->ops->cond_broadcast(c->rt, c->cv);
+    c->rt->ops->unlock(c->rt, c->m);
+    return NULL;
+}
+
+static void *flag_main(void *p)
+{
+    time_ctx *c = p;
+    time_arg a = {c, 0};
+    c->m = c->rt->ops->mutex_new(c->rt);
+    c->cv = c->rt->ops->cond_new(c->rt);
+    mt_thread *w = c->rt->ops->thread_start(c->rt, flag_waiter, &a, "waiter");
+    mt_thread *t = c->rt->ops->thread_start(c->rt, flag_setter, c, "setter");
+    c->rt->ops->thread_join(c->rt, w);
+    c->rt->ops->thread_join(c->rt, t);
+    c->rt->ops->cond_free(c->rt, c->cv);
+    c->rt->ops->mutex_free(c->rt, c->m);
+    return NULL;
+}
+
+/* A broadcast before the deadline ends a timed wait with true, and no time
+ * passes while someone can still run. */
+static void test_broadcast_ends_timed_wait(void **state)
+{
+    (void)state;
+    sct_sched *s = sct_sched_new();
+    for (size_t k = 0; k < 2; k++) {
+        for (uint64_t seed = 1; seed <= SEEDS; seed++) {
+            time_ctx c = {.rt = sct_sched_rt(s), .s = s};
+            assert_int_equal(sct_sched_run(s, seed, strategies[k], 2, MAX_STEPS, flag_main, &c),
+                             SCT_RUN_OK);
+            assert_true(c.flag);
+            assert_true(c.result[0]);
+            assert_int_equal(c.woke_at[0], 0);
+            assert_int_equal(sct_sched_now_ms(s), 0);
+        }
+    }
+    sct_sched_free(s);
+}
+
+static void *passed_main(void *p)
+{
+    time_ctx *c = p;
+    c->m = c->rt->ops->mutex_new(c->rt);
+    c->cv = c->rt->ops->cond_new(c->rt);
+    c->rt->ops->lock(c->rt, c->m);
+    c->result[0] = c->rt->ops->cond_timedwait(c->rt, c->cv, c->m, 0);
+    c->rt->ops->unlock(c->rt, c->m); /* still held: no misuse */
+    c->woke_at[0] = c->rt->ops->mono_ms(c->rt);
+    c->rt->ops->cond_free(c->rt, c->cv);
+    c->rt->ops->mutex_free(c->rt, c->m);
+    return NULL;
+}
+
+static void *mixed_main(void *p)
+{
+    stuck_ctx *c = p;
+    c->m = c->rt->ops->mutex_new(c->rt);
+    c->cv = c->rt->ops->cond_new(c->rt);
+    mt_thread *t = c->rt->ops->thread_start(c->rt, sleeper, c, "sleeper");
+    c->rt->ops->lock(c->rt, c->m);
+    while (c->rt->ops->cond_timedwait(c->rt, c->cv, c->m, 50))
+        ;
+    c->rt->ops->unlock(c->rt, c->m);
+    c->rt->ops->thread_join(c->rt, t);
+    return NULL;
+}
+
+/* A deadline already passed returns at once with the mutex held; a wait
+ * without a deadline still deadlocks once the timed ones are over. */
+static void test_passed_deadline_and_untimed_deadlock(void **state)
+{
+    (void)state;
+    sct_sched *s = sct_sched_new();
+    time_ctx c = {.rt = sct_sched_rt(s), .s = s};
+    assert_int_equal(sct_sched_run(s, 1, SCT_STRATEGY_RANDOM, 1, MAX_STEPS, passed_main, &c),
+                     SCT_RUN_OK);
+    assert_false(c.result[0]);
+    assert_int_equal(c.woke_at[0], 0);
+    assert_non_null(strstr(sct_sched_trace_text(s), "timedwait c1: deadline 0 ms passed"));
+    for (size_t k = 0; k < 2; k++) {
+        for (uint64_t seed = 1; seed <= 50; seed++) {
+            stuck_ctx st = {.rt = sct_sched_rt(s), .s = s};
+            assert_int_equal(sct_sched_run(s, seed, strategies[k], 2, MAX_STEPS, mixed_main, &st),
+                             SCT_RUN_DEADLOCK);
+            assert_int_equal(sct_sched_now_ms(s), 50);
+            assert_non_null(strstr(sct_sched_report(s), "sleeper in wait c1"));
+            assert_non_null(strstr(sct_sched_report(s), "main in join sleeper"));
+        }
+    }
+    sct_sched_free(s);
+}
+
+static void *spinner(void *p)
+{
+    time_ctx *c = p;
+    for (int i = 0; i < 100; i++) {
+        sct_point(c->s, "spin");
+        c->spins++;
+    }
+    return NULL;
+}
+
+static void *late_main(void *p)
+{
+    time_ctx *c = p;
+    time_arg a = {c, 0};
+    c->m = c->rt->ops->mutex_new(c->rt);
+    c->cv = c->rt->ops->cond_new(c->rt);
+    c->deadline[0] = 500;
+    mt_thread *w = c->rt->ops->thread_start(c->rt, timed_sleeper, &a, "sleeper");
+    mt_thread *t = c->rt->ops->thread_start(c->rt, spinner, c, "spinner");
+    c->rt->ops->thread_join(c->rt, w);
+    c->rt->ops->thread_join(c->rt, t);
+    c->rt->ops->cond_free(c->rt, c->cv);
+    c->rt->ops->mutex_free(c->rt, c->m);
+    return NULL;
+}
+
+/* Without jumps time passes only when everyone waits, so the sleeper wakes
+ * after the spinner is done. With jumps it sometimes wakes while the
+ * spinner still runs: the spinner was late. Jumps replay from the seed, and
+ * turned off they draw nothing from it. */
+static void test_time_jumps_make_actors_late(void **state)
+{
+    (void)state;
+    sct_sched *s = sct_sched_new();
+    for (size_t k = 0; k < 2; k++) {
+        for (uint64_t seed = 1; seed <= 100; seed++) {
+            time_ctx c = {.rt = sct_sched_rt(s), .s = s};
+            assert_int_equal(sct_sched_run(s, seed, strategies[k], 3, MAX_STEPS, late_main, &c),
+                             SCT_RUN_OK);
+            assert_int_equal(c.spins_at_wake, 100);
+            assert_int_equal(c.woke_at[0], 500);
+        }
+    }
+    char *plain = strdup(sct_sched_trace_text(s));
+    sct_sched_set_time_jumps(s, 0, 1000); /* off, explicitly */
+    time_ctx c0 = {.rt = sct_sched_rt(s), .s = s};
+    sct_sched_run(s, 100, SCT_STRATEGY_PCT, 3, MAX_STEPS, late_main, &c0);
+    assert_string_equal(plain, sct_sched_trace_text(s));
+    free(plain);
+
+    sct_sched_set_time_jumps(s, 8, 200);
+    int late = 0;
+    for (size_t k = 0; k < 2; k++) {
+        for (uint64_t seed = 1; seed <= 200; seed++) {
+            time_ctx c = {.rt = sct_sched_rt(s), .s = s};
+            assert_int_equal(sct_sched_run(s, seed, strategies[k], 3, MAX_STEPS, late_main, &c),
+                             SCT_RUN_OK);
+            assert_false(c.result[0]);
+            assert_true(c.woke_at[0] >= 500);
+            late += c.spins_at_wake < 100;
+            char *first = strdup(sct_sched_trace_text(s));
+            time_ctx d = {.rt = sct_sched_rt(s), .s = s};
+            sct_sched_run(s, seed, strategies[k], 3, MAX_STEPS, late_main, &d);
+            assert_string_equal(first, sct_sched_trace_text(s));
+            assert_int_equal(c.woke_at[0], d.woke_at[0]);
+            free(first);
+        }
+    }
+    assert_true(late > 0);
+    assert_non_null(strstr(sct_sched_trace_text(s), "time jumps +"));
+    sct_sched_free(s);
+}
+
+static void *ticks_main(void *p)
+{
+    time_ctx *c = p;
+    c->m = c->rt->ops->mutex_new(c->rt);
+    c->cv = c->rt->ops->cond_new(c->rt);
+    c->woke_at[0] = c->rt->ops->now_ticks(c->rt);
+    c->rt->ops->lock(c->rt, c->m);
+    while (c->rt->ops->cond_timedwait(c->rt, c->cv, c->m, 1234))
+        ;
+    c->rt->ops->unlock(c->rt, c->m);
+    c->woke_at[1] = c->rt->ops->now_ticks(c->rt);
+    c->woke_at[2] = c->rt->ops->mono_ms(c->rt);
+    c->rt->ops->cond_free(c->rt, c->cv);
+    c->rt->ops->mutex_free(c->rt, c->m);
+    return NULL;
+}
+
+/* now_ticks follows the virtual time (plus 100 ns a step). */
+static void test_now_ticks_follow_virtual_time(void **state)
+{
+    (void)state;
+    sct_sched *s = sct_sched_new();
+    time_ctx c = {.rt = sct_sched_rt(s), .s = s};
+    assert_int_equal(sct_sched_run(s, 1, SCT_STRATEGY_RANDOM, 1, MAX_STEPS, ticks_main, &c),
+                     SCT_RUN_OK);
+    assert_int_equal(c.woke_at[2], 1234);
+    int64_t at = SCT_CLOCK_BASE_TICKS + 1234 * SCT_TICKS_PER_MS;
+    assert_true(c.woke_at[0] < SCT_CLOCK_BASE_TICKS + SCT_TICKS_PER_MS);
+    assert_true(c.woke_at[1] > at);
+    assert_true(c.woke_at[1] <= at + (int64_t)sct_sched_steps(s) * SCT_TICKS_PER_STEP);
+    sct_sched_free(s);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Throughput, printed for the record.                                        */
 
 typedef struct bench_ctx {
@@ -703,6 +997,11 @@ int main(void)
         cmocka_unit_test(test_setup_outside_execution),
         cmocka_unit_test(test_reuse_many_executions),
         cmocka_unit_test(test_pct_finds_check_then_act),
+        cmocka_unit_test(test_timed_waits_end_at_their_deadlines),
+        cmocka_unit_test(test_broadcast_ends_timed_wait),
+        cmocka_unit_test(test_passed_deadline_and_untimed_deadlock),
+        cmocka_unit_test(test_time_jumps_make_actors_late),
+        cmocka_unit_test(test_now_ticks_follow_virtual_time),
         cmocka_unit_test(test_benchmark),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

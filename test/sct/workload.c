@@ -12,6 +12,16 @@
  * Actors "think" (take a random number of empty scheduling points) between
  * operations, so their operations spread over the whole migration instead
  * of bunching up in its first phase.
+ *
+ * The lease scenario replaces the shared in-process configuration service
+ * with the control plane of config/ (fleet.c): each service actor talks
+ * through its own proxy, whose configuration client holds a lease from an
+ * authority, over links and backend views with faults; the migrator runs
+ * on the authority's service, and the final reads too. Its operations may
+ * fail with 503 ServerBusy when their proxy holds no lease; the checker
+ * takes a 503 for what it is, a refusal that changed nothing (the guard
+ * stops a call before it is sent, and every write of the protocol has its
+ * client-visible effect in its last backend call).
  */
 #include "workload.h"
 
@@ -23,6 +33,7 @@
 
 #include "backend.h"
 #include "checker.h"
+#include "fleet.h"
 #include "mt_bugs.h"
 
 #define MAX_PARTITIONS 3
@@ -43,12 +54,17 @@ struct sct_scenario {
     mt_phase start;    /* the phase the service starts in */
     bool migrate;      /* run the migrator */
     bool kill_migrator;/* kill it mid-run, then start a new one */
+    int copy_parallel; /* partitions the migrator copies at once (0: one) */
     int mix[W_COUNT];  /* weights of operation types */
     int kinds[7];      /* weights of op kinds in batches (mt_op_kind order) */
     int max_batch;
     int think;         /* up to this many idle points between operations */
     int share;         /* executions out of every ten under scenario "all" */
     bool broken_wakeup;
+    /* The control plane (fleet.c): one proxy per actor when set. */
+    bool leases;
+    int64_t lease_ms, margin_ms;
+    uint64_t jump_one_in; /* the strategy's time jumps (sched.h), up to a lease */
 };
 
 static const sct_scenario scenario_random = {
@@ -108,6 +124,17 @@ static const sct_scenario scenario_prefer_new = {
     .share = 1,
 };
 
+static const sct_scenario scenario_parallel_copy = {
+    .name = "parallel-copy",
+    .about = "from prefer_new on, the migrator copying two partitions at once with two "
+             "workers, while clients write, delete and read rows of both",
+    .actors = 3, .ops_per_actor = 3, .partitions = 2, .rows = 3, .initial_rows = 4,
+    .start = MT_PHASE_PREFER_NEW, .migrate = true, .copy_parallel = 2,
+    .mix = {[W_BATCH] = 45, [W_QUERY] = 20, [W_RETRIEVE] = 20, [W_STREAM] = 15},
+    .kinds = {1, 1, 1, 4, 0, 1, 2}, .max_batch = 2, .think = 30,
+    .share = 0, /* run by name, so the shares of "all" stay as measured */
+};
+
 static const sct_scenario scenario_hide_metadata = {
     .name = "hide-metadata",
     .about = "use_new_hide_metadata with no migrator: multi-op batches mixing DeleteIfExists "
@@ -120,6 +147,21 @@ static const sct_scenario scenario_hide_metadata = {
     .share = 3,
 };
 
+static const sct_scenario scenario_leases = {
+    .name = "leases",
+    .about = "the control plane: an authority over a state store and three proxies, each "
+             "with its own configuration client and lease, over links that drop (the proxy "
+             "stops renewing and its lease runs out) or lag (it comes back late), proxies "
+             "that stall with operations in flight and one that may join late, while the "
+             "migrator runs on the authority and time jumps",
+    .actors = 3, .ops_per_actor = 4, .partitions = 1, .rows = 3, .initial_rows = 2,
+    .start = MT_PHASE_USE_OLD_HIDE_METADATA, .migrate = true,
+    .mix = {[W_BATCH] = 60, [W_QUERY] = 15, [W_RETRIEVE] = 15, [W_STREAM] = 10},
+    .kinds = {3, 2, 2, 2, 1, 1, 1}, .max_batch = 2, .think = 12,
+    .share = 0, /* run by name, so the shares of "all" stay as measured */
+    .leases = true, .lease_ms = 1000, .margin_ms = 250, .jump_one_in = 128,
+};
+
 static const sct_scenario scenario_broken_wakeup = {
     .name = "broken-wakeup",
     .about = "a deliberately broken test actor sets a flag without waking its waiter: "
@@ -130,7 +172,7 @@ static const sct_scenario scenario_broken_wakeup = {
 static const sct_scenario *const all_scenarios[] = {
     &scenario_random,        &scenario_streams,       &scenario_restart,
     &scenario_late_phases,   &scenario_prefer_new,    &scenario_hide_metadata,
-    &scenario_broken_wakeup,
+    &scenario_leases,        &scenario_parallel_copy, &scenario_broken_wakeup,
     NULL,
 };
 
@@ -177,6 +219,7 @@ typedef struct exec_ctx {
     const sct_scenario *sc;
     mt_rt *rt;
     mt_config_service *cfg;
+    sct_fleet *fleet; /* the lease scenario's control plane, or NULL */
     mt_table *old_t, *new_t;
     sct_history *h;
     char pks[MAX_PARTITIONS][4];
@@ -190,7 +233,8 @@ typedef struct exec_ctx {
 
 typedef struct actor {
     exec_ctx *x;
-    mt_table *mt;
+    int i;
+    mt_table *mt; /* NULL: its proxy joins late (lease scenario) */
     char known[MAX_KEYS][MT_ETAG_MAX]; /* the last ETag this actor saw per key */
 } actor;
 
@@ -444,7 +488,10 @@ static void do_stream(actor *a)
         sct_point(x->s, "reader");
     }
     mt_entity_free(prev);
-    if (!mt_is_ok(&st))
+    /* A proxy without a lease fails closed, streams included; what the
+     * stream returned before that still stands. */
+    bool refused = x->fleet && st.http == 503;
+    if (!mt_is_ok(&st) && !refused)
         fail(x, SCT_VERDICT_CRASH, "stream failed: %d %s %s", st.http, st.code, st.message);
     if (st_)
         st_->ops->close(st_);
@@ -455,6 +502,10 @@ static void *service_actor(void *arg)
 {
     actor *a = arg;
     exec_ctx *x = a->x;
+    if (!a->mt && !(a->mt = sct_fleet_join(x->fleet, a->i))) {
+        fail(x, SCT_VERDICT_LIVENESS, "proxy%d joined late and never got a lease", a->i);
+        return NULL;
+    }
     for (int i = 0; i < x->sc->ops_per_actor; i++) {
         think(x);
         switch (pick_weighted(x, x->sc->mix, W_COUNT)) {
@@ -486,7 +537,11 @@ static void *migrator_actor(void *arg)
         old_t = sct_backend_dying(x->old_t, &x->kill_budget);
         new_t = sct_backend_dying(x->new_t, &x->kill_budget);
     }
-    mt_status st = mt_migrate(x->rt, x->cfg, old_t, new_t, &stats);
+    mt_table_pair pair = {.old_t = old_t, .new_t = new_t};
+    mt_migrator_hooks hooks = {.parallel = x->sc->copy_parallel};
+    mt_status st = x->sc->copy_parallel > 1
+                       ? mt_migrate_tables(x->rt, x->cfg, &pair, 1, &hooks, &stats)
+                       : mt_migrate(x->rt, x->cfg, old_t, new_t, &stats);
     if (mt_is_ok(&st))
         x->migrated = true;
     else if (!doomed)
@@ -614,10 +669,24 @@ static void *main_actor(void *arg)
         run_broken_wakeup(x);
         return NULL;
     }
-    x->cfg = mt_config_local_new(x->rt, sc->start);
+    if (!sc->leases)
+        x->cfg = mt_config_local_new(x->rt, sc->start);
     x->old_t = sct_backend_new(x->s, "old");
     x->new_t = sct_backend_new(x->s, "new");
     seed_rows(x);
+    if (sc->leases) {
+        sct_fleet_opts fo = {.proxies = sc->actors, .lease_ms = sc->lease_ms,
+                             .margin_ms = sc->margin_ms};
+        char why[256];
+        x->fleet = sct_fleet_new(x->s, x->old_t, x->new_t, &fo, why, sizeof why);
+        if (!x->fleet) {
+            fail(x, SCT_VERDICT_LIVENESS, "the control plane did not start: %s", why);
+            mt_table_destroy(x->old_t);
+            mt_table_destroy(x->new_t);
+            return NULL;
+        }
+        x->cfg = sct_fleet_service(x->fleet);
+    }
 
     actor actors[MAX_ACTORS];
     mt_thread *threads[MAX_ACTORS];
@@ -625,7 +694,9 @@ static void *main_actor(void *arg)
     for (int i = 0; i < sc->actors; i++) {
         memset(&actors[i], 0, sizeof actors[i]);
         actors[i].x = x;
-        actors[i].mt = mt_migrating_new(x->rt, x->cfg, x->old_t, x->new_t);
+        actors[i].i = i;
+        actors[i].mt = x->fleet ? sct_fleet_table(x->fleet, i)
+                                : mt_migrating_new(x->rt, x->cfg, x->old_t, x->new_t);
         snprintf(name, sizeof name, "client%d", i);
         threads[i] = x->rt->ops->thread_start(x->rt, service_actor, &actors[i], name);
     }
@@ -650,11 +721,15 @@ static void *main_actor(void *arg)
     if (sc->migrate && x->migrated)
         check_cleanup(x);
 
-    for (int i = 0; i < sc->actors; i++)
-        mt_table_destroy(actors[i].mt);
+    if (x->fleet) {
+        sct_fleet_free(x->fleet); /* owns the proxies' tables and the service */
+    } else {
+        for (int i = 0; i < sc->actors; i++)
+            mt_table_destroy(actors[i].mt);
+        x->cfg->ops->destroy(x->cfg);
+    }
     mt_table_destroy(x->old_t);
     mt_table_destroy(x->new_t);
-    x->cfg->ops->destroy(x->cfg);
     return NULL;
 }
 
@@ -672,6 +747,7 @@ sct_verdict sct_execute(sct_sched *s, const sct_scenario *sc, uint64_t seed,
     for (int r = 0; r < MAX_ROWS; r++)
         snprintf(x->rks[r], sizeof x->rks[r], "r%d", r);
 
+    sct_sched_set_time_jumps(s, sc->jump_one_in, sc->lease_ms);
     sct_run_result rr = sct_sched_run(s, seed, strategy, pct_depth, max_steps, main_actor, x);
     sct_verdict v = x->verdict;
     if (rr == SCT_RUN_DEADLOCK || rr == SCT_RUN_STEP_BOUND) {

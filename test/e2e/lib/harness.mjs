@@ -354,6 +354,43 @@ async function startProxyOnce(azurite, backend) {
   };
 }
 
+// Starts mtable-proxy with exactly these flags (ports included) and waits
+// for /healthz; with ready, also for /readyz (a proxy of a remote authority
+// is ready once it holds a lease). The result has the same shape as
+// startProxy's; restart() starts the same command again (after a kill).
+export async function startMtable({ name, port, adminPort, args, ready = true, timeoutMs = START_TIMEOUT_MS }) {
+  const env = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!k.startsWith("MTABLE_")) env[k] = v;
+  }
+  const all = ["--listen", `127.0.0.1:${port}`, "--admin-listen", `127.0.0.1:${adminPort}`, ...args];
+  const adminUrl = `http://127.0.0.1:${adminPort}`;
+  const px = {
+    port,
+    adminPort,
+    adminUrl,
+    endpoint: `http://127.0.0.1:${port}/${DEV_ACCOUNT}`,
+    backend: "azurite",
+    fallback: null,
+  };
+  px.start = async () => {
+    px.process = startGuarded(`${name}-${port}`, proxyBin, all, env);
+    const path = ready ? "/readyz" : "/healthz";
+    await waitUntil(px.process, `200 from ${path}`, async () => {
+      const r = await fetch(`${adminUrl}${path}`, { signal: AbortSignal.timeout(2000) });
+      await r.arrayBuffer();
+      return r.status === 200;
+    }, timeoutMs);
+    return px;
+  };
+  // kill -9 of the proxy itself (not its guard), and wait until it is gone.
+  px.kill9 = async () => {
+    process.kill(px.process.pid, "SIGKILL");
+    await px.process.exited;
+  };
+  return px.start();
+}
+
 // Stops the proxy and returns how it ended, with any sanitizer report
 // found in its output (a clean run has report === null).
 export async function stopProxy(px) {

@@ -1,0 +1,499 @@
+/*
+ * px_migrate.c -- the authority's migrator: a background thread over every
+ * table of the account, with its state kept in the state store.
+ *
+ * A run goes: the core migrator up to the end of the copy (pushing
+ * prefer_old and prefer_new first when needed); a verify pass, which alone
+ * makes use_new_with_tombstones allowed; the core migrator again for the
+ * last two pushes and the cleanup; a final verify that no protocol data is
+ * left. The copy saves checkpoints in the store, so a run that was paused,
+ * or whose process was killed, resumes where it stopped instead of
+ * starting over; after a restart the saved state says "paused".
+ */
+#include "px.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *const state_names[] = {
+    [PX_MIG_IDLE] = "idle",           [PX_MIG_PUSHING] = "pushing",   [PX_MIG_COPYING] = "copying",
+    [PX_MIG_VERIFYING] = "verifying", [PX_MIG_CLEANING] = "cleaning", [PX_MIG_DONE] = "done",
+    [PX_MIG_FAILED] = "failed",       [PX_MIG_PAUSED] = "paused",
+};
+
+const char *px_migration_state_name(px_migration_state s)
+{
+    return state_names[s];
+}
+
+bool px_migration_state_parse(const char *name, px_migration_state *out)
+{
+    for (size_t i = 0; i < sizeof state_names / sizeof *state_names; i++) {
+        if (strcmp(state_names[i], name) == 0) {
+            *out = (px_migration_state)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The saved state.                                                          */
+
+static void stats_to_json(cJSON *o, const mt_migrator_stats *s)
+{
+    cJSON_AddNumberToObject(o, "rows_copied", (double)s->rows_copied);
+    cJSON_AddNumberToObject(o, "rows_cleaned", (double)s->rows_cleaned);
+    cJSON_AddNumberToObject(o, "partitions_switched", (double)s->partitions_switched);
+    cJSON_AddNumberToObject(o, "rows_total", (double)s->rows_total);
+    cJSON_AddNumberToObject(o, "partitions_total", (double)s->partitions_total);
+    cJSON_AddNumberToObject(o, "rows_done", (double)s->rows_done);
+    cJSON_AddNumberToObject(o, "partitions_done", (double)s->partitions_done);
+}
+
+static int64_t num(const cJSON *o, const char *name, int64_t dflt)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : dflt;
+}
+
+static void stats_from_json(const cJSON *o, mt_migrator_stats *s)
+{
+    s->rows_copied = num(o, "rows_copied", 0);
+    s->rows_cleaned = num(o, "rows_cleaned", 0);
+    s->partitions_switched = num(o, "partitions_switched", 0);
+    s->rows_total = num(o, "rows_total", -1);
+    s->partitions_total = num(o, "partitions_total", -1);
+    s->rows_done = num(o, "rows_done", 0);
+    s->partitions_done = num(o, "partitions_done", 0);
+}
+
+/* The document for the store; app->mu is held. */
+static char *state_json(px_app *app)
+{
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddStringToObject(doc, "state", px_migration_state_name(app->mig_state));
+    cJSON_AddBoolToObject(doc, "copy_done", app->copy_done);
+    cJSON_AddBoolToObject(doc, "copy_verified", app->copy_verified);
+    if (app->mig_checkpoint)
+        cJSON_AddStringToObject(doc, "checkpoint", app->mig_checkpoint);
+    if (app->mig_error[0])
+        cJSON_AddStringToObject(doc, "error", app->mig_error);
+    stats_to_json(cJSON_AddObjectToObject(doc, "stats"), &app->mig_stats);
+    char *text = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    return text;
+}
+
+void px_migrate_save(px_app *app)
+{
+    if (!app->auth)
+        return;
+    pthread_mutex_lock(&app->mu);
+    char *text = state_json(app);
+    pthread_mutex_unlock(&app->mu);
+    mt_status st = text ? cfg_authority_save_migration(app->auth, text)
+                        : mt_error(500, MT_ERR_INTERNAL, "out of memory");
+    if (!mt_is_ok(&st))
+        px_log(PX_LOG_ERROR, "cannot save the migration state: %d %s: %s", st.http, st.code,
+               st.message);
+    free(text);
+}
+
+void px_migrate_restore(px_app *app)
+{
+    char *text = NULL;
+    cfg_authority_load_migration(app->auth, &text);
+    cJSON *doc = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    if (!doc)
+        return;
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(doc, "state");
+    const cJSON *cp = cJSON_GetObjectItemCaseSensitive(doc, "checkpoint");
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(doc, "error");
+    pthread_mutex_lock(&app->mu);
+    px_migration_state state = PX_MIG_IDLE;
+    if (cJSON_IsString(s))
+        px_migration_state_parse(s->valuestring, &state);
+    app->copy_done = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "copy_done"));
+    app->copy_verified = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "copy_verified"));
+    app->mig_checkpoint = cJSON_IsString(cp) ? strdup(cp->valuestring) : NULL;
+    stats_from_json(cJSON_GetObjectItemCaseSensitive(doc, "stats"), &app->mig_stats);
+    if (cJSON_IsString(e))
+        snprintf(app->mig_error, sizeof app->mig_error, "%s", e->valuestring);
+    bool cut = state == PX_MIG_PUSHING || state == PX_MIG_COPYING || state == PX_MIG_VERIFYING ||
+               state == PX_MIG_CLEANING;
+    app->mig_state = cut ? PX_MIG_PAUSED : state;
+    if (cut)
+        snprintf(app->mig_error, sizeof app->mig_error,
+                 "interrupted while %s (the process stopped); resume to continue from the last "
+                 "checkpoint",
+                 px_migration_state_name(state));
+    pthread_mutex_unlock(&app->mu);
+    cJSON_Delete(doc);
+    if (cut)
+        px_log(PX_LOG_WARN,
+               "a migration was interrupted while %s; it is paused (%lld rows "
+               "copied so far): resume it with POST /admin/v1/migrate/resume",
+               px_migration_state_name(state), (long long)app->mig_stats.rows_done);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Hooks the core migrator calls.                                            */
+
+static void set_state(px_app *app, px_migration_state s)
+{
+    pthread_mutex_lock(&app->mu);
+    bool changed = app->mig_state != s;
+    app->mig_state = s;
+    pthread_mutex_unlock(&app->mu);
+    if (changed)
+        px_migrate_save(app);
+}
+
+static void on_progress(void *ctx, mt_migrator_step step, const mt_migrator_stats *stats)
+{
+    px_app *app = ctx;
+    px_migration_state next;
+    pthread_mutex_lock(&app->mu);
+    app->mig_stats = *stats;
+    next = app->mig_state;
+    switch (step) {
+    case MT_STEP_PUSHING:
+        next = PX_MIG_PUSHING;
+        break;
+    case MT_STEP_COPYING:
+        next = PX_MIG_COPYING;
+        if (app->mig_copy_started_ms == 0) {
+            app->mig_copy_started_ms = mono_ms();
+            app->mig_rows_at_start = stats->rows_done;
+        }
+        break;
+    case MT_STEP_COPIED:
+        app->copy_done = true;
+        break;
+    case MT_STEP_CLEANING:
+        next = PX_MIG_CLEANING;
+        break;
+    case MT_STEP_DONE:
+        break;
+    }
+    bool save = next != app->mig_state || step == MT_STEP_COPIED;
+    app->mig_state = next;
+    pthread_mutex_unlock(&app->mu);
+    if (save)
+        px_migrate_save(app);
+}
+
+static mt_status save_checkpoint(void *ctx, const char *checkpoint)
+{
+    px_app *app = ctx;
+    char *copy = strdup(checkpoint);
+    if (!copy)
+        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+    pthread_mutex_lock(&app->mu);
+    free(app->mig_checkpoint);
+    app->mig_checkpoint = copy;
+    char *text = state_json(app);
+    pthread_mutex_unlock(&app->mu);
+    mt_status st = cfg_authority_save_migration(app->auth, text);
+    free(text);
+    return st;
+}
+
+static char *load_checkpoint(void *ctx)
+{
+    px_app *app = ctx;
+    pthread_mutex_lock(&app->mu);
+    char *copy = app->mig_checkpoint ? strdup(app->mig_checkpoint) : NULL;
+    pthread_mutex_unlock(&app->mu);
+    return copy;
+}
+
+static bool should_pause(void *ctx)
+{
+    px_app *app = ctx;
+    pthread_mutex_lock(&app->mu);
+    bool p = app->mig_pause;
+    pthread_mutex_unlock(&app->mu);
+    return p;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Verify.                                                                   */
+
+typedef struct all_tables {
+    px_table **t;
+    mt_table_pair *pairs;
+    const char **names;
+    size_t n;
+} all_tables;
+
+static void tables_get(px_app *app, all_tables *a)
+{
+    a->t = px_table_all(app->reg, &a->n);
+    a->pairs = calloc(a->n + 1, sizeof *a->pairs);
+    a->names = calloc(a->n + 1, sizeof *a->names);
+    for (size_t i = 0; i < a->n; i++) {
+        a->pairs[i] = px_table_backends(a->t[i]);
+        a->names[i] = px_table_name(a->t[i]);
+    }
+}
+
+static void tables_put(px_app *app, all_tables *a)
+{
+    for (size_t i = 0; i < a->n; i++)
+        px_table_release(app->reg, a->t[i]);
+    free(a->t);
+    free(a->pairs);
+    free(a->names);
+}
+
+/* A verify pass over the tables in a for phase; records the report and,
+ * in prefer_new, whether the copy is proven. */
+static mt_status verify_tables(px_app *app, all_tables *a, mt_phase phase, bool after_cleanup,
+                               mt_verify_report *rep)
+{
+    mt_status st = mt_verify_tables(app->rt, a->pairs, a->names, a->n, phase, after_cleanup, rep);
+    if (!mt_is_ok(&st))
+        return st;
+    pthread_mutex_lock(&app->mu);
+    app->verify = *rep;
+    app->have_verify = true;
+    if (phase == MT_PHASE_PREFER_NEW && app->copy_done)
+        app->copy_verified = rep->ok;
+    pthread_mutex_unlock(&app->mu);
+    px_migrate_save(app);
+    px_log(rep->ok ? PX_LOG_INFO : PX_LOG_ERROR, "verify (%s%s): %s", mt_phase_name(phase),
+           after_cleanup ? ", after cleanup" : "", rep->summary);
+    return st;
+}
+
+mt_status px_migrate_verify(px_app *app, mt_verify_report *rep)
+{
+    mt_status refreshed = px_registry_refresh(app->reg);
+    if (!mt_is_ok(&refreshed))
+        return refreshed;
+    all_tables a;
+    tables_get(app, &a);
+    mt_config c = px_app_config(app);
+    pthread_mutex_lock(&app->mu);
+    bool cleaned = app->mig_state == PX_MIG_DONE;
+    pthread_mutex_unlock(&app->mu);
+    mt_status st =
+        verify_tables(app, &a, c.phase, c.phase == MT_PHASE_USE_NEW_HIDE_METADATA && cleaned, rep);
+    tables_put(app, &a);
+    return st;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The thread.                                                               */
+
+static mt_status run_core(px_app *app, all_tables *a, bool stop_early, mt_phase until)
+{
+    mt_migrator_hooks h = {
+        .progress = on_progress,
+        .ctx = app,
+        .stop_early = stop_early,
+        .until = until,
+        .parallel = app->settings.copy_parallel,
+        .rows_per_second = app->settings.copy_rate,
+        .save_checkpoint = save_checkpoint,
+        .load_checkpoint = load_checkpoint,
+        .should_pause = should_pause,
+    };
+    pthread_mutex_lock(&app->mu);
+    mt_migrator_stats stats = app->mig_stats;
+    pthread_mutex_unlock(&app->mu);
+    return mt_migrate_tables(app->rt, app->cfg, a->pairs, a->n, &h, &stats);
+}
+
+/* One push, as the migrator's step. */
+static mt_status push(px_app *app, mt_phase p)
+{
+    set_state(app, PX_MIG_PUSHING);
+    px_log(PX_LOG_INFO, "migration: pushing %s", mt_phase_name(p));
+    return app->cfg->ops->push(app->cfg, p);
+}
+
+/* Runs the core migrator over every table the backends hold now. Tables
+ * are listed again at each step because proxies may create one at any
+ * time: listed only once every proxy is in prefer_new, the copy cannot
+ * miss a table with rows in old, and listed only once every proxy is in
+ * use_new_hide_metadata, the cleanup cannot miss one with tombstones. */
+static mt_status run_tables(px_app *app, mt_phase until)
+{
+    mt_status st = px_registry_refresh(app->reg);
+    if (!mt_is_ok(&st))
+        return st;
+    all_tables a;
+    tables_get(app, &a);
+    st = run_core(app, &a, true, until);
+    tables_put(app, &a);
+    return st;
+}
+
+static mt_status verify_now(px_app *app, mt_phase phase, bool after_cleanup)
+{
+    set_state(app, PX_MIG_VERIFYING);
+    all_tables a;
+    tables_get(app, &a);
+    mt_verify_report rep;
+    mt_status st = verify_tables(app, &a, phase, after_cleanup, &rep);
+    tables_put(app, &a);
+    if (mt_is_ok(&st) && !rep.ok)
+        st = mt_error(500, "VerifyFailed", "%s: %s",
+                      after_cleanup ? "cleanup left data behind" : "the copy did not verify",
+                      rep.summary);
+    return st;
+}
+
+static void reset_for_new_migration(px_app *app)
+{
+    pthread_mutex_lock(&app->mu);
+    free(app->mig_checkpoint);
+    app->mig_checkpoint = NULL;
+    app->copy_done = app->copy_verified = false;
+    app->mig_stats = (mt_migrator_stats){.rows_total = -1, .partitions_total = -1};
+    pthread_mutex_unlock(&app->mu);
+}
+
+/* From the current phase up to `last`: pushes one step at a time, the copy
+ * and its verify in prefer_new, the cleanup and its verify at the end. */
+static mt_status run(px_app *app, bool stop_early, mt_phase until)
+{
+    mt_phase last = stop_early ? until : MT_PHASE_USE_NEW_HIDE_METADATA;
+    mt_phase phase = px_app_config(app).phase;
+    if (phase == MT_PHASE_USE_OLD_HIDE_METADATA)
+        reset_for_new_migration(app);
+    mt_status st = mt_ok();
+    while (mt_is_ok(&st) && phase < last && phase < MT_PHASE_PREFER_NEW)
+        st = push(app, ++phase);
+    pthread_mutex_lock(&app->mu);
+    bool verified = app->copy_verified;
+    pthread_mutex_unlock(&app->mu);
+    if (mt_is_ok(&st) && phase == MT_PHASE_PREFER_NEW && !verified) {
+        st = run_tables(app, MT_PHASE_PREFER_NEW);
+        if (mt_is_ok(&st))
+            st = verify_now(app, MT_PHASE_PREFER_NEW, false);
+    }
+    if (mt_is_ok(&st) && phase == MT_PHASE_PREFER_NEW && last > phase)
+        st = push(app, ++phase);
+    if (mt_is_ok(&st) && phase == MT_PHASE_USE_NEW_WITH_TOMBSTONES && last > phase)
+        st = push(app, ++phase);
+    if (mt_is_ok(&st) && phase == MT_PHASE_USE_NEW_HIDE_METADATA &&
+        last == MT_PHASE_USE_NEW_HIDE_METADATA) {
+        st = run_tables(app, MT_PHASE_USE_NEW_HIDE_METADATA);
+        if (mt_is_ok(&st))
+            st = verify_now(app, MT_PHASE_USE_NEW_HIDE_METADATA, true);
+    }
+    return st;
+}
+
+static void finish(px_app *app, const mt_status *st, bool stop_early, mt_phase until)
+{
+    pthread_mutex_lock(&app->mu);
+    app->mig_running = false;
+    app->mig_copy_started_ms = 0;
+    if (st->http == 409 && strcmp(st->code, "MigrationPaused") == 0) {
+        app->mig_state = PX_MIG_PAUSED;
+        app->mig_error[0] = '\0';
+    } else if (!mt_is_ok(st)) {
+        app->mig_state = PX_MIG_FAILED;
+        snprintf(app->mig_error, sizeof app->mig_error, "%d %s: %s", st->http, st->code,
+                 st->message);
+    } else {
+        bool to_end = !stop_early || until == MT_PHASE_USE_NEW_HIDE_METADATA;
+        app->mig_state = to_end ? PX_MIG_DONE : PX_MIG_IDLE;
+        app->mig_error[0] = '\0';
+    }
+    px_migration_state s = app->mig_state;
+    mt_migrator_stats stats = app->mig_stats;
+    pthread_mutex_unlock(&app->mu);
+    px_migrate_save(app);
+    if (s == PX_MIG_FAILED)
+        px_log(PX_LOG_ERROR, "migration failed: %d %s: %s", st->http, st->code, st->message);
+    else
+        px_log(PX_LOG_INFO, "migration %s: %lld rows copied, %lld cleaned",
+               px_migration_state_name(s), (long long)stats.rows_copied,
+               (long long)stats.rows_cleaned);
+}
+
+typedef struct run_args {
+    px_app *app;
+    bool stop_early;
+    mt_phase until;
+} run_args;
+
+static void *migrate_thread(void *arg)
+{
+    run_args *ra = arg;
+    px_app *app = ra->app;
+    pthread_mutex_lock(&app->push_mu);
+    mt_status st = run(app, ra->stop_early, ra->until);
+    pthread_mutex_unlock(&app->push_mu);
+    finish(app, &st, ra->stop_early, ra->until);
+    free(ra);
+    return NULL;
+}
+
+void px_migrate_join(px_app *app)
+{
+    pthread_mutex_lock(&app->mu);
+    bool started = app->mig_thread_started;
+    app->mig_thread_started = false;
+    pthread_mutex_unlock(&app->mu);
+    if (started)
+        pthread_join(app->mig_thread, NULL);
+}
+
+mt_status px_migrate_start(px_app *app, bool stop_early, mt_phase until)
+{
+    pthread_mutex_lock(&app->mu);
+    bool running = app->mig_running;
+    pthread_mutex_unlock(&app->mu);
+    if (running)
+        return mt_error(409, "MigrationRunning", "A migration is already running.");
+    px_migrate_join(app);
+    run_args *ra = malloc(sizeof *ra);
+    if (!ra)
+        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+    *ra = (run_args){.app = app, .stop_early = stop_early, .until = until};
+    pthread_mutex_lock(&app->mu);
+    app->mig_running = true;
+    app->mig_pause = false;
+    app->mig_error[0] = '\0';
+    app->mig_state = PX_MIG_PUSHING;
+    app->mig_copy_started_ms = 0;
+    app->mig_thread_started = pthread_create(&app->mig_thread, NULL, migrate_thread, ra) == 0;
+    bool ok = app->mig_thread_started;
+    if (!ok)
+        app->mig_running = false;
+    pthread_mutex_unlock(&app->mu);
+    if (!ok) {
+        free(ra);
+        return mt_error(500, MT_ERR_INTERNAL, "Could not start the migrator.");
+    }
+    return mt_ok();
+}
+
+mt_status px_migrate_pause(px_app *app)
+{
+    pthread_mutex_lock(&app->mu);
+    bool running = app->mig_running;
+    if (running)
+        app->mig_pause = true;
+    pthread_mutex_unlock(&app->mu);
+    if (!running)
+        return mt_error(409, "MigrationNotRunning", "No migration is running.");
+    return mt_ok();
+}
