@@ -174,6 +174,9 @@ typedef struct cfg_transport {
 typedef struct cfg_http cfg_http;
 cfg_http *cfg_http_new(const char *endpoint, const char *token);
 void cfg_http_free(cfg_http *h);
+/* Makes the call in progress (a long poll) and every later one fail at
+ * once; for shutting down. Safe from any thread. */
+void cfg_http_stop(cfg_http *h);
 cfg_transport cfg_http_transport(cfg_http *h);
 
 typedef struct cfg_client cfg_client;

@@ -26,7 +26,9 @@
 
 /* Before the first answer the lease time is unknown; ask this often. */
 #define FIRST_WAIT_MS 1000
-/* After a failed call, wait this long before the next one (doubling). */
+/* After a failed call, wait this long before the next one (doubling), but
+ * never more than an eighth of the lease: once the authority is back (a
+ * restart, a healed link) the proxy must reach it while its lease lasts. */
 #define RETRY_MIN_MS 100
 #define RETRY_MAX_MS 2000
 
@@ -83,6 +85,17 @@ static bool pause_ms(cfg_client *c, int64_t ms)
     return go_on;
 }
 
+static void back_off(cfg_client *c, loop_state *ls)
+{
+    c->rt->ops->lock(c->rt, c->mu);
+    int64_t lease = c->applied.lease_ms;
+    c->rt->ops->unlock(c->rt, c->mu);
+    int64_t cap = lease > 0 && lease / 8 < RETRY_MAX_MS ? lease / 8 : RETRY_MAX_MS;
+    if (cap < RETRY_MIN_MS)
+        cap = RETRY_MIN_MS;
+    ls->retry_ms = ls->retry_ms * 2 > cap ? cap : ls->retry_ms * 2;
+}
+
 /* Acknowledges the applied version; on success the lease runs lease_ms
  * from before the call. */
 static void renew(cfg_client *c, loop_state *ls)
@@ -100,7 +113,7 @@ static void renew(cfg_client *c, loop_state *ls)
     if (!mt_is_ok(&st)) {
         note_failure(c, "acknowledge", &st);
         ls->next_renew = now_ms(c) + ls->retry_ms;
-        ls->retry_ms = ls->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : ls->retry_ms * 2;
+        back_off(c, ls);
         return;
     }
     rt->ops->lock(rt, c->mu);
@@ -159,7 +172,7 @@ static void fetch(cfg_client *c, loop_state *ls)
     if (!mt_is_ok(&st)) {
         note_failure(c, "fetch the state", &st);
         pause_ms(c, have.version == 0 ? FIRST_WAIT_MS : ls->retry_ms);
-        ls->retry_ms = ls->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : ls->retry_ms * 2;
+        back_off(c, ls);
         return;
     }
     ls->refetch = false;

@@ -31,7 +31,25 @@ struct cfg_http {
     struct curl_slist *headers;
     char *body; /* the last answer */
     size_t len;
+    volatile int stopping; /* cfg_http_stop: abandon the call in progress */
 };
+
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    const cfg_http *h = arg;
+    return __atomic_load_n(&h->stopping, __ATOMIC_RELAXED) ? 1 : 0;
+}
+
+void cfg_http_stop(cfg_http *h)
+{
+    if (h)
+        __atomic_store_n(&h->stopping, 1, __ATOMIC_RELAXED);
+}
 
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
@@ -67,6 +85,9 @@ static mt_status exchange(cfg_http *h, const char *url, const char *put_body, lo
     curl_easy_setopt(h->h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h->h, CURLOPT_WRITEDATA, h);
     curl_easy_setopt(h->h, CURLOPT_ERRORBUFFER, err);
+    curl_easy_setopt(h->h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h->h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h->h, CURLOPT_XFERINFODATA, h);
     if (put_body) {
         curl_easy_setopt(h->h, CURLOPT_CUSTOMREQUEST, "PUT");
         curl_easy_setopt(h->h, CURLOPT_POSTFIELDS, put_body);

@@ -151,6 +151,7 @@ void px_app_free(px_app *app)
     px_registry_free(app->reg);
     az_client_free(app->old_client);
     az_client_free(app->new_client);
+    cfg_http_stop(app->http); /* end the client's long poll now */
     cfg_client_free(app->client);
     cfg_http_free(app->http);
     cfg_authority_free(app->auth);

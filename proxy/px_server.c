@@ -533,6 +533,19 @@ static size_t keep_raw(void *cls, struct MHD_Connection *c, char *s)
     return strlen(s);
 }
 
+/* libmicrohttpd's own messages (a failed bind, say) go to the debug log:
+ * start-up failures are reported once, in one line, by start_one. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    if (!px_log_enabled(PX_LOG_DEBUG))
+        return;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    line[strcspn(line, "\n")] = '\0';
+    px_log(PX_LOG_DEBUG, "http server: %s", line);
+}
+
 static struct MHD_Daemon *start_one(const char *host, int port, int max_conn,
                                     MHD_AccessHandlerCallback handler, void *cls, FILE *err)
 {
@@ -547,9 +560,12 @@ static struct MHD_Daemon *start_one(const char *host, int port, int max_conn,
         (uint16_t)port, NULL, NULL, handler, cls, MHD_OPTION_SOCK_ADDR, &sa,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)max_conn, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)120, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-        MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, NULL, MHD_OPTION_END);
+        MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_END);
     if (!d)
-        fprintf(err, "mtable-proxy: cannot listen on %s:%d (port in use or not permitted)\n",
+        fprintf(err,
+                "mtable-proxy: cannot listen on %s:%d: the port is in use or not permitted "
+                "(choose another with --listen / --admin-listen)\n",
                 host, port);
     return d;
 }

@@ -27,7 +27,9 @@ static void clear_env(void)
     const char *vars[] = {"MTABLE_LISTEN",     "MTABLE_ADMIN_LISTEN", "MTABLE_ACCOUNT_NAME",
                           "MTABLE_ACCOUNT_KEY", "MTABLE_OLD",         "MTABLE_NEW",
                           "MTABLE_ADMIN_TOKEN", "MTABLE_PROXY_ID",    "MTABLE_LOG_LEVEL",
-                          "MTABLE_MAX_CONNECTIONS"};
+                          "MTABLE_MAX_CONNECTIONS", "MTABLE_CONFIG_ENDPOINT", "MTABLE_STATE_STORE",
+                          "MTABLE_LEASE_MS", "MTABLE_COPY_PARALLEL", "MTABLE_COPY_RATE",
+                          "MTABLE_LOG_FORMAT"};
     for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
         unsetenv(vars[i]);
 }
@@ -47,6 +49,45 @@ static void test_defaults_serve_the_development_account(void **state)
     assert_string_equal(s.old_spec, "memory");
     assert_string_equal(s.new_spec, "memory");
     assert_string_equal(s.proxy_id, "127.0.0.1:10002");
+}
+
+static void test_control_plane_settings(void **state)
+{
+    (void)state;
+    clear_env();
+    px_settings s;
+    char *none[] = {"mtable-proxy"};
+    assert_int_equal(load(&s, 1, none), 0);
+    assert_string_equal(s.config_endpoint, ""); /* its own authority */
+    assert_string_equal(s.state_store, "memory");
+    assert_int_equal(s.lease_ms, 10000);
+    assert_int_equal(s.copy_parallel, 4);
+    assert_int_equal(s.copy_rate, 0);
+    assert_string_equal(s.log_format, "text");
+
+    setenv("MTABLE_STATE_STORE", "file:/var/lib/mtable/state.json", 1);
+    setenv("MTABLE_LEASE_MS", "3000", 1);
+    char *argv[] = {"mtable-proxy", "--config-endpoint", "http://authority:10090/",
+                    "--copy-parallel", "16", "--copy-rate=2500", "--log-format", "json"};
+    assert_int_equal(load(&s, 8, argv), 0);
+    assert_string_equal(s.config_endpoint, "http://authority:10090"); /* slash dropped */
+    assert_string_equal(s.state_store, "file:/var/lib/mtable/state.json");
+    assert_int_equal(s.lease_ms, 3000);
+    assert_int_equal(s.copy_parallel, 16);
+    assert_int_equal(s.copy_rate, 2500);
+    assert_string_equal(s.log_format, "json");
+    clear_env();
+
+    char *bad[][3] = {
+        {"mtable-proxy", "--config-endpoint", "authority:10090"}, /* no scheme */
+        {"mtable-proxy", "--lease-ms", "500"},                    /* below a second */
+        {"mtable-proxy", "--copy-parallel", "0"},
+        {"mtable-proxy", "--copy-parallel", "65"},
+        {"mtable-proxy", "--copy-rate", "-1"},
+        {"mtable-proxy", "--log-format", "xml"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_int_equal(load(&s, 3, bad[i]), 2);
 }
 
 static void test_flags_win_over_environment(void **state)
@@ -139,6 +180,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_serve_the_development_account),
         cmocka_unit_test(test_flags_win_over_environment),
+        cmocka_unit_test(test_control_plane_settings),
         cmocka_unit_test(test_bad_values_are_refused),
         cmocka_unit_test(test_admin_beyond_loopback_needs_a_token),
         cmocka_unit_test(test_help_and_version),
