@@ -33,7 +33,7 @@
 #   MTABLE_SCT                 tester binary (default BUILD/test/sct/mt-sct)
 #   MTABLE_SKIP_E2E=1          do not run the end-to-end suite
 #   MTABLE_SKIP_CASES=1        do not run the REST cases (test/cases)
-#   MTABLE_E2E_TIMEOUT         seconds allowed to the whole e2e run (900)
+#   MTABLE_E2E_TIMEOUT         seconds allowed to the whole e2e run (1800)
 #   MTABLE_PROXY_BIN           proxy under e2e test (default BUILD/proxy/mtable-proxy)
 #   MTABLE_E2E_BACKEND         auto|azurite|memory: the proxy's backends (see
 #                              test/e2e/README.md)
@@ -545,7 +545,7 @@ e2e_suite()
     else
         export MTABLE_E2E_BACKEND=${MTABLE_E2E_BACKEND:-azurite}
     fi
-    local out=$tmp/e2e.tap rc=0 limit=${MTABLE_E2E_TIMEOUT:-900}
+    local out=$tmp/e2e.tap rc=0 limit=${MTABLE_E2E_TIMEOUT:-1800}
     local t0=$SECONDS
     timeout -k 10 "$limit" node --test --test-reporter=tap "$e2e_dir"/*.test.mjs \
         >"$out" 2>&1 </dev/null || rc=$?

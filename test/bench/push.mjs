@@ -17,19 +17,28 @@
 //      is replaced (same id, new ports) before the next push;
 //   3. point-read latency during pushes: 3 proxies, --clients closed-loop
 //      readers per proxy each reading one row through its proxy, the four
-//      pushes ~--push-every seconds apart; requests that overlapped a push
-//      window against requests that did not.
+//      pushes --push-every seconds apart, over --latency-fleets fleets;
+//      reads that overlapped a push window against reads that overlapped
+//      *control* windows of the same lengths at quiet times (the overlap
+//      rule favours slow reads, so the control has to share it), pooled and
+//      window by window.
 //
-//   node test/bench/push.mjs [--quick] [--fleets N] [--sizes 3,20]
-//                            [--kill-lease-ms MS] [--clients N]
-//                            [--push-every S] [--latency-fleets N]
-//                            [--proxy-bin PATH] [--out FILE]
+//   node test/bench/push.mjs [--quick] [--sections 1,2,3] [--fleets N]
+//                            [--sizes 3,20] [--kill-lease-ms MS]
+//                            [--clients N] [--push-every S]
+//                            [--latency-fleets N] [--proxy-bin PATH]
+//                            [--out FILE]
 //
 // Progress goes to stderr, the report (markdown) to stdout (and to --out
 // when given). Nothing fails on a timing: the exit status is non-zero only
 // when the benchmark could not measure (a process did not start, a push or
 // a read got a status it should not have).
 
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { once } from "node:events";
+import { tmpdir } from "node:os";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
 import { TableClient, entityPath, makeEntity } from "./lib/client.mjs";
 
@@ -91,11 +100,6 @@ if (!isMainThread) {
 // signal handlers, so it is imported there, not in the load thread).
 
 async function main() {
-  const { chmodSync, copyFileSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } = await import("node:fs");
-  const { tmpdir } = await import("node:os");
-  const { dirname, join, relative, resolve } = await import("node:path");
-  const { fileURLToPath } = await import("node:url");
-  const { once } = await import("node:events");
   const procs = await import("./lib/procs.mjs");
   const driver = await import("./lib/driver.mjs");
   const { admin, machine, sleep, startProxy, stopPid } = procs;
@@ -108,7 +112,8 @@ async function main() {
 
   const USAGE = `usage: node test/bench/push.mjs [options]
 
-  --quick              short run: 2 fleets, 2 readers per proxy, pushes 2 s apart
+  --quick              short run (about 1 minute): 2 fleets per size, one latency
+                       fleet with 2 readers per proxy and pushes 2 s apart
   --sections LIST      which sections to run, e.g. 1,3 (default 1,2,3)
   --fleets N           fresh fleets per size for the push times (default 5)
   --sizes LIST         fleet sizes (default 3,20)
@@ -190,10 +195,10 @@ async function main() {
     ["prefer_new", "use_new_with_tombstones"],
     ["use_new_with_tombstones", "use_new_hide_metadata"],
   ];
-  const stepName = ([a, b]) => `${PHASE_NO[a]}→${PHASE_NO[b]}`;
   const PHASE_NO = Object.fromEntries(
     ["use_old_hide_metadata", "prefer_old", "prefer_new", "use_new_with_tombstones", "use_new_hide_metadata"].map((p, i) => [p, i]),
   );
+  const stepName = ([a, b]) => `${PHASE_NO[a]}→${PHASE_NO[b]}`;
 
   // -------------------------------------------------------------------------
   // Fleets.
@@ -201,8 +206,22 @@ async function main() {
   let seq = 0;
   const live = new Set(); // every server started and not yet stopped
 
+  // A port freePort() found free can be taken before the proxy binds it
+  // (the outgoing connections of 20 proxies use the same range): start again
+  // on other ports.
+  async function start(label, args) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await startProxy(bin, work, `${label}-${++seq}`, args);
+      } catch (e) {
+        if (attempt >= 5 || !/cannot listen/.test(String(e.message))) throw e;
+        log(`  ${label}: port taken, starting again`);
+      }
+    }
+  }
+
   async function startAuthority(leaseMs) {
-    const a = await startProxy(bin, work, `authority-${++seq}`, ["--state-store", "memory", "--lease-ms", String(leaseMs)]);
+    const a = await start("authority", ["--state-store", "memory", "--lease-ms", String(leaseMs)]);
     live.add(a);
     a.url = `http://127.0.0.1:${a.adminPort}`;
     a.leaseMs = leaseMs;
@@ -210,7 +229,7 @@ async function main() {
   }
 
   async function startMember(auth, id) {
-    const p = await startProxy(bin, work, `${id}-${++seq}`, ["--config-endpoint", auth.url, "--proxy-id", id]);
+    const p = await start(id, ["--config-endpoint", auth.url, "--proxy-id", id]);
     p.id = id;
     live.add(p);
     return p;
@@ -470,7 +489,7 @@ async function main() {
     };
     for (const [ri, run] of runs.entries()) {
       const { t0, pushes, other, data } = run;
-      const controls = controlWindows(run);
+      const controls = (run.controls = controlWindows(run));
       const marked = [...pushes, ...other.map((x) => ({ ...x, step: "the rewrite and copy" }))];
       const { starts, ends, statuses, who } = data;
       for (let i = 0; i < starts.length; i++) {
@@ -500,6 +519,62 @@ async function main() {
       return { n: a.length, p50: pct(a, 0.5), p99: pct(a, 0.99), max: a.length ? a[a.length - 1] : NaN, mean: a.reduce((x, y) => x + y, 0) / a.length };
     };
     return { inside: sum(inside), control: sum(control), after: sum(after), outside: sum(outside), bad, excluded, total, slow };
+  }
+
+  // Per window: the reads that overlapped it, their median and the slowest.
+  // Pooling the reads of all windows lets one long window (a push the
+  // machine held up for 100 ms) outweigh the others; counting windows does
+  // not.
+  function perWindow(runs, slowMs) {
+    const out = { push: [], control: [] };
+    for (const [ri, run] of runs.entries()) {
+      const { starts, ends, who } = run.data;
+      const order = Array.from(starts.keys()).sort((x, y) => starts[x] - starts[y]);
+      const sortedStarts = Float64Array.from(order, (i) => starts[i]);
+      let maxLat = 0;
+      for (let i = 0; i < starts.length; i++) maxLat = Math.max(maxLat, ends[i] - starts[i]);
+      const lowerBound = (x) => {
+        let lo = 0;
+        let hi = sortedStarts.length;
+        while (lo < hi) {
+          const mid = (lo + hi) >> 1;
+          if (sortedStarts[mid] < x) lo = mid + 1;
+          else hi = mid;
+        }
+        return lo;
+      };
+      for (const [kind, ws] of [["push", run.pushes], ["control", run.controls]]) {
+        for (const w of ws) {
+          const lats = [];
+          let worst = -1;
+          for (let k = lowerBound(w.t0 - maxLat); k < sortedStarts.length && sortedStarts[k] < w.t1; k++) {
+            const i = order[k];
+            if (ends[i] <= w.t0) continue;
+            lats.push(ends[i] - starts[i]);
+            if (worst < 0 || ends[i] - starts[i] > ends[worst] - starts[worst]) worst = i;
+          }
+          const a = Float64Array.from(lats).sort();
+          out[kind].push({
+            fleet: ri + 1,
+            step: w.step,
+            ms: w.t1 - w.t0,
+            n: a.length,
+            p50: pct(a, 0.5),
+            max: a.length ? a[a.length - 1] : NaN,
+            who: worst >= 0 ? who[worst] : -1,
+          });
+        }
+      }
+    }
+    const sum = (ws) => ({
+      n: ws.length,
+      reads: median(ws.map((w) => w.n)),
+      p50: median(ws.map((w) => w.p50)),
+      max: median(ws.map((w) => w.max)),
+      max90: pct(ws.map((w) => w.max).sort((x, y) => x - y), 0.9),
+      slow: ws.filter((w) => w.max > slowMs).length,
+    });
+    return { push: sum(out.push), control: sum(out.control), slowPushes: out.push.filter((w) => w.max > slowMs), slowMs };
   }
 
   // -------------------------------------------------------------------------
@@ -539,6 +614,7 @@ async function main() {
         log(`  fleet ${k + 1}: ${r.data.starts.length} reads in ${fmt((r.data.ends[r.data.ends.length - 1] - r.t0) / 1000, 1)} s; pushes ${r.pushes.map((p) => fmt(p.ms, 2)).join(", ")} ms`);
       }
       lat = classify(runs);
+      lat.windows = perWindow(runs, 10 * lat.outside.p50);
       if (Object.keys(lat.bad).length)
         throw new Error(`reads answered other than 200 during the latency run: ${JSON.stringify(lat.bad)}`);
     }
@@ -602,6 +678,28 @@ async function main() {
       L.push(rrow("push / all outside", lat.inside, lat.outside, false));
       L.push(rrow("≤ 100 ms after / all outside", lat.after, lat.outside, false));
       L.push("", `${lat.total} reads in all, every one answered 200.`, "");
+      const pw = lat.windows;
+      L.push(
+        `Per window (each window counts once, so one push the machine held up cannot outweigh the others): the median over ` +
+          `windows of the reads' p50 and of the slowest read, the 90th percentile of the slowest read, and how many windows ` +
+          `had a read slower than ${fmt(pw.slowMs, 1)} ms (10x the p50 of all reads outside pushes).`,
+        "",
+      );
+      L.push("| windows | n | reads each (median) | p50 (median) | slowest (median) | slowest (p90) | with a read > " + fmt(pw.slowMs, 1) + " ms |");
+      L.push("|--|--:|--:|--:|--:|--:|--:|");
+      const wrow = (name, x) =>
+        `| ${name} | ${x.n} | ${fmt(x.reads, 0)} | ${fmt(x.p50, 3)} | ${fmt(x.max, 3)} | ${fmt(x.max90, 2)} | ${x.slow} (${fmt((100 * x.slow) / x.n, 1)}%) |`;
+      L.push(wrow("push", pw.push));
+      L.push(wrow("control", pw.control));
+      L.push(
+        `| **push / control** | | | **${ratio(pw.push.p50, pw.control.p50)}** | **${ratio(pw.push.max, pw.control.max)}** | ${ratio(pw.push.max90, pw.control.max90)} | ${ratio(pw.push.slow / pw.push.n, pw.control.slow / pw.control.n)} |`,
+      );
+      L.push("");
+      if (pw.slowPushes.length)
+        L.push(
+          `Pushes with a read > ${fmt(pw.slowMs, 1)} ms: ${pw.slowPushes.map((w) => `fleet ${w.fleet} ${w.step} (push ${fmt(w.ms, 1)} ms, slowest read ${fmt(w.max, 1)} ms on p${w.who + 1})`).join("; ")}.`,
+          "",
+        );
       const where = (x) =>
         x.near.d === 0 ? `during ${x.near.step}` : x.near.d > 0 ? `${fmt(x.near.d, 0)} ms after ${x.near.step}` : `${fmt(-x.near.d, 0)} ms before ${x.near.step}`;
       L.push(`Slowest reads: ${lat.slow.map((x) => `${fmt(x.lat, 1)} ms (fleet ${x.fleet}, proxy p${x.who + 1}, ${fmt(x.at / 1000, 2)} s in, ${where(x)})`).join("; ")}.`, "");
@@ -621,6 +719,9 @@ async function main() {
       L.push(`| read p50, push / control | ${fmt(lat.inside.p50, 3)} / ${fmt(lat.control.p50, 3)} ms = ${ratio(lat.inside.p50, lat.control.p50)} |`);
       L.push(`| read p99, push / control | ${fmt(lat.inside.p99, 3)} / ${fmt(lat.control.p99, 3)} ms = ${ratio(lat.inside.p99, lat.control.p99)} |`);
       L.push(`| read p50 / p99, all outside pushes | ${fmt(lat.outside.p50, 3)} / ${fmt(lat.outside.p99, 3)} ms |`);
+      const pw = lat.windows;
+      L.push(`| per window, median p50 / slowest read, push vs control | ${fmt(pw.push.p50, 3)} / ${fmt(pw.push.max, 2)} vs ${fmt(pw.control.p50, 3)} / ${fmt(pw.control.max, 2)} ms = ${ratio(pw.push.p50, pw.control.p50)} / ${ratio(pw.push.max, pw.control.max)} |`);
+      L.push(`| windows with a read > ${fmt(pw.slowMs, 1)} ms, push vs control | ${pw.push.slow}/${pw.push.n} vs ${pw.control.slow}/${pw.control.n} |`);
     }
     L.push("");
     const md = L.join("\n");

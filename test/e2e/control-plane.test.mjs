@@ -75,7 +75,12 @@ async function startRelay(upstreamPort) {
     restore() {
       cut = false;
     },
-    close: () => new Promise((ok) => server.close(ok)),
+    // Drops every relayed connection first: close() alone would wait for
+    // the proxy's long polls to end, and they never do.
+    close() {
+      this.cut();
+      return new Promise((ok) => server.close(ok));
+    },
   };
 }
 
