@@ -19,6 +19,7 @@
  * the old phase); wait for the remote proxies; mark the version settled.
  */
 #include "cfg.h"
+#include "cfg_json.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -86,13 +87,14 @@ static mt_status doc_parse(const char *text, int64_t *version, mt_phase *phase, 
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(doc, "phase");
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "migration");
     mt_status st = mt_ok();
-    if (!cJSON_IsNumber(v) || v->valuedouble < 1 || !cJSON_IsString(p) ||
+    int64_t n = 0;
+    if (!cfg_json_int64(v, &n) || n < 1 || !cJSON_IsString(p) ||
         !mt_phase_parse(p->valuestring, phase)) {
         st = mt_error(500, MT_ERR_INTERNAL,
                       "the stored state is not an mtable state document (config_version and "
                       "phase missing or invalid)");
     } else {
-        *version = (int64_t)v->valuedouble;
+        *version = n;
         *migration = cJSON_IsObject(m) ? cJSON_PrintUnformatted(m) : NULL;
     }
     cJSON_Delete(doc);

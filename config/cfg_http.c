@@ -14,6 +14,7 @@
  * lease.
  */
 #include "cfg.h"
+#include "cfg_json.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -132,10 +133,9 @@ static mt_status http_get_state(void *ctx, int64_t after, bool known_settled, in
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(doc, "phase");
     const cJSON *l = cJSON_GetObjectItemCaseSensitive(doc, "lease_ms");
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(doc, "settled");
-    if (cJSON_IsNumber(v) && cJSON_IsString(p) && mt_phase_parse(p->valuestring, &out->phase) &&
-        cJSON_IsNumber(l)) {
-        out->version = (int64_t)v->valuedouble;
-        out->lease_ms = (int64_t)l->valuedouble;
+    if (cfg_json_int64(v, &out->version) && cJSON_IsString(p) &&
+        mt_phase_parse(p->valuestring, &out->phase) && cfg_json_int64(l, &out->lease_ms) &&
+        out->lease_ms > 0) {
         out->settled = cJSON_IsTrue(s);
     } else {
         st = mt_error(502, "AuthorityError", "%s: the state is not a configuration document",

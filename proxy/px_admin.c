@@ -14,6 +14,7 @@
  * remote authority answers those calls with 409 NotAuthority.
  */
 #include "px.h"
+#include "cfg_json.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -353,8 +354,8 @@ static void ack_reply(px_app *app, const char *id, const char *body, size_t len,
 {
     cJSON *doc = cJSON_ParseWithLength(body, len);
     const cJSON *v = doc ? cJSON_GetObjectItemCaseSensitive(doc, "config_version") : NULL;
-    bool ok = cJSON_IsNumber(v);
-    int64_t version = ok ? (int64_t)v->valuedouble : 0;
+    int64_t version = 0;
+    bool ok = cfg_json_int64(v, &version);
     cJSON_Delete(doc);
     if (!ok) {
         error_reply(r, 400, "InvalidInput", "The body must be {\"config_version\": N}.");

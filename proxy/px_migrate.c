@@ -11,6 +11,7 @@
  * starting over; after a restart the saved state says "paused".
  */
 #include "px.h"
+#include "cfg_json.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -63,7 +64,8 @@ static void stats_to_json(cJSON *o, const mt_migrator_stats *s)
 static int64_t num(const cJSON *o, const char *name, int64_t dflt)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : dflt;
+    int64_t n;
+    return cfg_json_int64(v, &n) ? n : dflt;
 }
 
 static void stats_from_json(const cJSON *o, mt_migrator_stats *s)
