@@ -1043,8 +1043,11 @@ int main(int argc, char **argv)
     int rc = ctl_setup(&c, argc, argv, &cmd);
     if (rc != CTL_CONTINUE)
         return rc;
-    if (cmd->run == ctl_cmd_help)
-        return ctl_cmd_help(&c);
+    if (cmd->run == ctl_cmd_help) {
+        rc = ctl_cmd_help(&c);
+        free(c.admin);
+        return rc;
+    }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(c.curl = curl_easy_init())) {
         ctl_err("cannot initialise libcurl");
         free(c.admin);

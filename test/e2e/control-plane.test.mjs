@@ -216,30 +216,31 @@ describe("control plane: an authority, three proxies, faults", { skip: proxySkip
     tc.diagnostic(`seed ${s}; ${PARTITIONS.length * ROWS_PER_PARTITION} rows, ${all.length} workers`);
   });
 
-  test("kill -9 of a proxy: the push completes once its lease ran out; restarted, it rejoins", { timeout: 60000 }, async (tc) => {
+  test("mtablectl migrate with faults: a killed proxy, a killed migrator, a cut-off proxy", { timeout: 300000 }, async (tc) => {
+    // kill -9 of proxy 2, then the migration starts: its first push
+    // completes once proxy 2's lease has run out; restarted, it rejoins.
     await groups[1].pause();
     await proxies[1].kill9();
     const t0 = Date.now();
-    const r = await runCtl(auth.adminUrl, ["phase", "prefer_old"]);
+    let migrate = runCtl(auth.adminUrl, ["migrate"]);
+    // The authority publishes a phase before its push completes, so the
+    // first push (prefer_old) is known complete once prefer_new appears.
+    const pushed = await waitFor("the push of prefer_old to complete", async () => {
+      const x = await proxyStatus(auth);
+      return !["use_old_hide_metadata", "prefer_old"].includes(x.phase) ? x : null;
+    }, 30000);
     const pushMs = Date.now() - t0;
-    assert.equal(r.code, 0, `mtablectl phase: ${r.code} ${r.out} ${r.err}`);
-    shared.current = "prefer_old";
-    const st = await proxyStatus(auth);
-    assert.equal(st.phase, "prefer_old");
-    const p2 = st.proxies.find((p) => p.id === "p2");
-    assert.ok(p2 && !p2.live && p2.config_version < st.config_version, JSON.stringify(p2));
+    shared.current = pushed.phase;
+    const p2 = pushed.proxies.find((p) => p.id === "p2");
+    assert.ok(p2 && !p2.live && p2.config_version < pushed.config_version, JSON.stringify(p2));
     for (const id of ["p1", "p3"]) {
-      assert.equal(st.proxies.find((p) => p.id === id).config_version, st.config_version);
+      assert.ok(pushed.proxies.find((p) => p.id === id).config_version >= pushed.config_version - 1);
     }
-    tc.diagnostic(`push with a dead proxy took ${pushMs} ms (lease ${LEASE_MS} ms)`);
+    tc.diagnostic(`first push with a dead proxy took ${pushMs} ms (lease ${LEASE_MS} ms + margin ${LEASE_MS / 2} ms)`);
     await proxies[1].start();
     const back = await proxyStatus(proxies[1]);
-    assert.equal(back.phase, "prefer_old");
+    assert.ok(back.config_version >= pushed.config_version, "restarted, proxy 2 serves the current phase");
     groups[1].start();
-  });
-
-  test("migrate with faults: a cut-off proxy fails closed and recovers; a killed migrator resumes", { timeout: 240000 }, async (tc) => {
-    let migrate = runCtl(auth.adminUrl, ["migrate"]);
 
     // kill -9 of the authority (the migrator's process) mid-copy.
     const before = await waitFor("more of the copy", async () => {
