@@ -167,6 +167,11 @@ typedef struct cfg_transport {
     void *ctx;
 } cfg_transport;
 
+/* Reads the configuration endpoint's answer to GET /config/v1/state (text
+ * need not be NUL-terminated); 502 AuthorityError when it is not one, and
+ * *out is then untouched. */
+mt_status cfg_view_parse(const char *text, size_t len, cfg_view *out);
+
 /* The HTTP transport: GET ENDPOINT/config/v1/state and PUT
  * ENDPOINT/config/v1/acks/ID, with `Authorization: Bearer token` when token
  * is non-empty. One caller at a time (the client's thread). NULL on out of

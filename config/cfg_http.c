@@ -68,6 +68,25 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
     return add;
 }
 
+mt_status cfg_view_parse(const char *text, size_t len, cfg_view *out)
+{
+    cJSON *doc = cJSON_ParseWithLength(text, len);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, "config_version");
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(doc, "phase");
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(doc, "lease_ms");
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(doc, "settled");
+    cfg_view got = {0};
+    bool ok = cfg_json_int64(v, &got.version) && cJSON_IsString(p) &&
+              mt_phase_parse(p->valuestring, &got.phase) && cfg_json_int64(l, &got.lease_ms) &&
+              got.lease_ms > 0;
+    got.settled = cJSON_IsTrue(s);
+    cJSON_Delete(doc);
+    if (!ok)
+        return mt_error(502, "AuthorityError", "the state is not a configuration document");
+    *out = got;
+    return mt_ok();
+}
+
 /* One exchange; *code is the HTTP status. */
 static mt_status exchange(cfg_http *h, const char *url, const char *put_body, long timeout_ms,
                           long *code)
@@ -128,20 +147,9 @@ static mt_status http_get_state(void *ctx, int64_t after, bool known_settled, in
         return st;
     if (code != 200)
         return answer_error(h, code);
-    cJSON *doc = cJSON_Parse(h->body ? h->body : "");
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, "config_version");
-    const cJSON *p = cJSON_GetObjectItemCaseSensitive(doc, "phase");
-    const cJSON *l = cJSON_GetObjectItemCaseSensitive(doc, "lease_ms");
-    const cJSON *s = cJSON_GetObjectItemCaseSensitive(doc, "settled");
-    if (cfg_json_int64(v, &out->version) && cJSON_IsString(p) &&
-        mt_phase_parse(p->valuestring, &out->phase) && cfg_json_int64(l, &out->lease_ms) &&
-        out->lease_ms > 0) {
-        out->settled = cJSON_IsTrue(s);
-    } else {
-        st = mt_error(502, "AuthorityError", "%s: the state is not a configuration document",
-                      h->endpoint);
-    }
-    cJSON_Delete(doc);
+    st = cfg_view_parse(h->body ? h->body : "", h->len, out);
+    if (!mt_is_ok(&st))
+        st = mt_error(502, "AuthorityError", "%s: %s", h->endpoint, st.message);
     return st;
 }
 

@@ -188,5 +188,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     fz_authority_check(doc);
     free(doc);
+    /* The same bytes as the configuration endpoint's answer, as a sidecar
+     * reads it: accepted only with a positive lease and a known phase. */
+    cfg_view v = {.version = -7};
+    mt_status st = cfg_view_parse((const char *)data, size, &v);
+    if (mt_is_ok(&st) && (v.lease_ms <= 0 || v.phase > MT_PHASE_USE_NEW_HIDE_METADATA))
+        abort();
+    if (!mt_is_ok(&st) && v.version != -7)
+        abort();
     return 0;
 }
