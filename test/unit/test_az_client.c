@@ -46,6 +46,7 @@
 
 #include "az.h"
 #include "az_client.h"
+#include "ut_azurite.h"
 
 /* ------------------------------------------------------------------------ */
 /* Helpers.                                                                  */
@@ -89,38 +90,6 @@ static mt_status one(mt_table *t, mt_op_kind kind, const mt_entity *e, const cha
             fail_msg("got %d %s (%s), want %d %s", st_.http, st_.code, st_.message, (want_http),   \
                      (want_code));                                                                 \
     } while (0)
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
-static bool port_open(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    if (fd >= 0)
-        close(fd);
-    return ok;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 static double now_s(void)
 {
@@ -396,7 +365,7 @@ static void test_fake_token_replay(void **state)
 static void test_fake_unreachable(void **state)
 {
     (void)state;
-    int port = free_port();
+    int port = ut_free_port();
     az_connstr cs = connstr_for(port);
     az_client_opts o = {.max_attempts = 3, .backoff_base_ms = 5, .backoff_max_ms = 10};
     mt_status st;
@@ -617,126 +586,21 @@ static void test_fake_signing(void **state)
 /* Azurite.                                                                  */
 
 static struct {
-    pid_t pid;
-    int port;
-    char dir[64];
-    char skip[512]; /* why the Azurite cases are skipped; "" when running */
+    ut_azurite a; /* a.skip: why the Azurite cases are skipped; "" when running */
     az_client *c;
     int tables;
 } az;
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static const char *azurite_main(void)
-{
-    const char *m = getenv("MTABLE_AZURITE_MAIN");
-    return m ? m : "../test/e2e/node_modules/azurite/dist/src/table/main.js";
-}
-
-static void azurite_stop(void)
-{
-    if (az.pid > 0) {
-        kill(az.pid, SIGTERM);
-        int status;
-        for (int i = 0; i < 100 && waitpid(az.pid, &status, WNOHANG) == 0; i++)
-            sleep_ms(100);
-        if (waitpid(az.pid, &status, WNOHANG) == 0) {
-            kill(az.pid, SIGKILL);
-            waitpid(az.pid, &status, 0);
-        }
-        az.pid = 0;
-    }
-    if (az.dir[0]) {
-        nftw(az.dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-        az.dir[0] = '\0';
-    }
-}
-
-static void azurite_log_tail(void)
-{
-    char path[128], buf[2048];
-    snprintf(path, sizeof path, "%s/azurite.log", az.dir);
-    FILE *f = fopen(path, "r");
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    buf[n] = '\0';
-    if (f)
-        fclose(f);
-    print_message("azurite log:\n%s\n", buf);
-}
-
-/* Starts Azurite on a free port. Not installed: false with az.skip set.
- * Installed but not starting: false with az.skip empty (a failure). */
-static bool azurite_start(void)
-{
-    static char main_js[4096];
-    if (!realpath(azurite_main(), main_js)) {
-        snprintf(az.skip, sizeof az.skip,
-                 "Azurite is not installed (%s is missing): run 'npm ci' in test/e2e",
-                 azurite_main());
-        return false;
-    }
-    for (int attempt = 0; attempt < 3; attempt++) {
-        snprintf(az.dir, sizeof az.dir, "/tmp/mtable-azurite-XXXXXX");
-        if (!mkdtemp(az.dir)) {
-            snprintf(az.skip, sizeof az.skip, "cannot make a scratch directory: %s",
-                     strerror(errno));
-            az.dir[0] = '\0';
-            return false;
-        }
-        az.port = free_port();
-        char port[16];
-        snprintf(port, sizeof port, "%d", az.port);
-        pid_t pid = fork();
-        if (pid == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-            char log[128];
-            snprintf(log, sizeof log, "%s/azurite.log", az.dir);
-            int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-            if (fd >= 0 && chdir(az.dir) == 0) {
-                dup2(fd, 1);
-                dup2(fd, 2);
-            }
-            execlp("node", "node", main_js, "--tableHost", "127.0.0.1", "--tablePort", port,
-                   "--inMemoryPersistence", "--disableTelemetry", "--silent", (char *)NULL);
-            _exit(127);
-        }
-        az.pid = pid;
-        for (int i = 0; i < 600; i++) {
-            int status;
-            if (waitpid(pid, &status, WNOHANG) == pid) {
-                az.pid = 0;
-                if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
-                    snprintf(az.skip, sizeof az.skip, "node is not installed (not on PATH)");
-                    azurite_stop();
-                    return false;
-                }
-                azurite_log_tail();
-                break; /* died: most likely the port was taken meanwhile */
-            }
-            if (port_open(az.port))
-                return true;
-            sleep_ms(100);
-        }
-        azurite_stop();
-    }
-    print_message("Azurite is installed but did not start (3 attempts)\n");
-    return false;
-}
-
 static int group_setup(void **state)
 {
     (void)state;
-    if (!azurite_start()) {
-        if (!az.skip[0])
+    if (!ut_azurite_start(&az.a)) {
+        if (!az.a.skip[0])
             return -1;
-        print_message("SKIP: the Azurite cases are skipped: %s\n", az.skip);
+        print_message("SKIP: the Azurite cases are skipped: %s\n", az.a.skip);
         return 0;
     }
-    az_connstr cs = connstr_for(az.port);
+    az_connstr cs = connstr_for(az.a.port);
     mt_status st;
     az.c = az_client_new(&cs, NULL, &st);
     az_connstr_clear(&cs);
@@ -752,14 +616,14 @@ static int group_teardown(void **state)
     (void)state;
     az_client_free(az.c);
     az.c = NULL;
-    azurite_stop();
+    ut_azurite_stop(&az.a);
     return 0;
 }
 
 #define NEED_AZURITE()                                                                             \
     do {                                                                                           \
-        if (az.skip[0]) {                                                                          \
-            print_message("SKIP: %s\n", az.skip);                                                  \
+        if (az.a.skip[0]) {                                                                          \
+            print_message("SKIP: %s\n", az.a.skip);                                                  \
             skip();                                                                                \
         }                                                                                          \
     } while (0)
@@ -1315,7 +1179,7 @@ static void test_paging(void **state)
     mt_filter_free(f);
 
     /* Small pages from a client of its own: 7 rows a page. */
-    az_connstr cs = connstr_for(az.port);
+    az_connstr cs = connstr_for(az.a.port);
     az_client_opts o = {.page_size = 7};
     mt_status st;
     mt_table *small = az_table_open(&cs, name, &o, &st);
@@ -1712,8 +1576,8 @@ int main(void)
     failed += cmocka_run_group_tests_name("azurite", azurite_tests, group_setup, group_teardown);
     if (failed)
         return failed;
-    if (az.skip[0]) {
-        fprintf(stderr, "SKIP: the Azurite cases did not run: %s\n", az.skip);
+    if (az.a.skip[0]) {
+        fprintf(stderr, "SKIP: the Azurite cases did not run: %s\n", az.a.skip);
         return 77;
     }
     return 0;

@@ -46,6 +46,7 @@
 
 #include "az_client.h"
 #include "cfg.h"
+#include "ut_azurite.h"
 
 /* ------------------------------------------------------------------------ */
 /* Helpers.                                                                  */
@@ -645,10 +646,7 @@ static void test_file_kill9(void **state)
 /* Azurite.                                                                  */
 
 static struct {
-    pid_t pid;
-    int port;
-    char dir[64];
-    char skip[512]; /* why the table cases are skipped; "" when running */
+    ut_azurite a; /* a.skip: why the table cases are skipped; "" when running */
     char connstr[512];
 } az;
 
@@ -656,32 +654,6 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 {
     (void)sb, (void)flag, (void)ftw;
     return remove(path);
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
-static bool port_open(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    if (fd >= 0)
-        close(fd);
-    return ok;
 }
 
 static void connstr_for(int port, char *out, size_t cap)
@@ -692,112 +664,30 @@ static void connstr_for(int port, char *out, size_t cap)
              AZ_DEV_ACCOUNT, AZ_DEV_KEY, port, AZ_DEV_ACCOUNT);
 }
 
-static void azurite_stop(void)
-{
-    if (az.pid > 0) {
-        kill(az.pid, SIGTERM);
-        int status;
-        for (int i = 0; i < 100 && waitpid(az.pid, &status, WNOHANG) == 0; i++)
-            sleep_ms(100);
-        if (waitpid(az.pid, &status, WNOHANG) == 0) {
-            kill(az.pid, SIGKILL);
-            waitpid(az.pid, &status, 0);
-        }
-        az.pid = 0;
-    }
-    if (az.dir[0]) {
-        nftw(az.dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-        az.dir[0] = '\0';
-    }
-}
-
-static void azurite_exec(const char *main_js)
-{
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    char log[128], port[16];
-    snprintf(log, sizeof log, "%s/azurite.log", az.dir);
-    snprintf(port, sizeof port, "%d", az.port);
-    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd >= 0 && chdir(az.dir) == 0) {
-        dup2(fd, 1);
-        dup2(fd, 2);
-    }
-    execlp("node", "node", main_js, "--tableHost", "127.0.0.1", "--tablePort", port,
-           "--inMemoryPersistence", "--disableTelemetry", "--silent", (char *)NULL);
-    _exit(127);
-}
-
-/* Waits for the port: true when it opened, false when the child died. */
-static bool azurite_wait(void)
-{
-    for (int i = 0; i < 600; i++) {
-        int status;
-        if (waitpid(az.pid, &status, WNOHANG) == az.pid) {
-            az.pid = 0;
-            if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
-                snprintf(az.skip, sizeof az.skip, "node is not installed (not on PATH)");
-            return false;
-        }
-        if (port_open(az.port))
-            return true;
-        sleep_ms(100);
-    }
-    return false;
-}
-
-/* Not installed: false with az.skip set; installed but not starting: false
- * with az.skip empty (a failure). */
-static bool azurite_start(void)
-{
-    static char main_js[PATH_MAX];
-    const char *m = getenv("MTABLE_AZURITE_MAIN");
-    if (!m || !m[0] || !realpath(m, main_js)) {
-        snprintf(az.skip, sizeof az.skip, "%s",
-                 !m || !m[0] ? "MTABLE_AZURITE_MAIN is not set"
-                             : "Azurite is not installed: run 'npm ci' in test/e2e");
-        return false;
-    }
-    for (int attempt = 0; attempt < 3 && !az.skip[0]; attempt++) {
-        snprintf(az.dir, sizeof az.dir, "/tmp/mtable-azurite-XXXXXX");
-        if (!mkdtemp(az.dir)) {
-            az.dir[0] = '\0';
-            return false;
-        }
-        az.port = free_port();
-        az.pid = fork();
-        if (az.pid == 0)
-            azurite_exec(main_js);
-        if (azurite_wait())
-            return true;
-        azurite_stop(); /* most likely the port was taken meanwhile */
-    }
-    return false;
-}
-
 static int azurite_setup(void **state)
 {
     (void)state;
-    if (!azurite_start()) {
-        if (!az.skip[0])
+    if (!ut_azurite_start(&az.a)) {
+        if (!az.a.skip[0])
             return -1;
-        print_message("SKIP: the Azurite cases are skipped: %s\n", az.skip);
+        print_message("SKIP: the Azurite cases are skipped: %s\n", az.a.skip);
         return 0;
     }
-    connstr_for(az.port, az.connstr, sizeof az.connstr);
+    connstr_for(az.a.port, az.connstr, sizeof az.connstr);
     return 0;
 }
 
 static int azurite_teardown(void **state)
 {
     (void)state;
-    azurite_stop();
+    ut_azurite_stop(&az.a);
     return 0;
 }
 
 #define NEED_AZURITE()                                                                             \
     do {                                                                                           \
-        if (az.skip[0]) {                                                                          \
-            print_message("SKIP: %s\n", az.skip);                                                  \
+        if (az.a.skip[0]) {                                                                          \
+            print_message("SKIP: %s\n", az.a.skip);                                                  \
             skip();                                                                                \
         }                                                                                          \
     } while (0)
@@ -830,7 +720,7 @@ static void test_table_contract(void **state)
     cfg_store *b = cfg_store_open(az.connstr, &st);
     assert_ok(st);
     char want[128];
-    snprintf(want, sizeof want, "table mtablestate at http://127.0.0.1:%d/%s", az.port,
+    snprintf(want, sizeof want, "table mtablestate at http://127.0.0.1:%d/%s", az.a.port,
              AZ_DEV_ACCOUNT);
     assert_memory_equal(a->ops->describe(a), want, strlen(want));
     assert_null(strstr(a->ops->describe(a), AZ_DEV_KEY));
@@ -890,7 +780,7 @@ static void test_open_specs(void **state)
     assert_null(strstr(st.message, "c2VjcmV0"));
     /* Nothing listening: refused at opening, not at the first write. */
     char cs[512];
-    connstr_for(free_port(), cs, sizeof cs);
+    connstr_for(ut_free_port(), cs, sizeof cs);
     double t0 = now_s();
     assert_null(cfg_store_open(cs, &st));
     assert_false(mt_is_ok(&st));
@@ -934,8 +824,8 @@ int main(void)
         cmocka_run_group_tests_name("table store", azurite_tests, azurite_setup, azurite_teardown);
     if (failed)
         return failed;
-    if (az.skip[0]) {
-        fprintf(stderr, "SKIP: the Azurite cases did not run: %s\n", az.skip);
+    if (az.a.skip[0]) {
+        fprintf(stderr, "SKIP: the Azurite cases did not run: %s\n", az.a.skip);
         return 77;
     }
     return 0;
