@@ -47,6 +47,14 @@
 
 #define CFG_ETAG_MAX 128
 #define CFG_ID_MAX 128
+/* A migration's identity: 32 hex digits, made with its first state. */
+#define CFG_MIGRATION_ID_MAX 40
+/* What a proxy's backends are (accounts and endpoints, never keys), as a
+ * short hash; proxies of one migration must all agree on it. */
+#define CFG_FINGERPRINT_MAX 80
+/* The table an Azure state store keeps its document in; never an
+ * application's table. */
+#define CFG_STATE_TABLE "mtablestate"
 
 /* ------------------------------------------------------------------------ */
 /* State store: one small document, replaced by compare-and-swap.            */
@@ -91,7 +99,30 @@ typedef struct cfg_view {
     mt_phase phase;
     bool settled; /* every proxy leased at the push acknowledged it */
     int64_t lease_ms;
+    /* The migration this state belongs to; "" from an authority that
+     * predates identities (accepted, but then never mixed with one). */
+    char migration_id[CFG_MIGRATION_ID_MAX];
 } cfg_view;
+
+/* Whether a proxy that applied `have` may move to `next`, and if not, why
+ * (into why, a sentence naming both states). A state only moves forward
+ * within one migration: never to a lower version, never to another
+ * migration's state, never to the same version with another phase, never
+ * more than one phase back. While the proxy holds a lease, never more than
+ * one phase forward either (a real authority cannot have completed the
+ * step between while this proxy was leased); without one it catches up
+ * as a new proxy would. Anything goes before the first state
+ * (have->version == 0). */
+bool cfg_view_follows(const cfg_view *have, const cfg_view *next, bool leased, char *why,
+                      size_t whylen);
+
+/* What an acknowledgement carries. */
+typedef struct cfg_ack {
+    const char *id;
+    int64_t version;
+    const char *migration_id; /* NULL or "": not checked */
+    const char *fingerprint;  /* NULL or "": not checked */
+} cfg_ack;
 
 /* ------------------------------------------------------------------------ */
 /* The authority.                                                            */
@@ -101,11 +132,20 @@ typedef struct cfg_authority cfg_authority;
 typedef struct cfg_authority_opts {
     int64_t lease_ms;  /* default 10000 */
     int64_t margin_ms; /* default lease_ms / 2 */
+    /* Phase of the initial state written to an empty store (default
+     * use_old_hide_metadata): how an operator recovers a fleet whose state
+     * store was lost, by stating the phase it is in. */
+    mt_phase initial_phase;
+    /* This authority's backends (see CFG_FINGERPRINT_MAX); "" or NULL: any
+     * proxy's is accepted. */
+    const char *fingerprint;
+    /* The identity given to a new migration; NULL or "": random. */
+    const char *migration_id;
 } cfg_authority_opts;
 
-/* Loads the state from store (or writes the initial one: phase
- * use_old_hide_metadata, version 1). Borrows rt and store. NULL with *st
- * set when the store cannot be read or written. */
+/* Loads the state from store (or writes the initial one: version 1 in
+ * opts->initial_phase, with a new migration identity). Borrows rt and
+ * store. NULL with *st set when the store cannot be read or written. */
 cfg_authority *cfg_authority_new(mt_rt *rt, cfg_store *store, const cfg_authority_opts *opts,
                                  mt_status *st);
 void cfg_authority_free(cfg_authority *a);
@@ -131,16 +171,29 @@ void cfg_authority_tick(cfg_authority *a);
 void cfg_authority_poll(cfg_authority *a, int64_t after, bool known_settled, int64_t wait_ms,
                         cfg_view *out);
 
-/* An acknowledgement (and lease renewal) from proxy id: 204 when version
- * is the published one (the lease runs lease_ms from now); 409
- * StaleConfigVersion (no lease) when it is not; 400 on a bad id. */
-mt_status cfg_authority_ack(cfg_authority *a, const char *id, int64_t version);
+/* An acknowledgement (and lease renewal): 204 when version is the
+ * published one (the lease runs lease_ms from now); 409
+ * StaleConfigVersion (no lease) when it is not; 409 MigrationMismatch
+ * when it names another migration; 409 FingerprintMismatch when the
+ * proxy's backends are not this authority's (the proxy is remembered as
+ * mismatched and blocks pushes while it keeps calling); 400 on a bad id. */
+mt_status cfg_authority_ack(cfg_authority *a, const cfg_ack *ack);
+
+/* Proxy id gives its lease back (it stopped serving): pushes stop waiting
+ * for it at once. Unknown ids are fine. */
+void cfg_authority_release(cfg_authority *a, const char *id);
+
+/* The current migration's identity (borrowed; changes only when the state
+ * is reloaded from a store another authority replaced). */
+void cfg_authority_migration_id(cfg_authority *a, char out[CFG_MIGRATION_ID_MAX]);
 
 typedef struct cfg_proxy_info {
     char id[CFG_ID_MAX];
     int64_t acked_version;
     int64_t since_ack_ms;  /* since its last accepted acknowledgement */
     int64_t lease_left_ms; /* <= 0: expired */
+    bool mismatched;       /* its backends are not the authority's */
+    char fingerprint[CFG_FINGERPRINT_MAX];
 } cfg_proxy_info;
 
 /* Proxies seen since start, most recent first; fills up to cap, returns
@@ -162,8 +215,11 @@ mt_status cfg_authority_save_migration(cfg_authority *a, const char *json);
 typedef struct cfg_transport {
     mt_status (*get_state)(void *ctx, int64_t after, bool known_settled, int64_t wait_ms,
                            cfg_view *out);
-    /* ok (204), 409 StaleConfigVersion, or an error. */
-    mt_status (*ack)(void *ctx, const char *id, int64_t version);
+    /* ok (204), 409 StaleConfigVersion / MigrationMismatch /
+     * FingerprintMismatch, or an error. */
+    mt_status (*ack)(void *ctx, const cfg_ack *ack);
+    /* Gives the lease of proxy id back; may be NULL. */
+    mt_status (*release)(void *ctx, const char *id);
     void *ctx;
 } cfg_transport;
 
@@ -186,10 +242,26 @@ cfg_transport cfg_http_transport(cfg_http *h);
 
 typedef struct cfg_client cfg_client;
 
-/* A client for proxy id; starts its thread, which fetches, acknowledges and
- * renews until cfg_client_free. Until its first lease it serves nothing.
- * Borrows rt and the transport's ctx. NULL on out of memory. */
-cfg_client *cfg_client_new(mt_rt *rt, const cfg_transport *tr, const char *id);
+enum { CFG_LOG_ERROR, CFG_LOG_WARN, CFG_LOG_INFO };
+
+typedef struct cfg_client_opts {
+    const char *id;          /* this proxy's name */
+    const char *fingerprint; /* its backends; NULL or "": none sent */
+    /* Control-plane events (a phase applied, a lease lost or regained, the
+     * authority unreachable or refusing us, a state refused), one sentence
+     * each; called from the client's thread; may be NULL. */
+    void (*log)(void *ctx, int level, const char *msg);
+    void *log_ctx;
+} cfg_client_opts;
+
+/* A client; starts its thread, which fetches, acknowledges and renews
+ * until cfg_client_free. Until its first lease it serves nothing. Borrows
+ * rt and the transport's ctx. NULL on out of memory. */
+cfg_client *cfg_client_new(mt_rt *rt, const cfg_transport *tr, const cfg_client_opts *o);
+/* Stops the thread, drops the lease and gives it back to the authority
+ * (one try): call once nothing is served any more. Idempotent; also done
+ * by cfg_client_free (which does not give the lease back). */
+void cfg_client_release(cfg_client *c);
 void cfg_client_free(cfg_client *c);
 
 /* The configuration service this proxy's operations use. Borrowed. */
@@ -206,6 +278,10 @@ typedef struct cfg_client_info {
     int64_t acked_version;
     int64_t failures; /* consecutive failed calls to the authority */
     char last_error[256];
+    /* Why the last state the authority offered was refused ("" if none
+     * was, or a later one was applied). */
+    char refused[512];
+    char migration_id[CFG_MIGRATION_ID_MAX];
 } cfg_client_info;
 void cfg_client_info_get(cfg_client *c, cfg_client_info *out);
 

@@ -22,9 +22,12 @@
 #include "cfg_json.h"
 
 #include <cjson/cJSON.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define DOC_FORMAT 1
 
@@ -34,6 +37,9 @@ typedef struct lease_rec {
     int64_t acked_version;
     int64_t acked_at; /* mono ms */
     int64_t until;    /* mono ms; the lease as the authority counts it */
+    int64_t seen_at;  /* mono ms; its last acknowledgement, accepted or not */
+    bool mismatched;  /* its backends are not ours: it holds no lease */
+    char fingerprint[CFG_FINGERPRINT_MAX];
 } lease_rec;
 
 struct cfg_authority {
@@ -44,6 +50,7 @@ struct cfg_authority {
     int64_t lease_ms, margin_ms;
     int64_t started_ms;
     bool fresh; /* the store held no state: no lease can predate this start */
+    char fingerprint[CFG_FINGERPRINT_MAX];
 
     mt_mutex *push_mu;
     mt_mutex *store_mu; /* guards etag and migration */
@@ -66,10 +73,11 @@ static int64_t now_ms(cfg_authority *a)
 /* ------------------------------------------------------------------------ */
 /* The document.                                                             */
 
-static char *doc_build(int64_t version, mt_phase phase, const char *migration)
+static char *doc_build(const char *id, int64_t version, mt_phase phase, const char *migration)
 {
     cJSON *doc = cJSON_CreateObject();
     cJSON_AddNumberToObject(doc, "format", DOC_FORMAT);
+    cJSON_AddStringToObject(doc, "migration_id", id);
     cJSON_AddNumberToObject(doc, "config_version", (double)version);
     cJSON_AddStringToObject(doc, "phase", mt_phase_name(phase));
     cJSON *mig = migration ? cJSON_Parse(migration) : NULL;
@@ -80,21 +88,26 @@ static char *doc_build(int64_t version, mt_phase phase, const char *migration)
     return text;
 }
 
-static mt_status doc_parse(const char *text, int64_t *version, mt_phase *phase, char **migration)
+/* id is "" in a document written before migrations had identities. */
+static mt_status doc_parse(const char *text, char id[CFG_MIGRATION_ID_MAX], int64_t *version,
+                           mt_phase *phase, char **migration)
 {
     cJSON *doc = cJSON_Parse(text);
+    const cJSON *i = cJSON_GetObjectItemCaseSensitive(doc, "migration_id");
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, "config_version");
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(doc, "phase");
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "migration");
     mt_status st = mt_ok();
     int64_t n = 0;
     if (!cfg_json_int64(v, &n) || n < 1 || !cJSON_IsString(p) ||
-        !mt_phase_parse(p->valuestring, phase)) {
+        !mt_phase_parse(p->valuestring, phase) ||
+        (i && (!cJSON_IsString(i) || strlen(i->valuestring) >= CFG_MIGRATION_ID_MAX))) {
         st = mt_error(500, MT_ERR_INTERNAL,
                       "the stored state is not an mtable state document (config_version and "
                       "phase missing or invalid)");
     } else {
         *version = n;
+        snprintf(id, CFG_MIGRATION_ID_MAX, "%s", i ? i->valuestring : "");
         *migration = cJSON_IsObject(m) ? cJSON_PrintUnformatted(m) : NULL;
     }
     cJSON_Delete(doc);
@@ -105,7 +118,7 @@ static mt_status doc_parse(const char *text, int64_t *version, mt_phase *phase, 
  * read or wrote. Holds store_mu. */
 static mt_status doc_write(cfg_authority *a, int64_t version, mt_phase phase, const char *migration)
 {
-    char *text = doc_build(version, phase, migration);
+    char *text = doc_build(a->view.migration_id, version, phase, migration);
     if (!text)
         return mt_error(500, MT_ERR_INTERNAL, "out of memory");
     char etag[CFG_ETAG_MAX];
@@ -121,14 +134,14 @@ static mt_status doc_write(cfg_authority *a, int64_t version, mt_phase phase, co
 static mt_status doc_reload(cfg_authority *a)
 {
     char *text = NULL, *migration = NULL;
-    char etag[CFG_ETAG_MAX];
+    char etag[CFG_ETAG_MAX], id[CFG_MIGRATION_ID_MAX];
     int64_t version = 0;
     mt_phase phase = MT_PHASE_USE_OLD_HIDE_METADATA;
     mt_status st = a->store->ops->load(a->store, &text, etag);
     if (mt_is_ok(&st) && !text)
         st = mt_error(500, MT_ERR_INTERNAL, "the stored state disappeared");
     if (mt_is_ok(&st))
-        st = doc_parse(text, &version, &phase, &migration);
+        st = doc_parse(text, id, &version, &phase, &migration);
     free(text);
     if (!mt_is_ok(&st))
         return st;
@@ -137,6 +150,7 @@ static mt_status doc_reload(cfg_authority *a)
     a->migration = migration;
     a->rt->ops->lock(a->rt, a->mu);
     bool moved = a->view.version != version;
+    memcpy(a->view.migration_id, id, sizeof id);
     a->view.version = version;
     a->view.phase = phase;
     a->view.settled = false;
@@ -165,7 +179,7 @@ static bool remote_pending(cfg_authority *a, int64_t version, int64_t now, int64
     }
     for (lease_rec *r = a->leases; r; r = r->next) {
         int64_t gone = r->until + a->margin_ms;
-        if (r->acked_version >= version || now >= gone)
+        if (r->mismatched || r->acked_version >= version || now >= gone)
             continue;
         pending = true;
         if (gone < *wake)
@@ -188,9 +202,30 @@ static void wait_remote(cfg_authority *a, int64_t version)
     rt->ops->unlock(rt, a->mu);
 }
 
+/* A proxy with other backends that called within the last lease: a push
+ * must not go on while it may be serving something else. Holds mu. */
+static const lease_rec *mismatched_live(cfg_authority *a, int64_t now)
+{
+    for (const lease_rec *r = a->leases; r; r = r->next)
+        if (r->mismatched && now - r->seen_at < a->lease_ms)
+            return r;
+    return NULL;
+}
+
 mt_status cfg_authority_push(cfg_authority *a, mt_phase phase)
 {
     mt_rt *rt = a->rt;
+    rt->ops->lock(rt, a->mu);
+    const lease_rec *odd = mismatched_live(a, now_ms(a));
+    mt_status refused =
+        odd ? mt_error(409, "FleetMismatch",
+                       "proxy %s serves other backends (fingerprint %s, this authority's %s); "
+                       "fix its --old/--new or stop it, then push again",
+                       odd->id, odd->fingerprint, a->fingerprint)
+            : mt_ok();
+    rt->ops->unlock(rt, a->mu);
+    if (!mt_is_ok(&refused))
+        return refused;
     rt->ops->lock(rt, a->push_mu);
     rt->ops->lock(rt, a->store_mu);
     rt->ops->lock(rt, a->mu);
@@ -241,6 +276,13 @@ void cfg_authority_poll(cfg_authority *a, int64_t after, bool known_settled, int
     rt->ops->unlock(rt, a->mu);
 }
 
+void cfg_authority_migration_id(cfg_authority *a, char out[CFG_MIGRATION_ID_MAX])
+{
+    a->rt->ops->lock(a->rt, a->mu);
+    memcpy(out, a->view.migration_id, CFG_MIGRATION_ID_MAX);
+    a->rt->ops->unlock(a->rt, a->mu);
+}
+
 static lease_rec *lease_find(cfg_authority *a, const char *id)
 {
     for (lease_rec *r = a->leases; r; r = r->next)
@@ -255,33 +297,81 @@ static lease_rec *lease_find(cfg_authority *a, const char *id)
     return r;
 }
 
-mt_status cfg_authority_ack(cfg_authority *a, const char *id, int64_t version)
+static bool given(const char *s)
 {
+    return s && *s;
+}
+
+mt_status cfg_authority_ack(cfg_authority *a, const cfg_ack *ack)
+{
+    const char *id = ack->id;
+    int64_t version = ack->version;
     size_t n = id ? strlen(id) : 0;
     if (n == 0 || n >= CFG_ID_MAX)
         return mt_error(400, MT_ERR_INVALID_INPUT, "a proxy id has 1 to %d characters",
                         CFG_ID_MAX - 1);
+    if ((given(ack->fingerprint) && strlen(ack->fingerprint) >= CFG_FINGERPRINT_MAX) ||
+        (given(ack->migration_id) && strlen(ack->migration_id) >= CFG_MIGRATION_ID_MAX))
+        return mt_error(400, MT_ERR_INVALID_INPUT, "the fingerprint or migration id is too long");
     mt_rt *rt = a->rt;
     mt_status st = mt_ok();
     rt->ops->lock(rt, a->mu);
-    if (version != a->view.version) {
+    int64_t now = now_ms(a);
+    bool odd = given(ack->fingerprint) && a->fingerprint[0] &&
+               strcmp(ack->fingerprint, a->fingerprint) != 0;
+    lease_rec *r = lease_find(a, id);
+    if (!r) {
+        st = mt_error(500, MT_ERR_INTERNAL, "out of memory");
+    } else if (odd) {
+        r->mismatched = true;
+        r->seen_at = now;
+        r->until = 0;
+        snprintf(r->fingerprint, sizeof r->fingerprint, "%s", ack->fingerprint);
+        st = mt_error(409, "FingerprintMismatch",
+                      "this proxy's backends (fingerprint %s) are not the authority's (%s); "
+                      "give it the authority's --old and --new",
+                      ack->fingerprint, a->fingerprint);
+    } else if (given(ack->migration_id) && a->view.migration_id[0] &&
+               strcmp(ack->migration_id, a->view.migration_id) != 0) {
+        r->seen_at = now;
+        st = mt_error(409, "MigrationMismatch",
+                      "this authority serves migration %s, not %s; fetch the state again",
+                      a->view.migration_id, ack->migration_id);
+    } else if (version != a->view.version) {
+        r->seen_at = now;
         st = mt_error(409, "StaleConfigVersion",
                       "version %lld is not the current one (%lld); fetch the state again",
                       (long long)version, (long long)a->view.version);
     } else {
-        lease_rec *r = lease_find(a, id);
-        if (!r) {
-            st = mt_error(500, MT_ERR_INTERNAL, "out of memory");
-        } else {
-            int64_t now = now_ms(a);
-            r->acked_version = version;
-            r->acked_at = now;
-            r->until = now + a->lease_ms;
+        r->mismatched = false;
+        if (given(ack->fingerprint))
+            snprintf(r->fingerprint, sizeof r->fingerprint, "%s", ack->fingerprint);
+        r->acked_version = version;
+        r->acked_at = now;
+        r->seen_at = now;
+        r->until = now + a->lease_ms;
+        rt->ops->cond_broadcast(rt, a->changed);
+    }
+    if (r && r->acked_at == 0 && !r->mismatched && !mt_is_ok(&st))
+        r->until = 0; /* never leased: listed, but holds nothing */
+    rt->ops->unlock(rt, a->mu);
+    return st;
+}
+
+void cfg_authority_release(cfg_authority *a, const char *id)
+{
+    mt_rt *rt = a->rt;
+    rt->ops->lock(rt, a->mu);
+    for (lease_rec **pp = &a->leases; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->id, id) == 0) {
+            lease_rec *r = *pp;
+            *pp = r->next;
+            free(r);
             rt->ops->cond_broadcast(rt, a->changed);
+            break;
         }
     }
     rt->ops->unlock(rt, a->mu);
-    return st;
 }
 
 size_t cfg_authority_proxies(cfg_authority *a, cfg_proxy_info *out, size_t cap)
@@ -292,7 +382,8 @@ size_t cfg_authority_proxies(cfg_authority *a, cfg_proxy_info *out, size_t cap)
     size_t n = 0;
     for (lease_rec **pp = &a->leases; *pp;) {
         lease_rec *r = *pp;
-        if (now - r->until > 10 * a->lease_ms) { /* long gone: forget it */
+        int64_t last = r->until > r->seen_at ? r->until : r->seen_at;
+        if (now - last > 10 * a->lease_ms) { /* long gone: forget it */
             *pp = r->next;
             free(r);
             continue;
@@ -302,7 +393,9 @@ size_t cfg_authority_proxies(cfg_authority *a, cfg_proxy_info *out, size_t cap)
             memcpy(p->id, r->id, sizeof p->id);
             p->acked_version = r->acked_version;
             p->since_ack_ms = now - r->acked_at;
-            p->lease_left_ms = r->until - now;
+            p->lease_left_ms = r->mismatched ? 0 : r->until - now;
+            p->mismatched = r->mismatched;
+            memcpy(p->fingerprint, r->fingerprint, sizeof p->fingerprint);
         }
         n++;
         pp = &r->next;
@@ -391,25 +484,53 @@ mt_config_service *cfg_authority_service(cfg_authority *a)
     return &a->svc;
 }
 
-/* Reads the stored state, or stores the initial one. */
-static mt_status authority_load(cfg_authority *a)
+/* A new migration's identity: 128 random bits as hex. */
+static void new_migration_id(char out[CFG_MIGRATION_ID_MAX])
+{
+    unsigned char b[16];
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    ssize_t got = fd >= 0 ? read(fd, b, sizeof b) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (got != (ssize_t)sizeof b) { /* no urandom: time and pid still differ */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t x =
+            (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
+        for (size_t i = 0; i < sizeof b; i++, x = x * 6364136223846793005u + 1442695040888963407u)
+            b[i] = (unsigned char)(x >> 56);
+    }
+    for (size_t i = 0; i < sizeof b; i++)
+        snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+/* Reads the stored state, or stores the initial one. A state stored
+ * before migrations had identities gets one now. */
+static mt_status authority_load(cfg_authority *a, const cfg_authority_opts *opts)
 {
     char *text = NULL;
     mt_status st = a->store->ops->load(a->store, &text, a->etag);
     if (!mt_is_ok(&st))
         return st;
     int64_t version = 1;
-    mt_phase phase = MT_PHASE_USE_OLD_HIDE_METADATA;
+    mt_phase phase = opts ? opts->initial_phase : MT_PHASE_USE_OLD_HIDE_METADATA;
     a->fresh = text == NULL;
     if (text)
-        st = doc_parse(text, &version, &phase, &a->migration);
-    else
-        st = doc_write(a, version, phase, NULL);
+        st = doc_parse(text, a->view.migration_id, &version, &phase, &a->migration);
+    if (mt_is_ok(&st) && !a->view.migration_id[0]) {
+        if (opts && given(opts->migration_id))
+            snprintf(a->view.migration_id, sizeof a->view.migration_id, "%s", opts->migration_id);
+        else
+            new_migration_id(a->view.migration_id);
+        st = doc_write(a, version, phase, a->migration);
+    }
     free(text);
     if (!mt_is_ok(&st))
         return st;
-    a->view =
-        (cfg_view){.version = version, .phase = phase, .settled = false, .lease_ms = a->lease_ms};
+    a->view.version = version;
+    a->view.phase = phase;
+    a->view.settled = false;
+    a->view.lease_ms = a->lease_ms;
     return mt_config_local_set(a->local, phase, version, false);
 }
 
@@ -437,7 +558,9 @@ cfg_authority *cfg_authority_new(mt_rt *rt, cfg_store *store, const cfg_authorit
         cfg_authority_free(a);
         return NULL;
     }
-    *st = authority_load(a);
+    if (opts && given(opts->fingerprint))
+        snprintf(a->fingerprint, sizeof a->fingerprint, "%s", opts->fingerprint);
+    *st = authority_load(a, opts);
     if (!mt_is_ok(st)) {
         cfg_authority_free(a);
         return NULL;

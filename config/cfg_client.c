@@ -16,10 +16,17 @@
  * lease runs out. Without a lease the guard (cfg_guard.c) keeps every
  * backend call out, and the loop keeps trying: the proxy recovers by
  * itself once the authority answers again.
+ *
+ * It follows only states that come after its own (cfg_view_follows): a
+ * state from a restarted, empty or foreign authority is refused, logged
+ * and reported, and the proxy keeps its phase until its lease runs out.
+ * Every control-plane event is one log line through the caller's logger,
+ * so an operator sees a lost lease or a refused token without asking.
  */
 #include "cfg.h"
 #include "mt_bugs.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +44,9 @@ struct cfg_client {
     mt_rt *rt;
     cfg_transport tr;
     char id[CFG_ID_MAX];
+    char fingerprint[CFG_FINGERPRINT_MAX];
+    void (*log)(void *ctx, int level, const char *msg);
+    void *log_ctx;
     mt_config_service *local;
     mt_thread *thread;
 
@@ -48,6 +58,8 @@ struct cfg_client {
     int64_t acked_version;
     int64_t failures;
     char last_error[256];
+    char refused[512];
+    bool released;
 };
 
 /* The loop's own state; only its thread touches it. */
@@ -56,6 +68,8 @@ typedef struct loop_state {
     int64_t retry_ms;
     bool must_ack; /* a new version waits for its acknowledgement */
     bool refetch;  /* the authority refused our version */
+    bool had_lease;
+    bool lost_lease; /* logged as lost, not regained yet */
 } loop_state;
 
 static int64_t now_ms(cfg_client *c)
@@ -63,13 +77,60 @@ static int64_t now_ms(cfg_client *c)
     return c->rt->ops->mono_ms(c->rt);
 }
 
+static void say(cfg_client *c, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void say(cfg_client *c, int level, const char *fmt, ...)
+{
+    if (!c->log)
+        return;
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    c->log(c->log_ctx, level, msg);
+}
+
 static void note_failure(cfg_client *c, const char *what, const mt_status *st)
 {
     c->rt->ops->lock(c->rt, c->mu);
-    c->failures++;
+    int64_t n = ++c->failures;
     snprintf(c->last_error, sizeof c->last_error, "%.24s: %d %.47s: %.160s", what, st->http,
              st->code, st->message);
     c->rt->ops->unlock(c->rt, c->mu);
+    if (st->http == 401 || st->http == 403)
+        say(c, CFG_LOG_ERROR, "the configuration authority refuses this proxy's token (%s: %s)",
+            what, st->message);
+    else if (n == 1 || n % 100 == 0)
+        say(c, CFG_LOG_WARN, "cannot %s (%lld failed calls in a row): %d %s: %s", what,
+            (long long)n, st->http, st->code, st->message);
+}
+
+/* After a successful call. */
+static void note_success(cfg_client *c)
+{
+    c->rt->ops->lock(c->rt, c->mu);
+    int64_t n = c->failures;
+    c->failures = 0;
+    c->rt->ops->unlock(c->rt, c->mu);
+    if (n > 0)
+        say(c, CFG_LOG_INFO, "the configuration authority answers again (after %lld failed calls)",
+            (long long)n);
+}
+
+/* Logs a lease that ran out; the guard already refuses every call. */
+static void check_lease(cfg_client *c, loop_state *ls)
+{
+    if (!ls->had_lease || ls->lost_lease || cfg_client_lease_valid(c))
+        return;
+    ls->lost_lease = true;
+    cfg_client_info ci;
+    cfg_client_info_get(c, &ci);
+    say(c, CFG_LOG_ERROR,
+        "lease expired: answering 503 ServerBusy until the authority renews it (last error: %s)",
+        ci.refused[0]      ? ci.refused
+        : ci.last_error[0] ? ci.last_error
+                           : "none");
 }
 
 /* Waits up to ms unless the client is stopping; false when it is. */
@@ -105,13 +166,19 @@ static void renew(cfg_client *c, loop_state *ls)
     cfg_view v = c->applied;
     rt->ops->unlock(rt, c->mu);
     int64_t sent = now_ms(c);
-    mt_status st = c->tr.ack(c->tr.ctx, c->id, v.version);
-    if (st.http == 409) {
+    cfg_ack ack = {.id = c->id,
+                   .version = v.version,
+                   .migration_id = v.migration_id,
+                   .fingerprint = c->fingerprint};
+    mt_status st = c->tr.ack(c->tr.ctx, &ack);
+    if (st.http == 409 && strcmp(st.code, "FingerprintMismatch") != 0) {
         ls->refetch = true;
         return;
     }
     if (!mt_is_ok(&st)) {
         note_failure(c, "acknowledge", &st);
+        if (st.http == 409)
+            say(c, CFG_LOG_ERROR, "the authority refuses this proxy: %s", st.message);
         ls->next_renew = now_ms(c) + ls->retry_ms;
         back_off(c, ls);
         return;
@@ -121,8 +188,13 @@ static void renew(cfg_client *c, loop_state *ls)
         c->lease_until = sent + v.lease_ms;
         c->acked_version = v.version;
     }
-    c->failures = 0;
     rt->ops->unlock(rt, c->mu);
+    note_success(c);
+    if (ls->lost_lease)
+        say(c, CFG_LOG_WARN, "lease regained: serving version %lld (%s) again",
+            (long long)v.version, mt_phase_name(v.phase));
+    ls->had_lease = true;
+    ls->lost_lease = false;
     ls->must_ack = false;
     ls->retry_ms = RETRY_MIN_MS;
     ls->next_renew = sent + v.lease_ms / 3;
@@ -142,8 +214,28 @@ static void apply(cfg_client *c, const cfg_view *v, loop_state *ls)
     mt_config_local_set(c->local, v->phase, v->version, v->settled);
     rt->ops->lock(rt, c->mu);
     c->applied = *v;
+    c->refused[0] = '\0';
     rt->ops->unlock(rt, c->mu);
     ls->must_ack = true;
+    say(c, CFG_LOG_INFO, "applied configuration version %lld: phase %s (migration %s)",
+        (long long)v->version, mt_phase_name(v->phase),
+        v->migration_id[0] ? v->migration_id : "(unnamed)");
+}
+
+/* A state that cannot follow ours: keep our phase, say why, ask again
+ * later (the lease runs out meanwhile unless a good state comes back). */
+static void refuse(cfg_client *c, const char *why, loop_state *ls)
+{
+    mt_rt *rt = c->rt;
+    rt->ops->lock(rt, c->mu);
+    bool again = strcmp(c->refused, why) == 0;
+    snprintf(c->refused, sizeof c->refused, "%s", why);
+    rt->ops->unlock(rt, c->mu);
+    if (!again)
+        say(c, CFG_LOG_ERROR, "%s", why);
+    ls->refetch = true;
+    pause_ms(c, ls->retry_ms);
+    back_off(c, ls);
 }
 
 static void settle(cfg_client *c, const cfg_view *v)
@@ -175,10 +267,17 @@ static void fetch(cfg_client *c, loop_state *ls)
         back_off(c, ls);
         return;
     }
-    ls->refetch = false;
+    note_success(c);
     if (v.lease_ms <= 0)
         v.lease_ms = 10000;
-    if (v.version != have.version)
+    char why[512];
+    if (!MT_BUG(ClientFollowsAnyVersion) &&
+        !cfg_view_follows(&have, &v, cfg_client_lease_valid(c), why, sizeof why)) {
+        refuse(c, why, ls);
+        return;
+    }
+    ls->refetch = false;
+    if (v.version != have.version || strcmp(v.migration_id, have.migration_id) != 0)
         apply(c, &v, ls);
     else if (v.settled && !have.settled)
         settle(c, &v);
@@ -195,6 +294,7 @@ static void *client_loop(void *arg)
         c->rt->ops->unlock(c->rt, c->mu);
         if (stop)
             break;
+        check_lease(c, &ls);
         if (version != 0 && !ls.refetch && (ls.must_ack || now_ms(c) >= ls.next_renew))
             renew(c, &ls);
         else
@@ -268,10 +368,12 @@ void cfg_client_info_get(cfg_client *c, cfg_client_info *out)
                              .acked_version = c->acked_version,
                              .failures = c->failures};
     snprintf(out->last_error, sizeof out->last_error, "%s", c->last_error);
+    snprintf(out->refused, sizeof out->refused, "%s", c->refused);
+    memcpy(out->migration_id, c->applied.migration_id, sizeof out->migration_id);
     c->rt->ops->unlock(c->rt, c->mu);
 }
 
-cfg_client *cfg_client_new(mt_rt *rt, const cfg_transport *tr, const char *id)
+cfg_client *cfg_client_new(mt_rt *rt, const cfg_transport *tr, const cfg_client_opts *o)
 {
     cfg_client *c = calloc(1, sizeof *c);
     if (!c)
@@ -279,7 +381,10 @@ cfg_client *cfg_client_new(mt_rt *rt, const cfg_transport *tr, const char *id)
     c->svc.ops = &client_ops;
     c->rt = rt;
     c->tr = *tr;
-    snprintf(c->id, sizeof c->id, "%s", id);
+    snprintf(c->id, sizeof c->id, "%s", o->id);
+    snprintf(c->fingerprint, sizeof c->fingerprint, "%s", o->fingerprint ? o->fingerprint : "");
+    c->log = o->log;
+    c->log_ctx = o->log_ctx;
     c->local = mt_config_local_new(rt, MT_PHASE_USE_OLD_HIDE_METADATA);
     c->mu = rt->ops->mutex_new(rt);
     c->changed = rt->ops->cond_new(rt);
@@ -292,18 +397,49 @@ cfg_client *cfg_client_new(mt_rt *rt, const cfg_transport *tr, const char *id)
     return c;
 }
 
+static void client_stop(cfg_client *c)
+{
+    mt_rt *rt = c->rt;
+    if (!c->thread)
+        return;
+    rt->ops->lock(rt, c->mu);
+    c->stopping = true;
+    rt->ops->cond_broadcast(rt, c->changed);
+    rt->ops->unlock(rt, c->mu);
+    rt->ops->thread_join(rt, c->thread);
+    c->thread = NULL;
+}
+
+void cfg_client_release(cfg_client *c)
+{
+    if (!c)
+        return;
+    client_stop(c);
+    mt_rt *rt = c->rt;
+    rt->ops->lock(rt, c->mu);
+    bool first = !c->released;
+    bool held = c->lease_until > 0;
+    c->released = true;
+    c->lease_until = 0; /* nothing passes the guard from now on */
+    rt->ops->unlock(rt, c->mu);
+    if (!first || !held || !c->tr.release)
+        return;
+    mt_status st = c->tr.release(c->tr.ctx, c->id);
+    if (mt_is_ok(&st))
+        say(c, CFG_LOG_INFO, "lease given back to the configuration authority");
+    else
+        say(c, CFG_LOG_WARN,
+            "could not give the lease back (the next push waits for it to run "
+            "out): %d %s: %s",
+            st.http, st.code, st.message);
+}
+
 void cfg_client_free(cfg_client *c)
 {
     if (!c)
         return;
     mt_rt *rt = c->rt;
-    if (c->thread) {
-        rt->ops->lock(rt, c->mu);
-        c->stopping = true;
-        rt->ops->cond_broadcast(rt, c->changed);
-        rt->ops->unlock(rt, c->mu);
-        rt->ops->thread_join(rt, c->thread);
-    }
+    client_stop(c);
     if (c->local)
         c->local->ops->destroy(c->local);
     if (c->changed)

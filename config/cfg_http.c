@@ -4,8 +4,10 @@
  *   GET  ENDPOINT/config/v1/state?after=N&wait_ms=M[&settled=0]
  *        -> 200 {"config_version": N, "phase": NAME, "lease_ms": L,
  *                "settled": B}
- *   PUT  ENDPOINT/config/v1/acks/ID  {"config_version": N}  -> 204
- *        (409 when N is not current)
+ *   PUT  ENDPOINT/config/v1/acks/ID  {"config_version": N,
+ *        "migration_id": M, "fingerprint": F}  -> 204 (409 when N is not
+ *        current, M is another migration or F other backends)
+ *   DELETE ENDPOINT/config/v1/acks/ID  -> 204 (the lease is given back)
  *
  * One curl handle, reused, so a renewal normally costs one round trip on a
  * kept-alive connection. Every call is bounded: connecting by a short
@@ -68,28 +70,9 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
     return add;
 }
 
-mt_status cfg_view_parse(const char *text, size_t len, cfg_view *out)
-{
-    cJSON *doc = cJSON_ParseWithLength(text, len);
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, "config_version");
-    const cJSON *p = cJSON_GetObjectItemCaseSensitive(doc, "phase");
-    const cJSON *l = cJSON_GetObjectItemCaseSensitive(doc, "lease_ms");
-    const cJSON *s = cJSON_GetObjectItemCaseSensitive(doc, "settled");
-    cfg_view got = {0};
-    bool ok = cfg_json_int64(v, &got.version) && cJSON_IsString(p) &&
-              mt_phase_parse(p->valuestring, &got.phase) && cfg_json_int64(l, &got.lease_ms) &&
-              got.lease_ms > 0;
-    got.settled = cJSON_IsTrue(s);
-    cJSON_Delete(doc);
-    if (!ok)
-        return mt_error(502, "AuthorityError", "the state is not a configuration document");
-    *out = got;
-    return mt_ok();
-}
-
 /* One exchange; *code is the HTTP status. */
-static mt_status exchange(cfg_http *h, const char *url, const char *put_body, long timeout_ms,
-                          long *code)
+static mt_status exchange(cfg_http *h, const char *url, const char *method, const char *put_body,
+                          long timeout_ms, long *code)
 {
     free(h->body);
     h->body = NULL;
@@ -108,10 +91,10 @@ static mt_status exchange(cfg_http *h, const char *url, const char *put_body, lo
     curl_easy_setopt(h->h, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(h->h, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(h->h, CURLOPT_XFERINFODATA, h);
-    if (put_body) {
-        curl_easy_setopt(h->h, CURLOPT_CUSTOMREQUEST, "PUT");
+    if (method)
+        curl_easy_setopt(h->h, CURLOPT_CUSTOMREQUEST, method);
+    if (put_body)
         curl_easy_setopt(h->h, CURLOPT_POSTFIELDS, put_body);
-    }
     CURLcode rc = curl_easy_perform(h->h);
     if (rc != CURLE_OK)
         return mt_error(503, "AuthorityUnreachable", "%s: %s", h->endpoint,
@@ -142,7 +125,7 @@ static mt_status http_get_state(void *ctx, int64_t after, bool known_settled, in
     snprintf(url, sizeof url, "%s/config/v1/state?after=%lld&wait_ms=%lld%s", h->endpoint,
              (long long)after, (long long)wait_ms, known_settled ? "" : "&settled=0");
     long code = 0;
-    mt_status st = exchange(h, url, NULL, (long)wait_ms + EXTRA_TIMEOUT_MS, &code);
+    mt_status st = exchange(h, url, NULL, NULL, (long)wait_ms + EXTRA_TIMEOUT_MS, &code);
     if (!mt_is_ok(&st))
         return st;
     if (code != 200)
@@ -153,18 +136,36 @@ static mt_status http_get_state(void *ctx, int64_t after, bool known_settled, in
     return st;
 }
 
-static mt_status http_ack(void *ctx, const char *id, int64_t version)
+/* ENDPOINT/config/v1/acks/ID into url; false on out of memory. */
+static bool ack_url(cfg_http *h, const char *id, char *url, size_t cap)
 {
-    cfg_http *h = ctx;
     char *esc = curl_easy_escape(h->h, id, 0);
     if (!esc)
-        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
-    char url[1024], body[64];
-    snprintf(url, sizeof url, "%s/config/v1/acks/%s", h->endpoint, esc);
+        return false;
+    snprintf(url, cap, "%s/config/v1/acks/%s", h->endpoint, esc);
     curl_free(esc);
-    snprintf(body, sizeof body, "{\"config_version\":%lld}", (long long)version);
+    return true;
+}
+
+static mt_status http_ack(void *ctx, const cfg_ack *ack)
+{
+    cfg_http *h = ctx;
+    char url[1024];
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddNumberToObject(doc, "config_version", (double)ack->version);
+    if (ack->migration_id && *ack->migration_id)
+        cJSON_AddStringToObject(doc, "migration_id", ack->migration_id);
+    if (ack->fingerprint && *ack->fingerprint)
+        cJSON_AddStringToObject(doc, "fingerprint", ack->fingerprint);
+    char *body = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    if (!body || !ack_url(h, ack->id, url, sizeof url)) {
+        free(body);
+        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+    }
     long code = 0;
-    mt_status st = exchange(h, url, body, CONNECT_TIMEOUT_MS + EXTRA_TIMEOUT_MS, &code);
+    mt_status st = exchange(h, url, "PUT", body, CONNECT_TIMEOUT_MS + EXTRA_TIMEOUT_MS, &code);
+    free(body);
     if (!mt_is_ok(&st))
         return st;
     if (code == 204 || code == 200)
@@ -172,9 +173,24 @@ static mt_status http_ack(void *ctx, const char *id, int64_t version)
     return answer_error(h, code);
 }
 
+static mt_status http_release(void *ctx, const char *id)
+{
+    cfg_http *h = ctx;
+    char url[1024];
+    if (!ack_url(h, id, url, sizeof url))
+        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+    __atomic_store_n(&h->stopping, 0, __ATOMIC_RELAXED); /* the last call, after a stop */
+    long code = 0;
+    mt_status st = exchange(h, url, "DELETE", NULL, CONNECT_TIMEOUT_MS, &code);
+    if (!mt_is_ok(&st))
+        return st;
+    return code == 204 || code == 200 ? mt_ok() : answer_error(h, code);
+}
+
 cfg_transport cfg_http_transport(cfg_http *h)
 {
-    return (cfg_transport){.get_state = http_get_state, .ack = http_ack, .ctx = h};
+    return (cfg_transport){
+        .get_state = http_get_state, .ack = http_ack, .release = http_release, .ctx = h};
 }
 
 cfg_http *cfg_http_new(const char *endpoint, const char *token)

@@ -28,7 +28,7 @@
 #include "cfg.h"
 
 #define CFG_ERR_CONDITION "ConditionNotMet"
-#define CFG_TABLE_NAME "mtablestate"
+#define CFG_TABLE_NAME CFG_STATE_TABLE
 #define CFG_TABLE_PK "mtable"
 #define CFG_TABLE_RK "state"
 #define CFG_TABLE_PROP "Document"

@@ -25,6 +25,7 @@ typedef enum mt_bug {
     MT_BUG_InsertBehindMigrator,
     MT_BUG_DeleteIfExistsOmitted,
     MT_BUG_AckBeforeDrain,
+    MT_BUG_ClientFollowsAnyVersion,
     MT_BUG_COUNT
 } mt_bug;
 

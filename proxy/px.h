@@ -46,12 +46,30 @@ typedef struct px_settings {
     char log_level[16];
     char log_format[8];        /* "text" or "json" */
     char config_endpoint[512]; /* "": this process is the authority */
-    char state_store[1024];    /* authority only */
+    char state_store[1024];    /* authority only; "": chosen from the backends */
     int lease_ms;              /* authority only */
+    bool recover;              /* authority: --recover-phase was given */
+    mt_phase recover_phase;
     int copy_parallel;
     int copy_rate; /* rows a second, 0: unlimited */
     int max_connections;
 } px_settings;
+
+/* The backends' fingerprint (endpoints and accounts, never keys) as a
+ * short hash in out, and as readable text in text (may be NULL). */
+void px_settings_fingerprint(const px_settings *s, char out[CFG_FINGERPRINT_MAX], char *text,
+                             size_t text_cap);
+/* Where the authority keeps its state when --state-store is not given: the
+ * new account's table when a backend is in Azure (a restart must find the
+ * migration again), memory when both are. */
+const char *px_settings_state_store(const px_settings *s);
+
+/* Signs in the backends that a migration already ran (px_traces.c), for an
+ * authority that found its store empty: what into what ("" when none),
+ * or an error when a backend cannot be read. store_in_new: the state
+ * store is the new account's state table. */
+mt_status px_traces_find(az_client *old_c, az_client *new_c, bool store_in_new, char *what,
+                         size_t cap);
 
 /* Fills s from defaults, then the environment, then argv. Returns 0 to run,
  * 1 when --help or --version was printed, 2 on a bad flag (message on err). */
@@ -156,6 +174,7 @@ typedef struct px_app {
     pthread_t ticker;
     bool ticker_started;
     volatile bool stopping;
+    volatile bool draining; /* stopping: not ready, new requests 503 */
 
     pthread_mutex_t mu; /* guards everything below */
     px_migration_state mig_state;
@@ -189,6 +208,12 @@ mt_config px_app_config(px_app *app);
 /* Whether table requests may be served now: always on the authority; on a
  * proxy of a remote authority only while it holds a lease. */
 bool px_app_serving(px_app *app);
+/* Shutting down, step one: stop being ready; table requests answer 503
+ * ServerBusy (an SDK retries them against another instance). */
+void px_app_drain(px_app *app);
+/* Step two, once no request is in flight: give the lease back, so the
+ * next push does not wait for it. */
+void px_app_release(px_app *app);
 
 /* The migration (px_migrate.c): state kept in the authority's store. */
 /* Restores the migration state saved by an earlier run (a run that was

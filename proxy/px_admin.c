@@ -117,6 +117,8 @@ static void add_proxies(px_app *app, const mt_config *c, cJSON *doc)
         cJSON_AddBoolToObject(me, "live", ci.leased);
         if (ci.last_error[0] && !ci.leased)
             cJSON_AddStringToObject(me, "last_error", ci.last_error);
+        if (ci.refused[0])
+            cJSON_AddStringToObject(me, "refused", ci.refused);
     } else {
         cJSON_AddBoolToObject(me, "live", true);
     }
@@ -135,6 +137,9 @@ static void add_proxies(px_app *app, const mt_config *c, cJSON *doc)
         cJSON_AddNumberToObject(p, "since_ack_ms", (double)info[i].since_ack_ms);
         cJSON_AddNumberToObject(p, "lease_left_ms", (double)info[i].lease_left_ms);
         cJSON_AddBoolToObject(p, "live", info[i].lease_left_ms > 0);
+        cJSON_AddBoolToObject(p, "mismatched", info[i].mismatched);
+        if (info[i].fingerprint[0])
+            cJSON_AddStringToObject(p, "fingerprint", info[i].fingerprint);
         cJSON_AddItemToArray(list, p);
     }
     pthread_mutex_unlock(&info_mu);
@@ -149,6 +154,17 @@ static void status_reply(px_app *app, px_resp *r)
     cJSON_AddBoolToObject(doc, "settled", c.settled);
     cJSON_AddStringToObject(doc, "role", app->auth ? "authority" : "proxy");
     cJSON_AddStringToObject(doc, "proxy_id", app->settings.proxy_id);
+    char fp[CFG_FINGERPRINT_MAX], mig[CFG_MIGRATION_ID_MAX] = "";
+    px_settings_fingerprint(&app->settings, fp, NULL, 0);
+    cJSON_AddStringToObject(doc, "fingerprint", fp);
+    if (app->auth) {
+        cfg_authority_migration_id(app->auth, mig);
+    } else {
+        cfg_client_info ci;
+        cfg_client_info_get(app->client, &ci);
+        memcpy(mig, ci.migration_id, sizeof mig);
+    }
+    cJSON_AddStringToObject(doc, "migration_id", mig);
     if (app->client)
         cJSON_AddStringToObject(doc, "config_endpoint", app->settings.config_endpoint);
     else
@@ -347,21 +363,27 @@ static void state_reply(px_app *app, const char *query, px_resp *r)
     cJSON_AddStringToObject(doc, "phase", mt_phase_name(v.phase));
     cJSON_AddNumberToObject(doc, "lease_ms", (double)v.lease_ms);
     cJSON_AddBoolToObject(doc, "settled", v.settled);
+    cJSON_AddStringToObject(doc, "migration_id", v.migration_id);
     json_reply(r, 200, doc);
 }
 
-static void ack_reply(px_app *app, const char *id, const char *body, size_t len, px_resp *r)
+/* The optional string member name of doc into out; false when present but
+ * not a string that fits. */
+static bool opt_string(const cJSON *doc, const char *name, char *out, size_t cap)
 {
-    cJSON *doc = cJSON_ParseWithLength(body, len);
-    const cJSON *v = doc ? cJSON_GetObjectItemCaseSensitive(doc, "config_version") : NULL;
-    int64_t version = 0;
-    bool ok = cfg_json_int64(v, &version);
-    cJSON_Delete(doc);
-    if (!ok) {
-        error_reply(r, 400, "InvalidInput", "The body must be {\"config_version\": N}.");
-        return;
-    }
-    char decoded[CFG_ID_MAX + 1];
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, name);
+    out[0] = '\0';
+    if (!v)
+        return true;
+    if (!cJSON_IsString(v) || strlen(v->valuestring) >= cap)
+        return false;
+    memcpy(out, v->valuestring, strlen(v->valuestring) + 1);
+    return true;
+}
+
+/* The proxy id in an acks URL, %XX-decoded (curl_easy_escape's form). */
+static void decode_id(const char *id, char decoded[CFG_ID_MAX + 1])
+{
     size_t n = 0;
     for (const char *p = id; *p && n < CFG_ID_MAX; n++) { /* %XX from curl_easy_escape */
         unsigned hex;
@@ -373,11 +395,40 @@ static void ack_reply(px_app *app, const char *id, const char *body, size_t len,
         }
     }
     decoded[n] = '\0';
-    mt_status st = cfg_authority_ack(app->auth, decoded, version);
+}
+
+static void ack_reply(px_app *app, const char *id, const char *body, size_t len, px_resp *r)
+{
+    cJSON *doc = cJSON_ParseWithLength(body, len);
+    const cJSON *v = doc ? cJSON_GetObjectItemCaseSensitive(doc, "config_version") : NULL;
+    int64_t version = 0;
+    char mig[CFG_MIGRATION_ID_MAX], fp[CFG_FINGERPRINT_MAX];
+    bool ok = cfg_json_int64(v, &version) && opt_string(doc, "migration_id", mig, sizeof mig) &&
+              opt_string(doc, "fingerprint", fp, sizeof fp);
+    cJSON_Delete(doc);
+    if (!ok) {
+        error_reply(r, 400, "InvalidInput",
+                    "The body must be {\"config_version\": N} with optional \"migration_id\" "
+                    "and \"fingerprint\" strings.");
+        return;
+    }
+    char decoded[CFG_ID_MAX + 1];
+    decode_id(id, decoded);
+    cfg_ack ack = {.id = decoded, .version = version, .migration_id = mig, .fingerprint = fp};
+    mt_status st = cfg_authority_ack(app->auth, &ack);
     if (!mt_is_ok(&st)) {
         status_error(r, &st);
         return;
     }
+    r->status = 204;
+}
+
+static void release_reply(px_app *app, const char *id, px_resp *r)
+{
+    char decoded[CFG_ID_MAX + 1];
+    decode_id(id, decoded);
+    cfg_authority_release(app->auth, decoded);
+    px_log(PX_LOG_INFO, "proxy %s gave its lease back", decoded);
     r->status = 204;
 }
 
@@ -386,16 +437,22 @@ static void ack_reply(px_app *app, const char *id, const char *body, size_t len,
 
 static void ready_reply(px_app *app, px_resp *r)
 {
-    if (px_app_serving(app)) {
-        text_reply(r, 200, "ready\n");
-        return;
+    char msg[1200];
+    cfg_client_info ci = {0};
+    if (app->client)
+        cfg_client_info_get(app->client, &ci);
+    if (app->draining) {
+        text_reply(r, 503, "not ready: shutting down\n");
+    } else if (px_app_serving(app)) {
+        /* Still leased, so still right to serve; but say what was refused. */
+        snprintf(msg, sizeof msg, "ready%s%s\n", ci.refused[0] ? "; " : "", ci.refused);
+        text_reply(r, 200, msg);
+    } else {
+        const char *why = ci.refused[0] ? ci.refused : ci.last_error;
+        snprintf(msg, sizeof msg, "not ready: no lease from %s%s%s\n",
+                 app->settings.config_endpoint, why[0] ? ": " : "", why);
+        text_reply(r, 503, msg);
     }
-    cfg_client_info ci;
-    cfg_client_info_get(app->client, &ci);
-    char msg[1024];
-    snprintf(msg, sizeof msg, "not ready: no lease from %s%s%s\n", app->settings.config_endpoint,
-             ci.last_error[0] ? ": " : "", ci.last_error);
-    text_reply(r, 503, msg);
 }
 
 static void metrics_reply(px_app *app, px_resp *r)
@@ -469,13 +526,15 @@ static bool authorized(const px_app *app, const char *authorization)
 }
 
 /* Calls only the authority takes. */
-static bool authority_route(px_app *app, bool get, bool post, bool put, const char *url,
+static bool authority_route(px_app *app, bool get, bool post, bool put, bool del, const char *url,
                             const char *query, const char *body, size_t len, px_resp *r)
 {
     if (get && strcmp(url, "/config/v1/state") == 0)
         state_reply(app, query, r);
     else if (put && strncmp(url, "/config/v1/acks/", 16) == 0 && url[16])
         ack_reply(app, url + 16, body, len, r);
+    else if (del && strncmp(url, "/config/v1/acks/", 16) == 0 && url[16])
+        release_reply(app, url + 16, r);
     else if (post && strcmp(url, "/admin/v1/phase") == 0)
         phase_reply(app, body, len, r);
     else if (post && strcmp(url, "/admin/v1/migrate") == 0)
@@ -501,7 +560,7 @@ void px_admin_handle(px_app *app, const char *method, const char *url, const cha
                      const char *body, size_t len, const char *authorization, px_resp *r)
 {
     bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0,
-         put = strcmp(method, "PUT") == 0;
+         put = strcmp(method, "PUT") == 0, del = strcmp(method, "DELETE") == 0;
     if (get && strcmp(url, "/healthz") == 0) {
         text_reply(r, 200, "ok\n");
         return;
@@ -518,7 +577,7 @@ void px_admin_handle(px_app *app, const char *method, const char *url, const cha
         metrics_reply(app, r);
     } else if (get && strcmp(url, "/admin/v1/status") == 0) {
         status_reply(app, r);
-    } else if (app->auth && authority_route(app, get, post, put, url, query, body, len, r)) {
+    } else if (app->auth && authority_route(app, get, post, put, del, url, query, body, len, r)) {
         return;
     } else if (!app->auth && is_authority_call(url)) {
         char msg[800];

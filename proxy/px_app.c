@@ -10,7 +10,9 @@
  * 503 ServerBusy until it holds one.
  *
  * Start-up errors are one line on err saying what to fix; nothing is
- * served until every part is up.
+ * served until every part is up. The backends are opened first: an
+ * authority that finds its store empty looks in them for signs that a
+ * migration already ran (px_traces.c) before it writes a first state.
  */
 #include "px.h"
 
@@ -57,19 +59,83 @@ static bool client_lease_ok(void *ctx)
     return cfg_client_lease_valid(ctx);
 }
 
+/* Whether the store holds no state yet; false with a message on err when
+ * it cannot be read. */
+static bool store_empty(px_app *app, bool *empty, FILE *err)
+{
+    char *doc = NULL, etag[CFG_ETAG_MAX];
+    mt_status st = app->store->ops->load(app->store, &doc, etag);
+    free(doc);
+    if (!mt_is_ok(&st)) {
+        fprintf(err, "mtable-proxy: cannot read the state in %s: %s\n",
+                app->store->ops->describe(app->store), st.message);
+        return false;
+    }
+    *empty = doc == NULL;
+    return true;
+}
+
+/* An empty store over backends a migration already touched is a lost or
+ * misplaced state: refuse, unless the operator states the phase. */
+static bool check_fresh_start(px_app *app, mt_phase *initial, FILE *err)
+{
+    const px_settings *s = &app->settings;
+    bool empty = false;
+    if (!store_empty(app, &empty, err))
+        return false;
+    if (!empty) {
+        if (s->recover)
+            px_log(PX_LOG_WARN, "--recover-phase ignored: %s already holds a state",
+                   app->store->ops->describe(app->store));
+        return true;
+    }
+    if (s->recover) {
+        *initial = s->recover_phase;
+        px_log(PX_LOG_WARN, "recovering: a new state in phase %s (--recover-phase)",
+               mt_phase_name(*initial));
+        return true;
+    }
+    char what[512];
+    bool store_in_new = strcmp(px_settings_state_store(s), s->new_spec) == 0;
+    mt_status st =
+        px_traces_find(app->old_client, app->new_client, store_in_new, what, sizeof what);
+    if (!mt_is_ok(&st)) {
+        fprintf(err,
+                "mtable-proxy: cannot look for an earlier migration in the backends: %d %s: "
+                "%s\n",
+                st.http, st.code, st.message);
+        return false;
+    }
+    if (what[0]) {
+        fprintf(err,
+                "mtable-proxy: the state store %s is empty, but the backends show an earlier "
+                "migration: %s. Point --state-store at that migration's state, or, if it is "
+                "lost, start once with --recover-phase PHASE naming the phase the fleet serves\n",
+                app->store->ops->describe(app->store), what);
+        return false;
+    }
+    return true;
+}
+
 /* The authority: its store and state. */
 static bool start_authority(px_app *app, FILE *err)
 {
     mt_status st = mt_ok();
-    app->store = cfg_store_open(app->settings.state_store, &st);
+    const char *spec = px_settings_state_store(&app->settings);
+    app->store = cfg_store_open(spec, &st);
     if (!app->store) {
         fprintf(err, "mtable-proxy: cannot open the state store (--state-store %s): %s\n",
-                strncmp(app->settings.state_store, "file:", 5) == 0 ? app->settings.state_store
-                                                                    : "...",
+                strncmp(spec, "file:", 5) == 0 || strcmp(spec, "memory") == 0 ? spec : "...",
                 st.message);
         return false;
     }
-    cfg_authority_opts opts = {.lease_ms = app->settings.lease_ms};
+    mt_phase initial = MT_PHASE_USE_OLD_HIDE_METADATA;
+    if (!check_fresh_start(app, &initial, err))
+        return false;
+    char fp[CFG_FINGERPRINT_MAX];
+    px_settings_fingerprint(&app->settings, fp, NULL, 0);
+    cfg_authority_opts opts = {
+        .lease_ms = app->settings.lease_ms, .initial_phase = initial, .fingerprint = fp};
     app->auth = cfg_authority_new(app->rt, app->store, &opts, &st);
     if (!app->auth) {
         fprintf(err, "mtable-proxy: cannot read or write the state in %s: %s\n",
@@ -83,19 +149,33 @@ static bool start_authority(px_app *app, FILE *err)
     return true;
 }
 
+/* The configuration client's events, as log lines naming the authority. */
+static void client_log(void *ctx, int level, const char *msg)
+{
+    px_app *app = ctx;
+    int lv = level == CFG_LOG_ERROR  ? PX_LOG_ERROR
+             : level == CFG_LOG_WARN ? PX_LOG_WARN
+                                     : PX_LOG_INFO;
+    px_log(lv, "config (authority %s): %s", app->settings.config_endpoint, msg);
+}
+
 /* A client of a remote authority. */
 static bool start_client(px_app *app, FILE *err)
 {
+    char fp[CFG_FINGERPRINT_MAX], text[1024];
+    px_settings_fingerprint(&app->settings, fp, text, sizeof text);
     app->http = cfg_http_new(app->settings.config_endpoint, app->settings.admin_token);
     cfg_transport tr = app->http ? cfg_http_transport(app->http) : (cfg_transport){0};
-    app->client = app->http ? cfg_client_new(app->rt, &tr, app->settings.proxy_id) : NULL;
+    cfg_client_opts co = {
+        .id = app->settings.proxy_id, .fingerprint = fp, .log = client_log, .log_ctx = app};
+    app->client = app->http ? cfg_client_new(app->rt, &tr, &co) : NULL;
     if (!app->client) {
         fprintf(err, "mtable-proxy: cannot start the configuration client: out of memory\n");
         return false;
     }
     app->cfg = cfg_client_service(app->client);
-    px_log(PX_LOG_INFO, "taking the phase from %s as proxy %s", app->settings.config_endpoint,
-           app->settings.proxy_id);
+    px_log(PX_LOG_INFO, "taking the phase from %s as proxy %s (backends %s: %s)",
+           app->settings.config_endpoint, app->settings.proxy_id, fp, text);
     return true;
 }
 
@@ -110,9 +190,9 @@ px_app *px_app_new(const px_settings *s, FILE *err)
     pthread_mutex_init(&app->mu, NULL);
     pthread_mutex_init(&app->push_mu, NULL);
     bool remote = s->config_endpoint[0] != '\0';
-    if (!(remote ? start_client(app, err) : start_authority(app, err)) ||
-        !open_backend(s->old_spec, "old", &app->old_client, err) ||
-        !open_backend(s->new_spec, "new", &app->new_client, err)) {
+    if (!open_backend(s->old_spec, "old", &app->old_client, err) ||
+        !open_backend(s->new_spec, "new", &app->new_client, err) ||
+        !(remote ? start_client(app, err) : start_authority(app, err))) {
         px_app_free(app);
         return NULL;
     }
@@ -175,5 +255,18 @@ mt_config px_app_config(px_app *app)
 
 bool px_app_serving(px_app *app)
 {
+    if (app->draining)
+        return false;
     return !app->client || cfg_client_lease_valid(app->client);
+}
+
+void px_app_drain(px_app *app)
+{
+    app->draining = true;
+}
+
+void px_app_release(px_app *app)
+{
+    cfg_http_stop(app->http); /* end the client's long poll now */
+    cfg_client_release(app->client);
 }

@@ -42,7 +42,11 @@ static const opt opts[] = {
     {"--config-endpoint", "MTABLE_CONFIG_ENDPOINT", OPT_STR, "URL",
      "the configuration authority's admin URL (default: this process is its own authority)"},
     {"--state-store", "MTABLE_STATE_STORE", OPT_STR, "SPEC",
-     "authority state: memory (default), file:PATH, or an Azure connection string"},
+     "authority state: memory, file:PATH, or an Azure connection string (default: table "
+     "mtablestate of the new account when a backend is in Azure, else memory)"},
+    {"--recover-phase", "MTABLE_RECOVER_PHASE", OPT_STR, "PHASE",
+     "authority: the phase to write to an empty state store whose backends show a migration "
+     "(recovering a lost state; the phase the fleet serves)"},
     {"--lease-ms", "MTABLE_LEASE_MS", OPT_INT, "MS",
      "authority: how long an acknowledgement lets a proxy serve (default 10000)"},
     {"--copy-parallel", "MTABLE_COPY_PARALLEL", OPT_INT, "N",
@@ -164,6 +168,9 @@ static bool set_one(px_settings *s, const opt *o, const char *v, FILE *err)
     } else if (strcmp(o->flag, "--state-store") == 0) {
         ok = snprintf(s->state_store, sizeof s->state_store, "%s", v) <
              (int)sizeof s->state_store;
+    } else if (strcmp(o->flag, "--recover-phase") == 0) {
+        ok = mt_phase_parse(v, &s->recover_phase);
+        s->recover = ok;
     } else if (strcmp(o->flag, "--lease-ms") == 0) {
         ok = parse_int(v, 1000, 600000, &s->lease_ms);
     } else if (strcmp(o->flag, "--copy-parallel") == 0) {
@@ -220,9 +227,65 @@ static bool finish(px_settings *s, FILE *err)
                 s->admin_host);
         return false;
     }
+    bool azure = strcmp(s->old_spec, "memory") != 0 || strcmp(s->new_spec, "memory") != 0;
+    if (!s->config_endpoint[0] && azure && strcmp(s->state_store, "memory") == 0) {
+        fprintf(err, "mtable-proxy: --state-store memory (MTABLE_STATE_STORE) would forget the "
+                     "migration's phase on restart while its tables are in Azure; leave it unset "
+                     "(the state then lives in table " CFG_STATE_TABLE " of the new account) or "
+                     "give file:PATH or a connection string\n");
+        return false;
+    }
     if (!s->proxy_id[0])
         snprintf(s->proxy_id, sizeof s->proxy_id, "%s:%d", s->listen_host, s->listen_port);
     return true;
+}
+
+const char *px_settings_state_store(const px_settings *s)
+{
+    if (s->state_store[0])
+        return s->state_store;
+    if (strcmp(s->new_spec, "memory") != 0)
+        return s->new_spec;
+    if (strcmp(s->old_spec, "memory") != 0)
+        return s->old_spec;
+    return "memory";
+}
+
+/* One side: "memory", or "ENDPOINT|ACCOUNT|TABLE". */
+static void side_text(const char *spec, mt_buf *b)
+{
+    if (strcmp(spec, "memory") == 0) {
+        mt_buf_puts(b, "memory");
+        return;
+    }
+    az_connstr cs;
+    mt_status st = az_connstr_parse(spec, &cs);
+    if (!mt_is_ok(&st)) {
+        mt_buf_puts(b, "?");
+        return;
+    }
+    mt_buf_printf(b, "%s|%s|%s", cs.endpoint ? cs.endpoint : "", cs.account ? cs.account : "",
+                  cs.table ? cs.table : "");
+    az_connstr_clear(&cs);
+}
+
+void px_settings_fingerprint(const px_settings *s, char out[CFG_FINGERPRINT_MAX], char *text,
+                             size_t text_cap)
+{
+    mt_buf b = {0};
+    mt_buf_puts(&b, "old=");
+    side_text(s->old_spec, &b);
+    mt_buf_puts(&b, " new=");
+    side_text(s->new_spec, &b);
+    size_t n = 0;
+    char *all = mt_buf_take(&b, &n);
+    uint64_t h = 1469598103934665603u; /* FNV-1a: stable across builds and hosts */
+    for (size_t i = 0; all && i < n; i++)
+        h = (h ^ (unsigned char)all[i]) * 1099511628211u;
+    snprintf(out, CFG_FINGERPRINT_MAX, "%016llx", (unsigned long long)h);
+    if (text && text_cap)
+        snprintf(text, text_cap, "%s", all ? all : "?");
+    free(all);
 }
 
 int px_settings_load(px_settings *s, int argc, char **argv, FILE *out, FILE *err)
@@ -238,7 +301,6 @@ int px_settings_load(px_settings *s, int argc, char **argv, FILE *out, FILE *err
     strcpy(s->new_spec, "memory");
     strcpy(s->log_level, "info");
     strcpy(s->log_format, "text");
-    strcpy(s->state_store, "memory");
     s->max_connections = 256;
     s->lease_ms = 10000;
     s->copy_parallel = 4;

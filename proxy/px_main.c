@@ -1,6 +1,11 @@
 /*
  * px_main.c -- mtable-proxy: read the settings, start both listeners, serve
  * until SIGINT or SIGTERM.
+ *
+ * Stopping is graceful, in an order that lets a push go on without this
+ * proxy at once: stop being ready (table requests answer 503 ServerBusy,
+ * which SDKs retry), let the requests in flight finish (stopping the
+ * listeners waits for them), then give the lease back to the authority.
  */
 #include "px.h"
 
@@ -46,8 +51,11 @@ int main(int argc, char **argv)
            mt_phase_name(px_app_config(app).phase));
     while (!stop)
         pause();
-    px_log(PX_LOG_INFO, "stopping");
+    px_log(PX_LOG_INFO, "stopping: not ready, finishing the requests in flight");
+    px_app_drain(app);
     px_serve_stop(srv);
+    px_app_release(app);
     px_app_free(app);
+    px_log(PX_LOG_INFO, "stopped");
     return 0;
 }

@@ -411,8 +411,10 @@ static void handle_table_request(px_app *app, struct MHD_Connection *c, const ch
         st = az_auth_check(&acct, &hr, acl_lookup, app, &q.grant);
         if (mt_is_ok(&st) && !px_app_serving(app))
             st = mt_error(503, MT_ERR_SERVER_BUSY,
-                          "The server is currently unable to receive requests: this proxy "
-                          "holds no lease from its configuration authority. Please retry.");
+                          "The server is currently unable to receive requests: this proxy %s. "
+                          "Please retry.",
+                          app->draining ? "is shutting down"
+                                        : "holds no lease from its configuration authority");
         if (mt_is_ok(&st))
             dispatch(&q, r);
     }

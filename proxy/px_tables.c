@@ -108,9 +108,13 @@ static void insert_at(px_registry *r, size_t at, px_table *t)
 
 static size_t find(const px_registry *r, const char *name, bool *found);
 
-/* Adds name unless present; the registry lock is held. */
+/* Adds name unless present; the registry lock is held. The authority's
+ * state table, when it lives in a backend account, is never an
+ * application's table. */
 static mt_status adopt_locked(px_registry *r, const char *name)
 {
+    if (strcasecmp(name, CFG_STATE_TABLE) == 0)
+        return mt_ok();
     bool found;
     size_t at = find(r, name, &found);
     if (found)
@@ -230,6 +234,9 @@ mt_status px_table_create(px_registry *r, const char *name)
     if (!valid_table_name(name))
         return mt_error(400, "InvalidResourceName",
                         "The specifed resource name contains invalid characters.");
+    if (strcasecmp(name, CFG_STATE_TABLE) == 0)
+        return mt_error(400, "InvalidResourceName",
+                        "The table name " CFG_STATE_TABLE " is reserved for mtable's state.");
     bool existed = false;
     mt_status st = create_in_backends(r, name, &existed);
     if (!mt_is_ok(&st))

@@ -16,6 +16,13 @@
  * failure. A response lost on the way back loses nothing at the authority:
  * an acknowledgement it accepted stays accepted, the client just does not
  * know (and so does not extend its lease), which is the safe direction.
+ *
+ * A link may also go astray for a while: its calls reach an *impostor*, a
+ * second authority on an empty store (version 1, use_old_hide_metadata,
+ * another migration), which is what a proxy meets when its authority is
+ * restarted on a lost store or it is pointed at the wrong one. The proxy
+ * must refuse that state and fail closed when its lease runs out; one
+ * that follows it writes the old table behind the migration.
  */
 #include "fleet.h"
 
@@ -50,8 +57,10 @@ struct proxy {
     int64_t join_after;            /* ms it waits first */
     int64_t down_from, down_until; /* the link is down meanwhile */
     int64_t drop_at, drop_for;     /* the same, relative to the fleet's ready time */
-    int64_t lag_max;               /* each leg takes up to this long; 0: prompt */
-    uint64_t stall_one_in;         /* a backend call stalls with probability 1/n; 0: never */
+    int64_t astray_at, astray_for; /* the link reaches the impostor meanwhile (rel. ready) */
+    int64_t astray_from, astray_until;
+    int64_t lag_max;       /* each leg takes up to this long; 0: prompt */
+    uint64_t stall_one_in; /* a backend call stalls with probability 1/n; 0: never */
     int64_t stall_max;
 };
 
@@ -73,6 +82,8 @@ struct sct_fleet {
     mt_cond *sleep_cv; /* never signalled: sleeps end by their deadline */
     store *store;
     cfg_authority *auth;
+    store *impostor_store;
+    cfg_authority *impostor; /* an authority on an empty store */
     proxy p[SCT_FLEET_MAX];
 };
 
@@ -147,6 +158,15 @@ static bool link_down(proxy *p)
     return t >= p->down_from && t < p->down_until;
 }
 
+/* The authority a call reaches now: the impostor while the link is astray. */
+static cfg_authority *link_target(proxy *p)
+{
+    int64_t t = now(p->f);
+    if (p->f->impostor && t >= p->astray_from && t < p->astray_until)
+        return p->f->impostor;
+    return p->f->auth;
+}
+
 static mt_status link_lost(proxy *p, const char *what)
 {
     sct_trace(p->f->s, "%s: %s lost (link down)", p->id, what);
@@ -188,22 +208,26 @@ static mt_status link_get_state(void *ctx, int64_t after, bool known_settled, in
      * that no execution can hang on it. */
     if (wait_ms > f->lease_ms)
         wait_ms = f->lease_ms;
-    cfg_authority_poll(f->auth, after, known_settled, wait_ms, out);
+    cfg_authority *target = link_target(p);
+    cfg_authority_poll(target, after, known_settled, wait_ms, out);
     if (!link_return(p))
         return link_lost(p, "get_state answer");
-    sct_trace(f->s, "%s: get_state after %" PRId64 " -> v%" PRId64 " %s%s", p->id, after,
-              out->version, mt_phase_name(out->phase), out->settled ? " settled" : "");
+    sct_trace(f->s, "%s: get_state after %" PRId64 " -> v%" PRId64 " %s%s%s", p->id, after,
+              out->version, mt_phase_name(out->phase), out->settled ? " settled" : "",
+              target == f->impostor ? " (from the impostor)" : "");
     return mt_ok();
 }
 
-static mt_status link_ack(void *ctx, const char *id, int64_t version)
+static mt_status link_ack(void *ctx, const cfg_ack *ack)
 {
     proxy *p = ctx;
     sct_fleet *f = p->f;
     if (!link_send(p, "ack"))
         return link_lost(p, "ack");
-    mt_status st = cfg_authority_ack(f->auth, id, version);
-    sct_trace(f->s, "%s: ack v%" PRId64 " -> %d", p->id, version, st.http ? st.http : 204);
+    cfg_authority *target = link_target(p);
+    mt_status st = cfg_authority_ack(target, ack);
+    sct_trace(f->s, "%s: ack v%" PRId64 " -> %d%s", p->id, ack->version, st.http ? st.http : 204,
+              target == f->impostor ? " (at the impostor)" : "");
     if (!link_return(p))
         return link_lost(p, "ack answer");
     return st;
@@ -265,6 +289,8 @@ static void proxy_plan(sct_fleet *f, proxy *p)
     int64_t lease = f->lease_ms;
     p->down_from = p->down_until = INT64_MAX;
     p->drop_at = -1;
+    p->astray_at = -1;
+    p->astray_from = p->astray_until = INT64_MAX;
     p->late = p->i == f->n - 1 && rnd(f, 4) == 0;
     p->join_after = (int64_t)rnd(f, (uint64_t)(2 * lease));
     switch (rnd(f, 8)) {
@@ -273,9 +299,17 @@ static void proxy_plan(sct_fleet *f, proxy *p)
         p->drop_at = (int64_t)rnd(f, (uint64_t)(2 * lease));
         p->drop_for = lease / 2 + (int64_t)rnd(f, (uint64_t)(2 * lease));
         break;
-    case 6:
-    case 7: /* lags: hears of versions late, its acknowledgements arrive late */
+    case 6: /* lags: hears of versions late, its acknowledgements arrive late */
         p->lag_max = lease / 4;
+        break;
+    case 7: /* goes astray: reaches an authority on an empty store for a while (a
+             * proxy that has a state to defend; one that never had one cannot
+             * tell an impostor from its authority, which is why an authority
+             * refuses to start fresh over a migration's traces) */
+        if (p->late)
+            break;
+        p->astray_at = (int64_t)rnd(f, (uint64_t)(3 * lease));
+        p->astray_for = lease + (int64_t)rnd(f, (uint64_t)(2 * lease));
         break;
     default:
         break;
@@ -291,7 +325,8 @@ static void proxy_plan(sct_fleet *f, proxy *p)
 static void proxy_start(sct_fleet *f, proxy *p)
 {
     p->tr = (cfg_transport){.get_state = link_get_state, .ack = link_ack, .ctx = p};
-    p->client = cfg_client_new(f->rt, &p->tr, p->id);
+    cfg_client_opts co = {.id = p->id, .fingerprint = "fleet-backends"};
+    p->client = cfg_client_new(f->rt, &p->tr, &co);
     if (!p->client)
         sct_sched_abort(f->s, "%s: cfg_client_new failed", p->id);
     p->old_view = sct_backend_view(f->old_t, p->id, proxy_arrive, p);
@@ -357,8 +392,11 @@ static void fleet_release(sct_fleet *f)
     for (int i = 0; i < f->n; i++)
         proxy_free(f, &f->p[i]);
     cfg_authority_free(f->auth);
+    cfg_authority_free(f->impostor);
     if (f->store)
         f->store->base.ops->destroy(&f->store->base);
+    if (f->impostor_store)
+        f->impostor_store->base.ops->destroy(&f->impostor_store->base);
     f->rt->ops->cond_free(f->rt, f->sleep_cv);
     f->rt->ops->mutex_free(f->rt, f->sleep_mu);
     free(f);
@@ -390,11 +428,26 @@ sct_fleet *sct_fleet_new(sct_sched *s, mt_table *old_t, mt_table *new_t, const s
     f->store->s = s;
 
     int64_t started = now(f);
-    cfg_authority_opts ao = {.lease_ms = o->lease_ms, .margin_ms = o->margin_ms};
+    cfg_authority_opts ao = {.lease_ms = o->lease_ms,
+                             .margin_ms = o->margin_ms,
+                             .fingerprint = "fleet-backends",
+                             .migration_id = "fleet"};
     mt_status st;
     f->auth = cfg_authority_new(f->rt, &f->store->base, &ao, &st);
     if (!f->auth) {
         snprintf(why, whylen, "cfg_authority_new: %d %s %s", st.http, st.code, st.message);
+        fleet_release(f);
+        return NULL;
+    }
+    f->impostor_store = calloc(1, sizeof *f->impostor_store);
+    f->impostor_store->base.ops = &store_ops;
+    f->impostor_store->inner = cfg_store_memory_new();
+    f->impostor_store->s = s;
+    cfg_authority_opts io = ao;
+    io.migration_id = "impostor";
+    f->impostor = cfg_authority_new(f->rt, &f->impostor_store->base, &io, &st);
+    if (!f->impostor) {
+        snprintf(why, whylen, "cfg_authority_new (impostor): %d %s", st.http, st.code);
         fleet_release(f);
         return NULL;
     }
@@ -433,6 +486,12 @@ sct_fleet *sct_fleet_new(sct_sched *s, mt_table *old_t, mt_table *new_t, const s
             p->down_until = p->down_from + p->drop_for;
             sct_trace(s, "%s: its link will be down from %" PRId64 " to %" PRId64 " ms", p->id,
                       p->down_from, p->down_until);
+        }
+        if (p->astray_at >= 0) {
+            p->astray_from = ready + p->astray_at;
+            p->astray_until = p->astray_from + p->astray_for;
+            sct_trace(s, "%s: its link will reach the impostor from %" PRId64 " to %" PRId64 " ms",
+                      p->id, p->astray_from, p->astray_until);
         }
     }
     return f;

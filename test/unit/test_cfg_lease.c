@@ -113,8 +113,9 @@ static mt_status link_get_state(void *ctx, int64_t after, bool known_settled, in
     return mt_ok();
 }
 
-static mt_status link_ack(void *ctx, const char *id, int64_t version)
+static mt_status link_ack(void *ctx, const cfg_ack *ack)
 {
+    int64_t version = ack->version;
     tlink *l = ctx;
     pthread_mutex_lock(&l->mu);
     while (l->hold)
@@ -124,7 +125,7 @@ static mt_status link_ack(void *ctx, const char *id, int64_t version)
         sleep_ms(10);
         return cut_error();
     }
-    mt_status st = cfg_authority_ack(l->a, id, version);
+    mt_status st = cfg_authority_ack(l->a, ack);
     if (mt_is_ok(&st) && version >= 0 && version < 8)
         atomic_fetch_add(&l->acked[version], 1);
     if (atomic_load(&l->cut))
@@ -180,7 +181,7 @@ static void world_start(world *w, int64_t lease_ms, int64_t margin_ms, bool cut)
     link_init(&w->l, w->a);
     atomic_store(&w->l.cut, cut);
     w->tr = link_transport(&w->l);
-    w->c = cfg_client_new(w->rt, &w->tr, "proxy-a");
+    w->c = cfg_client_new(w->rt, &w->tr, &(cfg_client_opts){.id = "proxy-a"});
     assert_non_null(w->c);
     w->old_t = mt_memtable_new(w->rt, "old");
     w->new_t = mt_memtable_new(w->rt, "new");
@@ -374,19 +375,19 @@ static void test_stale_ack_refused(void **state)
     mt_status st;
     cfg_authority *a = cfg_authority_new(rt, store, &o, &st);
     assert_non_null(a);
-    assert_ok(cfg_authority_ack(a, "p", 1));
-    assert_int_equal(cfg_authority_ack(a, "p", 7).http, 409);
-    assert_int_equal(cfg_authority_ack(a, "", 1).http, 400);
+    assert_ok(cfg_authority_ack(a, &(cfg_ack){.id = "p", .version = 1}));
+    assert_int_equal(cfg_authority_ack(a, &(cfg_ack){.id = "p", .version = 7}).http, 409);
+    assert_int_equal(cfg_authority_ack(a, &(cfg_ack){.id = "", .version = 1}).http, 400);
     /* "p" never acknowledges version 2: the push waits for its lease. */
     assert_ok(cfg_authority_push(a, MT_PHASE_PREFER_OLD));
-    st = cfg_authority_ack(a, "p", 1);
+    st = cfg_authority_ack(a, &(cfg_ack){.id = "p", .version = 1});
     assert_int_equal(st.http, 409);
     assert_string_equal(st.code, "StaleConfigVersion");
     cfg_proxy_info pi[2];
     assert_int_equal(cfg_authority_proxies(a, pi, 2), 1);
     assert_int_equal(pi[0].acked_version, 1);
     assert_true(pi[0].lease_left_ms <= 0); /* the refused ack granted nothing */
-    assert_ok(cfg_authority_ack(a, "p", 2));
+    assert_ok(cfg_authority_ack(a, &(cfg_ack){.id = "p", .version = 2}));
     assert_int_equal(cfg_authority_proxies(a, pi, 2), 1);
     assert_int_equal(pi[0].acked_version, 2);
     assert_true(pi[0].lease_left_ms > 0);

@@ -29,7 +29,7 @@ static void clear_env(void)
                           "MTABLE_ADMIN_TOKEN", "MTABLE_PROXY_ID",    "MTABLE_LOG_LEVEL",
                           "MTABLE_MAX_CONNECTIONS", "MTABLE_CONFIG_ENDPOINT", "MTABLE_STATE_STORE",
                           "MTABLE_LEASE_MS", "MTABLE_COPY_PARALLEL", "MTABLE_COPY_RATE",
-                          "MTABLE_LOG_FORMAT"};
+                          "MTABLE_LOG_FORMAT", "MTABLE_RECOVER_PHASE"};
     for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
         unsetenv(vars[i]);
 }
@@ -59,7 +59,8 @@ static void test_control_plane_settings(void **state)
     char *none[] = {"mtable-proxy"};
     assert_int_equal(load(&s, 1, none), 0);
     assert_string_equal(s.config_endpoint, ""); /* its own authority */
-    assert_string_equal(s.state_store, "memory");
+    assert_string_equal(s.state_store, "");      /* chosen from the backends: */
+    assert_string_equal(px_settings_state_store(&s), "memory"); /* both in memory */
     assert_int_equal(s.lease_ms, 10000);
     assert_int_equal(s.copy_parallel, 4);
     assert_int_equal(s.copy_rate, 0);
@@ -88,6 +89,58 @@ static void test_control_plane_settings(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         assert_int_equal(load(&s, 3, bad[i]), 2);
+}
+
+#define AZ_OLD "DefaultEndpointsProtocol=http;AccountName=a1;AccountKey=" KEY ";TableEndpoint=http://127.0.0.1:1/a1"
+#define AZ_NEW "DefaultEndpointsProtocol=http;AccountName=a2;AccountKey=" KEY ";TableEndpoint=http://127.0.0.1:2/a2"
+#define KEY "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+/* With a backend in Azure the authority's state must survive a restart:
+ * by default it lives in the new account, and memory is refused. */
+static void test_state_is_durable_with_azure_backends(void **state)
+{
+    (void)state;
+    clear_env();
+    px_settings s;
+    char *dflt[] = {"mtable-proxy", "--old", AZ_OLD, "--new", AZ_NEW};
+    assert_int_equal(load(&s, 5, dflt), 0);
+    assert_string_equal(px_settings_state_store(&s), AZ_NEW);
+    char *mem[] = {"mtable-proxy", "--old", AZ_OLD, "--new", AZ_NEW, "--state-store", "memory"};
+    assert_int_equal(load(&s, 7, mem), 2);
+    char *file[] = {"mtable-proxy", "--old", AZ_OLD, "--new", AZ_NEW, "--state-store", "file:/x"};
+    assert_int_equal(load(&s, 7, file), 0);
+    assert_string_equal(px_settings_state_store(&s), "file:/x");
+    /* A sidecar keeps no state: memory is not its store to refuse. */
+    char *side[] = {"mtable-proxy", "--old", AZ_OLD, "--new", AZ_NEW, "--state-store", "memory",
+                    "--config-endpoint", "http://127.0.0.1:9"};
+    assert_int_equal(load(&s, 9, side), 0);
+    char *rec[] = {"mtable-proxy", "--recover-phase", "prefer_new"};
+    assert_int_equal(load(&s, 3, rec), 0);
+    assert_true(s.recover);
+    assert_int_equal(s.recover_phase, MT_PHASE_PREFER_NEW);
+    char *badrec[] = {"mtable-proxy", "--recover-phase", "sideways"};
+    assert_int_equal(load(&s, 3, badrec), 2);
+}
+
+/* The fingerprint names the backends, never the keys, and tells two
+ * different sets apart. */
+static void test_fingerprint_names_endpoints_not_keys(void **state)
+{
+    (void)state;
+    clear_env();
+    px_settings a, b;
+    char *one[] = {"mtable-proxy", "--old", AZ_OLD, "--new", AZ_NEW};
+    char *other[] = {"mtable-proxy", "--old", AZ_NEW, "--new", AZ_OLD};
+    assert_int_equal(load(&a, 5, one), 0);
+    assert_int_equal(load(&b, 5, other), 0);
+    char fa[CFG_FINGERPRINT_MAX], fb[CFG_FINGERPRINT_MAX], fa2[CFG_FINGERPRINT_MAX], text[1024];
+    px_settings_fingerprint(&a, fa, text, sizeof text);
+    px_settings_fingerprint(&b, fb, NULL, 0);
+    px_settings_fingerprint(&a, fa2, NULL, 0);
+    assert_string_equal(fa, fa2);
+    assert_string_not_equal(fa, fb);
+    assert_non_null(strstr(text, "http://127.0.0.1:1/a1"));
+    assert_null(strstr(text, "Eby8"));
 }
 
 static void test_flags_win_over_environment(void **state)
@@ -181,6 +234,8 @@ int main(void)
         cmocka_unit_test(test_defaults_serve_the_development_account),
         cmocka_unit_test(test_flags_win_over_environment),
         cmocka_unit_test(test_control_plane_settings),
+        cmocka_unit_test(test_state_is_durable_with_azure_backends),
+        cmocka_unit_test(test_fingerprint_names_endpoints_not_keys),
         cmocka_unit_test(test_bad_values_are_refused),
         cmocka_unit_test(test_admin_beyond_loopback_needs_a_token),
         cmocka_unit_test(test_help_and_version),

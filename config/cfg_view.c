@@ -1,0 +1,85 @@
+/*
+ * cfg_view.c -- the published state as a proxy reads it, and the rule that
+ * keeps a proxy from ever going backwards.
+ *
+ * A proxy trusts its authority for *which* phase comes next, but not
+ * blindly: an authority restarted on an empty or lost store, or a proxy
+ * pointed at another authority, would otherwise hand out version 1 in
+ * use_old_hide_metadata and send a fleet that already serves from the new
+ * tables back to the retired old ones. So a proxy follows only a state
+ * that can come after its own in the same migration: same identity, a
+ * higher version (or the same one, unchanged, when it merely settled), at
+ * most one phase back, and at most one phase ahead while it holds a lease
+ * (a proxy that lost its lease while the fleet moved on catches up like a
+ * new one: it serves nothing meanwhile). A refused state leaves the proxy
+ * on its current phase until its lease runs out; then it fails closed.
+ */
+#include "cfg.h"
+#include "cfg_json.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void describe(const cfg_view *v, char *out, size_t cap)
+{
+    snprintf(out, cap, "version %lld, %s, migration %s", (long long)v->version,
+             mt_phase_name(v->phase), v->migration_id[0] ? v->migration_id : "(unnamed)");
+}
+
+static bool refuse(const cfg_view *have, const cfg_view *next, const char *reason, char *why,
+                   size_t whylen)
+{
+    char h[160], n[160];
+    describe(have, h, sizeof h);
+    describe(next, n, sizeof n);
+    if (why && whylen)
+        snprintf(why, whylen, "refused state (%s): %s; this proxy keeps (%s)", n, reason, h);
+    return false;
+}
+
+bool cfg_view_follows(const cfg_view *have, const cfg_view *next, bool leased, char *why,
+                      size_t whylen)
+{
+    if (why && whylen)
+        why[0] = '\0';
+    if (have->version == 0)
+        return true;
+    if ((have->migration_id[0] || next->migration_id[0]) &&
+        strcmp(have->migration_id, next->migration_id) != 0)
+        return refuse(have, next, "it belongs to another migration", why, whylen);
+    if (next->version < have->version)
+        return refuse(have, next, "its version is lower than the one applied", why, whylen);
+    if (next->version == have->version && next->phase != have->phase)
+        return refuse(have, next, "same version, another phase", why, whylen);
+    int step = (int)next->phase - (int)have->phase;
+    if (step < -1)
+        return refuse(have, next, "it is more than one phase back", why, whylen);
+    if (step > 1 && leased)
+        return refuse(have, next, "it is more than one phase ahead of a leased proxy", why, whylen);
+    return true;
+}
+
+mt_status cfg_view_parse(const char *text, size_t len, cfg_view *out)
+{
+    cJSON *doc = cJSON_ParseWithLength(text, len);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, "config_version");
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(doc, "phase");
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(doc, "lease_ms");
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(doc, "settled");
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "migration_id");
+    cfg_view got = {0};
+    bool ok = cfg_json_int64(v, &got.version) && cJSON_IsString(p) &&
+              mt_phase_parse(p->valuestring, &got.phase) && cfg_json_int64(l, &got.lease_ms) &&
+              got.lease_ms > 0 &&
+              (!m || (cJSON_IsString(m) && strlen(m->valuestring) < CFG_MIGRATION_ID_MAX));
+    got.settled = cJSON_IsTrue(s);
+    if (ok && m)
+        memcpy(got.migration_id, m->valuestring, strlen(m->valuestring) + 1);
+    cJSON_Delete(doc);
+    if (!ok)
+        return mt_error(502, "AuthorityError", "the state is not a configuration document");
+    *out = got;
+    return mt_ok();
+}
