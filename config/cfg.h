@@ -141,6 +141,13 @@ typedef struct cfg_authority_opts {
     const char *fingerprint;
     /* The identity given to a new migration; NULL or "": random. */
     const char *migration_id;
+    /* The lease granted while nothing is in motion (phases
+     * use_old_hide_metadata and use_new_hide_metadata), so that proxies
+     * ride out a long authority outage there; 0: lease_ms. A push out of
+     * such a phase first publishes the same phase with lease_ms leases and
+     * waits until every long lease was renewed as a short one or ran out
+     * (plus the margin); only then does it publish the new phase. */
+    int64_t rest_lease_ms;
 } cfg_authority_opts;
 
 /* Loads the state from store (or writes the initial one: version 1 in

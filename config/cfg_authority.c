@@ -17,6 +17,20 @@
  * return, acknowledgements of the old version are refused from now on);
  * move this process's own operations (the local service drains those of
  * the old phase); wait for the remote proxies; mark the version settled.
+ *
+ * Leases at rest. Before a migration starts and after it is done (phases
+ * use_old_hide_metadata and use_new_hide_metadata) nothing is in motion,
+ * and a proxy should keep serving through a long authority outage. There
+ * the authority grants the long rest lease. The price is paid by the next
+ * push out of such a phase: it first *arms* -- publishes the same phase
+ * again as a new version with short leases -- and waits as for any push,
+ * i.e. until every proxy acknowledged it (its long lease becomes a short
+ * one) or its long lease ran out; then it publishes the new phase. A proxy
+ * that vanished with a long lease therefore holds up the start of a
+ * migration by up to the rest lease, never its safety; status names it.
+ * A restart in a rest phase waits out the rest lease for the same reason;
+ * in the other phases no long lease can be outstanding, because the push
+ * that left the rest phase had waited for all of them.
  */
 #include "cfg.h"
 #include "cfg_json.h"
@@ -48,6 +62,8 @@ struct cfg_authority {
     cfg_store *store;
     mt_config_service *local;
     int64_t lease_ms, margin_ms;
+    int64_t rest_lease_ms; /* the lease in a rest phase */
+    int64_t grace_ms;      /* leases a previous incarnation may have granted */
     int64_t started_ms;
     bool fresh; /* the store held no state: no lease can predate this start */
     char fingerprint[CFG_FINGERPRINT_MAX];
@@ -68,6 +84,17 @@ struct cfg_authority {
 static int64_t now_ms(cfg_authority *a)
 {
     return a->rt->ops->mono_ms(a->rt);
+}
+
+static bool rest_phase(mt_phase p)
+{
+    return p == MT_PHASE_USE_OLD_HIDE_METADATA || p == MT_PHASE_USE_NEW_HIDE_METADATA;
+}
+
+/* The lease an acknowledgement of a version in phase p earns. */
+static int64_t lease_for(cfg_authority *a, mt_phase p)
+{
+    return rest_phase(p) ? a->rest_lease_ms : a->lease_ms;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -153,6 +180,7 @@ static mt_status doc_reload(cfg_authority *a)
     memcpy(a->view.migration_id, id, sizeof id);
     a->view.version = version;
     a->view.phase = phase;
+    a->view.lease_ms = lease_for(a, phase);
     a->view.settled = false;
     a->rt->ops->cond_broadcast(a->rt, a->changed);
     a->rt->ops->unlock(a->rt, a->mu);
@@ -172,7 +200,7 @@ static bool remote_pending(cfg_authority *a, int64_t version, int64_t now, int64
 {
     bool pending = false;
     *wake = INT64_MAX;
-    int64_t grace_end = a->started_ms + a->lease_ms + a->margin_ms;
+    int64_t grace_end = a->started_ms + a->grace_ms + a->margin_ms;
     if (!a->fresh && now < grace_end) {
         pending = true;
         *wake = grace_end;
@@ -212,21 +240,11 @@ static const lease_rec *mismatched_live(cfg_authority *a, int64_t now)
     return NULL;
 }
 
-mt_status cfg_authority_push(cfg_authority *a, mt_phase phase)
+/* Publishes (phase, lease_ms) as the next version and waits as a push
+ * does. Holds push_mu. */
+static mt_status publish(cfg_authority *a, mt_phase phase, int64_t lease_ms)
 {
     mt_rt *rt = a->rt;
-    rt->ops->lock(rt, a->mu);
-    const lease_rec *odd = mismatched_live(a, now_ms(a));
-    mt_status refused =
-        odd ? mt_error(409, "FleetMismatch",
-                       "proxy %s serves other backends (fingerprint %s, this authority's %s); "
-                       "fix its --old/--new or stop it, then push again",
-                       odd->id, odd->fingerprint, a->fingerprint)
-            : mt_ok();
-    rt->ops->unlock(rt, a->mu);
-    if (!mt_is_ok(&refused))
-        return refused;
-    rt->ops->lock(rt, a->push_mu);
     rt->ops->lock(rt, a->store_mu);
     rt->ops->lock(rt, a->mu);
     int64_t version = a->view.version + 1;
@@ -244,6 +262,7 @@ mt_status cfg_authority_push(cfg_authority *a, mt_phase phase)
         rt->ops->lock(rt, a->mu);
         a->view.version = version;
         a->view.phase = phase;
+        a->view.lease_ms = lease_ms;
         a->view.settled = false;
         a->pushing = true;
         rt->ops->cond_broadcast(rt, a->changed);
@@ -255,6 +274,32 @@ mt_status cfg_authority_push(cfg_authority *a, mt_phase phase)
         a->pushing = false;
         rt->ops->unlock(rt, a->mu);
     }
+    return st;
+}
+
+mt_status cfg_authority_push(cfg_authority *a, mt_phase phase)
+{
+    mt_rt *rt = a->rt;
+    rt->ops->lock(rt, a->mu);
+    const lease_rec *odd = mismatched_live(a, now_ms(a));
+    mt_status st =
+        odd ? mt_error(409, "FleetMismatch",
+                       "proxy %s serves other backends (fingerprint %s, this authority's %s); "
+                       "fix its --old/--new or stop it, then push again",
+                       odd->id, odd->fingerprint, a->fingerprint)
+            : mt_ok();
+    rt->ops->unlock(rt, a->mu);
+    if (!mt_is_ok(&st))
+        return st;
+    rt->ops->lock(rt, a->push_mu);
+    rt->ops->lock(rt, a->mu);
+    mt_phase from = a->view.phase;
+    bool armed = a->view.lease_ms <= a->lease_ms;
+    rt->ops->unlock(rt, a->mu);
+    if (!armed)
+        st = publish(a, from, a->lease_ms); /* long leases become short ones first */
+    if (mt_is_ok(&st))
+        st = publish(a, phase, lease_for(a, phase));
     rt->ops->unlock(rt, a->push_mu);
     return st;
 }
@@ -349,11 +394,9 @@ mt_status cfg_authority_ack(cfg_authority *a, const cfg_ack *ack)
         r->acked_version = version;
         r->acked_at = now;
         r->seen_at = now;
-        r->until = now + a->lease_ms;
+        r->until = now + a->view.lease_ms;
         rt->ops->cond_broadcast(rt, a->changed);
     }
-    if (r && r->acked_at == 0 && !r->mismatched && !mt_is_ok(&st))
-        r->until = 0; /* never leased: listed, but holds nothing */
     rt->ops->unlock(rt, a->mu);
     return st;
 }
@@ -530,7 +573,10 @@ static mt_status authority_load(cfg_authority *a, const cfg_authority_opts *opts
     a->view.version = version;
     a->view.phase = phase;
     a->view.settled = false;
-    a->view.lease_ms = a->lease_ms;
+    a->view.lease_ms = lease_for(a, phase);
+    /* Leases granted before this start: long ones only in a rest phase
+     * (leaving one waited for all of them). */
+    a->grace_ms = a->view.lease_ms;
     return mt_config_local_set(a->local, phase, version, false);
 }
 
@@ -547,6 +593,8 @@ cfg_authority *cfg_authority_new(mt_rt *rt, cfg_store *store, const cfg_authorit
     a->store = store;
     a->lease_ms = opts && opts->lease_ms > 0 ? opts->lease_ms : 10000;
     a->margin_ms = opts && opts->margin_ms > 0 ? opts->margin_ms : a->lease_ms / 2;
+    a->rest_lease_ms =
+        opts && opts->rest_lease_ms > a->lease_ms ? opts->rest_lease_ms : a->lease_ms;
     a->local = mt_config_local_new(rt, MT_PHASE_USE_OLD_HIDE_METADATA);
     a->push_mu = rt->ops->mutex_new(rt);
     a->store_mu = rt->ops->mutex_new(rt);

@@ -12,6 +12,9 @@
  *
  * The lease runs from the moment the acknowledgement was *sent*: the
  * authority starts counting later, so the proxy always gives up first.
+ * Leases differ in length (long ones at rest, see cfg_authority.c); a
+ * proxy that applies a version with a shorter lease cuts its own to that
+ * length at once.
  * Renewals are due every third of the lease, so two may fail before the
  * lease runs out. Without a lease the guard (cfg_guard.c) keeps every
  * backend call out, and the loop keeps trying: the proxy recovers by
@@ -31,6 +34,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Renew at least this often, also under a long lease: a proxy must hold
+ * nearly a whole lease when its authority goes away. */
+#define RENEW_MAX_MS 60000
 /* Before the first answer the lease time is unknown; ask this often. */
 #define FIRST_WAIT_MS 1000
 /* After a failed call, wait this long before the next one (doubling), but
@@ -197,7 +203,7 @@ static void renew(cfg_client *c, loop_state *ls)
     ls->lost_lease = false;
     ls->must_ack = false;
     ls->retry_ms = RETRY_MIN_MS;
-    ls->next_renew = sent + v.lease_ms / 3;
+    ls->next_renew = sent + (v.lease_ms / 3 < RENEW_MAX_MS ? v.lease_ms / 3 : RENEW_MAX_MS);
 }
 
 /* Moves this proxy to the fetched view: its operations first, then the
@@ -211,10 +217,18 @@ static void apply(cfg_client *c, const cfg_view *v, loop_state *ls)
         rt->ops->unlock(rt, c->mu);
         renew(c, ls);
     }
+    int64_t t0 = now_ms(c);
     mt_config_local_set(c->local, v->phase, v->version, v->settled);
     rt->ops->lock(rt, c->mu);
     c->applied = *v;
     c->refused[0] = '\0';
+    /* A version may come with a shorter lease (a push out of a rest phase
+     * first turns long leases into short ones). The authority, once it
+     * accepts our acknowledgement of this version, counts the short lease
+     * from its arrival; so from now on this proxy must not count on more,
+     * whether or not that acknowledgement's answer ever reaches it. */
+    if (c->lease_until > t0 + v->lease_ms && !MT_BUG(LeaseNotCut))
+        c->lease_until = t0 + v->lease_ms;
     rt->ops->unlock(rt, c->mu);
     ls->must_ack = true;
     say(c, CFG_LOG_INFO, "applied configuration version %lld: phase %s (migration %s)",

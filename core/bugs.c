@@ -26,6 +26,7 @@ static const char *const bug_names[MT_BUG_COUNT] = {
     [MT_BUG_DeleteIfExistsOmitted] = "DeleteIfExistsOmitted",
     [MT_BUG_AckBeforeDrain] = "AckBeforeDrain",
     [MT_BUG_ClientFollowsAnyVersion] = "ClientFollowsAnyVersion",
+    [MT_BUG_LeaseNotCut] = "LeaseNotCut",
 };
 
 const char *mt_seeded_bug_name(mt_bug b)

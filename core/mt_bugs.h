@@ -26,6 +26,7 @@ typedef enum mt_bug {
     MT_BUG_DeleteIfExistsOmitted,
     MT_BUG_AckBeforeDrain,
     MT_BUG_ClientFollowsAnyVersion,
+    MT_BUG_LeaseNotCut,
     MT_BUG_COUNT
 } mt_bug;
 

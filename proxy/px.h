@@ -48,6 +48,7 @@ typedef struct px_settings {
     char config_endpoint[512]; /* "": this process is the authority */
     char state_store[1024];    /* authority only; "": chosen from the backends */
     int lease_ms;              /* authority only */
+    int rest_lease_ms;         /* authority only: the lease in phases 0 and 4 */
     bool recover;              /* authority: --recover-phase was given */
     mt_phase recover_phase;
     int copy_parallel;

@@ -134,8 +134,10 @@ static bool start_authority(px_app *app, FILE *err)
         return false;
     char fp[CFG_FINGERPRINT_MAX];
     px_settings_fingerprint(&app->settings, fp, NULL, 0);
-    cfg_authority_opts opts = {
-        .lease_ms = app->settings.lease_ms, .initial_phase = initial, .fingerprint = fp};
+    cfg_authority_opts opts = {.lease_ms = app->settings.lease_ms,
+                               .rest_lease_ms = app->settings.rest_lease_ms,
+                               .initial_phase = initial,
+                               .fingerprint = fp};
     app->auth = cfg_authority_new(app->rt, app->store, &opts, &st);
     if (!app->auth) {
         fprintf(err, "mtable-proxy: cannot read or write the state in %s: %s\n",

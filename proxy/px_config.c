@@ -49,6 +49,9 @@ static const opt opts[] = {
      "(recovering a lost state; the phase the fleet serves)"},
     {"--lease-ms", "MTABLE_LEASE_MS", OPT_INT, "MS",
      "authority: how long an acknowledgement lets a proxy serve (default 10000)"},
+    {"--rest-lease-ms", "MTABLE_REST_LEASE_MS", OPT_INT, "MS",
+     "authority: the lease before a migration starts and after it is done, so proxies serve "
+     "through an authority outage that long (default 3900000, 65 minutes)"},
     {"--copy-parallel", "MTABLE_COPY_PARALLEL", OPT_INT, "N",
      "migrator: partitions copied at once, 1-64 (default 4)"},
     {"--copy-rate", "MTABLE_COPY_RATE", OPT_INT, "ROWS",
@@ -173,6 +176,8 @@ static bool set_one(px_settings *s, const opt *o, const char *v, FILE *err)
         s->recover = ok;
     } else if (strcmp(o->flag, "--lease-ms") == 0) {
         ok = parse_int(v, 1000, 600000, &s->lease_ms);
+    } else if (strcmp(o->flag, "--rest-lease-ms") == 0) {
+        ok = parse_int(v, 1000, 86400000, &s->rest_lease_ms);
     } else if (strcmp(o->flag, "--copy-parallel") == 0) {
         ok = parse_int(v, 1, 64, &s->copy_parallel);
     } else if (strcmp(o->flag, "--copy-rate") == 0) {
@@ -303,6 +308,7 @@ int px_settings_load(px_settings *s, int argc, char **argv, FILE *out, FILE *err
     strcpy(s->log_format, "text");
     s->max_connections = 256;
     s->lease_ms = 10000;
+    s->rest_lease_ms = 3900000;
     s->copy_parallel = 4;
     for (size_t i = 0; i < NOPTS; i++) {
         const char *v = getenv(opts[i].env);

@@ -389,7 +389,7 @@ sct_suite()
     else
         while IFS= read -r b; do
             case "$b" in
-            AckBeforeDrain | ClientFollowsAnyVersion) scenario_of=leases ;;
+            AckBeforeDrain | ClientFollowsAnyVersion | LeaseNotCut) scenario_of=leases ;;
             *) scenario_of=all ;;
             esac
             for seed in $bug_seeds; do

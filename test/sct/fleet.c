@@ -430,6 +430,7 @@ sct_fleet *sct_fleet_new(sct_sched *s, mt_table *old_t, mt_table *new_t, const s
     int64_t started = now(f);
     cfg_authority_opts ao = {.lease_ms = o->lease_ms,
                              .margin_ms = o->margin_ms,
+                             .rest_lease_ms = o->rest_lease_ms,
                              .fingerprint = "fleet-backends",
                              .migration_id = "fleet"};
     mt_status st;

@@ -35,6 +35,7 @@ typedef struct sct_fleet_opts {
     int proxies;       /* 1..SCT_FLEET_MAX */
     int64_t lease_ms;  /* the authority's lease */
     int64_t margin_ms; /* and its margin */
+    int64_t rest_lease_ms; /* its lease in the rest phases */
 } sct_fleet_opts;
 
 /* Starts the authority (state in a memory store) and the proxies that start

@@ -676,7 +676,7 @@ static void *main_actor(void *arg)
     seed_rows(x);
     if (sc->leases) {
         sct_fleet_opts fo = {.proxies = sc->actors, .lease_ms = sc->lease_ms,
-                             .margin_ms = sc->margin_ms};
+                             .margin_ms = sc->margin_ms, .rest_lease_ms = 4 * sc->lease_ms};
         char why[256];
         x->fleet = sct_fleet_new(x->s, x->old_t, x->new_t, &fo, why, sizeof why);
         if (!x->fleet) {

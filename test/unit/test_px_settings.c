@@ -29,7 +29,7 @@ static void clear_env(void)
                           "MTABLE_ADMIN_TOKEN", "MTABLE_PROXY_ID",    "MTABLE_LOG_LEVEL",
                           "MTABLE_MAX_CONNECTIONS", "MTABLE_CONFIG_ENDPOINT", "MTABLE_STATE_STORE",
                           "MTABLE_LEASE_MS", "MTABLE_COPY_PARALLEL", "MTABLE_COPY_RATE",
-                          "MTABLE_LOG_FORMAT", "MTABLE_RECOVER_PHASE"};
+                          "MTABLE_LOG_FORMAT", "MTABLE_RECOVER_PHASE", "MTABLE_REST_LEASE_MS"};
     for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
         unsetenv(vars[i]);
 }
@@ -62,6 +62,7 @@ static void test_control_plane_settings(void **state)
     assert_string_equal(s.state_store, "");      /* chosen from the backends: */
     assert_string_equal(px_settings_state_store(&s), "memory"); /* both in memory */
     assert_int_equal(s.lease_ms, 10000);
+    assert_int_equal(s.rest_lease_ms, 3900000); /* over an hour of authority outage */
     assert_int_equal(s.copy_parallel, 4);
     assert_int_equal(s.copy_rate, 0);
     assert_string_equal(s.log_format, "text");
