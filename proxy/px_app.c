@@ -34,11 +34,22 @@ static bool open_backend(const char *spec, const char *label, az_client **client
     if (mt_is_ok(&st))
         *client = az_client_new(&cs, NULL, &st);
     char *where = mt_is_ok(&st) ? az_connstr_describe(&cs) : NULL;
-    if (!mt_is_ok(&st))
+    if (!mt_is_ok(&st)) {
         fprintf(err, "mtable-proxy: cannot use the %s backend (--%s): %s\n", label, label,
                 st.message);
-    else
-        px_log(PX_LOG_INFO, "%s tables at %s", label, where ? where : "?");
+    } else { /* one cheap call now, so a wrong endpoint or key is named here */
+        char **names = NULL;
+        size_t n = 0;
+        st = az_client_tables_list(*client, &names, &n);
+        az_client_tables_free(names, n);
+        if (!mt_is_ok(&st))
+            fprintf(err,
+                    "mtable-proxy: cannot list the tables of the %s backend (--%s, %s): is its "
+                    "endpoint reachable and the key right? %d %s: %s\n",
+                    label, label, where ? where : "?", st.http, st.code, st.message);
+        else
+            px_log(PX_LOG_INFO, "%s tables at %s", label, where ? where : "?");
+    }
     free(where);
     az_connstr_clear(&cs);
     return mt_is_ok(&st);

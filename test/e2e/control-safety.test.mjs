@@ -149,6 +149,29 @@ describe("control plane safety", { skip: proxySkipReason() }, () => {
     assert.equal((await proxyStatus(s1)).phase, "prefer_old");
   });
 
+  test("after the migration, sidecars serve through an authority outage of 3 leases", async () => {
+    const az = await startAzurite();
+    const backends = ["--old", az.connectionString("mtold"), "--new", az.connectionString("mtnew")];
+    const a = await authority("safety-a6", [...backends, "--rest-lease-ms", "60000"]);
+    const s = await sidecar("safety-s6", a, backends);
+    const t = target({ name: "s6", kind: "proxy", endpoint: s.endpoint });
+    const name = tableName("rest");
+    await serviceClient(t).createTable(name);
+    await tableClient(t, name).createEntity({ partitionKey: "p", rowKey: "before", n: 1 });
+    await toPhase(a, 4);
+    await waitFor("the sidecar in phase 4", async () => (await proxyStatus(s)).phase === "use_new_hide_metadata");
+    await sleep(500); // its acknowledgement of phase 4 earns the rest lease
+    await a.kill9();
+    await sleep(3 * LEASE_MS + 1000);
+    assert.equal((await readyz(s)).status, 200);
+    const tc = tableClient(t, name);
+    await tc.createEntity({ partitionKey: "p", rowKey: "during", n: 2 });
+    assert.equal((await tc.getEntity("p", "before")).n, 1);
+    assert.equal((await tc.getEntity("p", "during")).n, 2);
+    const me = (await proxyStatus(s)).proxies[0];
+    assert.ok(me.live && me.lease_left_ms > 30000, JSON.stringify(me));
+  });
+
   test("a sidecar with other backends is reported and blocks pushes", async () => {
     const az = await startAzurite();
     const a = await authority("safety-a3", []); // memory backends

@@ -80,7 +80,7 @@ describe("start-up errors and logs", { skip: proxySkipReason() }, () => {
     const dead = await freePort();
     const cs = `DefaultEndpointsProtocol=http;AccountName=a;AccountKey=${Buffer.from("k").toString("base64")};TableEndpoint=http://127.0.0.1:${dead}/a;`;
     const r = await runProxy([...(await ports()), "--old", cs, "--new", cs], { timeoutMs: 120000 });
-    oneClearLine(r, /cannot list the tables of the backends \(is the endpoint in --old\/--new reachable/);
+    oneClearLine(r, /cannot list the tables of the old backend \(--old, .*\): is its endpoint reachable and the key right\?/);
     assert.equal(r.code, 1);
   });
 
