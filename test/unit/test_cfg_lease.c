@@ -141,9 +141,19 @@ static void link_hold(tlink *l, bool on)
     pthread_mutex_unlock(&l->mu);
 }
 
+static mt_status link_release(void *ctx, const char *id)
+{
+    tlink *l = ctx;
+    if (atomic_load(&l->cut))
+        return cut_error();
+    cfg_authority_release(l->a, id);
+    return mt_ok();
+}
+
 static cfg_transport link_transport(tlink *l)
 {
-    return (cfg_transport){.get_state = link_get_state, .ack = link_ack, .ctx = l};
+    return (cfg_transport){
+        .get_state = link_get_state, .ack = link_ack, .release = link_release, .ctx = l};
 }
 
 /* ------------------------------------------------------------------------ */
@@ -431,6 +441,76 @@ static bool saw_version_2(void *arg)
     return atomic_load(&((tlink *)arg)->seen) >= 2;
 }
 
+/* An authority restarted on its store does not know the leases its
+ * previous incarnation granted: a proxy that stays silent may still serve
+ * until its lease ends, so the first push must not complete before. */
+static void test_restart_waits_for_earlier_leases(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w, 300, 100, false);
+    assert_true(wait_until(is_leased, w.c));
+    atomic_store(&w.l.cut, true); /* from now on the proxy is silent */
+    cfg_authority_opts o = {.lease_ms = 300, .margin_ms = 100};
+    mt_status st;
+    cfg_authority *b = cfg_authority_new(w.rt, w.store, &o, &st);
+    assert_non_null(b);
+    assert_ok(cfg_authority_push(b, MT_PHASE_PREFER_OLD));
+    assert_false(cfg_client_lease_valid(w.c)); /* gone before the push completed */
+    cfg_authority_free(b);
+    world_stop(&w);
+}
+
+static bool flag_valid(void *ctx)
+{
+    return atomic_load((atomic_bool *)ctx);
+}
+
+/* A stream opened under a lease stops returning rows once it lapses. */
+static void test_guard_stops_open_stream(void **state)
+{
+    (void)state;
+    mt_rt *rt = mt_rt_pthread();
+    atomic_bool valid = true;
+    mt_table *t = mt_memtable_new(rt, "t");
+    mt_table *g = cfg_guard_new(t, flag_valid, &valid);
+    assert_ok(insert_row(t, "r1"));
+    assert_ok(insert_row(t, "r2"));
+    mt_stream *s = NULL;
+    assert_ok(g->ops->query_stream(g, NULL, NULL, &s));
+    mt_entity *e = NULL;
+    assert_ok(s->ops->next(s, &e));
+    assert_non_null(e);
+    mt_entity_free(e);
+    atomic_store(&valid, false);
+    e = NULL;
+    mt_status st = s->ops->next(s, &e);
+    assert_int_equal(st.http, 503);
+    assert_null(e);
+    s->ops->close(s);
+    mt_table_destroy(g);
+    mt_table_destroy(t);
+}
+
+/* A client that gives its lease back is not waited for. */
+static void test_released_lease_is_not_waited_for(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w, 5000, 2500, false);
+    assert_true(wait_until(is_leased, w.c));
+    cfg_proxy_info pi;
+    assert_true(proxy_info(&w, &pi));
+    cfg_client_release(w.c);
+    assert_false(cfg_client_lease_valid(w.c));
+    assert_false(proxy_info(&w, &pi)); /* the authority forgot it */
+    pusher p;
+    push_start(&p, w.a, MT_PHASE_PREFER_OLD);
+    push_join(&p); /* with the lease kept, this would wait 7.5 s */
+    assert_true(proxy_info(&w, &pi) == false);
+    world_stop(&w);
+}
+
 static void test_push_waits_for_drain(void **state)
 {
     (void)state;
@@ -474,6 +554,9 @@ int main(void)
         cmocka_unit_test(test_stale_ack_refused),
         cmocka_unit_test(test_link_comes_back),
         cmocka_unit_test(test_push_waits_for_drain),
+        cmocka_unit_test(test_restart_waits_for_earlier_leases),
+        cmocka_unit_test(test_guard_stops_open_stream),
+        cmocka_unit_test(test_released_lease_is_not_waited_for),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
