@@ -156,6 +156,9 @@ typedef struct cfg_authority_opts {
 cfg_authority *cfg_authority_new(mt_rt *rt, cfg_store *store, const cfg_authority_opts *opts,
                                  mt_status *st);
 void cfg_authority_free(cfg_authority *a);
+/* Ends every wait in progress (a push waiting for the fleet, a long poll)
+ * at once, for shutting down; the authority answers nothing new after. */
+void cfg_authority_close(cfg_authority *a);
 
 /* The configuration service this process's own operations and its
  * migrator use: subscribe/unsubscribe are local, push is cfg_authority_push.

@@ -641,6 +641,14 @@ void cfg_authority_tick(cfg_authority *a)
         mt_config_local_settle(a->local, version);
 }
 
+void cfg_authority_close(cfg_authority *a)
+{
+    a->rt->ops->lock(a->rt, a->mu);
+    a->closing = true;
+    a->rt->ops->cond_broadcast(a->rt, a->changed);
+    a->rt->ops->unlock(a->rt, a->mu);
+}
+
 void cfg_authority_free(cfg_authority *a)
 {
     if (!a)

@@ -313,13 +313,31 @@ void px_write_respond(const px_req *q, const px_write *w, const mt_op_result *re
 
 /* Starts both listeners; returns false (with a message on err) when a port
  * cannot be bound. px_serve_stop stops them. */
+/* The admin and configuration listener (px_admin_http.c): event-driven,
+ * so that thousands of sidecars' long polls cost no thread each; calls
+ * that may block (a push, a verify) run on a thread of their own. */
+typedef struct px_admin_http px_admin_http;
+px_admin_http *px_admin_http_start(px_app *app, FILE *err);
+void px_admin_http_stop(px_admin_http *h);
+
+/* For px_admin_http.c: the configuration endpoint's long poll. When query
+ * is a well-formed GET /config/v1/state that has nothing new to say yet,
+ * true with what it waits for; false when it can be answered at once. */
+bool px_admin_state_waits(px_app *app, const char *query, int64_t *after, bool *known_settled,
+                          int64_t *wait_ms);
+/* The state as it is now, as GET /config/v1/state answers it. */
+void px_admin_state_now(px_app *app, px_resp *r);
+/* Whether an admin call may block for long (a push, a migration, a
+ * verify) and so must not run on the listener's own threads. */
+bool px_admin_call_blocks(const char *method, const char *url);
+/* Whether authorization (the header, or NULL) may make admin calls. */
+bool px_admin_authorized(const px_app *app, const char *authorization);
+
 typedef struct px_servers px_servers;
 px_servers *px_serve_start(px_app *app, FILE *err);
 void px_serve_stop(px_servers *s);
 
 /* The admin listener's request handler (px_admin.c). */
-/* Each proxy of a remote authority holds one long poll open there. */
-#define PX_ADMIN_CONNECTIONS 512
 void px_admin_handle(px_app *app, const char *method, const char *url, const char *query,
                      const char *body, size_t len, const char *authorization, px_resp *r);
 

@@ -21,7 +21,6 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_PROXIES 256
 /* A long poll never holds a connection longer than this. */
 #define MAX_WAIT_MS 30000
 
@@ -125,11 +124,13 @@ static void add_proxies(px_app *app, const mt_config *c, cJSON *doc)
     cJSON_AddItemToArray(list, me);
     if (!app->auth)
         return;
-    static cfg_proxy_info info[MAX_PROXIES];
-    static pthread_mutex_t info_mu = PTHREAD_MUTEX_INITIALIZER;
-    pthread_mutex_lock(&info_mu);
-    size_t n = cfg_authority_proxies(app->auth, info, MAX_PROXIES);
-    for (size_t i = 0; i < n && i < MAX_PROXIES; i++) {
+    size_t cap = cfg_authority_proxies(app->auth, NULL, 0) + 16; /* room for newcomers */
+    cfg_proxy_info *info = malloc(cap * sizeof *info);
+    size_t n = info ? cfg_authority_proxies(app->auth, info, cap) : 0;
+    size_t live = 0, mismatched = 0;
+    for (size_t i = 0; i < n && i < cap; i++) {
+        live += info[i].lease_left_ms > 0;
+        mismatched += info[i].mismatched;
         cJSON *p = cJSON_CreateObject();
         cJSON_AddStringToObject(p, "id", info[i].id);
         cJSON_AddStringToObject(p, "role", "proxy");
@@ -142,7 +143,9 @@ static void add_proxies(px_app *app, const mt_config *c, cJSON *doc)
             cJSON_AddStringToObject(p, "fingerprint", info[i].fingerprint);
         cJSON_AddItemToArray(list, p);
     }
-    pthread_mutex_unlock(&info_mu);
+    free(info);
+    cJSON_AddNumberToObject(doc, "proxies_live", (double)live);
+    cJSON_AddNumberToObject(doc, "proxies_mismatched", (double)mismatched);
 }
 
 static void status_reply(px_app *app, px_resp *r)
@@ -344,20 +347,54 @@ static int64_t query_num(const char *query, const char *name, int64_t dflt, bool
     return dflt;
 }
 
-static void state_reply(px_app *app, const char *query, px_resp *r)
+/* The long poll's arguments; false when they are not integers. */
+static bool state_args(const char *query, int64_t *after, bool *known_settled, int64_t *wait)
 {
     bool bad = false;
-    int64_t after = query_num(query, "after", -1, &bad);
-    int64_t wait = query_num(query, "wait_ms", 0, &bad);
-    bool known_settled = query_num(query, "settled", 1, &bad) != 0;
-    if (bad || wait < 0) {
+    *after = query_num(query, "after", -1, &bad);
+    *wait = query_num(query, "wait_ms", 0, &bad);
+    *known_settled = query_num(query, "settled", 1, &bad) != 0;
+    if (*wait > MAX_WAIT_MS)
+        *wait = MAX_WAIT_MS;
+    return !bad && *wait >= 0;
+}
+
+static void view_reply(const cfg_view *v, px_resp *r);
+
+static void state_reply(px_app *app, const char *query, px_resp *r)
+{
+    int64_t after, wait;
+    bool known_settled;
+    if (!state_args(query, &after, &known_settled, &wait)) {
         error_reply(r, 400, "InvalidQueryParameterValue",
                     "after, wait_ms and settled must be integers (wait_ms >= 0).");
         return;
     }
     cfg_view v;
-    cfg_authority_poll(app->auth, after, known_settled, wait > MAX_WAIT_MS ? MAX_WAIT_MS : wait,
-                       &v);
+    cfg_authority_poll(app->auth, after, known_settled, wait, &v);
+    view_reply(&v, r);
+}
+
+bool px_admin_state_waits(px_app *app, const char *query, int64_t *after, bool *known_settled,
+                          int64_t *wait_ms)
+{
+    if (!state_args(query, after, known_settled, wait_ms) || *wait_ms == 0)
+        return false;
+    cfg_view v;
+    cfg_authority_poll(app->auth, *after, *known_settled, 0, &v);
+    return v.version == *after && (*known_settled || !v.settled);
+}
+
+void px_admin_state_now(px_app *app, px_resp *r)
+{
+    cfg_view v;
+    cfg_authority_poll(app->auth, -1, false, 0, &v);
+    view_reply(&v, r);
+}
+
+static void view_reply(const cfg_view *vp, px_resp *r)
+{
+    cfg_view v = *vp;
     cJSON *doc = cJSON_CreateObject();
     cJSON_AddNumberToObject(doc, "config_version", (double)v.version);
     cJSON_AddStringToObject(doc, "phase", mt_phase_name(v.phase));
@@ -509,7 +546,14 @@ static void metrics_reply(px_app *app, px_resp *r)
 /* ------------------------------------------------------------------------ */
 /* Routing.                                                                  */
 
-static bool authorized(const px_app *app, const char *authorization)
+bool px_admin_call_blocks(const char *method, const char *url)
+{
+    return strcmp(method, "POST") == 0 &&
+           (strcmp(url, "/admin/v1/phase") == 0 || strncmp(url, "/admin/v1/migrate", 17) == 0 ||
+            strcmp(url, "/admin/v1/verify") == 0);
+}
+
+bool px_admin_authorized(const px_app *app, const char *authorization)
 {
     if (!app->settings.admin_token[0])
         return true;
@@ -569,7 +613,7 @@ void px_admin_handle(px_app *app, const char *method, const char *url, const cha
         ready_reply(app, r);
         return;
     }
-    if (!authorized(app, authorization)) {
+    if (!px_admin_authorized(app, authorization)) {
         error_reply(r, 401, "Unauthorized", "This endpoint needs Authorization: Bearer TOKEN.");
         return;
     }

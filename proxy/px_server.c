@@ -12,6 +12,7 @@
  * (--max-connections) bounds the threads.
  */
 #include "px.h"
+#include "px_http.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -24,15 +25,9 @@
 
 struct px_servers {
     struct MHD_Daemon *table;
-    struct MHD_Daemon *admin;
+    px_admin_http *admin;
 };
 
-/* Per-connection upload state. */
-typedef struct px_upload {
-    char *buf;
-    size_t len, cap;
-    bool too_large;
-} px_upload;
 
 /* ------------------------------------------------------------------------ */
 /* Responses.                                                                */
@@ -196,7 +191,7 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
 }
 
 /* NULL when the request has no arguments (or memory ran out). */
-static char *raw_query(struct MHD_Connection *c)
+char *px_http_raw_query(struct MHD_Connection *c)
 {
     mt_buf b = {0};
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_arg, &b);
@@ -364,7 +359,7 @@ static void handle_table_request(px_app *app, struct MHD_Connection *c, const ch
     new_request_id(q.request_id);
     const char *v = px_req_header(&q, "x-ms-version");
     snprintf(q.version, sizeof q.version, "%s", v && strlen(v) < 32 ? v : PX_DEFAULT_VERSION);
-    char *query = raw_query(c);
+    char *query = px_http_raw_query(c);
     q.query = query;
     char *fmt_param = query ? az_query_get(query, "$format") : NULL;
     az_format_negotiate(px_req_header(&q, "Accept"), fmt_param, &q.fmt, &q.md);
@@ -436,7 +431,7 @@ static void handle_table_request(px_app *app, struct MHD_Connection *c, const ch
     free(query);
 }
 
-static enum MHD_Result send_response(struct MHD_Connection *c, px_resp *r)
+enum MHD_Result px_http_send(struct MHD_Connection *c, px_resp *r)
 {
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(r->len, r->body ? r->body : (void *)"",
@@ -450,8 +445,7 @@ static enum MHD_Result send_response(struct MHD_Connection *c, px_resp *r)
     return ret;
 }
 
-/* Accumulates the body; true once the whole request is in. */
-static bool upload_step(void **con_cls, const char *data, size_t *size, px_upload **out)
+bool px_http_upload_step(void **con_cls, const char *data, size_t *size, px_upload **out)
 {
     px_upload *up = *con_cls;
     if (!up) {
@@ -486,35 +480,15 @@ static enum MHD_Result on_table_request(void *cls, struct MHD_Connection *c, con
 {
     (void)version;
     px_upload *up = NULL;
-    if (!upload_step(con_cls, data, size, &up))
+    if (!px_http_upload_step(con_cls, data, size, &up))
         return MHD_YES;
     px_resp r = {0};
     handle_table_request(cls, c, url, method, up, &r);
-    return send_response(c, &r);
+    return px_http_send(c, &r);
 }
 
-static enum MHD_Result on_admin_request(void *cls, struct MHD_Connection *c, const char *url,
-                                        const char *method, const char *version,
-                                        const char *data, size_t *size, void **con_cls)
-{
-    (void)version;
-    px_upload *up = NULL;
-    if (!upload_step(con_cls, data, size, &up))
-        return MHD_YES;
-    px_resp r = {0};
-    if (up->too_large) {
-        r.status = 413;
-    } else {
-        const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-        char *query = raw_query(c);
-        px_admin_handle(cls, method, url, query, up->buf ? up->buf : "", up->len, auth, &r);
-        free(query);
-    }
-    return send_response(c, &r);
-}
-
-static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
+void px_http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                       enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
     (void)c;
@@ -522,13 +496,13 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     px_upload *up = *con_cls;
     if (up) {
         free(up->buf);
+        px_resp_clear(&up->resp);
         free(up);
     }
     *con_cls = NULL;
 }
 
-/* Keeps URLs and arguments exactly as sent (see the opening comment). */
-static size_t keep_raw(void *cls, struct MHD_Connection *c, char *s)
+size_t px_http_keep_raw(void *cls, struct MHD_Connection *c, char *s)
 {
     (void)cls;
     (void)c;
@@ -537,7 +511,7 @@ static size_t keep_raw(void *cls, struct MHD_Connection *c, char *s)
 
 /* libmicrohttpd's own messages (a failed bind, say) go to the debug log:
  * start-up failures are reported once, in one line, by start_one. */
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+void px_http_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
     if (!px_log_enabled(PX_LOG_DEBUG))
@@ -548,27 +522,40 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     px_log(PX_LOG_DEBUG, "http server: %s", line);
 }
 
+bool px_http_addr(const char *host, int port, struct sockaddr_in *sa, FILE *err)
+{
+    *sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, host, &sa->sin_addr) != 1) {
+        fprintf(err, "mtable-proxy: cannot listen on '%s:%d': not an IPv4 address\n", host,
+                port);
+        return false;
+    }
+    return true;
+}
+
+void px_http_bind_failed(const char *host, int port, FILE *err)
+{
+    fprintf(err,
+            "mtable-proxy: cannot listen on %s:%d: the port is in use or not permitted "
+            "(choose another with --listen / --admin-listen)\n",
+            host, port);
+}
+
 static struct MHD_Daemon *start_one(const char *host, int port, int max_conn,
                                     MHD_AccessHandlerCallback handler, void *cls, FILE *err)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-        fprintf(err, "mtable-proxy: cannot listen on '%s:%d': not an IPv4 address\n", host,
-                port);
+    struct sockaddr_in sa;
+    if (!px_http_addr(host, port, &sa, err))
         return NULL;
-    }
     struct MHD_Daemon *d = MHD_start_daemon(
         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
         (uint16_t)port, NULL, NULL, handler, cls, MHD_OPTION_SOCK_ADDR, &sa,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)max_conn, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)120, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-        MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_END);
+        (unsigned)120, MHD_OPTION_NOTIFY_COMPLETED, px_http_completed, NULL,
+        MHD_OPTION_UNESCAPE_CALLBACK, px_http_keep_raw, NULL, MHD_OPTION_EXTERNAL_LOGGER,
+        px_http_log, NULL, MHD_OPTION_END);
     if (!d)
-        fprintf(err,
-                "mtable-proxy: cannot listen on %s:%d: the port is in use or not permitted "
-                "(choose another with --listen / --admin-listen)\n",
-                host, port);
+        px_http_bind_failed(host, port, err);
     return d;
 }
 
@@ -579,8 +566,7 @@ px_servers *px_serve_start(px_app *app, FILE *err)
     s->table = start_one(cf->listen_host, cf->listen_port, cf->max_connections,
                          on_table_request, app, err);
     if (s->table)
-        s->admin = start_one(cf->admin_host, cf->admin_port, PX_ADMIN_CONNECTIONS,
-                             on_admin_request, app, err);
+        s->admin = px_admin_http_start(app, err);
     if (!s->table || !s->admin) {
         px_serve_stop(s);
         return NULL;
@@ -594,7 +580,6 @@ void px_serve_stop(px_servers *s)
         return;
     if (s->table)
         MHD_stop_daemon(s->table);
-    if (s->admin)
-        MHD_stop_daemon(s->admin);
+    px_admin_http_stop(s->admin);
     free(s);
 }

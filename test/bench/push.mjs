@@ -221,7 +221,8 @@ async function main() {
   }
 
   async function startAuthority(leaseMs) {
-    const a = await start("authority", ["--state-store", "memory", "--lease-ms", String(leaseMs)]);
+    const a = await start("authority", ["--state-store", "memory", "--lease-ms", String(leaseMs),
+      "--rest-lease-ms", String(leaseMs)]);
     live.add(a);
     a.url = `http://127.0.0.1:${a.adminPort}`;
     a.leaseMs = leaseMs;

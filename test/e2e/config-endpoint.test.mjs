@@ -22,7 +22,8 @@ describe("configuration endpoint", { skip: proxySkipReason() }, () => {
   before(async () => {
     px = await startMtable({
       name: "cfg-authority", port: await freePort(), adminPort: await freePort(),
-      args: ["--admin-token", TOKEN, "--lease-ms", "1500"],
+      // One lease length in every phase: these cases are about the protocol.
+      args: ["--admin-token", TOKEN, "--lease-ms", "1500", "--rest-lease-ms", "1500"],
     });
   });
   after(stopAll);

@@ -158,7 +158,7 @@ describe("control plane: an authority, three proxies, faults", { skip: proxySkip
     const backends = ["--old", azOld.connectionString("mtold"), "--new", azNew.connectionString("mtnew")];
     authArgs = [
       ...backends, "--state-store", `file:${join(stateDir, "state.json")}`,
-      "--lease-ms", String(LEASE_MS), "--copy-rate", String(COPY_RATE), "--copy-parallel", "4",
+      "--lease-ms", String(LEASE_MS), "--rest-lease-ms", String(LEASE_MS), "--copy-rate", String(COPY_RATE), "--copy-parallel", "4",
       "--proxy-id", "authority",
     ];
     auth = await startMtable({ name: "authority", port: await freePort(), adminPort: await freePort(), args: authArgs });
