@@ -45,8 +45,12 @@
 
 #define DOC_FORMAT 1
 
+/* Proxies by id: a fleet of thousands acknowledges every few seconds. */
+#define LEASE_BUCKETS 4096
+
 typedef struct lease_rec {
-    struct lease_rec *next;
+    struct lease_rec *next;  /* every record, newest first */
+    struct lease_rec *hnext; /* the next in its bucket */
     char id[CFG_ID_MAX];
     int64_t acked_version;
     int64_t acked_at; /* mono ms */
@@ -73,10 +77,12 @@ struct cfg_authority {
     char etag[CFG_ETAG_MAX];
     char *migration; /* JSON object text or NULL */
 
-    mt_mutex *mu; /* guards everything below */
-    mt_cond *changed;
+    mt_mutex *mu;     /* guards everything below */
+    mt_cond *changed; /* the published view moved (or closing) */
+    mt_cond *acked;   /* an acknowledgement or a release arrived (or the view moved) */
     cfg_view view;
     lease_rec *leases;
+    lease_rec *buckets[LEASE_BUCKETS];
     bool pushing; /* a push is between publishing and settling */
     bool closing;
 };
@@ -183,6 +189,7 @@ static mt_status doc_reload(cfg_authority *a)
     a->view.lease_ms = lease_for(a, phase);
     a->view.settled = false;
     a->rt->ops->cond_broadcast(a->rt, a->changed);
+    a->rt->ops->cond_broadcast(a->rt, a->acked);
     a->rt->ops->unlock(a->rt, a->mu);
     if (moved)
         st = mt_config_local_set(a->local, phase, version, false);
@@ -223,7 +230,7 @@ static void wait_remote(cfg_authority *a, int64_t version)
     int64_t wake;
     while (!a->closing && a->view.version == version &&
            remote_pending(a, version, now_ms(a), &wake))
-        rt->ops->cond_timedwait(rt, a->changed, a->mu, wake);
+        rt->ops->cond_timedwait(rt, a->acked, a->mu, wake);
     if (a->view.version == version)
         a->view.settled = true;
     rt->ops->cond_broadcast(rt, a->changed);
@@ -266,6 +273,7 @@ static mt_status publish(cfg_authority *a, mt_phase phase, int64_t lease_ms)
         a->view.settled = false;
         a->pushing = true;
         rt->ops->cond_broadcast(rt, a->changed);
+        rt->ops->cond_broadcast(rt, a->acked);
         rt->ops->unlock(rt, a->mu);
         st = mt_config_local_set(a->local, phase, version, false);
         wait_remote(a, version);
@@ -328,9 +336,19 @@ void cfg_authority_migration_id(cfg_authority *a, char out[CFG_MIGRATION_ID_MAX]
     a->rt->ops->unlock(a->rt, a->mu);
 }
 
+static lease_rec **bucket_of(cfg_authority *a, const char *id)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return &a->buckets[h % LEASE_BUCKETS];
+}
+
+/* The record of id, made when missing (NULL on out of memory). Holds mu. */
 static lease_rec *lease_find(cfg_authority *a, const char *id)
 {
-    for (lease_rec *r = a->leases; r; r = r->next)
+    lease_rec **b = bucket_of(a, id);
+    for (lease_rec *r = *b; r; r = r->hnext)
         if (strcmp(r->id, id) == 0)
             return r;
     lease_rec *r = calloc(1, sizeof *r);
@@ -339,7 +357,20 @@ static lease_rec *lease_find(cfg_authority *a, const char *id)
     snprintf(r->id, sizeof r->id, "%s", id);
     r->next = a->leases;
     a->leases = r;
+    r->hnext = *b;
+    *b = r;
     return r;
+}
+
+/* Takes r out of its bucket (the caller unlinks it from the list). */
+static void lease_unhash(cfg_authority *a, lease_rec *r)
+{
+    for (lease_rec **pp = bucket_of(a, r->id); *pp; pp = &(*pp)->hnext) {
+        if (*pp == r) {
+            *pp = r->hnext;
+            return;
+        }
+    }
 }
 
 static bool given(const char *s)
@@ -395,7 +426,7 @@ mt_status cfg_authority_ack(cfg_authority *a, const cfg_ack *ack)
         r->acked_at = now;
         r->seen_at = now;
         r->until = now + a->view.lease_ms;
-        rt->ops->cond_broadcast(rt, a->changed);
+        rt->ops->cond_broadcast(rt, a->acked);
     }
     rt->ops->unlock(rt, a->mu);
     return st;
@@ -409,8 +440,9 @@ void cfg_authority_release(cfg_authority *a, const char *id)
         if (strcmp((*pp)->id, id) == 0) {
             lease_rec *r = *pp;
             *pp = r->next;
+            lease_unhash(a, r);
             free(r);
-            rt->ops->cond_broadcast(rt, a->changed);
+            rt->ops->cond_broadcast(rt, a->acked);
             break;
         }
     }
@@ -428,6 +460,7 @@ size_t cfg_authority_proxies(cfg_authority *a, cfg_proxy_info *out, size_t cap)
         int64_t last = r->until > r->seen_at ? r->until : r->seen_at;
         if (now - last > 10 * a->lease_ms) { /* long gone: forget it */
             *pp = r->next;
+            lease_unhash(a, r);
             free(r);
             continue;
         }
@@ -600,8 +633,9 @@ cfg_authority *cfg_authority_new(mt_rt *rt, cfg_store *store, const cfg_authorit
     a->store_mu = rt->ops->mutex_new(rt);
     a->mu = rt->ops->mutex_new(rt);
     a->changed = rt->ops->cond_new(rt);
+    a->acked = rt->ops->cond_new(rt);
     a->started_ms = rt->ops->mono_ms(rt);
-    if (!a->local || !a->push_mu || !a->store_mu || !a->mu || !a->changed) {
+    if (!a->local || !a->push_mu || !a->store_mu || !a->mu || !a->changed || !a->acked) {
         *st = mt_error(500, MT_ERR_INTERNAL, "out of memory");
         cfg_authority_free(a);
         return NULL;
@@ -646,6 +680,7 @@ void cfg_authority_close(cfg_authority *a)
     a->rt->ops->lock(a->rt, a->mu);
     a->closing = true;
     a->rt->ops->cond_broadcast(a->rt, a->changed);
+    a->rt->ops->cond_broadcast(a->rt, a->acked);
     a->rt->ops->unlock(a->rt, a->mu);
 }
 
@@ -659,6 +694,8 @@ void cfg_authority_free(cfg_authority *a)
         a->closing = true;
         if (a->changed)
             rt->ops->cond_broadcast(rt, a->changed);
+        if (a->acked)
+            rt->ops->cond_broadcast(rt, a->acked);
         rt->ops->unlock(rt, a->mu);
     }
     while (a->leases) {
@@ -670,6 +707,8 @@ void cfg_authority_free(cfg_authority *a)
         a->local->ops->destroy(a->local);
     if (a->changed)
         rt->ops->cond_free(rt, a->changed);
+    if (a->acked)
+        rt->ops->cond_free(rt, a->acked);
     if (a->mu)
         rt->ops->mutex_free(rt, a->mu);
     if (a->store_mu)

@@ -36,6 +36,9 @@
 #define MAX_CONNECTIONS 60000
 /* The notifier looks at deadlines at least this often. */
 #define TICK_MS 100
+/* Per connection: requests here are small (bodies are copied out as they
+ * arrive), and libmicrohttpd's default of 32 KiB is 160 MB for 5,000. */
+#define CONN_MEMORY (8 * 1024)
 
 /* The stages of an admin connection's request (px_upload.stage). */
 enum { STAGE_NEW, STAGE_PARKED, STAGE_WORKING, STAGE_ANSWERED };
@@ -300,8 +303,9 @@ px_admin_http *px_admin_http_start(px_app *app, FILE *err)
         flags, (uint16_t)s->admin_port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &sa,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)POOL_THREADS, MHD_OPTION_CONNECTION_LIMIT,
         connection_limit(app), MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_S,
-        MHD_OPTION_NOTIFY_COMPLETED, px_http_completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK,
-        px_http_keep_raw, NULL, MHD_OPTION_EXTERNAL_LOGGER, px_http_log, NULL, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
+        px_http_completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK, px_http_keep_raw, NULL,
+        MHD_OPTION_EXTERNAL_LOGGER, px_http_log, NULL, MHD_OPTION_END);
     if (!h->d) {
         px_http_bind_failed(s->admin_host, s->admin_port, err);
         px_admin_http_stop(h);
