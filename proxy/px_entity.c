@@ -147,10 +147,12 @@ void px_write_respond(const px_req *q, const px_write *w, const mt_op_result *re
         return;
     }
     /* The stored row is what the client sent, with its new ETag and the
-     * time of the write. */
+     * Timestamp that ETag carries (the service's ETags are the Timestamp),
+     * or the time of the write for an ETag of another form. */
     mt_entity *e = mt_entity_clone(w->entity);
     mt_entity_set_etag(e, res->etag);
-    e->timestamp = mt_rt_pthread()->ops->now_ticks(mt_rt_pthread());
+    if (!mt_etag_time(res->etag, &e->timestamp))
+        e->timestamp = mt_rt_pthread()->ops->now_ticks(mt_rt_pthread());
     az_payload_ctx c = {.md = q->md, .base_url = q->base_url,
                         .account = q->app->settings.account, .table = q->res.table};
     size_t len = 0;
