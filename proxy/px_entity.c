@@ -66,6 +66,14 @@ mt_status px_write_prepare(const char *method, const char *x_http_method, const 
     bool put = method_is(method, x_http_method, "PUT");
     bool del = method_is(method, x_http_method, "DELETE");
     bool post = strcmp(method, "POST") == 0 && !merge && !put && !del;
+    /* The service refuses an If-Match that is neither "*" nor a weak ETag
+     * before it looks at the row (core/etag.c has the evidence), so this
+     * is checked here, in every phase and before anything is written. */
+    if (if_match && (put || merge || del) && !mt_etag_valid(if_match))
+        return mt_error(400, MT_ERR_INVALID_INPUT,
+                        "The etag value '%.64s' specified in one of the request headers is not "
+                        "valid. Please make sure only one etag value is specified and is valid.",
+                        if_match);
     if (if_match && strlen(if_match) >= MT_ETAG_MAX)
         return mt_error(400, "InvalidHeaderValue", "The If-Match header is not valid.");
     if (if_match)
