@@ -208,8 +208,16 @@ static void test_bool_literals(void **state)
     assert_int_equal(v->type, MT_EDM_BOOLEAN);
     assert_false(v->u.b);
     mt_filter_free(f);
-    bad_lit("True");
-    bad_lit("FALSE");
+    /* Any casing, as the service reads them. */
+    const char *spellings[] = {"True", "TRUE", "tRuE", "False", "FALSE", "fAlSe"};
+    for (size_t i = 0; i < sizeof spellings / sizeof *spellings; i++) {
+        f = parse_lit(spellings[i], &v);
+        assert_int_equal(v->type, MT_EDM_BOOLEAN);
+        assert_int_equal(v->u.b, i < 3);
+        mt_filter_free(f);
+    }
+    bad_lit("Truee");
+    bad_lit("tru");
 }
 
 static void test_int32_literals(void **state)
@@ -634,6 +642,7 @@ static const struct {
     {"Price eq 2.5 and Price gt 2.4999999999999996 and Price le 2.5", true},
     {"Price lt INF and Price gt -INF", true},
     {"Flag eq true and Flag gt false and Flag ge true", true},
+    {"Flag eq True and Flag ne FALSE", true},
     {"Flag lt true", false},
     {"Name eq 'Bob' and Name gt 'Bo' and Name lt 'Bob ' and Name lt 'bob'", true},
     {"When eq datetime'1970-01-01T00:00:00Z'", true},
