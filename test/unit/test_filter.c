@@ -663,13 +663,24 @@ static const struct {
     {"Missing lt 1 or Missing ge 1", false},
     {"not (Missing eq 1)", true},
     {"not (Missing ne 1)", true},
-    /* A different EDM type is false, never coerced. */
+    /* An Int32 literal is widened to an Int64 property. */
+    {"Big gt 3 and Big ge 3 and Big ne 3", true},
+    {"Big lt 3 or Big le 3 or Big eq 3", false},
+    {"Big gt -2147483648 and Big gt 2147483647", true},
+    {"not (Big lt 3)", true},
+    /* ...and never to a Double one: every comparison false. */
+    {"Price lt 3 or Price gt 2 or Price ne 2 or Price eq 2", false},
+    {"NegZero eq 0 or NegZero ge 0 or Nan ne 0", false},
+    {"not (Price lt 3)", true},
+    /* Any other difference of EDM type is false, never coerced. */
     {"Age eq 30L", false},
     {"Age eq 30.0", false},
     {"Age ne 30.0", false},
     {"Age eq '30'", false},
     {"Big eq 5000000000.0", false},
-    {"Price eq 2", false},
+    {"Price gt 2L", false},
+    {"Price lt 3L", false},
+    {"Flag eq 1 or When gt 1 or Id ne 0 or Blob ne 0 or Name ne 0", false},
     {"Flag eq 1", false},
     {"Name ne 1", false},
     {"When eq 621355968000000000L", false},
