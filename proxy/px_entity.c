@@ -10,6 +10,10 @@
  * atomic read of that partition; any other query opens a stream from the
  * client's continuation key, returns up to $top rows, and hands back the key
  * the stream would return next as the continuation (DESIGN section 3).
+ * $top=0 runs the query (so a bad filter is still refused) and returns no
+ * rows and no continuation: the service answers it with an empty result,
+ * and a token there would only send a client that follows tokens round in
+ * a loop.
  */
 #include "px.h"
 
@@ -245,7 +249,8 @@ static mt_status page_partition(px_req *q, mt_table *v, const char *pk, const az
         if (!allowed_row(q, e))
             continue;
         if ((int)p->rows.n == top) {
-            mt_key_set(&p->next, e->pk, e->rk);
+            if (top > 0) /* $top=0 asks for nothing: no token to follow */
+                mt_key_set(&p->next, e->pk, e->rk);
             break;
         }
         mt_entity_list_push(&p->rows, mt_entity_clone(e));
@@ -270,7 +275,7 @@ static mt_status page_stream(px_req *q, mt_table *v, const az_query_opts *o, con
             mt_entity_free(e);
     }
     bool more = false;
-    if (mt_is_ok(&st) && (int)p->rows.n == top)
+    if (mt_is_ok(&st) && top > 0 && (int)p->rows.n == top)
         st = s->ops->continuation(s, &p->next, &more);
     if (!more)
         mt_key_clear(&p->next);
@@ -297,7 +302,7 @@ static void query_entities(px_req *q, px_table *t, px_resp *r)
         free(pk);
         free(rk);
     }
-    int top = o.top ? o.top : PX_PAGE_MAX;
+    int top = o.has_top ? o.top : PX_PAGE_MAX;
     mt_table *v = px_table_view(t);
     const char *pinned = o.filter ? mt_filter_pinned_partition(o.filter) : NULL;
     if (mt_is_ok(&st))
