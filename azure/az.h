@@ -77,7 +77,8 @@ char *az_query_get(const char *query, const char *name);
 /* Query options of Query Entities / Query Tables. */
 typedef struct az_query_opts {
     mt_filter *filter; /* NULL = none */
-    int top;           /* 0 = none; 1..1000 */
+    int top;           /* 0..1000 when has_top, else 0 */
+    bool has_top;      /* $top was given ($top=0 asks for no rows) */
     char **select;     /* NULL = all */
     size_t nselect;
     /* Continuations, as raw values: write each x-ms-continuation-* header

@@ -427,8 +427,10 @@ static mt_status opts_filter(const char *query, az_query_opts *o)
     return st;
 }
 
-/* $top is a count of 1..1000; the service answers anything else with 400
- * rather than clamping it. */
+/* $top is a count of 0..1000; the service answers anything else with 400
+ * rather than clamping it. $top=0 is a query for no rows, answered 200 with
+ * an empty result (the platform's answer as reported in
+ * github.com/Azure/Azurite/issues/1428, where Azurite wrongly ignores it). */
 static mt_status opts_top(const char *query, az_query_opts *o)
 {
     char *text = NULL;
@@ -446,10 +448,12 @@ static mt_status opts_top(const char *query, az_query_opts *o)
     }
     if (n == 0 || i < n)
         st = mt_error(400, MT_ERR_INVALID_INPUT, "The value of $top is not a whole number.");
-    else if (v < 1 || v > AZ_TOP_MAX)
-        st = mt_error(400, MT_ERR_OUT_OF_RANGE, "The value of $top must be 1 to %d.", AZ_TOP_MAX);
-    else
+    else if (v > AZ_TOP_MAX)
+        st = mt_error(400, MT_ERR_OUT_OF_RANGE, "The value of $top must be 0 to %d.", AZ_TOP_MAX);
+    else {
         o->top = (int)v;
+        o->has_top = true;
+    }
     free(text);
     return st;
 }

@@ -27,7 +27,12 @@
  *
  * Keywords and operators are case-sensitive (Azure rejects "EQ"); the type
  * prefixes of literals (datetime, guid, X, binary) are not, as in the WCF
- * Data Services parser behind the real service.
+ * Data Services parser behind the real service, and neither are the Boolean
+ * literals: "true", "True", "TRUE" and any other casing of true or false
+ * (Azure accepts them; github.com/Azure/Azurite/issues/1947 "Azurite should
+ * handle Boolean values case-insensitively for Azure parity", fixed in
+ * Azurite by pull/1959, whose tests query "myBool eq True" and "eq truE").
+ * INF and NaN stay case-sensitive, as OData spells them.
  */
 #include "mt.h"
 
@@ -417,7 +422,7 @@ static bool mt_lex_word(mt_parser *p)
         return mt_lex_typed(p, start, n);
     p->pos = i;
     p->tok.kind = MT_TOK_LIT;
-    if (mt_span_is(w, n, "true") || mt_span_is(w, n, "false"))
+    if (mt_span_is_ci(w, n, "true") || mt_span_is_ci(w, n, "false"))
         p->tok.lit = mt_v_bool(n == 4);
     else if (mt_span_is(w, n, "INF"))
         p->tok.lit = mt_v_dbl(INFINITY);

@@ -3,8 +3,9 @@
  *
  * The embedded default backend and the backend of the concurrency tester.
  * It must behave like the real service wherever the protocol could notice:
- * atomic batches, fresh ETags on every write, key order as Azure pages it,
- * and the service's limits (100 ops a batch, 252 properties, 1 KiB keys,
+ * atomic batches, a fresh ETag on every write, in the service's form
+ * W/"datetime'<Timestamp>'" (see etag.c), key order as Azure pages it, and
+ * the service's limits (100 ops a batch, 252 properties, 1 KiB keys,
  * 64 KiB values, 1 MiB entities, 15 comparisons a filter), so that code
  * tested against it does not meet those limits for the first time in
  * production.
@@ -13,6 +14,14 @@
  * searched by bisection. Inserts and deletes shift pointers, which is
  * O(rows) but cheap up to ~10^5 rows; a balanced tree would scale further
  * at the price of much more code that the tester would also have to trust.
+ *
+ * Timestamps: every write gets a Timestamp later than every earlier one of
+ * the table: the clock of the runtime (the tester's logical clock under the
+ * tester, so a seed replays exactly), or, when the clock has not moved or
+ * has stepped back, the last one plus one tick (100 ns). The ETag is that
+ * Timestamp, so ETags of one table never repeat. Two tables may hand out
+ * the same ETag, as two Azure accounts may; the protocol already meets that
+ * on real backends, so the in-memory table does not try to prevent it.
  *
  * Concurrency: one mutex, taken from the caller's runtime, guards every
  * operation, so each operation is linearizable at the moment it holds the
@@ -40,7 +49,6 @@
 #define MAX_STRING_UNITS (32 * 1024) /* 64 KiB of UTF-16 */
 #define MAX_BINARY_BYTES (64 * 1024)
 #define MAX_ENTITY_BYTES (1024 * 1024)
-#define MAX_TAG_CHARS 40
 
 /* Azure error codes only this file produces. */
 #define ERR_PROPERTY_NAME_INVALID "PropertyNameInvalid"
@@ -50,11 +58,9 @@ typedef struct memtable {
     mt_table base;
     mt_rt *rt;
     mt_mutex *mu;
-    char tag[MAX_TAG_CHARS + 1]; /* the table's part of every ETag */
-    mt_entity **rows;            /* owned, sorted by key */
+    mt_entity **rows; /* owned, sorted by key */
     size_t n, cap;
-    uint64_t etag_counter; /* last counter handed out */
-    int64_t last_ts;       /* last Timestamp handed out */
+    int64_t last_ts; /* last Timestamp handed out */
 } memtable;
 
 static const mt_table_ops memtable_ops;
@@ -303,7 +309,7 @@ static mt_status check_state(const mt_op *op, const mt_entity *row)
     case MT_OP_DELETE:
         if (!row)
             return mt_error(404, MT_ERR_NOT_FOUND, "The specified resource does not exist.");
-        if (strcmp(op->if_match, "*") != 0 && (!row->etag || strcmp(op->if_match, row->etag) != 0))
+        if (!mt_etag_matches(op->if_match, row->etag))
             return mt_error(412, MT_ERR_CONDITION,
                             "The update condition specified in the request "
                             "was not satisfied.");
@@ -360,17 +366,12 @@ static void plan_free(batch_plan *p, size_t n)
         mt_entity_free(p->rows[i]);
 }
 
-static void format_etag(const memtable *m, uint64_t counter, char *buf, size_t size)
-{
-    snprintf(buf, size, "W/\"%s:%llu\"", m->tag, (unsigned long long)counter);
-}
-
-/* Gives a built row its ETag and Timestamp; both strictly increase per
- * table, even if the clock stalls or steps back. */
-static bool stamp_row(memtable *m, mt_entity *e, uint64_t counter, int64_t *ts)
+/* Gives a built row its Timestamp and the ETag that carries it; both
+ * strictly increase per table, even if the clock stalls or steps back. */
+static bool stamp_row(mt_entity *e, int64_t *ts)
 {
     char etag[MT_ETAG_MAX];
-    format_etag(m, counter, etag, sizeof etag);
+    mt_etag_format(*ts, etag);
     mt_entity_set_etag(e, etag);
     e->timestamp = *ts;
     (*ts)++;
@@ -394,7 +395,7 @@ static mt_status plan_op(memtable *m, const mt_op *op, batch_plan *p, size_t i, 
         if (!mt_is_ok(&st))
             return st;
     }
-    if (!stamp_row(m, p->rows[i], m->etag_counter + i + 1, ts))
+    if (!stamp_row(p->rows[i], ts))
         return oom();
     return mt_ok();
 }
@@ -463,7 +464,6 @@ static mt_status run_batch(memtable *m, const mt_op *ops, size_t n, mt_op_result
             fill_result(&ops[i], p.rows[i], &results[i]);
         apply_op(m, &ops[i], p.rows[i]);
     }
-    m->etag_counter += n;
     m->last_ts = ts - 1;
     return mt_ok();
 }
@@ -776,32 +776,6 @@ static const mt_table_ops memtable_ops = {
     .destroy = mem_destroy,
 };
 
-static bool tag_char_ok(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-' || c == '.';
-}
-
-/* The table's part of its ETags: the name itself when it is short and
- * plain, else '~' and a 64-bit FNV-1a hash of it. '~' never occurs in a
- * plain tag, so the two forms cannot collide with each other; two long
- * names collide only if their hashes do. */
-static void make_tag(const char *name, char *tag)
-{
-    size_t len = strlen(name);
-    bool plain = len <= MAX_TAG_CHARS;
-    for (size_t i = 0; plain && i < len; i++)
-        plain = tag_char_ok((unsigned char)name[i]);
-    if (plain) {
-        memcpy(tag, name, len + 1);
-        return;
-    }
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)name[i]) * 1099511628211ULL;
-    snprintf(tag, MAX_TAG_CHARS + 1, "~%016llx", (unsigned long long)h);
-}
-
 mt_table *mt_memtable_new(mt_rt *rt, const char *name)
 {
     if (!rt)
@@ -816,7 +790,7 @@ mt_table *mt_memtable_new(mt_rt *rt, const char *name)
         free(m);
         return NULL;
     }
-    make_tag(name ? name : "", m->tag);
+    (void)name; /* a label for callers; ETags are times, not names */
     return &m->base;
 }
 

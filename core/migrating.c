@@ -307,7 +307,7 @@ static mt_status check_existing(const mt_op *op, const mt_entity *cur)
 {
     if (!cur || mt_mig_is_tombstone(cur))
         return mt_error(404, MT_ERR_NOT_FOUND, "The specified resource does not exist.");
-    if (strcmp(op->if_match, "*") != 0 && (!cur->etag || strcmp(op->if_match, cur->etag) != 0))
+    if (!mt_etag_matches(op->if_match, cur->etag))
         return mt_error(412, MT_ERR_CONDITION,
                         "The update condition specified in the request was not satisfied.");
     return mt_ok();

@@ -339,6 +339,19 @@ typedef struct mt_op_result {
     char etag[MT_ETAG_MAX];   /* the new ETag; "" for deletes */
 } mt_op_result;
 
+/* ETags as the service writes them (etag.c): W/"datetime'<Timestamp, ':'
+ * as %3A>'". mt_etag_format writes the one of a row stamped at ticks. */
+void mt_etag_format(int64_t ticks, char out[MT_ETAG_MAX]);
+/* The time an ETag of that form carries (the W in either case, any
+ * percent-escapes); false for any other ETag. */
+bool mt_etag_time(const char *etag, int64_t *ticks);
+/* An If-Match value the service accepts: "*" or a weak ETag W/"..."; any
+ * other value gets 400 InvalidInput. */
+bool mt_etag_valid(const char *if_match);
+/* Does If-Match value if_match hold for a row whose ETag is etag (NULL: no
+ * row)? "*" always; else the same text, or two datetime ETags of one time. */
+bool mt_etag_matches(const char *if_match, const char *etag);
+
 typedef struct mt_table mt_table;
 typedef struct mt_stream mt_stream;
 
@@ -397,11 +410,12 @@ mt_status mt_table_scan(mt_table *t, const mt_filter *f, mt_entity_list *out);
 
 /* ------------------------------------------------------------------------ */
 /* The in-memory table: sorted, thread-safe (through rt), atomic batches,   */
-/* fresh ETags W/"<name>:<counter>", and the real service's limits (100 ops */
-/* a batch, 252 properties, 1 KiB keys, 15 comparisons a filter).           */
+/* the service's ETags (from a Timestamp that strictly increases per table, */
+/* read from rt's clock), and the real service's limits (100 ops a batch,   */
+/* 252 properties, 1 KiB keys, 15 comparisons a filter).                    */
 
-/* Returns a new table; destroy it with mt_table_destroy. name appears in
- * its ETags so that two tables never hand out the same one. */
+/* Returns a new table; destroy it with mt_table_destroy. name only labels
+ * it (ETags are times, as the service's are). */
 mt_table *mt_memtable_new(mt_rt *rt, const char *name);
 size_t mt_memtable_count(mt_table *t); /* rows, for tests */
 

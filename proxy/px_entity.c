@@ -10,6 +10,10 @@
  * atomic read of that partition; any other query opens a stream from the
  * client's continuation key, returns up to $top rows, and hands back the key
  * the stream would return next as the continuation (DESIGN section 3).
+ * $top=0 runs the query (so a bad filter is still refused) and returns no
+ * rows and no continuation: the service answers it with an empty result,
+ * and a token there would only send a client that follows tokens round in
+ * a loop.
  */
 #include "px.h"
 
@@ -66,8 +70,19 @@ mt_status px_write_prepare(const char *method, const char *x_http_method, const 
     bool put = method_is(method, x_http_method, "PUT");
     bool del = method_is(method, x_http_method, "DELETE");
     bool post = strcmp(method, "POST") == 0 && !merge && !put && !del;
+    /* The service refuses an If-Match that is neither "*" nor a weak ETag
+     * before it looks at the row (core/etag.c has the evidence), so this
+     * is checked here, in every phase and before anything is written. */
+    if (if_match && (put || merge || del) && !mt_etag_valid(if_match))
+        return mt_error(400, MT_ERR_INVALID_INPUT,
+                        "The etag value '%.64s' specified in one of the request headers is not "
+                        "valid. Please make sure only one etag value is specified and is valid.",
+                        if_match);
+    /* A well-formed weak ETag longer than any ETag a table hands out can
+     * match no row: W/"" stands for it, so the write fails as the service's
+     * does (412, or 404 without the row). */
     if (if_match && strlen(if_match) >= MT_ETAG_MAX)
-        return mt_error(400, "InvalidHeaderValue", "The If-Match header is not valid.");
+        if_match = "W/\"\"";
     if (if_match)
         snprintf(w->if_match, sizeof w->if_match, "%s", if_match);
 
@@ -147,10 +162,12 @@ void px_write_respond(const px_req *q, const px_write *w, const mt_op_result *re
         return;
     }
     /* The stored row is what the client sent, with its new ETag and the
-     * time of the write. */
+     * Timestamp that ETag carries (the service's ETags are the Timestamp),
+     * or the time of the write for an ETag of another form. */
     mt_entity *e = mt_entity_clone(w->entity);
     mt_entity_set_etag(e, res->etag);
-    e->timestamp = mt_rt_pthread()->ops->now_ticks(mt_rt_pthread());
+    if (!mt_etag_time(res->etag, &e->timestamp))
+        e->timestamp = mt_rt_pthread()->ops->now_ticks(mt_rt_pthread());
     az_payload_ctx c = {.md = q->md, .base_url = q->base_url,
                         .account = q->app->settings.account, .table = q->res.table};
     size_t len = 0;
@@ -235,7 +252,8 @@ static mt_status page_partition(px_req *q, mt_table *v, const char *pk, const az
         if (!allowed_row(q, e))
             continue;
         if ((int)p->rows.n == top) {
-            mt_key_set(&p->next, e->pk, e->rk);
+            if (top > 0) /* $top=0 asks for nothing: no token to follow */
+                mt_key_set(&p->next, e->pk, e->rk);
             break;
         }
         mt_entity_list_push(&p->rows, mt_entity_clone(e));
@@ -260,7 +278,7 @@ static mt_status page_stream(px_req *q, mt_table *v, const az_query_opts *o, con
             mt_entity_free(e);
     }
     bool more = false;
-    if (mt_is_ok(&st) && (int)p->rows.n == top)
+    if (mt_is_ok(&st) && top > 0 && (int)p->rows.n == top)
         st = s->ops->continuation(s, &p->next, &more);
     if (!more)
         mt_key_clear(&p->next);
@@ -287,7 +305,7 @@ static void query_entities(px_req *q, px_table *t, px_resp *r)
         free(pk);
         free(rk);
     }
-    int top = o.top ? o.top : PX_PAGE_MAX;
+    int top = o.has_top ? o.top : PX_PAGE_MAX;
     mt_table *v = px_table_view(t);
     const char *pinned = o.filter ? mt_filter_pinned_partition(o.filter) : NULL;
     if (mt_is_ok(&st))

@@ -393,7 +393,7 @@ static void query_tables(px_req *q, px_resp *r)
     /* Filter (TableName comparisons), continuation, $top. */
     char **page = calloc(n + 1, sizeof *page);
     size_t np = 0;
-    int top = o.top ? o.top : 1000;
+    int top = o.has_top ? o.top : 1000;
     char *next = NULL;
     char *from = o.next_table ? px_token_decode(o.next_table) : NULL;
     for (size_t i = 0; mt_is_ok(&st) && i < n; i++) {
@@ -407,7 +407,9 @@ static void query_tables(px_req *q, px_resp *r)
         if (!match)
             continue;
         if ((int)np == top) {
-            next = px_token_encode(names[i]);
+            /* $top=0 asks for nothing: no token to follow (and loop on). */
+            if (top > 0)
+                next = px_token_encode(names[i]);
             break;
         }
         page[np++] = names[i];

@@ -16,9 +16,20 @@ typedef struct version {
     mt_entity *row; /* NULL: absent from then on */
 } version;
 
+/* The inner table's runtime: the production one's uncontended mutexes, and
+ * a clock that reads the execution's virtual time without being a
+ * scheduling point (the inner table is called between scheduling points),
+ * so that Timestamps, and the ETags made of them, replay exactly. */
+typedef struct inner_rt {
+    mt_rt rt; /* first: the table hands this pointer back */
+    mt_rt_ops ops;
+    sct_sched *s;
+} inner_rt;
+
 struct sct_backend {
     mt_table base;
     mt_table *inner;
+    inner_rt irt;
     sct_sched *s;
     char name[16];
     uint64_t seq; /* bumped by each successful batch */
@@ -331,13 +342,25 @@ static const mt_table_ops be_ops = {
     .destroy = be_destroy,
 };
 
+static int64_t inner_now_ticks(mt_rt *rt)
+{
+    const inner_rt *r = (const inner_rt *)rt;
+    return SCT_CLOCK_BASE_TICKS + sct_sched_now_ms(r->s) * SCT_TICKS_PER_MS +
+           (int64_t)sct_sched_steps(r->s) * SCT_TICKS_PER_STEP;
+}
+
 mt_table *sct_backend_new(sct_sched *s, const char *name)
 {
     sct_backend *b = calloc(1, sizeof *b);
     b->base.ops = &be_ops;
     /* The inner table is only touched between scheduling points, on one OS
-     * thread; the production runtime's uncontended mutex is all it needs. */
-    b->inner = mt_memtable_new(mt_rt_pthread(), name);
+     * thread; the production runtime's uncontended mutex is all it needs,
+     * and its clock is the execution's (inner_rt). */
+    b->irt.ops = *mt_rt_pthread()->ops;
+    b->irt.ops.now_ticks = inner_now_ticks;
+    b->irt.rt.ops = &b->irt.ops;
+    b->irt.s = s;
+    b->inner = mt_memtable_new(&b->irt.rt, name);
     b->s = s;
     snprintf(b->name, sizeof b->name, "%s", name);
     return &b->base;

@@ -411,15 +411,15 @@ static void test_opts_token_round_trip(void **state)
 
 static void test_opts_top(void **state)
 {
-    const char *ok[] = {"$top=1", "$top=1000", "$top=0001", "%24top=42"};
-    const int want[] = {1, 1000, 1, 42};
+    const char *ok[] = {"$top=1", "$top=1000", "$top=0001", "%24top=42", "$top=0", "$top=000"};
+    const int want[] = {1, 1000, 1, 42, 0, 0};
     (void)state;
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
         az_query_opts o = opts_ok(ok[i]);
         assert_int_equal(o.top, want[i]);
+        assert_true(o.has_top);
         az_query_opts_clear(&o);
     }
-    opts_fail("$top=0", "OutOfRangeInput");
     opts_fail("$top=1001", "OutOfRangeInput");
     opts_fail("$top=99999999999999999999999", "OutOfRangeInput");
     opts_fail("$top=", "InvalidInput");
@@ -473,7 +473,7 @@ static void test_opts_filter_errors(void **state)
     opts_fail("$filter=X%20EQ%201", "InvalidInput");
     opts_fail("$filter=%ZZ", "InvalidUri");
     /* An error after a good $filter leaves nothing behind. */
-    opts_fail("$filter=X%20eq%201&$top=0", "OutOfRangeInput");
+    opts_fail("$filter=X%20eq%201&$top=1001", "OutOfRangeInput");
     opts_fail("$filter=X%20eq%201&$select=a,,b", "InvalidInput");
 }
 

@@ -208,8 +208,16 @@ static void test_bool_literals(void **state)
     assert_int_equal(v->type, MT_EDM_BOOLEAN);
     assert_false(v->u.b);
     mt_filter_free(f);
-    bad_lit("True");
-    bad_lit("FALSE");
+    /* Any casing, as the service reads them. */
+    const char *spellings[] = {"True", "TRUE", "tRuE", "False", "FALSE", "fAlSe"};
+    for (size_t i = 0; i < sizeof spellings / sizeof *spellings; i++) {
+        f = parse_lit(spellings[i], &v);
+        assert_int_equal(v->type, MT_EDM_BOOLEAN);
+        assert_int_equal(v->u.b, i < 3);
+        mt_filter_free(f);
+    }
+    bad_lit("Truee");
+    bad_lit("tru");
 }
 
 static void test_int32_literals(void **state)
@@ -634,6 +642,7 @@ static const struct {
     {"Price eq 2.5 and Price gt 2.4999999999999996 and Price le 2.5", true},
     {"Price lt INF and Price gt -INF", true},
     {"Flag eq true and Flag gt false and Flag ge true", true},
+    {"Flag eq True and Flag ne FALSE", true},
     {"Flag lt true", false},
     {"Name eq 'Bob' and Name gt 'Bo' and Name lt 'Bob ' and Name lt 'bob'", true},
     {"When eq datetime'1970-01-01T00:00:00Z'", true},
@@ -654,13 +663,24 @@ static const struct {
     {"Missing lt 1 or Missing ge 1", false},
     {"not (Missing eq 1)", true},
     {"not (Missing ne 1)", true},
-    /* A different EDM type is false, never coerced. */
+    /* An Int32 literal is widened to an Int64 property. */
+    {"Big gt 3 and Big ge 3 and Big ne 3", true},
+    {"Big lt 3 or Big le 3 or Big eq 3", false},
+    {"Big gt -2147483648 and Big gt 2147483647", true},
+    {"not (Big lt 3)", true},
+    /* ...and never to a Double one: every comparison false. */
+    {"Price lt 3 or Price gt 2 or Price ne 2 or Price eq 2", false},
+    {"NegZero eq 0 or NegZero ge 0 or Nan ne 0", false},
+    {"not (Price lt 3)", true},
+    /* Any other difference of EDM type is false, never coerced. */
     {"Age eq 30L", false},
     {"Age eq 30.0", false},
     {"Age ne 30.0", false},
     {"Age eq '30'", false},
     {"Big eq 5000000000.0", false},
-    {"Price eq 2", false},
+    {"Price gt 2L", false},
+    {"Price lt 3L", false},
+    {"Flag eq 1 or When gt 1 or Id ne 0 or Blob ne 0 or Name ne 0", false},
     {"Flag eq 1", false},
     {"Name ne 1", false},
     {"When eq 621355968000000000L", false},

@@ -206,36 +206,6 @@ static void test_fresh_etags(void **state)
     assert_string_equal(g->etag, seen[n - 1]);
     mt_entity_free(g);
 
-    /* Another table, same writes: different ETags. */
-    mt_table *u = mt_memtable_new(mt_rt_pthread(), "t2");
-    assert_ok(run1(u, MT_OP_INSERT, e, NULL, &r));
-    for (int i = 0; i < n; i++)
-        assert_string_not_equal(r.etag, seen[i]);
-    mt_table_destroy(u);
-
-    /* Long or unusual names still fit and still differ. */
-    char long1[300], long2[300];
-    memset(long1, 'n', sizeof long1 - 1);
-    long1[sizeof long1 - 1] = '\0';
-    memcpy(long2, long1, sizeof long1);
-    long2[200] = 'm';
-    mt_op_result r1, r2;
-    mt_table *a = mt_memtable_new(mt_rt_pthread(), long1);
-    mt_table *b = mt_memtable_new(mt_rt_pthread(), long2);
-    mt_table *c = mt_memtable_new(mt_rt_pthread(), "we\"ird name");
-    assert_ok(run1(a, MT_OP_INSERT, e, NULL, &r1));
-    assert_ok(run1(b, MT_OP_INSERT, e, NULL, &r2));
-    assert_string_not_equal(r1.etag, r2.etag);
-    assert_true(strlen(r1.etag) < MT_ETAG_MAX - 1);
-    assert_ok(run1(c, MT_OP_INSERT, e, NULL, &r));
-    /* A quote in the name must not end the quoted string early. */
-    int quotes = 0;
-    for (const char *q = r.etag; *q; q++)
-        quotes += *q == '"';
-    assert_int_equal(quotes, 2);
-    mt_table_destroy(a);
-    mt_table_destroy(b);
-    mt_table_destroy(c);
     mt_entity_free(e);
     mt_table_destroy(t);
 }
@@ -281,8 +251,79 @@ static void test_timestamps_increase(void **state)
     assert_int_equal(b->timestamp, 5000);
     mt_entity_free(b);
 
+    /* The clock stands still: each write is one tick later, and so is its
+     * ETag, which is the Timestamp. */
+    fake_now = 638000000000000000; /* 2022-09-... */
+    char etags[3][MT_ETAG_MAX];
+    for (int i = 0; i < 3; i++) {
+        mt_op_result r;
+        assert_ok(run1(t, MT_OP_INSERT_OR_REPLACE, e1, NULL, &r));
+        memcpy(etags[i], r.etag, MT_ETAG_MAX);
+        a = get(t, "p", "a");
+        assert_int_equal(a->timestamp, fake_now + i);
+        int64_t in_etag = 0;
+        assert_true(mt_etag_time(r.etag, &in_etag));
+        assert_int_equal(in_etag, a->timestamp);
+        mt_entity_free(a);
+    }
+    assert_string_not_equal(etags[0], etags[1]);
+    assert_string_not_equal(etags[1], etags[2]);
+
     mt_entity_free(e1);
     mt_entity_free(e2);
+    mt_table_destroy(t);
+}
+
+/* ETags are the service's: W/"datetime'<Timestamp, ':' as %3A>'". A client
+ * that rebuilds one from the Timestamp it read, as the legacy Python SDK
+ * does (url-quoting the text), gets a condition that holds; so do the other
+ * spellings of the same time, and no other time. */
+static void test_etag_is_the_timestamp(void **state)
+{
+    (void)state;
+    mt_table *t = new_table();
+    mt_entity *e = ent1("p", "r", "v", 1);
+    mt_op_result r;
+    assert_ok(run1(t, MT_OP_INSERT, e, NULL, &r));
+    mt_entity *g = get(t, "p", "r");
+    char ts[MT_DATETIME_MAX], rebuilt[MT_ETAG_MAX], quoted[MT_ETAG_MAX] = "";
+    mt_datetime_format(g->timestamp, ts);
+    size_t n = 0;
+    for (const char *c = ts; *c; c++) {
+        if (*c == ':') {
+            memcpy(quoted + n, "%3A", 3);
+            n += 3;
+        } else {
+            quoted[n++] = *c;
+        }
+    }
+    quoted[n] = '\0';
+    snprintf(rebuilt, sizeof rebuilt, "W/\"datetime'%s'\"", quoted);
+    assert_string_equal(r.etag, rebuilt);
+    assert_string_equal(g->etag, rebuilt);
+    assert_int_equal(strlen(ts), 28); /* 2026-12-06T02:43:13.1234567Z */
+
+    /* The same time spelt otherwise: lowercase escapes, bare colons, w/. */
+    char lower[MT_ETAG_MAX], bare[MT_ETAG_MAX];
+    snprintf(bare, sizeof bare, "w/\"datetime'%s'\"", ts);
+    snprintf(lower, sizeof lower, "%s", rebuilt);
+    for (char *c = lower; (c = strstr(c, "%3A")); c += 3)
+        c[2] = 'a';
+    assert_ok(run1(t, MT_OP_MERGE, e, lower, &r));
+    mt_entity_free(g);
+    g = get(t, "p", "r");
+    mt_datetime_format(g->timestamp, ts);
+    snprintf(bare, sizeof bare, "w/\"datetime'%s'\"", ts);
+    assert_ok(run1(t, MT_OP_REPLACE, e, bare, &r));
+
+    /* Another time, or a weak ETag of another form: 412. */
+    assert_status(run1(t, MT_OP_REPLACE, e, bare, NULL), 412, MT_ERR_CONDITION);
+    assert_status(
+        run1(t, MT_OP_DELETE, e, "W/\"datetime'2001-01-01T00%3A00%3A00.0000000Z'\"", NULL), 412,
+        MT_ERR_CONDITION);
+    assert_ok(run1(t, MT_OP_DELETE, e, r.etag, NULL));
+    mt_entity_free(g);
+    mt_entity_free(e);
     mt_table_destroy(t);
 }
 
@@ -1049,14 +1090,23 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_point_key_queries),
-        cmocka_unit_test(test_insert_retrieve),     cmocka_unit_test(test_fresh_etags),
-        cmocka_unit_test(test_timestamps_increase), cmocka_unit_test(test_replace_vs_merge),
-        cmocka_unit_test(test_conditions),          cmocka_unit_test(test_batch_atomic),
-        cmocka_unit_test(test_batch_shape),         cmocka_unit_test(test_key_limits),
-        cmocka_unit_test(test_property_count),      cmocka_unit_test(test_property_names),
-        cmocka_unit_test(test_value_sizes),         cmocka_unit_test(test_query_atomic),
-        cmocka_unit_test(test_stream_order),        cmocka_unit_test(test_stream_while_changing),
-        cmocka_unit_test(test_continuation),        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_insert_retrieve),
+        cmocka_unit_test(test_fresh_etags),
+        cmocka_unit_test(test_timestamps_increase),
+        cmocka_unit_test(test_etag_is_the_timestamp),
+        cmocka_unit_test(test_replace_vs_merge),
+        cmocka_unit_test(test_conditions),
+        cmocka_unit_test(test_batch_atomic),
+        cmocka_unit_test(test_batch_shape),
+        cmocka_unit_test(test_key_limits),
+        cmocka_unit_test(test_property_count),
+        cmocka_unit_test(test_property_names),
+        cmocka_unit_test(test_value_sizes),
+        cmocka_unit_test(test_query_atomic),
+        cmocka_unit_test(test_stream_order),
+        cmocka_unit_test(test_stream_while_changing),
+        cmocka_unit_test(test_continuation),
+        cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

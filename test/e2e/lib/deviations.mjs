@@ -50,8 +50,9 @@ export const AZURITE_DEVIATIONS = {
     what:
       "a filter compares numbers across EDM types: 'dbl gt 3' (an Int32 literal " +
       "against a Double property) matches, and 'i32 eq 1L' fails with 500; " +
-      "Azure compares only values of the literal's own type, so both match " +
-      "nothing (confirmed by Microsoft in Azure/azure-storage-net#122)",
+      "Azure converts neither, so both match nothing (confirmed by Microsoft " +
+      "in Azure/azure-storage-net#122; core/filter.c lists the one conversion " +
+      "it makes, an Int32 literal against an Int64 property)",
     handling: "the cross-type filter case is skipped for azurite",
   },
   "version-header": {
