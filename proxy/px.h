@@ -113,7 +113,7 @@ mt_table *px_table_view(px_table *t);     /* the MigratingTable */
 const char *px_table_name(px_table *t);   /* as created */
 az_acl px_table_acl(px_registry *r, px_table *t);
 void px_table_set_acl(px_registry *r, px_table *t, const az_acl *acl);
-/* Table names in order, NUL-terminated strings the caller frees with
+/* Table names in code-point order, NUL-terminated strings the caller frees with
  * px_names_free. */
 char **px_table_names(px_registry *r, size_t *n);
 void px_names_free(char **names, size_t n);

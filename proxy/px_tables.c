@@ -335,6 +335,14 @@ void px_table_set_acl(px_registry *r, px_table *t, const az_acl *acl)
     pthread_mutex_unlock(&r->mu);
 }
 
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The registry is kept in case-insensitive order, because names are
+ * compared that way; Query Tables lists them by code point, as the
+ * service does ("Zeta" before "alpha"). */
 char **px_table_names(px_registry *r, size_t *n)
 {
     pthread_mutex_lock(&r->mu);
@@ -343,6 +351,7 @@ char **px_table_names(px_registry *r, size_t *n)
         names[i] = strdup(r->v[i]->name);
     *n = r->n;
     pthread_mutex_unlock(&r->mu);
+    qsort(names, *n, sizeof *names, name_cmp);
     return names;
 }
 
