@@ -124,6 +124,12 @@ typedef struct az_payload_ctx {
  * specific Azure code) on a malformed body, a bad value for its type, or a
  * property Azure would reject. */
 mt_status az_entity_read(az_format fmt, const char *body, size_t len, mt_entity **out);
+/* The same, and which keys the body gave a value (AZ_KEY_PK, AZ_KEY_RK; a
+ * null key counts as absent): an Insert needs both, an Update or a Merge
+ * takes the URL's. */
+enum { AZ_KEY_PK = 1, AZ_KEY_RK = 2 };
+mt_status az_entity_read_keys(az_format fmt, const char *body, size_t len, mt_entity **out,
+                              unsigned *keys);
 /* One entity as returned by Get Entity / Insert Entity. */
 char *az_entity_write(az_format fmt, const az_payload_ctx *c, const mt_entity *e, size_t *len);
 /* A Query Entities response body (the "value" array or Atom feed). */

@@ -20,7 +20,7 @@
 
 /* One payload format's readers and writers, as the calls of az.h take them. */
 typedef struct az_codec {
-    mt_status (*entity_read)(const char *body, size_t len, mt_entity **out);
+    mt_status (*entity_read)(const char *body, size_t len, mt_entity **out, unsigned *keys);
     char *(*entity_write)(const az_payload_ctx *c, const mt_entity *e, size_t *len);
     char *(*entities_write)(const az_payload_ctx *c, const mt_entity_list *rows, size_t *len);
     mt_status (*table_read)(const char *body, size_t len, char **name);
@@ -33,11 +33,12 @@ extern const az_codec az_json_codec; /* az_json_write.c */
 extern const az_codec az_atom_codec; /* az_atom.c */
 
 /* The JSON readers (az_json.c), for the JSON codec. */
-mt_status az_json_entity_read(const char *body, size_t len, mt_entity **out);
+mt_status az_json_entity_read(const char *body, size_t len, mt_entity **out, unsigned *keys);
 mt_status az_json_table_read(const char *body, size_t len, char **name);
 
 /* The Atom functions, for the Atom codec and the tests. */
 mt_status az_atom_entity_read(const char *body, size_t len, mt_entity **out);
+mt_status az_atom_entity_read_keys(const char *body, size_t len, mt_entity **out, unsigned *keys);
 char *az_atom_entity_write(const az_payload_ctx *c, const mt_entity *e, size_t *len);
 char *az_atom_entities_write(const az_payload_ctx *c, const mt_entity_list *rows, size_t *len);
 mt_status az_atom_table_read(const char *body, size_t len, char **name);

@@ -160,8 +160,16 @@ static const az_codec *az_codec_of(az_format fmt)
 
 mt_status az_entity_read(az_format fmt, const char *body, size_t len, mt_entity **out)
 {
+    unsigned keys;
+    return az_entity_read_keys(fmt, body, len, out, &keys);
+}
+
+mt_status az_entity_read_keys(az_format fmt, const char *body, size_t len, mt_entity **out,
+                              unsigned *keys)
+{
     *out = NULL;
-    return az_codec_of(fmt)->entity_read(body, len, out);
+    *keys = 0;
+    return az_codec_of(fmt)->entity_read(body, len, out, keys);
 }
 
 char *az_entity_write(az_format fmt, const az_payload_ctx *c, const mt_entity *e, size_t *len)

@@ -73,7 +73,15 @@ mt_status px_write_prepare(const char *method, const char *x_http_method, const 
 
     mt_status st = mt_ok();
     if (post && res->kind == AZ_RES_ENTITIES) {
-        st = az_entity_read(fmt, body, len, &w->entity);
+        unsigned keys = 0;
+        st = az_entity_read_keys(fmt, body, len, &w->entity, &keys);
+        /* An Insert names its row only in the body: both keys must be
+         * there (empty strings are keys too). */
+        if (mt_is_ok(&st) && keys != (AZ_KEY_PK | AZ_KEY_RK)) {
+            px_write_clear(w);
+            return mt_error(400, "PropertiesNeedValue",
+                            "The values are not specified for all properties in the entity.");
+        }
         w->op.kind = MT_OP_INSERT;
         w->is_insert = true;
         w->return_content = !(prefer && strstr(prefer, "return-no-content"));
