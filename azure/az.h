@@ -108,6 +108,13 @@ typedef enum az_format { AZ_FMT_JSON, AZ_FMT_ATOM } az_format;
 bool az_format_negotiate(const char *accept, const char *format_param, az_format *fmt,
                          az_metadata *md);
 
+/* The format of a request body from its Content-Type: JSON for
+ * application/json, Atom for application/atom+xml and application/xml
+ * (parameters aside). No Content-Type reads as JSON; any other type is 415
+ * MediaTypeNotSupported, as the service refuses it, rather than a body
+ * guessed at. */
+mt_status az_body_format(const char *content_type, az_format *fmt);
+
 /* What a payload writer needs to know about the request. */
 typedef struct az_payload_ctx {
     az_metadata md;

@@ -149,6 +149,24 @@ bool az_format_negotiate(const char *accept, const char *format_param, az_format
     return false;
 }
 
+mt_status az_body_format(const char *content_type, az_format *fmt)
+{
+    *fmt = AZ_FMT_JSON;
+    if (az_blank(content_type))
+        return mt_ok();
+    const char *semi = strchr(content_type, ';');
+    const char *t = content_type;
+    size_t n = semi ? (size_t)(semi - t) : strlen(t);
+    az_trim(&t, &n);
+    if (az_span_ieq(t, n, "application/json"))
+        return mt_ok();
+    if (az_span_ieq(t, n, "application/atom+xml") || az_span_ieq(t, n, "application/xml")) {
+        *fmt = AZ_FMT_ATOM;
+        return mt_ok();
+    }
+    return mt_error(415, "MediaTypeNotSupported", "None of the provided media types are supported");
+}
+
 /* ------------------------------------------------------------------------ */
 /* Dispatch.                                                                 */
 

@@ -277,7 +277,7 @@ typedef struct px_write {
     bool is_insert;
 } px_write;
 mt_status px_write_prepare(const char *method, const char *x_http_method, const char *if_match,
-                           const char *prefer, az_format fmt, const az_resource *res,
+                           const char *prefer, const char *content_type, const az_resource *res,
                            const char *body, size_t len, px_write *w);
 void px_write_clear(px_write *w);
 /* The SAS permissions w needs (AZ_PERM_*; upserts need add and update). */

@@ -22,12 +22,6 @@ typedef struct batch_job {
     char table[256];
 } batch_job;
 
-static az_format part_format(const az_batch_part *p)
-{
-    const char *ct = az_batch_part_header(p, "Content-Type");
-    return ct && (strstr(ct, "atom") || strstr(ct, "xml")) ? AZ_FMT_ATOM : AZ_FMT_JSON;
-}
-
 /* Builds the core op of part i; its failure is reported at index i. */
 static mt_status prepare_part(px_req *q, const az_batch_part *p, size_t i, batch_job *job)
 {
@@ -41,10 +35,10 @@ static mt_status prepare_part(px_req *q, const az_batch_part *p, size_t i, batch
         st = mt_error(400, "InvalidInput", "A changeset cannot contain a query.");
     if (mt_is_ok(&st)) {
         snprintf(job->table, sizeof job->table, "%s", res.table);
-        st = px_write_prepare(p->method, az_batch_part_header(p, "X-HTTP-Method"),
-                              az_batch_part_header(p, "If-Match"),
-                              az_batch_part_header(p, "Prefer"), part_format(p), &res, p->body,
-                              p->len, &job->w[i]);
+        st = px_write_prepare(
+            p->method, az_batch_part_header(p, "X-HTTP-Method"),
+            az_batch_part_header(p, "If-Match"), az_batch_part_header(p, "Prefer"),
+            az_batch_part_header(p, "Content-Type"), &res, p->body, p->len, &job->w[i]);
     }
     if (mt_is_ok(&st))
         st = az_grant_check(&q->grant, px_write_perm(&job->w[i]), false, res.table,

@@ -435,7 +435,10 @@ static void query_tables(px_req *q, px_resp *r)
 static void create_table(px_req *q, px_resp *r)
 {
     char *name = NULL;
-    mt_status st = az_table_read(q->fmt, q->body, q->len, &name);
+    az_format fmt;
+    mt_status st = az_body_format(px_req_header(q, "Content-Type"), &fmt);
+    if (mt_is_ok(&st))
+        st = az_table_read(fmt, q->body, q->len, &name);
     if (mt_is_ok(&st))
         st = az_grant_check(&q->grant, AZ_PERM_CREATE, true, name, NULL, NULL);
     if (mt_is_ok(&st))
