@@ -66,7 +66,8 @@ typedef struct az_resource {
 /* Parses the path after the account segment, still percent-encoded as sent
  * (e.g. "/t(PartitionKey='a%20b',RowKey='')"), with the raw query string
  * (may be NULL) for comp=acl and restype=service. 400 InvalidUri /
- * InvalidInput on anything Azure would reject. */
+ * InvalidInput on anything Azure would reject; one trailing slash is
+ * ignored ("/Tables/"), as the service ignores it. */
 mt_status az_resource_parse(const char *path, const char *query, az_resource *out);
 void az_resource_clear(az_resource *r);
 
