@@ -173,9 +173,40 @@ typedef struct az_acl {
 
 mt_status az_acl_read(const char *body, size_t len, az_acl *out);
 char *az_acl_write(const az_acl *acl, size_t *len);
-/* Service properties are validated and normalised, then stored as XML. */
+/* Service properties (az_service.c) are validated and normalised, then
+ * stored as XML. _read normalises a Set's body: only the sections it holds.
+ * _update lays a Set's body over the stored document (one these calls
+ * wrote): the sections the body leaves out keep their stored values, as
+ * with the service. */
 mt_status az_service_properties_read(const char *body, size_t len, char **normalised);
+mt_status az_service_properties_update(const char *stored, const char *body, size_t len,
+                                       char **merged);
 char *az_service_properties_default(size_t *len);
+
+/* CORS rules (az_cors.c): how the service answers a cross-origin request. */
+#define AZ_CORS_MAX_RULES 5
+typedef struct az_cors_rule {
+    char *origins, *methods, *exposed, *allowed; /* comma-separated, no blanks */
+    int64_t max_age;
+} az_cors_rule;
+typedef struct az_cors {
+    az_cors_rule rules[AZ_CORS_MAX_RULES];
+    size_t n;
+} az_cors;
+/* The rules of a stored service-properties document (one the calls above
+ * wrote). */
+mt_status az_service_properties_cors(const char *doc, az_cors *out);
+void az_cors_clear(az_cors *c);
+/* The first rule that allows origin and method, or NULL; for a preflight,
+ * also every header of request_headers (comma-separated; NULL for none
+ * and for actual requests). Origins and methods compare case-insensitively;
+ * "*" allows every origin or header, "x-ms-*" every header so prefixed. */
+const az_cors_rule *az_cors_match(const az_cors *c, const char *origin, const char *method,
+                                  const char *request_headers, bool preflight);
+/* Access-Control-Expose-Headers of a response holding the headers
+ * names[0..n) under rule r: those names the rule's ExposedHeaders cover,
+ * then its whole names not among them. The caller frees it. */
+char *az_cors_expose(const az_cors_rule *r, const char *const *names, size_t n);
 
 /* ------------------------------------------------------------------------ */
 /* $batch (az_batch.c, az_batch_write.c).                                    */

@@ -176,6 +176,7 @@ typedef struct px_app {
     bool mig_thread_started;
     pthread_mutex_t push_mu; /* admin phase changes, one at a time */
     char *service_properties; /* XML */
+    az_cors cors;             /* its CORS rules, as preflights read them */
     uint64_t requests_total;
     uint64_t requests_failed;
     time_t started;

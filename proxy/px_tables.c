@@ -564,15 +564,25 @@ void px_handle_service(px_req *q, px_resp *r)
         r->status = 200;
         px_resp_header(r, "Content-Type", "application/xml");
     } else if (mt_is_ok(&st) && strcmp(q->method, "PUT") == 0) {
-        char *norm = NULL;
-        st = az_service_properties_read(q->body, q->len, &norm);
+        /* Sections the body leaves out keep their values, as with the
+         * service; the lock spans read and write so that concurrent Sets
+         * of different sections both land. */
+        char *merged = NULL;
+        az_cors cors = {0};
+        pthread_mutex_lock(&app->mu);
+        st = az_service_properties_update(app->service_properties, q->body, q->len, &merged);
+        if (mt_is_ok(&st))
+            st = az_service_properties_cors(merged, &cors);
         if (mt_is_ok(&st)) {
-            pthread_mutex_lock(&app->mu);
             free(app->service_properties);
-            app->service_properties = norm;
-            pthread_mutex_unlock(&app->mu);
+            app->service_properties = merged;
+            az_cors_clear(&app->cors);
+            app->cors = cors;
+            merged = NULL;
             r->status = 202;
         }
+        pthread_mutex_unlock(&app->mu);
+        free(merged);
     } else if (mt_is_ok(&st)) {
         st = mt_error(405, "UnsupportedHttpVerb",
                       "The resource doesn't support the specified HTTP verb.");
