@@ -7,6 +7,10 @@
  * the response carries the one failing operation, its error message
  * prefixed with its index ("3:The specified entity already exists."), which
  * is how SDKs report which operation failed.
+ *
+ * A batch may also hold one query and no change set (Get Entity or Query
+ * Entities): it runs as it would alone, and its response, success or
+ * error, is the batch response's only part.
  */
 #include "px.h"
 
@@ -83,6 +87,42 @@ static void success_replies(px_req *q, batch_job *job, az_batch_reply *reps, px_
     }
 }
 
+/* The response of a lone query becomes the batch's only part. */
+static void lone_query(px_req *q, const az_batch *b, px_resp *r)
+{
+    const az_batch_part *p = &b->parts[0];
+    px_req sub = *q;
+    sub.method = "GET";
+    sub.query = p->query;
+    memset(&sub.res, 0, sizeof sub.res);
+    char *fmt_param = p->query ? az_query_get(p->query, "$format") : NULL;
+    az_format_negotiate(az_batch_part_header(p, "Accept"), fmt_param, &sub.fmt, &sub.md);
+    free(fmt_param);
+    px_resp part = {0};
+    mt_status st = az_resource_parse(p->path, p->query, &sub.res);
+    if (mt_is_ok(&st) && sub.res.kind != AZ_RES_ENTITY && sub.res.kind != AZ_RES_ENTITIES)
+        st = mt_error(400, "InvalidInput", "A batch query must address entities.");
+    if (mt_is_ok(&st))
+        px_handle_entities(&sub, &part);
+    else
+        px_resp_error(&sub, &part, &st);
+    az_batch_reply rep = {.status = part.status,
+                          .headers = part.headers,
+                          .nheaders = part.nheaders,
+                          .body = part.body,
+                          .len = part.len};
+    char *ctype = NULL;
+    size_t len = 0;
+    char *body = az_batch_write(b, &rep, 1, &ctype, &len);
+    r->status = 202;
+    r->body = body;
+    r->len = body ? len : 0;
+    px_resp_header(r, "Content-Type", ctype);
+    free(ctype);
+    px_resp_clear(&part);
+    az_resource_clear(&sub.res);
+}
+
 void px_handle_batch(px_req *q, px_resp *r)
 {
     if (strcmp(q->method, "POST") != 0) {
@@ -95,6 +135,11 @@ void px_handle_batch(px_req *q, px_resp *r)
     mt_status st = az_batch_parse(px_req_header(q, "Content-Type"), q->body, q->len, &b);
     if (!mt_is_ok(&st)) {
         px_resp_error(q, r, &st);
+        return;
+    }
+    if (!b.changeset_boundary && b.n == 1) {
+        lone_query(q, &b, r);
+        az_batch_clear(&b);
         return;
     }
     batch_job *job = calloc(1, sizeof *job);
