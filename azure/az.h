@@ -240,6 +240,10 @@ typedef struct az_batch {
  * InvalidInput with index 99 for more than 100 operations. */
 mt_status az_batch_parse(const char *content_type, const char *body, size_t len, az_batch *out);
 void az_batch_clear(az_batch *b);
+/* Is st az_batch_parse's refusal of more than 100 operations? The service
+ * reports that one inside a 202 batch response, as a failed change set,
+ * where other malformed batches get a plain 400. */
+bool az_batch_too_many(const mt_status *st);
 /* The value of header name in a part (case-insensitive), or NULL. */
 const char *az_batch_part_header(const az_batch_part *p, const char *name);
 
