@@ -279,8 +279,8 @@ static void handle_preflight(px_req *q, px_resp *r)
     const char *method = px_req_header(q, "Access-Control-Request-Method");
     const char *hdrs = px_req_header(q, "Access-Control-Request-Headers");
     if (!origin || !method) {
-        mt_status st = mt_error(400, "InvalidHeaderValue",
-                                "A CORS preflight needs Origin and Access-Control-Request-Method.");
+        mt_status st =
+            mt_error(400, "InvalidHeaderValue", "A required CORS header is not present.");
         px_resp_error(q, r, &st);
         return;
     }
