@@ -149,21 +149,24 @@ mt_status px_registry_refresh(px_registry *r)
     return adopt_existing(r);
 }
 
-/* Creates name in both Azure backends; *existed when neither needed it. */
-static mt_status create_in_backends(px_registry *r, const char *name, bool *existed)
+/* Creates name in both Azure backends: *created when one of them made
+ * it, *memory when a side is embedded (there the registry says whether it
+ * existed). */
+static mt_status create_in_backends(px_registry *r, const char *name, bool *created, bool *memory)
 {
-    *existed = true;
+    *created = false;
+    *memory = false;
     for (int side = 0; side < 2; side++) {
         if (!r->side[side].client) {
-            *existed = false;
+            *memory = true;
             continue;
         }
-        bool created = false;
-        mt_status st = az_client_table_create(r->side[side].client, name, &created);
+        bool made = false;
+        mt_status st = az_client_table_create(r->side[side].client, name, &made);
         if (!mt_is_ok(&st))
             return st;
-        if (created)
-            *existed = false;
+        if (made)
+            *created = true;
     }
     return mt_ok();
 }
@@ -230,8 +233,8 @@ mt_status px_table_create(px_registry *r, const char *name)
     if (!valid_table_name(name))
         return mt_error(400, "InvalidResourceName",
                         "The specifed resource name contains invalid characters.");
-    bool existed = false;
-    mt_status st = create_in_backends(r, name, &existed);
+    bool created = false, memory = false;
+    mt_status st = create_in_backends(r, name, &created, &memory);
     if (!mt_is_ok(&st))
         return st;
     pthread_mutex_lock(&r->mu);
@@ -241,7 +244,14 @@ mt_status px_table_create(px_registry *r, const char *name)
     if (t)
         insert_at(r, at, t);
     pthread_mutex_unlock(&r->mu);
-    if (found || (existed && mt_is_ok(&st)))
+    if (!mt_is_ok(&st))
+        return st;
+    /* A backend that made the table settles it: this request created it,
+     * even if a concurrent lookup of another name listed the backends in
+     * between and adopted it into the registry first. Otherwise it existed
+     * in every Azure backend, or (embedded sides) in the registry. */
+    bool existed = !created && (!memory || found);
+    if (existed)
         return mt_error(409, "TableAlreadyExists", "The table specified already exists.");
     return st;
 }
