@@ -66,7 +66,8 @@ typedef struct az_resource {
 /* Parses the path after the account segment, still percent-encoded as sent
  * (e.g. "/t(PartitionKey='a%20b',RowKey='')"), with the raw query string
  * (may be NULL) for comp=acl and restype=service. 400 InvalidUri /
- * InvalidInput on anything Azure would reject. */
+ * InvalidInput on anything Azure would reject; one trailing slash is
+ * ignored ("/Tables/"), as the service ignores it. */
 mt_status az_resource_parse(const char *path, const char *query, az_resource *out);
 void az_resource_clear(az_resource *r);
 
@@ -109,6 +110,13 @@ typedef enum az_format { AZ_FMT_JSON, AZ_FMT_ATOM } az_format;
 bool az_format_negotiate(const char *accept, const char *format_param, az_format *fmt,
                          az_metadata *md);
 
+/* The format of a request body from its Content-Type: JSON for
+ * application/json, Atom for application/atom+xml and application/xml
+ * (parameters aside). No Content-Type reads as JSON; any other type is 415
+ * MediaTypeNotSupported, as the service refuses it, rather than a body
+ * guessed at. */
+mt_status az_body_format(const char *content_type, az_format *fmt);
+
 /* What a payload writer needs to know about the request. */
 typedef struct az_payload_ctx {
     az_metadata md;
@@ -125,6 +133,12 @@ typedef struct az_payload_ctx {
  * specific Azure code) on a malformed body, a bad value for its type, or a
  * property Azure would reject. */
 mt_status az_entity_read(az_format fmt, const char *body, size_t len, mt_entity **out);
+/* The same, and which keys the body gave a value (AZ_KEY_PK, AZ_KEY_RK; a
+ * null key counts as absent): an Insert needs both, an Update or a Merge
+ * takes the URL's. */
+enum { AZ_KEY_PK = 1, AZ_KEY_RK = 2 };
+mt_status az_entity_read_keys(az_format fmt, const char *body, size_t len, mt_entity **out,
+                              unsigned *keys);
 /* One entity as returned by Get Entity / Insert Entity. */
 char *az_entity_write(az_format fmt, const az_payload_ctx *c, const mt_entity *e, size_t *len);
 /* A Query Entities response body (the "value" array or Atom feed). */
@@ -160,9 +174,40 @@ typedef struct az_acl {
 
 mt_status az_acl_read(const char *body, size_t len, az_acl *out);
 char *az_acl_write(const az_acl *acl, size_t *len);
-/* Service properties are validated and normalised, then stored as XML. */
+/* Service properties (az_service.c) are validated and normalised, then
+ * stored as XML. _read normalises a Set's body: only the sections it holds.
+ * _update lays a Set's body over the stored document (one these calls
+ * wrote): the sections the body leaves out keep their stored values, as
+ * with the service. */
 mt_status az_service_properties_read(const char *body, size_t len, char **normalised);
+mt_status az_service_properties_update(const char *stored, const char *body, size_t len,
+                                       char **merged);
 char *az_service_properties_default(size_t *len);
+
+/* CORS rules (az_cors.c): how the service answers a cross-origin request. */
+#define AZ_CORS_MAX_RULES 5
+typedef struct az_cors_rule {
+    char *origins, *methods, *exposed, *allowed; /* comma-separated, no blanks */
+    int64_t max_age;
+} az_cors_rule;
+typedef struct az_cors {
+    az_cors_rule rules[AZ_CORS_MAX_RULES];
+    size_t n;
+} az_cors;
+/* The rules of a stored service-properties document (one the calls above
+ * wrote). */
+mt_status az_service_properties_cors(const char *doc, az_cors *out);
+void az_cors_clear(az_cors *c);
+/* The first rule that allows origin and method, or NULL; for a preflight,
+ * also every header of request_headers (comma-separated; NULL for none
+ * and for actual requests). Origins and methods compare case-insensitively;
+ * "*" allows every origin or header, "x-ms-*" every header so prefixed. */
+const az_cors_rule *az_cors_match(const az_cors *c, const char *origin, const char *method,
+                                  const char *request_headers, bool preflight);
+/* Access-Control-Expose-Headers of a response holding the headers
+ * names[0..n) under rule r: those names the rule's ExposedHeaders cover,
+ * then its whole names not among them. The caller frees it. */
+char *az_cors_expose(const az_cors_rule *r, const char *const *names, size_t n);
 
 /* ------------------------------------------------------------------------ */
 /* $batch (az_batch.c, az_batch_write.c).                                    */
@@ -196,6 +241,10 @@ typedef struct az_batch {
  * InvalidInput with index 99 for more than 100 operations. */
 mt_status az_batch_parse(const char *content_type, const char *body, size_t len, az_batch *out);
 void az_batch_clear(az_batch *b);
+/* Is st az_batch_parse's refusal of more than 100 operations? The service
+ * reports that one inside a 202 batch response, as a failed change set,
+ * where other malformed batches get a plain 400. */
+bool az_batch_too_many(const mt_status *st);
 /* The value of header name in a part (case-insensitive), or NULL. */
 const char *az_batch_part_header(const az_batch_part *p, const char *name);
 

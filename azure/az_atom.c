@@ -465,6 +465,6 @@ char *az_xml_error_write(const char *code, const char *message, size_t *len)
 }
 
 const az_codec az_atom_codec = {
-    az_atom_entity_read, az_atom_entity_write, az_atom_entities_write, az_atom_table_read,
+    az_atom_entity_read_keys, az_atom_entity_write, az_atom_entities_write, az_atom_table_read,
     az_atom_table_write, az_atom_tables_write, az_xml_error_write,
 };

@@ -312,6 +312,7 @@ static mt_status az_atom_attrs(xmlNodePtr n, mt_edm *t, bool *null)
 typedef struct az_atom_reader {
     mt_entity *e;
     bool have_pk, have_rk;
+    unsigned keys; /* AZ_KEY_*: the keys given a value */
 } az_atom_reader;
 
 /* PartitionKey and RowKey: strings, at most once each. */
@@ -328,6 +329,7 @@ static mt_status az_atom_key_prop(az_atom_reader *r, bool is_pk, mt_edm t, bool 
     *have = true;
     if (null)
         return mt_ok();
+    r->keys |= is_pk ? AZ_KEY_PK : AZ_KEY_RK;
     free(*slot);
     *slot = text; /* taken */
     return mt_ok();
@@ -408,12 +410,19 @@ static mt_status az_atom_props_read(az_atom_reader *r, xmlNodePtr props)
 
 mt_status az_atom_entity_read(const char *body, size_t len, mt_entity **out)
 {
+    unsigned keys;
+    return az_atom_entity_read_keys(body, len, out, &keys);
+}
+
+mt_status az_atom_entity_read_keys(const char *body, size_t len, mt_entity **out, unsigned *keys)
+{
     az_atom_reader r = {0};
     xmlDocPtr doc;
     xmlNodePtr props;
     mt_status st;
 
     *out = NULL;
+    *keys = 0;
     st = az_atom_open_entry(body, len, &doc, &props);
     if (!mt_is_ok(&st))
         return st;
@@ -428,6 +437,7 @@ mt_status az_atom_entity_read(const char *body, size_t len, mt_entity **out)
         return st;
     }
     *out = r.e;
+    *keys = r.keys;
     return st;
 }
 

@@ -386,7 +386,10 @@ static void table_sas_string(mt_buf *b, const az_account *acct, char *const *v)
     mt_buf_puts(b, v[F_ERK]);
 }
 
-/* One field from the SAS or from the stored policy, never both. */
+/* One field from the SAS or from the stored policy, never both. The
+ * documentation speaks of a 400 for a field given twice; the service
+ * itself fails the authentication (403 AuthenticationFailed, with the
+ * words below), and so does this. */
 static bool merge_field(const char *sas, const char *policy, const char **out)
 {
     if (sas && policy && *policy)
@@ -419,10 +422,11 @@ static mt_status table_policy(char *const *v, az_acl_lookup lookup, void *ctx, t
     if (!merge_field(v[F_SP], t->policy.permission, &t->sp) ||
         !merge_field(v[F_ST], t->policy.start, &t->st) ||
         !merge_field(v[F_SE], t->policy.expiry, &t->se))
-        return az_auth_deny(AZ_ERR_AUTHN,
-                            "A field is given by both the SAS and its stored access policy.");
+        return az_auth_deny(AZ_ERR_AUTHN, "Access policy fields can be associated with signature "
+                                          "or SAS identifier but not both");
     if (!t->sp)
-        return az_auth_deny(AZ_ERR_AUTHN, "The shared access signature has no permissions (sp).");
+        return az_auth_deny(AZ_ERR_AUTHN,
+                            "Signed permission must be specified in signature or SAS identifier");
     return mt_ok();
 }
 

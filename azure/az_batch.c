@@ -591,6 +591,12 @@ static mt_status changeset_parse(span body, az_batch *out)
     return mt_ok();
 }
 
+bool az_batch_too_many(const mt_status *st)
+{
+    return st->http == 400 && strcmp(st->code, MT_ERR_INVALID_INPUT) == 0 &&
+           strcmp(st->message, AZ_TOO_MANY_OPS) == 0;
+}
+
 /* The lone query of a batch that holds no change set. */
 static mt_status query_part_parse(span part, az_batch *out)
 {

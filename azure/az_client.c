@@ -600,8 +600,17 @@ mt_status az_client_table_create(az_client *c, const char *table, bool *created)
             *created = true;
     } else if (mt_is_ok(&st)) {
         st = az_resp_error(&r);
-        if (st.http == 409 && strcmp(st.code, AZ_ERR_TABLE_EXISTS) == 0)
+        if (st.http == 409 && strcmp(st.code, AZ_ERR_TABLE_EXISTS) == 0) {
             st = mt_ok();
+            /* After an attempt whose outcome is unknown (a timeout, a
+             * dropped answer, a kept-alive connection curl had to send
+             * again), that attempt is the likely creator: reporting
+             * "existed" would turn a fresh table into a 409 for the
+             * client. Only a 409 to an attempt with no such doubt means
+             * someone else made it. */
+            if (created && r.ambiguous)
+                *created = true;
+        }
     }
     az_resp_clear(&r);
     return st;

@@ -114,7 +114,9 @@ az_client *az_table_client(mt_table *t);
 
 /* Table-level operations. */
 
-/* Creates table unless it exists; *created (may be NULL) says which. */
+/* Creates table unless it exists; *created (may be NULL) says which. A
+ * 409 TableAlreadyExists that follows an attempt with an unknown outcome
+ * counts as created: that attempt most likely made it. */
 mt_status az_client_table_create(az_client *c, const char *table, bool *created);
 /* Deletes table; 404 ResourceNotFound when there is none. */
 mt_status az_client_table_delete(az_client *c, const char *table);

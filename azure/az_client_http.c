@@ -525,14 +525,21 @@ static void az_backoff(const az_client *c, int attempt)
 mt_status az_call(az_client *c, const az_req *q, az_resp *r)
 {
     char err[CURL_ERROR_SIZE];
-    bool ambiguous = false;
+    bool ambiguous = false; /* decides what a write's answer means */
+    bool unsure = false;    /* an earlier send may have applied, in any class */
     for (int attempt = 1;; attempt++) {
         az_resp_clear(r);
         az_outcome o = az_attempt(c, q, r, err);
         bool last = attempt >= c->opts.max_attempts;
-        if (r->requests_out > 1 && q->replay != AZ_REPLAY_ANY)
-            ambiguous = true; /* curl itself sent it again */
-        r->ambiguous = ambiguous;
+        if (r->requests_out > 1) { /* curl itself sent it again */
+            unsure = true;
+            if (q->replay != AZ_REPLAY_ANY)
+                ambiguous = true;
+        }
+        /* Reported for replayable requests too: a create-table retried
+         * after an unknown outcome may meet the table its first attempt
+         * made. */
+        r->ambiguous = ambiguous || unsure;
         switch (o) {
         case AZ_FATAL: /* retrying cannot help */
             if (ambiguous || (r->sent && q->replay != AZ_REPLAY_ANY))
@@ -548,6 +555,7 @@ mt_status az_call(az_client *c, const az_req *q, az_resp *r)
             }
             if (r->status < 500 || q->replay == AZ_REPLAY_NONE || last)
                 return mt_ok();
+            unsure = true;
             if (q->replay == AZ_REPLAY_TOKEN)
                 ambiguous = true;
             break;
@@ -560,6 +568,7 @@ mt_status az_call(az_client *c, const az_req *q, az_resp *r)
         case AZ_UNKNOWN:
             if (q->replay == AZ_REPLAY_NONE)
                 return az_outcome_unknown(err);
+            unsure = true;
             if (q->replay == AZ_REPLAY_TOKEN)
                 ambiguous = true;
             if (last)

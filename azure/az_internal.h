@@ -20,7 +20,7 @@
 
 /* One payload format's readers and writers, as the calls of az.h take them. */
 typedef struct az_codec {
-    mt_status (*entity_read)(const char *body, size_t len, mt_entity **out);
+    mt_status (*entity_read)(const char *body, size_t len, mt_entity **out, unsigned *keys);
     char *(*entity_write)(const az_payload_ctx *c, const mt_entity *e, size_t *len);
     char *(*entities_write)(const az_payload_ctx *c, const mt_entity_list *rows, size_t *len);
     mt_status (*table_read)(const char *body, size_t len, char **name);
@@ -33,11 +33,12 @@ extern const az_codec az_json_codec; /* az_json_write.c */
 extern const az_codec az_atom_codec; /* az_atom.c */
 
 /* The JSON readers (az_json.c), for the JSON codec. */
-mt_status az_json_entity_read(const char *body, size_t len, mt_entity **out);
+mt_status az_json_entity_read(const char *body, size_t len, mt_entity **out, unsigned *keys);
 mt_status az_json_table_read(const char *body, size_t len, char **name);
 
 /* The Atom functions, for the Atom codec and the tests. */
 mt_status az_atom_entity_read(const char *body, size_t len, mt_entity **out);
+mt_status az_atom_entity_read_keys(const char *body, size_t len, mt_entity **out, unsigned *keys);
 char *az_atom_entity_write(const az_payload_ctx *c, const mt_entity *e, size_t *len);
 char *az_atom_entities_write(const az_payload_ctx *c, const mt_entity_list *rows, size_t *len);
 mt_status az_atom_table_read(const char *body, size_t len, char **name);
@@ -128,6 +129,39 @@ xmlTextWriterPtr az_xml_writer_new(xmlBufferPtr *buf, bool standalone);
 /* Closes what is open and returns the document (the caller's), or NULL
  * when !ok or on a writer error. Always frees w and buf. */
 char *az_xml_writer_finish(xmlTextWriterPtr w, xmlBufferPtr buf, bool ok, size_t *len);
+
+/* The strict walk of the plain XML bodies (az_xml.c), which ACLs and
+ * service properties (az_service.c) share. Errors are the service's. */
+#define AZ_XML_E_DOCUMENT "InvalidXmlDocument"
+#define AZ_XML_E_VALUE "InvalidXmlNodeValue"
+#define AZ_XML_E_MISSING "MissingRequiredXmlNode"
+#define AZ_XML_E_UNSUPPORTED "UnsupportedXmlNode"
+/* Those bodies are a few kilobytes at most; anything near this is hostile. */
+#define AZ_XML_SMALL_BODY (256 * 1024)
+
+typedef struct az_xml_field {
+    const char *name;
+    xmlNodePtr node; /* filled by az_xml_fields */
+} az_xml_field;
+
+mt_status az_xml_oom(void);
+bool az_xml_named(xmlNodePtr n, const char *name);
+/* Text between child elements must be blank; comments and PIs are fine. */
+mt_status az_xml_check_node(xmlNodePtr n);
+/* Matches each child element of parent with one of f[0..nf), each at most
+ * once; any other element is unsupported. */
+mt_status az_xml_fields(xmlNodePtr parent, az_xml_field *f, size_t nf);
+mt_status az_xml_missing(const char *name);
+mt_status az_xml_bad_value(const char *name);
+/* The text of a leaf element, trimmed, as a malloc'd string. */
+mt_status az_xml_leaf(xmlNodePtr n, char **out);
+/* true/false/1/0; a missing node is MissingRequiredXmlNode. */
+mt_status az_xml_bool(xmlNodePtr n, const char *name, bool *out);
+/* A decimal integer in [lo, hi]. */
+mt_status az_xml_int(xmlNodePtr n, const char *name, int64_t lo, int64_t hi, int64_t *out);
+/* The root element, which must be called name; *doc is the caller's. */
+mt_status az_xml_root(const char *body, size_t len, const char *name, xmlDocPtr *doc,
+                      xmlNodePtr *root);
 
 /* ------------------------------------------------------------------------ */
 /* The backend client: the table (az_client.c), its wire forms               */

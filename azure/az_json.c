@@ -630,7 +630,7 @@ static mt_status az_key_value(const az_member *m, const char **key)
     return mt_ok();
 }
 
-static mt_status az_entity_keys(az_members *ms, mt_entity **out)
+static mt_status az_entity_keys(az_members *ms, mt_entity **out, unsigned *keys)
 {
     const az_member *pk = NULL, *rk = NULL;
     for (size_t i = 0; i < ms->n; i++) {
@@ -640,6 +640,10 @@ static mt_status az_entity_keys(az_members *ms, mt_entity **out)
             rk = &ms->m[i];
     }
     const char *pks = "", *rks = "";
+    if (pk && !cJSON_IsNull(pk->item))
+        *keys |= AZ_KEY_PK;
+    if (rk && !cJSON_IsNull(rk->item))
+        *keys |= AZ_KEY_RK;
     mt_status st = az_key_value(pk, &pks);
     if (mt_is_ok(&st))
         st = az_key_value(rk, &rks);
@@ -671,9 +675,9 @@ static mt_status az_entity_add(mt_entity *e, const az_member *m, size_t *size)
     return st;
 }
 
-static mt_status az_entity_build(az_members *ms, mt_entity **out)
+static mt_status az_entity_build(az_members *ms, mt_entity **out, unsigned *keys)
 {
-    mt_status st = az_entity_keys(ms, out);
+    mt_status st = az_entity_keys(ms, out, keys);
     size_t size = 4;
     if (mt_is_ok(&st)) {
         size += 2 * az_utf16_len((*out)->pk, strlen((*out)->pk));
@@ -689,7 +693,7 @@ static mt_status az_entity_build(az_members *ms, mt_entity **out)
     return st;
 }
 
-mt_status az_json_entity_read(const char *body, size_t len, mt_entity **out)
+mt_status az_json_entity_read(const char *body, size_t len, mt_entity **out, unsigned *keys)
 {
     az_reader r;
     az_members ms = {0};
@@ -701,7 +705,7 @@ mt_status az_json_entity_read(const char *body, size_t len, mt_entity **out)
     if (mt_is_ok(&st))
         st = az_members_bind(&ms);
     if (mt_is_ok(&st))
-        st = az_entity_build(&ms, out);
+        st = az_entity_build(&ms, out, keys);
     free(ms.m);
     az_reader_close(&r);
     return st;

@@ -149,6 +149,24 @@ bool az_format_negotiate(const char *accept, const char *format_param, az_format
     return false;
 }
 
+mt_status az_body_format(const char *content_type, az_format *fmt)
+{
+    *fmt = AZ_FMT_JSON;
+    if (az_blank(content_type))
+        return mt_ok();
+    const char *semi = strchr(content_type, ';');
+    const char *t = content_type;
+    size_t n = semi ? (size_t)(semi - t) : strlen(t);
+    az_trim(&t, &n);
+    if (az_span_ieq(t, n, "application/json"))
+        return mt_ok();
+    if (az_span_ieq(t, n, "application/atom+xml") || az_span_ieq(t, n, "application/xml")) {
+        *fmt = AZ_FMT_ATOM;
+        return mt_ok();
+    }
+    return mt_error(415, "MediaTypeNotSupported", "None of the provided media types are supported");
+}
+
 /* ------------------------------------------------------------------------ */
 /* Dispatch.                                                                 */
 
@@ -160,8 +178,16 @@ static const az_codec *az_codec_of(az_format fmt)
 
 mt_status az_entity_read(az_format fmt, const char *body, size_t len, mt_entity **out)
 {
+    unsigned keys;
+    return az_entity_read_keys(fmt, body, len, out, &keys);
+}
+
+mt_status az_entity_read_keys(az_format fmt, const char *body, size_t len, mt_entity **out,
+                              unsigned *keys)
+{
     *out = NULL;
-    return az_codec_of(fmt)->entity_read(body, len, out);
+    *keys = 0;
+    return az_codec_of(fmt)->entity_read(body, len, out, keys);
 }
 
 char *az_entity_write(az_format fmt, const az_payload_ctx *c, const mt_entity *e, size_t *len)

@@ -392,6 +392,10 @@ mt_status az_resource_parse(const char *path, const char *query, az_resource *ou
     n = strlen(path);
     if (n > AZ_PATH_MAX)
         return bad_uri("the path is too long");
+    /* One trailing slash names the same resource ("Tables/"), as the
+     * service reads its OData paths. */
+    if (n > 1 && path[n - 1] == '/')
+        n--;
     if (memchr(path, '/', n))
         return bad_uri("the path has more than one segment");
     decoded = az_url_decode(path, n);

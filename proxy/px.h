@@ -132,7 +132,7 @@ mt_table *px_table_view(px_table *t);     /* the MigratingTable */
 const char *px_table_name(px_table *t);   /* as created */
 az_acl px_table_acl(px_registry *r, px_table *t);
 void px_table_set_acl(px_registry *r, px_table *t, const az_acl *acl);
-/* Table names in order, NUL-terminated strings the caller frees with
+/* Table names in code-point order, NUL-terminated strings the caller frees with
  * px_names_free. */
 char **px_table_names(px_registry *r, size_t *n);
 void px_names_free(char **names, size_t n);
@@ -196,6 +196,7 @@ typedef struct px_app {
     bool mig_thread_started;
     pthread_mutex_t push_mu; /* admin phase changes, one at a time */
     char *service_properties; /* XML */
+    az_cors cors;             /* its CORS rules, as preflights read them */
     uint64_t requests_total;
     uint64_t requests_failed;
     time_t started;
@@ -303,7 +304,7 @@ typedef struct px_write {
     bool is_insert;
 } px_write;
 mt_status px_write_prepare(const char *method, const char *x_http_method, const char *if_match,
-                           const char *prefer, az_format fmt, const az_resource *res,
+                           const char *prefer, const char *content_type, const az_resource *res,
                            const char *body, size_t len, px_write *w);
 void px_write_clear(px_write *w);
 /* The SAS permissions w needs (AZ_PERM_*; upserts need add and update). */

@@ -252,6 +252,7 @@ void px_app_free(px_app *app)
         app->store->ops->destroy(app->store);
     px_metrics_free(app->metrics);
     free(app->service_properties);
+    az_cors_clear(&app->cors);
     free(app->mig_checkpoint);
     pthread_mutex_destroy(&app->mu);
     pthread_mutex_destroy(&app->push_mu);

@@ -7,6 +7,10 @@
  * the response carries the one failing operation, its error message
  * prefixed with its index ("3:The specified entity already exists."), which
  * is how SDKs report which operation failed.
+ *
+ * A batch may also hold one query and no change set (Get Entity or Query
+ * Entities): it runs as it would alone, and its response, success or
+ * error, is the batch response's only part.
  */
 #include "px.h"
 
@@ -22,12 +26,6 @@ typedef struct batch_job {
     char table[256];
 } batch_job;
 
-static az_format part_format(const az_batch_part *p)
-{
-    const char *ct = az_batch_part_header(p, "Content-Type");
-    return ct && (strstr(ct, "atom") || strstr(ct, "xml")) ? AZ_FMT_ATOM : AZ_FMT_JSON;
-}
-
 /* Builds the core op of part i; its failure is reported at index i. */
 static mt_status prepare_part(px_req *q, const az_batch_part *p, size_t i, batch_job *job)
 {
@@ -41,10 +39,10 @@ static mt_status prepare_part(px_req *q, const az_batch_part *p, size_t i, batch
         st = mt_error(400, "InvalidInput", "A changeset cannot contain a query.");
     if (mt_is_ok(&st)) {
         snprintf(job->table, sizeof job->table, "%s", res.table);
-        st = px_write_prepare(p->method, az_batch_part_header(p, "X-HTTP-Method"),
-                              az_batch_part_header(p, "If-Match"),
-                              az_batch_part_header(p, "Prefer"), part_format(p), &res, p->body,
-                              p->len, &job->w[i]);
+        st = px_write_prepare(
+            p->method, az_batch_part_header(p, "X-HTTP-Method"),
+            az_batch_part_header(p, "If-Match"), az_batch_part_header(p, "Prefer"),
+            az_batch_part_header(p, "Content-Type"), &res, p->body, p->len, &job->w[i]);
     }
     if (mt_is_ok(&st))
         st = az_grant_check(&q->grant, px_write_perm(&job->w[i]), false, res.table,
@@ -89,6 +87,75 @@ static void success_replies(px_req *q, batch_job *job, az_batch_reply *reps, px_
     }
 }
 
+/* The response of a lone query becomes the batch's only part. */
+static void lone_query(px_req *q, const az_batch *b, px_resp *r)
+{
+    const az_batch_part *p = &b->parts[0];
+    px_req sub = *q;
+    sub.method = "GET";
+    sub.query = p->query;
+    memset(&sub.res, 0, sizeof sub.res);
+    char *fmt_param = p->query ? az_query_get(p->query, "$format") : NULL;
+    az_format_negotiate(az_batch_part_header(p, "Accept"), fmt_param, &sub.fmt, &sub.md);
+    free(fmt_param);
+    px_resp part = {0};
+    mt_status st = az_resource_parse(p->path, p->query, &sub.res);
+    if (mt_is_ok(&st) && sub.res.kind != AZ_RES_ENTITY && sub.res.kind != AZ_RES_ENTITIES)
+        st = mt_error(400, "InvalidInput", "A batch query must address entities.");
+    if (mt_is_ok(&st))
+        px_handle_entities(&sub, &part);
+    else
+        px_resp_error(&sub, &part, &st);
+    az_batch_reply rep = {.status = part.status,
+                          .headers = part.headers,
+                          .nheaders = part.nheaders,
+                          .body = part.body,
+                          .len = part.len};
+    char *ctype = NULL;
+    size_t len = 0;
+    char *body = az_batch_write(b, &rep, 1, &ctype, &len);
+    r->status = 202;
+    r->body = body;
+    r->len = body ? len : 0;
+    px_resp_header(r, "Content-Type", ctype);
+    free(ctype);
+    px_resp_clear(&part);
+    az_resource_clear(&sub.res);
+}
+
+/* The batch response of a change set that failed as a whole: its one
+ * failing operation's reply (see fail_reply), with that operation's
+ * Content-ID. b may hold no parts (a batch refused before its parts were
+ * read). */
+static void fail_batch(px_req *q, const az_batch *b, const mt_status *st, px_resp *r)
+{
+    az_batch_reply rep = {0};
+    az_header headers[3];
+    char *body = NULL;
+    fail_reply(q, st, &rep, &body);
+    rep.headers = headers;
+    add(&rep, "Content-Type",
+        q->fmt == AZ_FMT_ATOM ? "application/xml;charset=utf-8"
+                              : "application/json;odata=minimalmetadata;streaming=true;"
+                                "charset=utf-8");
+    size_t at = st->index >= 0 && (size_t)st->index < b->n ? (size_t)st->index : 0;
+    const char *cid = b->n ? az_batch_part_header(&b->parts[at], "Content-ID") : NULL;
+    if (cid)
+        add(&rep, "Content-ID", cid);
+    char *ctype = NULL;
+    size_t len = 0;
+    r->body = az_batch_write(b->n ? b : NULL, &rep, 1, &ctype, &len);
+    r->status = 202;
+    r->len = r->body ? len : 0;
+    px_resp_header(r, "Content-Type", ctype);
+    free(ctype);
+    for (size_t i = 0; i < rep.nheaders; i++) {
+        free(headers[i].name);
+        free(headers[i].value);
+    }
+    free(body);
+}
+
 void px_handle_batch(px_req *q, px_resp *r)
 {
     if (strcmp(q->method, "POST") != 0) {
@@ -100,14 +167,23 @@ void px_handle_batch(px_req *q, px_resp *r)
     az_batch b = {0};
     mt_status st = az_batch_parse(px_req_header(q, "Content-Type"), q->body, q->len, &b);
     if (!mt_is_ok(&st)) {
-        px_resp_error(q, r, &st);
+        az_batch_clear(&b);
+        if (az_batch_too_many(&st)) {
+            az_batch none = {0};
+            fail_batch(q, &none, &st, r);
+        } else {
+            px_resp_error(q, r, &st);
+        }
+        return;
+    }
+    if (!b.changeset_boundary && b.n == 1) {
+        lone_query(q, &b, r);
+        az_batch_clear(&b);
         return;
     }
     batch_job *job = calloc(1, sizeof *job);
     px_resp *parts = calloc(MT_BATCH_MAX, sizeof *parts);
     az_batch_reply *reps = calloc(MT_BATCH_MAX, sizeof *reps);
-    az_header fail_headers[3];
-    char *fail_body = NULL;
     px_table *t = NULL;
     job->n = b.n;
     for (size_t i = 0; mt_is_ok(&st) && i < b.n; i++) {
@@ -126,38 +202,18 @@ void px_handle_batch(px_req *q, px_resp *r)
             st.index = 0;
         }
     }
-    size_t nrep = 0;
     if (mt_is_ok(&st)) {
         success_replies(q, job, reps, parts);
-        nrep = job->n;
+        char *ctype = NULL;
+        size_t len = 0;
+        r->body = az_batch_write(&b, reps, job->n, &ctype, &len);
+        r->status = 202;
+        r->len = r->body ? len : 0;
+        px_resp_header(r, "Content-Type", ctype);
+        free(ctype);
     } else {
-        fail_reply(q, &st, &reps[0], &fail_body);
-        reps[0].headers = fail_headers;
-        reps[0].nheaders = 0;
-        add(&reps[0], "Content-Type",
-            q->fmt == AZ_FMT_ATOM ? "application/xml;charset=utf-8"
-                                  : "application/json;odata=minimalmetadata;streaming=true;"
-                                    "charset=utf-8");
-        size_t at = st.index >= 0 && (size_t)st.index < b.n ? (size_t)st.index : 0;
-        const char *cid = b.n ? az_batch_part_header(&b.parts[at], "Content-ID") : NULL;
-        if (cid)
-            add(&reps[0], "Content-ID", cid);
-        nrep = 1;
+        fail_batch(q, &b, &st, r);
     }
-    char *ctype = NULL;
-    size_t len = 0;
-    char *body = az_batch_write(&b, reps, nrep, &ctype, &len);
-    r->status = 202;
-    r->body = body;
-    r->len = body ? len : 0;
-    px_resp_header(r, "Content-Type", ctype);
-    free(ctype);
-    if (!mt_is_ok(&st))
-        for (size_t i = 0; i < reps[0].nheaders; i++) {
-            free(fail_headers[i].name);
-            free(fail_headers[i].value);
-        }
-    free(fail_body);
     for (size_t i = 0; i < MT_BATCH_MAX; i++) {
         px_resp_clear(&parts[i]);
         px_write_clear(&job->w[i]);

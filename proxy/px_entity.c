@@ -23,12 +23,6 @@
 
 #define PX_PAGE_MAX 1000
 
-static az_format body_format(const px_req *q)
-{
-    const char *ct = px_req_header(q, "Content-Type");
-    return ct && (strstr(ct, "atom") || strstr(ct, "xml")) ? AZ_FMT_ATOM : AZ_FMT_JSON;
-}
-
 static void entity_location(const px_req *q, const char *table, const mt_entity *e, char *out,
                             size_t cap)
 {
@@ -58,7 +52,7 @@ static bool method_is(const char *m, const char *x, const char *want)
 }
 
 mt_status px_write_prepare(const char *method, const char *x_http_method, const char *if_match,
-                           const char *prefer, az_format fmt, const az_resource *res,
+                           const char *prefer, const char *content_type, const az_resource *res,
                            const char *body, size_t len, px_write *w)
 {
     memset(w, 0, sizeof *w);
@@ -86,9 +80,23 @@ mt_status px_write_prepare(const char *method, const char *x_http_method, const 
     if (if_match)
         snprintf(w->if_match, sizeof w->if_match, "%s", if_match);
 
+    /* Only a body that is read needs a type the service reads. */
+    az_format fmt = AZ_FMT_JSON;
     mt_status st = mt_ok();
+    if ((post && res->kind == AZ_RES_ENTITIES) || (res->kind == AZ_RES_ENTITY && (put || merge)))
+        st = az_body_format(content_type, &fmt);
+    if (!mt_is_ok(&st))
+        return st;
     if (post && res->kind == AZ_RES_ENTITIES) {
-        st = az_entity_read(fmt, body, len, &w->entity);
+        unsigned keys = 0;
+        st = az_entity_read_keys(fmt, body, len, &w->entity, &keys);
+        /* An Insert names its row only in the body: both keys must be
+         * there (empty strings are keys too). */
+        if (mt_is_ok(&st) && keys != (AZ_KEY_PK | AZ_KEY_RK)) {
+            px_write_clear(w);
+            return mt_error(400, "PropertiesNeedValue",
+                            "The values are not specified for all properties in the entity.");
+        }
         w->op.kind = MT_OP_INSERT;
         w->is_insert = true;
         w->return_content = !(prefer && strstr(prefer, "return-no-content"));
@@ -184,7 +192,7 @@ static void do_write(px_req *q, px_table *t, px_resp *r)
     px_write w;
     mt_status st = px_write_prepare(q->method, px_req_header(q, "X-HTTP-Method"),
                                     px_req_header(q, "If-Match"), px_req_header(q, "Prefer"),
-                                    body_format(q), &q->res, q->body, q->len, &w);
+                                    px_req_header(q, "Content-Type"), &q->res, q->body, q->len, &w);
     if (mt_is_ok(&st))
         st = az_grant_check(&q->grant, px_write_perm(&w), false, q->res.table, w.entity->pk,
                             w.entity->rk);

@@ -213,6 +213,39 @@ static bool split_account(const char *url, char *account, size_t cap, const char
     return true;
 }
 
+/* A cross-origin request (one with Origin) gets the Access-Control headers
+ * of the first CORS rule allowing its origin and method, exposing the
+ * response headers that rule names; with rules but none matching, only
+ * Vary: Origin; without rules, nothing (the browser then refuses it). */
+static void cors_headers(const px_req *q, px_resp *r)
+{
+    const char *origin = px_req_header(q, "Origin");
+    if (!origin)
+        return;
+    px_app *app = q->app;
+    pthread_mutex_lock(&app->mu);
+    const az_cors_rule *rule = az_cors_match(&app->cors, origin, q->method, NULL, false);
+    bool any = app->cors.n > 0;
+    bool star = rule && strcmp(rule->origins, "*") == 0;
+    char *expose = NULL;
+    if (rule) {
+        const char *names[PX_MAX_HEADERS];
+        for (size_t i = 0; i < r->nheaders; i++)
+            names[i] = r->headers[i].name;
+        expose = az_cors_expose(rule, names, r->nheaders);
+    }
+    pthread_mutex_unlock(&app->mu);
+    if (rule) {
+        px_resp_header(r, "Access-Control-Expose-Headers", expose);
+        px_resp_header(r, "Access-Control-Allow-Origin", star ? "*" : origin);
+        if (!star)
+            px_resp_header(r, "Access-Control-Allow-Credentials", "true");
+    }
+    if (any && !star)
+        px_resp_header(r, "Vary", "Origin");
+    free(expose);
+}
+
 static void common_headers(const px_req *q, px_resp *r)
 {
     char date[32];
@@ -227,33 +260,45 @@ static void common_headers(const px_req *q, px_resp *r)
     px_resp_header(r, "X-Content-Type-Options", "nosniff");
     if (q->fmt == AZ_FMT_JSON)
         px_resp_header(r, "DataServiceVersion", "3.0;");
-    const char *origin = px_req_header(q, "Origin");
-    if (origin) {
-        px_resp_header(r, "Access-Control-Allow-Origin", origin);
-        px_resp_header(r, "Access-Control-Expose-Headers",
-                       "x-ms-request-id,x-ms-version,Date,ETag,x-ms-continuation-NextPartitionKey,"
-                       "x-ms-continuation-NextRowKey,x-ms-continuation-NextTableName");
-    }
+    if (strcmp(q->method, "OPTIONS") != 0)
+        cors_headers(q, r);
 }
 
-/* CORS preflight: answered without authentication, as the service does. */
+/* CORS preflight: answered without authentication, as the service does,
+ * from the CORS rules of the service properties: 200 with the first
+ * matching rule's answer, 403 CorsPreflightFailure when none allows the
+ * origin, method and headers asked for (or there are no rules). */
 static void handle_preflight(px_req *q, px_resp *r)
 {
     const char *origin = px_req_header(q, "Origin");
     const char *method = px_req_header(q, "Access-Control-Request-Method");
+    const char *hdrs = px_req_header(q, "Access-Control-Request-Headers");
     if (!origin || !method) {
-        mt_status st = mt_error(400, "InvalidInput",
-                                "A CORS preflight needs Origin and Access-Control-Request-Method.");
+        mt_status st =
+            mt_error(400, "InvalidHeaderValue", "A required CORS header is not present.");
+        px_resp_error(q, r, &st);
+        return;
+    }
+    px_app *app = q->app;
+    char age[24] = "";
+    pthread_mutex_lock(&app->mu);
+    const az_cors_rule *rule = az_cors_match(&app->cors, origin, method, hdrs, true);
+    if (rule)
+        snprintf(age, sizeof age, "%lld", (long long)rule->max_age);
+    pthread_mutex_unlock(&app->mu);
+    if (!rule) {
+        mt_status st = mt_error(403, "CorsPreflightFailure",
+                                "CORS not enabled or no matching rule found for this request.");
         px_resp_error(q, r, &st);
         return;
     }
     r->status = 200;
     px_resp_header(r, "Access-Control-Allow-Origin", origin);
     px_resp_header(r, "Access-Control-Allow-Methods", method);
-    const char *hdrs = px_req_header(q, "Access-Control-Request-Headers");
     if (hdrs)
         px_resp_header(r, "Access-Control-Allow-Headers", hdrs);
-    px_resp_header(r, "Access-Control-Max-Age", "3600");
+    px_resp_header(r, "Access-Control-Max-Age", age);
+    px_resp_header(r, "Access-Control-Allow-Credentials", "true");
 }
 
 static bool acl_lookup(void *ctx, const char *table, const char *id, az_signed_identifier *out)

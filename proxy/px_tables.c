@@ -153,21 +153,24 @@ mt_status px_registry_refresh(px_registry *r)
     return adopt_existing(r);
 }
 
-/* Creates name in both Azure backends; *existed when neither needed it. */
-static mt_status create_in_backends(px_registry *r, const char *name, bool *existed)
+/* Creates name in both Azure backends: *created when one of them made
+ * it, *memory when a side is embedded (there the registry says whether it
+ * existed). */
+static mt_status create_in_backends(px_registry *r, const char *name, bool *created, bool *memory)
 {
-    *existed = true;
+    *created = false;
+    *memory = false;
     for (int side = 0; side < 2; side++) {
         if (!r->side[side].client) {
-            *existed = false;
+            *memory = true;
             continue;
         }
-        bool created = false;
-        mt_status st = az_client_table_create(r->side[side].client, name, &created);
+        bool made = false;
+        mt_status st = az_client_table_create(r->side[side].client, name, &made);
         if (!mt_is_ok(&st))
             return st;
-        if (created)
-            *existed = false;
+        if (made)
+            *created = true;
     }
     return mt_ok();
 }
@@ -237,8 +240,8 @@ mt_status px_table_create(px_registry *r, const char *name)
     if (strcasecmp(name, CFG_STATE_TABLE) == 0)
         return mt_error(400, "InvalidResourceName",
                         "The table name " CFG_STATE_TABLE " is reserved for mtable's state.");
-    bool existed = false;
-    mt_status st = create_in_backends(r, name, &existed);
+    bool created = false, memory = false;
+    mt_status st = create_in_backends(r, name, &created, &memory);
     if (!mt_is_ok(&st))
         return st;
     pthread_mutex_lock(&r->mu);
@@ -248,7 +251,14 @@ mt_status px_table_create(px_registry *r, const char *name)
     if (t)
         insert_at(r, at, t);
     pthread_mutex_unlock(&r->mu);
-    if (found || (existed && mt_is_ok(&st)))
+    if (!mt_is_ok(&st))
+        return st;
+    /* A backend that made the table settles it: this request created it,
+     * even if a concurrent lookup of another name listed the backends in
+     * between and adopted it into the registry first. Otherwise it existed
+     * in every Azure backend, or (embedded sides) in the registry. */
+    bool existed = !created && (!memory || found);
+    if (existed)
         return mt_error(409, "TableAlreadyExists", "The table specified already exists.");
     return st;
 }
@@ -342,6 +352,14 @@ void px_table_set_acl(px_registry *r, px_table *t, const az_acl *acl)
     pthread_mutex_unlock(&r->mu);
 }
 
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The registry is kept in case-insensitive order, because names are
+ * compared that way; Query Tables lists them by code point, as the
+ * service does ("Zeta" before "alpha"). */
 char **px_table_names(px_registry *r, size_t *n)
 {
     pthread_mutex_lock(&r->mu);
@@ -350,6 +368,7 @@ char **px_table_names(px_registry *r, size_t *n)
         names[i] = strdup(r->v[i]->name);
     *n = r->n;
     pthread_mutex_unlock(&r->mu);
+    qsort(names, *n, sizeof *names, name_cmp);
     return names;
 }
 
@@ -435,7 +454,10 @@ static void query_tables(px_req *q, px_resp *r)
 static void create_table(px_req *q, px_resp *r)
 {
     char *name = NULL;
-    mt_status st = az_table_read(q->fmt, q->body, q->len, &name);
+    az_format fmt;
+    mt_status st = az_body_format(px_req_header(q, "Content-Type"), &fmt);
+    if (mt_is_ok(&st))
+        st = az_table_read(fmt, q->body, q->len, &name);
     if (mt_is_ok(&st))
         st = az_grant_check(&q->grant, AZ_PERM_CREATE, true, name, NULL, NULL);
     if (mt_is_ok(&st))
@@ -561,15 +583,25 @@ void px_handle_service(px_req *q, px_resp *r)
         r->status = 200;
         px_resp_header(r, "Content-Type", "application/xml");
     } else if (mt_is_ok(&st) && strcmp(q->method, "PUT") == 0) {
-        char *norm = NULL;
-        st = az_service_properties_read(q->body, q->len, &norm);
+        /* Sections the body leaves out keep their values, as with the
+         * service; the lock spans read and write so that concurrent Sets
+         * of different sections both land. */
+        char *merged = NULL;
+        az_cors cors = {0};
+        pthread_mutex_lock(&app->mu);
+        st = az_service_properties_update(app->service_properties, q->body, q->len, &merged);
+        if (mt_is_ok(&st))
+            st = az_service_properties_cors(merged, &cors);
         if (mt_is_ok(&st)) {
-            pthread_mutex_lock(&app->mu);
             free(app->service_properties);
-            app->service_properties = norm;
-            pthread_mutex_unlock(&app->mu);
+            app->service_properties = merged;
+            az_cors_clear(&app->cors);
+            app->cors = cors;
+            merged = NULL;
             r->status = 202;
         }
+        pthread_mutex_unlock(&app->mu);
+        free(merged);
     } else if (mt_is_ok(&st)) {
         st = mt_error(405, "UnsupportedHttpVerb",
                       "The resource doesn't support the specified HTTP verb.");

@@ -92,6 +92,11 @@ static const path_case good_paths[] = {
     {"/$batch", NULL, AZ_RES_BATCH, NULL, NULL, NULL},
     {"/%24batch", NULL, AZ_RES_BATCH, NULL, NULL, NULL},
     {"/$metadata", NULL, AZ_RES_METADATA, NULL, NULL, NULL},
+    /* One trailing slash names the same resource. */
+    {"/Tables/", NULL, AZ_RES_TABLES, NULL, NULL, NULL},
+    {"/mytable/", NULL, AZ_RES_ENTITIES, "mytable", NULL, NULL},
+    {"/t01(PartitionKey='a',RowKey='b')/", NULL, AZ_RES_ENTITY, "t01", "a", "b"},
+    {"/Tables('mytable')/", NULL, AZ_RES_TABLE, "mytable", NULL, NULL},
 };
 
 static void check_str(const char *want, const char *got, const char *what, const char *path)
@@ -133,7 +138,9 @@ typedef struct bad_path {
 
 static const bad_path bad_paths[] = {
     {"/a/b", NULL, "InvalidUri"},
-    {"/mytable/", NULL, "InvalidUri"},
+    {"/mytable//", NULL, "InvalidUri"},
+    {"/Tables//", NULL, "InvalidUri"},
+    {"//", NULL, "InvalidUri"},
     {"//mytable", NULL, "InvalidUri"},
     {"/ab", NULL, "OutOfRangeInput"},
     {"/A123456789012345678901234567890123456789012345678901234567890123", NULL, "OutOfRangeInput"},
