@@ -12,6 +12,9 @@
 //     docker/k8s/*.yaml set is one that `mtable-proxy --help` documents, and
 //     docker/README.md describes every variable --help documents;
 //   - compose has its five services, wired as the README says;
+//   - the Dockerfile takes its base image as BASE_IMAGE (debian:12-slim by
+//     default) and its build stage runs install-deps.sh's lean build mode;
+//     scripts/test.sh runs docker/smoke.sh, which builds and runs it;
 //   - the Kubernetes manifests' probes hit /healthz and /readyz on the admin
 //     port, every Secret key they reference exists, and so on.
 
@@ -55,7 +58,8 @@ function shellCommands(line) {
 }
 
 // Dockerfile instructions, continuation lines joined and comments dropped,
-// grouped by stage: [{from, name, instructions: [{op, args}]}].
+// grouped by stage: [{from, name, instructions: [{op, args}]}]; a FROM's
+// ${ARG} takes the default a global ARG gives it.
 function dockerStages(text) {
   const instructions = [];
   let cur = "";
@@ -72,9 +76,14 @@ function dockerStages(text) {
     cur = "";
   }
   const stages = [];
+  const args = {}; // ARGs before the first FROM, with their defaults
   for (const ins of instructions) {
-    if (ins.op === "FROM") {
-      const w = shellWords(ins.args).filter((x) => !x.startsWith("--"));
+    if (ins.op === "ARG" && stages.length === 0) {
+      const [name, ...rest] = ins.args.split("=");
+      args[name.trim()] = rest.join("=").trim();
+    } else if (ins.op === "FROM") {
+      const expanded = ins.args.replace(/\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?/g, (m, v) => args[v] ?? m);
+      const w = shellWords(expanded).filter((x) => !x.startsWith("--"));
       stages.push({ from: w[0], name: /^as$/i.test(w[1] ?? "") ? w[2] : null, instructions: [] });
     } else {
       assert.ok(stages.length > 0, `Dockerfile: ${ins.op} before any FROM`);
@@ -200,6 +209,47 @@ describe("deploy", () => {
     assert.ok(stages.length >= 2, "a multi-stage build");
     assert.match(stages[0].from, /^debian:12\b/);
     assert.match(runtime.from, /^debian:12-slim\b/);
+  });
+
+  test("Dockerfile: the base image is the build argument BASE_IMAGE, debian:12-slim by default", () => {
+    const text = read("docker/Dockerfile");
+    assert.match(text, /^ARG BASE_IMAGE=debian:12-slim$/m);
+    const froms = text.split("\n").filter((l) => /^FROM\s/i.test(l));
+    assert.ok(froms.length >= 2);
+    for (const f of froms) assert.match(f, /^FROM \$\{BASE_IMAGE\}(\s|$)/, f);
+  });
+
+  test("Dockerfile: the build stage installs only the build's packages (install-deps.sh build)", () => {
+    const script = read("docker/install-deps.sh");
+    const list = (name) => {
+      const m = script.match(new RegExp(`^${name}=\\(([^)]*)\\)`, "m"));
+      assert.ok(m, `install-deps.sh has no ${name}=(...)`);
+      return m[1].split("\n").map((l) => l.replace(/#.*/, "").trim()).filter(Boolean);
+    };
+    const buildPkgs = list("BUILD_PACKAGES");
+    const testPkgs = list("TEST_PACKAGES");
+    assert.match(script, /^build\) PACKAGES=\("\$\{BUILD_PACKAGES\[@\]\}"\) ;;$/m, "a 'build' mode");
+    for (const p of ["nodejs", "npm", "valgrind", "clang", "prometheus", "podman"]) {
+      assert.ok(!buildPkgs.includes(p), `the build mode installs ${p}`);
+      assert.ok(testPkgs.includes(p), `the test packages include ${p}`);
+    }
+    // Every library proxy/meson.build asks pkg-config for has its -dev.
+    for (const p of ["libmicrohttpd-dev", "libcurl4-openssl-dev", "libcjson-dev", "libxml2-dev", "libssl-dev"]) {
+      assert.ok(buildPkgs.includes(p), `the build mode lacks ${p}`);
+    }
+    const build = stages.find((st) => runCommands(st).some((c) => c[0] === "meson"));
+    const deps = runCommands(build).find((c) => c.some((w) => /(^|\/)docker\/install-deps\.sh$/.test(w)));
+    assert.equal(deps[deps.findIndex((w) => /install-deps\.sh$/.test(w)) + 1], "build");
+  });
+
+  test("the image smoke test (docker/smoke.sh) is a marked section of scripts/test.sh", () => {
+    const script = read("scripts/test.sh");
+    assert.match(script, /\bbash docker\/smoke\.sh\b/);
+    assert.match(script, /MTABLE_SKIP_IMAGE/);
+    const smoke = read("docker/smoke.sh");
+    for (const want of ["--format docker", "BASE_IMAGE=", "debootstrap", "podman healthcheck run", "podman stop"]) {
+      assert.ok(smoke.includes(want), `docker/smoke.sh: ${want}`);
+    }
   });
 
   test("Dockerfile builds with install-deps.sh and CI's meson setup and ninja commands", () => {
