@@ -15,8 +15,10 @@
 //   - the Dockerfile takes its base image as BASE_IMAGE (debian:12-slim by
 //     default) and its build stage runs install-deps.sh's lean build mode;
 //     scripts/test.sh runs docker/smoke.sh, which builds and runs it;
-//   - the Kubernetes manifests' probes hit /healthz and /readyz on the admin
-//     port, every Secret key they reference exists, and so on.
+//   - the Kubernetes manifests' startup, readiness and liveness probes hit
+//     /healthz and /readyz on the admin port, the pods carry Prometheus
+//     scrape annotations, a PodDisruptionBudget guards the authority, every
+//     Secret key they reference exists, and so on.
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -482,7 +484,7 @@ describe("deploy", () => {
           const admin = env.MTABLE_ADMIN_LISTEN?.value ?? ADMIN_DEFAULT;
           if (!isLoopback(admin)) assert.ok(env.MTABLE_ADMIN_TOKEN, `${c.name}: needs MTABLE_ADMIN_TOKEN`);
           const port = (p) => (typeof p === "number" ? p : (c.ports ?? []).find((x) => x.name === p)?.containerPort);
-          for (const [probe, path] of [["readinessProbe", "/readyz"], ["livenessProbe", "/healthz"]]) {
+          for (const [probe, path] of [["startupProbe", "/healthz"], ["readinessProbe", "/readyz"], ["livenessProbe", "/healthz"]]) {
             const get = c[probe]?.httpGet;
             assert.ok(get, `${w.file} ${c.name}: ${probe} httpGet`);
             assert.equal(get.path, path, `${c.name} ${probe}`);
@@ -492,6 +494,37 @@ describe("deploy", () => {
         }
       }
       assert.ok(proxies >= 2, "the authority and a sidecar");
+    });
+
+    test("every proxy's pod carries Prometheus scrape annotations for /metrics on the admin port", () => {
+      let n = 0;
+      for (const w of workloads) {
+        const proxy = k8sContainers(podSpec(w)).find(isProxy);
+        if (!proxy) continue;
+        n++;
+        const a = w.spec?.template?.metadata?.annotations ?? {};
+        const admin = k8sEnv(proxy).MTABLE_ADMIN_LISTEN?.value ?? ADMIN_DEFAULT;
+        assert.equal(a["prometheus.io/scrape"], "true", `${w.file}: prometheus.io/scrape`);
+        assert.equal(Number(a["prometheus.io/port"]), portOf(admin), `${w.file}: prometheus.io/port`);
+        assert.equal(a["prometheus.io/path"], "/metrics", `${w.file}: prometheus.io/path`);
+      }
+      assert.ok(n >= 2, "the authority and the app with its sidecar");
+    });
+
+    test("a PodDisruptionBudget keeps the authority from being evicted", () => {
+      const authority = workloads.find((w) => {
+        const p = k8sContainers(podSpec(w)).find(isProxy);
+        return p && !k8sEnv(p).MTABLE_CONFIG_ENDPOINT && !k8sContainers(podSpec(w)).some((c) => !isProxy(c));
+      });
+      assert.ok(authority, "an authority workload");
+      const labels = authority.spec.template.metadata.labels;
+      const pdb = of("PodDisruptionBudget").find((b) =>
+        Object.entries(b.spec?.selector?.matchLabels ?? {}).every(([k, v]) => labels[k] === v));
+      assert.ok(pdb, "a PodDisruptionBudget selecting the authority's pods");
+      assert.equal(pdb.apiVersion, "policy/v1");
+      const replicas = authority.spec.replicas ?? 1;
+      const blocks = pdb.spec.minAvailable !== undefined ? pdb.spec.minAvailable >= replicas : pdb.spec.maxUnavailable === 0;
+      assert.ok(blocks, `with ${replicas} replica(s) the budget must allow no voluntary eviction: ${JSON.stringify(pdb.spec)}`);
     });
 
     test("every container: resources, and runs as non-root", () => {
