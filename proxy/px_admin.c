@@ -435,7 +435,8 @@ static void metrics_reply(px_app *app, px_resp *r)
     int state = (int)app->mig_state;
     pthread_mutex_unlock(&app->mu);
     snprintf(line, sizeof line,
-             "# HELP mtable_rows_copied_total Rows the migrator has copied from old to new.\n"
+             "# HELP mtable_rows_copied_total Rows the migration's copy has covered, a resumed "
+             "copy's earlier part included (status: migration.rows_done).\n"
              "# TYPE mtable_rows_copied_total counter\nmtable_rows_copied_total %lld\n"
              "# HELP mtable_rows_cleaned_total Rows in new the migrator has stripped of migration "
              "metadata or, as tombstones, deleted.\n"

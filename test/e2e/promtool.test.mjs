@@ -153,6 +153,10 @@ describe("promtool check metrics", { skip: proxySkipReason() }, () => {
           const highest = sum(s, "mtable_request_duration_seconds_bucket", (l) => match(l) && l.le === "10");
           assert.ok(lowest <= highest && highest <= count, `${who}: buckets of ${k} are cumulative`);
         }
+        // The migration's counters are the status' numbers.
+        assert.equal(sum(s, "mtable_rows_copied_total"), status.migration.rows_done, `${who}: rows copied`);
+        assert.equal(sum(s, "mtable_rows_cleaned_total"), status.migration.rows_cleaned, `${who}: rows cleaned`);
+        assert.equal(sum(s, "mtable_migration_state", (l) => l.state === status.migration.state), 1);
         const build = s.filter((x) => x.name === "mtable_build_info");
         assert.deepEqual(build.map((x) => [x.labels.version, x.value]), [[mesonVersion(), 1]]);
       }
