@@ -45,7 +45,7 @@ cache=${MTABLE_IMAGE_CACHE:-/var/tmp/mtable-image-cache}
 mirror=${MTABLE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 suite=bookworm
 # Bumped whenever make_base changes, so that a cached base is remade.
-base_rev=2
+base_rev=3
 base=localhost/mtable-base:$suite-$base_rev
 image=localhost/mtable:smoke-$$
 ctr=mtable-smoke-$$
@@ -168,6 +168,8 @@ Acquire::Languages "none";
 EOF
     find "$rootfs/usr/share/doc" -mindepth 2 ! -name copyright ! -type d -delete 2>/dev/null
     find "$rootfs/usr/share/doc" -mindepth 1 -type d -empty -delete 2>/dev/null
+    find "$rootfs/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name locale.alias \
+        -exec rm -rf {} + 2>/dev/null
     rm -rf "$rootfs"/usr/share/{man,info,groff,lintian,linda}/* \
         "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin \
         "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/log/*.log
