@@ -177,6 +177,9 @@ EOF
 }
 
 t0=$SECONDS
+# One run at a time makes or replaces the base; others wait for it.
+exec 9>"$cache/base.lock"
+flock 9
 for stale in "$cache"/base-*.tar; do
     if [ -e "$stale" ] && [ "$stale" != "$base_tar" ]; then
         rm -f "$stale"
@@ -201,6 +204,7 @@ if ! podman image exists "$base"; then
         finish
     fi
 fi
+flock -u 9
 echo "image: base $base ready ($((SECONDS - t0))s)"
 
 # ---------------------------------------------------------------------------
