@@ -11,6 +11,11 @@
 # layer cache) live in one directory that is kept across runs, so a second
 # run reuses both and rebuilds only what the sources changed.
 #
+# Missing tools (podman, runc, debootstrap, node, curl), a run as non-root
+# or a failed debootstrap are one FAIL line (image/tools, image/base), never
+# a skip. Intermediate images left by builds of older sources are pruned
+# once they are a week old.
+#
 # Then, in order, each step printed as PASS or FAIL image/NAME:
 #   build        podman build --format docker (the OCI format drops HEALTHCHECK)
 #   size         the image's size, printed (no threshold)
