@@ -2,6 +2,11 @@
 # docker/install-deps.sh -- install the Debian packages mtable builds and
 # tests with (Debian 12).
 #
+#   docker/install-deps.sh          everything: build, tests, image smoke test
+#   docker/install-deps.sh build    only what compiling mtable-proxy and
+#                                   mtablectl needs (docker/Dockerfile's
+#                                   build stage, with -Dtests=false)
+#
 # Idempotent: it asks dpkg which packages are missing and touches apt only
 # when something is. Runs as root, or through sudo otherwise; never prompts.
 # Node.js and npm are installed only when no `node` is on the PATH, so a
@@ -9,26 +14,46 @@
 
 set -euo pipefail
 
-# Every Debian package the project needs, in one place.
-PACKAGES=(
+# What compiling the two programs needs, in one place.
+BUILD_PACKAGES=(
     build-essential
-    clang
-    libclang-rt-14-dev
     meson
     ninja-build
     pkg-config
-    libcmocka-dev
     libmicrohttpd-dev
     libcurl4-openssl-dev
     libssl-dev
     libxml2-dev
     libcjson-dev
+)
+
+# What the tests need on top: the unit suite (cmocka), the sanitizer and
+# memory-checking builds, the end-to-end suite (node, npm), the format
+# check, promtool for the /metrics test (Debian ships it in prometheus), and
+# podman, runc and debootstrap for the image smoke test (docker/smoke.sh).
+TEST_PACKAGES=(
+    clang
+    libclang-rt-14-dev
+    libcmocka-dev
     valgrind
     nodejs
     npm
     ca-certificates
     clang-format
+    prometheus
+    podman
+    runc
+    debootstrap
 )
+
+case "${1:-all}" in
+all) PACKAGES=("${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}") ;;
+build) PACKAGES=("${BUILD_PACKAGES[@]}") ;;
+*)
+    echo "usage: install-deps.sh [all|build]" >&2
+    exit 2
+    ;;
+esac
 
 installed()
 {

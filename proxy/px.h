@@ -197,8 +197,8 @@ typedef struct px_app {
     pthread_mutex_t push_mu; /* admin phase changes, one at a time */
     char *service_properties; /* XML */
     az_cors cors;             /* its CORS rules, as preflights read them */
-    uint64_t requests_total;
-    uint64_t requests_failed;
+    mt_subscription *phase_sub; /* keeps `phase` up to date */
+    int phase;                  /* the applied phase, read lock-free (__atomic) */
     time_t started;
 } px_app;
 
@@ -207,6 +207,9 @@ typedef struct px_app {
 px_app *px_app_new(const px_settings *s, FILE *err);
 void px_app_free(px_app *app);
 mt_config px_app_config(px_app *app);
+/* The phase this proxy serves now, without a subscription or a lock: for
+ * labels, where being a push late is harmless. */
+mt_phase px_app_phase(px_app *app);
 /* Whether table requests may be served now: always on the authority; on a
  * proxy of a remote authority only while it holds a lease. */
 bool px_app_serving(px_app *app);
@@ -236,8 +239,15 @@ void px_migrate_join(px_app *app);
 /* Metrics (px_metrics.c): counters the admin endpoint renders. */
 px_metrics *px_metrics_new(void);
 void px_metrics_free(px_metrics *m);
-/* One table-endpoint request: operation label (e.g. "insert"), status. */
-void px_metrics_request(px_metrics *m, const char *op, int status, mt_phase phase);
+/* One table-endpoint request: operation label (e.g. "insert"), status, the
+ * phase it was served in and how long it took. */
+void px_metrics_request(px_metrics *m, const char *op, int status, mt_phase phase,
+                        uint64_t duration_ns);
+/* Requests counted so far, and those among them answered 400 or more: the
+ * sums of the request series, which /admin/v1/status reports. */
+void px_metrics_totals(px_metrics *m, uint64_t *requests, uint64_t *failed);
+/* The monotonic clock in nanoseconds, the one durations are measured on. */
+uint64_t px_metrics_now_ns(void);
 /* A backend table that counts calls and their latency per side. Borrows
  * inner. */
 mt_table *px_metrics_table(px_metrics *m, mt_table *inner, int side);

@@ -174,10 +174,10 @@ static void status_reply(px_app *app, px_resp *r)
         cJSON_AddStringToObject(doc, "state_store", app->store->ops->describe(app->store));
     add_migration(app, doc);
     add_proxies(app, &c, doc);
-    pthread_mutex_lock(&app->mu);
-    cJSON_AddNumberToObject(doc, "requests", (double)app->requests_total);
-    cJSON_AddNumberToObject(doc, "requests_failed", (double)app->requests_failed);
-    pthread_mutex_unlock(&app->mu);
+    uint64_t requests = 0, failed = 0;
+    px_metrics_totals(app->metrics, &requests, &failed);
+    cJSON_AddNumberToObject(doc, "requests", (double)requests);
+    cJSON_AddNumberToObject(doc, "requests_failed", (double)failed);
     cJSON_AddNumberToObject(doc, "uptime_seconds", (double)(time(NULL) - app->started));
     json_reply(r, 200, doc);
 }
@@ -496,7 +496,7 @@ static void metrics_reply(px_app *app, px_resp *r)
 {
     mt_config c = px_app_config(app);
     mt_buf b = {0};
-    char line[256];
+    char line[1024];
     px_metrics_render(app->metrics, &b);
     snprintf(line, sizeof line,
              "# HELP mtable_phase The phase this proxy serves (0-4).\n"
@@ -511,6 +511,7 @@ static void metrics_reply(px_app *app, px_resp *r)
         snprintf(line, sizeof line,
                  "# HELP mtable_lease_valid Whether this proxy holds a lease (1) or fails "
                  "closed (0).\n# TYPE mtable_lease_valid gauge\nmtable_lease_valid %d\n"
+                 "# HELP mtable_lease_remaining_seconds Seconds left on this proxy's lease.\n"
                  "# TYPE mtable_lease_remaining_seconds gauge\n"
                  "mtable_lease_remaining_seconds %.3f\n",
                  ci.leased ? 1 : 0, ci.lease_left_ms > 0 ? (double)ci.lease_left_ms / 1000 : 0);
@@ -528,8 +529,13 @@ static void metrics_reply(px_app *app, px_resp *r)
     int state = (int)app->mig_state;
     pthread_mutex_unlock(&app->mu);
     snprintf(line, sizeof line,
+             "# HELP mtable_rows_copied_total Rows the migration's copy has covered, a resumed "
+             "copy's earlier part included (status: migration.rows_done).\n"
              "# TYPE mtable_rows_copied_total counter\nmtable_rows_copied_total %lld\n"
+             "# HELP mtable_rows_cleaned_total Rows in new the migrator has stripped of migration "
+             "metadata or, as tombstones, deleted.\n"
              "# TYPE mtable_rows_cleaned_total counter\nmtable_rows_cleaned_total %lld\n"
+             "# HELP mtable_migration_state The migrator's state: 1 for the current one.\n"
              "# TYPE mtable_migration_state gauge\n",
              (long long)s.rows_done, (long long)s.rows_cleaned);
     mt_buf_puts(&b, line);

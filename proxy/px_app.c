@@ -192,6 +192,30 @@ static bool start_client(px_app *app, FILE *err)
     return true;
 }
 
+/* Keeps app->phase equal to the applied phase; runs on the pushing thread. */
+static void phase_apply(void *ctx, const mt_config *c)
+{
+    px_app *app = ctx;
+    __atomic_store_n(&app->phase, (int)c->phase, __ATOMIC_RELEASE);
+}
+
+/* A callback subscription, held for the process's life, so that reading
+ * the phase for a request's metrics label is one atomic load rather than a
+ * subscription made and dropped (an allocation and the service's lock) on
+ * every request. */
+static bool follow_phase(px_app *app, FILE *err)
+{
+    mt_subscriber sub = {.apply = phase_apply, .ctx = app};
+    mt_config c;
+    app->phase_sub = app->cfg->ops->subscribe(app->cfg, &sub, &c);
+    if (!app->phase_sub) {
+        fprintf(err, "mtable-proxy: cannot follow the phase: out of memory\n");
+        return false;
+    }
+    __atomic_store_n(&app->phase, (int)c.phase, __ATOMIC_RELEASE);
+    return true;
+}
+
 px_app *px_app_new(const px_settings *s, FILE *err)
 {
     px_app *app = calloc(1, sizeof *app);
@@ -205,7 +229,7 @@ px_app *px_app_new(const px_settings *s, FILE *err)
     bool remote = s->config_endpoint[0] != '\0';
     if (!open_backend(s->old_spec, "old", &app->old_client, err) ||
         !open_backend(s->new_spec, "new", &app->new_client, err) ||
-        !(remote ? start_client(app, err) : start_authority(app, err))) {
+        !(remote ? start_client(app, err) : start_authority(app, err)) || !follow_phase(app, err)) {
         px_app_free(app);
         return NULL;
     }
@@ -242,6 +266,8 @@ void px_app_free(px_app *app)
     if (app->ticker_started)
         pthread_join(app->ticker, NULL);
     px_registry_free(app->reg);
+    if (app->phase_sub)
+        app->cfg->ops->unsubscribe(app->cfg, app->phase_sub);
     az_client_free(app->old_client);
     az_client_free(app->new_client);
     cfg_http_stop(app->http); /* end the client's long poll now */
@@ -265,6 +291,11 @@ mt_config px_app_config(px_app *app)
     mt_subscription *sub = app->cfg->ops->subscribe(app->cfg, NULL, &c);
     app->cfg->ops->unsubscribe(app->cfg, sub);
     return c;
+}
+
+mt_phase px_app_phase(px_app *app)
+{
+    return (mt_phase)__atomic_load_n(&app->phase, __ATOMIC_ACQUIRE);
 }
 
 bool px_app_serving(px_app *app)

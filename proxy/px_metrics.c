@@ -2,9 +2,10 @@
  * px_metrics.c -- the proxy's counters, rendered for Prometheus.
  *
  * Two families of numbers: what the table endpoint answered (a request per
- * operation, status and phase) and what the backends cost (calls, errors and
- * latency per side and per kind of call, counted by a decorator mt_table
- * placed in front of each backend).
+ * operation, status and phase, and how long it took per operation and
+ * phase) and what the backends cost (calls, errors and latency per side and
+ * per kind of call, counted by a decorator mt_table placed in front of each
+ * backend). Beside them the build's version, as the usual build_info gauge.
  *
  * Every label takes its values from a fixed list, so every series has a
  * preallocated slot: a counter is one relaxed atomic add on the hot path, no
@@ -13,7 +14,9 @@
  * The price is that a scrape is not one instant: counters read one by one
  * may be a few increments apart. Where that would show (a histogram's
  * buckets against its _count, a call total against it) they are rendered
- * from one reading, so they always agree with each other.
+ * from one reading, so they always agree with each other. The request
+ * totals that /admin/v1/status reports are summed from these same counters
+ * (px_metrics_totals), so the two never tell different stories.
  *
  * Output is the text exposition format, version 0.0.4. Series that are still
  * zero are left out, so a proxy that only ever inserts renders a few lines,
@@ -56,12 +59,15 @@ static const char *const call_names[] = {"batch", "query_atomic", "query_stream"
 
 /* Upper bounds of the latency buckets, inclusive ("le"), in nanoseconds and
  * as rendered; the last bucket (+Inf) takes the rest. The text is kept
- * beside the number so the rendering never depends on float printing. */
-static const uint64_t bucket_ns[] = {1000000,   2500000,    5000000,    10000000,
-                                     25000000,  50000000,   100000000,  250000000,
-                                     500000000, 1000000000, 2500000000, 5000000000};
-static const char *const bucket_le[] = {"0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
-                                        "0.1",   "0.25",   "0.5",   "1",    "2.5",   "5"};
+ * beside the number so the rendering never depends on float printing. One
+ * set for requests and backend calls alike, from 100 us (a memory backend,
+ * a local emulator) to 10 s (a batch against a throttled account). */
+static const uint64_t bucket_ns[] = {
+    100000,   250000,    500000,    1000000,   2500000,    5000000,    10000000,   25000000,
+    50000000, 100000000, 250000000, 500000000, 1000000000, 2500000000, 5000000000, 10000000000};
+static const char *const bucket_le[] = {"0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005",
+                                        "0.01",   "0.025",   "0.05",   "0.1",   "0.25",   "0.5",
+                                        "1",      "2.5",     "5",      "10"};
 #define BUCKET_FINITE (sizeof bucket_ns / sizeof *bucket_ns)
 #define BUCKET_COUNT (BUCKET_FINITE + 1)
 
@@ -69,15 +75,21 @@ static const char *const bucket_le[] = {"0.001", "0.0025", "0.005", "0.01", "0.0
 /* The counters. Plain integers touched only through __atomic builtins, so  */
 /* the struct can come zeroed from calloc.                                   */
 
-typedef struct px_call_stats {
-    uint64_t buckets[BUCKET_COUNT]; /* per bucket, not cumulative; sum = calls */
-    uint64_t errors;                /* status >= 500 */
+typedef struct px_hist {
+    uint64_t buckets[BUCKET_COUNT]; /* per bucket, not cumulative; sum = count */
     uint64_t sum_ns;
+} px_hist;
+
+typedef struct px_call_stats {
+    px_hist latency;
+    uint64_t errors; /* status >= 500 */
 } px_call_stats;
 
 struct px_metrics {
     uint64_t requests[OP_COUNT][STATUS_COUNT][PHASE_SLOTS];
     uint64_t request_errors[OP_COUNT]; /* status >= 500, exact even when bucketed */
+    uint64_t other_failed[OP_COUNT];   /* status "other" and >= 400, for the totals */
+    px_hist durations[OP_COUNT][PHASE_SLOTS];
     px_call_stats calls[SIDE_COUNT][CALL_COUNT];
 };
 
@@ -127,15 +139,47 @@ static size_t px_metrics_phase_index(mt_phase phase)
     return (unsigned)phase < MT_PHASE_COUNT ? (size_t)phase : MT_PHASE_COUNT;
 }
 
-void px_metrics_request(px_metrics *m, const char *op, int status, mt_phase phase)
+/* Adds one observation of ns nanoseconds to h. */
+static void px_hist_observe(px_hist *h, uint64_t ns)
+{
+    size_t b = 0;
+    while (b < BUCKET_FINITE && ns > bucket_ns[b])
+        b++;
+    px_metrics_add(&h->buckets[b], 1);
+    px_metrics_add(&h->sum_ns, ns);
+}
+
+void px_metrics_request(px_metrics *m, const char *op, int status, mt_phase phase,
+                        uint64_t duration_ns)
 {
     if (!m)
         return;
-    size_t o = px_metrics_op_index(op);
-    px_metrics_add(&m->requests[o][px_metrics_status_index(status)][px_metrics_phase_index(phase)],
-                   1);
+    size_t o = px_metrics_op_index(op), s = px_metrics_status_index(status),
+           p = px_metrics_phase_index(phase);
+    px_metrics_add(&m->requests[o][s][p], 1);
     if (status >= 500)
         px_metrics_add(&m->request_errors[o], 1);
+    if (s == STATUS_KNOWN && status >= 400)
+        px_metrics_add(&m->other_failed[o], 1);
+    px_hist_observe(&m->durations[o][p], duration_ns);
+}
+
+void px_metrics_totals(px_metrics *m, uint64_t *requests, uint64_t *failed)
+{
+    uint64_t n = 0, bad = 0;
+    for (size_t o = 0; m && o < OP_COUNT; o++) {
+        for (size_t s = 0; s < STATUS_COUNT; s++) {
+            for (size_t p = 0; p < PHASE_SLOTS; p++) {
+                uint64_t v = px_metrics_load(&m->requests[o][s][p]);
+                n += v;
+                if (s < STATUS_KNOWN && status_codes[s] >= 400)
+                    bad += v;
+            }
+        }
+        bad += px_metrics_load(&m->other_failed[o]);
+    }
+    *requests = n;
+    *failed = bad;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -153,7 +197,7 @@ typedef struct px_mstream {
     px_call_stats *next_stats;
 } px_mstream;
 
-static uint64_t px_metrics_now_ns(void)
+uint64_t px_metrics_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -163,12 +207,7 @@ static uint64_t px_metrics_now_ns(void)
 static void px_metrics_observe(px_call_stats *s, uint64_t start_ns, const mt_status *st)
 {
     uint64_t now = px_metrics_now_ns();
-    uint64_t ns = now > start_ns ? now - start_ns : 0;
-    size_t b = 0;
-    while (b < BUCKET_FINITE && ns > bucket_ns[b])
-        b++;
-    px_metrics_add(&s->buckets[b], 1);
-    px_metrics_add(&s->sum_ns, ns);
+    px_hist_observe(&s->latency, now > start_ns ? now - start_ns : 0);
     /* A 404 or a 412 is the backend answering correctly; only its failures
      * count against it. */
     if (st->http >= 500)
@@ -353,22 +392,58 @@ static void px_metrics_render_requests(px_metrics *m, mt_buf *out)
     }
 }
 
-/* One consistent reading of a side and call: the buckets, their total and
- * the rest. */
-typedef struct px_call_snap {
+/* One consistent reading of a histogram: its buckets and what they add up
+ * to, so that +Inf and _count can never disagree. */
+typedef struct px_hist_snap {
     uint64_t buckets[BUCKET_COUNT];
-    uint64_t calls, errors, sum_ns;
-} px_call_snap;
+    uint64_t count, sum_ns;
+} px_hist_snap;
 
-static void px_metrics_snap(px_call_stats *s, px_call_snap *out)
+static void px_hist_snap_take(px_hist *h, px_hist_snap *out)
 {
-    out->calls = 0;
+    out->count = 0;
     for (size_t b = 0; b < BUCKET_COUNT; b++) {
-        out->buckets[b] = px_metrics_load(&s->buckets[b]);
-        out->calls += out->buckets[b];
+        out->buckets[b] = px_metrics_load(&h->buckets[b]);
+        out->count += out->buckets[b];
     }
-    out->errors = px_metrics_load(&s->errors);
-    out->sum_ns = px_metrics_load(&s->sum_ns);
+    out->sum_ns = px_metrics_load(&h->sum_ns);
+}
+
+/* The _bucket, _sum and _count lines of one series; labels is the series'
+ * label text without braces (already escaped). */
+static void px_hist_put(mt_buf *out, const char *name, const char *labels, const px_hist_snap *sn)
+{
+    uint64_t cum = 0;
+    for (size_t b = 0; b < BUCKET_COUNT; b++) {
+        cum += sn->buckets[b];
+        mt_buf_printf(out, "%s_bucket{%s,", name, labels);
+        px_metrics_put_label(out, "le", b < BUCKET_FINITE ? bucket_le[b] : "+Inf", true);
+        mt_buf_printf(out, "} %llu\n", (unsigned long long)cum);
+    }
+    mt_buf_printf(out, "%s_sum{%s} %llu.%09llu\n", name, labels,
+                  (unsigned long long)(sn->sum_ns / 1000000000u),
+                  (unsigned long long)(sn->sum_ns % 1000000000u));
+    mt_buf_printf(out, "%s_count{%s} %llu\n", name, labels, (unsigned long long)sn->count);
+}
+
+static void px_metrics_render_durations(px_metrics *m, mt_buf *out)
+{
+    px_metrics_put_family(out, "mtable_request_duration_seconds", "histogram",
+                          "Time the table endpoint took to answer, by operation and phase.");
+    for (size_t o = 0; o < OP_COUNT; o++) {
+        for (size_t p = 0; p < PHASE_SLOTS; p++) {
+            px_hist_snap sn;
+            px_hist_snap_take(&m->durations[o][p], &sn);
+            if (!sn.count)
+                continue;
+            mt_buf labels = {0};
+            px_metrics_put_label(&labels, "operation", op_names[o], true);
+            px_metrics_put_label(&labels, "phase", mt_phase_name((mt_phase)p), false);
+            char *l = mt_buf_take(&labels, NULL);
+            px_hist_put(out, "mtable_request_duration_seconds", l ? l : "", &sn);
+            free(l);
+        }
+    }
 }
 
 static void px_metrics_put_side_call(mt_buf *out, const char *metric, size_t side, size_t call)
@@ -381,19 +456,23 @@ static void px_metrics_put_side_call(mt_buf *out, const char *metric, size_t sid
 
 static void px_metrics_render_backends(px_metrics *m, mt_buf *out)
 {
-    px_call_snap snap[SIDE_COUNT][CALL_COUNT];
-    for (size_t s = 0; s < SIDE_COUNT; s++)
-        for (size_t c = 0; c < CALL_COUNT; c++)
-            px_metrics_snap(&m->calls[s][c], &snap[s][c]);
+    px_hist_snap snap[SIDE_COUNT][CALL_COUNT];
+    uint64_t errors[SIDE_COUNT][CALL_COUNT];
+    for (size_t s = 0; s < SIDE_COUNT; s++) {
+        for (size_t c = 0; c < CALL_COUNT; c++) {
+            px_hist_snap_take(&m->calls[s][c].latency, &snap[s][c]);
+            errors[s][c] = px_metrics_load(&m->calls[s][c].errors);
+        }
+    }
 
     px_metrics_put_family(out, "mtable_backend_calls_total", "counter",
                           "Calls to a backend table by side and kind of call.");
     for (size_t s = 0; s < SIDE_COUNT; s++) {
         for (size_t c = 0; c < CALL_COUNT; c++) {
-            if (!snap[s][c].calls)
+            if (!snap[s][c].count)
                 continue;
             px_metrics_put_side_call(out, "mtable_backend_calls_total", s, c);
-            mt_buf_printf(out, "} %llu\n", (unsigned long long)snap[s][c].calls);
+            mt_buf_printf(out, "} %llu\n", (unsigned long long)snap[s][c].count);
         }
     }
 
@@ -401,10 +480,10 @@ static void px_metrics_render_backends(px_metrics *m, mt_buf *out)
                           "Backend calls that failed with a status of 500 or more.");
     for (size_t s = 0; s < SIDE_COUNT; s++) {
         for (size_t c = 0; c < CALL_COUNT; c++) {
-            if (!snap[s][c].calls && !snap[s][c].errors)
+            if (!snap[s][c].count && !errors[s][c])
                 continue;
             px_metrics_put_side_call(out, "mtable_backend_errors_total", s, c);
-            mt_buf_printf(out, "} %llu\n", (unsigned long long)snap[s][c].errors);
+            mt_buf_printf(out, "} %llu\n", (unsigned long long)errors[s][c]);
         }
     }
 
@@ -412,29 +491,37 @@ static void px_metrics_render_backends(px_metrics *m, mt_buf *out)
                           "Latency of backend calls in seconds.");
     for (size_t s = 0; s < SIDE_COUNT; s++) {
         for (size_t c = 0; c < CALL_COUNT; c++) {
-            const px_call_snap *sn = &snap[s][c];
-            if (!sn->calls)
+            if (!snap[s][c].count)
                 continue;
-            uint64_t cum = 0;
-            for (size_t b = 0; b < BUCKET_COUNT; b++) {
-                cum += sn->buckets[b];
-                px_metrics_put_side_call(out, "mtable_backend_call_seconds_bucket", s, c);
-                px_metrics_put_label(out, "le", b < BUCKET_FINITE ? bucket_le[b] : "+Inf", false);
-                mt_buf_printf(out, "} %llu\n", (unsigned long long)cum);
-            }
-            px_metrics_put_side_call(out, "mtable_backend_call_seconds_sum", s, c);
-            mt_buf_printf(out, "} %llu.%09llu\n", (unsigned long long)(sn->sum_ns / 1000000000u),
-                          (unsigned long long)(sn->sum_ns % 1000000000u));
-            px_metrics_put_side_call(out, "mtable_backend_call_seconds_count", s, c);
-            mt_buf_printf(out, "} %llu\n", (unsigned long long)sn->calls);
+            mt_buf labels = {0};
+            px_metrics_put_label(&labels, "side", side_names[s], true);
+            px_metrics_put_label(&labels, "call", call_names[c], false);
+            char *l = mt_buf_take(&labels, NULL);
+            px_hist_put(out, "mtable_backend_call_seconds", l ? l : "", &snap[s][c]);
+            free(l);
         }
     }
+}
+
+#ifndef MTABLE_VERSION
+#define MTABLE_VERSION "unknown"
+#endif
+
+static void px_metrics_render_build(mt_buf *out)
+{
+    px_metrics_put_family(out, "mtable_build_info", "gauge",
+                          "Always 1; the version label names the build of mtable-proxy.");
+    mt_buf_puts(out, "mtable_build_info{");
+    px_metrics_put_label(out, "version", MTABLE_VERSION, true);
+    mt_buf_puts(out, "} 1\n");
 }
 
 void px_metrics_render(px_metrics *m, mt_buf *out)
 {
     if (!m)
         return;
+    px_metrics_render_build(out);
     px_metrics_render_requests(m, out);
+    px_metrics_render_durations(m, out);
     px_metrics_render_backends(m, out);
 }

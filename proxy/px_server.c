@@ -399,6 +399,7 @@ static bool version_ok(const char *v)
 static void handle_table_request(px_app *app, struct MHD_Connection *c, const char *url,
                                  const char *method, const px_upload *up, px_resp *r)
 {
+    uint64_t t0 = px_metrics_now_ns();
     px_req q = {.app = app, .conn = c, .method = method, .fmt = AZ_FMT_JSON,
                 .md = AZ_META_MINIMAL};
     new_request_id(q.request_id);
@@ -465,13 +466,8 @@ static void handle_table_request(px_app *app, struct MHD_Connection *c, const ch
         px_log(PX_LOG_WARN, "%s %s -> %d (request %s)", method, url, r->status, q.request_id);
     else
         px_log(PX_LOG_DEBUG, "%s %s -> %d (request %s)", method, url, r->status, q.request_id);
-    pthread_mutex_lock(&app->mu);
-    app->requests_total++;
-    if (r->status >= 400)
-        app->requests_failed++;
-    pthread_mutex_unlock(&app->mu);
     px_metrics_request(app->metrics, preflight ? "preflight" : op_label(&q), r->status,
-                       px_app_config(app).phase);
+                       px_app_phase(app), px_metrics_now_ns() - t0);
     az_resource_clear(&q.res);
     free(query);
 }

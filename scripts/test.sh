@@ -10,9 +10,10 @@
 # the unit suite (cmocka programs and checks registered with meson), then run
 # the systematic concurrency tester (mt-sct): every scenario must pass, every
 # seeded bug must be found, and a deliberately broken scenario must be
-# reported as a liveness failure. Last, the end-to-end suite (test/e2e): the
+# reported as a liveness failure. Then the end-to-end suite (test/e2e): the
 # official Azure Table SDKs against Azurite and against mtable-proxy in every
-# phase and across a migration, under node's test runner.
+# phase and across a migration, under node's test runner. Then the REST
+# cases, and the image smoke test (docker/smoke.sh).
 #
 # Output: each suite prints its own result lines; the very last line is
 #   N passed, N failed
@@ -33,6 +34,7 @@
 #   MTABLE_SCT                 tester binary (default BUILD/test/sct/mt-sct)
 #   MTABLE_SKIP_E2E=1          do not run the end-to-end suite
 #   MTABLE_SKIP_CASES=1        do not run the REST cases (test/cases)
+#   MTABLE_SKIP_IMAGE=1        do not run the image smoke test (docker/smoke.sh)
 #   MTABLE_E2E_TIMEOUT         seconds allowed to the whole e2e run (1800)
 #   MTABLE_PROXY_BIN           proxy under e2e test (default BUILD/proxy/mtable-proxy)
 #   MTABLE_E2E_BACKEND         auto|azurite|memory: the proxy's backends (see
@@ -624,6 +626,39 @@ cases_suite()
 }
 
 # ---------------------------------------------------------------------------
+# Image smoke test: docker/smoke.sh builds docker/Dockerfile with podman on a
+# debootstrap-made base image and runs it (health, readiness, a signed
+# request, non-root, the HEALTHCHECK, a clean stop). Its PASS and FAIL lines
+# are counted; a run that ends without its summary line counts as one
+# failure. Only MTABLE_SKIP_IMAGE=1 skips it.
+
+image_suite()
+{
+    section "image (docker/smoke.sh: podman build and run of docker/Dockerfile)"
+    if [ "${MTABLE_SKIP_IMAGE:-0}" = 1 ]; then
+        echo "SKIP image: MTABLE_SKIP_IMAGE=1"
+        return
+    fi
+    local out=$tmp/image.log rc=0 t0=$SECONDS
+    timeout -k 10 1800 bash docker/smoke.sh >"$out" 2>&1 </dev/null || rc=$?
+    grep -aE '^(PASS|FAIL) image|^    \|' "$out"
+    local p f
+    p=$(grep -acE '^PASS image/' "$out")
+    f=$(grep -acE '^FAIL image/' "$out")
+    if ! tail -n 1 "$out" | grep -qE '^[0-9]+ passed, [0-9]+ failed$'; then
+        echo "FAIL image: docker/smoke.sh ended without its summary ($(describe_rc "$rc"))"
+        show_log "$out" 30
+        f=$((f + 1))
+    elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        echo "FAIL image: docker/smoke.sh exited with $(describe_rc "$rc") but reported no failure"
+        f=1
+    fi
+    echo "-- image: $p ok, $f not ok ($((SECONDS - t0))s)"
+    count_pass "$p"
+    count_fail "$f"
+}
+
+# ---------------------------------------------------------------------------
 
 if setup; then
     # The end-to-end packages bring Azurite, which the Azure client's unit
@@ -635,6 +670,7 @@ if setup; then
     sct_suite
     e2e_suite
     cases_suite
+    image_suite
 fi
 
 if [ $((total_pass + total_fail)) -eq 0 ]; then

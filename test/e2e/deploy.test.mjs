@@ -12,8 +12,13 @@
 //     docker/k8s/*.yaml set is one that `mtable-proxy --help` documents, and
 //     docker/README.md describes every variable --help documents;
 //   - compose has its five services, wired as the README says;
-//   - the Kubernetes manifests' probes hit /healthz and /readyz on the admin
-//     port, every Secret key they reference exists, and so on.
+//   - the Dockerfile takes its base image as BASE_IMAGE (debian:12-slim by
+//     default) and its build stage runs install-deps.sh's lean build mode;
+//     scripts/test.sh runs docker/smoke.sh, which builds and runs it;
+//   - the Kubernetes manifests' startup, readiness and liveness probes hit
+//     /healthz and /readyz on the admin port, the pods carry Prometheus
+//     scrape annotations, a PodDisruptionBudget guards the authority, every
+//     Secret key they reference exists, and so on.
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -55,7 +60,8 @@ function shellCommands(line) {
 }
 
 // Dockerfile instructions, continuation lines joined and comments dropped,
-// grouped by stage: [{from, name, instructions: [{op, args}]}].
+// grouped by stage: [{from, name, instructions: [{op, args}]}]; a FROM's
+// ${ARG} takes the default a global ARG gives it.
 function dockerStages(text) {
   const instructions = [];
   let cur = "";
@@ -72,9 +78,14 @@ function dockerStages(text) {
     cur = "";
   }
   const stages = [];
+  const args = {}; // ARGs before the first FROM, with their defaults
   for (const ins of instructions) {
-    if (ins.op === "FROM") {
-      const w = shellWords(ins.args).filter((x) => !x.startsWith("--"));
+    if (ins.op === "ARG" && stages.length === 0) {
+      const [name, ...rest] = ins.args.split("=");
+      args[name.trim()] = rest.join("=").trim();
+    } else if (ins.op === "FROM") {
+      const expanded = ins.args.replace(/\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?/g, (m, v) => args[v] ?? m);
+      const w = shellWords(expanded).filter((x) => !x.startsWith("--"));
       stages.push({ from: w[0], name: /^as$/i.test(w[1] ?? "") ? w[2] : null, instructions: [] });
     } else {
       assert.ok(stages.length > 0, `Dockerfile: ${ins.op} before any FROM`);
@@ -200,6 +211,47 @@ describe("deploy", () => {
     assert.ok(stages.length >= 2, "a multi-stage build");
     assert.match(stages[0].from, /^debian:12\b/);
     assert.match(runtime.from, /^debian:12-slim\b/);
+  });
+
+  test("Dockerfile: the base image is the build argument BASE_IMAGE, debian:12-slim by default", () => {
+    const text = read("docker/Dockerfile");
+    assert.match(text, /^ARG BASE_IMAGE=debian:12-slim$/m);
+    const froms = text.split("\n").filter((l) => /^FROM\s/i.test(l));
+    assert.ok(froms.length >= 2);
+    for (const f of froms) assert.match(f, /^FROM \$\{BASE_IMAGE\}(\s|$)/, f);
+  });
+
+  test("Dockerfile: the build stage installs only the build's packages (install-deps.sh build)", () => {
+    const script = read("docker/install-deps.sh");
+    const list = (name) => {
+      const m = script.match(new RegExp(`^${name}=\\(([^)]*)\\)`, "m"));
+      assert.ok(m, `install-deps.sh has no ${name}=(...)`);
+      return m[1].split("\n").map((l) => l.replace(/#.*/, "").trim()).filter(Boolean);
+    };
+    const buildPkgs = list("BUILD_PACKAGES");
+    const testPkgs = list("TEST_PACKAGES");
+    assert.match(script, /^build\) PACKAGES=\("\$\{BUILD_PACKAGES\[@\]\}"\) ;;$/m, "a 'build' mode");
+    for (const p of ["nodejs", "npm", "valgrind", "clang", "prometheus", "podman"]) {
+      assert.ok(!buildPkgs.includes(p), `the build mode installs ${p}`);
+      assert.ok(testPkgs.includes(p), `the test packages include ${p}`);
+    }
+    // Every library proxy/meson.build asks pkg-config for has its -dev.
+    for (const p of ["libmicrohttpd-dev", "libcurl4-openssl-dev", "libcjson-dev", "libxml2-dev", "libssl-dev"]) {
+      assert.ok(buildPkgs.includes(p), `the build mode lacks ${p}`);
+    }
+    const build = stages.find((st) => runCommands(st).some((c) => c[0] === "meson"));
+    const deps = runCommands(build).find((c) => c.some((w) => /(^|\/)docker\/install-deps\.sh$/.test(w)));
+    assert.equal(deps[deps.findIndex((w) => /install-deps\.sh$/.test(w)) + 1], "build");
+  });
+
+  test("the image smoke test (docker/smoke.sh) is a marked section of scripts/test.sh", () => {
+    const script = read("scripts/test.sh");
+    assert.match(script, /\bbash docker\/smoke\.sh\b/);
+    assert.match(script, /MTABLE_SKIP_IMAGE/);
+    const smoke = read("docker/smoke.sh");
+    for (const want of ["--format docker", "BASE_IMAGE=", "debootstrap", "podman healthcheck run", "podman stop"]) {
+      assert.ok(smoke.includes(want), `docker/smoke.sh: ${want}`);
+    }
   });
 
   test("Dockerfile builds with install-deps.sh and CI's meson setup and ninja commands", () => {
@@ -432,7 +484,7 @@ describe("deploy", () => {
           const admin = env.MTABLE_ADMIN_LISTEN?.value ?? ADMIN_DEFAULT;
           if (!isLoopback(admin)) assert.ok(env.MTABLE_ADMIN_TOKEN, `${c.name}: needs MTABLE_ADMIN_TOKEN`);
           const port = (p) => (typeof p === "number" ? p : (c.ports ?? []).find((x) => x.name === p)?.containerPort);
-          for (const [probe, path] of [["readinessProbe", "/readyz"], ["livenessProbe", "/healthz"]]) {
+          for (const [probe, path] of [["startupProbe", "/healthz"], ["readinessProbe", "/readyz"], ["livenessProbe", "/healthz"]]) {
             const get = c[probe]?.httpGet;
             assert.ok(get, `${w.file} ${c.name}: ${probe} httpGet`);
             assert.equal(get.path, path, `${c.name} ${probe}`);
@@ -442,6 +494,37 @@ describe("deploy", () => {
         }
       }
       assert.ok(proxies >= 2, "the authority and a sidecar");
+    });
+
+    test("every proxy's pod carries Prometheus scrape annotations for /metrics on the admin port", () => {
+      let n = 0;
+      for (const w of workloads) {
+        const proxy = k8sContainers(podSpec(w)).find(isProxy);
+        if (!proxy) continue;
+        n++;
+        const a = w.spec?.template?.metadata?.annotations ?? {};
+        const admin = k8sEnv(proxy).MTABLE_ADMIN_LISTEN?.value ?? ADMIN_DEFAULT;
+        assert.equal(a["prometheus.io/scrape"], "true", `${w.file}: prometheus.io/scrape`);
+        assert.equal(Number(a["prometheus.io/port"]), portOf(admin), `${w.file}: prometheus.io/port`);
+        assert.equal(a["prometheus.io/path"], "/metrics", `${w.file}: prometheus.io/path`);
+      }
+      assert.ok(n >= 2, "the authority and the app with its sidecar");
+    });
+
+    test("a PodDisruptionBudget keeps the authority from being evicted", () => {
+      const authority = workloads.find((w) => {
+        const p = k8sContainers(podSpec(w)).find(isProxy);
+        return p && !k8sEnv(p).MTABLE_CONFIG_ENDPOINT && !k8sContainers(podSpec(w)).some((c) => !isProxy(c));
+      });
+      assert.ok(authority, "an authority workload");
+      const labels = authority.spec.template.metadata.labels;
+      const pdb = of("PodDisruptionBudget").find((b) =>
+        Object.entries(b.spec?.selector?.matchLabels ?? {}).every(([k, v]) => labels[k] === v));
+      assert.ok(pdb, "a PodDisruptionBudget selecting the authority's pods");
+      assert.equal(pdb.apiVersion, "policy/v1");
+      const replicas = authority.spec.replicas ?? 1;
+      const blocks = pdb.spec.minAvailable !== undefined ? pdb.spec.minAvailable >= replicas : pdb.spec.maxUnavailable === 0;
+      assert.ok(blocks, `with ${replicas} replica(s) the budget must allow no voluntary eviction: ${JSON.stringify(pdb.spec)}`);
     });
 
     test("every container: resources, and runs as non-root", () => {

@@ -2,8 +2,9 @@
  * test_px_metrics.c -- the proxy's Prometheus counters: request series and
  * their labels, the "other" buckets for what is not on the fixed lists, the
  * backend decorator (forwarding, calls per kind, errors, a cumulative
- * histogram), exact counts under concurrent increments, and output that is
- * valid text exposition format.
+ * histogram), request durations per operation and phase, the totals
+ * /admin/v1/status reports, the build's version, exact counts under
+ * concurrent increments, and output that is valid text exposition format.
  */
 #include <pthread.h>
 #include <regex.h>
@@ -148,12 +149,12 @@ static void test_requests_are_counted_with_their_labels(void **state)
     px_metrics *m = px_metrics_new();
     assert_non_null(m);
     for (int i = 0; i < 3; i++)
-        px_metrics_request(m, "insert", 201, MT_PHASE_PREFER_NEW);
-    px_metrics_request(m, "insert", 409, MT_PHASE_PREFER_NEW);
-    px_metrics_request(m, "insert", 201, MT_PHASE_PREFER_OLD);
-    px_metrics_request(m, "get_entity", 404, MT_PHASE_USE_OLD_HIDE_METADATA);
-    px_metrics_request(m, "batch", 503, MT_PHASE_USE_NEW_HIDE_METADATA);
-    px_metrics_request(m, "batch", 500, MT_PHASE_USE_NEW_HIDE_METADATA);
+        px_metrics_request(m, "insert", 201, MT_PHASE_PREFER_NEW, 1000);
+    px_metrics_request(m, "insert", 409, MT_PHASE_PREFER_NEW, 1000);
+    px_metrics_request(m, "insert", 201, MT_PHASE_PREFER_OLD, 1000);
+    px_metrics_request(m, "get_entity", 404, MT_PHASE_USE_OLD_HIDE_METADATA, 1000);
+    px_metrics_request(m, "batch", 503, MT_PHASE_USE_NEW_HIDE_METADATA, 1000);
+    px_metrics_request(m, "batch", 500, MT_PHASE_USE_NEW_HIDE_METADATA, 1000);
     char *s = render(m);
 
     assert_true(value_of(s, "mtable_requests_total{operation=\"insert\",status=\"201\","
@@ -186,13 +187,13 @@ static void test_unknown_operation_and_status_go_to_other(void **state)
 {
     (void)state;
     px_metrics *m = px_metrics_new();
-    px_metrics_request(m, "frobnicate", 200, MT_PHASE_PREFER_OLD);
-    px_metrics_request(m, NULL, 200, MT_PHASE_PREFER_OLD);
-    px_metrics_request(m, "other", 200, MT_PHASE_PREFER_OLD);
-    px_metrics_request(m, "insert", 418, MT_PHASE_PREFER_OLD);
-    px_metrics_request(m, "insert", 0, MT_PHASE_PREFER_OLD);
-    px_metrics_request(m, "insert", 502, MT_PHASE_PREFER_OLD);
-    px_metrics_request(m, "Insert", 504, MT_PHASE_PREFER_OLD); /* names are exact */
+    px_metrics_request(m, "frobnicate", 200, MT_PHASE_PREFER_OLD, 1000);
+    px_metrics_request(m, NULL, 200, MT_PHASE_PREFER_OLD, 1000);
+    px_metrics_request(m, "other", 200, MT_PHASE_PREFER_OLD, 1000);
+    px_metrics_request(m, "insert", 418, MT_PHASE_PREFER_OLD, 1000);
+    px_metrics_request(m, "insert", 0, MT_PHASE_PREFER_OLD, 1000);
+    px_metrics_request(m, "insert", 502, MT_PHASE_PREFER_OLD, 1000);
+    px_metrics_request(m, "Insert", 504, MT_PHASE_PREFER_OLD, 1000); /* names are exact */
     char *s = render(m);
 
     assert_true(value_of(s, "mtable_requests_total{operation=\"other\",status=\"200\","
@@ -216,18 +217,108 @@ static void test_empty_metrics_render_valid_text(void **state)
     (void)state;
     px_metrics *m = px_metrics_new();
     char *s = render(m);
-    assert_int_equal(check_exposition(s), 0);
+    assert_int_equal(check_exposition(s), 1); /* only mtable_build_info */
     assert_non_null(strstr(s, "# TYPE mtable_requests_total counter\n"));
+    assert_non_null(strstr(s, "# TYPE mtable_request_duration_seconds histogram\n"));
     assert_non_null(strstr(s, "# TYPE mtable_backend_call_seconds histogram\n"));
     free(s);
     px_metrics_free(m);
 
     /* NULL is tolerated where a proxy may run without metrics. */
-    px_metrics_request(NULL, "insert", 201, MT_PHASE_PREFER_OLD);
+    px_metrics_request(NULL, "insert", 201, MT_PHASE_PREFER_OLD, 1000);
     mt_buf b = {0};
     px_metrics_render(NULL, &b);
     assert_int_equal(b.len, 0);
     px_metrics_free(NULL);
+}
+
+/* Durations land in the bucket whose bound is the first at or above them,
+ * per operation and phase; _count agrees with the request series. */
+static void test_request_durations_by_operation_and_phase(void **state)
+{
+    (void)state;
+    px_metrics *m = px_metrics_new();
+    px_metrics_request(m, "insert", 204, MT_PHASE_PREFER_OLD, 50000);  /* 50 us */
+    px_metrics_request(m, "insert", 204, MT_PHASE_PREFER_OLD, 100000); /* 100 us: on the bound */
+    px_metrics_request(m, "insert", 409, MT_PHASE_PREFER_OLD, 300000); /* 300 us */
+    px_metrics_request(m, "insert", 204, MT_PHASE_PREFER_OLD, 2000000000);  /* 2 s */
+    px_metrics_request(m, "insert", 204, MT_PHASE_PREFER_OLD, 20000000000); /* 20 s */
+    px_metrics_request(m, "insert", 204, MT_PHASE_PREFER_NEW, 7000000);     /* 7 ms */
+    char *s = render(m);
+
+#define OLD_INSERT "operation=\"insert\",phase=\"prefer_old\""
+    static const struct {
+        const char *le;
+        double want;
+    } cum[] = {{"0.0001", 2}, {"0.00025", 2}, {"0.0005", 3}, {"0.001", 3}, {"1", 3},
+               {"2.5", 4},    {"5", 4},       {"10", 4},     {"+Inf", 5}};
+    for (size_t i = 0; i < sizeof cum / sizeof *cum; i++) {
+        char series[160];
+        snprintf(series, sizeof series,
+                 "mtable_request_duration_seconds_bucket{" OLD_INSERT ",le=\"%s\"}", cum[i].le);
+        if (value_of(s, series) != cum[i].want)
+            fail_msg("%s: %g, want %g", series, value_of(s, series), cum[i].want);
+    }
+    assert_true(value_of(s, "mtable_request_duration_seconds_count{" OLD_INSERT "}") == 5);
+    assert_true(value_of(s, "mtable_request_duration_seconds_sum{" OLD_INSERT "}") == 22.00045);
+    assert_true(value_of(s, "mtable_request_duration_seconds_count{operation=\"insert\","
+                            "phase=\"prefer_new\"}") == 1);
+    assert_true(value_of(s, "mtable_request_duration_seconds_bucket{operation=\"insert\","
+                            "phase=\"prefer_new\",le=\"0.005\"}") == 0);
+    assert_true(value_of(s, "mtable_request_duration_seconds_bucket{operation=\"insert\","
+                            "phase=\"prefer_new\",le=\"0.01\"}") == 1);
+    /* The requests behind the histogram: 4 answered 204, 1 answered 409. */
+    assert_true(value_of(s, "mtable_requests_total{operation=\"insert\",status=\"204\","
+                            "phase=\"prefer_old\"}") == 4);
+    /* Nothing for a phase or an operation that saw no request. */
+    assert_null(strstr(s, "mtable_request_duration_seconds_count{operation=\"insert\","
+                          "phase=\"use_old_hide_metadata\"}"));
+    assert_null(strstr(s, "operation=\"merge\""));
+#undef OLD_INSERT
+    assert_true(check_exposition(s) > 0);
+    free(s);
+    px_metrics_free(m);
+}
+
+/* The totals are the sums of the request series: every request, and those
+ * answered 400 or more, whether or not their status has its own label. */
+static void test_totals_are_the_sums_of_the_series(void **state)
+{
+    (void)state;
+    px_metrics *m = px_metrics_new();
+    uint64_t n = 99, failed = 99;
+    px_metrics_totals(m, &n, &failed);
+    assert_true(n == 0 && failed == 0);
+    px_metrics_request(m, "insert", 201, MT_PHASE_PREFER_OLD, 1000);
+    px_metrics_request(m, "insert", 204, MT_PHASE_PREFER_NEW, 1000);
+    px_metrics_request(m, "get_entity", 304, MT_PHASE_PREFER_NEW, 1000);
+    px_metrics_request(m, "get_entity", 404, MT_PHASE_PREFER_NEW, 1000);
+    px_metrics_request(m, "batch", 503, MT_PHASE_PREFER_NEW, 1000);
+    px_metrics_request(m, "frobnicate", 418, MT_PHASE_PREFER_NEW, 1000); /* other, failed */
+    px_metrics_request(m, "insert", 207, MT_PHASE_PREFER_NEW, 1000);     /* other, not */
+    px_metrics_request(m, "insert", 0, MT_PHASE_PREFER_NEW, 1000);       /* other, not */
+    px_metrics_totals(m, &n, &failed);
+    assert_true(n == 8);
+    assert_true(failed == 3);
+    px_metrics_totals(NULL, &n, &failed);
+    assert_true(n == 0 && failed == 0);
+    px_metrics_free(m);
+}
+
+static void test_build_info_names_the_version(void **state)
+{
+    (void)state;
+    px_metrics *m = px_metrics_new();
+    char *s = render(m);
+    assert_non_null(strstr(s, "# TYPE mtable_build_info gauge\n"));
+    const char *line = strstr(s, "\nmtable_build_info{version=\"");
+    assert_non_null(line);
+    const char *val = line + strlen("\nmtable_build_info{version=\"");
+    assert_true(*val >= '0' && *val <= '9'); /* meson's project version */
+    assert_non_null(strstr(val, "\"} 1\n"));
+    assert_true(check_exposition(s) == 1);
+    free(s);
+    px_metrics_free(m);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -406,8 +497,9 @@ static void test_table_counts_5xx_as_errors(void **state)
     px_metrics_free(m);
 }
 
-static const char *const les[] = {"0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",
-                                  "0.25",  "0.5",    "1",     "2.5",  "5",     "+Inf"};
+static const char *const les[] = {"0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005",
+                                  "0.01",   "0.025",   "0.05",   "0.1",   "0.25",   "0.5",
+                                  "1",      "2.5",     "5",      "10",    "+Inf"};
 
 static void test_histogram_is_cumulative_and_counts_every_call(void **state)
 {
@@ -439,7 +531,7 @@ static void test_histogram_is_cumulative_and_counts_every_call(void **state)
     double sum = value_of(text, "mtable_backend_call_seconds_sum{side=\"old\",call=\"batch\"}");
     assert_true(sum >= 0 && sum < 20 * 5.0);
     /* The buckets come in order, le ascending, then _sum and _count. */
-    const char *b0 = strstr(text, "le=\"0.001\"");
+    const char *b0 = strstr(text, "le=\"0.0001\"");
     const char *binf = strstr(text, "le=\"+Inf\"");
     const char *sum_line = strstr(text, "mtable_backend_call_seconds_sum{");
     const char *count_line = strstr(text, "mtable_backend_call_seconds_count{");
@@ -514,8 +606,9 @@ static void *hammer(void *arg)
 {
     worker *w = arg;
     for (int i = 0; i < PER_THREAD; i++) {
-        px_metrics_request(w->m, "insert", 201, MT_PHASE_PREFER_NEW);
-        px_metrics_request(w->m, (w->id & 1) ? "merge" : "nonsense", 500, MT_PHASE_PREFER_OLD);
+        px_metrics_request(w->m, "insert", 201, MT_PHASE_PREFER_NEW, 1000);
+        px_metrics_request(w->m, (w->id & 1) ? "merge" : "nonsense", 500, MT_PHASE_PREFER_OLD,
+                           1000);
         if (i % 100 == 0) {
             mt_entity *e = NULL;
             mt_status st = w->t->ops->retrieve(w->t, "p", "missing", &e);
@@ -615,6 +708,9 @@ int main(void)
         cmocka_unit_test(test_requests_are_counted_with_their_labels),
         cmocka_unit_test(test_unknown_operation_and_status_go_to_other),
         cmocka_unit_test(test_empty_metrics_render_valid_text),
+        cmocka_unit_test(test_request_durations_by_operation_and_phase),
+        cmocka_unit_test(test_totals_are_the_sums_of_the_series),
+        cmocka_unit_test(test_build_info_names_the_version),
         cmocka_unit_test(test_table_forwards_and_counts_per_kind),
         cmocka_unit_test(test_table_counts_5xx_as_errors),
         cmocka_unit_test(test_histogram_is_cumulative_and_counts_every_call),
