@@ -9,7 +9,8 @@
  * Query paging: a query whose filter pins one partition is served from an
  * atomic read of that partition; any other query opens a stream from the
  * client's continuation key, returns up to $top rows, and hands back the key
- * the stream would return next as the continuation (DESIGN section 3).
+ * the stream would return next as the continuation (docs/protocol.md,
+ * section 5.3).
  */
 #include "px.h"
 
