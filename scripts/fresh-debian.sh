@@ -14,8 +14,9 @@
 #      host's apt is configured with (MTABLE_DEBIAN_MIRROR overrides);
 #   2. a clean clone of this repository's committed HEAD in DIR/root/mtable
 #      (no build directory, no node_modules, nothing uncommitted);
-#   3. in a private mount namespace, with DIR/proc and DIR/dev mounted (and
-#      unmounted on exit), chroot into DIR and run, as root from the clone:
+#   3. in a private mount namespace, with DIR/proc, DIR/sys and DIR/dev
+#      mounted as on a booted machine (and unmounted on exit), chroot into
+#      DIR and run, as root from the clone:
 #      scripts/test.sh (it installs the Debian packages, Debian's own
 #      Node.js 18 among them, builds and runs every suite), then
 #      scripts/run.sh in the background, checked by an unsigned request to
@@ -23,7 +24,9 @@
 #      AuthenticationFailed, and by GET /healthz on the admin port 10090;
 #      the proxy is then stopped.
 #
-# The root's network is the host's, so ports 10002 and 10090 must be free.
+# The root's network is the host's, so ports 10002 and 10090 must be free,
+# and certificate authorities added on the host
+# (/usr/local/share/ca-certificates) are copied into the root.
 # The chroot starts with a clean environment; MTABLE_* variables pass
 # through (MTABLE_SCT_ITERATIONS=500 MTABLE_SCT_BUG_SEEDS=1 make the
 # concurrency tester's share shorter). The last line is "fresh-debian: ok"
@@ -70,8 +73,9 @@ in_namespace()
 {
     local dir=$1
     # shellcheck disable=SC2064 # $dir is meant to be expanded now
-    trap "umount -R '$dir/dev' 2>/dev/null; umount '$dir/proc' 2>/dev/null" EXIT
+    trap "umount -R '$dir/dev' 2>/dev/null; umount '$dir/proc' '$dir/sys' 2>/dev/null" EXIT
     mount -t proc proc "$dir/proc" || die "cannot mount $dir/proc"
+    mount -t sysfs sysfs "$dir/sys" || die "cannot mount $dir/sys"
     mount --rbind /dev "$dir/dev" || die "cannot mount $dir/dev"
     mount --make-rslave "$dir/dev"
 
@@ -195,6 +199,14 @@ deb $mirror bookworm main
 deb $mirror bookworm-updates main
 EOF
 cp /etc/resolv.conf /etc/hosts "$dir/etc/"
+# The root reaches the network through the host: certificate authorities
+# the host's administrator added (a TLS-inspecting proxy's, say) go along,
+# and the ca-certificates package adds them to the root's store when
+# install-deps.sh installs it.
+if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+    mkdir -p "$dir/usr/local/share/ca-certificates"
+    cp /usr/local/share/ca-certificates/*.crt "$dir/usr/local/share/ca-certificates/"
+fi
 printf '#!/bin/sh\nexit 101\n' >"$dir/usr/sbin/policy-rc.d"
 chmod +x "$dir/usr/sbin/policy-rc.d"
 
