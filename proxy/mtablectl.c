@@ -1,6 +1,6 @@
 /*
  * mtablectl.c -- mtablectl, the operator's command line over mtable-proxy's
- * admin endpoint (DESIGN.md section 6): status, phase changes, the built-in
+ * admin endpoint (docs/control-plane.md): status, phase changes, the built-in
  * migrator with a live progress display, pause and resume, verification.
  *
  * It speaks only the admin HTTP API (libcurl, cJSON) and links nothing of

@@ -9,11 +9,11 @@
  * Query paging: a query whose filter pins one partition is served from an
  * atomic read of that partition; any other query opens a stream from the
  * client's continuation key, returns up to $top rows, and hands back the key
- * the stream would return next as the continuation (DESIGN section 3).
- * $top=0 runs the query (so a bad filter is still refused) and returns no
- * rows and no continuation: the service answers it with an empty result,
- * and a token there would only send a client that follows tokens round in
- * a loop.
+ * the stream would return next as the continuation (docs/protocol.md,
+ * section 5.3). $top=0 runs the query (so a bad filter is still refused)
+ * and returns no rows and no continuation: the service answers it with an
+ * empty result, and a token there would only send a client that follows
+ * tokens round in a loop.
  */
 #include "px.h"
 

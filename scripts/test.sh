@@ -39,6 +39,9 @@
 #   MTABLE_PROXY_BIN           proxy under e2e test (default BUILD/proxy/mtable-proxy)
 #   MTABLE_E2E_BACKEND         auto|azurite|memory: the proxy's backends (see
 #                              test/e2e/README.md)
+#
+# With Node.js 18 on the PATH, scripts/node-env.sh adds the flag it needs to
+# NODE_OPTIONS for every node process the suites start.
 
 set -uo pipefail
 
@@ -661,6 +664,9 @@ image_suite()
 # ---------------------------------------------------------------------------
 
 if setup; then
+    # Node.js 18 (Debian 12's) needs a flag for the Azure SDK; no-op otherwise.
+    # shellcheck source=scripts/node-env.sh
+    . scripts/node-env.sh
     # The end-to-end packages bring Azurite, which the Azure client's unit
     # test needs too; install them first (a failure is reported by e2e).
     if [ "${MTABLE_SKIP_E2E:-0}" != 1 ] && command -v npm >/dev/null 2>&1; then

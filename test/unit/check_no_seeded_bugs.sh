@@ -25,7 +25,8 @@ fi
 prod=$1
 seeded=$2
 
-# The names of the seeded bugs, as in DESIGN.md section 3 and core/mt_bugs.h.
+# The names of the seeded bugs, as in docs/testing.md ("Seeded bugs") and
+# core/mt_bugs.h.
 BUG_NAMES="
 QueryAtomicFilterShadowing
 QueryStreamedFilterShadowing

@@ -4,8 +4,8 @@
  * and streams behave across a configuration change.
  *
  * The backends are inspected directly, so these tests pin the translation
- * DESIGN.md section 3 specifies; the concurrency tester checks that it is
- * correct under interleavings.
+ * docs/protocol.md (section 4) specifies; the concurrency tester checks
+ * that it is correct under interleavings.
  */
 #include <setjmp.h>
 #include <stdarg.h>

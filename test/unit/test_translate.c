@@ -2,11 +2,12 @@
  * test_translate.c -- the MigratingTable's write translation onto the new
  * table, combination by combination.
  *
- * DESIGN.md section 3 says, for phases prefer_new, use_new_with_tombstones
- * and use_new_hide_metadata (and prefer_old once a partition is switched),
- * how each client op kind is translated against what the new table holds for
- * the row: nothing, a tombstone (_mtable_deleted=true), or a live row with or
- * without _mtable_deleted=false. Every combination of phase, op kind, prior
+ * docs/protocol.md (section 4.3) says, for phases prefer_new,
+ * use_new_with_tombstones and use_new_hide_metadata (and prefer_old once a
+ * partition is switched), how each client op kind is translated against what
+ * the new table holds for the row: nothing, a tombstone
+ * (_mtable_deleted=true), or a live row with or without
+ * _mtable_deleted=false. Every combination of phase, op kind, prior
  * row and If-Match is one row of a static table below, with the status the
  * client must get and the exact row new must hold afterwards, so a broken
  * combination is reported by name instead of being buried in a scenario.

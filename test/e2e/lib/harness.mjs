@@ -7,7 +7,7 @@
 // the test process ends, whatever way it ends; stopAll() does the same
 // explicitly and is what the suites call from their after() hooks.
 //
-// The proxy is driven through its admin endpoint only (DESIGN.md section 6):
+// The proxy is driven through its admin endpoint only (docs/control-plane.md):
 // phases are pushed one step at a time, and the phases that need the copy
 // to be finished are reached by running the built-in migrator to the end.
 //
