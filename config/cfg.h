@@ -55,6 +55,7 @@
 /* The table an Azure state store keeps its document in; never an
  * application's table. */
 #define CFG_STATE_TABLE "mtablestate"
+#define CFG_URL_MAX 512
 
 /* ------------------------------------------------------------------------ */
 /* State store: one small document, replaced by compare-and-swap.            */
@@ -127,6 +128,17 @@ typedef struct cfg_ack {
 /* ------------------------------------------------------------------------ */
 /* The authority.                                                            */
 
+/* Who leads, as the state document records it: several authority
+ * replicas may run on one store; one leads (it beats, i.e. rewrites this
+ * record, every third of its leader lease) and the others stand by, and
+ * take over when the beats stop for a leader lease and a half. */
+typedef struct cfg_leader_info {
+    char id[CFG_ID_MAX];   /* "" when none is recorded */
+    char url[CFG_URL_MAX]; /* where it serves the admin API */
+    int64_t term;          /* grows by one with every takeover */
+    int64_t beat;
+} cfg_leader_info;
+
 typedef struct cfg_authority cfg_authority;
 
 typedef struct cfg_authority_opts {
@@ -141,6 +153,12 @@ typedef struct cfg_authority_opts {
     const char *fingerprint;
     /* The identity given to a new migration; NULL or "": random. */
     const char *migration_id;
+    /* This replica's name and admin URL: with a name, the authority is
+     * one of possibly several replicas on the store and leads only while
+     * it holds the leader lease; without, it always leads. */
+    const char *replica_id;
+    const char *advertise_url;
+    int64_t leader_ms; /* the leader lease; default lease_ms / 4 */
     /* The lease granted while nothing is in motion (phases
      * use_old_hide_metadata and use_new_hide_metadata), so that proxies
      * ride out a long authority outage there; 0: lease_ms. A push out of
@@ -156,6 +174,10 @@ typedef struct cfg_authority_opts {
 cfg_authority *cfg_authority_new(mt_rt *rt, cfg_store *store, const cfg_authority_opts *opts,
                                  mt_status *st);
 void cfg_authority_free(cfg_authority *a);
+/* Whether this replica leads now, and the leader record as it last read
+ * it (who to send a standby's callers to). */
+bool cfg_authority_leader(cfg_authority *a, cfg_leader_info *out);
+
 /* Ends every wait in progress (a push waiting for the fleet, a long poll)
  * at once, for shutting down; the authority answers nothing new after. */
 void cfg_authority_close(cfg_authority *a);
@@ -240,8 +262,9 @@ mt_status cfg_view_parse(const char *text, size_t len, cfg_view *out);
 
 /* The HTTP transport: GET ENDPOINT/config/v1/state and PUT
  * ENDPOINT/config/v1/acks/ID, with `Authorization: Bearer token` when token
- * is non-empty. One caller at a time (the client's thread). NULL on out of
- * memory. */
+ * is non-empty. endpoint may list replicas, comma-separated (up to 8); a
+ * call that fails moves to the next. One caller at a time (the client's
+ * thread). NULL on out of memory or an empty list. */
 typedef struct cfg_http cfg_http;
 cfg_http *cfg_http_new(const char *endpoint, const char *token);
 void cfg_http_free(cfg_http *h);

@@ -33,6 +33,7 @@
  * that left the rest phase had waited for all of them.
  */
 #include "cfg.h"
+#include "cfg_authority_int.h"
 #include "cfg_json.h"
 
 #include <cjson/cJSON.h>
@@ -42,50 +43,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#define DOC_FORMAT 1
-
-/* Proxies by id: a fleet of thousands acknowledges every few seconds. */
-#define LEASE_BUCKETS 4096
-
-typedef struct lease_rec {
-    struct lease_rec *next;  /* every record, newest first */
-    struct lease_rec *hnext; /* the next in its bucket */
-    char id[CFG_ID_MAX];
-    int64_t acked_version;
-    int64_t acked_at; /* mono ms */
-    int64_t until;    /* mono ms; the lease as the authority counts it */
-    int64_t seen_at;  /* mono ms; its last acknowledgement, accepted or not */
-    bool mismatched;  /* its backends are not ours: it holds no lease */
-    char fingerprint[CFG_FINGERPRINT_MAX];
-} lease_rec;
-
-struct cfg_authority {
-    mt_config_service svc; /* first: the service handed to callers */
-    mt_rt *rt;
-    cfg_store *store;
-    mt_config_service *local;
-    int64_t lease_ms, margin_ms;
-    int64_t rest_lease_ms; /* the lease in a rest phase */
-    int64_t grace_ms;      /* leases a previous incarnation may have granted */
-    int64_t started_ms;
-    bool fresh; /* the store held no state: no lease can predate this start */
-    char fingerprint[CFG_FINGERPRINT_MAX];
-
-    mt_mutex *push_mu;
-    mt_mutex *store_mu; /* guards etag and migration */
-    char etag[CFG_ETAG_MAX];
-    char *migration; /* JSON object text or NULL */
-
-    mt_mutex *mu;     /* guards everything below */
-    mt_cond *changed; /* the published view moved (or closing) */
-    mt_cond *acked;   /* an acknowledgement or a release arrived (or the view moved) */
-    cfg_view view;
-    lease_rec *leases;
-    lease_rec *buckets[LEASE_BUCKETS];
-    bool pushing; /* a push is between publishing and settling */
-    bool closing;
-};
 
 static int64_t now_ms(cfg_authority *a)
 {
@@ -106,11 +63,19 @@ static int64_t lease_for(cfg_authority *a, mt_phase p)
 /* ------------------------------------------------------------------------ */
 /* The document.                                                             */
 
-static char *doc_build(const char *id, int64_t version, mt_phase phase, const char *migration)
+static char *doc_build(const char *id, int64_t version, mt_phase phase, const char *migration,
+                       const cfg_leader_info *leader)
 {
     cJSON *doc = cJSON_CreateObject();
     cJSON_AddNumberToObject(doc, "format", DOC_FORMAT);
     cJSON_AddStringToObject(doc, "migration_id", id);
+    if (leader && leader->id[0]) {
+        cJSON *l = cJSON_AddObjectToObject(doc, "leader");
+        cJSON_AddStringToObject(l, "id", leader->id);
+        cJSON_AddStringToObject(l, "url", leader->url);
+        cJSON_AddNumberToObject(l, "term", (double)leader->term);
+        cJSON_AddNumberToObject(l, "beat", (double)leader->beat);
+    }
     cJSON_AddNumberToObject(doc, "config_version", (double)version);
     cJSON_AddStringToObject(doc, "phase", mt_phase_name(phase));
     cJSON *mig = migration ? cJSON_Parse(migration) : NULL;
@@ -147,11 +112,31 @@ static mt_status doc_parse(const char *text, char id[CFG_MIGRATION_ID_MAX], int6
     return st;
 }
 
-/* Writes (version, phase, migration) over the document this authority last
- * read or wrote. Holds store_mu. */
-static mt_status doc_write(cfg_authority *a, int64_t version, mt_phase phase, const char *migration)
+void cfg_doc_leader(const char *text, cfg_leader_info *out)
 {
-    char *text = doc_build(a->view.migration_id, version, phase, migration);
+    memset(out, 0, sizeof *out);
+    cJSON *doc = text ? cJSON_Parse(text) : NULL;
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(doc, "leader");
+    const cJSON *i = cJSON_GetObjectItemCaseSensitive(l, "id");
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(l, "url");
+    int64_t term = 0, beat = 0;
+    if (cJSON_IsString(i) && cJSON_IsString(u) &&
+        cfg_json_int64(cJSON_GetObjectItemCaseSensitive(l, "term"), &term) &&
+        cfg_json_int64(cJSON_GetObjectItemCaseSensitive(l, "beat"), &beat)) {
+        snprintf(out->id, sizeof out->id, "%s", i->valuestring);
+        snprintf(out->url, sizeof out->url, "%s", u->valuestring);
+        out->term = term;
+        out->beat = beat;
+    }
+    cJSON_Delete(doc);
+}
+
+/* Writes (version, phase, migration) over the document this authority last
+ * read or wrote, with its leader record. Holds store_mu. */
+mt_status cfg_doc_write(cfg_authority *a, int64_t version, mt_phase phase, const char *migration)
+{
+    char *text =
+        doc_build(a->view.migration_id, version, phase, migration, a->ha ? &a->leader : NULL);
     if (!text)
         return mt_error(500, MT_ERR_INTERNAL, "out of memory");
     char etag[CFG_ETAG_MAX];
@@ -164,7 +149,7 @@ static mt_status doc_write(cfg_authority *a, int64_t version, mt_phase phase, co
 
 /* Reads the document again after someone else changed it and publishes
  * what it says. Holds store_mu. */
-static mt_status doc_reload(cfg_authority *a)
+mt_status cfg_doc_reload(cfg_authority *a, cfg_leader_info *leader)
 {
     char *text = NULL, *migration = NULL;
     char etag[CFG_ETAG_MAX], id[CFG_MIGRATION_ID_MAX];
@@ -175,6 +160,8 @@ static mt_status doc_reload(cfg_authority *a)
         st = mt_error(500, MT_ERR_INTERNAL, "the stored state disappeared");
     if (mt_is_ok(&st))
         st = doc_parse(text, id, &version, &phase, &migration);
+    if (mt_is_ok(&st) && leader)
+        cfg_doc_leader(text, leader);
     free(text);
     if (!mt_is_ok(&st))
         return st;
@@ -237,6 +224,14 @@ static void wait_remote(cfg_authority *a, int64_t version)
     rt->ops->unlock(rt, a->mu);
 }
 
+/* The answer of a replica that does not lead now. Holds mu. */
+static mt_status not_leader(cfg_authority *a)
+{
+    return mt_error(503, "NotLeader",
+                    "this authority replica does not lead now%s%s; ask the leader or retry",
+                    a->leader_seen.url[0] ? "; the leader is at " : "", a->leader_seen.url);
+}
+
 /* A proxy with other backends that called within the last lease: a push
  * must not go on while it may be serving something else. Holds mu. */
 static const lease_rec *mismatched_live(cfg_authority *a, int64_t now)
@@ -256,9 +251,9 @@ static mt_status publish(cfg_authority *a, mt_phase phase, int64_t lease_ms)
     rt->ops->lock(rt, a->mu);
     int64_t version = a->view.version + 1;
     rt->ops->unlock(rt, a->mu);
-    mt_status st = doc_write(a, version, phase, a->migration);
+    mt_status st = cfg_doc_write(a, version, phase, a->migration);
     if (st.http == 412) {
-        mt_status re = doc_reload(a);
+        mt_status re = cfg_doc_reload(a, NULL);
         st = mt_is_ok(&re) ? mt_error(409, "PhaseConflict",
                                       "another authority changed the state first; it is now "
                                       "reloaded, try again")
@@ -296,6 +291,8 @@ mt_status cfg_authority_push(cfg_authority *a, mt_phase phase)
                        "fix its --old/--new or stop it, then push again",
                        odd->id, odd->fingerprint, a->fingerprint)
             : mt_ok();
+    if (mt_is_ok(&st) && !cfg_leader_active(a, now_ms(a)))
+        st = not_leader(a);
     rt->ops->unlock(rt, a->mu);
     if (!mt_is_ok(&st))
         return st;
@@ -393,6 +390,11 @@ mt_status cfg_authority_ack(cfg_authority *a, const cfg_ack *ack)
     mt_status st = mt_ok();
     rt->ops->lock(rt, a->mu);
     int64_t now = now_ms(a);
+    if (!cfg_leader_active(a, now)) {
+        st = not_leader(a);
+        rt->ops->unlock(rt, a->mu);
+        return st;
+    }
     bool odd = given(ack->fingerprint) && a->fingerprint[0] &&
                strcmp(ack->fingerprint, a->fingerprint) != 0;
     lease_rec *r = lease_find(a, id);
@@ -499,15 +501,17 @@ mt_status cfg_authority_save_migration(cfg_authority *a, const char *json)
     a->rt->ops->lock(a->rt, a->store_mu);
     a->rt->ops->lock(a->rt, a->mu);
     cfg_view v = a->view;
+    mt_status st = cfg_leader_active(a, now_ms(a)) ? mt_ok() : not_leader(a);
     a->rt->ops->unlock(a->rt, a->mu);
-    mt_status st = doc_write(a, v.version, v.phase, copy);
+    if (mt_is_ok(&st))
+        st = cfg_doc_write(a, v.version, v.phase, copy);
     if (mt_is_ok(&st)) {
         free(a->migration);
         a->migration = copy;
     } else {
         free(copy);
         if (st.http == 412) {
-            mt_status re = doc_reload(a);
+            mt_status re = cfg_doc_reload(a, NULL);
             st = mt_is_ok(&re)
                      ? mt_error(409, "PhaseConflict", "another authority changed the state first")
                      : re;
@@ -593,12 +597,13 @@ static mt_status authority_load(cfg_authority *a, const cfg_authority_opts *opts
     a->fresh = text == NULL;
     if (text)
         st = doc_parse(text, a->view.migration_id, &version, &phase, &a->migration);
+    cfg_doc_leader(text, &a->leader);
     if (mt_is_ok(&st) && !a->view.migration_id[0]) {
         if (opts && given(opts->migration_id))
             snprintf(a->view.migration_id, sizeof a->view.migration_id, "%s", opts->migration_id);
         else
             new_migration_id(a->view.migration_id);
-        st = doc_write(a, version, phase, a->migration);
+        st = cfg_doc_write(a, version, phase, a->migration);
     }
     free(text);
     if (!mt_is_ok(&st))
@@ -610,7 +615,10 @@ static mt_status authority_load(cfg_authority *a, const cfg_authority_opts *opts
     /* Leases granted before this start: long ones only in a rest phase
      * (leaving one waited for all of them). */
     a->grace_ms = a->view.lease_ms;
-    return mt_config_local_set(a->local, phase, version, false);
+    st = mt_config_local_set(a->local, phase, version, false);
+    if (mt_is_ok(&st))
+        st = cfg_leader_start(a, now_ms(a));
+    return st;
 }
 
 cfg_authority *cfg_authority_new(mt_rt *rt, cfg_store *store, const cfg_authority_opts *opts,
@@ -642,7 +650,16 @@ cfg_authority *cfg_authority_new(mt_rt *rt, cfg_store *store, const cfg_authorit
     }
     if (opts && given(opts->fingerprint))
         snprintf(a->fingerprint, sizeof a->fingerprint, "%s", opts->fingerprint);
+    a->ha = opts && given(opts->replica_id);
+    if (a->ha) {
+        snprintf(a->self_id, sizeof a->self_id, "%s", opts->replica_id);
+        snprintf(a->self_url, sizeof a->self_url, "%s",
+                 given(opts->advertise_url) ? opts->advertise_url : "");
+        a->leader_ms = opts->leader_ms > 0 ? opts->leader_ms : a->lease_ms / 4;
+    }
+    rt->ops->lock(rt, a->store_mu);
     *st = authority_load(a, opts);
+    rt->ops->unlock(rt, a->store_mu);
     if (!mt_is_ok(st)) {
         cfg_authority_free(a);
         return NULL;
@@ -661,6 +678,7 @@ cfg_authority *cfg_authority_new(mt_rt *rt, cfg_store *store, const cfg_authorit
  * is cheap) so that a restarted authority settles without a push. */
 void cfg_authority_tick(cfg_authority *a)
 {
+    cfg_leader_tick(a);
     mt_rt *rt = a->rt;
     rt->ops->lock(rt, a->mu);
     int64_t wake;

@@ -9,6 +9,11 @@
  *        current, M is another migration or F other backends)
  *   DELETE ENDPOINT/config/v1/acks/ID  -> 204 (the lease is given back)
  *
+ * ENDPOINT may list several authority replicas, comma-separated: calls go
+ * to one until it fails to answer (or answers that no replica leads), then
+ * to the next. A standby answers 307 with the leader's URL, which curl
+ * follows (keeping the method and body), so any replica may be listed.
+ *
  * One curl handle, reused, so a renewal normally costs one round trip on a
  * kept-alive connection. Every call is bounded: connecting by a short
  * timeout, the whole exchange by the long poll's wait plus a few seconds,
@@ -28,9 +33,13 @@
 #define EXTRA_TIMEOUT_MS 3000L
 #define MAX_ANSWER (64 * 1024)
 
+#define MAX_ENDPOINTS 8
+
 struct cfg_http {
     CURL *h;
-    char *endpoint;
+    char *endpoint; /* the one in use: one of list[] */
+    char *list[MAX_ENDPOINTS];
+    size_t n, at;
     struct curl_slist *headers;
     char *body; /* the last answer */
     size_t len;
@@ -70,6 +79,15 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
     return add;
 }
 
+/* The next listed replica, for the next call. */
+static void rotate(cfg_http *h)
+{
+    if (h->n > 1) {
+        h->at = (h->at + 1) % h->n;
+        h->endpoint = h->list[h->at];
+    }
+}
+
 /* One exchange; *code is the HTTP status. */
 static mt_status exchange(cfg_http *h, const char *url, const char *method, const char *put_body,
                           long timeout_ms, long *code)
@@ -91,15 +109,22 @@ static mt_status exchange(cfg_http *h, const char *url, const char *method, cons
     curl_easy_setopt(h->h, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(h->h, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(h->h, CURLOPT_XFERINFODATA, h);
+    curl_easy_setopt(h->h, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(h->h, CURLOPT_MAXREDIRS, 3L);
     if (method)
         curl_easy_setopt(h->h, CURLOPT_CUSTOMREQUEST, method);
     if (put_body)
         curl_easy_setopt(h->h, CURLOPT_POSTFIELDS, put_body);
     CURLcode rc = curl_easy_perform(h->h);
-    if (rc != CURLE_OK)
-        return mt_error(503, "AuthorityUnreachable", "%s: %s", h->endpoint,
-                        err[0] ? err : curl_easy_strerror(rc));
+    if (rc != CURLE_OK) {
+        mt_status st = mt_error(503, "AuthorityUnreachable", "%s: %s", h->endpoint,
+                                err[0] ? err : curl_easy_strerror(rc));
+        rotate(h);
+        return st;
+    }
     curl_easy_getinfo(h->h, CURLINFO_RESPONSE_CODE, code);
+    if (*code == 503 || *code == 307) /* no leader there now: try another next time */
+        rotate(h);
     return mt_ok();
 }
 
@@ -199,7 +224,19 @@ cfg_http *cfg_http_new(const char *endpoint, const char *token)
     if (!h)
         return NULL;
     h->h = curl_easy_init();
-    h->endpoint = strdup(endpoint);
+    char *all = strdup(endpoint), *save = NULL;
+    for (char *p = all ? strtok_r(all, ",", &save) : NULL; p && h->n < MAX_ENDPOINTS;
+         p = strtok_r(NULL, ",", &save)) {
+        while (*p == ' ')
+            p++;
+        size_t len = strlen(p);
+        while (len > 0 && (p[len - 1] == '/' || p[len - 1] == ' '))
+            p[--len] = '\0';
+        if (len > 0)
+            h->list[h->n++] = strdup(p);
+    }
+    free(all);
+    h->endpoint = h->n ? h->list[0] : NULL;
     h->headers = curl_slist_append(NULL, "Content-Type: application/json");
     if (token && *token) {
         char auth[512];
@@ -220,7 +257,8 @@ void cfg_http_free(cfg_http *h)
     if (h->h)
         curl_easy_cleanup(h->h);
     curl_slist_free_all(h->headers);
-    free(h->endpoint);
+    for (size_t i = 0; i < h->n; i++)
+        free(h->list[i]);
     free(h->body);
     free(h);
 }

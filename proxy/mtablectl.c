@@ -107,7 +107,8 @@ static void ctl_usage(FILE *out)
           "  use_new_with_tombstones, use_new_hide_metadata\n"
           "\n"
           "options (anywhere on the line):\n"
-          "  --admin URL     admin endpoint (default " CTL_DEFAULT_ADMIN ")\n"
+          "  --admin URL     admin endpoint (default " CTL_DEFAULT_ADMIN "); several\n"
+          "                  authority replicas may be listed, comma-separated\n"
           "  --token TOKEN   send Authorization: Bearer TOKEN (the proxy's --admin-token)\n"
           "  --json          print the server's JSON instead of text; migrate and resume\n"
           "                  print the final status\n"
@@ -299,13 +300,12 @@ static void ctl_reason(CURLcode rc, long os_errno, long timeout_s, const char *e
     }
 }
 
-/* Sends METHOD PATH (BODY, when not NULL, as JSON) and fills r. On a
- * transport failure returns the curl code and leaves the reason in why. */
-static CURLcode ctl_send(ctl *c, const char *method, const char *path, const char *body,
-                         long timeout_s, ctl_reply *r, char *why, size_t cap)
+/* One try of ctl_send against one admin URL (base). */
+static CURLcode ctl_send_one(ctl *c, const char *base, const char *method, const char *path,
+                             const char *body, long timeout_s, ctl_reply *r, char *why, size_t cap)
 {
     char url[4096], err[CURL_ERROR_SIZE] = "";
-    snprintf(url, sizeof url, "%s%s", c->admin, path);
+    snprintf(url, sizeof url, "%s%s", base, path);
     struct curl_slist *h = ctl_headers(c, body != NULL);
     CURL *k = c->curl;
     curl_easy_reset(k); /* keeps the connection cache */
@@ -319,6 +319,8 @@ static CURLcode ctl_send(ctl *c, const char *method, const char *path, const cha
     curl_easy_setopt(k, CURLOPT_ERRORBUFFER, err);
     curl_easy_setopt(k, CURLOPT_WRITEFUNCTION, ctl_on_data);
     curl_easy_setopt(k, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(k, CURLOPT_FOLLOWLOCATION, 1L); /* a standby replica names the leader */
+    curl_easy_setopt(k, CURLOPT_MAXREDIRS, 3L);
     if (strcmp(method, "POST") == 0) {
         curl_easy_setopt(k, CURLOPT_POSTFIELDS, body ? body : "");
         curl_easy_setopt(k, CURLOPT_POSTFIELDSIZE, (long)(body ? strlen(body) : 0));
@@ -333,6 +335,29 @@ static CURLcode ctl_send(ctl *c, const char *method, const char *path, const cha
     curl_slist_free_all(h);
     if (rc != CURLE_OK)
         ctl_reason(rc, os_errno, timeout_s, err, why, cap);
+    return rc;
+}
+
+/* Sends METHOD PATH (BODY, when not NULL, as JSON) and fills r. --admin
+ * may list authority replicas, comma-separated: the next is tried when one
+ * cannot be reached or answers that no replica leads (503). On a transport
+ * failure of every one returns the last curl code and its reason in why. */
+static CURLcode ctl_send(ctl *c, const char *method, const char *path, const char *body,
+                         long timeout_s, ctl_reply *r, char *why, size_t cap)
+{
+    char list[4096];
+    snprintf(list, sizeof list, "%s", c->admin);
+    CURLcode rc = CURLE_URL_MALFORMAT;
+    char *save = NULL;
+    for (char *base = strtok_r(list, ",", &save); base; base = strtok_r(NULL, ",", &save)) {
+        free(r->body);
+        r->body = NULL;
+        r->len = 0;
+        r->http = 0;
+        rc = ctl_send_one(c, base, method, path, body, timeout_s, r, why, cap);
+        if (rc == CURLE_OK && r->http != 503)
+            break;
+    }
     return rc;
 }
 

@@ -48,6 +48,8 @@ typedef struct px_settings {
     char config_endpoint[512]; /* "": this process is the authority */
     char state_store[1024];    /* authority only; "": chosen from the backends */
     int lease_ms;              /* authority only */
+    char replica_id[128];      /* authority only: this replica's name */
+    char advertise_url[512];   /* authority only: its admin URL for the others */
     int rest_lease_ms;         /* authority only: the lease in phases 0 and 4 */
     bool recover;              /* authority: --recover-phase was given */
     mt_phase recover_phase;
@@ -176,6 +178,7 @@ typedef struct px_app {
     bool ticker_started;
     volatile bool stopping;
     volatile bool draining; /* stopping: not ready, new requests 503 */
+    volatile bool up;       /* px_app_new is done: leadership may move the migrator */
 
     pthread_mutex_t mu; /* guards everything below */
     px_migration_state mig_state;
@@ -222,8 +225,8 @@ void px_app_release(px_app *app);
 
 /* The migration (px_migrate.c): state kept in the authority's store. */
 /* Restores the migration state saved by an earlier run (a run that was
- * cut short comes back as paused). */
-void px_migrate_restore(px_app *app);
+ * cut short comes back as paused); true when it was cut short. */
+bool px_migrate_restore(px_app *app);
 /* Starts the migrator thread; resume keeps the copy's checkpoint. 409 when
  * one runs. */
 mt_status px_migrate_start(px_app *app, bool stop_early, mt_phase until);

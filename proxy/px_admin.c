@@ -155,8 +155,17 @@ static void status_reply(px_app *app, px_resp *r)
     cJSON_AddStringToObject(doc, "phase", mt_phase_name(c.phase));
     cJSON_AddNumberToObject(doc, "config_version", (double)c.version);
     cJSON_AddBoolToObject(doc, "settled", c.settled);
-    cJSON_AddStringToObject(doc, "role", app->auth ? "authority" : "proxy");
+    cfg_leader_info l = {0};
+    bool leading = app->auth && cfg_authority_leader(app->auth, &l);
+    cJSON_AddStringToObject(doc, "role", app->auth ? (leading ? "authority" : "standby") : "proxy");
     cJSON_AddStringToObject(doc, "proxy_id", app->settings.proxy_id);
+    if (app->auth) {
+        cJSON *ld = cJSON_AddObjectToObject(doc, "leader");
+        cJSON_AddStringToObject(ld, "id", l.id);
+        cJSON_AddStringToObject(ld, "url", l.url);
+        cJSON_AddNumberToObject(ld, "term", (double)l.term);
+        cJSON_AddStringToObject(doc, "replica_id", app->settings.replica_id);
+    }
     char fp[CFG_FINGERPRINT_MAX], mig[CFG_MIGRATION_ID_MAX] = "";
     px_settings_fingerprint(&app->settings, fp, NULL, 0);
     cJSON_AddStringToObject(doc, "fingerprint", fp);
@@ -478,8 +487,13 @@ static void ready_reply(px_app *app, px_resp *r)
     cfg_client_info ci = {0};
     if (app->client)
         cfg_client_info_get(app->client, &ci);
+    cfg_leader_info l;
     if (app->draining) {
         text_reply(r, 503, "not ready: shutting down\n");
+    } else if (app->auth && !cfg_authority_leader(app->auth, &l)) {
+        snprintf(msg, sizeof msg, "not ready: a standby authority replica (leader: %s at %s)\n",
+                 l.id[0] ? l.id : "none yet", l.url[0] ? l.url : "?");
+        text_reply(r, 503, msg);
     } else if (px_app_serving(app)) {
         /* Still leased, so still right to serve; but say what was refused. */
         snprintf(msg, sizeof msg, "ready%s%s\n", ci.refused[0] ? "; " : "", ci.refused);
@@ -606,6 +620,33 @@ static bool is_authority_call(const char *url)
            strncmp(url, "/admin/v1/migrate", 17) == 0 || strcmp(url, "/admin/v1/verify") == 0;
 }
 
+/* A standby replica sends authority calls to the leader: 307 keeps the
+ * method and the body, and the configuration client and mtablectl follow
+ * it. Without a known leader (a takeover under way), 503 and retry. */
+static void to_leader(px_app *app, const char *url, const char *query, px_resp *r)
+{
+    cfg_leader_info l;
+    cfg_authority_leader(app->auth, &l);
+    if (!l.url[0]) {
+        error_reply(r, 503, "NotLeader",
+                    "No authority replica leads at the moment (a takeover is under way); "
+                    "retry in a second.");
+        return;
+    }
+    char *loc = malloc(strlen(l.url) + strlen(url) + (query ? strlen(query) : 0) + 2);
+    if (!loc) {
+        error_reply(r, 503, "ServerBusy", "Out of memory.");
+        return;
+    }
+    sprintf(loc, "%s%s%s%s", l.url, url, query && *query ? "?" : "", query ? query : "");
+    px_resp_header(r, "Location", loc);
+    free(loc);
+    char msg[CFG_URL_MAX + 128];
+    snprintf(msg, sizeof msg, "This authority replica stands by; the leader is %s at %s.", l.id,
+             l.url);
+    error_reply(r, 307, "NotLeader", msg);
+}
+
 void px_admin_handle(px_app *app, const char *method, const char *url, const char *query,
                      const char *body, size_t len, const char *authorization, px_resp *r)
 {
@@ -627,6 +668,8 @@ void px_admin_handle(px_app *app, const char *method, const char *url, const cha
         metrics_reply(app, r);
     } else if (get && strcmp(url, "/admin/v1/status") == 0) {
         status_reply(app, r);
+    } else if (app->auth && is_authority_call(url) && !cfg_authority_leader(app->auth, NULL)) {
+        to_leader(app, url, query, r);
     } else if (app->auth && authority_route(app, get, post, put, del, url, query, body, len, r)) {
         return;
     } else if (!app->auth && is_authority_call(url)) {

@@ -249,7 +249,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     int64_t after = 0, wait_ms = 0;
     bool known_settled = true;
     if (h->app->auth && strcmp(method, "GET") == 0 && strcmp(url, "/config/v1/state") == 0 &&
-        px_admin_authorized(h->app, auth) &&
+        px_admin_authorized(h->app, auth) && cfg_authority_leader(h->app->auth, NULL) &&
         px_admin_state_waits(h->app, query, &after, &known_settled, &wait_ms)) {
         up->stage = STAGE_PARKED;
         if (!park(h, c, after, known_settled, wait_ms)) {

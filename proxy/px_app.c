@@ -55,11 +55,44 @@ static bool open_backend(const char *spec, const char *label, az_client **client
     return mt_is_ok(&st);
 }
 
+/* This replica started or stopped leading: the migrator follows. A
+ * standby that takes over resumes a migration its predecessor was running
+ * from the last checkpoint, by itself; one that stops leading pauses its
+ * own (its writes to the store are refused from now on anyway). */
+static void leadership_moved(px_app *app, bool leading)
+{
+    cfg_leader_info l;
+    cfg_authority_leader(app->auth, &l);
+    if (!leading) {
+        px_log(PX_LOG_WARN, "no longer the leading authority replica (leader: %s at %s)",
+               l.id[0] ? l.id : "none", l.url[0] ? l.url : "?");
+        pthread_mutex_lock(&app->mu);
+        app->mig_pause = true;
+        pthread_mutex_unlock(&app->mu);
+        return;
+    }
+    px_log(PX_LOG_WARN, "took over as the leading authority replica (term %lld)",
+           (long long)l.term);
+    px_migrate_join(app);
+    if (px_migrate_restore(app)) {
+        mt_status st = px_migrate_start(app, false, MT_PHASE_USE_NEW_HIDE_METADATA);
+        px_log(mt_is_ok(&st) ? PX_LOG_WARN : PX_LOG_ERROR,
+               "resuming the migration the previous leader was running: %s",
+               mt_is_ok(&st) ? "started from its checkpoint" : st.message);
+    }
+}
+
 static void *ticker_main(void *arg)
 {
     px_app *app = arg;
+    bool was = cfg_authority_leader(app->auth, NULL);
     while (!app->stopping) {
         cfg_authority_tick(app->auth);
+        bool now = cfg_authority_leader(app->auth, NULL);
+        if (now != was && app->up) {
+            leadership_moved(app, now);
+            was = now;
+        }
         usleep(TICK_US);
     }
     return NULL;
@@ -145,10 +178,13 @@ static bool start_authority(px_app *app, FILE *err)
         return false;
     char fp[CFG_FINGERPRINT_MAX];
     px_settings_fingerprint(&app->settings, fp, NULL, 0);
+    bool replicas = strcmp(spec, "memory") != 0; /* a shared store: replicas may share it */
     cfg_authority_opts opts = {.lease_ms = app->settings.lease_ms,
                                .rest_lease_ms = app->settings.rest_lease_ms,
                                .initial_phase = initial,
-                               .fingerprint = fp};
+                               .fingerprint = fp,
+                               .replica_id = replicas ? app->settings.replica_id : NULL,
+                               .advertise_url = app->settings.advertise_url};
     app->auth = cfg_authority_new(app->rt, app->store, &opts, &st);
     if (!app->auth) {
         fprintf(err, "mtable-proxy: cannot read or write the state in %s: %s\n",
@@ -249,8 +285,9 @@ px_app *px_app_new(const px_settings *s, FILE *err)
     size_t n = 0;
     app->service_properties = az_service_properties_default(&n);
     app->started = time(NULL);
-    if (app->auth)
+    if (app->auth && cfg_authority_leader(app->auth, NULL))
         px_migrate_restore(app);
+    app->up = true;
     return app;
 }
 

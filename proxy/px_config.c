@@ -11,6 +11,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define DEV_ACCOUNT "devstoreaccount1"
 #define DEV_KEY                                                                                \
@@ -59,6 +60,12 @@ static const opt opts[] = {
     {"--admin-token", "MTABLE_ADMIN_TOKEN", OPT_STR, "TOKEN",
      "require Authorization: Bearer TOKEN on admin calls (and send it to --config-endpoint)"},
     {"--proxy-id", "MTABLE_PROXY_ID", OPT_STR, "ID", "this proxy's name (default: host:port)"},
+    {"--replica-id", "MTABLE_REPLICA_ID", OPT_STR, "ID",
+     "authority: this replica's name among those sharing the state store (default: "
+     "hostname:admin port)"},
+    {"--advertise-url", "MTABLE_ADVERTISE_URL", OPT_STR, "URL",
+     "authority: the admin URL other replicas send callers to while this one leads (default: "
+     "http://<admin host, or the hostname for 0.0.0.0>:<admin port>)"},
     {"--log-level", "MTABLE_LOG_LEVEL", OPT_STR, "LEVEL", "error, warn, info (default), debug"},
     {"--log-format", "MTABLE_LOG_FORMAT", OPT_STR, "FORMAT",
      "text (default: human-readable lines) or json (one object a line)"},
@@ -131,6 +138,31 @@ static bool parse_int(const char *v, long lo, long hi, int *out)
     return true;
 }
 
+/* One URL or several, comma-separated, each http(s)://, trailing slashes
+ * dropped. */
+static bool endpoint_list(const char *v, char *out, size_t cap)
+{
+    size_t k = 0;
+    out[0] = '\0';
+    for (const char *p = v; *p;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        while (n > 0 && p[n - 1] == '/')
+            n--;
+        if (!(n > 7 && strncmp(p, "http://", 7) == 0) && !(n > 8 && strncmp(p, "https://", 8) == 0))
+            return false;
+        if (k + n + 2 > cap)
+            return false;
+        if (k)
+            out[k++] = ',';
+        memcpy(out + k, p, n);
+        k += n;
+        out[k] = '\0';
+        p = comma ? comma + 1 : p + strlen(p);
+    }
+    return k > 0;
+}
+
 static bool set_one(px_settings *s, const opt *o, const char *v, FILE *err)
 {
     bool ok = true;
@@ -150,6 +182,13 @@ static bool set_one(px_settings *s, const opt *o, const char *v, FILE *err)
     else if (strcmp(o->flag, "--admin-token") == 0)
         ok = snprintf(s->admin_token, sizeof s->admin_token, "%s", v) <
              (int)sizeof s->admin_token;
+    else if (strcmp(o->flag, "--replica-id") == 0)
+        ok = snprintf(s->replica_id, sizeof s->replica_id, "%s", v) < (int)sizeof s->replica_id &&
+             *v;
+    else if (strcmp(o->flag, "--advertise-url") == 0)
+        ok = (strncmp(v, "http://", 7) == 0 || strncmp(v, "https://", 8) == 0) &&
+             snprintf(s->advertise_url, sizeof s->advertise_url, "%s", v) <
+                 (int)sizeof s->advertise_url;
     else if (strcmp(o->flag, "--proxy-id") == 0)
         ok = snprintf(s->proxy_id, sizeof s->proxy_id, "%s", v) < (int)sizeof s->proxy_id;
     else if (strcmp(o->flag, "--log-level") == 0)
@@ -162,12 +201,7 @@ static bool set_one(px_settings *s, const opt *o, const char *v, FILE *err)
         if (ok)
             snprintf(s->log_format, sizeof s->log_format, "%s", v);
     } else if (strcmp(o->flag, "--config-endpoint") == 0) {
-        ok = (strncmp(v, "http://", 7) == 0 || strncmp(v, "https://", 8) == 0) &&
-             snprintf(s->config_endpoint, sizeof s->config_endpoint, "%s", v) <
-                 (int)sizeof s->config_endpoint;
-        size_t n = strlen(s->config_endpoint);
-        while (ok && n > 0 && s->config_endpoint[n - 1] == '/')
-            s->config_endpoint[--n] = '\0';
+        ok = endpoint_list(v, s->config_endpoint, sizeof s->config_endpoint);
     } else if (strcmp(o->flag, "--state-store") == 0) {
         ok = snprintf(s->state_store, sizeof s->state_store, "%s", v) <
              (int)sizeof s->state_store;
@@ -242,6 +276,13 @@ static bool finish(px_settings *s, FILE *err)
     }
     if (!s->proxy_id[0])
         snprintf(s->proxy_id, sizeof s->proxy_id, "%s:%d", s->listen_host, s->listen_port);
+    char host[256] = "localhost";
+    gethostname(host, sizeof host - 1);
+    if (!s->replica_id[0])
+        snprintf(s->replica_id, sizeof s->replica_id, "%.100s:%d", host, s->admin_port);
+    if (!s->advertise_url[0])
+        snprintf(s->advertise_url, sizeof s->advertise_url, "http://%s:%d",
+                 strcmp(s->admin_host, "0.0.0.0") == 0 ? host : s->admin_host, s->admin_port);
     return true;
 }
 

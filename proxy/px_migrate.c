@@ -111,14 +111,14 @@ void px_migrate_save(px_app *app)
     free(text);
 }
 
-void px_migrate_restore(px_app *app)
+bool px_migrate_restore(px_app *app)
 {
     char *text = NULL;
     cfg_authority_load_migration(app->auth, &text);
     cJSON *doc = text ? cJSON_Parse(text) : NULL;
     free(text);
     if (!doc)
-        return;
+        return false;
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(doc, "state");
     const cJSON *cp = cJSON_GetObjectItemCaseSensitive(doc, "checkpoint");
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(doc, "error");
@@ -128,6 +128,7 @@ void px_migrate_restore(px_app *app)
         px_migration_state_parse(s->valuestring, &state);
     app->copy_done = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "copy_done"));
     app->copy_verified = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "copy_verified"));
+    free(app->mig_checkpoint);
     app->mig_checkpoint = cJSON_IsString(cp) ? strdup(cp->valuestring) : NULL;
     stats_from_json(cJSON_GetObjectItemCaseSensitive(doc, "stats"), &app->mig_stats);
     if (cJSON_IsString(e))
@@ -147,6 +148,7 @@ void px_migrate_restore(px_app *app)
                "a migration was interrupted while %s; it is paused (%lld rows "
                "copied so far): resume it with POST /admin/v1/migrate/resume",
                px_migration_state_name(state), (long long)app->mig_stats.rows_done);
+    return cut;
 }
 
 /* ------------------------------------------------------------------------ */

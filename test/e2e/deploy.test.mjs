@@ -442,9 +442,9 @@ describe("deploy", () => {
     const of = (kind) => docs.filter((d) => d.kind === kind);
     const workloads = docs.filter((d) => podSpec(d));
 
-    test("every manifest parses, with a Secret, Deployments, a Service and a claim", () => {
+    test("every manifest parses, with a Secret, the app's Deployment, the authority's StatefulSet and Services", () => {
       assert.ok(k8sFiles.length > 0);
-      for (const kind of ["Secret", "Deployment", "Service", "PersistentVolumeClaim"]) {
+      for (const kind of ["Secret", "Deployment", "StatefulSet", "Service"]) {
         assert.ok(of(kind).length > 0, `a ${kind}`);
       }
     });
@@ -522,9 +522,13 @@ describe("deploy", () => {
         Object.entries(b.spec?.selector?.matchLabels ?? {}).every(([k, v]) => labels[k] === v));
       assert.ok(pdb, "a PodDisruptionBudget selecting the authority's pods");
       assert.equal(pdb.apiVersion, "policy/v1");
+      // One replica must always stay; a single one may not be evicted at all.
       const replicas = authority.spec.replicas ?? 1;
-      const blocks = pdb.spec.minAvailable !== undefined ? pdb.spec.minAvailable >= replicas : pdb.spec.maxUnavailable === 0;
-      assert.ok(blocks, `with ${replicas} replica(s) the budget must allow no voluntary eviction: ${JSON.stringify(pdb.spec)}`);
+      const keeps = pdb.spec.minAvailable !== undefined
+        ? pdb.spec.minAvailable >= 1 && pdb.spec.minAvailable <= replicas
+        : pdb.spec.maxUnavailable < replicas;
+      assert.ok(keeps, `with ${replicas} replica(s) one must stay: ${JSON.stringify(pdb.spec)}`);
+      if (replicas === 1) assert.ok(pdb.spec.minAvailable === 1 || pdb.spec.maxUnavailable === 0);
     });
 
     test("every container: resources, and runs as non-root", () => {
@@ -540,7 +544,7 @@ describe("deploy", () => {
       }
     });
 
-    test("an app with a sidecar that follows the authority's Service", () => {
+    test("an app with a sidecar that follows the authority's replicas", () => {
       const withSidecar = workloads.filter((w) => {
         const cs = k8sContainers(podSpec(w));
         return cs.some((c) => k8sEnv(c).MTABLE_CONFIG_ENDPOINT) && cs.some((c) => !isProxy(c));
@@ -549,43 +553,64 @@ describe("deploy", () => {
       for (const w of withSidecar) {
         const spec = podSpec(w);
         const sidecar = k8sContainers(spec).find((c) => k8sEnv(c).MTABLE_CONFIG_ENDPOINT);
-        const endpoint = k8sEnv(sidecar).MTABLE_CONFIG_ENDPOINT.value;
-        const m = endpoint.match(/^http:\/\/([a-z0-9-]+)(?:\.[a-z0-9.-]+)?:(\d+)$/);
-        assert.ok(m, `MTABLE_CONFIG_ENDPOINT=${endpoint}`);
-        const svc = of("Service").find((s) => s.metadata.name === m[1]);
-        assert.ok(svc, `a Service named ${m[1]}`);
-        assert.ok(svc.spec.ports.some((p) => p.port === Number(m[2])), `${m[1]} serves port ${m[2]}`);
-        // The Service selects the authority: a proxy without a config endpoint.
-        const authority = workloads.find((a) => {
-          const labels = a.spec?.template?.metadata?.labels ?? a.metadata?.labels ?? {};
-          return Object.entries(svc.spec.selector).every(([k, v]) => labels[k] === v);
-        });
-        assert.ok(authority, `${m[1]} selects a workload`);
-        const ac = k8sContainers(podSpec(authority)).find(isProxy);
-        assert.equal(k8sEnv(ac).MTABLE_CONFIG_ENDPOINT, undefined, "the authority follows nobody");
+        const endpoints = k8sEnv(sidecar).MTABLE_CONFIG_ENDPOINT.value.split(",");
+        for (const endpoint of endpoints) {
+          // A Service (http://svc:port) or a StatefulSet pod behind its
+          // headless Service (http://pod-N.svc:port).
+          const m = endpoint.match(/^http:\/\/(?:([a-z0-9-]+)-(\d+)\.)?([a-z0-9-]+)(?:\.[a-z0-9.-]+)?:(\d+)$/);
+          assert.ok(m, `MTABLE_CONFIG_ENDPOINT entry ${endpoint}`);
+          const svc = of("Service").find((x) => x.metadata.name === m[3]);
+          assert.ok(svc, `a Service named ${m[3]}`);
+          assert.ok(svc.spec.ports.some((p) => p.port === Number(m[4])), `${m[3]} serves port ${m[4]}`);
+          // The Service selects the authority: a proxy without a config endpoint.
+          const authority = workloads.find((a) => {
+            const labels = a.spec?.template?.metadata?.labels ?? a.metadata?.labels ?? {};
+            return Object.entries(svc.spec.selector).every(([k, v]) => labels[k] === v);
+          });
+          assert.ok(authority, `${m[3]} selects a workload`);
+          const ac = k8sContainers(podSpec(authority)).find(isProxy);
+          assert.equal(k8sEnv(ac).MTABLE_CONFIG_ENDPOINT, undefined, "the authority follows nobody");
+          if (m[1]) {
+            assert.equal(authority.kind, "StatefulSet", `${endpoint} names a StatefulSet's pod`);
+            assert.equal(authority.metadata.name, m[1]);
+            assert.equal(authority.spec.serviceName, m[3], "through its headless Service");
+            assert.ok(Number(m[2]) < (authority.spec.replicas ?? 1), `${endpoint}: a replica that exists`);
+            assert.equal(svc.spec.clusterIP, "None");
+          }
+        }
         // The sidecar serves the app on the pod's loopback.
         assert.ok(isLoopback(k8sEnv(sidecar).MTABLE_LISTEN?.value ?? "127.0.0.1:10002"));
       }
     });
 
-    test("the authority's file state store lives on a PersistentVolumeClaim", () => {
+    test("the authority replicas share a durable store and advertise their own addresses", () => {
       const claims = new Set(of("PersistentVolumeClaim").map((p) => p.metadata.name));
       let found = 0;
       for (const w of workloads) {
         const spec = podSpec(w);
         for (const c of k8sContainers(spec)) {
-          const store = k8sEnv(c).MTABLE_STATE_STORE?.value;
-          const m = store?.match(/^file:(\/.+)\/[^/]+$/);
-          if (!m) continue;
+          const env = k8sEnv(c);
+          if (!isProxy(c) || env.MTABLE_CONFIG_ENDPOINT) continue;
           found++;
-          const mount = (c.volumeMounts ?? []).find((v) => v.mountPath === m[1]);
-          assert.ok(mount, `${c.name}: a volume at ${m[1]}`);
-          const vol = (spec.volumes ?? []).find((v) => v.name === mount.name);
-          assert.ok(claims.has(vol?.persistentVolumeClaim?.claimName), `${mount.name} is a declared claim`);
-          assert.equal(w.spec.replicas ?? 1, 1, "one writer of the state file");
+          const store = env.MTABLE_STATE_STORE?.value;
+          assert.notEqual(store, "memory", "a durable state store");
+          const replicas = w.spec.replicas ?? 1;
+          if (store?.startsWith("file:")) {
+            // A file is shared by nobody: one writer, on a claim.
+            assert.equal(replicas, 1, "one writer of the state file");
+            const dir = store.slice(5).replace(/\/[^/]+$/, "");
+            const mount = (c.volumeMounts ?? []).find((v) => v.mountPath === dir);
+            const vol = (spec.volumes ?? []).find((v) => v.name === mount?.name);
+            assert.ok(claims.has(vol?.persistentVolumeClaim?.claimName), "the file is on a declared claim");
+          }
+          if (replicas > 1) {
+            assert.match(env.MTABLE_REPLICA_ID?.value ?? "", /\$\(POD_NAME\)/, "each replica names itself");
+            assert.match(env.MTABLE_ADVERTISE_URL?.value ?? "", /^http:\/\/\$\(POD_NAME\)\.[a-z0-9-]+:\d+$/,
+              "each replica advertises its own pod address");
+          }
         }
       }
-      assert.ok(found > 0, "an authority with MTABLE_STATE_STORE=file:...");
+      assert.ok(found > 0, "an authority workload");
     });
   });
 });
