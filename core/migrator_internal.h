@@ -1,6 +1,6 @@
 /*
  * migrator_internal.h -- what the migrator's files share (migrator.c,
- * migrator_copy.c, migrator_read.c, migrator_ckpt.c, throttle.c,
+ * migrator_copy.c, migrator_read.c, migrator_ckpt.c, migrator_clean.c, throttle.c,
  * retrying.c, verify.c).
  * Not part of the public contract; unit tests may include it to test the
  * pure parts (the token bucket, the checkpoint text) without clocks or
@@ -101,5 +101,15 @@ mt_status mt_copy_tables(mt_rt *rt, const mt_table_pair *tables, size_t n,
                          const mt_migrator_hooks *hooks, mt_backoff *bo, mt_migrator_stats *stats);
 
 #define MT_ERR_MIGRATION_PAUSED "MigrationPaused"
+
+/* ------------------------------------------------------------------------ */
+/* The cleanup step (migrator_clean.c).                                      */
+
+/* Cleans every table (new to its clean form, old emptied) in chunks of one
+ * batch each, per hooks (may be NULL): throttle, pause, progress in
+ * stats' cleanup fields. Returns 409 MigrationPaused when asked to pause;
+ * running it again resumes. */
+mt_status mt_clean_tables(mt_rt *rt, const mt_table_pair *tables, size_t n,
+                          const mt_migrator_hooks *hooks, mt_backoff *bo, mt_migrator_stats *stats);
 
 #endif
