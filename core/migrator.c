@@ -46,6 +46,7 @@ typedef struct mt_mig_run {
 static void report(const mt_mig_run *run, mt_migrator_step step)
 {
     run->stats->backoffs = mt_backoff_count(run->bo);
+    mt_backoff_last(run->bo, run->stats->last_error, sizeof run->stats->last_error);
     if (run->hooks && run->hooks->progress)
         run->hooks->progress(run->hooks->ctx, step, run->stats);
 }
@@ -167,12 +168,12 @@ static mt_table_pair *make_views(const mt_table_pair *tables, size_t n, mt_backo
 mt_status mt_migrate_tables(mt_rt *rt, mt_config_service *cfg, const mt_table_pair *tables,
                             size_t n, const mt_migrator_hooks *hooks, mt_migrator_stats *stats)
 {
-    mt_migrator_stats local = {0};
+    /* Totals are unknown until counted; a caller's stats carry its own
+     * (the copy takes them from its checkpoint). */
+    mt_migrator_stats local = {
+        .rows_total = -1, .partitions_total = -1, .clean_total_old = -1, .clean_total_new = -1};
     if (!stats)
         stats = &local;
-    stats->rows_total = stats->partitions_total = -1; /* unknown until the copy */
-    if (stats == &local)
-        stats->clean_total_old = stats->clean_total_new = -1;
     mt_backoff bo;
     if (!mt_backoff_init(&bo, rt))
         return mt_error(500, MT_ERR_INTERNAL, "out of memory");

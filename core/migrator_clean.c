@@ -43,6 +43,7 @@ static void mt_clean_report(mt_clean *c)
     const mt_migrator_hooks *h = c->hooks;
     c->stats->rows_cleaned = c->stats->rows_cleaned_new + c->stats->rows_cleaned_old;
     c->stats->backoffs = mt_backoff_count(c->bo);
+    mt_backoff_last(c->bo, c->stats->last_error, sizeof c->stats->last_error);
     if (h && h->progress)
         h->progress(h->ctx, MT_STEP_CLEANING, c->stats);
 }

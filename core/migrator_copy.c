@@ -333,6 +333,7 @@ static void mt_copy_report(mt_copy *cp, bool always)
     if (!changed)
         return;
     snap.backoffs = mt_backoff_count(cp->bo);
+    mt_backoff_last(cp->bo, snap.last_error, sizeof snap.last_error);
     h->progress(h->ctx, MT_STEP_COPYING, &snap);
 }
 

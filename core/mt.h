@@ -508,6 +508,9 @@ typedef struct mt_migrator_stats {
     int64_t clean_total_new, clean_total_old;
     /* Tables skipped because they were deleted meanwhile (404 TableNotFound). */
     int64_t tables_skipped;
+    /* The last transient backend error the migrator met and retried, as
+     * "<http> <code>: <message>"; "" when none. */
+    char last_error[160];
 } mt_migrator_stats;
 
 /* The steps a migration goes through, for progress reports. */
