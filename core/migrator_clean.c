@@ -19,9 +19,11 @@
  * clean (most of new) cost a read and nothing else. At most `window` jobs
  * are outstanding, which bounds memory.
  *
- * Progress: before the first table both sides are counted (every row of
- * old, the rows of new that need cleaning) for totals and an ETA; the
- * counts then go up by the rows each successful call cleaned. Throttled by
+ * Order: new first, every table of it, then old: cleaning new is mostly
+ * reading, and meanwhile old is counted (every row of it goes) for a total
+ * and an ETA, on its own thread when there are workers. The total of new
+ * is known once its walk is over: what the walk found to clean. The
+ * counts go up by the rows each successful call cleaned. Throttled by
  * hooks->rows_per_second like the copy. The reader polls
  * hooks->should_pause after each job it queues and stops with 409
  * MigrationPaused once the workers have finished what they hold. Every
@@ -56,6 +58,7 @@ typedef struct mt_clean {
     size_t ntables;
     mt_thread *workers[MT_COPY_PARALLEL_MAX];
     int nworkers;
+    mt_thread *counter; /* the count of old, alongside the cleaning of new */
     size_t window;
     mt_mutex *mu;
     mt_cond *cv; /* any change below */
@@ -376,34 +379,35 @@ static mt_status mt_clean_walk(mt_clean *c, size_t ti, bool old_side,
     return st;
 }
 
-/* Counts what each side has to clean, for the totals. A failed count only
- * leaves them unknown. */
-static void mt_clean_count(mt_clean *c)
+/* Counts the rows of old, every one of which the cleanup deletes, for a
+ * total (a thread body; also called directly). It runs while new is being
+ * cleaned, before anything of old is deleted; a failed count only leaves
+ * the total unknown. */
+static void *mt_clean_count_main(void *arg)
 {
-    int64_t totals[2] = {0, 0}; /* old, new */
+    mt_clean *c = arg;
+    int64_t rows = 0;
     mt_status st = mt_ok();
     for (size_t i = 0; i < c->ntables && mt_is_ok(&st); i++) {
-        for (int side = 0; side < 2 && mt_is_ok(&st); side++) {
-            mt_table *t = side ? c->tables[i].new_t : c->tables[i].old_t;
-            mt_stream *s = NULL;
-            mt_entity *e = NULL;
-            st = t->ops->query_stream(t, NULL, NULL, &s);
-            while (mt_is_ok(&st) && (st = s->ops->next(s, &e), mt_is_ok(&st)) && e) {
-                if (!side || mt_clean_dirty(e))
-                    totals[side]++;
-                mt_entity_free(e);
-            }
-            if (s)
-                s->ops->close(s);
-            if (mt_table_gone(&st))
-                st = mt_ok();
+        mt_table *t = c->tables[i].old_t;
+        mt_stream *s = NULL;
+        mt_entity *e = NULL;
+        st = t->ops->query_stream(t, NULL, NULL, &s);
+        while (mt_is_ok(&st) && (st = s->ops->next(s, &e), mt_is_ok(&st)) && e) {
+            rows++;
+            mt_entity_free(e);
         }
+        if (s)
+            s->ops->close(s);
+        if (mt_table_gone(&st))
+            st = mt_ok();
     }
-    if (!mt_is_ok(&st))
-        return;
+    mt_clean_lock(c);
     /* A resumed cleanup counts what is left; what it did before adds to it. */
-    c->stats->clean_total_old = c->stats->rows_cleaned_old + totals[0];
-    c->stats->clean_total_new = c->stats->rows_cleaned_new + totals[1];
+    if (mt_is_ok(&st))
+        c->stats->clean_total_old = c->stats->rows_cleaned_old + rows;
+    mt_clean_unlock(c);
+    return NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -488,28 +492,62 @@ static void mt_clean_join(mt_clean *c)
     c->nworkers = 0;
 }
 
+/* Cleans one side of every table. */
+static mt_status mt_clean_side(mt_clean *c, bool old_side)
+{
+    mt_status st = mt_ok();
+    for (size_t i = 0; i < c->ntables && mt_is_ok(&st); i++) {
+        st = mt_clean_walk(c, i, old_side, old_side ? NULL : mt_clean_dirty);
+        if (mt_table_gone(&st)) {
+            mt_clean_lock(c);
+            c->gone[i] = true;
+            mt_clean_unlock(c);
+            st = mt_ok();
+        }
+    }
+    return st;
+}
+
+/* Waits until every queued job has run (or the cleanup stopped). */
+static mt_status mt_clean_drain(mt_clean *c)
+{
+    mt_clean_lock(c);
+    while (!c->stop && c->outstanding > 0)
+        c->rt->ops->cond_wait(c->rt, c->cv, c->mu);
+    mt_status st = mt_clean_outcome_locked(c);
+    mt_clean_unlock(c);
+    return st;
+}
+
 mt_status mt_clean_tables(mt_rt *rt, const mt_table_pair *tables, size_t n,
                           const mt_migrator_hooks *hooks, mt_backoff *bo, mt_migrator_stats *stats)
 {
     mt_clean *c = mt_clean_new(rt, tables, n, hooks, bo, stats);
     if (!c)
         return mt_error(500, MT_ERR_INTERNAL, "out of memory");
-    if (hooks && hooks->progress)
-        mt_clean_count(c);
-    mt_clean_report(c);
     mt_clean_start(c);
-    mt_status st = mt_ok();
-    for (size_t i = 0; i < n && mt_is_ok(&st); i++) {
-        for (int old_side = 0; old_side < 2 && mt_is_ok(&st); old_side++) {
-            st = mt_clean_walk(c, i, old_side, old_side ? NULL : mt_clean_dirty);
-            if (mt_table_gone(&st)) {
-                mt_clean_lock(c);
-                c->gone[i] = true;
-                mt_clean_unlock(c);
-                st = mt_ok();
-            }
-        }
-    }
+    /* New first, all of it, while old is counted (on its own thread when
+     * there are workers); old only then, so the count sees all of it. The
+     * total of new is what its walk found to clean. */
+    bool count = hooks && hooks->progress;
+    if (count && c->nworkers > 0)
+        c->counter = rt->ops->thread_start(rt, mt_clean_count_main, c, "mt-clean-count");
+    if (count && !c->counter)
+        mt_clean_count_main(c);
+    stats->clean_total_new = -1;
+    mt_clean_report(c);
+    mt_status st = mt_clean_side(c, false);
+    if (mt_is_ok(&st))
+        st = mt_clean_drain(c);
+    if (c->counter)
+        rt->ops->thread_join(rt, c->counter);
+    c->counter = NULL;
+    mt_clean_lock(c);
+    if (mt_is_ok(&st))
+        stats->clean_total_new = stats->rows_cleaned_new;
+    mt_clean_unlock(c);
+    if (mt_is_ok(&st))
+        st = mt_clean_side(c, true);
     mt_clean_join(c);
     mt_clean_lock(c);
     if (!mt_is_ok(&st))
