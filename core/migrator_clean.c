@@ -32,6 +32,11 @@
  * only a read (new), and the counts carry on from the caller's stats. A
  * table deleted meanwhile (404 TableNotFound) is skipped and reported
  * through hooks->table_gone. The hooks run only on the calling thread.
+ *
+ * Checkpoints (through the copy's hooks; the copy is over by then): after
+ * each table of each side, once its jobs have all run, so a run after a
+ * restart skips the tables done instead of reading them again. The table
+ * is an index into the caller's list, which must be the same on resume.
  */
 #include "migrator_internal.h"
 
@@ -67,7 +72,9 @@ typedef struct mt_clean {
     size_t outstanding; /* queued or being run */
     bool eof, stop, paused;
     mt_status err;
-    bool *gone; /* per table */
+    bool *gone;    /* per table */
+    int from_side; /* the checkpoint's: 0 new, 1 old */
+    size_t from_table;
     mt_migrator_stats *stats;
     /* The throttle, under tmu (taken after mu, never before). */
     bool throttled, tstop;
@@ -492,20 +499,41 @@ static void mt_clean_join(mt_clean *c)
     c->nworkers = 0;
 }
 
-/* Cleans one side of every table. */
-static mt_status mt_clean_side(mt_clean *c, bool old_side)
+/* ------------------------------------------------------------------------ */
+/* Checkpoints: "c1\t<side>\t<table>", side 0 (new) or 1 (old): every table */
+/* before <table> is clean on that side, and on side 1 all of new is too.   */
+
+#define MT_CLEAN_CKPT_PREFIX "c1\t"
+
+/* Where a previous run got to (nothing: from the start). A copy's
+ * checkpoint, or anything else, means from the start: cleaning again is
+ * only slower, never wrong. */
+static void mt_clean_load(mt_clean *c)
 {
-    mt_status st = mt_ok();
-    for (size_t i = 0; i < c->ntables && mt_is_ok(&st); i++) {
-        st = mt_clean_walk(c, i, old_side, old_side ? NULL : mt_clean_dirty);
-        if (mt_table_gone(&st)) {
-            mt_clean_lock(c);
-            c->gone[i] = true;
-            mt_clean_unlock(c);
-            st = mt_ok();
-        }
+    const mt_migrator_hooks *h = c->hooks;
+    char *text = h && h->load_checkpoint ? h->load_checkpoint(h->ctx) : NULL;
+    int side = 0;
+    unsigned long long table = 0;
+    char end = 0;
+    bool ok = text && strncmp(text, MT_CLEAN_CKPT_PREFIX, strlen(MT_CLEAN_CKPT_PREFIX)) == 0 &&
+              sscanf(text + strlen(MT_CLEAN_CKPT_PREFIX), "%d\t%llu%c", &side, &table, &end) == 2 &&
+              (side == 0 || side == 1) && table <= c->ntables;
+    free(text);
+    if (ok) {
+        c->from_side = side;
+        c->from_table = (size_t)table;
     }
-    return st;
+}
+
+/* Saves "side done up to table" (the caller drained every job before). */
+static mt_status mt_clean_save(mt_clean *c, int side, size_t table)
+{
+    const mt_migrator_hooks *h = c->hooks;
+    if (!h || !h->save_checkpoint)
+        return mt_ok();
+    char text[64];
+    snprintf(text, sizeof text, MT_CLEAN_CKPT_PREFIX "%d\t%zu", side, table);
+    return h->save_checkpoint(h->ctx, text);
 }
 
 /* Waits until every queued job has run (or the cleanup stopped). */
@@ -519,12 +547,39 @@ static mt_status mt_clean_drain(mt_clean *c)
     return st;
 }
 
+/* Cleans one side of every table (from the checkpoint on), saving a
+ * checkpoint after each table once its jobs have all run. */
+static mt_status mt_clean_side(mt_clean *c, int side)
+{
+    if (side < c->from_side)
+        return mt_ok();
+    mt_status st = mt_ok();
+    for (size_t i = side == c->from_side ? c->from_table : 0; i < c->ntables && mt_is_ok(&st);
+         i++) {
+        st = mt_clean_walk(c, i, side == 1, side == 1 ? NULL : mt_clean_dirty);
+        if (mt_table_gone(&st)) {
+            mt_clean_lock(c);
+            c->gone[i] = true;
+            mt_clean_unlock(c);
+            st = mt_ok();
+        }
+        if (mt_is_ok(&st))
+            st = mt_clean_drain(c);
+        if (mt_is_ok(&st))
+            st = mt_clean_save(c, side, i + 1);
+    }
+    if (mt_is_ok(&st) && side == 0)
+        st = mt_clean_save(c, 1, 0);
+    return st;
+}
+
 mt_status mt_clean_tables(mt_rt *rt, const mt_table_pair *tables, size_t n,
                           const mt_migrator_hooks *hooks, mt_backoff *bo, mt_migrator_stats *stats)
 {
     mt_clean *c = mt_clean_new(rt, tables, n, hooks, bo, stats);
     if (!c)
         return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+    mt_clean_load(c);
     mt_clean_start(c);
     /* New first, all of it, while old is counted (on its own thread when
      * there are workers); old only then, so the count sees all of it. The
@@ -536,9 +591,7 @@ mt_status mt_clean_tables(mt_rt *rt, const mt_table_pair *tables, size_t n,
         mt_clean_count_main(c);
     stats->clean_total_new = -1;
     mt_clean_report(c);
-    mt_status st = mt_clean_side(c, false);
-    if (mt_is_ok(&st))
-        st = mt_clean_drain(c);
+    mt_status st = mt_clean_side(c, 0);
     if (c->counter)
         rt->ops->thread_join(rt, c->counter);
     c->counter = NULL;
@@ -547,7 +600,7 @@ mt_status mt_clean_tables(mt_rt *rt, const mt_table_pair *tables, size_t n,
         stats->clean_total_new = stats->rows_cleaned_new;
     mt_clean_unlock(c);
     if (mt_is_ok(&st))
-        st = mt_clean_side(c, true);
+        st = mt_clean_side(c, 1);
     mt_clean_join(c);
     mt_clean_lock(c);
     if (!mt_is_ok(&st))

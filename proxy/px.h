@@ -204,8 +204,9 @@ typedef struct px_app {
     px_migration_state mig_rate_for; /* the step mig_rate follows */
     char mig_error[256];
     char *mig_checkpoint; /* the copy's last checkpoint, or NULL */
-    /* The tables the copy walks, listed from the accounts when it started
-     * and kept with the checkpoint (whose table index is into them). */
+    /* The tables the copy or the cleanup walks, listed from the accounts
+     * when it started and kept with its checkpoint (whose table index is
+     * into them). */
     char **mig_copy_names;
     size_t mig_copy_n;
     const char **mig_names; /* the migrator thread's own: its step's tables */

@@ -322,41 +322,48 @@ static mt_status tables_named(px_app *app, char *const *names, size_t n, all_tab
     return mt_ok();
 }
 
-/* Every table the accounts hold now: a table deleted since it was last
- * used is not walked, one created through any proxy is. With also_copied,
- * the tables the copy walked too, so that verify accounts for one deleted
- * since (it reports it skipped). */
-static mt_status tables_listed_for(px_app *app, bool also_copied, all_tables *a)
+/* Every table the accounts hold now (one created through any proxy
+ * included), and the tables the last copy or cleanup walked: a table of
+ * the migration deleted since is then accounted for (skipped and reported)
+ * rather than forgotten. NULL with *st on failure. */
+static char **tables_known(px_app *app, size_t *n, mt_status *st)
 {
-    size_t n = 0;
-    mt_status st;
-    char **names = px_account_tables(app->reg, &n, &st);
-    if (!names)
-        return mt_is_ok(&st) ? mt_error(500, MT_ERR_INTERNAL, "out of memory") : st;
+    char **names = px_account_tables(app->reg, n, st);
+    if (!names) {
+        if (mt_is_ok(st))
+            *st = mt_error(500, MT_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
     pthread_mutex_lock(&app->mu);
-    size_t extra = also_copied ? app->mig_copy_n : 0;
-    char **all = extra ? realloc(names, (n + extra + 1) * sizeof *names) : names;
+    size_t extra = app->mig_copy_n;
+    char **all = extra ? realloc(names, (*n + extra + 1) * sizeof *names) : names;
     for (size_t i = 0; all && i < extra; i++) {
         bool listed = false;
-        for (size_t j = 0; j < n && !listed; j++)
+        for (size_t j = 0; j < *n && !listed; j++)
             listed = strcasecmp(all[j], app->mig_copy_names[i]) == 0;
         char *dup = listed ? NULL : strdup(app->mig_copy_names[i]);
         if (dup)
-            all[n++] = dup;
+            all[(*n)++] = dup;
     }
     pthread_mutex_unlock(&app->mu);
     if (!all) {
-        px_names_free(names, n);
-        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+        px_names_free(names, *n);
+        *st = mt_error(500, MT_ERR_INTERNAL, "out of memory");
     }
-    st = tables_named(app, all, n, a);
-    px_names_free(all, n);
-    return st;
+    return all;
 }
 
-static mt_status tables_listed(px_app *app, all_tables *a)
+/* What verify checks: tables_known. */
+static mt_status tables_for_verify(px_app *app, all_tables *a)
 {
-    return tables_listed_for(app, false, a);
+    size_t n = 0;
+    mt_status st = mt_ok();
+    char **names = tables_known(app, &n, &st);
+    if (!names)
+        return st;
+    st = tables_named(app, names, n, a);
+    px_names_free(names, n);
+    return st;
 }
 
 static void tables_put(px_app *app, all_tables *a)
@@ -391,7 +398,7 @@ static mt_status verify_tables(px_app *app, all_tables *a, mt_phase phase, bool 
 mt_status px_migrate_verify(px_app *app, mt_verify_report *rep)
 {
     all_tables a;
-    mt_status listed = tables_listed_for(app, true, &a);
+    mt_status listed = tables_for_verify(app, &a);
     if (!mt_is_ok(&listed))
         return listed;
     mt_config c = px_app_config(app);
@@ -410,7 +417,7 @@ mt_status px_migrate_verify(px_app *app, mt_verify_report *rep)
 static void table_gone(void *ctx, size_t table, const char *step)
 {
     px_app *app = ctx;
-    px_log(PX_LOG_WARN, "migration: table %s was deleted while %s; skipped",
+    px_log(PX_LOG_WARN, "migration: table %s was deleted; skipped while %s",
            app->mig_names ? app->mig_names[table] : "?", step);
 }
 
@@ -445,15 +452,18 @@ static mt_status push(px_app *app, mt_phase p)
     return app->cfg->ops->push(app->cfg, p);
 }
 
-/* The copy's tables: those it started with when it has a checkpoint (the
- * checkpoint counts tables in that list; one deleted since answers 404 and
- * is skipped), else the accounts' list now, kept for a resume. A table
- * created after the copy started needs no copy: every proxy was in
- * prefer_new, which writes user rows to new only. */
-static mt_status copy_tables(px_app *app, all_tables *a)
+/* The tables of the copy or the cleanup (the steps with checkpoints):
+ * those the step started with when the checkpoint is the step's own (it
+ * counts tables in that list; one deleted since answers 404 and is
+ * skipped), else the accounts' list now, kept for a resume. A table
+ * created after the step started needs nothing from it: created while every
+ * proxy was in prefer_new (which writes user rows to new only) or in
+ * use_new_hide_metadata (which writes no protocol data). */
+static mt_status step_tables(px_app *app, const char *ckpt_prefix, all_tables *a)
 {
     pthread_mutex_lock(&app->mu);
-    bool resume = app->mig_checkpoint && app->mig_copy_names;
+    bool resume = app->mig_checkpoint && app->mig_copy_names &&
+                  strncmp(app->mig_checkpoint, ckpt_prefix, strlen(ckpt_prefix)) == 0;
     char **names = NULL;
     size_t n = 0;
     mt_status st = mt_ok();
@@ -463,7 +473,10 @@ static mt_status copy_tables(px_app *app, all_tables *a)
         return st;
     }
     pthread_mutex_unlock(&app->mu);
-    names = px_account_tables(app->reg, &n, &st);
+    /* The cleanup also walks the copy's tables, so that one deleted since
+     * is skipped and reported there too. */
+    bool cleanup = strcmp(ckpt_prefix, "c1\t") == 0;
+    names = cleanup ? tables_known(app, &n, &st) : px_account_tables(app->reg, &n, &st);
     if (!names)
         return mt_is_ok(&st) ? mt_error(500, MT_ERR_INTERNAL, "out of memory") : st;
     st = tables_named(app, names, n, a);
@@ -486,7 +499,8 @@ static mt_status copy_tables(px_app *app, all_tables *a)
 static mt_status run_tables(px_app *app, mt_phase until)
 {
     all_tables a;
-    mt_status st = until == MT_PHASE_PREFER_NEW ? copy_tables(app, &a) : tables_listed(app, &a);
+    /* The copy's checkpoints start "v1", the cleanup's "c1". */
+    mt_status st = step_tables(app, until == MT_PHASE_PREFER_NEW ? "v1\t" : "c1\t", &a);
     if (!mt_is_ok(&st))
         return st;
     st = run_core(app, &a, true, until);
@@ -498,7 +512,7 @@ static mt_status verify_now(px_app *app, mt_phase phase, bool after_cleanup)
 {
     set_state(app, PX_MIG_VERIFYING);
     all_tables a;
-    mt_status st = tables_listed_for(app, true, &a);
+    mt_status st = tables_for_verify(app, &a);
     if (!mt_is_ok(&st))
         return st;
     mt_verify_report rep;

@@ -966,8 +966,12 @@ static void cleanup_batched_pausable(int parallel)
     mt_table_destroy(mt);
 
     probe p = {.pause_after = 2};
-    mt_migrator_hooks c = {
-        .progress = c_progress, .ctx = &p, .should_pause = p_pause, .parallel = parallel};
+    mt_migrator_hooks c = {.progress = c_progress,
+                           .ctx = &p,
+                           .should_pause = p_pause,
+                           .parallel = parallel,
+                           .save_checkpoint = p_save,
+                           .load_checkpoint = p_load};
     mt_migrator_stats stats = {.clean_total_old = -1, .clean_total_new = -1};
     vo.batches = 0;
     st = mt_migrate_tables(w.rt, w.cfg, &pair, 1, &c, &stats);
@@ -975,6 +979,9 @@ static void cleanup_batched_pausable(int parallel)
     assert_string_equal(st.code, MT_ERR_MIGRATION_PAUSED);
     assert_true(mt_memtable_count(w.old_t[0]) > 0);
     int64_t first_part = stats.rows_cleaned_old;
+    /* Paused in old: new is done and says so. */
+    assert_non_null(p.ckpt);
+    assert_string_equal(p.ckpt, "c1\t1\t0");
 
     p.pause_after = -1;
     st = mt_migrate_tables(w.rt, w.cfg, &pair, 1, &c, &stats);
@@ -993,6 +1000,8 @@ static void cleanup_batched_pausable(int parallel)
     /* One batch per chunk: 3 + 2 + 2 for the big partitions, one for each
      * of the 300 small ones, instead of one call per row. */
     assert_int_equal(vo.batches, 3 + 2 + 2 + 300);
+    assert_string_equal(p.ckpt, "c1\t1\t1"); /* both sides of the one table */
+    free(p.ckpt);
     verify_expect(&w, MT_PHASE_USE_NEW_HIDE_METADATA, true, true);
     world_free(&w);
 }
