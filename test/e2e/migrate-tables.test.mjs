@@ -7,7 +7,9 @@
 //
 // Also: POST /admin/v1/migrate on a paused migration is refused (409,
 // naming mtablectl resume) rather than silently resumed, and the counters
-// of status and /metrics agree, per side for the cleanup.
+// of status and /metrics agree, per side for the cleanup; and a copy whose
+// writes hang (a fault proxy holds them) shows "stalled" after 30 s, with
+// since when and the last backend error (this case takes about 35 s).
 //
 // Environment: MTABLE_PROXY_BIN (see lib/harness.mjs).
 
@@ -21,6 +23,7 @@ import {
 } from "./lib/harness.mjs";
 import { all, serviceClient, strip, tableClient, tableName } from "./lib/clients.mjs";
 import { backendSkipReason, proxySkipReason } from "./lib/targets.mjs";
+import { startFaultProxy } from "./lib/faultproxy.mjs";
 
 const ROWS_A = 3000; // copied at COPY_RATE: long enough to act during the copy
 const COPY_RATE = 1500;
@@ -257,5 +260,65 @@ describe("paused and failed migrations are resumed, not restarted; counts add up
     assert.equal(v.json.ok, true, v.text);
     const got = await all(tableClient(proxy, name).listEntities());
     assert.equal(got.length, rows.length);
+  });
+});
+
+describe("a copy that stops moving shows as stalled", { skip }, () => {
+  let px;
+  let proxy;
+  let fp;
+
+  before(async () => {
+    const az = await startAzurite();
+    fp = await startFaultProxy({ upstream: `http://127.0.0.1:${az.port}`, name: "stall" });
+    px = await startMtable({
+      name: "proxy",
+      port: await freePort(),
+      adminPort: await freePort(),
+      args: [
+        "--old", fp.connectionString("mtold", az.accounts.mtold),
+        "--new", fp.connectionString("mtnew", az.accounts.mtnew),
+        "--copy-rate", "400", "--copy-parallel", "2",
+      ],
+    });
+    proxy = target({ name: "proxy", kind: "proxy", endpoint: px.endpoint, proxy: px });
+  });
+
+  after(async () => {
+    fp?.clearScripts();
+    fp?.off();
+    await stopAll();
+    await fp?.stop();
+  });
+
+  test("no row moved for 30 s: stalled, since when, and the last backend error", async () => {
+    const name = tableName("s");
+    await serviceClient(proxy).createTable(name);
+    await writeRows(proxy, name, rowsFor(name, 1200, 12));
+    assert.equal((await admin(px, "POST", "/admin/v1/migrate")).status, 202);
+    const moving = await waitState(px, "copying", (m) => m.rows_done > 0);
+    assert.equal(moving.migration.stalled, false);
+    // From now on every write to the new account fails once with 503, then
+    // hangs until the proxy's backend timeout, again and again.
+    const writesToNew = (r) => r.account === "mtnew" && !r.isRead && !r.tableLevel;
+    fp.script({ match: writesToNew, faults: ["busy503", ...Array(40).fill("holdBefore")] });
+    const t0 = Date.now();
+    const s = await waitFor("stalled", async () => {
+      const x = await proxyStatus(px);
+      assert.equal(x.migration.state, "copying", JSON.stringify(x.migration));
+      return x.migration.stalled ? x : null;
+    }, 60000);
+    const m = s.migration;
+    assert.ok(Date.now() - t0 >= 29000, "not before 30 s without a row moved");
+    assert.equal(m.rows_per_second, 0);
+    assert.ok(m.stalled_seconds >= 30, JSON.stringify(m));
+    const since = Date.parse(m.stalled_since);
+    assert.ok(Math.abs(Date.now() - m.stalled_seconds * 1000 - since) < 5000, JSON.stringify(m));
+    assert.match(m.last_backend_error, /^new: 5\d\d /, JSON.stringify(m));
+    assert.ok(m.rows_done < 1200 && m.rows_done <= m.rows_total, JSON.stringify(m));
+    if (ctlBin) {
+      const c = spawnSync(ctlBin, ["--admin", px.adminUrl, "status"], { encoding: "utf8" });
+      assert.match(c.stdout, /stalled since \S+ \(last backend error: new: 5\d\d /, c.stdout);
+    }
   });
 });
