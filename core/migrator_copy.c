@@ -318,16 +318,18 @@ static mt_status mt_copy_save(mt_copy *cp, bool force)
     return st;
 }
 
-/* Reports progress when a chunk was copied since the last report, or
- * always. */
+/* Reports progress when a chunk was copied or the count came in since the
+ * last report, or always. */
 static void mt_copy_report(mt_copy *cp, bool always)
 {
     const mt_migrator_hooks *h = cp->hooks;
     if (!h || !h->progress)
         return;
     mt_copy_lock(cp);
-    bool changed = always || cp->chunks_done != cp->reported;
+    bool changed = always || cp->chunks_done != cp->reported ||
+                   cp->live.rows_total != cp->reported_total;
     cp->reported = cp->chunks_done;
+    cp->reported_total = cp->live.rows_total;
     mt_migrator_stats snap = cp->live;
     mt_copy_unlock(cp);
     if (!changed)

@@ -63,7 +63,7 @@ typedef struct mt_copy {
     mt_migrator_stats live;
     int64_t chunks_done;
     /* The calling thread's own. */
-    int64_t saved_version, saved_partitions, saved_ms, reported;
+    int64_t saved_version, saved_partitions, saved_ms, reported, reported_total;
     /* The throttle, under tmu (taken after mu, never before). */
     bool throttled, tstop;
     mt_mutex *tmu;

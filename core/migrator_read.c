@@ -303,6 +303,7 @@ void *mt_copy_count_main(void *arg)
         cp->live.rows_total = cp->ck.rows_total = rows;
         cp->live.partitions_total = cp->ck.partitions_total = parts;
         cp->ck_version++;
+        mt_copy_wake(cp); /* a reader waiting for room reports it */
     }
     mt_copy_unlock(cp);
     return NULL;
