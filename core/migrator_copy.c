@@ -326,8 +326,8 @@ static void mt_copy_report(mt_copy *cp, bool always)
     if (!h || !h->progress)
         return;
     mt_copy_lock(cp);
-    bool changed = always || cp->chunks_done != cp->reported ||
-                   cp->live.rows_total != cp->reported_total;
+    bool changed =
+        always || cp->chunks_done != cp->reported || cp->live.rows_total != cp->reported_total;
     cp->reported = cp->chunks_done;
     cp->reported_total = cp->live.rows_total;
     mt_migrator_stats snap = cp->live;
