@@ -502,6 +502,18 @@ static int ctl_mig_percent(const ctl_mig *m)
     return p > 100 ? 100 : p < 0 ? 0 : (int)p;
 }
 
+/* Whether the cleanup is under way with known totals: the bar shows it. */
+static bool ctl_mig_cleaning(const ctl_mig *m)
+{
+    return strcmp(m->state, "cleaning") == 0 && m->clean_total > 0 && m->cleaned >= 0;
+}
+
+static int ctl_clean_percent(const ctl_mig *m)
+{
+    double p = m->cleaned * 100.0 / m->clean_total;
+    return p > 100 ? 100 : p < 0 ? 0 : (int)p;
+}
+
 /* "N/T rows copied (P%), N cleaned, N/T partitions, R rows/s, eta E, copy done". */
 static void ctl_mig_counts(const ctl_mig *m, ctl_buf *b)
 {
@@ -649,7 +661,10 @@ static int ctl_columns(void)
 /* "  42%  420/1000 rows  812 rows/s  eta 5s  prefer_new": the bar's neighbours. */
 static void ctl_bar_tail(const ctl_mig *m, int pct, ctl_buf *b)
 {
-    if (pct >= 0)
+    bool cleaning = ctl_mig_cleaning(m);
+    if (cleaning)
+        ctl_addf(b, " %3d%%  %.0f/%.0f rows cleaned", pct, m->cleaned, m->clean_total);
+    else if (pct >= 0)
         ctl_addf(b, " %3d%%  %.0f/%.0f rows", pct, m->copied, m->total);
     else if (m->copied >= 0)
         ctl_addf(b, "  %.0f rows", m->copied);
@@ -659,14 +674,15 @@ static void ctl_bar_tail(const ctl_mig *m, int pct, ctl_buf *b)
     ctl_duration(m->eta, eta, sizeof eta);
     if (m->eta >= 0 && ctl_mig_running(m))
         ctl_addf(b, "  eta %s", eta);
+    if (m->stalled_since && ctl_mig_running(m))
+        ctl_addf(b, "  STALLED since %s", m->stalled_since);
     ctl_addf(b, "  %s", m->phase);
 }
 
-/* One line, redrawn in place; the bar takes what the terminal leaves over
- * (a wrapped line could not be redrawn, so anything longer is cut). */
 static void ctl_draw_bar(const ctl_mig *m)
 {
-    int pct = ctl_mig_percent(m), cols = ctl_columns() - 1;
+    int pct = ctl_mig_cleaning(m) ? ctl_clean_percent(m) : ctl_mig_percent(m);
+    int cols = ctl_columns() - 1;
     ctl_buf tail = {0}, b = {0};
     ctl_bar_tail(m, pct, &tail);
     ctl_addf(&b, "%s", m->state);
