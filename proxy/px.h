@@ -124,10 +124,10 @@ mt_table_pair px_table_backends(px_table *t);
  * lists; the registry's for memory backends), sorted case-insensitively,
  * for px_names_free. NULL with *st when a backend cannot be listed. */
 char **px_account_tables(px_registry *r, size_t *n, mt_status *st);
-/* A reference to each named table (release each, then free the array),
- * adopted into the registry when an account has it; a name no account has
- * gets a detached table whose backend calls answer 404 TableNotFound.
- * NULL when out of memory. */
+/* A reference to each named table (release each, then free the array):
+ * the registry's, or for a name it does not hold a detached table over the
+ * same backend tables (whose calls answer 404 TableNotFound when the table
+ * was deleted). NULL when out of memory. */
 px_table **px_tables_named(px_registry *r, char *const *names, size_t n);
 
 /* ------------------------------------------------------------------------ */

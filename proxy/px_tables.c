@@ -423,16 +423,14 @@ px_table **px_tables_named(px_registry *r, char *const *names, size_t n)
     for (size_t i = 0; i < n; i++) {
         bool found;
         size_t at = find(r, names[i], &found);
-        if (!found && (r->side[0].client || r->side[1].client) &&
-            adopt_locked(r, names[i]).http == 0)
-            at = find(r, names[i], &found);
         if (found) {
             out[i] = r->v[at];
             out[i]->refs++;
             continue;
         }
-        /* Not in the registry (gone from the accounts): a detached view,
-         * whose backend calls answer 404 TableNotFound. */
+        /* Not in the registry: a detached view of the backend tables (for
+         * a table deleted meanwhile, its calls answer 404 TableNotFound).
+         * Never added to the registry, which lists what applications see. */
         mt_status st = mt_ok();
         out[i] = table_new(r, names[i], &st);
         if (out[i])
