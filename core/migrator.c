@@ -12,7 +12,8 @@
  *     alone is complete;
  *   - cleanup runs only once no client leaves tombstones or reads old.
  * The copy itself (parallel partitions, batches, throttle, checkpoints,
- * pause) is migrator_copy.c.
+ * pause) is migrator_copy.c; the cleanup migrator_clean.c. A table deleted
+ * while either works on it (404 TableNotFound) is skipped, not an error.
  * Every step is idempotent (a copy that meets the row already there, a
  * cleanup that meets a row already clean or gone), so a transient backend
  * error is simply repeated (retrying.c, with a backoff on 503 ServerBusy)
@@ -31,73 +32,6 @@ static mt_phase current_phase(mt_config_service *cfg)
     return c.phase;
 }
 
-/* Brings one row of new to its clean form: tombstones deleted, live rows
- * without _mtable_* properties. A row changed meanwhile is read again. */
-static mt_status clean_row(mt_table *new_t, const mt_entity *row, mt_migrator_stats *stats)
-{
-    mt_entity *cur = mt_entity_clone(row);
-    mt_status st = mt_ok();
-    while (cur) {
-        bool tomb = mt_mig_is_tombstone(cur);
-        if (!tomb && !mt_mig_has_reserved_prop(cur))
-            break;
-        mt_entity *clean = mt_entity_clone(cur);
-        mt_mig_strip(clean);
-        mt_op op = {
-            .kind = tomb ? MT_OP_DELETE : MT_OP_REPLACE, .entity = clean, .if_match = cur->etag};
-        mt_op_result res;
-        st = mt_table_batch(new_t, &op, 1, &res);
-        mt_entity_free(clean);
-        if (mt_is_ok(&st))
-            stats->rows_cleaned++;
-        if (st.http != 412) {
-            if (st.http == 404) /* a client deleted it: nothing to clean */
-                st = mt_ok();
-            break;
-        }
-        mt_entity *fresh = NULL;
-        st = new_t->ops->retrieve(new_t, cur->pk, cur->rk, &fresh);
-        mt_entity_free(cur);
-        cur = fresh;
-        if (st.http == 404)
-            st = mt_ok();
-        if (!mt_is_ok(&st))
-            break;
-    }
-    mt_entity_free(cur);
-    return st;
-}
-
-static mt_status clean_new(mt_table *new_t, mt_migrator_stats *stats)
-{
-    mt_stream *s = NULL;
-    mt_status st = new_t->ops->query_stream(new_t, NULL, NULL, &s);
-    mt_entity *e = NULL;
-    while (mt_is_ok(&st) && (st = s->ops->next(s, &e), mt_is_ok(&st)) && e) {
-        st = clean_row(new_t, e, stats);
-        mt_entity_free(e);
-    }
-    if (s)
-        s->ops->close(s);
-    return st;
-}
-
-static mt_status empty_old(mt_table *old_t)
-{
-    mt_stream *s = NULL;
-    mt_status st = old_t->ops->query_stream(old_t, NULL, NULL, &s);
-    mt_entity *e = NULL;
-    while (mt_is_ok(&st) && (st = s->ops->next(s, &e), mt_is_ok(&st)) && e) {
-        mt_op op = {.kind = MT_OP_DELETE_IF_EXISTS, .entity = e};
-        mt_op_result res;
-        st = mt_table_batch(old_t, &op, 1, &res);
-        mt_entity_free(e);
-    }
-    if (s)
-        s->ops->close(s);
-    return st;
-}
-
 /* One run of the migrator: what every step needs. */
 typedef struct mt_mig_run {
     mt_rt *rt;
@@ -112,6 +46,7 @@ typedef struct mt_mig_run {
 static void report(const mt_mig_run *run, mt_migrator_step step)
 {
     run->stats->backoffs = mt_backoff_count(run->bo);
+    mt_backoff_last(run->bo, run->stats->last_error, sizeof run->stats->last_error);
     if (run->hooks && run->hooks->progress)
         run->hooks->progress(run->hooks->ctx, step, run->stats);
 }
@@ -129,12 +64,7 @@ static mt_status copy_tables(const mt_mig_run *run)
 static mt_status clean_tables(const mt_mig_run *run)
 {
     report(run, MT_STEP_CLEANING);
-    mt_status st = mt_ok();
-    for (size_t i = 0; i < run->n && mt_is_ok(&st); i++) {
-        st = clean_new(run->tables[i].new_t, run->stats);
-        if (mt_is_ok(&st))
-            st = empty_old(run->tables[i].old_t);
-    }
+    mt_status st = mt_clean_tables(run->rt, run->tables, run->n, run->hooks, run->bo, run->stats);
     if (mt_is_ok(&st))
         report(run, MT_STEP_DONE);
     return st;
@@ -238,10 +168,12 @@ static mt_table_pair *make_views(const mt_table_pair *tables, size_t n, mt_backo
 mt_status mt_migrate_tables(mt_rt *rt, mt_config_service *cfg, const mt_table_pair *tables,
                             size_t n, const mt_migrator_hooks *hooks, mt_migrator_stats *stats)
 {
-    mt_migrator_stats local = {0};
+    /* Totals are unknown until counted; a caller's stats carry its own
+     * (the copy takes them from its checkpoint). */
+    mt_migrator_stats local = {
+        .rows_total = -1, .partitions_total = -1, .clean_total_old = -1, .clean_total_new = -1};
     if (!stats)
         stats = &local;
-    stats->rows_total = stats->partitions_total = -1; /* unknown until the copy */
     mt_backoff bo;
     if (!mt_backoff_init(&bo, rt))
         return mt_error(500, MT_ERR_INTERNAL, "out of memory");

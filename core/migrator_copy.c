@@ -136,16 +136,23 @@ static void mt_copy_advance_locked(mt_copy *cp)
     }
 }
 
-/* Accounts for a chunk taken off the queue: copied (ok), failed, or
- * dropped because the copy is stopping (!went). Frees it. */
-static void mt_copy_finish_locked(mt_copy *cp, mt_copy_chunk *c, bool went, mt_status st)
+/* Accounts for a chunk taken off the queue: copied (ok, `copied` of its
+ * rows inserted), failed, or dropped because the copy is stopping (!went).
+ * A chunk of a table found deleted counts as done with what it copied.
+ * Frees it. */
+static void mt_copy_finish_locked(mt_copy *cp, mt_copy_chunk *c, bool went, mt_status st,
+                                  size_t copied)
 {
+    if (went && mt_table_gone(&st)) {
+        cp->gone[c->pair - cp->tables] = true;
+        st = mt_ok();
+    }
     if (went && mt_is_ok(&st)) {
         mt_copy_slot *s = &cp->slots[c->seq % (int64_t)cp->window];
         s->done = true;
-        s->rows = c->n;
-        cp->live.rows_copied += (int64_t)c->n;
-        cp->live.rows_done += (int64_t)c->n;
+        s->rows = copied;
+        cp->live.rows_copied += (int64_t)copied;
+        cp->live.rows_done += (int64_t)copied;
         cp->chunks_done++;
         mt_copy_advance_locked(cp);
     } else if (went) {
@@ -178,19 +185,22 @@ static bool mt_copy_switch_locked(mt_copy *cp, mt_copy_chunk *c)
         cp->rt->ops->cond_wait(cp->rt, cp->cv, cp->mu);
     if (cp->stop || p->state == MT_PART_FAILED)
         return false;
-    if (p->state == MT_PART_SWITCHED)
+    if (p->state == MT_PART_SWITCHED || p->state == MT_PART_GONE)
         return true;
     p->state = MT_PART_SWITCHING;
     mt_copy_unlock(cp);
     mt_status st = mt_mig_ensure_switched(c->pair->old_t, p->pk);
     mt_copy_lock(cp);
-    p->state = mt_is_ok(&st) ? MT_PART_SWITCHED : MT_PART_FAILED;
+    bool gone = mt_table_gone(&st);
+    p->state = mt_is_ok(&st) ? MT_PART_SWITCHED : gone ? MT_PART_GONE : MT_PART_FAILED;
     if (mt_is_ok(&st))
         cp->live.partitions_switched++;
+    else if (gone) /* the table was deleted: its chunks are skipped */
+        cp->gone[c->pair - cp->tables] = true;
     else
         mt_copy_stop_locked(cp, &st);
     mt_copy_wake(cp);
-    return mt_is_ok(&st);
+    return mt_is_ok(&st) || gone;
 }
 
 /* Waits until the bucket grants n rows; false when the copy stopped
@@ -249,14 +259,16 @@ bool mt_copy_step_locked(mt_copy *cp)
         cp->tail = NULL;
     bool went = mt_copy_switch_locked(cp, c);
     mt_status st = mt_ok();
-    if (went) {
+    size_t copied = 0;
+    if (went && !cp->gone[c->pair - cp->tables]) {
         mt_copy_unlock(cp);
         went = mt_copy_throttle(cp, c->n);
         if (went)
             st = mt_copy_insert(c);
+        copied = went && mt_is_ok(&st) ? c->n : 0;
         mt_copy_lock(cp);
     }
-    mt_copy_finish_locked(cp, c, went, st);
+    mt_copy_finish_locked(cp, c, went, st, copied);
     return true;
 }
 
@@ -306,21 +318,24 @@ static mt_status mt_copy_save(mt_copy *cp, bool force)
     return st;
 }
 
-/* Reports progress when a chunk was copied since the last report, or
- * always. */
+/* Reports progress when a chunk was copied or the count came in since the
+ * last report, or always. */
 static void mt_copy_report(mt_copy *cp, bool always)
 {
     const mt_migrator_hooks *h = cp->hooks;
     if (!h || !h->progress)
         return;
     mt_copy_lock(cp);
-    bool changed = always || cp->chunks_done != cp->reported;
+    bool changed =
+        always || cp->chunks_done != cp->reported || cp->live.rows_total != cp->reported_total;
     cp->reported = cp->chunks_done;
+    cp->reported_total = cp->live.rows_total;
     mt_migrator_stats snap = cp->live;
     mt_copy_unlock(cp);
     if (!changed)
         return;
     snap.backoffs = mt_backoff_count(cp->bo);
+    mt_backoff_last(cp->bo, snap.last_error, sizeof snap.last_error);
     h->progress(h->ctx, MT_STEP_COPYING, &snap);
 }
 
@@ -386,6 +401,7 @@ static void mt_copy_free(mt_copy *cp)
     for (size_t i = 0; cp->slots && i < cp->window; i++)
         free(cp->slots[i].pk);
     free(cp->slots);
+    free(cp->gone);
     while (cp->head) {
         mt_copy_chunk *c = cp->head;
         cp->head = c->next;
@@ -420,6 +436,7 @@ static mt_copy *mt_copy_new(mt_rt *rt, const mt_table_pair *tables, size_t n,
                     .err = mt_ok()};
     cp->window = cp->parallel > 1 ? 2 * (size_t)cp->parallel : 1;
     cp->slots = calloc(cp->window, sizeof *cp->slots);
+    cp->gone = calloc(n + 1, sizeof *cp->gone);
     cp->mu = rt->ops->mutex_new(rt);
     cp->cv = cp->mu ? rt->ops->cond_new(rt) : NULL;
     cp->throttled = hooks && hooks->rows_per_second > 0;
@@ -428,7 +445,7 @@ static mt_copy *mt_copy_new(mt_rt *rt, const mt_table_pair *tables, size_t n,
         cp->tcv = cp->tmu ? rt->ops->cond_new(rt) : NULL;
         mt_bucket_init(&cp->bucket, hooks->rows_per_second, rt->ops->mono_ms(rt));
     }
-    if (!cp->slots || !cp->cv || (cp->throttled && !cp->tcv)) {
+    if (!cp->slots || !cp->gone || !cp->cv || (cp->throttled && !cp->tcv)) {
         mt_copy_free(cp);
         return NULL;
     }
@@ -478,10 +495,14 @@ static void mt_copy_join(mt_copy *cp)
 }
 
 /* After the last table: totals the count did not get to are what was
- * copied (old is frozen, so that is all of it). */
+ * copied (old is frozen, so that is all of it); so are the totals when a
+ * table was deleted meanwhile (its rows will never be copied). */
 static void mt_copy_complete(mt_copy *cp)
 {
-    if (cp->live.rows_total < 0) {
+    bool skipped = false;
+    for (size_t i = 0; i < cp->ntables; i++)
+        skipped = skipped || cp->gone[i];
+    if (cp->live.rows_total < 0 || skipped) {
         cp->live.rows_total = cp->ck.rows_total = cp->live.rows_done;
         cp->live.partitions_total = cp->ck.partitions_total = cp->live.partitions_done;
         cp->ck_version++;

@@ -11,7 +11,7 @@
 
 #include "migrator_internal.h"
 
-enum { MT_PART_NEW, MT_PART_SWITCHING, MT_PART_SWITCHED, MT_PART_FAILED };
+enum { MT_PART_NEW, MT_PART_SWITCHING, MT_PART_SWITCHED, MT_PART_FAILED, MT_PART_GONE };
 
 /* A partition the reader met; shared by its chunks. */
 typedef struct mt_copy_part {
@@ -51,6 +51,7 @@ typedef struct mt_copy {
     mt_cond *cv; /* any change below: queue, completion, switch, stop */
     /* Under mu. */
     mt_copy_chunk *head, *tail;
+    bool *gone; /* per table: found deleted (404 TableNotFound), skipped */
     bool eof, stop, paused, count_stop;
     mt_status err;
     int64_t next_seq, low;
@@ -62,7 +63,7 @@ typedef struct mt_copy {
     mt_migrator_stats live;
     int64_t chunks_done;
     /* The calling thread's own. */
-    int64_t saved_version, saved_partitions, saved_ms, reported;
+    int64_t saved_version, saved_partitions, saved_ms, reported, reported_total;
     /* The throttle, under tmu (taken after mu, never before). */
     bool throttled, tstop;
     mt_mutex *tmu;

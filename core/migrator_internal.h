@@ -1,6 +1,6 @@
 /*
  * migrator_internal.h -- what the migrator's files share (migrator.c,
- * migrator_copy.c, migrator_read.c, migrator_ckpt.c, throttle.c,
+ * migrator_copy.c, migrator_read.c, migrator_ckpt.c, migrator_clean.c, throttle.c,
  * retrying.c, verify.c).
  * Not part of the public contract; unit tests may include it to test the
  * pure parts (the token bucket, the checkpoint text) without clocks or
@@ -28,6 +28,7 @@ typedef struct mt_backoff {
     mt_mutex *mu;
     mt_cond *cv;
     int64_t count; /* waits so far, under mu */
+    mt_status last; /* the last transient error met, under mu (ok: none) */
 } mt_backoff;
 
 /* False when the runtime could not create the lock or the condition. */
@@ -38,6 +39,10 @@ int64_t mt_backoff_delay_ms(int attempt);
 /* Sleeps mt_backoff_delay_ms(attempt) and counts it. */
 void mt_backoff_wait(mt_backoff *b, int attempt);
 int64_t mt_backoff_count(mt_backoff *b);
+/* Records a transient error a retrying view met (retrying.c calls it). */
+void mt_backoff_note(mt_backoff *b, const mt_status *st);
+/* The last one as "<http> <code>: <message>", or "" when none was met. */
+void mt_backoff_last(mt_backoff *b, char *out, size_t cap);
 
 /* Like mt_mig_retrying_new, and a 503 is repeated up to busy_attempts times
  * in all, each time after a backoff wait on b (b may be NULL: no wait). */
@@ -101,5 +106,15 @@ mt_status mt_copy_tables(mt_rt *rt, const mt_table_pair *tables, size_t n,
                          const mt_migrator_hooks *hooks, mt_backoff *bo, mt_migrator_stats *stats);
 
 #define MT_ERR_MIGRATION_PAUSED "MigrationPaused"
+
+/* ------------------------------------------------------------------------ */
+/* The cleanup step (migrator_clean.c).                                      */
+
+/* Cleans every table (new to its clean form, old emptied) in chunks of one
+ * batch each, per hooks (may be NULL): throttle, pause, progress in
+ * stats' cleanup fields. Returns 409 MigrationPaused when asked to pause;
+ * running it again resumes. */
+mt_status mt_clean_tables(mt_rt *rt, const mt_table_pair *tables, size_t n,
+                          const mt_migrator_hooks *hooks, mt_backoff *bo, mt_migrator_stats *stats);
 
 #endif

@@ -199,6 +199,20 @@ static mt_status mt_copy_drain(mt_copy *cp, size_t ti)
     return st;
 }
 
+/* After table ti: when it was found deleted (by the reader or a worker),
+ * says so once, on the calling thread. */
+static void mt_copy_note_gone(mt_copy *cp, size_t ti)
+{
+    mt_copy_lock(cp);
+    bool gone = cp->gone[ti];
+    if (gone)
+        cp->live.tables_skipped++;
+    mt_copy_unlock(cp);
+    const mt_migrator_hooks *h = cp->hooks;
+    if (gone && h && h->table_gone)
+        h->table_gone(h->ctx, ti, "copying");
+}
+
 mt_status mt_copy_table(mt_copy *cp, size_t ti)
 {
     mt_copy_reader rd = {.cp = cp, .pair = &cp->tables[ti]};
@@ -211,6 +225,10 @@ mt_status mt_copy_table(mt_copy *cp, size_t ti)
     mt_status st =
         oom ? mt_error(500, MT_ERR_INTERNAL, "out of memory") : mt_copy_read_table(&rd, after);
     mt_copy_lock(cp);
+    if (mt_table_gone(&st)) { /* deleted meanwhile: what was queued goes on */
+        cp->gone[ti] = true;
+        st = mt_ok();
+    }
     mt_copy_chunk_free_locked(rd.chunk);
     mt_copy_part_unref_locked(rd.part);
     if (!mt_is_ok(&st))
@@ -220,7 +238,11 @@ mt_status mt_copy_table(mt_copy *cp, size_t ti)
         rd.s->ops->close(rd.s);
     mt_filter_free(rd.f);
     free(after);
-    return mt_is_ok(&st) ? mt_copy_drain(cp, ti) : st;
+    if (mt_is_ok(&st))
+        st = mt_copy_drain(cp, ti);
+    if (mt_is_ok(&st))
+        mt_copy_note_gone(cp, ti);
+    return st;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -267,14 +289,21 @@ void *mt_copy_count_main(void *arg)
     int64_t rows = 0, parts = 0;
     bool stopped = false;
     mt_status st = mt_ok();
-    for (size_t i = 0; i < cp->ntables && mt_is_ok(&st) && !stopped; i++)
-        st = mt_copy_count_table(cp, cp->tables[i].old_t, &rows, &parts, &stopped);
+    for (size_t i = 0; i < cp->ntables && mt_is_ok(&st) && !stopped; i++) {
+        int64_t r = 0, p = 0;
+        st = mt_copy_count_table(cp, cp->tables[i].old_t, &r, &p, &stopped);
+        if (mt_table_gone(&st)) /* deleted: nothing of it will be copied */
+            st = mt_ok();
+        else
+            rows += r, parts += p;
+    }
     /* A failed count only leaves the totals unknown: it is for display. */
     mt_copy_lock(cp);
     if (mt_is_ok(&st) && !stopped && cp->live.rows_total < 0) {
         cp->live.rows_total = cp->ck.rows_total = rows;
         cp->live.partitions_total = cp->ck.partitions_total = parts;
         cp->ck_version++;
+        mt_copy_wake(cp); /* a reader waiting for room reports it */
     }
     mt_copy_unlock(cp);
     return NULL;

@@ -47,12 +47,16 @@ typedef struct mt_status {
 #define MT_ERR_SERVER_BUSY "ServerBusy"
 #define MT_ERR_INTERNAL "InternalError"
 #define MT_ERR_NOT_IMPLEMENTED "NotImplemented"
+#define MT_ERR_TABLE_NOT_FOUND "TableNotFound"
 
 mt_status mt_ok(void);
 /* Builds an error status; index -1 unless set afterwards. */
 mt_status mt_error(int http, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static inline bool mt_is_ok(const mt_status *st) { return st->http == 0; }
+/* Whether st says the table itself does not exist (404 TableNotFound), as
+ * for a table deleted while the migrator or verify worked on it. */
+bool mt_table_gone(const mt_status *st);
 
 /* ------------------------------------------------------------------------ */
 /* String builder (buf.c): a growable string, NUL-terminated once anything   */
@@ -511,6 +515,16 @@ typedef struct mt_migrator_stats {
     int64_t rows_done;
     int64_t partitions_done;
     int64_t backoffs; /* waits after a backend 503 ServerBusy */
+    /* Cleanup: rows made clean in new (tombstones deleted, protocol
+     * properties stripped) and rows deleted from old; the rows each side
+     * held when its cleanup began (-1 while unknown). */
+    int64_t rows_cleaned_new, rows_cleaned_old;
+    int64_t clean_total_new, clean_total_old;
+    /* Tables skipped because they were deleted meanwhile (404 TableNotFound). */
+    int64_t tables_skipped;
+    /* The last transient backend error the migrator met and retried, as
+     * "<http> <code>: <message>"; "" when none. */
+    char last_error[160];
 } mt_migrator_stats;
 
 /* The steps a migration goes through, for progress reports. */
@@ -545,6 +559,11 @@ typedef struct mt_migrator_hooks {
     /* Polled between batches; true makes the migrator stop at the next safe
      * point and return 409 MigrationPaused (after a final checkpoint). */
     bool (*should_pause)(void *ctx);
+    /* Called on the migrator's thread when table `table` (an index into the
+     * pairs) turned out to be deleted while `step` ("copying", "cleaning")
+     * ran on it: a backend answered 404 TableNotFound. The migrator skips
+     * the table and goes on. May be NULL. */
+    void (*table_gone)(void *ctx, size_t table, const char *step);
 } mt_migrator_hooks;
 
 typedef struct mt_table_pair {
@@ -574,6 +593,8 @@ typedef struct mt_verify_report {
     int64_t reserved_props; /* new rows still carrying an _mtable_ property */
     int64_t unswitched;     /* old partitions with user rows not SWITCHED */
     char first_missing[512]; /* "table: PK / RK" of the first missing row, or "" */
+    int64_t tables_skipped;  /* deleted meanwhile (404 TableNotFound): nothing to check */
+    char skipped[256];       /* their labels, ", "-separated (cut short when long) */
     char summary[256];
 } mt_verify_report;
 

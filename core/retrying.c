@@ -21,6 +21,7 @@
  */
 #include "migrator_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,6 +52,8 @@ static bool again(retrying *r, const mt_status *st, int attempt)
 {
     if (!transient(st))
         return false;
+    if (r->bo)
+        mt_backoff_note(r->bo, st);
     if (st->http != 503)
         return attempt < r->attempts;
     if (attempt >= r->busy_attempts)
@@ -249,6 +252,25 @@ void mt_backoff_wait(mt_backoff *b, int attempt)
     while (rt->ops->mono_ms(rt) < deadline)
         rt->ops->cond_timedwait(rt, b->cv, b->mu, deadline);
     rt->ops->unlock(rt, b->mu);
+}
+
+void mt_backoff_note(mt_backoff *b, const mt_status *st)
+{
+    b->rt->ops->lock(b->rt, b->mu);
+    b->last = *st;
+    b->rt->ops->unlock(b->rt, b->mu);
+}
+
+void mt_backoff_last(mt_backoff *b, char *out, size_t cap)
+{
+    b->rt->ops->lock(b->rt, b->mu);
+    mt_status st = b->last;
+    b->rt->ops->unlock(b->rt, b->mu);
+    if (cap == 0)
+        return;
+    out[0] = '\0';
+    if (!mt_is_ok(&st) && snprintf(out, cap, "%d %s: %s", st.http, st.code, st.message) < 0)
+        out[0] = '\0';
 }
 
 int64_t mt_backoff_count(mt_backoff *b)

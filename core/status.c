@@ -35,3 +35,8 @@ mt_status mt_error(int http, const char *code, const char *fmt, ...)
     }
     return st;
 }
+
+bool mt_table_gone(const mt_status *st)
+{
+    return st->http == 404 && strcmp(st->code, MT_ERR_TABLE_NOT_FOUND) == 0;
+}

@@ -13,6 +13,9 @@
  * use_new_hide_metadata before cleanup promises neither (deletes there
  * delete, so an old row may rightly have no counterpart), and is refused.
  *
+ * A table deleted meanwhile (404 TableNotFound) holds nothing to check: it
+ * is skipped and named in the report, and does not make it fail.
+ *
  * The two streams read at different instants. That is sound for the checks
  * above while clients run, because in those phases nothing removes a
  * counterpart from new (deletes leave tombstones) and nothing adds
@@ -140,6 +143,19 @@ static mt_status mt_verify_table(mt_table *old_t, mt_table *new_t, const char *n
     return st;
 }
 
+/* ", N deleted tables skipped (a, b)" after a summary, when any was. */
+static void mt_verify_note_skipped(mt_verify_report *r)
+{
+    size_t len = strlen(r->summary);
+    if (!r->tables_skipped || len >= sizeof r->summary)
+        return;
+    int k = snprintf(r->summary + len, sizeof r->summary - len,
+                     "; %" PRId64 " deleted table%s skipped (%s)", r->tables_skipped,
+                     r->tables_skipped == 1 ? "" : "s", r->skipped);
+    if (k < 0) /* a summary cut short is still a summary */
+        r->summary[len] = '\0';
+}
+
 static void mt_verify_judge_copy(mt_verify_report *r)
 {
     r->ok = r->missing == 0 && r->unswitched == 0;
@@ -173,6 +189,15 @@ static void mt_verify_judge_cleanup(mt_verify_report *r)
                  old_total, r->protocol_rows, r->tombstones, r->reserved_props);
 }
 
+/* Notes a table found deleted (its label appended to r->skipped). */
+static void mt_verify_skip(mt_verify_report *r, const char *name)
+{
+    size_t len = strlen(r->skipped);
+    if (len + 1 < sizeof r->skipped)
+        snprintf(r->skipped + len, sizeof r->skipped - len, "%s%s", len ? ", " : "", name);
+    r->tables_skipped++;
+}
+
 static mt_status mt_verify_all(mt_backoff *bo, const mt_table_pair *tables,
                                const char *const *names, size_t n, mt_verify_report *r)
 {
@@ -185,8 +210,16 @@ static mt_status mt_verify_all(mt_backoff *bo, const mt_table_pair *tables,
                                                   MT_VERIFY_BUSY_ATTEMPTS, bo);
         mt_table *nw = mt_mig_retrying_backoff_new(tables[i].new_t, MT_VERIFY_ATTEMPTS,
                                                    MT_VERIFY_BUSY_ATTEMPTS, bo);
+        mt_verify_report before = *r;
         st = o && nw ? mt_verify_table(o, nw, name, r)
                      : mt_error(500, MT_ERR_INTERNAL, "out of memory");
+        if (mt_table_gone(&st)) {
+            /* Deleted meanwhile: nothing of it to promise. Whatever was
+             * counted of it before the 404 is forgotten. */
+            *r = before;
+            mt_verify_skip(r, name);
+            st = mt_ok();
+        }
         mt_table_destroy(o);
         mt_table_destroy(nw);
     }
@@ -216,5 +249,6 @@ mt_status mt_verify_tables(mt_rt *rt, const mt_table_pair *tables, const char *c
         mt_verify_judge_cleanup(report);
     else
         mt_verify_judge_copy(report);
+    mt_verify_note_skipped(report);
     return st;
 }

@@ -410,6 +410,8 @@ static const char *ctl_hint(const char *code, long http)
         return "see mtablectl status for the current phase and migration";
     if (strcmp(code, "MigrationRunning") == 0)
         return "watch it with mtablectl status, or pause it with mtablectl pause";
+    if (strcmp(code, "MigrationPaused") == 0 || strcmp(code, "MigrationFailed") == 0)
+        return "continue it with mtablectl resume";
     if (http == 404)
         return "this mtable-proxy does not have that call; upgrade it";
     if (http >= 500)
@@ -479,7 +481,8 @@ static void ctl_print_raw(const ctl_reply *r)
 
 typedef struct ctl_mig {
     const char *state, *phase, *error;
-    double copied, total, cleaned, parts_done, parts_total, rate, eta;
+    const char *stalled_since, *last_backend_error; /* NULL unless stalled */
+    double copied, total, cleaned, clean_total, parts_done, parts_total, rate, eta;
     int copy_done, verified; /* 1, 0, -1 absent */
 } ctl_mig;
 
@@ -489,9 +492,16 @@ static void ctl_mig_read(const cJSON *status, ctl_mig *m)
     m->state = ctl_str(j, "state", "unknown");
     m->phase = ctl_str(status, "phase", "?");
     m->error = ctl_str(j, "error", NULL);
-    m->copied = ctl_num(j, "rows_copied", -1);
+    /* rows_done counts each row once across restarts; older proxies only
+     * send rows_copied. */
+    m->copied = ctl_num(j, "rows_done", ctl_num(j, "rows_copied", -1));
+    bool stalled = ctl_bool(j, "stalled") == 1;
+    m->stalled_since = stalled ? ctl_str(j, "stalled_since", "?") : NULL;
+    m->last_backend_error = stalled ? ctl_str(j, "last_backend_error", "none") : NULL;
     m->total = ctl_num(j, "rows_total", -1);
     m->cleaned = ctl_num(j, "rows_cleaned", -1);
+    double ct_old = ctl_num(j, "clean_total_old", -1), ct_new = ctl_num(j, "clean_total_new", -1);
+    m->clean_total = ct_old >= 0 && ct_new >= 0 ? ct_old + ct_new : -1;
     m->parts_done = ctl_num(j, "partitions_done", -1);
     m->parts_total = ctl_num(j, "partitions_total", -1);
     m->rate = ctl_num(j, "rows_per_second", -1);
@@ -517,6 +527,18 @@ static int ctl_mig_percent(const ctl_mig *m)
     return p > 100 ? 100 : p < 0 ? 0 : (int)p;
 }
 
+/* Whether the cleanup is under way with known totals: the bar shows it. */
+static bool ctl_mig_cleaning(const ctl_mig *m)
+{
+    return strcmp(m->state, "cleaning") == 0 && m->clean_total > 0 && m->cleaned >= 0;
+}
+
+static int ctl_clean_percent(const ctl_mig *m)
+{
+    double p = m->cleaned * 100.0 / m->clean_total;
+    return p > 100 ? 100 : p < 0 ? 0 : (int)p;
+}
+
 /* "N/T rows copied (P%), N cleaned, N/T partitions, R rows/s, eta E, copy done". */
 static void ctl_mig_counts(const ctl_mig *m, ctl_buf *b)
 {
@@ -525,7 +547,9 @@ static void ctl_mig_counts(const ctl_mig *m, ctl_buf *b)
         ctl_addf(b, ", %.0f/%.0f rows copied (%d%%)", m->copied, m->total, pct);
     else if (m->copied >= 0)
         ctl_addf(b, ", %.0f rows copied", m->copied);
-    if (m->cleaned > 0)
+    if (m->cleaned >= 0 && m->clean_total > 0)
+        ctl_addf(b, ", %.0f/%.0f rows cleaned", m->cleaned, m->clean_total);
+    else if (m->cleaned > 0)
         ctl_addf(b, ", %.0f cleaned", m->cleaned);
     if (m->parts_done >= 0 && m->parts_total > 0)
         ctl_addf(b, ", %.0f/%.0f partitions", m->parts_done, m->parts_total);
@@ -539,6 +563,9 @@ static void ctl_mig_counts(const ctl_mig *m, ctl_buf *b)
         ctl_addf(b, ", eta %s", eta);
     if (m->copy_done == 1)
         ctl_addf(b, m->verified == 1 ? ", copy done and verified" : ", copy done");
+    if (m->stalled_since && ctl_mig_running(m))
+        ctl_addf(b, ", stalled since %s (last backend error: %s)", m->stalled_since,
+                 m->last_backend_error);
 }
 
 /* "copying, phase prefer_new, 10/20 rows copied (50%), ..." */
@@ -659,7 +686,10 @@ static int ctl_columns(void)
 /* "  42%  420/1000 rows  812 rows/s  eta 5s  prefer_new": the bar's neighbours. */
 static void ctl_bar_tail(const ctl_mig *m, int pct, ctl_buf *b)
 {
-    if (pct >= 0)
+    bool cleaning = ctl_mig_cleaning(m);
+    if (cleaning)
+        ctl_addf(b, " %3d%%  %.0f/%.0f rows cleaned", pct, m->cleaned, m->clean_total);
+    else if (pct >= 0)
         ctl_addf(b, " %3d%%  %.0f/%.0f rows", pct, m->copied, m->total);
     else if (m->copied >= 0)
         ctl_addf(b, "  %.0f rows", m->copied);
@@ -669,14 +699,15 @@ static void ctl_bar_tail(const ctl_mig *m, int pct, ctl_buf *b)
     ctl_duration(m->eta, eta, sizeof eta);
     if (m->eta >= 0 && ctl_mig_running(m))
         ctl_addf(b, "  eta %s", eta);
+    if (m->stalled_since && ctl_mig_running(m))
+        ctl_addf(b, "  STALLED since %s", m->stalled_since);
     ctl_addf(b, "  %s", m->phase);
 }
 
-/* One line, redrawn in place; the bar takes what the terminal leaves over
- * (a wrapped line could not be redrawn, so anything longer is cut). */
 static void ctl_draw_bar(const ctl_mig *m)
 {
-    int pct = ctl_mig_percent(m), cols = ctl_columns() - 1;
+    int pct = ctl_mig_cleaning(m) ? ctl_clean_percent(m) : ctl_mig_percent(m);
+    int cols = ctl_columns() - 1;
     ctl_buf tail = {0}, b = {0};
     ctl_bar_tail(m, pct, &tail);
     ctl_addf(&b, "%s", m->state);
@@ -761,7 +792,7 @@ static void ctl_report_end(ctl *c, ctl_watch *w, const ctl_mig *m, const ctl_rep
         ctl_log_line(m); /* else the plain log has just printed it */
     if (strcmp(m->state, "failed") == 0)
         ctl_err("the migration failed on %s: %s -- see the proxy's log, "
-                "fix the cause, then run mtablectl migrate again",
+                "fix the cause, then continue it with mtablectl resume",
                 c->admin, m->error ? m->error : "no error given");
     else if (strcmp(m->state, "paused") == 0)
         ctl_err("the migration on %s is paused in phase %s before it "

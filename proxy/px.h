@@ -141,6 +141,40 @@ void px_names_free(char **names, size_t n);
 /* Every table, each referenced (release each, then free the array). */
 px_table **px_table_all(px_registry *r, size_t *n);
 mt_table_pair px_table_backends(px_table *t);
+/* The tables the accounts hold now (the union of both Azure backends'
+ * lists; the registry's for memory backends), sorted case-insensitively,
+ * for px_names_free. NULL with *st when a backend cannot be listed. */
+char **px_account_tables(px_registry *r, size_t *n, mt_status *st);
+/* A reference to each named table (release each, then free the array):
+ * the registry's, or for a name it does not hold a detached table over the
+ * same backend tables (whose calls answer 404 TableNotFound when the table
+ * was deleted). NULL when out of memory. */
+px_table **px_tables_named(px_registry *r, char *const *names, size_t n);
+
+/* ------------------------------------------------------------------------ */
+/* The migrator's current rate and stall (px_rate.c): pure, on times the    */
+/* caller passes in (monotonic ms).                                          */
+
+#define PX_RATE_WINDOW_MS 10000 /* the rate is over this much recent time */
+#define PX_RATE_SPACING_MS 250  /* samples closer than this replace the newest */
+#define PX_RATE_SAMPLES 64      /* kept: 16 s at the closest spacing */
+#define PX_STALL_MS 30000       /* no move for this long: stalled */
+
+typedef struct px_rate {
+    int64_t t[PX_RATE_SAMPLES], v[PX_RATE_SAMPLES]; /* a ring of samples */
+    size_t head, n;                                 /* newest at head; n kept */
+    int64_t moved_ms;                               /* when the value last changed */
+} px_rate;
+
+/* Starts over from one sample (a new step; the counter need not be 0). */
+void px_rate_reset(px_rate *r, int64_t now_ms, int64_t value);
+/* The counter is `value` at now_ms. */
+void px_rate_note(px_rate *r, int64_t now_ms, int64_t value);
+/* Per second over the last PX_RATE_WINDOW_MS up to now (0 with one sample). */
+double px_rate_per_second(const px_rate *r, int64_t now_ms);
+/* How long the counter has not moved; stalled once that is PX_STALL_MS. */
+int64_t px_rate_still_ms(const px_rate *r, int64_t now_ms);
+bool px_rate_stalled(const px_rate *r, int64_t now_ms);
 
 /* ------------------------------------------------------------------------ */
 /* The application state shared by both listeners.                           */
@@ -189,10 +223,16 @@ typedef struct px_app {
     bool mig_stop_early;
     mt_phase mig_until;
     mt_migrator_stats mig_stats;
-    int64_t mig_copy_started_ms; /* mono ms when this run's copy began */
-    int64_t mig_rows_at_start;   /* rows_done then */
+    px_rate mig_rate;            /* the moving step's counter (copy or cleanup) */
+    px_migration_state mig_rate_for; /* the step mig_rate follows */
     char mig_error[256];
     char *mig_checkpoint; /* the copy's last checkpoint, or NULL */
+    /* The tables the copy or the cleanup walks, listed from the accounts
+     * when it started and kept with its checkpoint (whose table index is
+     * into them). */
+    char **mig_copy_names;
+    size_t mig_copy_n;
+    const char **mig_names; /* the migrator thread's own: its step's tables */
     mt_verify_report verify; /* the last verify pass */
     bool have_verify;
     pthread_t mig_thread;
@@ -236,6 +276,8 @@ mt_status px_migrate_pause(px_app *app);
 mt_status px_migrate_verify(px_app *app, mt_verify_report *rep);
 /* Saves the migration state (state, copy flags, checkpoint) to the store. */
 void px_migrate_save(px_app *app);
+/* The rows the step in state s has moved: copied, or cleaned (both sides). */
+int64_t px_migrate_moved(px_migration_state s, const mt_migrator_stats *stats);
 /* Joins a finished migrator thread, if any. */
 void px_migrate_join(px_app *app);
 
@@ -254,6 +296,9 @@ uint64_t px_metrics_now_ns(void);
 /* A backend table that counts calls and their latency per side. Borrows
  * inner. */
 mt_table *px_metrics_table(px_metrics *m, mt_table *inner, int side);
+/* The last backend error (status >= 500) a counted table met, as
+ * "<side>: <http> <code>: <message>", or "" when none. */
+void px_metrics_last_error(px_metrics *m, char *out, size_t cap);
 /* Appends the Prometheus text of the counters. */
 void px_metrics_render(px_metrics *m, mt_buf *out);
 

@@ -65,6 +65,52 @@ static int64_t mono_ms(void)
 /* ------------------------------------------------------------------------ */
 /* Status.                                                                   */
 
+/* RFC 3339 UTC, to the second. */
+static void utc_text(time_t t, char *out, size_t cap)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* A count never shown above its total: a total counted before a table went
+ * away, or restored from an older state, gives way to what was done. */
+static int64_t total_at_least(int64_t total, int64_t done)
+{
+    return total >= 0 && total < done ? done : total;
+}
+
+/* Rate, ETA and stall of the moving step (app->mu held). */
+static void add_motion(px_app *app, cJSON *m, const mt_migrator_stats *s)
+{
+    px_migration_state st = app->mig_state;
+    bool moving = (st == PX_MIG_COPYING || st == PX_MIG_CLEANING) && app->mig_rate_for == st;
+    int64_t now = mono_ms();
+    double rate = moving ? px_rate_per_second(&app->mig_rate, now) : 0, eta = -1;
+    int64_t done = px_migrate_moved(st, s), total = -1;
+    if (st == PX_MIG_COPYING)
+        total = total_at_least(s->rows_total, s->rows_done);
+    else if (st == PX_MIG_CLEANING && s->clean_total_old >= 0 && s->clean_total_new >= 0)
+        total = total_at_least(s->clean_total_old + s->clean_total_new, done);
+    if (rate > 0 && total >= 0)
+        eta = (double)(total - done) / rate;
+    cJSON_AddNumberToObject(m, "rows_per_second", rate);
+    cJSON_AddNumberToObject(m, "eta_seconds", eta);
+    bool stalled = moving && px_rate_stalled(&app->mig_rate, now);
+    cJSON_AddBoolToObject(m, "stalled", stalled);
+    if (!stalled)
+        return;
+    int64_t still = px_rate_still_ms(&app->mig_rate, now);
+    char since[32], last[200];
+    utc_text(time(NULL) - (time_t)(still / 1000), since, sizeof since);
+    cJSON_AddStringToObject(m, "stalled_since", since);
+    cJSON_AddNumberToObject(m, "stalled_seconds", (double)(still / 1000));
+    px_metrics_last_error(app->metrics, last, sizeof last);
+    if (!last[0])
+        snprintf(last, sizeof last, "%s", s->last_error);
+    cJSON_AddStringToObject(m, "last_backend_error", last[0] ? last : "none");
+}
+
 static void add_migration(px_app *app, cJSON *doc)
 {
     pthread_mutex_lock(&app->mu);
@@ -73,30 +119,32 @@ static void add_migration(px_app *app, cJSON *doc)
     cJSON_AddStringToObject(m, "state", px_migration_state_name(app->mig_state));
     cJSON_AddBoolToObject(m, "copy_done", app->copy_done);
     cJSON_AddBoolToObject(m, "copy_verified", app->copy_verified);
-    cJSON_AddNumberToObject(m, "rows_copied", (double)s.rows_copied);
+    /* Rows copied is what the checkpoint holds as copied, as /metrics
+     * says: repeats after a restart are not counted twice. */
+    cJSON_AddNumberToObject(m, "rows_copied", (double)s.rows_done);
     cJSON_AddNumberToObject(m, "rows_done", (double)s.rows_done);
-    cJSON_AddNumberToObject(m, "rows_total", (double)s.rows_total);
+    cJSON_AddNumberToObject(m, "rows_total", (double)total_at_least(s.rows_total, s.rows_done));
     cJSON_AddNumberToObject(m, "partitions_done", (double)s.partitions_done);
-    cJSON_AddNumberToObject(m, "partitions_total", (double)s.partitions_total);
+    cJSON_AddNumberToObject(m, "partitions_total",
+                            (double)total_at_least(s.partitions_total, s.partitions_done));
     cJSON_AddNumberToObject(m, "partitions_switched", (double)s.partitions_switched);
-    cJSON_AddNumberToObject(m, "rows_cleaned", (double)s.rows_cleaned);
+    cJSON_AddNumberToObject(m, "rows_cleaned", (double)(s.rows_cleaned_old + s.rows_cleaned_new));
+    cJSON_AddNumberToObject(m, "rows_cleaned_old", (double)s.rows_cleaned_old);
+    cJSON_AddNumberToObject(m, "rows_cleaned_new", (double)s.rows_cleaned_new);
+    cJSON_AddNumberToObject(m, "clean_total_old",
+                            (double)total_at_least(s.clean_total_old, s.rows_cleaned_old));
+    cJSON_AddNumberToObject(m, "clean_total_new",
+                            (double)total_at_least(s.clean_total_new, s.rows_cleaned_new));
+    cJSON_AddNumberToObject(m, "tables_skipped", (double)s.tables_skipped);
     cJSON_AddNumberToObject(m, "backoffs", (double)s.backoffs);
-    double rate = 0, eta = -1;
-    if (app->mig_copy_started_ms > 0 && app->mig_state == PX_MIG_COPYING) {
-        double secs = (double)(mono_ms() - app->mig_copy_started_ms) / 1000.0;
-        if (secs > 0.2)
-            rate = (double)(s.rows_done - app->mig_rows_at_start) / secs;
-        if (rate > 0 && s.rows_total >= 0)
-            eta = (double)(s.rows_total > s.rows_done ? s.rows_total - s.rows_done : 0) / rate;
-    }
-    cJSON_AddNumberToObject(m, "rows_per_second", rate);
-    cJSON_AddNumberToObject(m, "eta_seconds", eta);
+    add_motion(app, m, &s);
     if (app->mig_error[0])
         cJSON_AddStringToObject(m, "error", app->mig_error);
     if (app->have_verify) {
         cJSON *v = cJSON_AddObjectToObject(m, "last_verify");
         cJSON_AddBoolToObject(v, "ok", app->verify.ok);
         cJSON_AddStringToObject(v, "summary", app->verify.summary);
+        cJSON_AddNumberToObject(v, "tables_skipped", (double)app->verify.tables_skipped);
     }
     pthread_mutex_unlock(&app->mu);
 }
@@ -218,10 +266,24 @@ static void migrate_reply(px_app *app, const char *body, size_t len, bool resume
     mt_phase until;
     if (!parse_until(body, len, &stop, &until, r))
         return;
+    pthread_mutex_lock(&app->mu);
+    px_migration_state state = app->mig_state;
+    bool paused = state == PX_MIG_PAUSED || state == PX_MIG_FAILED;
+    char why[sizeof app->mig_error];
+    snprintf(why, sizeof why, "%s", app->mig_error);
+    pthread_mutex_unlock(&app->mu);
+    if (!resume && paused) {
+        /* Starting would quietly continue it from its checkpoint: say so,
+         * and let the operator choose resume knowingly. */
+        char msg[512];
+        snprintf(msg, sizeof msg,
+                 "A migration is %s%s%s; continue it from where it stopped with mtablectl "
+                 "resume (POST /admin/v1/migrate/resume).",
+                 px_migration_state_name(state), why[0] ? ": " : "", why);
+        error_reply(r, 409, state == PX_MIG_PAUSED ? "MigrationPaused" : "MigrationFailed", msg);
+        return;
+    }
     if (resume) {
-        pthread_mutex_lock(&app->mu);
-        bool paused = app->mig_state == PX_MIG_PAUSED || app->mig_state == PX_MIG_FAILED;
-        pthread_mutex_unlock(&app->mu);
         if (!paused) {
             error_reply(r, 409, "MigrationNotPaused",
                         "No paused or failed migration to resume; start one with "
@@ -274,6 +336,8 @@ static void verify_reply(px_app *app, px_resp *r)
     cJSON_AddNumberToObject(doc, "reserved_props", (double)rep.reserved_props);
     cJSON_AddNumberToObject(doc, "unswitched", (double)rep.unswitched);
     cJSON_AddStringToObject(doc, "first_missing", rep.first_missing);
+    cJSON_AddNumberToObject(doc, "tables_skipped", (double)rep.tables_skipped);
+    cJSON_AddStringToObject(doc, "skipped", rep.skipped);
     json_reply(r, 200, doc);
 }
 
@@ -546,12 +610,13 @@ static void metrics_reply(px_app *app, px_resp *r)
              "# HELP mtable_rows_copied_total Rows the migration's copy has covered, a resumed "
              "copy's earlier part included (status: migration.rows_done).\n"
              "# TYPE mtable_rows_copied_total counter\nmtable_rows_copied_total %lld\n"
-             "# HELP mtable_rows_cleaned_total Rows in new the migrator has stripped of migration "
-             "metadata or, as tombstones, deleted.\n"
-             "# TYPE mtable_rows_cleaned_total counter\nmtable_rows_cleaned_total %lld\n"
+             "# HELP mtable_rows_cleaned_total Rows the cleanup made clean in new or deleted "
+             "from old.\n# TYPE mtable_rows_cleaned_total counter\n"
+             "mtable_rows_cleaned_total{side=\"old\"} %lld\n"
+             "mtable_rows_cleaned_total{side=\"new\"} %lld\n"
              "# HELP mtable_migration_state The migrator's state: 1 for the current one.\n"
              "# TYPE mtable_migration_state gauge\n",
-             (long long)s.rows_done, (long long)s.rows_cleaned);
+             (long long)s.rows_done, (long long)s.rows_cleaned_old, (long long)s.rows_cleaned_new);
     mt_buf_puts(&b, line);
     for (int i = PX_MIG_IDLE; i <= PX_MIG_PAUSED; i++) {
         snprintf(line, sizeof line, "mtable_migration_state{state=\"%s\"} %d\n",

@@ -317,6 +317,7 @@ void px_app_free(px_app *app)
     free(app->service_properties);
     az_cors_clear(&app->cors);
     free(app->mig_checkpoint);
+    px_names_free(app->mig_copy_names, app->mig_copy_n);
     pthread_mutex_destroy(&app->mu);
     pthread_mutex_destroy(&app->push_mu);
     free(app);

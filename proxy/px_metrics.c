@@ -82,7 +82,9 @@ typedef struct px_hist {
 
 typedef struct px_call_stats {
     px_hist latency;
-    uint64_t errors; /* status >= 500 */
+    uint64_t errors;          /* status >= 500 */
+    struct px_metrics *owner; /* for the last error */
+    int side;
 } px_call_stats;
 
 struct px_metrics {
@@ -91,6 +93,9 @@ struct px_metrics {
     uint64_t other_failed[OP_COUNT];   /* status "other" and >= 400, for the totals */
     px_hist durations[OP_COUNT][PHASE_SLOTS];
     px_call_stats calls[SIDE_COUNT][CALL_COUNT];
+    /* The last backend error (status >= 500), under mu: rare, so locked. */
+    pthread_mutex_t mu;
+    char last_error[200];
 };
 
 static inline void px_metrics_add(uint64_t *c, uint64_t n)
@@ -105,12 +110,32 @@ static inline uint64_t px_metrics_load(const uint64_t *c)
 
 px_metrics *px_metrics_new(void)
 {
-    return calloc(1, sizeof(px_metrics));
+    px_metrics *m = calloc(1, sizeof(px_metrics));
+    if (!m)
+        return NULL;
+    pthread_mutex_init(&m->mu, NULL);
+    for (size_t side = 0; side < SIDE_COUNT; side++)
+        for (size_t call = 0; call < CALL_COUNT; call++) {
+            m->calls[side][call].owner = m;
+            m->calls[side][call].side = (int)side;
+        }
+    return m;
 }
 
 void px_metrics_free(px_metrics *m)
 {
+    if (m)
+        pthread_mutex_destroy(&m->mu);
     free(m);
+}
+
+void px_metrics_last_error(px_metrics *m, char *out, size_t cap)
+{
+    if (!m || cap == 0)
+        return;
+    pthread_mutex_lock(&m->mu);
+    snprintf(out, cap, "%s", m->last_error);
+    pthread_mutex_unlock(&m->mu);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -210,8 +235,15 @@ static void px_metrics_observe(px_call_stats *s, uint64_t start_ns, const mt_sta
     px_hist_observe(&s->latency, now > start_ns ? now - start_ns : 0);
     /* A 404 or a 412 is the backend answering correctly; only its failures
      * count against it. */
-    if (st->http >= 500)
-        px_metrics_add(&s->errors, 1);
+    if (st->http < 500)
+        return;
+    px_metrics_add(&s->errors, 1);
+    pthread_mutex_lock(&s->owner->mu);
+    int k = snprintf(s->owner->last_error, sizeof s->owner->last_error, "%s: %d %s: %s",
+                     s->side ? "new" : "old", st->http, st->code, st->message);
+    if (k < 0)
+        s->owner->last_error[0] = '\0';
+    pthread_mutex_unlock(&s->owner->mu);
 }
 
 static mt_status px_mtable_batch(mt_table *t, const mt_op *ops, size_t n, mt_op_result *res)

@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 static const char *const state_names[] = {
@@ -59,6 +60,11 @@ static void stats_to_json(cJSON *o, const mt_migrator_stats *s)
     cJSON_AddNumberToObject(o, "partitions_total", (double)s->partitions_total);
     cJSON_AddNumberToObject(o, "rows_done", (double)s->rows_done);
     cJSON_AddNumberToObject(o, "partitions_done", (double)s->partitions_done);
+    cJSON_AddNumberToObject(o, "rows_cleaned_old", (double)s->rows_cleaned_old);
+    cJSON_AddNumberToObject(o, "rows_cleaned_new", (double)s->rows_cleaned_new);
+    cJSON_AddNumberToObject(o, "clean_total_old", (double)s->clean_total_old);
+    cJSON_AddNumberToObject(o, "clean_total_new", (double)s->clean_total_new);
+    cJSON_AddNumberToObject(o, "tables_skipped", (double)s->tables_skipped);
 }
 
 static int64_t num(const cJSON *o, const char *name, int64_t dflt)
@@ -77,6 +83,11 @@ static void stats_from_json(const cJSON *o, mt_migrator_stats *s)
     s->partitions_total = num(o, "partitions_total", -1);
     s->rows_done = num(o, "rows_done", 0);
     s->partitions_done = num(o, "partitions_done", 0);
+    s->rows_cleaned_old = num(o, "rows_cleaned_old", 0);
+    s->rows_cleaned_new = num(o, "rows_cleaned_new", 0);
+    s->clean_total_old = num(o, "clean_total_old", -1);
+    s->clean_total_new = num(o, "clean_total_new", -1);
+    s->tables_skipped = num(o, "tables_skipped", 0);
 }
 
 /* The document for the store; app->mu is held. */
@@ -88,6 +99,11 @@ static char *state_json(px_app *app)
     cJSON_AddBoolToObject(doc, "copy_verified", app->copy_verified);
     if (app->mig_checkpoint)
         cJSON_AddStringToObject(doc, "checkpoint", app->mig_checkpoint);
+    if (app->mig_copy_names) {
+        cJSON *names = cJSON_AddArrayToObject(doc, "copy_tables");
+        for (size_t i = 0; i < app->mig_copy_n; i++)
+            cJSON_AddItemToArray(names, cJSON_CreateString(app->mig_copy_names[i]));
+    }
     if (app->mig_error[0])
         cJSON_AddStringToObject(doc, "error", app->mig_error);
     stats_to_json(cJSON_AddObjectToObject(doc, "stats"), &app->mig_stats);
@@ -111,6 +127,31 @@ void px_migrate_save(px_app *app)
     free(text);
 }
 
+static void drop_copy_names(px_app *app)
+{
+    px_names_free(app->mig_copy_names, app->mig_copy_n);
+    app->mig_copy_names = NULL;
+    app->mig_copy_n = 0;
+}
+
+/* The saved copy_tables array (app->mu held); left NULL when malformed. */
+static void restore_copy_names(px_app *app, const cJSON *a)
+{
+    drop_copy_names(app);
+    int n = cJSON_IsArray(a) ? cJSON_GetArraySize(a) : 0;
+    char **names = cJSON_IsArray(a) ? calloc((size_t)n + 1, sizeof *names) : NULL;
+    size_t k = 0;
+    for (const cJSON *v = a ? a->child : NULL; names && v; v = v->next) {
+        if (!cJSON_IsString(v) || !(names[k] = strdup(v->valuestring))) {
+            px_names_free(names, k);
+            return;
+        }
+        k++;
+    }
+    app->mig_copy_names = names;
+    app->mig_copy_n = k;
+}
+
 bool px_migrate_restore(px_app *app)
 {
     char *text = NULL;
@@ -130,6 +171,7 @@ bool px_migrate_restore(px_app *app)
     app->copy_verified = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "copy_verified"));
     free(app->mig_checkpoint);
     app->mig_checkpoint = cJSON_IsString(cp) ? strdup(cp->valuestring) : NULL;
+    restore_copy_names(app, cJSON_GetObjectItemCaseSensitive(doc, "copy_tables"));
     stats_from_json(cJSON_GetObjectItemCaseSensitive(doc, "stats"), &app->mig_stats);
     if (cJSON_IsString(e))
         snprintf(app->mig_error, sizeof app->mig_error, "%s", e->valuestring);
@@ -164,6 +206,26 @@ static void set_state(px_app *app, px_migration_state s)
         px_migrate_save(app);
 }
 
+/* The rows the moving step has moved: copied, or cleaned on both sides. */
+int64_t px_migrate_moved(px_migration_state s, const mt_migrator_stats *stats)
+{
+    return s == PX_MIG_CLEANING ? stats->rows_cleaned_old + stats->rows_cleaned_new
+                                : stats->rows_done;
+}
+
+/* Feeds the current rate (app->mu held): a step that starts starts it. */
+static void note_rate(px_app *app, px_migration_state s, const mt_migrator_stats *stats)
+{
+    if (s != PX_MIG_COPYING && s != PX_MIG_CLEANING)
+        return;
+    int64_t now = mono_ms();
+    if (app->mig_rate_for != s)
+        px_rate_reset(&app->mig_rate, now, px_migrate_moved(s, stats));
+    else
+        px_rate_note(&app->mig_rate, now, px_migrate_moved(s, stats));
+    app->mig_rate_for = s;
+}
+
 static void on_progress(void *ctx, mt_migrator_step step, const mt_migrator_stats *stats)
 {
     px_app *app = ctx;
@@ -177,10 +239,6 @@ static void on_progress(void *ctx, mt_migrator_step step, const mt_migrator_stat
         break;
     case MT_STEP_COPYING:
         next = PX_MIG_COPYING;
-        if (app->mig_copy_started_ms == 0) {
-            app->mig_copy_started_ms = mono_ms();
-            app->mig_rows_at_start = stats->rows_done;
-        }
         break;
     case MT_STEP_COPIED:
         app->copy_done = true;
@@ -193,6 +251,7 @@ static void on_progress(void *ctx, mt_migrator_step step, const mt_migrator_stat
     }
     bool save = next != app->mig_state || step == MT_STEP_COPIED;
     app->mig_state = next;
+    note_rate(app, next, stats);
     pthread_mutex_unlock(&app->mu);
     if (save)
         px_migrate_save(app);
@@ -242,15 +301,71 @@ typedef struct all_tables {
     size_t n;
 } all_tables;
 
-static void tables_get(px_app *app, all_tables *a)
+/* The named tables (see px_tables_named). */
+static mt_status tables_named(px_app *app, char *const *names, size_t n, all_tables *a)
 {
-    a->t = px_table_all(app->reg, &a->n);
-    a->pairs = calloc(a->n + 1, sizeof *a->pairs);
-    a->names = calloc(a->n + 1, sizeof *a->names);
-    for (size_t i = 0; i < a->n; i++) {
+    *a = (all_tables){.n = n};
+    a->t = px_tables_named(app->reg, names, n);
+    a->pairs = calloc(n + 1, sizeof *a->pairs);
+    a->names = calloc(n + 1, sizeof *a->names);
+    if (!a->t || !a->pairs || !a->names) {
+        for (size_t i = 0; a->t && i < n; i++)
+            px_table_release(app->reg, a->t[i]);
+        free(a->t);
+        free(a->pairs);
+        free(a->names);
+        *a = (all_tables){0};
+        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
         a->pairs[i] = px_table_backends(a->t[i]);
         a->names[i] = px_table_name(a->t[i]);
     }
+    return mt_ok();
+}
+
+/* Every table the accounts hold now (one created through any proxy
+ * included), and the tables the last copy or cleanup walked: a table of
+ * the migration deleted since is then accounted for (skipped and reported)
+ * rather than forgotten. NULL with *st on failure. */
+static char **tables_known(px_app *app, size_t *n, mt_status *st)
+{
+    char **names = px_account_tables(app->reg, n, st);
+    if (!names) {
+        if (mt_is_ok(st))
+            *st = mt_error(500, MT_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_lock(&app->mu);
+    size_t extra = app->mig_copy_n;
+    char **all = extra ? realloc(names, (*n + extra + 1) * sizeof *names) : names;
+    for (size_t i = 0; all && i < extra; i++) {
+        bool listed = false;
+        for (size_t j = 0; j < *n && !listed; j++)
+            listed = strcasecmp(all[j], app->mig_copy_names[i]) == 0;
+        char *dup = listed ? NULL : strdup(app->mig_copy_names[i]);
+        if (dup)
+            all[(*n)++] = dup;
+    }
+    pthread_mutex_unlock(&app->mu);
+    if (!all) {
+        px_names_free(names, *n);
+        *st = mt_error(500, MT_ERR_INTERNAL, "out of memory");
+    }
+    return all;
+}
+
+/* What verify checks: tables_known. */
+static mt_status tables_for_verify(px_app *app, all_tables *a)
+{
+    size_t n = 0;
+    mt_status st = mt_ok();
+    char **names = tables_known(app, &n, &st);
+    if (!names)
+        return st;
+    st = tables_named(app, names, n, a);
+    px_names_free(names, n);
+    return st;
 }
 
 static void tables_put(px_app *app, all_tables *a)
@@ -284,11 +399,10 @@ static mt_status verify_tables(px_app *app, all_tables *a, mt_phase phase, bool 
 
 mt_status px_migrate_verify(px_app *app, mt_verify_report *rep)
 {
-    mt_status refreshed = px_registry_refresh(app->reg);
-    if (!mt_is_ok(&refreshed))
-        return refreshed;
     all_tables a;
-    tables_get(app, &a);
+    mt_status listed = tables_for_verify(app, &a);
+    if (!mt_is_ok(&listed))
+        return listed;
     mt_config c = px_app_config(app);
     pthread_mutex_lock(&app->mu);
     bool cleaned = app->mig_state == PX_MIG_DONE;
@@ -302,6 +416,13 @@ mt_status px_migrate_verify(px_app *app, mt_verify_report *rep)
 /* ------------------------------------------------------------------------ */
 /* The thread.                                                               */
 
+static void table_gone(void *ctx, size_t table, const char *step)
+{
+    px_app *app = ctx;
+    px_log(PX_LOG_WARN, "migration: table %s was deleted; skipped while %s",
+           app->mig_names ? app->mig_names[table] : "?", step);
+}
+
 static mt_status run_core(px_app *app, all_tables *a, bool stop_early, mt_phase until)
 {
     mt_migrator_hooks h = {
@@ -314,11 +435,15 @@ static mt_status run_core(px_app *app, all_tables *a, bool stop_early, mt_phase 
         .save_checkpoint = save_checkpoint,
         .load_checkpoint = load_checkpoint,
         .should_pause = should_pause,
+        .table_gone = table_gone,
     };
     pthread_mutex_lock(&app->mu);
     mt_migrator_stats stats = app->mig_stats;
     pthread_mutex_unlock(&app->mu);
-    return mt_migrate_tables(app->rt, app->cfg, a->pairs, a->n, &h, &stats);
+    app->mig_names = a->names;
+    mt_status st = mt_migrate_tables(app->rt, app->cfg, a->pairs, a->n, &h, &stats);
+    app->mig_names = NULL;
+    return st;
 }
 
 /* One push, as the migrator's step. */
@@ -329,18 +454,57 @@ static mt_status push(px_app *app, mt_phase p)
     return app->cfg->ops->push(app->cfg, p);
 }
 
-/* Runs the core migrator over every table the backends hold now. Tables
- * are listed again at each step because proxies may create one at any
- * time: listed only once every proxy is in prefer_new, the copy cannot
- * miss a table with rows in old, and listed only once every proxy is in
- * use_new_hide_metadata, the cleanup cannot miss one with tombstones. */
+/* The tables of the copy or the cleanup (the steps with checkpoints):
+ * those the step started with when the checkpoint is the step's own (it
+ * counts tables in that list; one deleted since answers 404 and is
+ * skipped), else the accounts' list now, kept for a resume. A table
+ * created after the step started needs nothing from it: created while every
+ * proxy was in prefer_new (which writes user rows to new only) or in
+ * use_new_hide_metadata (which writes no protocol data). */
+static mt_status step_tables(px_app *app, const char *ckpt_prefix, all_tables *a)
+{
+    pthread_mutex_lock(&app->mu);
+    bool resume = app->mig_checkpoint && app->mig_copy_names &&
+                  strncmp(app->mig_checkpoint, ckpt_prefix, strlen(ckpt_prefix)) == 0;
+    char **names = NULL;
+    size_t n = 0;
+    mt_status st = mt_ok();
+    if (resume) {
+        st = tables_named(app, app->mig_copy_names, app->mig_copy_n, a);
+        pthread_mutex_unlock(&app->mu);
+        return st;
+    }
+    pthread_mutex_unlock(&app->mu);
+    /* The cleanup also walks the copy's tables, so that one deleted since
+     * is skipped and reported there too. */
+    bool cleanup = strcmp(ckpt_prefix, "c1\t") == 0;
+    names = cleanup ? tables_known(app, &n, &st) : px_account_tables(app->reg, &n, &st);
+    if (!names)
+        return mt_is_ok(&st) ? mt_error(500, MT_ERR_INTERNAL, "out of memory") : st;
+    st = tables_named(app, names, n, a);
+    pthread_mutex_lock(&app->mu);
+    drop_copy_names(app);
+    app->mig_copy_names = names;
+    app->mig_copy_n = n;
+    pthread_mutex_unlock(&app->mu);
+    px_migrate_save(app);
+    return st;
+}
+
+/* Runs the core migrator over the tables of this step. Tables are listed
+ * from the accounts again at each step because an application may create
+ * or delete one at any time: listed only once every proxy is in
+ * prefer_new, the copy cannot miss a table with rows in old, and listed
+ * only once every proxy is in use_new_hide_metadata, the cleanup cannot
+ * miss one with tombstones. A table deleted meanwhile is skipped (the core
+ * meets 404 TableNotFound) and logged. */
 static mt_status run_tables(px_app *app, mt_phase until)
 {
-    mt_status st = px_registry_refresh(app->reg);
+    all_tables a;
+    /* The copy's checkpoints start "v1", the cleanup's "c1". */
+    mt_status st = step_tables(app, until == MT_PHASE_PREFER_NEW ? "v1\t" : "c1\t", &a);
     if (!mt_is_ok(&st))
         return st;
-    all_tables a;
-    tables_get(app, &a);
     st = run_core(app, &a, true, until);
     tables_put(app, &a);
     return st;
@@ -350,9 +514,11 @@ static mt_status verify_now(px_app *app, mt_phase phase, bool after_cleanup)
 {
     set_state(app, PX_MIG_VERIFYING);
     all_tables a;
-    tables_get(app, &a);
+    mt_status st = tables_for_verify(app, &a);
+    if (!mt_is_ok(&st))
+        return st;
     mt_verify_report rep;
-    mt_status st = verify_tables(app, &a, phase, after_cleanup, &rep);
+    st = verify_tables(app, &a, phase, after_cleanup, &rep);
     tables_put(app, &a);
     if (mt_is_ok(&st) && !rep.ok)
         st = mt_error(500, "VerifyFailed", "%s: %s",
@@ -366,8 +532,10 @@ static void reset_for_new_migration(px_app *app)
     pthread_mutex_lock(&app->mu);
     free(app->mig_checkpoint);
     app->mig_checkpoint = NULL;
+    drop_copy_names(app);
     app->copy_done = app->copy_verified = false;
-    app->mig_stats = (mt_migrator_stats){.rows_total = -1, .partitions_total = -1};
+    app->mig_stats = (mt_migrator_stats){
+        .rows_total = -1, .partitions_total = -1, .clean_total_old = -1, .clean_total_new = -1};
     pthread_mutex_unlock(&app->mu);
 }
 
@@ -407,7 +575,6 @@ static void finish(px_app *app, const mt_status *st, bool stop_early, mt_phase u
 {
     pthread_mutex_lock(&app->mu);
     app->mig_running = false;
-    app->mig_copy_started_ms = 0;
     if (st->http == 409 && strcmp(st->code, "MigrationPaused") == 0) {
         app->mig_state = PX_MIG_PAUSED;
         app->mig_error[0] = '\0';
@@ -427,9 +594,9 @@ static void finish(px_app *app, const mt_status *st, bool stop_early, mt_phase u
     if (s == PX_MIG_FAILED)
         px_log(PX_LOG_ERROR, "migration failed: %d %s: %s", st->http, st->code, st->message);
     else
-        px_log(PX_LOG_INFO, "migration %s: %lld rows copied, %lld cleaned",
-               px_migration_state_name(s), (long long)stats.rows_copied,
-               (long long)stats.rows_cleaned);
+        px_log(PX_LOG_INFO, "migration %s: %lld rows copied, %lld cleaned in old and %lld in new",
+               px_migration_state_name(s), (long long)stats.rows_done,
+               (long long)stats.rows_cleaned_old, (long long)stats.rows_cleaned_new);
 }
 
 typedef struct run_args {
@@ -477,7 +644,7 @@ mt_status px_migrate_start(px_app *app, bool stop_early, mt_phase until)
     app->mig_pause = false;
     app->mig_error[0] = '\0';
     app->mig_state = PX_MIG_PUSHING;
-    app->mig_copy_started_ms = 0;
+    app->mig_rate_for = PX_MIG_IDLE; /* the next step starts the rate afresh */
     app->mig_thread_started = pthread_create(&app->mig_thread, NULL, migrate_thread, ra) == 0;
     bool ok = app->mig_thread_started;
     if (!ok)

@@ -44,9 +44,8 @@ struct px_registry {
 
 static mt_status adopt_existing(px_registry *r);
 
-px_registry *px_registry_new(mt_rt *rt, mt_config_service *cfg, px_backend old_b,
-                             px_backend new_b, const px_guard *guard, px_metrics *metrics,
-                             mt_status *st)
+px_registry *px_registry_new(mt_rt *rt, mt_config_service *cfg, px_backend old_b, px_backend new_b,
+                             const px_guard *guard, px_metrics *metrics, mt_status *st)
 {
     px_registry *r = calloc(1, sizeof *r);
     r->rt = rt;
@@ -392,6 +391,92 @@ px_table **px_table_all(px_registry *r, size_t *n)
     return all;
 }
 
+static int name_casecmp(const void *a, const void *b)
+{
+    return strcasecmp(*(char *const *)a, *(char *const *)b);
+}
+
+char **px_account_tables(px_registry *r, size_t *n, mt_status *st)
+{
+    *st = mt_ok();
+    if (!r->side[0].client && !r->side[1].client)
+        return px_table_names(r, n);
+    char **all = NULL;
+    size_t na = 0;
+    for (int side = 0; side < 2 && mt_is_ok(st); side++) {
+        if (!r->side[side].client)
+            continue;
+        char **names = NULL;
+        size_t k = 0;
+        *st = az_client_tables_list(r->side[side].client, &names, &k);
+        char **grown = mt_is_ok(st) ? realloc(all, (na + k + 1) * sizeof *all) : NULL;
+        if (grown) {
+            all = grown;
+            for (size_t i = 0; i < k; i++, na++)
+                all[na] = names[i];
+            free(names); /* the strings moved to all */
+        } else {
+            if (mt_is_ok(st))
+                *st = mt_error(500, MT_ERR_INTERNAL, "out of memory");
+            az_client_tables_free(names, k);
+        }
+    }
+    if (!mt_is_ok(st)) {
+        px_names_free(all, na);
+        return NULL;
+    }
+    if (na)
+        qsort(all, na, sizeof *all, name_casecmp);
+    size_t k = 0; /* both accounts list most tables: one of each */
+    for (size_t i = 0; i < na; i++) {
+        /* the authority's state table is never an application's */
+        if ((k > 0 && strcasecmp(all[k - 1], all[i]) == 0) ||
+            strcasecmp(all[i], CFG_STATE_TABLE) == 0)
+            free(all[i]);
+        else
+            all[k++] = all[i];
+    }
+    if (!all)
+        all = calloc(1, sizeof *all);
+    *n = k;
+    return all;
+}
+
+px_table **px_tables_named(px_registry *r, char *const *names, size_t n)
+{
+    px_table **out = calloc(n + 1, sizeof *out);
+    if (!out)
+        return NULL;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < n; i++) {
+        bool found;
+        size_t at = find(r, names[i], &found);
+        if (found) {
+            out[i] = r->v[at];
+            out[i]->refs++;
+            continue;
+        }
+        /* Not in the registry: a detached view of the backend tables (for
+         * a table deleted meanwhile, its calls answer 404 TableNotFound).
+         * Never added to the registry, which lists what applications see. */
+        mt_status st = mt_ok();
+        out[i] = table_new(r, names[i], &st);
+        if (out[i])
+            out[i]->deleted = true;
+    }
+    pthread_mutex_unlock(&r->mu);
+    for (size_t i = 0; i < n; i++) {
+        if (!out[i]) {
+            for (size_t j = 0; j < n; j++)
+                if (out[j])
+                    px_table_release(r, out[j]);
+            free(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
 mt_table_pair px_table_backends(px_table *t)
 {
     /* Counted, but never guarded: only the authority runs the migrator. */
@@ -434,8 +519,8 @@ static void query_tables(px_req *q, px_resp *r)
         page[np++] = names[i];
     }
     if (mt_is_ok(&st)) {
-        az_payload_ctx c = {.md = q->md, .base_url = q->base_url,
-                            .account = q->app->settings.account};
+        az_payload_ctx c = {
+            .md = q->md, .base_url = q->base_url, .account = q->app->settings.account};
         size_t len = 0;
         char *body = az_tables_write(q->fmt, &c, page, np, &len);
         px_resp_payload(q, r, 200, body, len);
@@ -472,8 +557,8 @@ static void create_table(px_req *q, px_resp *r)
         r->status = 204;
         px_resp_header(r, "Preference-Applied", "return-no-content");
     } else {
-        az_payload_ctx c = {.md = q->md, .base_url = q->base_url,
-                            .account = q->app->settings.account};
+        az_payload_ctx c = {
+            .md = q->md, .base_url = q->base_url, .account = q->app->settings.account};
         size_t len = 0;
         char *body = az_table_write(q->fmt, &c, name, &len);
         px_resp_payload(q, r, 201, body, len);
@@ -511,8 +596,8 @@ void px_handle_tables(px_req *q, px_resp *r)
         st = az_grant_check(&q->grant, AZ_PERM_LIST, true, NULL, NULL, NULL);
         px_table *t = mt_is_ok(&st) ? px_table_get(q->app->reg, q->res.table, &st) : NULL;
         if (t) {
-            az_payload_ctx c = {.md = q->md, .base_url = q->base_url,
-                                .account = q->app->settings.account};
+            az_payload_ctx c = {
+                .md = q->md, .base_url = q->base_url, .account = q->app->settings.account};
             size_t len = 0;
             char *body = az_table_write(q->fmt, &c, px_table_name(t), &len);
             px_table_release(q->app->reg, t);

@@ -541,7 +541,7 @@ describe("mtablectl: the full admin contract (scripted endpoint)", { skip: ctlSk
     const r = await ctl(["--admin", url, "migrate"]);
     assertExit(r, EXIT.failed);
     assert.match(lastLine(r.stdout), /migration failed/);
-    assertOneLineError(r, /the migration failed on .*503 ServerBusy: the backend is busy/, /migrate again/);
+    assertOneLineError(r, /the migration failed on .*503 ServerBusy: the backend is busy/, /mtablectl resume/);
   });
 
   test("resume --no-wait, pause, and 409 MigrationRunning", async () => {

@@ -801,6 +801,219 @@ static void test_verify_finds_protocol_data(void **state)
     world_free(&w);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Tables deleted while the migrator runs, and the batched cleanup.          */
+
+/* A table that forwards to another until its call budget runs out, then
+ * answers every call 404 TableNotFound: a table deleted meanwhile. Counts
+ * the batches it forwarded. */
+typedef struct vanishing {
+    mt_table base;
+    mt_table *inner;
+    bool vanishes;
+    long budget; /* calls before it vanishes */
+    long batches;
+} vanishing;
+
+static bool v_there(vanishing *v)
+{
+    return !v->vanishes || __atomic_sub_fetch(&v->budget, 1, __ATOMIC_SEQ_CST) >= 0;
+}
+
+static mt_status v_gone(void)
+{
+    return mt_error(404, MT_ERR_TABLE_NOT_FOUND, "The table specified does not exist.");
+}
+
+static mt_status v_batch(mt_table *t, const mt_op *ops, size_t n, mt_op_result *r)
+{
+    vanishing *v = (vanishing *)t;
+    if (!v_there(v))
+        return v_gone();
+    __atomic_add_fetch(&v->batches, 1, __ATOMIC_SEQ_CST);
+    return mt_table_batch(v->inner, ops, n, r);
+}
+
+static mt_status v_query(mt_table *t, const char *pk, const mt_filter *f, mt_entity_list *out)
+{
+    vanishing *v = (vanishing *)t;
+    return v_there(v) ? v->inner->ops->query_atomic(v->inner, pk, f, out) : v_gone();
+}
+
+static mt_status v_stream(mt_table *t, const mt_filter *f, const mt_key *k, mt_stream **out)
+{
+    vanishing *v = (vanishing *)t;
+    return v_there(v) ? v->inner->ops->query_stream(v->inner, f, k, out) : v_gone();
+}
+
+static mt_status v_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity **out)
+{
+    vanishing *v = (vanishing *)t;
+    return v_there(v) ? v->inner->ops->retrieve(v->inner, pk, rk, out) : v_gone();
+}
+
+static void v_destroy(mt_table *t)
+{
+    (void)t; /* on the test's stack */
+}
+
+static const mt_table_ops vanishing_ops = {v_batch, v_query, v_stream, v_retrieve, v_destroy};
+
+typedef struct gone_probe {
+    probe p;
+    int calls;
+    size_t table;
+    char step[16];
+} gone_probe;
+
+static void g_gone(void *ctx, size_t table, const char *step)
+{
+    gone_probe *g = ctx;
+    g->calls++;
+    g->table = table;
+    snprintf(g->step, sizeof g->step, "%s", step);
+}
+
+/* Table 1 of two vanishes after `budget` backend calls (0: before the
+ * migration); the migration still completes, table 0 is fully migrated,
+ * and table 1 is reported skipped, by the migrator and by verify. */
+static void deleted_table_skipped(long budget, int parallel)
+{
+    world w;
+    world_init(&w, 2);
+    vanishing vo = {
+        .base.ops = &vanishing_ops, .inner = w.old_t[1], .vanishes = true, .budget = budget};
+    vanishing vn = vo;
+    vn.inner = w.new_t[1];
+    mt_table_pair pairs[2] = {w.pairs[0], {.old_t = &vo.base, .new_t = &vn.base}};
+    gone_probe g = {.p = {.pause_after = -1}};
+    mt_migrator_hooks h = probe_hooks(&g.p, parallel);
+    h.ctx = &g;
+    h.progress = NULL; /* its ctx is the probe; the gone probe starts with it */
+    h.save_checkpoint = NULL;
+    h.load_checkpoint = NULL;
+    h.should_pause = NULL;
+    h.stop_early = false;
+    h.table_gone = g_gone;
+    mt_migrator_stats stats = {0};
+    mt_status st = mt_migrate_tables(w.rt, w.cfg, pairs, 2, &h, &stats);
+    if (!mt_is_ok(&st))
+        fail_msg("%d %s: %s", st.http, st.code, st.message);
+    assert_int_equal(phase_of(w.cfg), MT_PHASE_USE_NEW_HIDE_METADATA);
+    assert_true(g.calls >= 1);
+    assert_int_equal(g.table, 1);
+    assert_true(stats.tables_skipped >= 1);
+    assert_true(stats.rows_done <= stats.rows_total);
+    assert_int_equal(mt_memtable_count(w.old_t[0]), 0);
+    assert_int_equal(mt_memtable_count(w.new_t[0]), SHAPE_ROWS);
+
+    mt_verify_report r;
+    const char *names[] = {"t0", "t1"};
+    st = mt_verify_tables(w.rt, pairs, names, 2, MT_PHASE_USE_NEW_HIDE_METADATA, true, &r);
+    assert_true(mt_is_ok(&st));
+    if (!r.ok)
+        fail_msg("verify: %s", r.summary);
+    assert_int_equal(r.tables_skipped, 1);
+    assert_string_equal(r.skipped, "t1");
+    assert_non_null(strstr(r.summary, "1 deleted table skipped (t1)"));
+    world_free(&w);
+}
+
+static void test_deleted_table_skipped(void **state)
+{
+    (void)state;
+    deleted_table_skipped(0, 1); /* before the migration */
+    deleted_table_skipped(0, 4);
+    deleted_table_skipped(40, 1); /* during the copy */
+    deleted_table_skipped(40, 8);
+    deleted_table_skipped(400, 4);
+}
+
+static void c_progress(void *ctx, mt_migrator_step step, const mt_migrator_stats *stats)
+{
+    probe *p = ctx;
+    if (step != MT_STEP_CLEANING)
+        return;
+    /* Cleanup counts never run backwards nor past their totals. */
+    assert_true(stats->rows_cleaned_old >= p->last.rows_cleaned_old);
+    assert_true(stats->clean_total_old < 0 || stats->rows_cleaned_old <= stats->clean_total_old);
+    assert_true(stats->clean_total_new < 0 || stats->rows_cleaned_new <= stats->clean_total_new);
+    p->reports++;
+    p->last = *stats;
+}
+
+/* The cleanup deletes old's rows a partition's batch at a time (about a
+ * hundredth of the calls for big partitions), with `parallel` workers,
+ * counts both sides against totals, pauses on request and resumes by
+ * running again. */
+static void cleanup_batched_pausable(int parallel)
+{
+    world w;
+    world_init(&w, 1);
+    vanishing vo = {.base.ops = &vanishing_ops, .inner = w.old_t[0]};
+    mt_table_pair pair = {.old_t = &vo.base, .new_t = w.new_t[0]};
+    mt_migrator_hooks h = {.stop_early = true, .until = MT_PHASE_USE_NEW_WITH_TOMBSTONES};
+    mt_status st = mt_migrate_tables(w.rt, w.cfg, &pair, 1, &h, NULL);
+    assert_true(mt_is_ok(&st));
+    /* A tombstone in new for the cleanup to delete. */
+    mt_table *mt = mt_migrating_new(w.rt, w.cfg, &vo.base, w.new_t[0]);
+    mt_entity *e = mt_entity_new("t0-a-big", "r0001");
+    mt_op op = {.kind = MT_OP_DELETE, .entity = e, .if_match = "*"};
+    mt_op_result res;
+    st = mt_table_batch(mt, &op, 1, &res);
+    assert_true(mt_is_ok(&st));
+    mt_entity_free(e);
+    mt_table_destroy(mt);
+
+    probe p = {.pause_after = 2};
+    mt_migrator_hooks c = {.progress = c_progress,
+                           .ctx = &p,
+                           .should_pause = p_pause,
+                           .parallel = parallel,
+                           .save_checkpoint = p_save,
+                           .load_checkpoint = p_load};
+    mt_migrator_stats stats = {.clean_total_old = -1, .clean_total_new = -1};
+    vo.batches = 0;
+    st = mt_migrate_tables(w.rt, w.cfg, &pair, 1, &c, &stats);
+    assert_int_equal(st.http, 409);
+    assert_string_equal(st.code, MT_ERR_MIGRATION_PAUSED);
+    assert_true(mt_memtable_count(w.old_t[0]) > 0);
+    int64_t first_part = stats.rows_cleaned_old;
+    /* Paused in old: new is done and says so. */
+    assert_non_null(p.ckpt);
+    assert_string_equal(p.ckpt, "c1\t1\t0");
+
+    p.pause_after = -1;
+    st = mt_migrate_tables(w.rt, w.cfg, &pair, 1, &c, &stats);
+    assert_true(mt_is_ok(&st));
+    assert_int_equal(mt_memtable_count(w.old_t[0]), 0);
+    assert_int_equal(mt_memtable_count(w.new_t[0]), SHAPE_ROWS - 1);
+    /* Every row of old: the user rows and one meta row a partition. */
+    assert_int_equal(stats.rows_cleaned_old, SHAPE_ROWS + SHAPE_PARTITIONS);
+    assert_int_equal(stats.clean_total_old, SHAPE_ROWS + SHAPE_PARTITIONS);
+    /* Workers may not have finished a job of old when the pause came. */
+    assert_true((first_part > 0 || parallel > 1) && first_part < stats.rows_cleaned_old);
+    assert_int_equal(stats.rows_cleaned_new, 1); /* the tombstone */
+    assert_int_equal(stats.clean_total_new, 1);
+    assert_int_equal(stats.rows_cleaned, stats.rows_cleaned_old + stats.rows_cleaned_new);
+    assert_int_equal(p.last.rows_cleaned_old, stats.rows_cleaned_old);
+    /* One batch per chunk: 3 + 2 + 2 for the big partitions, one for each
+     * of the 300 small ones, instead of one call per row. */
+    assert_int_equal(vo.batches, 3 + 2 + 2 + 300);
+    assert_string_equal(p.ckpt, "c1\t1\t1"); /* both sides of the one table */
+    free(p.ckpt);
+    verify_expect(&w, MT_PHASE_USE_NEW_HIDE_METADATA, true, true);
+    world_free(&w);
+}
+
+static void test_cleanup_batched_pausable(void **state)
+{
+    (void)state;
+    cleanup_batched_pausable(1);
+    cleanup_batched_pausable(4);
+    cleanup_batched_pausable(16);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -817,6 +1030,8 @@ int main(void)
         cmocka_unit_test(test_checkpoint_text),
         cmocka_unit_test(test_verify_finds_missing_row),
         cmocka_unit_test(test_verify_finds_protocol_data),
+        cmocka_unit_test(test_deleted_table_skipped),
+        cmocka_unit_test(test_cleanup_batched_pausable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

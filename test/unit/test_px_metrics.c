@@ -497,6 +497,35 @@ static void test_table_counts_5xx_as_errors(void **state)
     px_metrics_free(m);
 }
 
+/* The last backend failure (5xx) is kept, with its side, for the status of
+ * a stalled migration; a 404 or a 412 is no failure and leaves it. */
+static void test_last_backend_error(void **state)
+{
+    (void)state;
+    px_metrics *m = px_metrics_new();
+    char last[200] = "x";
+    px_metrics_last_error(m, last, sizeof last);
+    assert_string_equal(last, "");
+    failing f = {.base.ops = &failing_ops, .http = 503};
+    mt_table *old_t = px_metrics_table(m, &f.base, 0);
+    failing g = {.base.ops = &failing_ops, .http = 500};
+    mt_table *new_t = px_metrics_table(m, &g.base, 1);
+    mt_entity *e = NULL;
+    old_t->ops->retrieve(old_t, "p", "r", &e);
+    px_metrics_last_error(m, last, sizeof last);
+    assert_string_equal(last, "old: 503 ServerBusy: told to");
+    new_t->ops->execute_batch(new_t, NULL, 0, NULL);
+    px_metrics_last_error(m, last, sizeof last);
+    assert_string_equal(last, "new: 500 ServerBusy: told to");
+    f.http = 404;
+    old_t->ops->retrieve(old_t, "p", "r", &e);
+    px_metrics_last_error(m, last, sizeof last);
+    assert_string_equal(last, "new: 500 ServerBusy: told to");
+    mt_table_destroy(old_t);
+    mt_table_destroy(new_t);
+    px_metrics_free(m);
+}
+
 static const char *const les[] = {"0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005",
                                   "0.01",   "0.025",   "0.05",   "0.1",   "0.25",   "0.5",
                                   "1",      "2.5",     "5",      "10",    "+Inf"};
@@ -713,6 +742,7 @@ int main(void)
         cmocka_unit_test(test_build_info_names_the_version),
         cmocka_unit_test(test_table_forwards_and_counts_per_kind),
         cmocka_unit_test(test_table_counts_5xx_as_errors),
+        cmocka_unit_test(test_last_backend_error),
         cmocka_unit_test(test_histogram_is_cumulative_and_counts_every_call),
         cmocka_unit_test(test_histogram_places_a_slow_call),
         cmocka_unit_test(test_concurrent_increments_add_up),

@@ -1,0 +1,620 @@
+/*
+ * migrator_clean.c -- the migrator's last step: new brought to its clean
+ * form (tombstones deleted, _mtable_* properties stripped) and old emptied.
+ *
+ * It runs only once every client is in use_new_hide_metadata, where no
+ * client reads old or leaves tombstones, so what it removes nobody needs,
+ * and cleaning new and emptying old are independent of each other.
+ *
+ * Shape, as the copy's: the calling thread is the reader; it streams each
+ * table's new (keeping the rows that need cleaning) and old (every row),
+ * cuts the rows into jobs of at most 100 rows of one partition and one
+ * side, and queues them; `parallel` workers (threads of the runtime; none
+ * for parallel 1, where the reader runs each job itself) take them in any
+ * order. A job is one entity group transaction: conditional (on the ETag
+ * read) in new, where a client may change a row meanwhile, unconditional in
+ * old. When its batch fails because a row changed or vanished under it,
+ * its rows are done one by one, each re-read as needed, so the result is
+ * the same as row by row, in about a hundredth of the calls. Rows already
+ * clean (most of new) cost a read and nothing else. At most `window` jobs
+ * are outstanding, which bounds memory.
+ *
+ * Order: new first, every table of it, then old: cleaning new is mostly
+ * reading, and meanwhile old is counted (every row of it goes) for a total
+ * and an ETA, on its own thread when there are workers. The total of new
+ * is known once its walk is over: what the walk found to clean. The
+ * counts go up by the rows each successful call cleaned. Throttled by
+ * hooks->rows_per_second like the copy. The reader polls
+ * hooks->should_pause after each job it queues and stops with 409
+ * MigrationPaused once the workers have finished what they hold. Every
+ * step is idempotent, so a cleanup that was paused or cut short resumes by
+ * running again: rows cleaned are no longer there to clean (old) or cost
+ * only a read (new), and the counts carry on from the caller's stats. A
+ * table deleted meanwhile (404 TableNotFound) is skipped and reported
+ * through hooks->table_gone. The hooks run only on the calling thread.
+ *
+ * Checkpoints (through the copy's hooks; the copy is over by then): after
+ * each table of each side, once its jobs have all run, so a run after a
+ * restart skips the tables done instead of reading them again. The table
+ * is an index into the caller's list, which must be the same on resume.
+ */
+#include "migrator_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Jobs outstanding per worker: enough that none waits for the reader. */
+#define MT_CLEAN_WINDOW_PER_WORKER 2
+
+typedef struct mt_clean_job {
+    struct mt_clean_job *next;
+    size_t table;
+    bool old_side;
+    size_t n;
+    mt_entity *rows[MT_BATCH_MAX];
+} mt_clean_job;
+
+typedef struct mt_clean {
+    mt_rt *rt;
+    const mt_migrator_hooks *hooks; /* may be NULL */
+    mt_backoff *bo;
+    const mt_table_pair *tables;
+    size_t ntables;
+    mt_thread *workers[MT_COPY_PARALLEL_MAX];
+    int nworkers;
+    mt_thread *counter; /* the count of old, alongside the cleaning of new */
+    size_t window;
+    mt_mutex *mu;
+    mt_cond *cv; /* any change below */
+    /* Under mu. */
+    mt_clean_job *head, *tail;
+    size_t outstanding; /* queued or being run */
+    bool eof, stop, paused;
+    mt_status err;
+    bool *gone;    /* per table */
+    int from_side; /* the checkpoint's: 0 new, 1 old */
+    size_t from_table;
+    mt_migrator_stats *stats;
+    /* The throttle, under tmu (taken after mu, never before). */
+    bool throttled, tstop;
+    mt_mutex *tmu;
+    mt_cond *tcv; /* signalled only on stop */
+    mt_bucket bucket;
+} mt_clean;
+
+static void mt_clean_lock(mt_clean *c)
+{
+    c->rt->ops->lock(c->rt, c->mu);
+}
+
+static void mt_clean_unlock(mt_clean *c)
+{
+    c->rt->ops->unlock(c->rt, c->mu);
+}
+
+static void mt_clean_job_free(mt_clean_job *j)
+{
+    for (size_t i = 0; j && i < j->n; i++)
+        mt_entity_free(j->rows[i]);
+    free(j);
+}
+
+/* Stops the cleanup, recording st (may be NULL or ok) as its first error. */
+static void mt_clean_stop_locked(mt_clean *c, const mt_status *st)
+{
+    c->stop = true;
+    if (st && !mt_is_ok(st) && mt_is_ok(&c->err))
+        c->err = *st;
+    c->rt->ops->cond_broadcast(c->rt, c->cv);
+    if (c->throttled) {
+        c->rt->ops->lock(c->rt, c->tmu);
+        c->tstop = true;
+        c->rt->ops->cond_broadcast(c->rt, c->tcv);
+        c->rt->ops->unlock(c->rt, c->tmu);
+    }
+}
+
+static mt_status mt_clean_outcome_locked(const mt_clean *c)
+{
+    if (!mt_is_ok(&c->err))
+        return c->err;
+    if (c->paused)
+        return mt_error(409, MT_ERR_MIGRATION_PAUSED,
+                        "the cleanup was paused; run again to resume");
+    return mt_ok();
+}
+
+/* Waits until the bucket grants n rows; false when the cleanup stopped. */
+static bool mt_clean_throttle(mt_clean *c, size_t n)
+{
+    if (!c->throttled)
+        return true;
+    mt_rt *rt = c->rt;
+    rt->ops->lock(rt, c->tmu);
+    for (;;) {
+        int64_t now = rt->ops->mono_ms(rt);
+        int64_t wait = c->tstop ? 0 : mt_bucket_take(&c->bucket, (double)n, now);
+        if (wait == 0)
+            break;
+        rt->ops->cond_timedwait(rt, c->tcv, c->tmu, now + wait);
+    }
+    bool go = !c->tstop;
+    rt->ops->unlock(rt, c->tmu);
+    return go;
+}
+
+/* Whether a row of new needs cleaning. */
+static bool mt_clean_dirty(const mt_entity *e)
+{
+    return mt_mig_is_tombstone(e) || mt_mig_has_reserved_prop(e);
+}
+
+/* ------------------------------------------------------------------------ */
+/* One job of each side (workers, or the reader for parallel 1). They add   */
+/* the rows they cleaned to *done.                                           */
+
+/* Brings one row of new to its clean form. A row changed meanwhile is read
+ * again; one a client deleted needs nothing. */
+static mt_status mt_clean_row(mt_table *new_t, const mt_entity *row, int64_t *done)
+{
+    mt_entity *cur = mt_entity_clone(row);
+    mt_status st = mt_ok();
+    while (cur && mt_clean_dirty(cur)) {
+        bool tomb = mt_mig_is_tombstone(cur);
+        mt_entity *clean = mt_entity_clone(cur);
+        mt_mig_strip(clean);
+        mt_op op = {
+            .kind = tomb ? MT_OP_DELETE : MT_OP_REPLACE, .entity = clean, .if_match = cur->etag};
+        mt_op_result res;
+        st = mt_table_batch(new_t, &op, 1, &res);
+        mt_entity_free(clean);
+        if (mt_is_ok(&st))
+            (*done)++;
+        if (st.http != 412) {
+            if (st.http == 404 && !mt_table_gone(&st))
+                st = mt_ok();
+            break;
+        }
+        mt_entity *fresh = NULL;
+        st = new_t->ops->retrieve(new_t, cur->pk, cur->rk, &fresh);
+        mt_entity_free(cur);
+        cur = fresh;
+        if (st.http == 404 && !mt_table_gone(&st))
+            st = mt_ok();
+        if (!mt_is_ok(&st))
+            break;
+    }
+    mt_entity_free(cur);
+    return st;
+}
+
+/* n dirty rows of one partition of new, as one batch, else row by row. */
+static mt_status mt_clean_new_job(mt_table *new_t, mt_entity **rows, size_t n, int64_t *done)
+{
+    mt_op ops[MT_BATCH_MAX];
+    mt_op_result res[MT_BATCH_MAX];
+    mt_entity *clean[MT_BATCH_MAX];
+    size_t made = 0;
+    for (; made < n; made++) {
+        clean[made] = mt_entity_clone(rows[made]);
+        if (!clean[made])
+            break;
+        mt_mig_strip(clean[made]);
+        ops[made] = (mt_op){.kind = mt_mig_is_tombstone(rows[made]) ? MT_OP_DELETE : MT_OP_REPLACE,
+                            .entity = clean[made],
+                            .if_match = rows[made]->etag};
+    }
+    mt_status st = made == n ? mt_table_batch(new_t, ops, n, res)
+                             : mt_error(500, MT_ERR_INTERNAL, "out of memory");
+    for (size_t i = 0; i < made; i++)
+        mt_entity_free(clean[i]);
+    if (mt_is_ok(&st)) {
+        *done += (int64_t)n;
+        return st;
+    }
+    if (mt_table_gone(&st) || (st.http >= 500 && made == n))
+        return st;
+    st = mt_ok(); /* a row changed or vanished meanwhile */
+    for (size_t i = 0; i < n && mt_is_ok(&st); i++)
+        st = mt_clean_row(new_t, rows[i], done);
+    return st;
+}
+
+/* n rows of one partition of old deleted, as one batch, else row by row. */
+static mt_status mt_clean_old_job(mt_table *old_t, mt_entity **rows, size_t n, int64_t *done)
+{
+    mt_op ops[MT_BATCH_MAX];
+    mt_op_result res[MT_BATCH_MAX];
+    for (size_t i = 0; i < n; i++)
+        ops[i] = (mt_op){.kind = MT_OP_DELETE, .entity = rows[i], .if_match = "*"};
+    mt_status st = mt_table_batch(old_t, ops, n, res);
+    if (mt_is_ok(&st)) {
+        *done += (int64_t)n;
+        return st;
+    }
+    if (st.http != 404 || mt_table_gone(&st))
+        return st;
+    st = mt_ok(); /* a row is gone already: one by one, absence is fine */
+    for (size_t i = 0; i < n && mt_is_ok(&st); i++) {
+        ops[i].kind = MT_OP_DELETE_IF_EXISTS;
+        st = mt_table_batch(old_t, &ops[i], 1, res);
+        if (mt_is_ok(&st))
+            (*done)++;
+    }
+    return st;
+}
+
+/* Takes the next job and runs it; false when there is none and none will
+ * come (or the cleanup stopped). mu is held on entry and on return. */
+static bool mt_clean_step_locked(mt_clean *c)
+{
+    while (!c->stop && !c->head && !c->eof)
+        c->rt->ops->cond_wait(c->rt, c->cv, c->mu);
+    if (c->stop || !c->head)
+        return false;
+    mt_clean_job *j = c->head;
+    c->head = j->next;
+    if (!c->head)
+        c->tail = NULL;
+    bool skip = c->gone[j->table];
+    mt_clean_unlock(c);
+    mt_status st = mt_ok();
+    int64_t done = 0;
+    if (!skip && mt_clean_throttle(c, j->n)) {
+        const mt_table_pair *p = &c->tables[j->table];
+        st = j->old_side ? mt_clean_old_job(p->old_t, j->rows, j->n, &done)
+                         : mt_clean_new_job(p->new_t, j->rows, j->n, &done);
+    }
+    mt_clean_lock(c);
+    if (j->old_side)
+        c->stats->rows_cleaned_old += done;
+    else
+        c->stats->rows_cleaned_new += done;
+    if (mt_table_gone(&st))
+        c->gone[j->table] = true;
+    else if (!mt_is_ok(&st))
+        mt_clean_stop_locked(c, &st);
+    c->outstanding--;
+    c->rt->ops->cond_broadcast(c->rt, c->cv);
+    mt_clean_job_free(j);
+    return true;
+}
+
+static void *mt_clean_worker_main(void *arg)
+{
+    mt_clean *c = arg;
+    mt_clean_lock(c);
+    while (mt_clean_step_locked(c))
+        ;
+    mt_clean_unlock(c);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The reader: progress, pause, queueing (the calling thread).               */
+
+static void mt_clean_report(mt_clean *c)
+{
+    const mt_migrator_hooks *h = c->hooks;
+    mt_clean_lock(c);
+    mt_migrator_stats *s = c->stats;
+    s->rows_cleaned = s->rows_cleaned_new + s->rows_cleaned_old;
+    s->backoffs = mt_backoff_count(c->bo);
+    mt_backoff_last(c->bo, s->last_error, sizeof s->last_error);
+    mt_migrator_stats snap = *s;
+    mt_clean_unlock(c);
+    if (h && h->progress)
+        h->progress(h->ctx, MT_STEP_CLEANING, &snap);
+}
+
+/* After each job queued: report, and stop when a pause was asked for. */
+static void mt_clean_tick(mt_clean *c)
+{
+    mt_clean_report(c);
+    const mt_migrator_hooks *h = c->hooks;
+    if (h && h->should_pause && h->should_pause(h->ctx)) {
+        mt_clean_lock(c);
+        c->paused = true;
+        mt_clean_stop_locked(c, NULL);
+        mt_clean_unlock(c);
+    }
+}
+
+/* Queues job j (taking it) once there is room; with no workers runs it at
+ * once. Returns the cleanup's outcome so far. */
+static mt_status mt_clean_emit(mt_clean *c, mt_clean_job *j)
+{
+    mt_clean_lock(c);
+    while (!c->stop && c->outstanding >= c->window)
+        c->rt->ops->cond_wait(c->rt, c->cv, c->mu);
+    if (c->stop || c->gone[j->table]) {
+        mt_clean_job_free(j);
+    } else {
+        if (c->tail)
+            c->tail->next = j;
+        else
+            c->head = j;
+        c->tail = j;
+        c->outstanding++;
+        c->rt->ops->cond_broadcast(c->rt, c->cv);
+        if (c->nworkers == 0)
+            mt_clean_step_locked(c);
+    }
+    mt_clean_unlock(c);
+    mt_clean_tick(c);
+    mt_clean_lock(c);
+    mt_status st = mt_clean_outcome_locked(c);
+    mt_clean_unlock(c);
+    return st;
+}
+
+/* Streams one side of table ti, queueing the rows `want` keeps (NULL:
+ * all) as jobs of one partition. */
+static mt_status mt_clean_walk(mt_clean *c, size_t ti, bool old_side,
+                               bool (*want)(const mt_entity *))
+{
+    mt_table *t = old_side ? c->tables[ti].old_t : c->tables[ti].new_t;
+    mt_stream *s = NULL;
+    mt_status st = t->ops->query_stream(t, NULL, NULL, &s);
+    mt_clean_job *j = NULL;
+    mt_entity *e = NULL;
+    while (mt_is_ok(&st) && (st = s->ops->next(s, &e), mt_is_ok(&st))) {
+        bool flush = j && (!e || j->n == MT_BATCH_MAX || strcmp(j->rows[0]->pk, e->pk) != 0);
+        if (flush) {
+            st = mt_clean_emit(c, j);
+            j = NULL;
+        }
+        if (!e)
+            break;
+        if (mt_is_ok(&st) && (!want || want(e))) {
+            if (!j && !(j = calloc(1, sizeof *j)))
+                st = mt_error(500, MT_ERR_INTERNAL, "out of memory");
+            if (j) {
+                j->table = ti;
+                j->old_side = old_side;
+                j->rows[j->n++] = e;
+                e = NULL;
+            }
+        }
+        mt_entity_free(e);
+        e = NULL;
+    }
+    mt_clean_job_free(j);
+    if (s)
+        s->ops->close(s);
+    return st;
+}
+
+/* Counts the rows of old, every one of which the cleanup deletes, for a
+ * total (a thread body; also called directly). It runs while new is being
+ * cleaned, before anything of old is deleted; a failed count only leaves
+ * the total unknown. */
+static void *mt_clean_count_main(void *arg)
+{
+    mt_clean *c = arg;
+    int64_t rows = 0;
+    mt_status st = mt_ok();
+    for (size_t i = 0; i < c->ntables && mt_is_ok(&st); i++) {
+        mt_table *t = c->tables[i].old_t;
+        mt_stream *s = NULL;
+        mt_entity *e = NULL;
+        st = t->ops->query_stream(t, NULL, NULL, &s);
+        while (mt_is_ok(&st) && (st = s->ops->next(s, &e), mt_is_ok(&st)) && e) {
+            rows++;
+            mt_entity_free(e);
+        }
+        if (s)
+            s->ops->close(s);
+        if (mt_table_gone(&st))
+            st = mt_ok();
+    }
+    mt_clean_lock(c);
+    /* A resumed cleanup counts what is left; what it did before adds to it. */
+    if (mt_is_ok(&st))
+        c->stats->clean_total_old = c->stats->rows_cleaned_old + rows;
+    mt_clean_unlock(c);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Setting up and tearing down.                                              */
+
+static void mt_clean_free(mt_clean *c)
+{
+    mt_rt *rt = c->rt;
+    while (c->head) {
+        mt_clean_job *j = c->head;
+        c->head = j->next;
+        mt_clean_job_free(j);
+    }
+    free(c->gone);
+    if (c->tcv)
+        rt->ops->cond_free(rt, c->tcv);
+    if (c->tmu)
+        rt->ops->mutex_free(rt, c->tmu);
+    if (c->cv)
+        rt->ops->cond_free(rt, c->cv);
+    if (c->mu)
+        rt->ops->mutex_free(rt, c->mu);
+    free(c);
+}
+
+static mt_clean *mt_clean_new(mt_rt *rt, const mt_table_pair *tables, size_t n,
+                              const mt_migrator_hooks *hooks, mt_backoff *bo,
+                              mt_migrator_stats *stats)
+{
+    mt_clean *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    *c = (mt_clean){.rt = rt,
+                    .hooks = hooks,
+                    .bo = bo,
+                    .tables = tables,
+                    .ntables = n,
+                    .window = 1,
+                    .err = mt_ok(),
+                    .stats = stats};
+    c->gone = calloc(n + 1, sizeof *c->gone);
+    c->mu = rt->ops->mutex_new(rt);
+    c->cv = c->mu ? rt->ops->cond_new(rt) : NULL;
+    c->throttled = hooks && hooks->rows_per_second > 0;
+    if (c->throttled) {
+        c->tmu = rt->ops->mutex_new(rt);
+        c->tcv = c->tmu ? rt->ops->cond_new(rt) : NULL;
+        mt_bucket_init(&c->bucket, hooks->rows_per_second, rt->ops->mono_ms(rt));
+    }
+    if (!c->gone || !c->cv || (c->throttled && !c->tcv)) {
+        mt_clean_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* The copy's parallelism, for the cleanup too. */
+static void mt_clean_start(mt_clean *c)
+{
+    int p = c->hooks ? c->hooks->parallel : 1;
+    p = p < 1 ? 1 : p > MT_COPY_PARALLEL_MAX ? MT_COPY_PARALLEL_MAX : p;
+    for (int i = 0; p > 1 && i < p; i++) {
+        char name[24]; /* "mt-clean-63" at most */
+        snprintf(name, sizeof name, "mt-clean-%d", i);
+        mt_thread *t = c->rt->ops->thread_start(c->rt, mt_clean_worker_main, c, name);
+        if (t)
+            c->workers[c->nworkers++] = t;
+    }
+    c->window = c->nworkers ? (size_t)c->nworkers * MT_CLEAN_WINDOW_PER_WORKER : 1;
+}
+
+/* Lets the workers finish every queued job (or stop at once after an
+ * error or a pause) and joins them. */
+static void mt_clean_join(mt_clean *c)
+{
+    mt_clean_lock(c);
+    c->eof = true;
+    c->rt->ops->cond_broadcast(c->rt, c->cv);
+    mt_clean_unlock(c);
+    for (int i = 0; i < c->nworkers; i++)
+        c->rt->ops->thread_join(c->rt, c->workers[i]);
+    c->nworkers = 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Checkpoints: "c1\t<side>\t<table>", side 0 (new) or 1 (old): every table */
+/* before <table> is clean on that side, and on side 1 all of new is too.   */
+
+#define MT_CLEAN_CKPT_PREFIX "c1\t"
+
+/* Where a previous run got to (nothing: from the start). A copy's
+ * checkpoint, or anything else, means from the start: cleaning again is
+ * only slower, never wrong. */
+static void mt_clean_load(mt_clean *c)
+{
+    const mt_migrator_hooks *h = c->hooks;
+    char *text = h && h->load_checkpoint ? h->load_checkpoint(h->ctx) : NULL;
+    int side = 0;
+    unsigned long long table = 0;
+    char end = 0;
+    bool ok = text && strncmp(text, MT_CLEAN_CKPT_PREFIX, strlen(MT_CLEAN_CKPT_PREFIX)) == 0 &&
+              sscanf(text + strlen(MT_CLEAN_CKPT_PREFIX), "%d\t%llu%c", &side, &table, &end) == 2 &&
+              (side == 0 || side == 1) && table <= c->ntables;
+    free(text);
+    if (ok) {
+        c->from_side = side;
+        c->from_table = (size_t)table;
+    }
+}
+
+/* Saves "side done up to table" (the caller drained every job before). */
+static mt_status mt_clean_save(mt_clean *c, int side, size_t table)
+{
+    const mt_migrator_hooks *h = c->hooks;
+    if (!h || !h->save_checkpoint)
+        return mt_ok();
+    char text[64];
+    snprintf(text, sizeof text, MT_CLEAN_CKPT_PREFIX "%d\t%zu", side, table);
+    return h->save_checkpoint(h->ctx, text);
+}
+
+/* Waits until every queued job has run (or the cleanup stopped). */
+static mt_status mt_clean_drain(mt_clean *c)
+{
+    mt_clean_lock(c);
+    while (!c->stop && c->outstanding > 0)
+        c->rt->ops->cond_wait(c->rt, c->cv, c->mu);
+    mt_status st = mt_clean_outcome_locked(c);
+    mt_clean_unlock(c);
+    return st;
+}
+
+/* Cleans one side of every table (from the checkpoint on), saving a
+ * checkpoint after each table once its jobs have all run. */
+static mt_status mt_clean_side(mt_clean *c, int side)
+{
+    if (side < c->from_side)
+        return mt_ok();
+    mt_status st = mt_ok();
+    for (size_t i = side == c->from_side ? c->from_table : 0; i < c->ntables && mt_is_ok(&st);
+         i++) {
+        st = mt_clean_walk(c, i, side == 1, side == 1 ? NULL : mt_clean_dirty);
+        if (mt_table_gone(&st)) {
+            mt_clean_lock(c);
+            c->gone[i] = true;
+            mt_clean_unlock(c);
+            st = mt_ok();
+        }
+        if (mt_is_ok(&st))
+            st = mt_clean_drain(c);
+        if (mt_is_ok(&st))
+            st = mt_clean_save(c, side, i + 1);
+    }
+    if (mt_is_ok(&st) && side == 0)
+        st = mt_clean_save(c, 1, 0);
+    return st;
+}
+
+mt_status mt_clean_tables(mt_rt *rt, const mt_table_pair *tables, size_t n,
+                          const mt_migrator_hooks *hooks, mt_backoff *bo, mt_migrator_stats *stats)
+{
+    mt_clean *c = mt_clean_new(rt, tables, n, hooks, bo, stats);
+    if (!c)
+        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+    mt_clean_load(c);
+    mt_clean_start(c);
+    /* New first, all of it, while old is counted (on its own thread when
+     * there are workers); old only then, so the count sees all of it. The
+     * total of new is what its walk found to clean. */
+    bool count = hooks && hooks->progress;
+    if (count && c->nworkers > 0)
+        c->counter = rt->ops->thread_start(rt, mt_clean_count_main, c, "mt-clean-count");
+    if (count && !c->counter)
+        mt_clean_count_main(c);
+    stats->clean_total_new = -1;
+    mt_clean_report(c);
+    mt_status st = mt_clean_side(c, 0);
+    if (c->counter)
+        rt->ops->thread_join(rt, c->counter);
+    c->counter = NULL;
+    mt_clean_lock(c);
+    if (mt_is_ok(&st))
+        stats->clean_total_new = stats->rows_cleaned_new;
+    mt_clean_unlock(c);
+    if (mt_is_ok(&st))
+        st = mt_clean_side(c, 1);
+    mt_clean_join(c);
+    mt_clean_lock(c);
+    if (!mt_is_ok(&st))
+        mt_clean_stop_locked(c, &st);
+    st = mt_clean_outcome_locked(c);
+    mt_clean_unlock(c);
+    for (size_t i = 0; i < n && mt_is_ok(&st); i++) {
+        if (!c->gone[i])
+            continue;
+        stats->tables_skipped++;
+        if (hooks && hooks->table_gone)
+            hooks->table_gone(hooks->ctx, i, "cleaning");
+    }
+    mt_clean_report(c);
+    mt_clean_free(c);
+    return st;
+}
