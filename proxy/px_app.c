@@ -103,6 +103,11 @@ static bool client_lease_ok(void *ctx)
     return cfg_client_lease_valid(ctx);
 }
 
+static bool leader_ok(void *ctx)
+{
+    return cfg_authority_leader(ctx, NULL);
+}
+
 /* Whether the store holds no state yet; false with a message on err when
  * it cannot be read. */
 static bool store_empty(px_app *app, bool *empty, FILE *err)
@@ -270,7 +275,11 @@ px_app *px_app_new(const px_settings *s, FILE *err)
         return NULL;
     }
     mt_status st = mt_ok();
-    px_guard guard = {.valid = remote ? client_lease_ok : NULL, .ctx = app->client};
+    /* A sidecar reaches its backends only under a lease; an authority
+     * replica only while it leads (a standby, or a leader whose beats
+     * stopped, must not write behind its successor's back). */
+    px_guard guard = remote ? (px_guard){.valid = client_lease_ok, .ctx = app->client}
+                            : (px_guard){.valid = leader_ok, .ctx = app->auth};
     app->reg = px_registry_new(
         app->rt, app->cfg, (px_backend){.client = app->old_client, .label = "old"},
         (px_backend){.client = app->new_client, .label = "new"}, &guard, app->metrics, &st);
@@ -340,7 +349,9 @@ bool px_app_serving(px_app *app)
 {
     if (app->draining)
         return false;
-    return !app->client || cfg_client_lease_valid(app->client);
+    if (app->auth)
+        return cfg_authority_leader(app->auth, NULL);
+    return cfg_client_lease_valid(app->client);
 }
 
 void px_app_drain(px_app *app)

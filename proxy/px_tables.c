@@ -479,7 +479,10 @@ px_table **px_tables_named(px_registry *r, char *const *names, size_t n)
 
 mt_table_pair px_table_backends(px_table *t)
 {
-    /* Counted, but never guarded: only the authority runs the migrator. */
+    /* Guarded where the proxy is: the migrator runs on the leading
+     * authority replica and must stop when it stops leading. */
+    if (t->guard_old)
+        return (mt_table_pair){.old_t = t->guard_old, .new_t = t->guard_new};
     return (mt_table_pair){.old_t = t->count_old ? t->count_old : t->old_t,
                            .new_t = t->count_new ? t->count_new : t->new_t};
 }

@@ -91,6 +91,9 @@ describe("two authority replicas: the leader dies mid-copy", { skip: proxySkipRe
     assert.equal(r.headers.get("location"), `${replicas[0].adminUrl}/config/v1/state`);
     const ready = await fetch(`${replicas[1].adminUrl}/readyz`);
     assert.equal(ready.status, 503);
+    // Nor does a standby reach the backends: its table endpoint answers 503.
+    const ts = target({ name: "standby", kind: "proxy", endpoint: replicas[1].endpoint });
+    await assert.rejects(serviceClient(ts).createTable(tableName("standby")), (e) => e.statusCode === 503);
     await waitFor("three live sidecars", async () =>
       (await proxyStatus(replicas[0])).proxies.filter((p) => p.role === "proxy" && p.live).length === 3);
   });
