@@ -322,5 +322,8 @@ void cfg_client_info_get(cfg_client *c, cfg_client_info *out);
  * valid(ctx) is false: what keeps a proxy without a lease off its backends.
  * Borrows inner. */
 mt_table *cfg_guard_new(mt_table *inner, bool (*valid)(void *ctx), void *ctx);
+/* The same in front of an authority replica's tables, valid while it
+ * leads: refusals are 503 NotLeader, which the migrator does not repeat. */
+mt_table *cfg_guard_leader_new(mt_table *inner, bool (*valid)(void *ctx), void *ctx);
 
 #endif

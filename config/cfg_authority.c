@@ -35,6 +35,7 @@
 #include "cfg.h"
 #include "cfg_authority_int.h"
 #include "cfg_json.h"
+#include "mt_bugs.h"
 
 #include <cjson/cJSON.h>
 #include <fcntl.h>
@@ -135,12 +136,42 @@ void cfg_doc_leader(const char *text, cfg_leader_info *out)
  * read or wrote, with its leader record. Holds store_mu. */
 mt_status cfg_doc_write(cfg_authority *a, int64_t version, mt_phase phase, const char *migration)
 {
+    /* A replica writes only as the leader its last read or write of the
+     * record names: after a reload that showed another leader, its ETag is
+     * current, and only this check keeps a push that was already under
+     * way from overwriting the new leader's state. */
+    if (a->ha && a->leader.id[0] && strcmp(a->leader.id, a->self_id) != 0 &&
+        !MT_BUG(WriteAfterLosingLead))
+        return mt_error(503, MT_ERR_NOT_LEADER,
+                        "this authority replica no longer leads (the leader is %s)",
+                        a->leader.id[0] ? a->leader.id : "unknown");
     char *text =
         doc_build(a->view.migration_id, version, phase, migration, a->ha ? &a->leader : NULL);
     if (!text)
         return mt_error(500, MT_ERR_INTERNAL, "out of memory");
     char etag[CFG_ETAG_MAX];
     mt_status st = a->store->ops->cas(a->store, text, a->etag, etag);
+    /* A store that failed, or could not say whether the write applied (a
+     * table store whose answer was lost): read it back. Our document there
+     * means it applied; the one we replaced means it did not (try again);
+     * anything else means someone else wrote (412, as the CAS would say). */
+    for (int tries = 0; tries < DOC_WRITE_TRIES && st.http >= 500; tries++) {
+        char *now = NULL, now_etag[CFG_ETAG_MAX];
+        mt_status ld = a->store->ops->load(a->store, &now, now_etag);
+        if (!mt_is_ok(&ld)) {
+            free(now);
+            continue;
+        }
+        if (now && strcmp(now, text) == 0) {
+            memcpy(etag, now_etag, sizeof etag);
+            st = mt_ok();
+        } else if (strcmp(now_etag, a->etag) == 0) {
+            st = a->store->ops->cas(a->store, text, a->etag, etag);
+        } else {
+            st = mt_error(412, "ConditionNotMet", "the state changed while a write was in doubt");
+        }
+        free(now);
+    }
     free(text);
     if (mt_is_ok(&st))
         memcpy(a->etag, etag, sizeof etag);

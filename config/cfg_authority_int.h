@@ -9,6 +9,8 @@
 #include "cfg.h"
 
 #define DOC_FORMAT 1
+/* Reads back after a store error before a write gives up. */
+#define DOC_WRITE_TRIES 4
 
 /* Proxies by id: a fleet of thousands acknowledges every few seconds. */
 #define LEASE_BUCKETS 4096

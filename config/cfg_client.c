@@ -186,6 +186,9 @@ static void renew(cfg_client *c, loop_state *ls)
         if (st.http == 409)
             say(c, CFG_LOG_ERROR, "the authority refuses this proxy: %s", st.message);
         ls->next_renew = now_ms(c) + ls->retry_ms;
+        /* A quick refusal (no replica leads, a takeover under way) must not
+         * turn into a tight loop while an acknowledgement is owed. */
+        pause_ms(c, ls->retry_ms);
         back_off(c, ls);
         return;
     }

@@ -19,6 +19,7 @@ typedef struct guard {
     mt_table *inner;
     bool (*valid)(void *ctx);
     void *ctx;
+    bool leader; /* refusals say NotLeader: the caller must stop */
 } guard;
 
 typedef struct guard_stream {
@@ -27,8 +28,11 @@ typedef struct guard_stream {
     guard *g;
 } guard_stream;
 
-static mt_status refuse(void)
+static mt_status refuse_for(const guard *g)
 {
+    if (g->leader)
+        return mt_error(503, MT_ERR_NOT_LEADER,
+                        "This authority replica does not lead the migration now.");
     return mt_error(503, MT_ERR_SERVER_BUSY,
                     "This proxy holds no lease on the migration phase (its configuration "
                     "endpoint is unreachable); retry shortly.");
@@ -38,7 +42,7 @@ static mt_status guard_batch(mt_table *t, const mt_op *ops, size_t n, mt_op_resu
 {
     guard *g = (guard *)t;
     if (!g->valid(g->ctx))
-        return refuse();
+        return refuse_for(g);
     return g->inner->ops->execute_batch(g->inner, ops, n, res);
 }
 
@@ -46,7 +50,7 @@ static mt_status guard_atomic(mt_table *t, const char *pk, const mt_filter *f, m
 {
     guard *g = (guard *)t;
     if (!g->valid(g->ctx))
-        return refuse();
+        return refuse_for(g);
     return g->inner->ops->query_atomic(g->inner, pk, f, out);
 }
 
@@ -54,7 +58,7 @@ static mt_status guard_retrieve(mt_table *t, const char *pk, const char *rk, mt_
 {
     guard *g = (guard *)t;
     if (!g->valid(g->ctx))
-        return refuse();
+        return refuse_for(g);
     return g->inner->ops->retrieve(g->inner, pk, rk, out);
 }
 
@@ -63,7 +67,7 @@ static mt_status gs_next(mt_stream *s, mt_entity **out)
     guard_stream *gs = (guard_stream *)s;
     *out = NULL;
     if (!gs->g->valid(gs->g->ctx))
-        return refuse();
+        return refuse_for(gs->g);
     return gs->inner->ops->next(gs->inner, out);
 }
 
@@ -71,7 +75,7 @@ static mt_status gs_continuation(mt_stream *s, mt_key *out, bool *more)
 {
     guard_stream *gs = (guard_stream *)s;
     if (!gs->g->valid(gs->g->ctx))
-        return refuse();
+        return refuse_for(gs->g);
     return gs->inner->ops->continuation(gs->inner, out, more);
 }
 
@@ -94,7 +98,7 @@ static mt_status guard_stream_open(mt_table *t, const mt_filter *f, const mt_key
     guard *g = (guard *)t;
     *out = NULL;
     if (!g->valid(g->ctx))
-        return refuse();
+        return refuse_for(g);
     guard_stream *gs = calloc(1, sizeof *gs);
     if (!gs)
         return mt_error(500, MT_ERR_INTERNAL, "out of memory");
@@ -132,4 +136,12 @@ mt_table *cfg_guard_new(mt_table *inner, bool (*valid)(void *ctx), void *ctx)
     g->valid = valid;
     g->ctx = ctx;
     return &g->base;
+}
+
+mt_table *cfg_guard_leader_new(mt_table *inner, bool (*valid)(void *ctx), void *ctx)
+{
+    mt_table *t = cfg_guard_new(inner, valid, ctx);
+    if (t)
+        ((guard *)t)->leader = true;
+    return t;
 }

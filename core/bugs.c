@@ -27,6 +27,8 @@ static const char *const bug_names[MT_BUG_COUNT] = {
     [MT_BUG_AckBeforeDrain] = "AckBeforeDrain",
     [MT_BUG_ClientFollowsAnyVersion] = "ClientFollowsAnyVersion",
     [MT_BUG_LeaseNotCut] = "LeaseNotCut",
+    [MT_BUG_WriteAfterLosingLead] = "WriteAfterLosingLead",
+    [MT_BUG_TakeOverWithoutGrace] = "TakeOverWithoutGrace",
 };
 
 const char *mt_seeded_bug_name(mt_bug b)

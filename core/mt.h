@@ -35,6 +35,9 @@ typedef struct mt_status {
 } mt_status;
 
 /* Azure error codes the core produces. */
+/* A guard refused the call for good: this process may no longer act (an
+ * authority replica that stopped leading). Not transient: never repeated. */
+#define MT_ERR_NOT_LEADER "NotLeader"
 #define MT_ERR_ENTITY_EXISTS "EntityAlreadyExists"
 #define MT_ERR_NOT_FOUND "ResourceNotFound"
 #define MT_ERR_CONDITION "UpdateConditionNotSatisfied"

@@ -27,6 +27,8 @@ typedef enum mt_bug {
     MT_BUG_AckBeforeDrain,
     MT_BUG_ClientFollowsAnyVersion,
     MT_BUG_LeaseNotCut,
+    MT_BUG_WriteAfterLosingLead,
+    MT_BUG_TakeOverWithoutGrace,
     MT_BUG_COUNT
 } mt_bug;
 

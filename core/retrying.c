@@ -43,7 +43,8 @@ typedef struct retrying_stream {
 
 static bool transient(const mt_status *st)
 {
-    return st->http >= 500;
+    /* A replica that stopped leading must stop, not wait its backoff out. */
+    return st->http >= 500 && strcmp(st->code, MT_ERR_NOT_LEADER) != 0;
 }
 
 /* Whether to repeat a call that gave st after `attempt` attempts; waits

@@ -106,8 +106,9 @@ typedef struct px_backend {
 
 /* Keeps a proxy without a lease off its backends (cfg_guard_new). */
 typedef struct px_guard {
-    bool (*valid)(void *ctx); /* NULL: no guard (the authority) */
+    bool (*valid)(void *ctx); /* NULL: no guard */
     void *ctx;
+    bool leader; /* an authority replica's leadership, not a lease */
 } px_guard;
 
 /* With Azure backends the registry starts with the union of both accounts'

@@ -183,7 +183,13 @@ static bool start_authority(px_app *app, FILE *err)
         return false;
     char fp[CFG_FINGERPRINT_MAX];
     px_settings_fingerprint(&app->settings, fp, NULL, 0);
-    bool replicas = strcmp(spec, "memory") != 0; /* a shared store: replicas may share it */
+    /* Replicas need a store they can share, and a name each. */
+    bool replicas = strcmp(spec, "memory") != 0 && app->settings.replica_id[0];
+    if (app->settings.replica_id[0] && !replicas) {
+        fprintf(err, "mtable-proxy: --replica-id needs a state store replicas can share "
+                     "(file:PATH or a connection string), not memory\n");
+        return false;
+    }
     cfg_authority_opts opts = {.lease_ms = app->settings.lease_ms,
                                .rest_lease_ms = app->settings.rest_lease_ms,
                                .initial_phase = initial,
@@ -279,7 +285,7 @@ px_app *px_app_new(const px_settings *s, FILE *err)
      * replica only while it leads (a standby, or a leader whose beats
      * stopped, must not write behind its successor's back). */
     px_guard guard = remote ? (px_guard){.valid = client_lease_ok, .ctx = app->client}
-                            : (px_guard){.valid = leader_ok, .ctx = app->auth};
+                            : (px_guard){.valid = leader_ok, .ctx = app->auth, .leader = true};
     app->reg = px_registry_new(
         app->rt, app->cfg, (px_backend){.client = app->old_client, .label = "old"},
         (px_backend){.client = app->new_client, .label = "new"}, &guard, app->metrics, &st);

@@ -61,8 +61,8 @@ static const opt opts[] = {
      "require Authorization: Bearer TOKEN on admin calls (and send it to --config-endpoint)"},
     {"--proxy-id", "MTABLE_PROXY_ID", OPT_STR, "ID", "this proxy's name (default: host:port)"},
     {"--replica-id", "MTABLE_REPLICA_ID", OPT_STR, "ID",
-     "authority: this replica's name among those sharing the state store (default: "
-     "hostname:admin port)"},
+     "authority: run as one of several replicas sharing the state store, under this name "
+     "(one leads, the others stand by; default: a single authority)"},
     {"--advertise-url", "MTABLE_ADVERTISE_URL", OPT_STR, "URL",
      "authority: the admin URL other replicas send callers to while this one leads (default: "
      "http://<admin host, or the hostname for 0.0.0.0>:<admin port>)"},
@@ -278,8 +278,6 @@ static bool finish(px_settings *s, FILE *err)
         snprintf(s->proxy_id, sizeof s->proxy_id, "%s:%d", s->listen_host, s->listen_port);
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);
-    if (!s->replica_id[0])
-        snprintf(s->replica_id, sizeof s->replica_id, "%.100s:%d", host, s->admin_port);
     if (!s->advertise_url[0])
         snprintf(s->advertise_url, sizeof s->advertise_url, "http://%s:%d",
                  strcmp(s->admin_host, "0.0.0.0") == 0 ? host : s->admin_host, s->admin_port);

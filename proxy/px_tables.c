@@ -86,8 +86,10 @@ static px_table *table_new(px_registry *r, const char *name, mt_status *st)
         t->count_new = n = px_metrics_table(r->metrics, t->new_t, 1);
     }
     if (r->guard.valid) {
-        t->guard_old = o = cfg_guard_new(o, r->guard.valid, r->guard.ctx);
-        t->guard_new = n = cfg_guard_new(n, r->guard.valid, r->guard.ctx);
+        mt_table *(*make)(mt_table *, bool (*)(void *), void *) =
+            r->guard.leader ? cfg_guard_leader_new : cfg_guard_new;
+        t->guard_old = o = make(o, r->guard.valid, r->guard.ctx);
+        t->guard_new = n = make(n, r->guard.valid, r->guard.ctx);
     }
     t->view = mt_migrating_new(r->rt, r->cfg, o, n);
     t->refs = 1;

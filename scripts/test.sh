@@ -395,6 +395,7 @@ sct_suite()
         while IFS= read -r b; do
             case "$b" in
             AckBeforeDrain | ClientFollowsAnyVersion | LeaseNotCut) scenario_of=leases ;;
+            WriteAfterLosingLead | TakeOverWithoutGrace) scenario_of=failover ;;
             *) scenario_of=all ;;
             esac
             for seed in $bug_seeds; do

@@ -17,6 +17,15 @@
  * an acknowledgement it accepted stays accepted, the client just does not
  * know (and so does not extend its lease), which is the safe direction.
  *
+ * With two authority replicas ("a" leads at first) each has its own ticker
+ * (beats, watching, takeovers) and its own way to the store, which the run
+ * may cut for good: a zombie that keeps running, with its migrator, but
+ * can no longer beat. Its leadership lapses, "b" takes over, and the
+ * zombie's migrator finds its backend calls refused by a guard on its
+ * leadership (arriving, like a proxy's, within half a leader lease of the
+ * check). Proxies' links reach whichever replica leads; none leading is a
+ * failed call, which the client retries (the daemon's standby redirects).
+ *
  * A link may also go astray for a while: its calls reach an *impostor*, a
  * second authority on an empty store (version 1, use_old_hide_metadata,
  * another migration), which is what a proxy meets when its authority is
@@ -62,12 +71,15 @@ struct proxy {
     int64_t lag_max;       /* each leg takes up to this long; 0: prompt */
     uint64_t stall_one_in; /* a backend call stalls with probability 1/n; 0: never */
     int64_t stall_max;
+    cfg_authority *leader_of; /* a replica's migrator: valid while it leads */
 };
 
 /* The state store, with a scheduling point before each call. */
 typedef struct store {
     cfg_store base;
     cfg_store *inner;
+    bool owns_inner;
+    bool cut; /* this replica cannot reach the store any more */
     sct_sched *s;
 } store;
 
@@ -84,6 +96,13 @@ struct sct_fleet {
     cfg_authority *auth;
     store *impostor_store;
     cfg_authority *impostor; /* an authority on an empty store */
+    int replicas;            /* 0: one authority (auth) */
+    int64_t leader_ms;
+    cfg_authority *rep[2]; /* rep[0] is auth */
+    store *rep_store[2];   /* rep_store[0] is store */
+    proxy rp[2];           /* each replica's migrator, as a guarded "proxy" */
+    mt_thread *ticker[2];
+    bool stopping;
     proxy p[SCT_FLEET_MAX];
 };
 
@@ -112,10 +131,18 @@ static void fleet_sleep(sct_fleet *f, int64_t ms)
 /* ------------------------------------------------------------------------ */
 /* The state store.                                                          */
 
+static mt_status store_cut(store *st)
+{
+    sct_trace(st->s, "store call refused: this replica is cut off the store");
+    return mt_error(503, "ServiceUnavailable", "injected: cut off the store");
+}
+
 static mt_status store_load(cfg_store *cs, char **doc, char etag[CFG_ETAG_MAX])
 {
     store *st = (store *)cs;
     sct_point(st->s, "store.load");
+    if (st->cut)
+        return store_cut(st);
     return st->inner->ops->load(st->inner, doc, etag);
 }
 
@@ -124,6 +151,8 @@ static mt_status store_cas(cfg_store *cs, const char *doc, const char *expected,
 {
     store *st = (store *)cs;
     sct_point(st->s, "store.cas");
+    if (st->cut)
+        return store_cut(st);
     mt_status r = st->inner->ops->cas(st->inner, doc, expected, etag_out);
     sct_trace(st->s, "store.cas %s -> %d", doc, r.http);
     return r;
@@ -138,7 +167,8 @@ static const char *store_describe(cfg_store *cs)
 static void store_destroy(cfg_store *cs)
 {
     store *st = (store *)cs;
-    st->inner->ops->destroy(st->inner);
+    if (st->owns_inner)
+        st->inner->ops->destroy(st->inner);
     free(st);
 }
 
@@ -161,10 +191,16 @@ static bool link_down(proxy *p)
 /* The authority a call reaches now: the impostor while the link is astray. */
 static cfg_authority *link_target(proxy *p)
 {
-    int64_t t = now(p->f);
-    if (p->f->impostor && t >= p->astray_from && t < p->astray_until)
-        return p->f->impostor;
-    return p->f->auth;
+    sct_fleet *f = p->f;
+    int64_t t = now(f);
+    if (f->impostor && t >= p->astray_from && t < p->astray_until)
+        return f->impostor;
+    if (f->replicas < 2)
+        return f->auth;
+    for (int r = 0; r < f->replicas; r++)
+        if (cfg_authority_leader(f->rep[r], NULL))
+            return f->rep[r];
+    return NULL; /* a takeover under way: no replica answers */
 }
 
 static mt_status link_lost(proxy *p, const char *what)
@@ -209,6 +245,8 @@ static mt_status link_get_state(void *ctx, int64_t after, bool known_settled, in
     if (wait_ms > f->lease_ms)
         wait_ms = f->lease_ms;
     cfg_authority *target = link_target(p);
+    if (!target)
+        return link_lost(p, "get_state (no leader)");
     cfg_authority_poll(target, after, known_settled, wait_ms, out);
     if (!link_return(p))
         return link_lost(p, "get_state answer");
@@ -225,6 +263,8 @@ static mt_status link_ack(void *ctx, const cfg_ack *ack)
     if (!link_send(p, "ack"))
         return link_lost(p, "ack");
     cfg_authority *target = link_target(p);
+    if (!target)
+        return link_lost(p, "ack (no leader)");
     mt_status st = cfg_authority_ack(target, ack);
     sct_trace(f->s, "%s: ack v%" PRId64 " -> %d%s", p->id, ack->version, st.http ? st.http : 204,
               target == f->impostor ? " (at the impostor)" : "");
@@ -265,7 +305,8 @@ static bool proxy_valid(void *ctx)
         fleet_sleep(f, ms);
     }
     stamp_slot(p, sct_sched_current(f->s), true)->at = now(f);
-    bool ok = cfg_client_lease_valid(p->client);
+    bool ok =
+        p->leader_of ? cfg_authority_leader(p->leader_of, NULL) : cfg_client_lease_valid(p->client);
     if (!ok)
         sct_trace(f->s, "%s: no lease, the guard answers 503", p->id);
     return ok;
@@ -278,7 +319,8 @@ static bool proxy_arrive(void *ctx)
     stamp *st = stamp_slot(p, sct_sched_current(p->f->s), false);
     if (!st)
         sct_sched_abort(p->f->s, "%s: a backend call passed no guard", p->id);
-    return now(p->f) - st->at <= p->f->margin_ms;
+    int64_t margin = p->leader_of ? p->f->leader_ms / 2 : p->f->margin_ms;
+    return now(p->f) - st->at <= margin;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -387,10 +429,106 @@ mt_table *sct_fleet_join(sct_fleet *f, int i)
     return proxy_wait_leased(f, p) ? p->mt : NULL;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Replicas.                                                                 */
+
+typedef struct ticker_arg {
+    sct_fleet *f;
+    int r;
+} ticker_arg;
+
+static ticker_arg ticker_args[2];
+
+static void *ticker_main(void *arg)
+{
+    ticker_arg *ta = arg;
+    sct_fleet *f = ta->f;
+    while (!f->stopping) {
+        cfg_authority_tick(f->rep[ta->r]);
+        fleet_sleep(f, f->leader_ms / 3);
+    }
+    return NULL;
+}
+
+mt_config_service *sct_fleet_replica_service(sct_fleet *f, int r)
+{
+    return cfg_authority_service(f->rep[r]);
+}
+
+mt_table_pair sct_fleet_replica_tables(sct_fleet *f, int r)
+{
+    return (mt_table_pair){.old_t = f->rp[r].old_guard, .new_t = f->rp[r].new_guard};
+}
+
+bool sct_fleet_replica_leads(sct_fleet *f, int r)
+{
+    return cfg_authority_leader(f->rep[r], NULL);
+}
+
+void sct_fleet_replica_cut(sct_fleet *f, int r)
+{
+    sct_trace(f->s, "replica %c is cut off the store for good", 'a' + r);
+    f->rep_store[r]->cut = true;
+}
+
+/* Replica r ("a", "b") on its own wrapper of the shared store, its
+ * migrator's guarded views, its ticker. */
+static bool replica_start(sct_fleet *f, int r, const cfg_authority_opts *base, char *why,
+                          size_t whylen)
+{
+    if (r > 0) {
+        f->rep_store[r] = calloc(1, sizeof *f->rep_store[r]);
+        f->rep_store[r]->base.ops = &store_ops;
+        f->rep_store[r]->inner = f->store->inner;
+        f->rep_store[r]->s = f->s;
+    } else {
+        f->rep_store[0] = f->store;
+    }
+    static const char *const ids[2] = {"a", "b"};
+    cfg_authority_opts o = *base;
+    o.replica_id = ids[r];
+    o.advertise_url = ids[r];
+    o.leader_ms = f->leader_ms;
+    mt_status st;
+    f->rep[r] = cfg_authority_new(f->rt, &f->rep_store[r]->base, &o, &st);
+    if (!f->rep[r]) {
+        snprintf(why, whylen, "replica %s: %d %s %s", ids[r], st.http, st.code, st.message);
+        return false;
+    }
+    proxy *p = &f->rp[r];
+    p->f = f;
+    p->i = -1 - r;
+    snprintf(p->id, sizeof p->id, "replica-%s", ids[r]);
+    p->leader_of = f->rep[r];
+    p->down_from = p->down_until = p->astray_from = p->astray_until = INT64_MAX;
+    for (int k = 0; k < STAMPS; k++)
+        p->sent[k].actor = -1;
+    p->old_view = sct_backend_view(f->old_t, p->id, proxy_arrive, p);
+    p->new_view = sct_backend_view(f->new_t, p->id, proxy_arrive, p);
+    p->old_guard = cfg_guard_leader_new(p->old_view, proxy_valid, p);
+    p->new_guard = cfg_guard_leader_new(p->new_view, proxy_valid, p);
+    p->started = true;
+    ticker_args[r] = (ticker_arg){.f = f, .r = r};
+    char name[16];
+    snprintf(name, sizeof name, "ticker-%s", ids[r]);
+    f->ticker[r] = f->rt->ops->thread_start(f->rt, ticker_main, &ticker_args[r], name);
+    return true;
+}
+
 static void fleet_release(sct_fleet *f)
 {
+    f->stopping = true;
+    for (int r = 0; r < 2; r++)
+        if (f->ticker[r])
+            f->rt->ops->thread_join(f->rt, f->ticker[r]);
     for (int i = 0; i < f->n; i++)
         proxy_free(f, &f->p[i]);
+    for (int r = 0; r < 2; r++)
+        proxy_free(f, &f->rp[r]);
+    if (f->rep[1])
+        cfg_authority_free(f->rep[1]);
+    if (f->rep_store[1])
+        f->rep_store[1]->base.ops->destroy(&f->rep_store[1]->base);
     cfg_authority_free(f->auth);
     cfg_authority_free(f->impostor);
     if (f->store)
@@ -425,7 +563,12 @@ sct_fleet *sct_fleet_new(sct_sched *s, mt_table *old_t, mt_table *new_t, const s
     f->store = calloc(1, sizeof *f->store);
     f->store->base.ops = &store_ops;
     f->store->inner = cfg_store_memory_new();
+    f->store->owns_inner = true;
     f->store->s = s;
+    f->replicas = o->replicas >= 2 ? 2 : 0;
+    /* As long as a lease: the strategy's time jumps (up to a lease) would
+     * otherwise take the leadership away from a healthy leader all the time. */
+    f->leader_ms = o->lease_ms;
 
     int64_t started = now(f);
     cfg_authority_opts ao = {.lease_ms = o->lease_ms,
@@ -434,7 +577,18 @@ sct_fleet *sct_fleet_new(sct_sched *s, mt_table *old_t, mt_table *new_t, const s
                              .fingerprint = "fleet-backends",
                              .migration_id = "fleet"};
     mt_status st;
-    f->auth = cfg_authority_new(f->rt, &f->store->base, &ao, &st);
+    if (f->replicas) {
+        for (int r = 0; r < 2; r++) {
+            if (!replica_start(f, r, &ao, why, whylen)) {
+                f->auth = f->rep[0];
+                fleet_release(f);
+                return NULL;
+            }
+        }
+        f->auth = f->rep[0];
+    } else {
+        f->auth = cfg_authority_new(f->rt, &f->store->base, &ao, &st);
+    }
     if (!f->auth) {
         snprintf(why, whylen, "cfg_authority_new: %d %s %s", st.http, st.code, st.message);
         fleet_release(f);
@@ -443,6 +597,7 @@ sct_fleet *sct_fleet_new(sct_sched *s, mt_table *old_t, mt_table *new_t, const s
     f->impostor_store = calloc(1, sizeof *f->impostor_store);
     f->impostor_store->base.ops = &store_ops;
     f->impostor_store->inner = cfg_store_memory_new();
+    f->impostor_store->owns_inner = true;
     f->impostor_store->s = s;
     cfg_authority_opts io = ao;
     io.migration_id = "impostor";

@@ -36,6 +36,10 @@ typedef struct sct_fleet_opts {
     int64_t lease_ms;  /* the authority's lease */
     int64_t margin_ms; /* and its margin */
     int64_t rest_lease_ms; /* its lease in the rest phases */
+    /* 2: two authority replicas on the store, "a" leading at first, each
+     * with a ticker (beats, takeovers) and its own link to the store; the
+     * proxies' links reach whichever leads. 0 or 1: one authority. */
+    int replicas;
 } sct_fleet_opts;
 
 /* Starts the authority (state in a memory store) and the proxies that start
@@ -49,6 +53,18 @@ sct_fleet *sct_fleet_new(sct_sched *s, mt_table *old_t, mt_table *new_t, const s
 /* The authority's configuration service, for the migrator and for readers
  * that run on the authority's process. Borrowed. */
 mt_config_service *sct_fleet_service(sct_fleet *f);
+
+/* With replicas: replica r's configuration service, and the tables its
+ * migrator writes, guarded by its leadership (as in the daemon) and
+ * arriving within half a leader lease of the check. Borrowed. */
+mt_config_service *sct_fleet_replica_service(sct_fleet *f, int r);
+mt_table_pair sct_fleet_replica_tables(sct_fleet *f, int r);
+/* Whether replica r leads now. */
+bool sct_fleet_replica_leads(sct_fleet *f, int r);
+/* Cuts replica r off its store for good (a zombie: a paused process, or
+ * one partitioned from the store but not from the backends): its beats
+ * fail, its leadership lapses, the other replica takes over. */
+void sct_fleet_replica_cut(sct_fleet *f, int r);
 
 /* Proxy i's MigratingTable (its client's service over its guarded views).
  * A proxy drawn to join late has none until sct_fleet_join. Borrowed. */

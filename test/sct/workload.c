@@ -50,19 +50,21 @@ struct sct_scenario {
     int actors;
     int ops_per_actor;
     int partitions, rows;
-    int initial_rows;  /* keys with a row before the run */
-    mt_phase start;    /* the phase the service starts in */
-    bool migrate;      /* run the migrator */
-    bool kill_migrator;/* kill it mid-run, then start a new one */
-    int copy_parallel; /* partitions the migrator copies at once (0: one) */
-    int mix[W_COUNT];  /* weights of operation types */
-    int kinds[7];      /* weights of op kinds in batches (mt_op_kind order) */
+    int initial_rows;   /* keys with a row before the run */
+    mt_phase start;     /* the phase the service starts in */
+    bool migrate;       /* run the migrator */
+    bool kill_migrator; /* kill it mid-run, then start a new one */
+    int copy_parallel;  /* partitions the migrator copies at once (0: one) */
+    int mix[W_COUNT];   /* weights of operation types */
+    int kinds[7];       /* weights of op kinds in batches (mt_op_kind order) */
     int max_batch;
-    int think;         /* up to this many idle points between operations */
-    int share;         /* executions out of every ten under scenario "all" */
+    int think; /* up to this many idle points between operations */
+    int share; /* executions out of every ten under scenario "all" */
     bool broken_wakeup;
     /* The control plane (fleet.c): one proxy per actor when set. */
     bool leases;
+    int replicas;         /* 2: two authority replicas; the leader is cut off its store */
+    uint64_t step_factor; /* its executions may take this many times the step bound */
     int64_t lease_ms, margin_ms;
     uint64_t jump_one_in; /* the strategy's time jumps (sched.h), up to a lease */
 };
@@ -72,10 +74,17 @@ static const sct_scenario scenario_random = {
     .about = "service actors run random batches of every op kind with right, wrong and * "
              "ETags, atomic and streamed queries with and without property filters, over "
              "two partitions of three rows, while the migrator runs the whole migration",
-    .actors = 3, .ops_per_actor = 4, .partitions = 2, .rows = 3, .initial_rows = 3,
-    .start = MT_PHASE_USE_OLD_HIDE_METADATA, .migrate = true,
+    .actors = 3,
+    .ops_per_actor = 4,
+    .partitions = 2,
+    .rows = 3,
+    .initial_rows = 3,
+    .start = MT_PHASE_USE_OLD_HIDE_METADATA,
+    .migrate = true,
     .mix = {[W_BATCH] = 50, [W_QUERY] = 15, [W_RETRIEVE] = 15, [W_STREAM] = 20},
-    .kinds = {2, 2, 2, 2, 1, 1, 1}, .max_batch = 3, .think = 24,
+    .kinds = {2, 2, 2, 2, 1, 1, 1},
+    .max_batch = 3,
+    .think = 24,
     .share = 2,
 };
 
@@ -83,10 +92,17 @@ static const sct_scenario scenario_streams = {
     .name = "streams",
     .about = "streamed queries that live across phase changes while writers change the rows "
              "under them and the migrator runs",
-    .actors = 3, .ops_per_actor = 3, .partitions = 2, .rows = 3, .initial_rows = 4,
-    .start = MT_PHASE_USE_OLD_HIDE_METADATA, .migrate = true,
+    .actors = 3,
+    .ops_per_actor = 3,
+    .partitions = 2,
+    .rows = 3,
+    .initial_rows = 4,
+    .start = MT_PHASE_USE_OLD_HIDE_METADATA,
+    .migrate = true,
     .mix = {[W_BATCH] = 45, [W_STREAM] = 55},
-    .kinds = {2, 2, 2, 3, 1, 1, 0}, .max_batch = 2, .think = 30,
+    .kinds = {2, 2, 2, 3, 1, 1, 0},
+    .max_batch = 2,
+    .think = 30,
     .share = 2,
 };
 
@@ -94,10 +110,18 @@ static const sct_scenario scenario_restart = {
     .name = "restart",
     .about = "the migrator dies after a random number of backend calls and a new one "
              "finishes the migration while clients keep writing",
-    .actors = 2, .ops_per_actor = 4, .partitions = 2, .rows = 3, .initial_rows = 4,
-    .start = MT_PHASE_USE_OLD_HIDE_METADATA, .migrate = true, .kill_migrator = true,
+    .actors = 2,
+    .ops_per_actor = 4,
+    .partitions = 2,
+    .rows = 3,
+    .initial_rows = 4,
+    .start = MT_PHASE_USE_OLD_HIDE_METADATA,
+    .migrate = true,
+    .kill_migrator = true,
     .mix = {[W_BATCH] = 60, [W_QUERY] = 15, [W_RETRIEVE] = 15, [W_STREAM] = 10},
-    .kinds = {2, 2, 2, 2, 1, 1, 1}, .max_batch = 3, .think = 24,
+    .kinds = {2, 2, 2, 2, 1, 1, 1},
+    .max_batch = 3,
+    .think = 24,
     .share = 1,
 };
 
@@ -105,10 +129,17 @@ static const sct_scenario scenario_late_phases = {
     .name = "late-phases",
     .about = "from use_new_with_tombstones on: deletes, tombstones, DeleteIfExists and "
              "InsertOrMerge meet the push to use_new_hide_metadata and the cleanup",
-    .actors = 3, .ops_per_actor = 4, .partitions = 1, .rows = 3, .initial_rows = 2,
-    .start = MT_PHASE_USE_NEW_WITH_TOMBSTONES, .migrate = true,
+    .actors = 3,
+    .ops_per_actor = 4,
+    .partitions = 1,
+    .rows = 3,
+    .initial_rows = 2,
+    .start = MT_PHASE_USE_NEW_WITH_TOMBSTONES,
+    .migrate = true,
     .mix = {[W_BATCH] = 65, [W_QUERY] = 10, [W_RETRIEVE] = 25},
-    .kinds = {2, 1, 1, 2, 1, 2, 3}, .max_batch = 2, .think = 12,
+    .kinds = {2, 1, 1, 2, 1, 2, 3},
+    .max_batch = 2,
+    .think = 12,
     .share = 1,
 };
 
@@ -117,10 +148,17 @@ static const sct_scenario scenario_prefer_new = {
     .about = "from prefer_new on: the copy, then the pushes to use_new_with_tombstones and "
              "use_new_hide_metadata, while clients delete and read rows that still have "
              "their old copies",
-    .actors = 3, .ops_per_actor = 3, .partitions = 1, .rows = 3, .initial_rows = 3,
-    .start = MT_PHASE_PREFER_NEW, .migrate = true,
+    .actors = 3,
+    .ops_per_actor = 3,
+    .partitions = 1,
+    .rows = 3,
+    .initial_rows = 3,
+    .start = MT_PHASE_PREFER_NEW,
+    .migrate = true,
     .mix = {[W_BATCH] = 45, [W_QUERY] = 25, [W_RETRIEVE] = 30},
-    .kinds = {1, 1, 1, 4, 0, 1, 2}, .max_batch = 2, .think = 30,
+    .kinds = {1, 1, 1, 4, 0, 1, 2},
+    .max_batch = 2,
+    .think = 30,
     .share = 1,
 };
 
@@ -128,10 +166,18 @@ static const sct_scenario scenario_parallel_copy = {
     .name = "parallel-copy",
     .about = "from prefer_new on, the migrator copying two partitions at once with two "
              "workers, while clients write, delete and read rows of both",
-    .actors = 3, .ops_per_actor = 3, .partitions = 2, .rows = 3, .initial_rows = 4,
-    .start = MT_PHASE_PREFER_NEW, .migrate = true, .copy_parallel = 2,
+    .actors = 3,
+    .ops_per_actor = 3,
+    .partitions = 2,
+    .rows = 3,
+    .initial_rows = 4,
+    .start = MT_PHASE_PREFER_NEW,
+    .migrate = true,
+    .copy_parallel = 2,
     .mix = {[W_BATCH] = 45, [W_QUERY] = 20, [W_RETRIEVE] = 20, [W_STREAM] = 15},
-    .kinds = {1, 1, 1, 4, 0, 1, 2}, .max_batch = 2, .think = 30,
+    .kinds = {1, 1, 1, 4, 0, 1, 2},
+    .max_batch = 2,
+    .think = 30,
     .share = 0, /* run by name, so the shares of "all" stay as measured */
 };
 
@@ -140,10 +186,17 @@ static const sct_scenario scenario_hide_metadata = {
     .about = "use_new_hide_metadata with no migrator: multi-op batches mixing DeleteIfExists "
              "and conditional deletes with racing inserts and replaces, where the new table "
              "must stay the single linearization point",
-    .actors = 3, .ops_per_actor = 3, .partitions = 1, .rows = 2, .initial_rows = 1,
-    .start = MT_PHASE_USE_NEW_HIDE_METADATA, .migrate = false,
+    .actors = 3,
+    .ops_per_actor = 3,
+    .partitions = 1,
+    .rows = 2,
+    .initial_rows = 1,
+    .start = MT_PHASE_USE_NEW_HIDE_METADATA,
+    .migrate = false,
     .mix = {[W_BATCH] = 60, [W_RETRIEVE] = 10, [W_QUERY] = 30},
-    .kinds = {3, 1, 1, 2, 1, 1, 4}, .max_batch = 2, .think = 2,
+    .kinds = {3, 1, 1, 2, 1, 1, 4},
+    .max_batch = 2,
+    .think = 2,
     .share = 3,
 };
 
@@ -154,12 +207,48 @@ static const sct_scenario scenario_leases = {
              "stops renewing and its lease runs out) or lag (it comes back late), proxies "
              "that stall with operations in flight and one that may join late, while the "
              "migrator runs on the authority and time jumps",
-    .actors = 3, .ops_per_actor = 4, .partitions = 1, .rows = 3, .initial_rows = 2,
-    .start = MT_PHASE_USE_OLD_HIDE_METADATA, .migrate = true,
+    .actors = 3,
+    .ops_per_actor = 4,
+    .partitions = 1,
+    .rows = 3,
+    .initial_rows = 2,
+    .start = MT_PHASE_USE_OLD_HIDE_METADATA,
+    .migrate = true,
     .mix = {[W_BATCH] = 60, [W_QUERY] = 15, [W_RETRIEVE] = 15, [W_STREAM] = 10},
-    .kinds = {3, 2, 2, 2, 1, 1, 1}, .max_batch = 2, .think = 12,
+    .kinds = {3, 2, 2, 2, 1, 1, 1},
+    .max_batch = 2,
+    .think = 12,
     .share = 0, /* run by name, so the shares of "all" stay as measured */
-    .leases = true, .lease_ms = 1000, .margin_ms = 250, .jump_one_in = 128,
+    .leases = true,
+    .lease_ms = 1000,
+    .margin_ms = 250,
+    .jump_one_in = 128,
+};
+
+static const sct_scenario scenario_failover = {
+    .name = "failover",
+    .about = "the lease scenario with two authority replicas on one store: replica a "
+             "leads and runs the migrator until, at a random moment, it is cut off the "
+             "store for good (a zombie that keeps running); replica b takes over, and a "
+             "migrator on b finishes the migration from whatever phase it finds",
+    .actors = 3,
+    .ops_per_actor = 4,
+    .partitions = 1,
+    .rows = 3,
+    .initial_rows = 2,
+    .start = MT_PHASE_USE_OLD_HIDE_METADATA,
+    .migrate = true,
+    .mix = {[W_BATCH] = 60, [W_QUERY] = 15, [W_RETRIEVE] = 15, [W_STREAM] = 10},
+    .kinds = {3, 2, 2, 2, 1, 1, 1},
+    .max_batch = 2,
+    .think = 12,
+    .share = 0, /* run by name */
+    .leases = true,
+    .replicas = 2,
+    .lease_ms = 1000,
+    .margin_ms = 250,
+    .jump_one_in = 128,
+    .step_factor = 4, /* two tickers beat all along */
 };
 
 static const sct_scenario scenario_broken_wakeup = {
@@ -170,9 +259,16 @@ static const sct_scenario scenario_broken_wakeup = {
 };
 
 static const sct_scenario *const all_scenarios[] = {
-    &scenario_random,        &scenario_streams,       &scenario_restart,
-    &scenario_late_phases,   &scenario_prefer_new,    &scenario_hide_metadata,
-    &scenario_leases,        &scenario_parallel_copy, &scenario_broken_wakeup,
+    &scenario_random,
+    &scenario_streams,
+    &scenario_restart,
+    &scenario_late_phases,
+    &scenario_prefer_new,
+    &scenario_hide_metadata,
+    &scenario_leases,
+    &scenario_failover,
+    &scenario_parallel_copy,
+    &scenario_broken_wakeup,
     NULL,
 };
 
@@ -206,8 +302,8 @@ const char *sct_scenario_about(const sct_scenario *sc)
 
 const char *sct_verdict_name(sct_verdict_kind k)
 {
-    static const char *const names[] = {"ok",    "linearizability", "stream",
-                                        "liveness", "crash",        "migration"};
+    static const char *const names[] = {"ok",       "linearizability", "stream",
+                                        "liveness", "crash",           "migration"};
     return names[k];
 }
 
@@ -234,7 +330,7 @@ typedef struct exec_ctx {
 typedef struct actor {
     exec_ctx *x;
     int i;
-    mt_table *mt; /* NULL: its proxy joins late (lease scenario) */
+    mt_table *mt;                      /* NULL: its proxy joins late (lease scenario) */
     char known[MAX_KEYS][MT_ETAG_MAX]; /* the last ETag this actor saw per key */
 } actor;
 
@@ -369,7 +465,8 @@ static void do_batch(actor *a)
         const char *im = NULL;
         if (kind == MT_OP_REPLACE || kind == MT_OP_MERGE || kind == MT_OP_DELETE)
             im = pick_if_match(a, p * sc->rows + r);
-        hop->ops[i] = (sct_hbatch_op){.kind = kind, .entity = e, .if_match = im ? strdup(im) : NULL};
+        hop->ops[i] =
+            (sct_hbatch_op){.kind = kind, .entity = e, .if_match = im ? strdup(im) : NULL};
         ops[i] = (mt_op){.kind = kind, .entity = e, .if_match = hop->ops[i].if_match};
     }
     size_t idx = (size_t)(hop - x->h->v);
@@ -545,8 +642,7 @@ static void *migrator_actor(void *arg)
     if (mt_is_ok(&st))
         x->migrated = true;
     else if (!doomed)
-        fail(x, SCT_VERDICT_MIGRATION, "migrator failed: %d %s %s", st.http, st.code,
-             st.message);
+        fail(x, SCT_VERDICT_MIGRATION, "migrator failed: %d %s %s", st.http, st.code, st.message);
     sct_trace(x->s, "migrator: %s (copied %" PRId64 ", cleaned %" PRId64 ")",
               mt_is_ok(&st) ? "done" : "died", stats.rows_copied, stats.rows_cleaned);
     if (doomed) {
@@ -554,6 +650,117 @@ static void *migrator_actor(void *arg)
         mt_table_destroy(new_t);
     }
     return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Failover: a migrator on each authority replica in turn.                   */
+
+typedef struct replica_run {
+    exec_ctx *x;
+    int r;
+} replica_run;
+
+static bool replica_lost(void *ctx)
+{
+    replica_run *rr = ctx;
+    return !sct_fleet_replica_leads(rr->x->fleet, rr->r);
+}
+
+/* The daemon's migrator on replica r: its tables are guarded by its
+ * leadership, and it pauses when it stops leading. */
+static mt_status replica_migrate(exec_ctx *x, int r)
+{
+    replica_run rr = {.x = x, .r = r};
+    mt_migrator_stats stats = {0};
+    mt_table_pair pair = sct_fleet_replica_tables(x->fleet, r);
+    mt_migrator_hooks hooks = {.should_pause = replica_lost, .ctx = &rr};
+    mt_status st =
+        mt_migrate_tables(x->rt, sct_fleet_replica_service(x->fleet, r), &pair, 1, &hooks, &stats);
+    sct_trace(x->s, "migrator on replica %c: %d %s (copied %" PRId64 ", cleaned %" PRId64 ")",
+              'a' + r, st.http, st.code, stats.rows_copied, stats.rows_cleaned);
+    return st;
+}
+
+static void *migrator_a(void *arg)
+{
+    exec_ctx *x = arg;
+    mt_status st = replica_migrate(x, 0);
+    if (mt_is_ok(&st))
+        x->migrated = true;
+    return NULL;
+}
+
+static void *killer_actor(void *arg)
+{
+    exec_ctx *x = arg;
+    int64_t at = (int64_t)rnd(x, (uint64_t)(8 * x->sc->lease_ms));
+    mt_rt *rt = x->rt;
+    mt_mutex *mu = rt->ops->mutex_new(rt);
+    mt_cond *cv = rt->ops->cond_new(rt);
+    rt->ops->lock(rt, mu);
+    int64_t until = rt->ops->mono_ms(rt) + at;
+    while (rt->ops->cond_timedwait(rt, cv, mu, until))
+        ;
+    rt->ops->unlock(rt, mu);
+    rt->ops->cond_free(rt, cv);
+    rt->ops->mutex_free(rt, mu);
+    sct_fleet_replica_cut(x->fleet, 0);
+    return NULL;
+}
+
+/* Waits (boundedly, in quarter leases) until replica r leads. */
+static bool wait_leads(exec_ctx *x, int r)
+{
+    mt_rt *rt = x->rt;
+    mt_mutex *mu = rt->ops->mutex_new(rt);
+    mt_cond *cv = rt->ops->cond_new(rt);
+    bool leads = false;
+    for (int i = 0; i < 80 && !(leads = sct_fleet_replica_leads(x->fleet, r)); i++) {
+        rt->ops->lock(rt, mu);
+        int64_t until = rt->ops->mono_ms(rt) + x->sc->lease_ms / 4;
+        while (rt->ops->cond_timedwait(rt, cv, mu, until))
+            ;
+        rt->ops->unlock(rt, mu);
+    }
+    rt->ops->cond_free(rt, cv);
+    rt->ops->mutex_free(rt, mu);
+    return leads;
+}
+
+/* Replica a migrates until it is cut off; then replica b, once it leads,
+ * migrates from whatever phase it finds and must finish. */
+static void run_failover(exec_ctx *x)
+{
+    mt_rt *rt = x->rt;
+    mt_thread *k = rt->ops->thread_start(rt, killer_actor, x, "killer");
+    mt_thread *m = rt->ops->thread_start(rt, migrator_a, x, "migrator-a");
+    rt->ops->thread_join(rt, k);
+    if (!wait_leads(x, 1)) {
+        rt->ops->thread_join(rt, m);
+        fail(x, SCT_VERDICT_LIVENESS, "replica b never took over from a cut-off replica a");
+        return;
+    }
+    /* A leader whose beats came late (its process paused) stops leading
+     * for a while, and its migrator stops; it goes on once it leads again,
+     * as the daemon's does. */
+    mt_status st = mt_error(503, "NotLeader", "not started");
+    for (int tries = 0; tries < 20 && !mt_is_ok(&st); tries++) {
+        if (tries > 0 && !wait_leads(x, 1))
+            break;
+        st = replica_migrate(x, 1);
+        if (!mt_is_ok(&st) && sct_fleet_replica_leads(x->fleet, 1) &&
+            strcmp(st.code, "MigrationPaused") != 0 && strcmp(st.code, "NotLeader") != 0 &&
+            st.http != 503)
+            break; /* failed while leading: a real failure */
+    }
+    rt->ops->thread_join(rt, m); /* the zombie's migrator stopped by itself */
+    if (!mt_is_ok(&st)) {
+        fail(x, SCT_VERDICT_MIGRATION, "migrator on replica b failed: %d %s %s", st.http, st.code,
+             st.message);
+        return;
+    }
+    x->migrated = true;
+    x->cfg = sct_fleet_replica_service(x->fleet, 1);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -612,14 +819,14 @@ static void check_cleanup(exec_ctx *x)
     mt_entity_list rows = {0};
     sct_backend_dump(x->old_t, &rows);
     if (rows.n > 0)
-        fail(x, SCT_VERDICT_MIGRATION, "old table still has %zu rows after cleanup (%s/%s)",
-             rows.n, rows.v[0]->pk, rows.v[0]->rk);
+        fail(x, SCT_VERDICT_MIGRATION, "old table still has %zu rows after cleanup (%s/%s)", rows.n,
+             rows.v[0]->pk, rows.v[0]->rk);
     mt_entity_list_clear(&rows);
     sct_backend_dump(x->new_t, &rows);
     for (size_t i = 0; i < rows.n; i++)
         for (size_t j = 0; j < rows.v[i]->nprops; j++)
-            if (strncmp(rows.v[i]->props[j].name, MT_RESERVED_PREFIX,
-                        strlen(MT_RESERVED_PREFIX)) == 0)
+            if (strncmp(rows.v[i]->props[j].name, MT_RESERVED_PREFIX, strlen(MT_RESERVED_PREFIX)) ==
+                0)
                 fail(x, SCT_VERDICT_MIGRATION, "new row %s/%s still has %s after cleanup",
                      rows.v[i]->pk, rows.v[i]->rk, rows.v[i]->props[j].name);
     mt_entity_list_clear(&rows);
@@ -675,8 +882,11 @@ static void *main_actor(void *arg)
     x->new_t = sct_backend_new(x->s, "new");
     seed_rows(x);
     if (sc->leases) {
-        sct_fleet_opts fo = {.proxies = sc->actors, .lease_ms = sc->lease_ms,
-                             .margin_ms = sc->margin_ms, .rest_lease_ms = 4 * sc->lease_ms};
+        sct_fleet_opts fo = {.proxies = sc->actors,
+                             .lease_ms = sc->lease_ms,
+                             .margin_ms = sc->margin_ms,
+                             .rest_lease_ms = 4 * sc->lease_ms,
+                             .replicas = sc->replicas};
         char why[256];
         x->fleet = sct_fleet_new(x->s, x->old_t, x->new_t, &fo, why, sizeof why);
         if (!x->fleet) {
@@ -700,7 +910,9 @@ static void *main_actor(void *arg)
         snprintf(name, sizeof name, "client%d", i);
         threads[i] = x->rt->ops->thread_start(x->rt, service_actor, &actors[i], name);
     }
-    if (sc->migrate) {
+    if (sc->migrate && sc->replicas) {
+        run_failover(x);
+    } else if (sc->migrate) {
         mt_thread *m = x->rt->ops->thread_start(x->rt, migrator_actor, x, "migrator");
         x->rt->ops->thread_join(x->rt, m);
         if (sc->kill_migrator && !x->migrated) {
@@ -733,9 +945,8 @@ static void *main_actor(void *arg)
     return NULL;
 }
 
-sct_verdict sct_execute(sct_sched *s, const sct_scenario *sc, uint64_t seed,
-                        sct_strategy strategy, int pct_depth, uint64_t max_steps,
-                        sct_history *h)
+sct_verdict sct_execute(sct_sched *s, const sct_scenario *sc, uint64_t seed, sct_strategy strategy,
+                        int pct_depth, uint64_t max_steps, sct_history *h)
 {
     exec_ctx *x = calloc(1, sizeof *x);
     x->s = s;
@@ -748,6 +959,8 @@ sct_verdict sct_execute(sct_sched *s, const sct_scenario *sc, uint64_t seed,
         snprintf(x->rks[r], sizeof x->rks[r], "r%d", r);
 
     sct_sched_set_time_jumps(s, sc->jump_one_in, sc->lease_ms);
+    if (sc->step_factor > 1)
+        max_steps *= sc->step_factor;
     sct_run_result rr = sct_sched_run(s, seed, strategy, pct_depth, max_steps, main_actor, x);
     sct_verdict v = x->verdict;
     if (rr == SCT_RUN_DEADLOCK || rr == SCT_RUN_STEP_BOUND) {
