@@ -285,6 +285,16 @@ static mt_status side_open(mt_table *t, const mt_filter *f, const mt_key *start,
     return side_advance(*side, head);
 }
 
+/* What new is asked for when it is opened in phase to: the keys alone while
+ * old may still be merged in (R1); from phase 3 on old is never read again,
+ * nothing is shadowed, and new takes the whole filter. */
+static const mt_filter *new_side_filter(const mig_stream *s, mt_phase to)
+{
+    if (MT_BUG(QueryStreamedFilterShadowing) || to >= MT_PHASE_USE_NEW_WITH_TOMBSTONES)
+        return s->filter;
+    return s->keys;
+}
+
 /* <0: old's head comes first, >0: new's, 0: same key, 2: both ended. */
 static int next_side(const mig_stream *s)
 {
@@ -319,7 +329,7 @@ static void stream_catch_up(mig_stream *s)
         return;
     mt_key k = {0};
     bool more = continuation_key(s, &k);
-    const mt_filter *nf = MT_BUG(QueryStreamedFilterShadowing) ? s->filter : s->keys;
+    const mt_filter *nf = new_side_filter(s, to);
     mt_status st = mt_ok();
     bool just_started = false;
 
@@ -448,7 +458,7 @@ static mt_status stream_start(mig_stream *s, const mt_key *start)
     if (s->cfg.phase < MT_PHASE_USE_NEW_WITH_TOMBSTONES)
         st = side_open(m->old_t, s->filter, start, &s->old_s, &s->old_next);
     if (mt_is_ok(&st) && s->cfg.phase > MT_PHASE_USE_OLD_HIDE_METADATA) {
-        const mt_filter *nf = MT_BUG(QueryStreamedFilterShadowing) ? s->filter : s->keys;
+        const mt_filter *nf = new_side_filter(s, s->cfg.phase);
         st = side_open(m->new_t, nf, start, &s->new_s, &s->new_next);
     }
     return st;
