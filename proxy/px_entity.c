@@ -20,6 +20,7 @@
  * no earlier than the range, and reading stops at the first row past it.
  * The backends read the range, not the table, and no continuation ever
  * points outside it.
+ *
  * $top=0 runs the query (so a bad filter is still refused) and returns no
  * rows and no continuation: the service answers it with an empty result,
  * and a token there would only send a client that follows tokens round in
