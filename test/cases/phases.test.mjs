@@ -28,6 +28,7 @@ import { after, before, describe, it } from 'node:test';
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -167,7 +168,7 @@ function startAzurite(runs) {
     const az = { dir, accounts, log: '' };
     az.start = async () => {
         for (let attempt = 0; attempt < 3; attempt++) {
-            az.port = await freePortOf();
+            az.port = await freePort();
             const env = { ...process.env,
                 AZURITE_ACCOUNTS: Object.entries(accounts).map(([a, k]) => `${a}:${k}`).join(';') };
             az.child = spawn(process.execPath, [AZURITE_MAIN, '--tableHost', '127.0.0.1', '--tablePort',
@@ -207,8 +208,7 @@ function startAzurite(runs) {
     return az;
 }
 
-async function freePortOf() {
-    const net = await import('node:net');
+function freePort() {
     return new Promise((resolve, reject) => {
         const srv = net.createServer();
         srv.unref();
