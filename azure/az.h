@@ -327,6 +327,15 @@ mt_status az_auth_check(const az_account *acct, const az_http_request *req,
 mt_status az_grant_check(const az_grant *g, unsigned perm, bool table_level, const char *table,
                          const char *pk, const char *rk);
 
+/* The key range a table SAS confines its entity operations to, as a filter
+ * a query can be narrowed with: *range is a new filter the caller frees,
+ * or NULL when the grant has no range; *start (may be NULL; the caller
+ * clears it) gets the first key of the range when it has a start. Every key
+ * az_grant_check allows matches *range; with coarse, *range bounds the
+ * partition key only (at most two comparisons) and may match more. False
+ * when out of memory. */
+bool az_grant_key_range(const az_grant *g, bool coarse, mt_filter **range, mt_key *start);
+
 /* Computes a Shared Key signature (for tests and the backend client):
  * base64(HMAC-SHA256(key, string_to_sign)). */
 char *az_sign(const uint8_t *key, size_t key_len, const char *string_to_sign);

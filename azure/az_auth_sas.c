@@ -23,7 +23,8 @@
  *                       (never with a SAS: only the key holder may)
  *
  * A table SAS reaches entities of its own table only; an empty spk/srk/
- * epk/erk counts as absent.
+ * epk/erk counts as absent. az_grant_key_range states the same key range
+ * as a filter, so that a query can read the range rather than the table.
  */
 #include <arpa/inet.h>
 #include <stdint.h>
@@ -622,4 +623,49 @@ mt_status az_grant_check(const az_grant *g, unsigned perm, bool table_level, con
     if (g->table[0])
         return table_grant_check(g, perm, table_level, table, pk, rk);
     return account_grant_check(g, perm, table_level, table);
+}
+
+/* ------------------------------------------------------------------------ */
+/* A grant's key range as a query bound.                                     */
+
+/* Keys at or after (pk, rk): "PartitionKey ge P" when rk is empty. */
+static mt_filter *range_lower(const char *pk, const char *rk, bool coarse)
+{
+    mt_value p = mt_v_str(pk), r = mt_v_str(rk);
+    if (!rk[0] || coarse)
+        return mt_filter_cmp("PartitionKey", MT_GE, &p);
+    return mt_filter_or(mt_filter_cmp("PartitionKey", MT_GT, &p),
+                        mt_filter_and(mt_filter_cmp("PartitionKey", MT_EQ, &p),
+                                      mt_filter_cmp("RowKey", MT_GE, &r)));
+}
+
+/* Keys at or before (pk, rk): "PartitionKey le P" when rk is empty. */
+static mt_filter *range_upper(const char *pk, const char *rk, bool coarse)
+{
+    mt_value p = mt_v_str(pk), r = mt_v_str(rk);
+    if (!rk[0] || coarse)
+        return mt_filter_cmp("PartitionKey", MT_LE, &p);
+    return mt_filter_or(mt_filter_cmp("PartitionKey", MT_LT, &p),
+                        mt_filter_and(mt_filter_cmp("PartitionKey", MT_EQ, &p),
+                                      mt_filter_cmp("RowKey", MT_LE, &r)));
+}
+
+bool az_grant_key_range(const az_grant *g, bool coarse, mt_filter **range, mt_key *start)
+{
+    *range = NULL;
+    if (!g || g->shared_key || !g->table[0] || (!g->spk[0] && !g->epk[0]))
+        return true;
+    mt_filter *lo = g->spk[0] ? range_lower(g->spk, g->srk, coarse) : NULL;
+    mt_filter *hi = g->epk[0] ? range_upper(g->epk, g->erk, coarse) : NULL;
+    if ((g->spk[0] && !lo) || (g->epk[0] && !hi)) {
+        mt_filter_free(lo);
+        mt_filter_free(hi);
+        return false;
+    }
+    *range = lo && hi ? mt_filter_and(lo, hi) : lo ? lo : hi;
+    if (!*range)
+        return false;
+    if (start && g->spk[0])
+        mt_key_set(start, g->spk, g->srk);
+    return true;
 }

@@ -44,6 +44,12 @@
  * range "PartitionKey gt P or (PartitionKey eq P and RowKey ge R)"; when
  * the filter and the range together exceed 15 comparisons, only the range
  * goes to the server and the filter is applied here alone.
+ *
+ * A stream's pages grow: the first asks for 128 rows, each next one for
+ * twice as many, up to 1000 (or the client's page size). A reader that
+ * wants a page of rows (the proxy serving $top=100, say) then costs the
+ * service about the rows it takes, not a full page of 1000 each time,
+ * and a reader of the whole table reaches full pages after three.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +61,8 @@
 
 #define AZ_DIE_ROUNDS 8
 #define AZ_KEYS_PER_READ (MT_FILTER_MAX_COMPARISONS - 1)
+#define AZ_STREAM_FIRST_TOP 128
+#define AZ_STREAM_MAX_TOP 1000
 
 #define AZ_ERR_TABLE_EXISTS "TableAlreadyExists"
 
@@ -71,8 +79,9 @@ static az_table *as_az(mt_table *t)
 /* ------------------------------------------------------------------------ */
 /* Reads.                                                                    */
 
-/* $filter (when f is given) and $top, percent-encoded; NULL on failure. */
-static char *query_base(const az_table *t, const mt_filter *f)
+/* $filter (when f is given) and $top (top > 0: that many rows; 0: the
+ * client's page size, if set), percent-encoded; NULL on failure. */
+static char *query_base(const az_table *t, const mt_filter *f, int top)
 {
     mt_buf q = {0};
     if (f) {
@@ -87,8 +96,10 @@ static char *query_base(const az_table *t, const mt_filter *f)
         free(text);
         free(enc);
     }
-    if (az_client_page_size(t->c))
-        mt_buf_printf(&q, "%s$top=%d", q.len ? "&" : "", az_client_page_size(t->c));
+    if (!top)
+        top = az_client_page_size(t->c);
+    if (top)
+        mt_buf_printf(&q, "%s$top=%d", q.len ? "&" : "", top);
     return mt_buf_take(&q, NULL);
 }
 
@@ -181,7 +192,7 @@ static mt_status query_partition(az_table *t, const char *pk, const mt_filter *f
     mt_value v = mt_v_str(pk);
     mt_filter *pin = mt_filter_cmp("PartitionKey", MT_EQ, &v);
     mt_filter *sent = pin && f ? mt_filter_and(pin, mt_filter_clone(f)) : pin;
-    char *base = sent ? query_base(t, sent) : NULL;
+    char *base = sent ? query_base(t, sent, 0) : NULL;
     mt_filter_free(sent);
     if (!base)
         return az_oom();
@@ -236,11 +247,19 @@ static mt_status az_retrieve(mt_table *tt, const char *pk, const char *rk, mt_en
 /* ------------------------------------------------------------------------ */
 /* Streams: a page at a time, in the service's key order.                    */
 
+/* The largest page a stream asks for: the client's page size, else the
+ * service's 1000. */
+static int stream_top_max(const az_table *t)
+{
+    return az_client_page_size(t->c) ? az_client_page_size(t->c) : AZ_STREAM_MAX_TOP;
+}
+
 typedef struct az_stream {
     mt_stream base;
-    az_table *t;  /* borrowed; must outlive the stream */
-    char *base_q; /* $filter / $top of every page */
-    mt_filter *f; /* the caller's filter, applied to every row */
+    az_table *t;     /* borrowed; must outlive the stream */
+    mt_filter *sent; /* what the service is asked for */
+    int top;         /* rows asked for by the next page */
+    mt_filter *f;    /* the caller's filter, applied to every row */
     mt_entity_list page;
     size_t pos;      /* next row of page to hand out */
     char *npk, *nrk; /* continuation of the next page */
@@ -255,7 +274,10 @@ static mt_status stream_fill(az_stream *s)
         mt_entity_list_clear(&s->page);
         s->pos = 0;
         char *npk, *nrk;
-        mt_status st = query_page(s->t, s->base_q, s->npk, s->nrk, s->f, &s->page, &npk, &nrk);
+        char *q = query_base(s->t, s->sent, s->top);
+        mt_status st =
+            q ? query_page(s->t, q, s->npk, s->nrk, s->f, &s->page, &npk, &nrk) : az_oom();
+        free(q);
         if (!mt_is_ok(&st))
             return st; /* the same page is asked for again next time */
         free(s->npk);
@@ -263,6 +285,7 @@ static mt_status stream_fill(az_stream *s)
         s->npk = npk, s->nrk = nrk;
         s->started = true;
         s->ended = npk == NULL;
+        s->top = s->top * 2 < stream_top_max(s->t) ? s->top * 2 : stream_top_max(s->t);
     }
     return mt_ok();
 }
@@ -299,7 +322,7 @@ static void stream_close(mt_stream *base)
         return;
     mt_entity_list_clear(&s->page);
     mt_filter_free(s->f);
-    free(s->base_q);
+    mt_filter_free(s->sent);
     free(s->npk);
     free(s->nrk);
     free(s);
@@ -350,11 +373,11 @@ static mt_status az_query_stream(mt_table *tt, const mt_filter *f, const mt_key 
             sent = NULL;
         }
         sent = sent ? mt_filter_and(range, sent) : range;
+        if (!sent)
+            goto nomem;
     }
-    s->base_q = query_base(t, sent);
-    mt_filter_free(sent);
-    if (!s->base_q)
-        goto nomem;
+    s->sent = sent;
+    s->top = AZ_STREAM_FIRST_TOP < stream_top_max(t) ? AZ_STREAM_FIRST_TOP : stream_top_max(t);
     *out = &s->base;
     return mt_ok();
 nomem:

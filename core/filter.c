@@ -503,3 +503,36 @@ const char *mt_filter_pinned_partition(const mt_filter *f)
         return NULL;
     }
 }
+
+/* Does f read nothing but the primary key? */
+static bool keys_only(const mt_filter *f)
+{
+    switch (f->kind) {
+    case MT_F_CMP:
+        return strcmp(f->u.cmp.prop, "PartitionKey") == 0 || strcmp(f->u.cmp.prop, "RowKey") == 0;
+    case MT_F_AND:
+    case MT_F_OR:
+        return keys_only(f->u.bin.l) && keys_only(f->u.bin.r);
+    case MT_F_NOT:
+        return keys_only(f->u.sub);
+    case MT_F_TRUE:
+        return true;
+    }
+    return false;
+}
+
+/* The conjuncts of the top-level "and" chain that read only the keys;
+ * mixed conjuncts are dropped, which only widens the result. */
+mt_filter *mt_filter_key_part(const mt_filter *f)
+{
+    if (!f)
+        return NULL;
+    if (keys_only(f))
+        return mt_filter_clone(f);
+    if (f->kind != MT_F_AND)
+        return NULL;
+    mt_filter *l = mt_filter_key_part(f->u.bin.l), *r = mt_filter_key_part(f->u.bin.r);
+    if (l && r)
+        return mt_filter_and(l, r);
+    return l ? l : r;
+}

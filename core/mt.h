@@ -272,6 +272,12 @@ char *mt_filter_print(const mt_filter *f);
 size_t mt_filter_count_comparisons(const mt_filter *f);
 /* The partition every matching entity must have, or NULL. Borrowed. */
 const char *mt_filter_pinned_partition(const mt_filter *f);
+/* A filter that reads only PartitionKey and RowKey and that every row
+ * matching f also matches (the key-only conjuncts of f), or NULL when f
+ * (which may be NULL) has none. A new copy the caller frees. Such a filter
+ * may go to both sides of a merge: a row passes it or not by its key
+ * alone, so it never separates a row from the copy that shadows it. */
+mt_filter *mt_filter_key_part(const mt_filter *f);
 
 /* Builders (each takes ownership of its filter arguments). */
 mt_filter *mt_filter_cmp(const char *prop, mt_cmp_op op, const mt_value *lit);

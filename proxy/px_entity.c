@@ -6,14 +6,25 @@
  * the same in every phase. Writes are one-op batches (the batch path in
  * px_batch.c builds the same px_write for each of its parts).
  *
- * Query paging: a query whose filter pins one partition is served from an
- * atomic read of that partition; any other query opens a stream from the
- * client's continuation key, returns up to $top rows, and hands back the key
- * the stream would return next as the continuation (docs/protocol.md,
- * section 5.3). $top=0 runs the query (so a bad filter is still refused)
- * and returns no rows and no continuation: the service answers it with an
- * empty result, and a token there would only send a client that follows
- * tokens round in a loop.
+ * Query paging: the first page of a query whose filter pins one partition
+ * is served from an atomic read of that partition (a result that fits one
+ * page is a snapshot, as the service's is); any other page opens a stream
+ * from the client's continuation key, returns up to $top rows, and hands
+ * back the key the stream would return next as the continuation (docs/protocol.md,
+ * section 5.3). So every later page of a partition costs the rows it returns,
+ * not the partition again.
+ *
+ * A SAS with a key range narrows the query itself: the range joins the
+ * client's filter (when both fit the 15 comparisons a backend takes;
+ * otherwise the partition-key bounds alone, or nothing), the stream starts
+ * no earlier than the range, and reading stops at the first row past it.
+ * The backends read the range, not the table, and no continuation ever
+ * points outside it.
+ *
+ * $top=0 runs the query (so a bad filter is still refused) and returns no
+ * rows and no continuation: the service answers it with an empty result,
+ * and a token there would only send a client that follows tokens round in
+ * a loop.
  */
 #include "px.h"
 
@@ -247,12 +258,12 @@ static bool allowed_row(const px_req *q, const mt_entity *e)
     return mt_is_ok(&st);
 }
 
-/* One partition: an atomic read, paged in memory. */
-static mt_status page_partition(px_req *q, mt_table *v, const char *pk, const az_query_opts *o,
+/* The first page of one partition: an atomic read. */
+static mt_status page_partition(px_req *q, mt_table *v, const char *pk, const mt_filter *f,
                                 const mt_key *from, int top, page *p)
 {
     mt_entity_list all = {0};
-    mt_status st = v->ops->query_atomic(v, pk, o->filter, &all);
+    mt_status st = v->ops->query_atomic(v, pk, f, &all);
     for (size_t i = 0; mt_is_ok(&st) && i < all.n; i++) {
         mt_entity *e = all.v[i];
         if (from->pk && mt_key_cmp(e->pk, e->rk, from->pk, from->rk) < 0)
@@ -270,29 +281,83 @@ static mt_status page_partition(px_req *q, mt_table *v, const char *pk, const az
     return st;
 }
 
-static mt_status page_stream(px_req *q, mt_table *v, const az_query_opts *o, const mt_key *from,
+/* From the key from on, which is no earlier than the grant's key range:
+ * the first row the grant does not allow is past the range's end. */
+static mt_status page_stream(px_req *q, mt_table *v, const mt_filter *f, const mt_key *from,
                              int top, page *p)
 {
     mt_stream *s = NULL;
-    mt_status st = v->ops->query_stream(v, o->filter, from->pk ? from : NULL, &s);
+    bool past = false;
+    mt_status st = v->ops->query_stream(v, f, from->pk ? from : NULL, &s);
     while (mt_is_ok(&st) && (int)p->rows.n < top) {
         mt_entity *e = NULL;
         st = s->ops->next(s, &e);
         if (!mt_is_ok(&st) || !e)
             break;
-        if (allowed_row(q, e))
-            mt_entity_list_push(&p->rows, e);
-        else
+        past = !allowed_row(q, e);
+        if (past) {
             mt_entity_free(e);
+            break;
+        }
+        mt_entity_list_push(&p->rows, e);
     }
     bool more = false;
-    if (mt_is_ok(&st) && top > 0 && (int)p->rows.n == top)
+    if (mt_is_ok(&st) && !past && top > 0 && (int)p->rows.n == top)
         st = s->ops->continuation(s, &p->next, &more);
+    if (more) {
+        mt_entity *k = mt_entity_new(p->next.pk, p->next.rk);
+        more = k && allowed_row(q, k);
+        mt_entity_free(k);
+    }
     if (!more)
         mt_key_clear(&p->next);
     if (s)
         s->ops->close(s);
     return st;
+}
+
+/* The client's filter narrowed to the grant's key range, as far as the
+ * comparison limit lets it (one comparison is left for the partition pin
+ * an atomic read adds); *f is new (or NULL for no filter). The range's
+ * first key moves *from forward when it lies before it. */
+static mt_status narrow_to_grant(const px_req *q, const mt_filter *client, mt_key *from,
+                                 mt_filter **f)
+{
+    size_t room = MT_FILTER_MAX_COMPARISONS - 1;
+    size_t used = client ? mt_filter_count_comparisons(client) : 0;
+    mt_filter *range = NULL;
+    mt_key start = {0};
+    *f = NULL;
+    if (!az_grant_key_range(&q->grant, false, &range, &start))
+        goto nomem;
+    if (range && used + mt_filter_count_comparisons(range) > room) {
+        mt_filter_free(range);
+        if (!az_grant_key_range(&q->grant, true, &range, NULL))
+            goto nomem;
+        if (range && used + mt_filter_count_comparisons(range) > room) {
+            mt_filter_free(range); /* the rows are still checked one by one */
+            range = NULL;
+        }
+    }
+    if (client && !(*f = mt_filter_clone(client)))
+        goto nomem;
+    if (range) {
+        *f = *f ? mt_filter_and(range, *f) : range;
+        range = NULL;
+        if (!*f)
+            goto nomem;
+    }
+    if (start.pk && (!from->pk || mt_key_cmp(from->pk, from->rk, start.pk, start.rk) < 0)) {
+        mt_key_clear(from);
+        *from = start;
+    } else {
+        mt_key_clear(&start);
+    }
+    return mt_ok();
+nomem:
+    mt_filter_free(range);
+    mt_key_clear(&start);
+    return mt_error(500, MT_ERR_INTERNAL, "out of memory");
 }
 
 static void query_entities(px_req *q, px_table *t, px_resp *r)
@@ -316,9 +381,14 @@ static void query_entities(px_req *q, px_table *t, px_resp *r)
     int top = o.has_top ? o.top : PX_PAGE_MAX;
     mt_table *v = px_table_view(t);
     const char *pinned = o.filter ? mt_filter_pinned_partition(o.filter) : NULL;
+    bool first = !from.pk;
+    mt_filter *f = NULL;
     if (mt_is_ok(&st))
-        st = pinned ? page_partition(q, v, pinned, &o, &from, top, &p)
-                    : page_stream(q, v, &o, &from, top, &p);
+        st = narrow_to_grant(q, o.filter, &from, &f);
+    if (mt_is_ok(&st))
+        st = pinned && first ? page_partition(q, v, pinned, f, &from, top, &p)
+                             : page_stream(q, v, f, &from, top, &p);
+    mt_filter_free(f);
     if (mt_is_ok(&st)) {
         az_payload_ctx c = {.md = q->md, .base_url = q->base_url,
                             .account = q->app->settings.account, .table = q->res.table,

@@ -83,6 +83,7 @@ typedef struct px_hist {
 typedef struct px_call_stats {
     px_hist latency;
     uint64_t errors;          /* status >= 500 */
+    uint64_t rows;            /* rows the calls returned: what a query cost */
     struct px_metrics *owner; /* for the last error */
     int side;
 } px_call_stats;
@@ -260,8 +261,11 @@ static mt_status px_mtable_atomic(mt_table *t, const char *pk, const mt_filter *
 {
     px_mtable *mt = (px_mtable *)t;
     uint64_t t0 = px_metrics_now_ns();
+    size_t n0 = out->n;
     mt_status st = mt->inner->ops->query_atomic(mt->inner, pk, f, out);
     px_metrics_observe(&mt->stats[CALL_QUERY_ATOMIC], t0, &st);
+    if (mt_is_ok(&st) && out->n > n0)
+        px_metrics_add(&mt->stats[CALL_QUERY_ATOMIC].rows, out->n - n0);
     return st;
 }
 
@@ -271,6 +275,8 @@ static mt_status px_mtable_retrieve(mt_table *t, const char *pk, const char *rk,
     uint64_t t0 = px_metrics_now_ns();
     mt_status st = mt->inner->ops->retrieve(mt->inner, pk, rk, out);
     px_metrics_observe(&mt->stats[CALL_RETRIEVE], t0, &st);
+    if (mt_is_ok(&st) && *out)
+        px_metrics_add(&mt->stats[CALL_RETRIEVE].rows, 1);
     return st;
 }
 
@@ -280,6 +286,8 @@ static mt_status px_mstream_next(mt_stream *s, mt_entity **out)
     uint64_t t0 = px_metrics_now_ns();
     mt_status st = ms->inner->ops->next(ms->inner, out);
     px_metrics_observe(ms->next_stats, t0, &st);
+    if (mt_is_ok(&st) && *out)
+        px_metrics_add(&ms->next_stats->rows, 1);
     return st;
 }
 
@@ -505,6 +513,18 @@ static void px_metrics_render_backends(px_metrics *m, mt_buf *out)
                 continue;
             px_metrics_put_side_call(out, "mtable_backend_calls_total", s, c);
             mt_buf_printf(out, "} %llu\n", (unsigned long long)snap[s][c].count);
+        }
+    }
+
+    px_metrics_put_family(out, "mtable_backend_rows_total", "counter",
+                          "Rows that reads of a backend table returned, by side and kind of call.");
+    for (size_t s = 0; s < SIDE_COUNT; s++) {
+        for (size_t c = CALL_QUERY_ATOMIC; c < CALL_COUNT; c++) {
+            if (c == CALL_QUERY_STREAM || !snap[s][c].count)
+                continue;
+            px_metrics_put_side_call(out, "mtable_backend_rows_total", s, c);
+            mt_buf_printf(out, "} %llu\n",
+                          (unsigned long long)px_metrics_load(&m->calls[s][c].rows));
         }
     }
 

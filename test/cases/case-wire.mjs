@@ -244,8 +244,10 @@ function httpGet(host, port, pathName) {
 }
 
 export class ProxyProcess {
-    constructor(bin) {
+    // args: more flags after --listen and --admin-listen (e.g. --old/--new).
+    constructor(bin, args = []) {
         this.bin = bin;
+        this.args = args;
         this.child = null;
         this.log = '';
     }
@@ -261,7 +263,7 @@ export class ProxyProcess {
             delete env[k];
         this.log = '';
         this.child = spawn(this.bin, ['--listen', `127.0.0.1:${this.port}`, '--admin-listen',
-            `127.0.0.1:${this.adminPort}`], { stdio: ['ignore', 'pipe', 'pipe'], env });
+            `127.0.0.1:${this.adminPort}`, ...this.args], { stdio: ['ignore', 'pipe', 'pipe'], env });
         const keep = (d) => {
             this.log = (this.log + d.toString()).slice(-20000);
         };

@@ -10,7 +10,8 @@
 // reported as skipped, never as a pass.
 //
 // The format is parsed and checked in case-format.mjs; requests are built,
-// signed and sent in case-wire.mjs.
+// signed and sent in case-wire.mjs; one exchange is played and checked in
+// case-play.mjs.
 //
 // Environment:
 //   MTABLE_PROXY_BIN     the proxy binary (default build/proxy/mtable-proxy)
@@ -28,14 +29,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { checkResponse, describeResponse, expand, headerValue, parseCaseFile } from './case-format.mjs';
-import { ProxyProcess, buildRequest, exchangeOnWire, randomHex } from './case-wire.mjs';
+import { parseCaseFile } from './case-format.mjs';
+import { DEV_ACCOUNT, DEV_KEY, cleanup, exchangeLabel, failureReport, newVars, proxyTarget, runExchange }
+    from './case-play.mjs';
+import { ProxyProcess } from './case-wire.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..', '..');
-const DEV_ACCOUNT = 'devstoreaccount1';
-const DEV_KEY =
-    'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 
 // ---------------------------------------------------------------------------
 // Targets: the proxy started here, or an endpoint named in the environment.
@@ -47,89 +47,6 @@ function externalTarget(url) {
     const port = Number(u.port || 80);
     return { hostname: u.hostname, port, host: `${u.hostname}:${port}`, prefix, account, key: DEV_KEY,
         base: `http://${u.hostname}:${port}${prefix}` };
-}
-
-function proxyTarget(proxy) {
-    const host = `127.0.0.1:${proxy.port}`;
-    return { hostname: '127.0.0.1', port: proxy.port, host, prefix: `/${DEV_ACCOUNT}`, account: DEV_ACCOUNT,
-        key: DEV_KEY, base: `http://${host}/${DEV_ACCOUNT}` };
-}
-
-// ---------------------------------------------------------------------------
-// Playing one file.
-
-function tableName(stem) {
-    return `c${stem.replace(/[^A-Za-z0-9]/g, '').toLowerCase().slice(0, 24)}${randomHex(8)}`;
-}
-
-function newVars(caseFile, target) {
-    const stem = caseFile.name.replace(/\.http$/, '');
-    return { table: tableName(stem), table2: tableName(stem), etag: undefined, prev: null, used: new Set(),
-        created: new Set(), base: target.base, host: target.host, account: target.account };
-}
-
-// Tables this exchange asked to create, so they are removed afterwards.
-function noteCreatedTable(req, vars) {
-    if (req.method !== 'POST' || !/^\/Tables(\(\))?(\?|$)/.test(req.target) || req.body === null)
-        return;
-    try {
-        const m = /"TableName"\s*:\s*"([^"]*)"/.exec(expand(req.body, vars));
-        if (m)
-            vars.created.add(m[1]);
-        const x = /<d:TableName>([^<]*)<\/d:TableName>/.exec(expand(req.body, vars));
-        if (x)
-            vars.created.add(x[1]);
-    } catch {
-        // a body with an unresolvable variable fails the exchange itself
-    }
-}
-
-async function runExchange(ex, vars, target) {
-    const built = buildRequest(ex.request, vars, target);
-    noteCreatedTable(ex.request, vars);
-    const res = await exchangeOnWire(target, built, ex.request.method);
-    vars.current = res;
-    let errs;
-    try {
-        errs = checkResponse(ex.expect, res, vars);
-    } catch (e) {
-        errs = [e.message];
-    } finally {
-        vars.current = null;
-    }
-    vars.prev = res;
-    const etag = headerValue(res.headers, 'ETag');
-    if (etag !== undefined)
-        vars.etag = etag;
-    return { built, res, errs };
-}
-
-function exchangeLabel(caseFile, ex, k) {
-    return `${k + 1}. ${ex.title || `${ex.request.method} ${ex.request.target}`} (${caseFile.name}:${ex.line})`;
-}
-
-function failureReport(caseFile, ex, k, outcome) {
-    return `${exchangeLabel(caseFile, ex, k)}\n` +
-        `request: ${outcome.built.summary} (${outcome.built.bodyLength} body bytes)\n` +
-        `${outcome.errs.map((e) => `  ${e.replace(/\n/g, '\n  ')}`).join('\n')}\n` +
-        `--- response ---\n${describeResponse(outcome.res)}`;
-}
-
-async function cleanup(vars, target) {
-    const names = new Set(vars.created);
-    for (const v of vars.used)
-        names.add(vars[v]);
-    for (const name of names) {
-        if (!/^[A-Za-z][A-Za-z0-9]{2,62}$/.test(name))
-            continue;
-        const req = { method: 'DELETE', target: `/Tables('${name}')`, version: 'HTTP/1.1',
-            headers: [{ name: 'Accept', value: 'application/json;odata=nometadata' }], body: null };
-        try {
-            await exchangeOnWire(target, buildRequest(req, vars, target), 'DELETE');
-        } catch {
-            // best effort
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------

@@ -1023,6 +1023,65 @@ static void test_grant_key_ranges(void **state)
     assert_ok(az_grant_check(&g, AZ_PERM_READ, false, "t", "\xf0\x9f\x98\x80", "")); /* U+1F600 */
 }
 
+/* The range as a query filter matches exactly the keys the grant allows
+ * (the coarse one at least those), and starts where the range starts. */
+static void test_grant_key_range_filter(void **state)
+{
+    (void)state;
+    static const char *const keys[] = {"",  "0", "a",  "aa", "b", "bb",
+                                       "l", "m", "ma", "n",  "z", "zzz"};
+    static const struct {
+        const char *spk, *srk, *epk, *erk;
+    } ranges[] = {
+        {"a", "b", "m", "z"}, {"p", "", "p", ""}, {"", "", "m", "b"},
+        {"b", "l", "", ""},   {"", "x", "", ""},  {"a", "", "a", "m"},
+    };
+    for (size_t r = 0; r < sizeof ranges / sizeof *ranges; r++) {
+        az_grant g = table_grant("t", AZ_PERM_READ);
+        strcpy(g.spk, ranges[r].spk);
+        strcpy(g.srk, ranges[r].srk);
+        strcpy(g.epk, ranges[r].epk);
+        strcpy(g.erk, ranges[r].erk);
+        mt_filter *fine = NULL, *coarse = NULL;
+        mt_key start = {0};
+        assert_true(az_grant_key_range(&g, false, &fine, &start));
+        assert_true(az_grant_key_range(&g, true, &coarse, NULL));
+        bool ranged = g.spk[0] || g.epk[0];
+        assert_true(!fine == !ranged);
+        assert_true(!coarse == !ranged);
+        if (coarse)
+            assert_true(mt_filter_count_comparisons(coarse) <= 2);
+        if (g.spk[0]) {
+            assert_string_equal(start.pk, g.spk);
+            assert_string_equal(start.rk, g.srk);
+        } else {
+            assert_null(start.pk);
+        }
+        for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+            for (size_t j = 0; j < sizeof keys / sizeof *keys; j++) {
+                mt_entity *e = mt_entity_new(keys[i], keys[j]);
+                mt_status st = az_grant_check(&g, AZ_PERM_READ, false, "t", e->pk, e->rk);
+                bool in = !fine || mt_filter_eval(fine, e);
+                if (in != mt_is_ok(&st))
+                    fail_msg("range %zu, key (%s, %s): filter %d, grant %d", r, e->pk, e->rk, in,
+                             mt_is_ok(&st));
+                if (mt_is_ok(&st) && coarse && !mt_filter_eval(coarse, e))
+                    fail_msg("range %zu, key (%s, %s): the coarse filter drops it", r, e->pk,
+                             e->rk);
+                mt_entity_free(e);
+            }
+        }
+        mt_filter_free(fine);
+        mt_filter_free(coarse);
+        mt_key_clear(&start);
+    }
+    /* Shared Key and account SAS: no range. */
+    az_grant sk = {.shared_key = true};
+    mt_filter *f = NULL;
+    assert_true(az_grant_key_range(&sk, false, &f, NULL));
+    assert_null(f);
+}
+
 static void test_grant_account_sas(void **state)
 {
     (void)state;
@@ -1123,6 +1182,7 @@ int main(void)
         cmocka_unit_test(test_account_sas_rejections),
         cmocka_unit_test(test_grant_table_sas_permissions),
         cmocka_unit_test(test_grant_key_ranges),
+        cmocka_unit_test(test_grant_key_range_filter),
         cmocka_unit_test(test_grant_account_sas),
         cmocka_unit_test(test_grant_from_sdk_account_sas),
     };

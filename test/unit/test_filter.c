@@ -782,6 +782,43 @@ static void test_pinned_partition(void **state)
     assert_null(mt_filter_pinned_partition(NULL));
 }
 
+/* The key part goes to the side of a merge that must not see the rest of
+ * the filter: it keeps exactly the conjuncts that read keys alone. */
+static void test_key_part(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        const char *keys; /* printed, or NULL */
+    } cases[] = {
+        {"PartitionKey eq 'x'", "PartitionKey eq 'x'"},
+        {"PartitionKey eq 'x' and A eq 1", "PartitionKey eq 'x'"},
+        {"A eq 1 and (RowKey ge 'a' and RowKey lt 'b')", "(RowKey ge 'a') and (RowKey lt 'b')"},
+        {"(PartitionKey gt 'p' or RowKey ge 'r') and A eq 1 and not (RowKey eq 'z')",
+         "((PartitionKey gt 'p') or (RowKey ge 'r')) and (not (RowKey eq 'z'))"},
+        {"PartitionKey eq 'x' or A eq 1", NULL},
+        {"not (PartitionKey eq 'x' and A eq 1)", NULL},
+        {"A eq 1", NULL},
+        {"Timestamp gt datetime'2024-01-01T00:00:00Z'", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        mt_filter *f = parse_ok(cases[i].text);
+        mt_filter *k = mt_filter_key_part(f);
+        if (!cases[i].keys) {
+            if (k)
+                fail_msg("[%s] has a key part", cases[i].text);
+        } else {
+            mt_filter *want = parse_ok(cases[i].keys);
+            if (!k || !filter_equal(k, want))
+                fail_msg("[%s] key part differs from [%s]", cases[i].text, cases[i].keys);
+            mt_filter_free(want);
+        }
+        mt_filter_free(k);
+        mt_filter_free(f);
+    }
+    assert_null(mt_filter_key_part(NULL));
+}
+
 static void test_count_comparisons(void **state)
 {
     (void)state;
@@ -992,6 +1029,7 @@ int main(void)
         cmocka_unit_test(test_eval),
         cmocka_unit_test(test_eval_unset_timestamp),
         cmocka_unit_test(test_pinned_partition),
+        cmocka_unit_test(test_key_part),
         cmocka_unit_test(test_count_comparisons),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_error_message_names_position),

@@ -398,6 +398,13 @@ static void test_table_forwards_and_counts_per_kind(void **state)
     assert_true(value_of(text, "mtable_backend_calls_total{side=\"new\",call=\"stream_next\"}") ==
                 3);
     assert_true(value_of(text, "mtable_backend_calls_total{side=\"new\",call=\"retrieve\"}") == 2);
+    /* Rows read: what each kind of read returned (a 404 returns none). */
+    assert_true(value_of(text, "mtable_backend_rows_total{side=\"new\",call=\"query_atomic\"}") ==
+                2);
+    assert_true(value_of(text, "mtable_backend_rows_total{side=\"new\",call=\"stream_next\"}") ==
+                2);
+    assert_true(value_of(text, "mtable_backend_rows_total{side=\"new\",call=\"retrieve\"}") == 1);
+    assert_true(value_of(text, "mtable_backend_rows_total{side=\"new\",call=\"batch\"}") == -1);
     assert_true(value_of(text, "mtable_backend_errors_total{side=\"new\",call=\"retrieve\"}") == 0);
     assert_true(value_of(text, "mtable_backend_errors_total{side=\"new\",call=\"batch\"}") == 0);
     assert_null(strstr(text, "side=\"old\""));
