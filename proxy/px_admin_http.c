@@ -27,7 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #define POOL_THREADS 2
 #define IDLE_S 15
@@ -63,13 +62,6 @@ struct px_admin_http {
     bool notifier_started;
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Parked long polls.                                                        */
 
@@ -79,8 +71,10 @@ static bool park(px_admin_http *h, struct MHD_Connection *c, int64_t after, bool
     parked *p = calloc(1, sizeof *p);
     if (!p)
         return false;
-    *p = (parked){
-        .c = c, .after = after, .known_settled = known_settled, .deadline = mono_ms() + wait_ms};
+    *p = (parked){.c = c,
+                  .after = after,
+                  .known_settled = known_settled,
+                  .deadline = h->app->rt->ops->mono_ms(h->app->rt) + wait_ms};
     pthread_mutex_lock(&h->mu);
     if (h->stopping) {
         pthread_mutex_unlock(&h->mu);
@@ -98,7 +92,7 @@ static bool park(px_admin_http *h, struct MHD_Connection *c, int64_t after, bool
  * know, their wait ran out, or everything is stopping. */
 static void wake_due(px_admin_http *h, const cfg_view *v, bool all)
 {
-    int64_t now = mono_ms();
+    int64_t now = h->app->rt->ops->mono_ms(h->app->rt);
     pthread_mutex_lock(&h->mu);
     for (parked **pp = &h->waiting; *pp;) {
         parked *p = *pp;

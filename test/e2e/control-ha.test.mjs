@@ -9,7 +9,9 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { admin, freePort, proxyStatus, sleep, startAzurite, startMtable, stopAll, target } from "./lib/harness.mjs";
+import {
+  admin, freePort, proxyStatus, sleep, startAzurite, startMtable, stopAll, target, waitFor,
+} from "./lib/harness.mjs";
 import { serviceClient, tableName } from "./lib/clients.mjs";
 import { proxySkipReason } from "./lib/targets.mjs";
 import { testSeed } from "./lib/seed.mjs";
@@ -20,15 +22,6 @@ const PARTITIONS = Array.from({ length: 20 }, (_, i) => `p${String(i).padStart(2
 const ROWS_PER_PARTITION = 150;
 const COPY_RATE = 150;
 
-async function waitFor(what, probe, timeoutMs = 30000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 async function statusOf(px) {
   return proxyStatus(px).catch(() => null);

@@ -26,7 +26,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
-  admin, freePort, proxyStatus, repoRoot, sleep, startAzurite, startMtable, stopAll, target,
+  admin, freePort, proxyStatus, repoRoot, sleep, startAzurite, startMtable, stopAll, target, waitFor, readyz,
 } from "./lib/harness.mjs";
 import { serviceClient, tableClient, tableName } from "./lib/clients.mjs";
 import { proxySkipReason } from "./lib/targets.mjs";
@@ -99,24 +99,7 @@ function runCtl(adminUrl, args, { timeoutMs = 240000 } = {}) {
   });
 }
 
-async function readyz(px) {
-  try {
-    const r = await fetch(`${px.adminUrl}/readyz`, { signal: AbortSignal.timeout(2000) });
-    return { status: r.status, text: await r.text() };
-  } catch (e) {
-    return { status: 0, text: String(e) };
-  }
-}
 
-async function waitFor(what, probe, timeoutMs = 30000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 // Workers of one proxy, which can be paused and resumed.
 class Group {

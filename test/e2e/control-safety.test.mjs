@@ -22,8 +22,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import {
-  admin, freePort, proxyBin, proxyStatus, pushPhase, sleep, startAzurite, startMtable, stopAll,
-  target, toPhase,
+  admin, freePort, proxyBin, proxyStatus, pushPhase, sleep, startAzurite, startMtable, stopAll, target, toPhase, waitFor, readyz,
 } from "./lib/harness.mjs";
 import { serviceClient, tableClient, tableName } from "./lib/clients.mjs";
 import { proxySkipReason } from "./lib/targets.mjs";
@@ -47,24 +46,7 @@ async function sidecar(name, auth, args = []) {
   });
 }
 
-async function readyz(px) {
-  try {
-    const r = await fetch(`${px.adminUrl}/readyz`, { signal: AbortSignal.timeout(2000) });
-    return { status: r.status, text: await r.text() };
-  } catch (e) {
-    return { status: 0, text: String(e) };
-  }
-}
 
-async function waitFor(what, probe, timeoutMs = 20000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 // Runs the proxy until it exits; its exit and standard error.
 function runProxy(args, timeoutMs = 30000) {

@@ -20,12 +20,13 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
-  admin, proxyBin, repoRoot, freePort, proxyStatus, sleep, startAzurite, startMtable, stopAll, target,
+  admin, proxyBin, repoRoot, freePort, proxyStatus, sleep, startAzurite, startMtable, stopAll, target, waitFor,
 } from "./lib/harness.mjs";
 import { all, serviceClient, strip, tableClient, tableName } from "./lib/clients.mjs";
 import { backendSkipReason, proxySkipReason } from "./lib/targets.mjs";
 import { startFaultProxy } from "./lib/faultproxy.mjs";
 
+const waitLong = (what, probe, timeoutMs = 120000) => waitFor(what, probe, timeoutMs);
 const ROWS_A = 3000; // copied at COPY_RATE: long enough to act during the copy
 const COPY_RATE = 1500;
 
@@ -53,15 +54,6 @@ async function writeRows(t, name, rows) {
   return rows;
 }
 
-async function waitFor(what, probe, timeoutMs = 120000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 function metric(text, name, labels = "") {
   const line = text.split("\n").find((l) => l.startsWith(`${name}${labels} `));
@@ -93,7 +85,7 @@ async function startWorld(extra = []) {
 }
 
 async function waitState(px, want, extra = () => true) {
-  return waitFor(`state ${want}`, async () => {
+  return waitLong(`state ${want}`, async () => {
     const s = await proxyStatus(px);
     if (s.migration.state === "failed" && want !== "failed") {
       throw new Error(`failed: ${JSON.stringify(s.migration)}`);
@@ -151,7 +143,7 @@ describe("a migration over a changing table set", { skip }, () => {
     const r = await admin(px, "POST", "/admin/v1/migrate");
     assert.equal(r.status, 202, r.text);
     // During the copy of A (D sorts after it): D goes, C comes with rows.
-    await waitFor("the copy to start", async () => {
+    await waitLong("the copy to start", async () => {
       const s = await proxyStatus(px);
       assert.notEqual(s.migration.state, "failed", JSON.stringify(s.migration));
       return s.migration.state === "copying" && s.migration.rows_done > 0;
@@ -329,7 +321,7 @@ describe("a copy that stops moving shows as stalled", { skip }, () => {
     const writesToNew = (r) => r.account === "mtnew" && !r.isRead && !r.tableLevel;
     fp.script({ match: writesToNew, faults: ["busy503", ...Array(40).fill("holdBefore")] });
     const t0 = Date.now();
-    const s = await waitFor("stalled", async () => {
+    const s = await waitLong("stalled", async () => {
       const x = await proxyStatus(px);
       assert.equal(x.migration.state, "copying", JSON.stringify(x.migration));
       return x.migration.stalled ? x : null;

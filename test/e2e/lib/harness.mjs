@@ -73,6 +73,28 @@ function logDir() {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Polls probe() every 100 ms until it returns something truthy (which is
+// returned), or throws after timeoutMs naming what it waited for.
+export async function waitFor(what, probe, timeoutMs = 30000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+// GET /readyz of a proxy: {status, text}; status 0 when it did not answer.
+export async function readyz(px) {
+  try {
+    const r = await fetch(`${px.adminUrl}/readyz`, { signal: AbortSignal.timeout(2000) });
+    return { status: r.status, text: await r.text() };
+  } catch (e) {
+    return { status: 0, text: String(e) };
+  }
+}
+
 export function freePort() {
   return new Promise((ok, fail) => {
     const srv = createServer();

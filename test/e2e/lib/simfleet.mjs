@@ -5,6 +5,9 @@
 // benchmarks can use it too.
 
 import net from "node:net";
+import { waitFor } from "./harness.mjs";
+
+export { waitFor };
 
 // One HTTP/1.1 connection, requests one at a time, written and parsed by
 // hand: thousands of these must cost the test little next to the server
@@ -173,12 +176,3 @@ export async function halfOpen(port, n) {
   return { close: () => socks.forEach((s) => s.destroy()), count: () => socks.filter((s) => !s.destroyed).length };
 }
 
-export async function waitFor(what, probe, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((ok) => setTimeout(ok, 100));
-  }
-}
