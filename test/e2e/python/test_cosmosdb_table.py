@@ -12,6 +12,7 @@ instant in the same digits, which the cases here check in every phase.
 """
 
 import datetime
+import math
 import unittest
 import uuid
 from urllib.parse import quote
@@ -391,9 +392,14 @@ class Types(LegacyCase):
             "dt": dt,
             "guid": EntityProperty(EdmType.GUID, g),
             "bin": EntityProperty(EdmType.BINARY, blob),
+            "empty": EntityProperty(EdmType.BINARY, b""),
+            "nan": float("nan"),
+            "inf": float("inf"),
+            "ninf": float("-inf"),
             "yes": True,
             "no": False,
             "s": "ünïcødé",
+            "estr": "",
         })
         e = svc.get_entity(t, "p", "r")
         self.assertEqual((type(e.i64), e.i64), (int, 2**53 + 1))
@@ -411,6 +417,9 @@ class Types(LegacyCase):
         self.assertIs(e.yes, True)
         self.assertIs(e.no, False)
         self.assertEqual(e.s, "ünïcødé")
+        self.assertEqual((e.empty.type, e.empty.value), (EdmType.BINARY, b""))
+        self.assertTrue(math.isnan(e.nan))
+        self.assertEqual((e.inf, e.ninf, e.estr), (math.inf, -math.inf, ""))
         # Full metadata names every non-default type; each filter matches
         # the row only on the stored type.
         for hit, miss in (

@@ -7,6 +7,7 @@ the phase the proxy is in do not matter.
 """
 
 import datetime
+import math
 import unittest
 import uuid
 
@@ -346,6 +347,10 @@ class Types(DataTablesCase):
             "guid": g,
             "bin": blob,
             "empty": b"",
+            "nan": float("nan"),
+            "inf": float("inf"),
+            "ninf": float("-inf"),
+            "estr": "",
             "yes": True,
             "no": False,
             "s": "ünïcødé \U0001F600",
@@ -361,6 +366,10 @@ class Types(DataTablesCase):
         self.assertEqual(e["dt"], dt)
         self.assertEqual((type(e["guid"]), e["guid"]), (uuid.UUID, g))
         self.assertEqual((type(e["bin"]), e["bin"]), (bytes, blob))
+        self.assertEqual(e["empty"], b"")
+        self.assertTrue(math.isnan(e["nan"]))
+        self.assertEqual((e["inf"], e["ninf"]), (math.inf, -math.inf))
+        self.assertEqual(e["estr"], "")
         self.assertEqual(e["yes"], True)
         self.assertEqual(e["no"], False)
         self.assertEqual(e["s"], "ünïcødé \U0001F600")
