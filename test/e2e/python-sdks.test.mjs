@@ -170,3 +170,48 @@ describe("Python SDKs", () => {
     });
   });
 });
+
+describe("the unittest report is read as written", () => {
+  const sep = "=".repeat(70);
+  const dash = "-".repeat(70);
+  const sample = [
+    "test_a (mod.A.test_a) ... ok",
+    "test_b (mod.A.test_b) ... skipped 'no reason'",
+    "test_c (mod.B.test_c) ... ",
+    "  test_c (mod.B.test_c) [emulator mode] (index=1) ... FAIL",
+    "test_d (mod.B.test_d) ... ERROR",
+    "test_e (mod.B.test_e) ... ",
+    "",
+    sep,
+    "FAIL: test_c (mod.B.test_c) [emulator mode] (index=1)",
+    dash,
+    "Traceback (most recent call last):",
+    "AssertionError: 1 != 2",
+    "",
+    sep,
+    "ERROR: test_d (mod.B.test_d)",
+    dash,
+    "Traceback (most recent call last):",
+    "KeyError: 'x'",
+    "",
+    dash,
+    "Ran 5 tests in 0.1s",
+    "",
+    "FAILED (failures=1, errors=1, skipped=1)",
+  ].join("\n");
+
+  test("ok, skip, a failed subtest, an error and a missing outcome", () => {
+    const { tests, ran } = parseUnittest(sample);
+    assert.equal(ran, 5);
+    const by = Object.fromEntries(tests.map((t) => [t.id, t]));
+    assert.deepEqual(tests.map((t) => t.id), ["mod.A.test_a", "mod.A.test_b", "mod.B.test_c", "mod.B.test_d", "mod.B.test_e"]);
+    assert.equal(by["mod.A.test_a"].outcome, "ok");
+    assert.equal(by["mod.A.test_b"].outcome, "skip");
+    assert.equal(by["mod.A.test_b"].detail, "'no reason'");
+    assert.equal(by["mod.B.test_c"].outcome, "fail");
+    assert.match(by["mod.B.test_c"].detail, /AssertionError: 1 != 2/);
+    assert.equal(by["mod.B.test_d"].outcome, "fail");
+    assert.match(by["mod.B.test_d"].detail, /KeyError/);
+    assert.equal(by["mod.B.test_e"].outcome, null);
+  });
+});
