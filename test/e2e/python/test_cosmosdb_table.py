@@ -464,6 +464,19 @@ class Sas(LegacyCase):
         rw.insert_or_replace_entity(self.name, {"PartitionKey": "p", "RowKey": "s"})
         rw.delete_entity(self.name, "p", "s")
         self.assertEqual([(x.RowKey, x.v) for x in self.svc.query_entities(self.name)], [("r", 2)])
+        if not (target.deviates("batch-relative-uri") or target.deviates("sas-transaction")):
+            b = TableBatch()
+            b.insert_entity({"PartitionKey": "p", "RowKey": "t1"})
+            b.merge_entity({"PartitionKey": "p", "RowKey": "r", "v": 3}, if_match=e.etag)
+            with self.assertRaises(AzureBatchOperationError) as cm:
+                rw.commit_batch(self.name, b)
+            self.assertEqual((cm.exception.status_code, str(cm.exception)[:2]), (412, "1:"))
+            b = TableBatch()
+            b.insert_entity({"PartitionKey": "p", "RowKey": "t1"})
+            b.merge_entity({"PartitionKey": "p", "RowKey": "r", "v": 3})
+            rw.commit_batch(self.name, b)
+            self.assertEqual([(x.RowKey, x.get("v")) for x in self.svc.query_entities(self.name)],
+                             [("r", 3), ("t1", None)])
         other = target.table_name("pyo")
         self.svc.create_table(other)
         self.addCleanup(self.svc.delete_table, other)
