@@ -53,7 +53,7 @@ export const AZURITE_DEVIATIONS = {
       "Azure converts neither, so both match nothing (confirmed by Microsoft " +
       "in Azure/azure-storage-net#122; core/filter.c lists the one conversion " +
       "it makes, an Int32 literal against an Int64 property, which Azurite " +
-      "does not make: 'i64 eq 1' matches nothing there)",
+      "does not make for eq: 'i64 eq 1' matches nothing there)",
     handling: "the cross-type filter case is skipped for azurite",
   },
   "sas-transaction": {

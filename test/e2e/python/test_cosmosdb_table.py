@@ -339,10 +339,14 @@ class Queries(LegacyCase):
         got = [(e.PartitionKey, e.RowKey) for e in svc.query_entities(t, filter="odd eq true and i lt 4L")]
         self.assertEqual(got, [("p0", "r001"), ("p0", "r003"), ("p1", "r001"), ("p1", "r003")])
         self.assertEqual(list(svc.query_entities(t, filter="missing eq 1")), [])
-        # Azure compares an Int32 literal with an Int64 property as Int64.
+        # Azure compares an Int32 literal with an Int64 property as Int64
+        # (Azurite, and a proxy that passes the filter on to it, only for
+        # the order comparisons).
+        got = [e.RowKey for e in svc.query_entities(t, filter="PartitionKey eq 'p0' and i ge 8")]
+        self.assertEqual(got, ["r008", "r009"])
         if not target.deviates("filter-type-coercion"):
-            got = [e.RowKey for e in svc.query_entities(t, filter="PartitionKey eq 'p0' and i ge 8")]
-            self.assertEqual(got, ["r008", "r009"])
+            got = [e.RowKey for e in svc.query_entities(t, filter="PartitionKey eq 'p0' and i eq 8")]
+            self.assertEqual(got, ["r008"])
         sel = list(svc.query_entities(t, filter="RowKey eq 'r005'", select="i"))
         self.assertEqual([{k: v for k, v in e.items() if k != "etag"} for e in sel], [{"i": 5}] * 2)
         with self.assertRaises(AzureHttpError) as cm:
