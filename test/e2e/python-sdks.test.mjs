@@ -14,6 +14,7 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { AZURITE_DEVIATIONS, deviates } from "./lib/deviations.mjs";
@@ -73,6 +74,12 @@ export function parseUnittest(out) {
   return { tests: [...tests.values()], ran: ran ? Number(ran[1]) : null };
 }
 
+// A fresh table-name prefix for the carry-over cases (each suite adds a
+// letter of its own).
+function carryPrefix() {
+  return `pycarry${randomBytes(5).toString("hex")}`;
+}
+
 // The deviations of lib/deviations.mjs that apply to a target kind.
 function deviationList(kind) {
   return Object.keys(AZURITE_DEVIATIONS).filter((d) => deviates(kind, d)).join(",");
@@ -95,6 +102,8 @@ function pythonSuites(label, kind, ctx) {
         MTABLE_E2E_PY_KEY: DEV_KEY,
         MTABLE_E2E_PY_TARGET: label,
         MTABLE_E2E_PY_DEVIATIONS: deviationList(kind),
+        MTABLE_E2E_PY_CARRY: ctx.carry,
+        MTABLE_E2E_PY_CARRY_FROM: ctx.carryFrom.join(","),
         PYTHONDONTWRITEBYTECODE: "1",
       };
       const r = await run(python, ["-W", "ignore::ResourceWarning", "-m", "unittest", "-v", suite.file], env);
@@ -136,7 +145,7 @@ describe("Python SDKs", () => {
   });
 
   describe("azurite", () => {
-    const ctx = { endpoint: null, skip: null };
+    const ctx = { endpoint: null, skip: null, carry: carryPrefix(), carryFrom: [] };
     before(() => {
       ctx.endpoint = az.endpoint(DEV_ACCOUNT);
     });
@@ -152,9 +161,13 @@ describe("Python SDKs", () => {
       assert.ok(px, "proxy not started");
       assert.equal(px.fallback, null, `the proxy would not start with Azure backends; ran on memory:\n${px.fallback}`);
     });
+    // The carry-over tables are written in every phase and read in the
+    // next ones, across the migrator's copy.
+    const carry = carryPrefix();
     for (let n = 0; n < PHASES.length; n++) {
       describe(`phase ${n} (${PHASES[n]})`, () => {
-        const ctx = { endpoint: null, skip: null };
+        const carryFrom = PHASES.slice(0, n).map((_, k) => `proxy-${k}`);
+        const ctx = { endpoint: null, skip: null, carry, carryFrom };
         before(async () => {
           await toPhase(px, n);
           ctx.endpoint = px.endpoint;

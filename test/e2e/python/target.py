@@ -11,6 +11,11 @@ through these environment variables:
   MTABLE_E2E_PY_DEVIATIONS  comma-separated names from lib/deviations.mjs
                             that apply to this target (Azurite's known
                             departures from Azure)
+  MTABLE_E2E_PY_CARRY       a table-name prefix for the carry-over cases:
+                            their tables outlive the run and are read and
+                            written again by the run against the next phase
+  MTABLE_E2E_PY_CARRY_FROM  comma-separated targets that wrote the carry-over
+                            tables before this run, oldest first
 
 Only the standard library is used here, so that a missing SDK package is
 reported by the suite that needs it.
@@ -41,6 +46,9 @@ TARGET = _env("MTABLE_E2E_PY_TARGET")
 _DEVIATIONS = {
     d for d in os.environ.get("MTABLE_E2E_PY_DEVIATIONS", "").split(",") if d
 }
+
+CARRY = os.environ.get("MTABLE_E2E_PY_CARRY", "")
+CARRY_FROM = [t for t in os.environ.get("MTABLE_E2E_PY_CARRY_FROM", "").split(",") if t]
 
 CONNECTION_STRING = (
     f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
