@@ -28,9 +28,11 @@ BUILD_PACKAGES=(
 )
 
 # What the tests need on top: the unit suite (cmocka), the sanitizer and
-# memory-checking builds, the end-to-end suite (node, npm), the format
-# check, promtool for the /metrics test (Debian ships it in prometheus), and
-# podman, runc and debootstrap for the image smoke test (docker/smoke.sh).
+# memory-checking builds, the end-to-end suite (node, npm), the Python SDK
+# suites (python-sdks.test.mjs: azure-data-tables from python3-azure, the
+# legacy azure-cosmosdb-table), the format check, promtool for the /metrics
+# test (Debian ships it in prometheus), and podman, runc and debootstrap for
+# the image smoke test (docker/smoke.sh).
 TEST_PACKAGES=(
     clang
     libclang-rt-14-dev
@@ -38,6 +40,9 @@ TEST_PACKAGES=(
     valgrind
     nodejs
     npm
+    python3
+    python3-azure
+    python3-azure-cosmosdb-table
     ca-certificates
     clang-format
     prometheus
