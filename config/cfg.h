@@ -178,6 +178,18 @@ void cfg_authority_free(cfg_authority *a);
  * it (who to send a standby's callers to). */
 bool cfg_authority_leader(cfg_authority *a, cfg_leader_info *out);
 
+/* The leader hears from its standbys (PUT /config/v1/replicas/ID): who
+ * they are and where; listed by cfg_authority_replicas while heard from
+ * within the last five leader leases. */
+#define CFG_REPLICAS_MAX 16
+typedef struct cfg_replica_info {
+    char id[CFG_ID_MAX];
+    char url[CFG_URL_MAX];
+    int64_t since_ms; /* since it was last heard from */
+} cfg_replica_info;
+void cfg_authority_replica_seen(cfg_authority *a, const char *id, const char *url);
+size_t cfg_authority_replicas(cfg_authority *a, cfg_replica_info *out, size_t cap);
+
 /* Ends every wait in progress (a push waiting for the fleet, a long poll)
  * at once, for shutting down; the authority answers nothing new after. */
 void cfg_authority_close(cfg_authority *a);
@@ -272,6 +284,9 @@ void cfg_http_free(cfg_http *h);
  * once; for shutting down. Safe from any thread. */
 void cfg_http_stop(cfg_http *h);
 cfg_transport cfg_http_transport(cfg_http *h);
+/* A standby replica tells the leader at h's endpoint that it stands by:
+ * PUT ENDPOINT/config/v1/replicas/ID {"url": URL}. */
+mt_status cfg_http_announce(cfg_http *h, const char *id, const char *url);
 
 typedef struct cfg_client cfg_client;
 

@@ -57,6 +57,11 @@ struct cfg_authority {
     bool leading;
     int64_t lead_until; /* mono ms */
     cfg_leader_info leader_seen;
+    struct {
+        char id[CFG_ID_MAX];
+        char url[CFG_URL_MAX];
+        int64_t at; /* mono ms */
+    } replicas[CFG_REPLICAS_MAX];
 
     /* Under store_mu: the leader record this replica last read or wrote,
      * and when it last changed (a standby's clock for a silent leader). */

@@ -212,6 +212,29 @@ static mt_status http_release(void *ctx, const char *id)
     return code == 204 || code == 200 ? mt_ok() : answer_error(h, code);
 }
 
+mt_status cfg_http_announce(cfg_http *h, const char *id, const char *url)
+{
+    char *esc = curl_easy_escape(h->h, id, 0);
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddStringToObject(doc, "url", url);
+    char *body = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    if (!esc || !body) {
+        curl_free(esc);
+        free(body);
+        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+    }
+    char path[1024];
+    snprintf(path, sizeof path, "%s/config/v1/replicas/%s", h->endpoint, esc);
+    curl_free(esc);
+    long code = 0;
+    mt_status st = exchange(h, path, "PUT", body, CONNECT_TIMEOUT_MS + EXTRA_TIMEOUT_MS, &code);
+    free(body);
+    if (mt_is_ok(&st) && code != 204 && code != 200)
+        st = answer_error(h, code);
+    return st;
+}
+
 cfg_transport cfg_http_transport(cfg_http *h)
 {
     return (cfg_transport){

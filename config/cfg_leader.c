@@ -197,3 +197,41 @@ void cfg_leader_tick(cfg_authority *a)
         watch(a, now);
     rt->ops->unlock(rt, a->store_mu);
 }
+
+void cfg_authority_replica_seen(cfg_authority *a, const char *id, const char *url)
+{
+    a->rt->ops->lock(a->rt, a->mu);
+    int64_t now = now_of(a);
+    size_t at = CFG_REPLICAS_MAX, oldest = 0;
+    for (size_t i = 0; i < CFG_REPLICAS_MAX; i++) {
+        if (strcmp(a->replicas[i].id, id) == 0) {
+            at = i;
+            break;
+        }
+        if (a->replicas[i].at < a->replicas[oldest].at)
+            oldest = i;
+    }
+    if (at == CFG_REPLICAS_MAX)
+        at = oldest; /* a new one takes the place heard from longest ago */
+    snprintf(a->replicas[at].id, sizeof a->replicas[at].id, "%s", id);
+    snprintf(a->replicas[at].url, sizeof a->replicas[at].url, "%s", url);
+    a->replicas[at].at = now;
+    a->rt->ops->unlock(a->rt, a->mu);
+}
+
+size_t cfg_authority_replicas(cfg_authority *a, cfg_replica_info *out, size_t cap)
+{
+    a->rt->ops->lock(a->rt, a->mu);
+    int64_t now = now_of(a);
+    size_t n = 0;
+    for (size_t i = 0; i < CFG_REPLICAS_MAX && n < cap; i++) {
+        if (!a->replicas[i].id[0] || now - a->replicas[i].at > 5 * a->leader_ms)
+            continue;
+        memcpy(out[n].id, a->replicas[i].id, sizeof out[n].id);
+        memcpy(out[n].url, a->replicas[i].url, sizeof out[n].url);
+        out[n].since_ms = now - a->replicas[i].at;
+        n++;
+    }
+    a->rt->ops->unlock(a->rt, a->mu);
+    return n;
+}

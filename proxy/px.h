@@ -211,6 +211,8 @@ typedef struct px_app {
     cfg_client *client;
     pthread_t ticker;
     bool ticker_started;
+    pthread_t announcer; /* a replica: tells the leader it stands by */
+    bool announcer_started;
     volatile bool stopping;
     volatile bool draining; /* stopping: not ready, new requests 503 */
     volatile bool up;       /* px_app_new is done: leadership may move the migrator */

@@ -196,6 +196,41 @@ static void add_proxies(px_app *app, const mt_config *c, cJSON *doc)
     cJSON_AddNumberToObject(doc, "proxies_mismatched", (double)mismatched);
 }
 
+/* Every authority replica this one knows of: itself, the leader, and (on
+ * the leader) the standbys that announced themselves. */
+static void add_replicas(px_app *app, bool leading, const cfg_leader_info *l, cJSON *doc)
+{
+    if (!app->settings.replica_id[0])
+        return;
+    cJSON *list = cJSON_AddArrayToObject(doc, "replicas");
+    cJSON *me = cJSON_CreateObject();
+    cJSON_AddStringToObject(me, "id", app->settings.replica_id);
+    cJSON_AddStringToObject(me, "url", app->settings.advertise_url);
+    cJSON_AddStringToObject(me, "role", leading ? "authority" : "standby");
+    cJSON_AddItemToArray(list, me);
+    if (!leading && l->id[0] && strcmp(l->id, app->settings.replica_id) != 0) {
+        cJSON *ld = cJSON_CreateObject();
+        cJSON_AddStringToObject(ld, "id", l->id);
+        cJSON_AddStringToObject(ld, "url", l->url);
+        cJSON_AddStringToObject(ld, "role", "authority");
+        cJSON_AddItemToArray(list, ld);
+    }
+    if (!leading)
+        return;
+    cfg_replica_info rs[CFG_REPLICAS_MAX];
+    size_t n = cfg_authority_replicas(app->auth, rs, CFG_REPLICAS_MAX);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(rs[i].id, app->settings.replica_id) == 0)
+            continue;
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddStringToObject(p, "id", rs[i].id);
+        cJSON_AddStringToObject(p, "url", rs[i].url);
+        cJSON_AddStringToObject(p, "role", "standby");
+        cJSON_AddNumberToObject(p, "since_ms", (double)rs[i].since_ms);
+        cJSON_AddItemToArray(list, p);
+    }
+}
+
 static void status_reply(px_app *app, px_resp *r)
 {
     mt_config c = px_app_config(app);
@@ -213,6 +248,7 @@ static void status_reply(px_app *app, px_resp *r)
         cJSON_AddStringToObject(ld, "url", l.url);
         cJSON_AddNumberToObject(ld, "term", (double)l.term);
         cJSON_AddStringToObject(doc, "replica_id", app->settings.replica_id);
+        add_replicas(app, leading, &l, doc);
     }
     char fp[CFG_FINGERPRINT_MAX], mig[CFG_MIGRATION_ID_MAX] = "";
     px_settings_fingerprint(&app->settings, fp, NULL, 0);
@@ -533,6 +569,22 @@ static void ack_reply(px_app *app, const char *id, const char *body, size_t len,
     r->status = 204;
 }
 
+static void replica_reply(px_app *app, const char *id, const char *body, size_t len, px_resp *r)
+{
+    cJSON *doc = cJSON_ParseWithLength(body, len);
+    char url[CFG_URL_MAX];
+    bool ok = doc && opt_string(doc, "url", url, sizeof url) && url[0];
+    cJSON_Delete(doc);
+    char decoded[CFG_ID_MAX + 1];
+    decode_id(id, decoded);
+    if (!ok || !decoded[0]) {
+        error_reply(r, 400, "InvalidInput", "The body must be {\"url\": URL}.");
+        return;
+    }
+    cfg_authority_replica_seen(app->auth, decoded, url);
+    r->status = 204;
+}
+
 static void release_reply(px_app *app, const char *id, px_resp *r)
 {
     char decoded[CFG_ID_MAX + 1];
@@ -664,6 +716,8 @@ static bool authority_route(px_app *app, bool get, bool post, bool put, bool del
         ack_reply(app, url + 16, body, len, r);
     else if (del && strncmp(url, "/config/v1/acks/", 16) == 0 && url[16])
         release_reply(app, url + 16, r);
+    else if (put && strncmp(url, "/config/v1/replicas/", 20) == 0 && url[20])
+        replica_reply(app, url + 20, body, len, r);
     else if (post && strcmp(url, "/admin/v1/phase") == 0)
         phase_reply(app, body, len, r);
     else if (post && strcmp(url, "/admin/v1/migrate") == 0)

@@ -82,6 +82,32 @@ static void leadership_moved(px_app *app, bool leading)
     }
 }
 
+/* A standby replica tells the leader every second that it stands by, so
+ * the leader's status lists every replica. On a thread of its own: a
+ * leader that does not answer must not slow the watch for its beats. */
+static void *announcer_main(void *arg)
+{
+    px_app *app = arg;
+    cfg_http *h = NULL;
+    char url[CFG_URL_MAX] = "";
+    while (!app->stopping) {
+        cfg_leader_info l;
+        if (!cfg_authority_leader(app->auth, &l) && l.url[0]) {
+            if (strcmp(l.url, url) != 0) {
+                cfg_http_free(h);
+                h = cfg_http_new(l.url, app->settings.admin_token);
+                snprintf(url, sizeof url, "%s", l.url);
+            }
+            if (h)
+                cfg_http_announce(h, app->settings.replica_id, app->settings.advertise_url);
+        }
+        for (int i = 0; i < 5 && !app->stopping; i++)
+            usleep(TICK_US);
+    }
+    cfg_http_free(h);
+    return NULL;
+}
+
 static void *ticker_main(void *arg)
 {
     px_app *app = arg;
@@ -204,6 +230,8 @@ static bool start_authority(px_app *app, FILE *err)
     }
     app->cfg = cfg_authority_service(app->auth);
     app->ticker_started = pthread_create(&app->ticker, NULL, ticker_main, app) == 0;
+    if (replicas)
+        app->announcer_started = pthread_create(&app->announcer, NULL, announcer_main, app) == 0;
     px_log(PX_LOG_INFO, "configuration authority, state in %s",
            app->store->ops->describe(app->store));
     return true;
@@ -315,6 +343,8 @@ void px_app_free(px_app *app)
     app->mig_pause = true;
     pthread_mutex_unlock(&app->mu);
     px_migrate_join(app);
+    if (app->announcer_started)
+        pthread_join(app->announcer, NULL);
     if (app->ticker_started)
         pthread_join(app->ticker, NULL);
     px_registry_free(app->reg);

@@ -87,6 +87,15 @@ describe("two authority replicas: the leader dies mid-copy", { skip: proxySkipRe
     // Nor does a standby reach the backends: its table endpoint answers 503.
     const ts = target({ name: "standby", kind: "proxy", endpoint: replicas[1].endpoint });
     await assert.rejects(serviceClient(ts).createTable(tableName("standby")), (e) => e.statusCode === 503);
+    // The leader lists every replica: itself and the standby, which tells
+    // it that it stands by; the standby lists itself and the leader.
+    const both = await waitFor("the standby in the leader's status", async () => {
+      const x = await proxyStatus(replicas[0]);
+      return x.replicas?.length === 2 ? x.replicas : null;
+    });
+    assert.deepEqual(both.map((r) => [r.id, r.role]).sort(), [["replica-a", "authority"], ["replica-b", "standby"]]);
+    assert.equal(both.find((r) => r.id === "replica-b").url, replicas[1].adminUrl);
+    assert.deepEqual(b.replicas.map((r) => [r.id, r.role]).sort(), [["replica-a", "authority"], ["replica-b", "standby"]]);
     await waitFor("three live sidecars", async () =>
       (await proxyStatus(replicas[0])).proxies.filter((p) => p.role === "proxy" && p.live).length === 3);
   });
