@@ -53,7 +53,7 @@ bool mt_etag_time(const char *etag, int64_t *ticks)
     char text[MT_DATETIME_MAX];
     size_t n = 0;
     if (!etag || (etag[0] != 'W' && etag[0] != 'w') ||
-        strncmp(etag + 1, ETAG_PREFIX + 1, ETAG_PREFIX_LEN - 1) != 0)
+        strncmp(etag + 1, &ETAG_PREFIX[1], ETAG_PREFIX_LEN - 1) != 0)
         return false;
     const char *p = etag + ETAG_PREFIX_LEN;
     const char *end = strchr(p, '\'');

@@ -628,7 +628,10 @@ static void test_file_kill9(void **state)
         child_writes += n - last;
         /* The parent can still write after whatever the kill interrupted. */
         char etag[CFG_ETAG_MAX], out[CFG_ETAG_MAX];
-        snprintf(etag, sizeof etag, n ? "%llu" : "", (unsigned long long)n);
+        if (n)
+            snprintf(etag, sizeof etag, "%llu", (unsigned long long)n);
+        else
+            etag[0] = '\0';
         char *next = kill_doc(n + 1);
         assert_ok(s->ops->cas(s, next, etag, out));
         free(next);
