@@ -15,13 +15,14 @@
 #   MTABLE_SCT_BUG_ITERATIONS  iteration bound per seeded-bug run (the tester
 #                              stops at the first violation)
 #   MTABLE_TEST_TIMEOUT        seconds allowed to one mt-sct run (300)
+#   MTABLE_SCT                 another tester binary than MT_SCT
 # A run that must pass exits 0 with a line starting OK; one that must find a
 # violation exits 1 with a line starting VIOLATION. Exit 86 is a sanitizer
 # report (the sanitizer build sets ASAN_OPTIONS/UBSAN_OPTIONS so).
 
 set -uo pipefail
 
-sct=$1
+sct=${MTABLE_SCT:-$1}
 kind=$2
 arg=${3:-}
 iters=${MTABLE_SCT_ITERATIONS:-${MTABLE_SCT_DEFAULT_ITERATIONS:-5000}}
