@@ -31,9 +31,27 @@ static const char *const bug_names[MT_BUG_COUNT] = {
     [MT_BUG_TakeOverWithoutGrace] = "TakeOverWithoutGrace",
 };
 
+/* The tester scenario that finds each bug, where "all" (the default, which
+ * deals executions out to the data-path scenarios) does not run the code it
+ * lives in: the control plane's bugs are found by the lease scenario. */
+static const char *const bug_scenarios[MT_BUG_COUNT] = {
+    [MT_BUG_AckBeforeDrain] = "leases",
+    [MT_BUG_ClientFollowsAnyVersion] = "leases",
+    [MT_BUG_LeaseNotCut] = "leases",
+    [MT_BUG_WriteAfterLosingLead] = "failover",
+    [MT_BUG_TakeOverWithoutGrace] = "failover",
+};
+
 const char *mt_seeded_bug_name(mt_bug b)
 {
     if (b <= MT_BUG_NONE || b >= MT_BUG_COUNT)
         return NULL;
     return bug_names[b];
+}
+
+const char *mt_seeded_bug_scenario(mt_bug b)
+{
+    if (b <= MT_BUG_NONE || b >= MT_BUG_COUNT)
+        return NULL;
+    return bug_scenarios[b] ? bug_scenarios[b] : "all";
 }

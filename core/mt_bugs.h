@@ -37,6 +37,9 @@ extern mt_bug mt_seeded_bug;
 #define MT_BUG(name) (mt_seeded_bug == MT_BUG_##name)
 /* "QueryAtomicFilterShadowing", ...; NULL for MT_BUG_NONE or out of range. */
 const char *mt_seeded_bug_name(mt_bug b);
+/* The tester scenario that finds bug b ("all" or a scenario's name); NULL
+ * for MT_BUG_NONE or out of range. */
+const char *mt_seeded_bug_scenario(mt_bug b);
 #else
 #define MT_BUG(name) 0
 #endif

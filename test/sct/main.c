@@ -1,7 +1,8 @@
 /*
  * main.c -- mt-sct, the systematic concurrency tester's command line.
  *
- *   mt-sct --list-bugs | --list-scenarios
+ *   mt-sct --list-bugs | --list-scenarios   (a bug: its name and the scenario
+ *                                           that finds it)
  *   mt-sct [--bug NAME] [--strategy random|pct|portfolio] [--seed S]
  *          [--iterations N] [--scenario NAME|all] [--pct-depth D]
  *          [--max-steps N]
@@ -124,7 +125,7 @@ static int parse_args(int argc, char **argv, opts *o)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--list-bugs") == 0) {
             for (int b = MT_BUG_NONE + 1; b < MT_BUG_COUNT; b++)
-                printf("%s\n", mt_seeded_bug_name((mt_bug)b));
+                printf("%s %s\n", mt_seeded_bug_name((mt_bug)b), mt_seeded_bug_scenario((mt_bug)b));
             return 0;
         } else if (strcmp(a, "--list-scenarios") == 0) {
             for (const sct_scenario *const *sc = sct_scenarios(); *sc; sc++)
