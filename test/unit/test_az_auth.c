@@ -331,6 +331,8 @@ static void test_shared_key_rejections(void **state)
         "SharedKey devstoreaccount1:vqH9cAkS8xJlO5MTje1QvTgbpxIibsQNqN4+xo6qZpI=",
         "SharedKeyLite devstoreaccount1:vqH9cAkS8xJlO5MTje1QvTgbpxIibsQNqN4+xo6qZpA=",
         "SharedKeyLite devstoreaccount1:vqH9cAkS8xJlO5MTje1QvTgbpxIibsQNqN4+xo6qZpI",
+        /* the same length, differing only in the last character (the padding) */
+        "SharedKeyLite devstoreaccount1:vqH9cAkS8xJlO5MTje1QvTgbpxIibsQNqN4+xo6qZpIx",
         "SharedKeyLite devstoreaccount1:",
         "",
     };

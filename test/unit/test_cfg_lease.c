@@ -511,6 +511,46 @@ static void test_released_lease_is_not_waited_for(void **state)
     world_stop(&w);
 }
 
+static cfg_view view(int64_t version, mt_phase phase, const char *id)
+{
+    cfg_view v = {.version = version, .phase = phase, .lease_ms = 1000};
+    snprintf(v.migration_id, sizeof v.migration_id, "%s", id);
+    return v;
+}
+
+/* What a proxy may follow: each refusal on its own, so that no check hides
+ * behind another (an impostor both lower and foreign would). */
+static void test_view_follows_rules(void **state)
+{
+    (void)state;
+    char why[512];
+    cfg_view none = {0};
+    cfg_view have = view(7, MT_PHASE_PREFER_NEW, "m1");
+    cfg_view v;
+    v = view(1, MT_PHASE_USE_OLD_HIDE_METADATA, "m2");
+    assert_true(cfg_view_follows(&none, &v, false, why, sizeof why)); /* a new proxy */
+    v = view(8, MT_PHASE_USE_NEW_WITH_TOMBSTONES, "m1");
+    assert_true(cfg_view_follows(&have, &v, true, why, sizeof why)); /* the next step */
+    v = view(7, MT_PHASE_PREFER_NEW, "m1");
+    assert_true(cfg_view_follows(&have, &v, true, why, sizeof why)); /* settled only */
+    v = view(8, MT_PHASE_PREFER_OLD, "m1");
+    assert_true(cfg_view_follows(&have, &v, true, why, sizeof why)); /* one back */
+    v = view(6, MT_PHASE_PREFER_NEW, "m1"); /* same migration, an older state */
+    assert_false(cfg_view_follows(&have, &v, true, why, sizeof why));
+    assert_non_null(strstr(why, "lower"));
+    assert_false(cfg_view_follows(&have, &v, false, why, sizeof why));
+    v = view(7, MT_PHASE_USE_NEW_WITH_TOMBSTONES, "m1"); /* same version, another phase */
+    assert_false(cfg_view_follows(&have, &v, true, why, sizeof why));
+    v = view(8, MT_PHASE_PREFER_NEW, "m2"); /* another migration, higher version */
+    assert_false(cfg_view_follows(&have, &v, true, why, sizeof why));
+    assert_non_null(strstr(why, "another migration"));
+    v = view(9, MT_PHASE_USE_OLD_HIDE_METADATA, "m1"); /* two back */
+    assert_false(cfg_view_follows(&have, &v, false, why, sizeof why));
+    v = view(9, MT_PHASE_USE_NEW_HIDE_METADATA, "m1"); /* two ahead */
+    assert_false(cfg_view_follows(&have, &v, true, why, sizeof why)); /* not while leased */
+    assert_true(cfg_view_follows(&have, &v, false, why, sizeof why)); /* catching up */
+}
+
 static void test_push_waits_for_drain(void **state)
 {
     (void)state;
@@ -554,6 +594,7 @@ int main(void)
         cmocka_unit_test(test_stale_ack_refused),
         cmocka_unit_test(test_link_comes_back),
         cmocka_unit_test(test_push_waits_for_drain),
+        cmocka_unit_test(test_view_follows_rules),
         cmocka_unit_test(test_restart_waits_for_earlier_leases),
         cmocka_unit_test(test_guard_stops_open_stream),
         cmocka_unit_test(test_released_lease_is_not_waited_for),
