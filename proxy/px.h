@@ -119,9 +119,6 @@ px_registry *px_registry_new(mt_rt *rt, mt_config_service *cfg, px_backend old_b
                              px_backend new_b, const px_guard *guard, px_metrics *metrics,
                              mt_status *st);
 void px_registry_free(px_registry *r);
-/* Adds the tables the Azure backends have and the registry does not (made
- * through another proxy): the migrator must see every table. */
-mt_status px_registry_refresh(px_registry *r);
 
 /* 201 or 409 TableAlreadyExists; 400 OutOfRangeInput on a bad name. */
 mt_status px_table_create(px_registry *r, const char *name);
@@ -139,8 +136,6 @@ void px_table_set_acl(px_registry *r, px_table *t, const az_acl *acl);
  * px_names_free. */
 char **px_table_names(px_registry *r, size_t *n);
 void px_names_free(char **names, size_t n);
-/* Every table, each referenced (release each, then free the array). */
-px_table **px_table_all(px_registry *r, size_t *n);
 mt_table_pair px_table_backends(px_table *t);
 /* The tables the accounts hold now (the union of both Azure backends'
  * lists; the registry's for memory backends), sorted case-insensitively,

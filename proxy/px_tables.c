@@ -149,11 +149,6 @@ static mt_status adopt_existing(px_registry *r)
     return mt_ok();
 }
 
-mt_status px_registry_refresh(px_registry *r)
-{
-    return adopt_existing(r);
-}
-
 /* Creates name in both Azure backends: *created when one of them made
  * it, *memory when a side is embedded (there the registry says whether it
  * existed). */
@@ -378,19 +373,6 @@ void px_names_free(char **names, size_t n)
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
-}
-
-px_table **px_table_all(px_registry *r, size_t *n)
-{
-    pthread_mutex_lock(&r->mu);
-    px_table **all = calloc(r->n + 1, sizeof *all);
-    for (size_t i = 0; i < r->n; i++) {
-        all[i] = r->v[i];
-        all[i]->refs++;
-    }
-    *n = r->n;
-    pthread_mutex_unlock(&r->mu);
-    return all;
 }
 
 static int name_casecmp(const void *a, const void *b)
