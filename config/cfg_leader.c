@@ -57,11 +57,17 @@ bool cfg_authority_leader(cfg_authority *a, cfg_leader_info *out)
 static void set_leading(cfg_authority *a, bool leading, int64_t until)
 {
     a->rt->ops->lock(a->rt, a->mu);
+    /* A beat only extends the lease: waking every long poll and push for it
+     * would cost the whole fleet a wake-up every third of a leader lease. */
+    bool moved = a->leading != leading || strcmp(a->leader_seen.id, a->leader.id) != 0 ||
+                 a->leader_seen.term != a->leader.term;
     a->leading = leading;
     a->lead_until = until;
     a->leader_seen = a->leader;
-    a->rt->ops->cond_broadcast(a->rt, a->changed);
-    a->rt->ops->cond_broadcast(a->rt, a->acked);
+    if (moved) {
+        a->rt->ops->cond_broadcast(a->rt, a->changed);
+        a->rt->ops->cond_broadcast(a->rt, a->acked);
+    }
     a->rt->ops->unlock(a->rt, a->mu);
 }
 
