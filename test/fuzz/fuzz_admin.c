@@ -11,8 +11,8 @@
  *   byte 0  bits 0-1 method (GET, POST, PUT, DELETE); bit 2 use the
  *           route's own method instead; bit 3 send the right token; bit 4
  *           no query at all; bits 5-7 which wait_ms the query starts with
- *   byte 1  route: 0-10 pick a known path (for the ack route field 0 is
- *           the proxy id), 11-15 field 0 is the whole url
+ *   byte 1  route: 0-11 pick a known path (for the acks and replicas
+ *           routes field 0 is the id), 12-15 field 0 is the whole url
  *   then    NUL-separated fields: url or id, query, authorization (used
  *           when bit 3 is clear), and the rest, NULs and all, is the body
  *
@@ -64,10 +64,10 @@ static const fz_route fz_routes[] = {
     {"POST", "/admin/v1/migrate/resume"},
     {"POST", "/admin/v1/verify"},
     {"GET", "/config/v1/state"},
-    {"PUT", "/config/v1/acks/"}, /* + field 0 */
+    {"PUT", "/config/v1/acks/"},     /* + field 0 */
+    {"PUT", "/config/v1/replicas/"}, /* + field 0 */
 };
 #define FZ_NROUTES (sizeof fz_routes / sizeof *fz_routes)
-#define FZ_ACK_ROUTE 10
 
 static const char *const fz_methods[] = {"GET", "POST", "PUT", "DELETE"};
 /* Each at most 1 ms of waiting; the last three are refused with a 400. */
@@ -96,7 +96,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (px_settings_load(&fz_settings, 5, args, stdout, stderr) != 0)
         abort();
     px_log_set_level(fz_settings.log_level);
-    fz_settings.lease_ms = 1; /* see the opening comment */
+    fz_settings.lease_ms = 1;      /* see the opening comment */
     fz_settings.rest_lease_ms = 1; /* the same in phases 0 and 4 */
     fz_build();
     return 0;
@@ -155,7 +155,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (pick < FZ_NROUTES) {
         if (flags & 4)
             method = fz_routes[pick].method;
-        const char *id = pick == FZ_ACK_ROUTE ? f0 : "";
+        const char *path = fz_routes[pick].path;
+        const char *id = path[strlen(path) - 1] == '/' ? f0 : ""; /* acks/ID, replicas/ID */
         size_t n = strlen(fz_routes[pick].path) + strlen(id) + 1;
         url = malloc(n);
         if (url)
