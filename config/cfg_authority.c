@@ -191,15 +191,28 @@ mt_status cfg_doc_reload(cfg_authority *a, cfg_leader_info *leader)
         st = mt_error(500, MT_ERR_INTERNAL, "the stored state disappeared");
     if (mt_is_ok(&st))
         st = doc_parse(text, id, &version, &phase, &migration);
+    cfg_leader_info cur;
+    if (mt_is_ok(&st))
+        cfg_doc_leader(text, &cur);
     if (mt_is_ok(&st) && leader)
-        cfg_doc_leader(text, leader);
+        *leader = cur;
     free(text);
     if (!mt_is_ok(&st))
         return st;
     memcpy(a->etag, etag, sizeof etag);
     free(a->migration);
     a->migration = migration;
+    /* The ETag is now another writer's: if that writer leads, so must the
+     * record this replica writes with, or its next beat or push would take
+     * the document back (WriteAfterLosingLead). */
+    bool other = a->ha && cur.id[0] && strcmp(cur.id, a->self_id) != 0;
+    if (other)
+        a->leader = cur;
     a->rt->ops->lock(a->rt, a->mu);
+    if (other) {
+        a->leading = false;
+        a->leader_seen = cur;
+    }
     bool moved = a->view.version != version;
     memcpy(a->view.migration_id, id, sizeof id);
     a->view.version = version;

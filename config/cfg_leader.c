@@ -138,6 +138,11 @@ mt_status cfg_leader_start(cfg_authority *a, int64_t now)
 /* The leader's beat. Holds store_mu. */
 static void beat(cfg_authority *a, int64_t now)
 {
+    if (strcmp(a->leader.id, a->self_id) != 0) { /* a reload showed another leader */
+        a->leader_changed_at = now;
+        set_leading(a, false, 0);
+        return;
+    }
     if (now < a->next_beat)
         return;
     cfg_leader_info rec = a->leader;
@@ -170,11 +175,11 @@ static void watch(cfg_authority *a, int64_t now)
     if (now < a->next_beat)
         return;
     a->next_beat = now + a->leader_ms / 3;
-    cfg_leader_info rec;
+    cfg_leader_info rec, before = a->leader;
     mt_status st = cfg_doc_reload(a, &rec);
     if (!mt_is_ok(&st))
         return;
-    if (!same_record(&rec, &a->leader)) {
+    if (!same_record(&rec, &before)) {
         a->leader = rec;
         a->leader_changed_at = now;
         set_leading(a, false, 0);
