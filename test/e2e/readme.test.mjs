@@ -9,7 +9,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { after, describe, test } from "node:test";
-import { e2eDir, freePort, proxyBin, repoRoot, sleep, startMtable, stopAll } from "./lib/harness.mjs";
+import { e2eDir, freePort, proxyBin, repoRoot, sleep, startMtable, startMtableOnFreePorts, stopAll } from "./lib/harness.mjs";
 import { proxySkipReason } from "./lib/targets.mjs";
 
 const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
@@ -112,9 +112,8 @@ describe("README", { skip: proxySkipReason() }, () => {
   });
 
   test("the tour runs as written", { timeout: 180000 }, async () => {
-    const port = await freePort();
-    const adminPort = await freePort();
-    const px = await startMtable({ name: "tour", port, adminPort, args: [] });
+    const px = await startMtableOnFreePorts({ name: "tour", args: [] });
+    const port = px.port;
     assert.match(runNode(block("tour-write"), port), /wrote 500 rows/);
     const st = runCtl(px.adminUrl, ["status"]);
     assert.equal(st.code, 0, st.out);

@@ -413,6 +413,18 @@ export async function startMtable({ name, port, adminPort, args, ready = true, t
   return px.start();
 }
 
+// startMtable on free ports: a port can be taken between the probe and the
+// proxy's bind, so a start that failed for that is tried again on new ports.
+export async function startMtableOnFreePorts({ name, args, ready = true }) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await startMtable({ name, port: await freePort(), adminPort: await freePort(), args, ready });
+    } catch (e) {
+      if (attempt >= 2 || !/the port is in use/.test(e.message)) throw e;
+    }
+  }
+}
+
 // Stops the proxy and returns how it ended, with any sanitizer report
 // found in its output (a clean run has report === null).
 export async function stopProxy(px) {
