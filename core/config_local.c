@@ -211,3 +211,11 @@ mt_config_service *mt_config_local_new(mt_rt *rt, mt_phase initial)
     s->head.next = s->head.prev = &s->head;
     return &s->base;
 }
+
+mt_config mt_config_now(mt_config_service *s)
+{
+    mt_config c;
+    mt_subscription *sub = s->ops->subscribe(s, NULL, &c);
+    s->ops->unsubscribe(s, sub);
+    return c;
+}

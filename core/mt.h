@@ -481,6 +481,10 @@ struct mt_config_service {
     const mt_config_ops *ops;
 };
 
+/* The configuration now, of any service: a fixed subscription taken and
+ * dropped at once (config_local.c). */
+mt_config mt_config_now(mt_config_service *s);
+
 /* In-process service; starts in phase `initial`, version 1, settled. */
 mt_config_service *mt_config_local_new(mt_rt *rt, mt_phase initial);
 

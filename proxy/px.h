@@ -22,10 +22,10 @@
 #include "az_client.h"
 #include "cfg.h"
 #include "mt.h"
+#include "px_reply.h"
 
 #define PX_MAX_BODY (4u * 1024 * 1024)
 #define PX_DEFAULT_VERSION "2019-02-02"
-#define PX_MAX_HEADERS 24
 
 /* ------------------------------------------------------------------------ */
 /* Settings: flags, each also an environment variable (px_config.c).        */
@@ -299,48 +299,6 @@ mt_table *px_metrics_table(px_metrics *m, mt_table *inner, int side);
 void px_metrics_last_error(px_metrics *m, char *out, size_t cap);
 /* Appends the Prometheus text of the counters. */
 void px_metrics_render(px_metrics *m, mt_buf *out);
-
-/* ------------------------------------------------------------------------ */
-/* One table-endpoint request and its response (px_server.c).               */
-
-typedef struct px_req {
-    px_app *app;
-    void *conn; /* struct MHD_Connection * */
-    const char *method;
-    const char *path;  /* after the account segment, still encoded */
-    const char *query; /* raw, NULL when none */
-    const char *body;
-    size_t len;
-    az_resource res;
-    az_format fmt;
-    az_metadata md;
-    char base_url[256];
-    char request_id[40];
-    char version[32];
-    az_grant grant;
-} px_req;
-
-typedef struct px_resp {
-    int status;
-    az_header headers[PX_MAX_HEADERS];
-    size_t nheaders;
-    char *body; /* owned */
-    size_t len;
-} px_resp;
-
-/* A header of the request (case-insensitive), or NULL. */
-const char *px_req_header(const px_req *q, const char *name);
-/* Adds a response header (copies both). */
-void px_resp_header(px_resp *r, const char *name, const char *value);
-/* Sets an error response for st in the request's format. */
-void px_resp_error(const px_req *q, px_resp *r, const mt_status *st);
-/* Sets a payload response with the content type of the request's format. */
-void px_resp_payload(const px_req *q, px_resp *r, int status, char *body, size_t len);
-void px_resp_clear(px_resp *r);
-
-/* Continuation tokens: opaque, header-safe encodings of a key. */
-char *px_token_encode(const char *s);
-char *px_token_decode(const char *tok);
 
 /* Handlers. */
 void px_handle_tables(px_req *q, px_resp *r);   /* Tables, Tables('x') */

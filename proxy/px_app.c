@@ -370,10 +370,7 @@ void px_app_free(px_app *app)
 
 mt_config px_app_config(px_app *app)
 {
-    mt_config c;
-    mt_subscription *sub = app->cfg->ops->subscribe(app->cfg, NULL, &c);
-    app->cfg->ops->unsubscribe(app->cfg, sub);
-    return c;
+    return mt_config_now(app->cfg);
 }
 
 mt_phase px_app_phase(px_app *app)

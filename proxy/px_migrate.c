@@ -403,7 +403,7 @@ mt_status px_migrate_verify(px_app *app, mt_verify_report *rep)
     mt_status listed = tables_for_verify(app, &a);
     if (!mt_is_ok(&listed))
         return listed;
-    mt_config c = px_app_config(app);
+    mt_config c = mt_config_now(app->cfg);
     pthread_mutex_lock(&app->mu);
     bool cleaned = app->mig_state == PX_MIG_DONE;
     pthread_mutex_unlock(&app->mu);
@@ -544,7 +544,7 @@ static void reset_for_new_migration(px_app *app)
 static mt_status run(px_app *app, bool stop_early, mt_phase until)
 {
     mt_phase last = stop_early ? until : MT_PHASE_USE_NEW_HIDE_METADATA;
-    mt_phase phase = px_app_config(app).phase;
+    mt_phase phase = mt_config_now(app->cfg).phase;
     if (phase == MT_PHASE_USE_OLD_HIDE_METADATA)
         reset_for_new_migration(app);
     mt_status st = mt_ok();

@@ -1,12 +1,9 @@
 /*
- * px_server.c -- the two HTTP listeners on libmicrohttpd, and the life of a
- * table request: body accumulation within limits, the account segment, the
- * resource, format negotiation, authentication, dispatch, common headers.
- *
- * libmicrohttpd normally unescapes the URL before we see it; a Shared Key
- * signature covers the path as the client sent it, so an identity unescape
- * callback keeps paths and query arguments raw and the wire library decodes
- * them itself.
+ * px_server.c -- starting and stopping the two listeners, and the life of
+ * a table request: the account segment, the resource, format negotiation,
+ * authentication, dispatch to a handler, common headers. What both
+ * listeners share on libmicrohttpd (bodies, raw URLs, sending) is in
+ * px_http.c; what handlers answer with, in px_reply.c.
  *
  * One thread per connection: the core is blocking, and a connection cap
  * (--max-connections) bounds the threads.
@@ -28,133 +25,8 @@ struct px_servers {
     px_admin_http *admin;
 };
 
-
-/* ------------------------------------------------------------------------ */
-/* Responses.                                                                */
-
-void px_resp_header(px_resp *r, const char *name, const char *value)
-{
-    if (r->nheaders == PX_MAX_HEADERS || !value)
-        return;
-    r->headers[r->nheaders].name = strdup(name);
-    r->headers[r->nheaders].value = strdup(value);
-    r->nheaders++;
-}
-
-void px_resp_clear(px_resp *r)
-{
-    for (size_t i = 0; i < r->nheaders; i++) {
-        free(r->headers[i].name);
-        free(r->headers[i].value);
-    }
-    free(r->body);
-    memset(r, 0, sizeof *r);
-}
-
-static const char *content_type_of(const px_req *q, bool entry)
-{
-    if (q->fmt == AZ_FMT_ATOM)
-        return entry ? "application/atom+xml;type=entry;charset=utf-8"
-                     : "application/atom+xml;type=feed;charset=utf-8";
-    switch (q->md) {
-    case AZ_META_NONE:
-        return "application/json;odata=nometadata;streaming=true;charset=utf-8";
-    case AZ_META_FULL:
-        return "application/json;odata=fullmetadata;streaming=true;charset=utf-8";
-    default:
-        return "application/json;odata=minimalmetadata;streaming=true;charset=utf-8";
-    }
-}
-
-void px_resp_payload(const px_req *q, px_resp *r, int status, char *body, size_t len)
-{
-    r->status = status;
-    free(r->body);
-    r->body = body;
-    r->len = len;
-    /* A single entity or table is an Atom entry; everything else a feed. */
-    bool entry = q->res.kind == AZ_RES_ENTITY || q->res.kind == AZ_RES_TABLE ||
-                 (q->res.kind == AZ_RES_ENTITIES && strcmp(q->method, "POST") == 0) ||
-                 (q->res.kind == AZ_RES_TABLES && strcmp(q->method, "POST") == 0);
-    px_resp_header(r, "Content-Type", content_type_of(q, entry));
-}
-
-void px_resp_error(const px_req *q, px_resp *r, const mt_status *st)
-{
-    size_t len = 0;
-    char msg[MT_MSG_MAX + 128], now[MT_DATETIME_MAX];
-    mt_datetime_format(mt_rt_pthread()->ops->now_ticks(mt_rt_pthread()), now);
-    snprintf(msg, sizeof msg, "%s\nRequestId:%s\nTime:%s", st->message[0] ? st->message : st->code,
-             q->request_id, now);
-    char *body = az_error_write(q->fmt, st->code[0] ? st->code : MT_ERR_INTERNAL, msg, &len);
-    r->status = st->http ? st->http : 500;
-    free(r->body);
-    r->body = body;
-    r->len = body ? len : 0;
-    px_resp_header(r, "Content-Type", q->fmt == AZ_FMT_ATOM ? "application/xml;charset=utf-8"
-                                                            : content_type_of(q, false));
-    px_resp_header(r, "x-ms-error-code", st->code);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Continuation tokens: "1!" + base64url of the key, safe in a header.      */
-
-char *px_token_encode(const char *s)
-{
-    char *b = az_base64_encode((const uint8_t *)s, strlen(s));
-    if (!b)
-        return NULL;
-    size_t n = strlen(b);
-    char *out = malloc(n + 3);
-    memcpy(out, "1!", 2);
-    size_t j = 2;
-    for (size_t i = 0; i < n; i++) {
-        if (b[i] == '=')
-            break;
-        out[j++] = b[i] == '+' ? '-' : b[i] == '/' ? '_' : b[i];
-    }
-    out[j] = '\0';
-    free(b);
-    return out;
-}
-
-char *px_token_decode(const char *tok)
-{
-    if (!tok || strncmp(tok, "1!", 2) != 0)
-        return NULL;
-    size_t n = strlen(tok + 2);
-    if (n > 8192)
-        return NULL;
-    char *b = malloc(n + 4);
-    size_t j = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = tok[2 + i];
-        b[j++] = c == '-' ? '+' : c == '_' ? '/' : c;
-    }
-    while (j % 4)
-        b[j++] = '=';
-    uint8_t *raw = NULL;
-    size_t rawlen = 0;
-    bool ok = az_base64_decode(b, j, &raw, &rawlen);
-    free(b);
-    if (!ok || memchr(raw, '\0', rawlen)) {
-        free(raw);
-        return NULL;
-    }
-    char *s = malloc(rawlen + 1);
-    memcpy(s, raw, rawlen);
-    s[rawlen] = '\0';
-    free(raw);
-    return s;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Requests.                                                                 */
-
-const char *px_req_header(const px_req *q, const char *name)
-{
-    return MHD_lookup_connection_value((struct MHD_Connection *)q->conn, MHD_HEADER_KIND, name);
-}
 
 static const char *header_cb(void *ctx, const char *name)
 {
@@ -171,31 +43,6 @@ static void new_request_id(char out[40])
     snprintf(out, 40, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
              b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
              b[13], b[14], b[15]);
-}
-
-/* Rebuilds the raw query string from libmicrohttpd's (unescaped-as-raw)
- * arguments, in order. */
-static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   const char *value)
-{
-    (void)kind;
-    mt_buf *b = cls;
-    if (b->len)
-        mt_buf_puts(b, "&");
-    mt_buf_puts(b, key);
-    if (value) {
-        mt_buf_puts(b, "=");
-        mt_buf_puts(b, value);
-    }
-    return MHD_YES;
-}
-
-/* NULL when the request has no arguments (or memory ran out). */
-char *px_http_raw_query(struct MHD_Connection *c)
-{
-    mt_buf b = {0};
-    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_arg, &b);
-    return b.p ? mt_buf_take(&b, NULL) : NULL;
 }
 
 /* Splits "/account/rest" into the account and "/rest". */
@@ -472,49 +319,6 @@ static void handle_table_request(px_app *app, struct MHD_Connection *c, const ch
     free(query);
 }
 
-enum MHD_Result px_http_send(struct MHD_Connection *c, px_resp *r)
-{
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(r->len, r->body ? r->body : (void *)"",
-                                        r->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-    r->body = NULL;
-    for (size_t i = 0; i < r->nheaders; i++)
-        MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value);
-    enum MHD_Result ret = MHD_queue_response(c, (unsigned)(r->status ? r->status : 500), resp);
-    MHD_destroy_response(resp);
-    px_resp_clear(r);
-    return ret;
-}
-
-bool px_http_upload_step(void **con_cls, const char *data, size_t *size, px_upload **out)
-{
-    px_upload *up = *con_cls;
-    if (!up) {
-        *con_cls = calloc(1, sizeof(px_upload));
-        return false;
-    }
-    *out = up;
-    if (*size == 0)
-        return true;
-    if (!up->too_large && up->len + *size > PX_MAX_BODY) {
-        up->too_large = true;
-        free(up->buf);
-        up->buf = NULL;
-        up->len = 0;
-    }
-    if (!up->too_large) {
-        if (up->len + *size + 1 > up->cap) {
-            up->cap = (up->len + *size + 1) * 2;
-            up->buf = realloc(up->buf, up->cap);
-        }
-        memcpy(up->buf + up->len, data, *size);
-        up->len += *size;
-        up->buf[up->len] = '\0';
-    }
-    *size = 0;
-    return false;
-}
-
 static enum MHD_Result on_table_request(void *cls, struct MHD_Connection *c, const char *url,
                                         const char *method, const char *version,
                                         const char *data, size_t *size, void **con_cls)
@@ -526,60 +330,6 @@ static enum MHD_Result on_table_request(void *cls, struct MHD_Connection *c, con
     px_resp r = {0};
     handle_table_request(cls, c, url, method, up, &r);
     return px_http_send(c, &r);
-}
-
-void px_http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                       enum MHD_RequestTerminationCode toe)
-{
-    (void)cls;
-    (void)c;
-    (void)toe;
-    px_upload *up = *con_cls;
-    if (up) {
-        free(up->buf);
-        px_resp_clear(&up->resp);
-        free(up);
-    }
-    *con_cls = NULL;
-}
-
-size_t px_http_keep_raw(void *cls, struct MHD_Connection *c, char *s)
-{
-    (void)cls;
-    (void)c;
-    return strlen(s);
-}
-
-/* libmicrohttpd's own messages (a failed bind, say) go to the debug log:
- * start-up failures are reported once, in one line, by start_one. */
-void px_http_log(void *cls, const char *fmt, va_list ap)
-{
-    (void)cls;
-    if (!px_log_enabled(PX_LOG_DEBUG))
-        return;
-    char line[512];
-    vsnprintf(line, sizeof line, fmt, ap);
-    line[strcspn(line, "\n")] = '\0';
-    px_log(PX_LOG_DEBUG, "http server: %s", line);
-}
-
-bool px_http_addr(const char *host, int port, struct sockaddr_in *sa, FILE *err)
-{
-    *sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (inet_pton(AF_INET, host, &sa->sin_addr) != 1) {
-        fprintf(err, "mtable-proxy: cannot listen on '%s:%d': not an IPv4 address\n", host,
-                port);
-        return false;
-    }
-    return true;
-}
-
-void px_http_bind_failed(const char *host, int port, FILE *err)
-{
-    fprintf(err,
-            "mtable-proxy: cannot listen on %s:%d: the port is in use or not permitted "
-            "(choose another with --listen / --admin-listen)\n",
-            host, port);
 }
 
 static struct MHD_Daemon *start_one(const char *host, int port, int max_conn,

@@ -19,5 +19,5 @@ fi
 if [ ! -f build/build.ninja ]; then
     meson setup build >&2
 fi
-ninja -C build proxy/mtable-proxy proxy/mtablectl >&2
+ninja -C build proxy/mtable-proxy tools/mtablectl/mtablectl >&2
 exec build/proxy/mtable-proxy "$@"

@@ -33,7 +33,7 @@ import { proxySkipReason } from "./lib/targets.mjs";
 import { testSeed } from "./lib/seed.mjs";
 import { fmtViolations, seed, totals, verifyEnd, Worker } from "./lib/workload.mjs";
 
-const ctl = process.env.MTABLE_CTL_BIN || join(repoRoot, "build/proxy/mtablectl");
+const ctl = process.env.MTABLE_CTL_BIN || join(repoRoot, "build/tools/mtablectl/mtablectl");
 // The authority waits lease + lease/2 for a silent proxy; a restart of the
 // authority must fit in what is left of the proxies' leases (a third of a
 // lease is the most that can have gone since their last renewal).

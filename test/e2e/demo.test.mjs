@@ -13,7 +13,7 @@ import { repoRoot } from "./lib/harness.mjs";
 import { proxySkipReason } from "./lib/targets.mjs";
 
 const script = join(repoRoot, "test/e2e/demo/run.mjs");
-const ctl = process.env.MTABLE_CTL_BIN || join(repoRoot, "build/proxy/mtablectl");
+const ctl = process.env.MTABLE_CTL_BIN || join(repoRoot, "build/tools/mtablectl/mtablectl");
 const ROWS = 800;
 
 function skipReason() {

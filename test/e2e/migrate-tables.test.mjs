@@ -61,7 +61,7 @@ function metric(text, name, labels = "") {
 }
 
 const skip = proxySkipReason() || backendSkipReason();
-const ctlBin = [join(dirname(proxyBin), "mtablectl"), join(repoRoot, "build/proxy/mtablectl")].find(existsSync);
+const ctlBin = [join(dirname(proxyBin), "mtablectl"), join(dirname(proxyBin), "../tools/mtablectl/mtablectl"), join(repoRoot, "build/tools/mtablectl/mtablectl")].find(existsSync);
 
 // An Azurite and a proxy over two of its accounts, throttled so that a
 // test can act while the copy or the cleanup runs.

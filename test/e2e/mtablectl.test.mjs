@@ -1,4 +1,4 @@
-// mtablectl.test.mjs -- the mtablectl CLI (proxy/mtablectl.c) against real
+// mtablectl.test.mjs -- the mtablectl CLI (tools/mtablectl/mtablectl.c) against real
 // mtable-proxy processes on their embedded memory backends, and against a
 // scripted admin endpoint for the parts of the contract a proxy cannot be
 // made to show on demand (rows_total, paused, failed, verify not ok,
@@ -13,7 +13,8 @@
 // skipped while POST /admin/v1/verify answers 404 and run once it exists.
 //
 // Environment: MTABLE_PROXY_BIN (see lib/harness.mjs), MTABLE_CTL_BIN
-// (default: mtablectl beside the proxy binary, else <repo>/build/proxy/mtablectl).
+// (default: mtablectl beside the proxy binary or in its build tree's tools/mtablectl,
+// else <repo>/build/tools/mtablectl/mtablectl).
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -25,11 +26,12 @@ import { after, before, describe, test } from "node:test";
 import { DEV_ACCOUNT, DEV_KEY, freePort, proxyAvailable, proxyBin, repoRoot, sleep } from "./lib/harness.mjs";
 import { all, strip, tableClient, tableName } from "./lib/clients.mjs";
 
-// Beside the proxy under test (so a sanitizer build tests its own CLI), else build/.
+// Beside the proxy under test or in its build tree (so a sanitizer build tests
+// its own CLI), else build/.
 const ctlBin =
   process.env.MTABLE_CTL_BIN ||
-  [join(dirname(proxyBin), "mtablectl"), join(repoRoot, "build/proxy/mtablectl")].find(existsSync) ||
-  join(repoRoot, "build/proxy/mtablectl");
+  [join(dirname(proxyBin), "mtablectl"), join(dirname(proxyBin), "../tools/mtablectl/mtablectl"), join(repoRoot, "build/tools/mtablectl/mtablectl")].find(existsSync) ||
+  join(repoRoot, "build/tools/mtablectl/mtablectl");
 const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3, unauthorized: 4 };
 const COMMANDS = ["status", "phase", "migrate", "pause", "resume", "verify"];
 const FLAGS = ["--admin", "--token", "--json", "--until", "--no-wait", "--help", "--version"];

@@ -13,7 +13,7 @@ import { e2eDir, freePort, proxyBin, repoRoot, sleep, startMtable, startMtableOn
 import { proxySkipReason } from "./lib/targets.mjs";
 
 const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
-const ctl = process.env.MTABLE_CTL_BIN || join(repoRoot, "build/proxy/mtablectl");
+const ctl = process.env.MTABLE_CTL_BIN || join(repoRoot, "build/tools/mtablectl/mtablectl");
 
 function block(tag) {
   const m = readme.match(new RegExp("```js " + tag + "\\n([\\s\\S]*?)```"));

@@ -47,7 +47,7 @@ options:
 
 environment:
   MTABLE_PROXY_BIN   proxy binary (default build/proxy/mtable-proxy)
-  MTABLE_CTL_BIN     mtablectl binary (default build/proxy/mtablectl)
+  MTABLE_CTL_BIN     mtablectl binary (default build/tools/mtablectl/mtablectl)
 `;
 
 function usageError(msg) {
@@ -83,7 +83,7 @@ function parseArgs(argv) {
 }
 
 const opts = parseArgs(process.argv.slice(2));
-const ctlBin = process.env.MTABLE_CTL_BIN || join(repoRoot, "build/proxy/mtablectl");
+const ctlBin = process.env.MTABLE_CTL_BIN || join(repoRoot, "build/tools/mtablectl/mtablectl");
 for (const [what, bin] of [["mtable-proxy", proxyBin], ["mtablectl", ctlBin]]) {
   if (!existsSync(bin)) {
     process.stderr.write(`run.mjs: ${what} not found at ${bin}; build it first: (cd build && ninja)\n`);

@@ -41,6 +41,10 @@ bool az_base64_decode(const char *s, size_t len, uint8_t **out, size_t *outlen);
 char *az_url_decode(const char *s, size_t len);
 /* Percent-encoding of everything but unreserved characters. */
 char *az_url_encode(const char *s);
+/* Appends table(PartitionKey='pk',RowKey='rk') to b: each key in quotes, a
+ * quote doubled, every byte but the unreserved characters and those of
+ * keep ("" for none) percent-encoded. */
+void az_entity_path(mt_buf *b, const char *table, const char *pk, const char *rk, const char *keep);
 
 /* ------------------------------------------------------------------------ */
 /* Request paths and query options (az_url.c).                               */
@@ -150,6 +154,12 @@ mt_status az_table_read(az_format fmt, const char *body, size_t len, char **name
 char *az_table_write(az_format fmt, const az_payload_ctx *c, const char *name, size_t *len);
 char *az_tables_write(az_format fmt, const az_payload_ctx *c, char *const *names, size_t n,
                       size_t *len);
+
+/* The JSON body of an entity sent to the service (Insert, Update, Merge,
+ * a $batch part): PartitionKey, RowKey and every property, each with its
+ * "@odata.type" annotation where JSON alone would lose the type. NULL when
+ * out of memory; the caller frees it. */
+char *az_entity_request_body(const mt_entity *e, size_t *len);
 
 /* Error body: JSON {"odata.error":{"code":..,"message":{"lang":"en-US",
  * "value":..}}} or the XML/Atom error document. */

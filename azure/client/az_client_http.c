@@ -60,7 +60,7 @@
 #include <cJSON.h>
 #include <curl/curl.h>
 
-#include "az_internal.h"
+#include "az_client_internal.h"
 
 #define AZ_API_VERSION "2019-02-02"
 #define AZ_BODY_MAX ((size_t)256 << 20) /* a page of 1000 large rows fits */

@@ -57,7 +57,7 @@
 
 #include <cJSON.h>
 
-#include "az_internal.h"
+#include "az_client_internal.h"
 
 #define AZ_DIE_ROUNDS 8
 #define AZ_KEYS_PER_READ (MT_FILTER_MAX_COMPARISONS - 1)

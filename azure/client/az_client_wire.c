@@ -16,37 +16,10 @@
 
 #include <cJSON.h>
 
-#include "az_internal.h"
+#include "az_client_internal.h"
 
 /* ------------------------------------------------------------------------ */
 /* Entities on the wire.                                                     */
-
-static bool needs_annotation(mt_edm t)
-{
-    return t != MT_EDM_STRING && t != MT_EDM_INT32 && t != MT_EDM_BOOLEAN;
-}
-
-/* The JSON body of an entity: keys, then every property, annotated where
- * JSON alone would lose the type. The caller frees it. */
-static char *entity_body(const mt_entity *e, size_t *len)
-{
-    cJSON *o = cJSON_CreateObject();
-    bool ok = o && cJSON_AddStringToObject(o, "PartitionKey", e->pk) &&
-              cJSON_AddStringToObject(o, "RowKey", e->rk);
-    for (size_t i = 0; ok && i < e->nprops; i++) {
-        const mt_prop *p = &e->props[i];
-        if (needs_annotation(p->value.type))
-            ok = az_json_annotate(o, p->name, p->value.type);
-        cJSON *it = ok ? az_json_value(&p->value) : NULL;
-        if (it)
-            cJSON_AddItemToObject(o, p->name, it);
-        ok = it != NULL;
-    }
-    char *out = ok ? cJSON_PrintUnformatted(o) : NULL;
-    cJSON_Delete(o);
-    *len = out ? strlen(out) : 0;
-    return out;
-}
 
 /* One entity object of a reply: the wire library reads keys and values;
  * the ETag (etag, else odata.etag) and Timestamp are taken here. */
@@ -233,7 +206,7 @@ static mt_status single_op(az_table *t, const mt_op *op, mt_op_result *res)
 {
     az_wire w = op_wire(op);
     size_t len = 0;
-    char *body = w.body ? entity_body(op->entity, &len) : NULL;
+    char *body = w.body ? az_entity_request_body(op->entity, &len) : NULL;
     char *path = NULL;
     if (w.url_keys) {
         path = az_wire_entity_path(t, op->entity->pk, op->entity->rk);
@@ -467,7 +440,7 @@ static char *batch_body(const az_table *t, const mt_op *ops, size_t n, const cha
     mt_buf_printf(&b, "--%s\r\nContent-Type: multipart/mixed; boundary=%s\r\n\r\n", bb, cs);
     for (size_t i = 0; i < n && !b.oom; i++) {
         size_t bl;
-        char *body = op_wire(&ops[i]).body ? entity_body(ops[i].entity, &bl) : NULL;
+        char *body = op_wire(&ops[i]).body ? az_entity_request_body(ops[i].entity, &bl) : NULL;
         if (op_wire(&ops[i]).body && !body)
             b.oom = true;
         batch_part(&b, t, cs, &ops[i], i, body);

@@ -129,6 +129,33 @@ cJSON *az_json_value(const mt_value *v)
     return NULL;
 }
 
+static bool az_request_needs_annotation(mt_edm t)
+{
+    return t != MT_EDM_STRING && t != MT_EDM_INT32 && t != MT_EDM_BOOLEAN;
+}
+
+/* The JSON body of a request: keys, then every property, annotated where
+ * JSON alone would lose the type. */
+char *az_entity_request_body(const mt_entity *e, size_t *len)
+{
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o && cJSON_AddStringToObject(o, "PartitionKey", e->pk) &&
+              cJSON_AddStringToObject(o, "RowKey", e->rk);
+    for (size_t i = 0; ok && i < e->nprops; i++) {
+        const mt_prop *p = &e->props[i];
+        if (az_request_needs_annotation(p->value.type))
+            ok = az_json_annotate(o, p->name, p->value.type);
+        cJSON *it = ok ? az_json_value(&p->value) : NULL;
+        if (it)
+            cJSON_AddItemToObject(o, p->name, it);
+        ok = it != NULL;
+    }
+    char *out = ok ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    *len = out ? strlen(out) : 0;
+    return out;
+}
+
 static bool az_add_value(cJSON *o, const char *name, const mt_value *v, az_metadata md)
 {
     if (md != AZ_META_NONE && az_needs_annotation(v) && !az_json_annotate(o, name, v->type))
