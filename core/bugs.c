@@ -10,37 +10,11 @@
 
 mt_bug mt_seeded_bug = MT_BUG_NONE;
 
-static const char *const bug_names[MT_BUG_COUNT] = {
-    [MT_BUG_QueryAtomicFilterShadowing] = "QueryAtomicFilterShadowing",
-    [MT_BUG_QueryStreamedFilterShadowing] = "QueryStreamedFilterShadowing",
-    [MT_BUG_QueryStreamedLock] = "QueryStreamedLock",
-    [MT_BUG_QueryStreamedBackUpNewStream] = "QueryStreamedBackUpNewStream",
-    [MT_BUG_QueryStreamedSaveNewConfig] = "QueryStreamedSaveNewConfig",
-    [MT_BUG_DeleteNoLeaveTombstonesETag] = "DeleteNoLeaveTombstonesETag",
-    [MT_BUG_DeletePrimaryKey] = "DeletePrimaryKey",
-    [MT_BUG_EnsurePartitionSwitchedFromPopulated] = "EnsurePartitionSwitchedFromPopulated",
-    [MT_BUG_TombstoneOutputETag] = "TombstoneOutputETag",
-    [MT_BUG_MigrateSkipPreferOld] = "MigrateSkipPreferOld",
-    [MT_BUG_MigrateSkipUseNewWithTombstones] = "MigrateSkipUseNewWithTombstones",
-    [MT_BUG_InsertBehindMigrator] = "InsertBehindMigrator",
-    [MT_BUG_DeleteIfExistsOmitted] = "DeleteIfExistsOmitted",
-    [MT_BUG_AckBeforeDrain] = "AckBeforeDrain",
-    [MT_BUG_ClientFollowsAnyVersion] = "ClientFollowsAnyVersion",
-    [MT_BUG_LeaseNotCut] = "LeaseNotCut",
-    [MT_BUG_WriteAfterLosingLead] = "WriteAfterLosingLead",
-    [MT_BUG_TakeOverWithoutGrace] = "TakeOverWithoutGrace",
-};
-
-/* The tester scenario that finds each bug, where "all" (the default, which
- * deals executions out to the data-path scenarios) does not run the code it
- * lives in: the control plane's bugs are found by the lease scenario. */
-static const char *const bug_scenarios[MT_BUG_COUNT] = {
-    [MT_BUG_AckBeforeDrain] = "leases",
-    [MT_BUG_ClientFollowsAnyVersion] = "leases",
-    [MT_BUG_LeaseNotCut] = "leases",
-    [MT_BUG_WriteAfterLosingLead] = "failover",
-    [MT_BUG_TakeOverWithoutGrace] = "failover",
-};
+/* Both tables from MT_BUG_LIST (mt_bugs.h). */
+#define BUG_NAME_(name, scenario) [MT_BUG_##name] = #name,
+static const char *const bug_names[MT_BUG_COUNT] = {MT_BUG_LIST(BUG_NAME_)};
+#define BUG_SCENARIO_(name, scenario) [MT_BUG_##name] = scenario,
+static const char *const bug_scenarios[MT_BUG_COUNT] = {MT_BUG_LIST(BUG_SCENARIO_)};
 
 const char *mt_seeded_bug_name(mt_bug b)
 {
@@ -53,5 +27,5 @@ const char *mt_seeded_bug_scenario(mt_bug b)
 {
     if (b <= MT_BUG_NONE || b >= MT_BUG_COUNT)
         return NULL;
-    return bug_scenarios[b] ? bug_scenarios[b] : "all";
+    return bug_scenarios[b];
 }

@@ -55,13 +55,6 @@ static void text_reply(px_resp *r, int status, const char *text)
     px_resp_header(r, "Content-Type", "text/plain");
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Status.                                                                   */
 
@@ -85,7 +78,7 @@ static void add_motion(px_app *app, cJSON *m, const mt_migrator_stats *s)
 {
     px_migration_state st = app->mig_state;
     bool moving = (st == PX_MIG_COPYING || st == PX_MIG_CLEANING) && app->mig_rate_for == st;
-    int64_t now = mono_ms();
+    int64_t now = app->rt->ops->mono_ms(app->rt);
     double rate = moving ? px_rate_per_second(&app->mig_rate, now) : 0, eta = -1;
     int64_t done = px_migrate_moved(st, s), total = -1;
     if (st == PX_MIG_COPYING)
@@ -437,23 +430,23 @@ static void phase_reply(px_app *app, const char *body, size_t len, px_resp *r)
 /* ------------------------------------------------------------------------ */
 /* The configuration endpoint (authority only).                              */
 
-/* The value of name in a raw query string, as a number; dflt when absent. */
+/* The value of name in a raw query string, as a number; dflt when absent.
+ * *bad when it is not an integer or not validly encoded. */
 static int64_t query_num(const char *query, const char *name, int64_t dflt, bool *bad)
 {
-    size_t n = strlen(name);
-    for (const char *p = query; p && *p;) {
-        const char *amp = strchr(p, '&');
-        size_t len = amp ? (size_t)(amp - p) : strlen(p);
-        if (len > n && strncmp(p, name, n) == 0 && p[n] == '=') {
-            char *end;
-            long long v = strtoll(p + n + 1, &end, 10);
-            if (end != p + len)
-                *bad = true;
-            return v;
-        }
-        p = amp ? amp + 1 : NULL;
+    char *v = NULL;
+    mt_status st = az_query_find(query, name, &v);
+    int64_t out = dflt;
+    if (!mt_is_ok(&st)) {
+        *bad = true;
+    } else if (v) {
+        char *end;
+        out = strtoll(v, &end, 10);
+        if (*end)
+            *bad = true;
     }
-    return dflt;
+    free(v);
+    return out;
 }
 
 /* The long poll's arguments; false when they are not integers. */
@@ -527,20 +520,18 @@ static bool opt_string(const cJSON *doc, const char *name, char *out, size_t cap
     return true;
 }
 
-/* The proxy id in an acks URL, %XX-decoded (curl_easy_escape's form). */
+/* The proxy id in an acks URL, percent-decoded (curl_easy_escape's form)
+ * and cut at CFG_ID_MAX bytes; "" when it is not validly encoded. */
 static void decode_id(const char *id, char decoded[CFG_ID_MAX + 1])
 {
-    size_t n = 0;
-    for (const char *p = id; *p && n < CFG_ID_MAX; n++) { /* %XX from curl_easy_escape */
-        unsigned hex;
-        if (p[0] == '%' && sscanf(p + 1, "%2x", &hex) == 1 && p[1] && p[2]) {
-            decoded[n] = (char)hex;
-            p += 3;
-        } else {
-            decoded[n] = *p++;
-        }
-    }
+    char *d = az_url_decode(id, strlen(id));
+    size_t n = d ? strlen(d) : 0;
+    if (n > CFG_ID_MAX)
+        n = CFG_ID_MAX;
+    if (n)
+        memcpy(decoded, d, n);
     decoded[n] = '\0';
+    free(d);
 }
 
 static void ack_reply(px_app *app, const char *id, const char *body, size_t len, px_resp *r)

@@ -41,13 +41,6 @@ bool px_migration_state_parse(const char *name, px_migration_state *out)
     return false;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ------------------------------------------------------------------------ */
 /* The saved state.                                                          */
 
@@ -218,7 +211,7 @@ static void note_rate(px_app *app, px_migration_state s, const mt_migrator_stats
 {
     if (s != PX_MIG_COPYING && s != PX_MIG_CLEANING)
         return;
-    int64_t now = mono_ms();
+    int64_t now = app->rt->ops->mono_ms(app->rt);
     if (app->mig_rate_for != s)
         px_rate_reset(&app->mig_rate, now, px_migrate_moved(s, stats));
     else

@@ -195,19 +195,6 @@ void px_registry_free(px_registry *r)
     free(r);
 }
 
-/* Table names: 3-63 alphanumerics starting with a letter; "tables" is
- * reserved. */
-static bool valid_table_name(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 3 || n > 63 || !isalpha((unsigned char)s[0]) || strcasecmp(s, "tables") == 0)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]))
-            return false;
-    return true;
-}
-
 /* Index of name, or of where it would go (*found false). */
 static size_t find(const px_registry *r, const char *name, bool *found)
 {
@@ -230,7 +217,7 @@ static size_t find(const px_registry *r, const char *name, bool *found)
 
 mt_status px_table_create(px_registry *r, const char *name)
 {
-    if (!valid_table_name(name))
+    if (!az_table_name_valid(name))
         return mt_error(400, "InvalidResourceName",
                         "The specifed resource name contains invalid characters.");
     if (strcasecmp(name, CFG_STATE_TABLE) == 0)

@@ -65,9 +65,6 @@ typedef struct az_connstr {
 mt_status az_connstr_parse(const char *s, az_connstr *out);
 /* Frees what *cs owns (wiping the key first); *cs is empty afterwards. */
 void az_connstr_clear(az_connstr *cs);
-/* Azure's rule for table names: a letter, then letters and digits, 3 to 63
- * characters; "tables" is reserved. */
-bool az_table_name_valid(const char *name);
 /* "http://127.0.0.1:10002/devstoreaccount1 (account devstoreaccount1,
  * Shared Key)" -- safe to log. The caller frees it. */
 char *az_connstr_describe(const az_connstr *cs);

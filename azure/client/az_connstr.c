@@ -250,19 +250,6 @@ static bool suffix_ok(const char *s)
     return true;
 }
 
-bool az_table_name_valid(const char *s)
-{
-    if (!s)
-        return false;
-    size_t n = strlen(s);
-    if (n < 3 || n > 63 || !isalpha((unsigned char)s[0]) || strcasecmp(s, "tables") == 0)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]))
-            return false;
-    return true;
-}
-
 static mt_status set_key(az_connstr *out, const char *b64)
 {
     uint8_t *key = NULL;

@@ -74,9 +74,18 @@ typedef struct az_resource {
  * ignored ("/Tables/"), as the service ignores it. */
 mt_status az_resource_parse(const char *path, const char *query, az_resource *out);
 void az_resource_clear(az_resource *r);
+/* Azure's rule for the name of a table one creates: a letter, then letters
+ * and digits, 3 to 63 characters; "tables" is reserved. */
+bool az_table_name_valid(const char *name);
 
-/* The value of query parameter name, percent-decoded ('+' read as a space,
- * as the service reads queries); NULL if absent or badly encoded. */
+/* Finds query parameter name (ASCII case ignored) in a raw query string.
+ * *out is its value, percent-decoded with '+' read as a space as the
+ * service reads queries ("" when the parameter has no '='), or NULL when
+ * absent; the caller frees it. Parameters whose names do not decode
+ * cannot be the one asked for and are skipped; a bad escape in the value
+ * asked for, or an overlong query, is 400 InvalidUri. */
+mt_status az_query_find(const char *query, const char *name, char **out);
+/* The same, NULL when absent or badly encoded. */
 char *az_query_get(const char *query, const char *name);
 
 /* Query options of Query Entities / Query Tables. */
@@ -155,10 +164,18 @@ char *az_table_write(az_format fmt, const az_payload_ctx *c, const char *name, s
 char *az_tables_write(az_format fmt, const az_payload_ctx *c, char *const *names, size_t n,
                       size_t *len);
 
+/* Whether the JSON form of v needs an "@odata.type" annotation for its
+ * type to be read back, as "Payload format for Table service operations"
+ * lists them: Int64, DateTime, Guid and Binary (JSON strings), and a Double
+ * that is NaN or infinite (the strings "NaN", "Infinity", "-Infinity"). A
+ * finite Double is a JSON number with a '.' or an exponent, and String,
+ * Int32 and Boolean are JSON's own types: none of them needs one. Payloads
+ * in minimal and full metadata annotate exactly these. */
+bool az_json_needs_annotation(const mt_value *v);
 /* The JSON body of an entity sent to the service (Insert, Update, Merge,
- * a $batch part): PartitionKey, RowKey and every property, each with its
- * "@odata.type" annotation where JSON alone would lose the type. NULL when
- * out of memory; the caller frees it. */
+ * a $batch part): PartitionKey, RowKey and every property, annotated where
+ * az_json_needs_annotation says and on every Double (see az_json_write.c).
+ * NULL when out of memory; the caller frees it. */
 char *az_entity_request_body(const mt_entity *e, size_t *len);
 
 /* Error body: JSON {"odata.error":{"code":..,"message":{"lang":"en-US",

@@ -66,7 +66,7 @@ void az_json_double_text(double d, char out[48])
 /* ------------------------------------------------------------------------ */
 /* Writing: values and entities.                                             */
 
-static bool az_needs_annotation(const mt_value *v)
+bool az_json_needs_annotation(const mt_value *v)
 {
     switch (v->type) {
     case MT_EDM_INT64:
@@ -129,13 +129,15 @@ cJSON *az_json_value(const mt_value *v)
     return NULL;
 }
 
-static bool az_request_needs_annotation(mt_edm t)
+/* What a request annotates: what az_json_needs_annotation says, and every
+ * Double. The service reads 5.0 as a Double, but a reader that parses JSON
+ * numbers into one type (Azurite, which the tests and many users run
+ * against) cannot tell it from 5 and would store an Int32. */
+static bool az_request_needs_annotation(const mt_value *v)
 {
-    return t != MT_EDM_STRING && t != MT_EDM_INT32 && t != MT_EDM_BOOLEAN;
+    return v->type == MT_EDM_DOUBLE || az_json_needs_annotation(v);
 }
 
-/* The JSON body of a request: keys, then every property, annotated where
- * JSON alone would lose the type. */
 char *az_entity_request_body(const mt_entity *e, size_t *len)
 {
     cJSON *o = cJSON_CreateObject();
@@ -143,7 +145,7 @@ char *az_entity_request_body(const mt_entity *e, size_t *len)
               cJSON_AddStringToObject(o, "RowKey", e->rk);
     for (size_t i = 0; ok && i < e->nprops; i++) {
         const mt_prop *p = &e->props[i];
-        if (az_request_needs_annotation(p->value.type))
+        if (az_request_needs_annotation(&p->value))
             ok = az_json_annotate(o, p->name, p->value.type);
         cJSON *it = ok ? az_json_value(&p->value) : NULL;
         if (it)
@@ -158,7 +160,7 @@ char *az_entity_request_body(const mt_entity *e, size_t *len)
 
 static bool az_add_value(cJSON *o, const char *name, const mt_value *v, az_metadata md)
 {
-    if (md != AZ_META_NONE && az_needs_annotation(v) && !az_json_annotate(o, name, v->type))
+    if (md != AZ_META_NONE && az_json_needs_annotation(v) && !az_json_annotate(o, name, v->type))
         return false;
     cJSON *it = az_json_value(v);
     if (!it)

@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "az.h"
 
@@ -118,11 +119,7 @@ static char *query_decode(const char *s, size_t len)
 /* ------------------------------------------------------------------------ */
 /* Query strings                                                             */
 
-/* Finds parameter name in query. *out is its decoded value ("" when the
- * parameter has no '='), or NULL when absent. Parameters whose names do
- * not decode cannot be the one asked for and are skipped; a bad escape in
- * the value asked for is a 400. */
-static mt_status query_find(const char *query, const char *name, char **out)
+mt_status az_query_find(const char *query, const char *name, char **out)
 {
     const char *p = query;
     *out = NULL;
@@ -159,7 +156,7 @@ char *az_query_get(const char *query, const char *name)
     char *v = NULL;
     if (!name)
         return NULL;
-    query_find(query, name, &v);
+    az_query_find(query, name, &v);
     return v;
 }
 
@@ -172,10 +169,28 @@ static mt_status bad_uri(const char *why)
                     "The requested URI does not name a resource of this account: %s.", why);
 }
 
-/* Table names follow the service's rules: 3 to 63 letters and digits,
- * starting with a letter. The read-only analytics tables ($MetricsHour...,
- * $MetricsCapacity...) exist in every real account, so their names pass
- * too; they simply are not found here. */
+/* Azure's rule for table names: 3 to 63 letters and digits, starting with
+ * a letter. */
+static bool table_name_shape(const char *name)
+{
+    size_t n = strlen(name);
+    if (n < AZ_TABLE_NAME_MIN || n > AZ_TABLE_NAME_MAX || !is_alpha(name[0]))
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (!is_alnum(name[i]))
+            return false;
+    return true;
+}
+
+bool az_table_name_valid(const char *name)
+{
+    return name && table_name_shape(name) && strcasecmp(name, "tables") != 0;
+}
+
+/* A table in a request path. The read-only analytics tables
+ * ($MetricsHour..., $MetricsCapacity...) exist in every real account, so
+ * their names pass too; they simply are not found here. Otherwise the rule
+ * of table_name_shape, and the error says which part a name breaks. */
 static mt_status table_name_check(const char *name)
 {
     size_t i, n = strlen(name);
@@ -185,16 +200,14 @@ static mt_status table_name_check(const char *name)
         if (i == n)
             return mt_ok();
     }
+    if (table_name_shape(name))
+        return mt_ok();
     if (n < AZ_TABLE_NAME_MIN || n > AZ_TABLE_NAME_MAX)
         return mt_error(400, MT_ERR_OUT_OF_RANGE, "A table name must be %d to %d characters long.",
                         AZ_TABLE_NAME_MIN, AZ_TABLE_NAME_MAX);
     if (!is_alpha(name[0]))
         return mt_error(400, AZ_ERR_RESOURCE_NAME, "A table name must start with a letter.");
-    for (i = 1; i < n; i++)
-        if (!is_alnum(name[i]))
-            return mt_error(400, AZ_ERR_RESOURCE_NAME,
-                            "A table name may hold only letters and digits.");
-    return mt_ok();
+    return mt_error(400, AZ_ERR_RESOURCE_NAME, "A table name may hold only letters and digits.");
 }
 
 static void skip_spaces(const char **s)
@@ -299,7 +312,7 @@ static mt_status table_resource_parse(const char *s, az_resource *out)
 static mt_status table_comp_parse(const char *query, bool bare, az_resource *out)
 {
     char *comp = NULL;
-    mt_status st = query_find(query, "comp", &comp);
+    mt_status st = az_query_find(query, "comp", &comp);
     if (!mt_is_ok(&st))
         return st;
     if (comp && ieq(comp, "acl") && bare)
@@ -338,9 +351,9 @@ static mt_status entity_resource_parse(const char *s, const char *query, az_reso
 static mt_status service_parse(const char *query, az_resource *out)
 {
     char *restype = NULL, *comp = NULL;
-    mt_status st = query_find(query, "restype", &restype);
+    mt_status st = az_query_find(query, "restype", &restype);
     if (mt_is_ok(&st))
-        st = query_find(query, "comp", &comp);
+        st = az_query_find(query, "comp", &comp);
     if (!mt_is_ok(&st))
         goto done;
     if (!restype || !comp) {
@@ -424,7 +437,7 @@ void az_resource_clear(az_resource *r)
 static mt_status opts_filter(const char *query, az_query_opts *o)
 {
     char *text = NULL;
-    mt_status st = query_find(query, "$filter", &text);
+    mt_status st = az_query_find(query, "$filter", &text);
     if (mt_is_ok(&st) && text && *text)
         st = mt_filter_parse(text, strlen(text), &o->filter);
     free(text);
@@ -438,7 +451,7 @@ static mt_status opts_filter(const char *query, az_query_opts *o)
 static mt_status opts_top(const char *query, az_query_opts *o)
 {
     char *text = NULL;
-    mt_status st = query_find(query, "$top", &text);
+    mt_status st = az_query_find(query, "$top", &text);
     size_t i, n;
     long v = 0;
     if (!mt_is_ok(&st) || !text)
@@ -501,7 +514,7 @@ static void select_clear(az_query_opts *o)
 static mt_status opts_select(const char *query, az_query_opts *o)
 {
     char *text = NULL;
-    mt_status st = query_find(query, "$select", &text);
+    mt_status st = az_query_find(query, "$select", &text);
     bool all = false;
     const char *p;
     if (!mt_is_ok(&st) || !text || !*text) {
@@ -529,7 +542,7 @@ static mt_status opts_select(const char *query, az_query_opts *o)
 static mt_status opts_token(const char *query, const char *name, char **out)
 {
     char *raw = NULL;
-    mt_status st = query_find(query, name, &raw);
+    mt_status st = az_query_find(query, name, &raw);
     if (!mt_is_ok(&st) || !raw)
         return st;
     *out = az_url_decode(raw, strlen(raw));

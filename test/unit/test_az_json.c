@@ -1097,6 +1097,44 @@ static void test_atom_dispatch(void **state)
     assert_null(name);
 }
 
+/* The one rule for "@odata.type" annotations, as the service's payload
+ * format lists them: written in minimal metadata exactly where it says, and
+ * in request bodies also on every Double (Azurite reads 5.0 as 5). */
+static void test_annotation_rule(void **state)
+{
+    (void)state;
+    uint8_t g[16] = {1, 2, 3};
+    mt_value yes[] = {mt_v_i64(5),   mt_v_datetime(0),   mt_v_guid(g),       mt_v_binary("x", 1),
+                      mt_v_dbl(NAN), mt_v_dbl(INFINITY), mt_v_dbl(-INFINITY)};
+    mt_value no[] = {mt_v_str("s"), mt_v_i32(5), mt_v_bool(true), mt_v_dbl(5.0), mt_v_dbl(0.5)};
+    for (size_t i = 0; i < sizeof yes / sizeof *yes; i++)
+        assert_true(az_json_needs_annotation(&yes[i]));
+    for (size_t i = 0; i < sizeof no / sizeof *no; i++)
+        assert_false(az_json_needs_annotation(&no[i]));
+
+    mt_entity *e = mt_entity_new("p", "r");
+    mt_entity_set(e, "d", &no[3]);
+    mt_entity_set(e, "n", &no[1]);
+    mt_entity_set(e, "l", &yes[0]);
+    size_t len;
+    az_payload_ctx c = ctx(AZ_META_MINIMAL);
+    char *out = az_entity_write(AZ_FMT_JSON, &c, e, &len);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "\"d\":5.0"));
+    assert_null(strstr(out, "d@odata.type"));
+    assert_null(strstr(out, "n@odata.type"));
+    assert_non_null(strstr(out, "\"l@odata.type\":\"Edm.Int64\""));
+    free(out);
+    out = az_entity_request_body(e, &len);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "\"d@odata.type\":\"Edm.Double\""));
+    assert_null(strstr(out, "n@odata.type"));
+    assert_non_null(strstr(out, "\"l@odata.type\":\"Edm.Int64\""));
+    assert_int_equal(len, strlen(out));
+    free(out);
+    mt_entity_free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1109,7 +1147,7 @@ int main(void)
         cmocka_unit_test(test_read_layout),        cmocka_unit_test(test_read_rejects),
         cmocka_unit_test(test_read_limits),        cmocka_unit_test(test_round_trip_edges),
         cmocka_unit_test(test_round_trip_random),  cmocka_unit_test(test_table_read),
-        cmocka_unit_test(test_atom_dispatch),
+        cmocka_unit_test(test_atom_dispatch),      cmocka_unit_test(test_annotation_rule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

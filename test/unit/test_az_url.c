@@ -494,16 +494,53 @@ static void test_opts_token_errors(void **state)
     opts_fail("NextPartitionKey=%ZZ", "InvalidUri");
 }
 
+/* The one rule for table names, which Create Table, the table map and
+ * connection strings apply; a path may also name an analytics table. */
+static void test_table_name_rule(void **state)
+{
+    (void)state;
+    assert_true(az_table_name_valid("abc"));
+    assert_true(az_table_name_valid("A1b2C3"));
+    char long_ok[64], too_long[65];
+    memset(long_ok, 'a', 63), long_ok[63] = '\0';
+    memset(too_long, 'a', 64), too_long[64] = '\0';
+    assert_true(az_table_name_valid(long_ok));
+    assert_false(az_table_name_valid(too_long));
+    assert_false(az_table_name_valid(NULL));
+    assert_false(az_table_name_valid("ab"));
+    assert_false(az_table_name_valid("1abc"));
+    assert_false(az_table_name_valid("a-bc"));
+    assert_false(az_table_name_valid("a_bc"));
+    assert_false(az_table_name_valid("Tables"));
+    assert_false(az_table_name_valid("$MetricsHourPrimaryTransactionsTable"));
+    az_resource r;
+    assert_int_equal(az_resource_parse("/$MetricsHourPrimaryTransactionsTable()", NULL, &r).http,
+                     0);
+    az_resource_clear(&r);
+    assert_int_equal(az_resource_parse("/ab()", NULL, &r).http, 400);
+    az_resource_clear(&r);
+    assert_int_equal(az_resource_parse("/a_b()", NULL, &r).http, 400);
+    az_resource_clear(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_paths_parse),        cmocka_unit_test(test_paths_rejected),
-        cmocka_unit_test(test_paths_bounded),      cmocka_unit_test(test_long_key),
-        cmocka_unit_test(test_query_get),          cmocka_unit_test(test_opts_empty),
-        cmocka_unit_test(test_opts_data_tables),   cmocka_unit_test(test_opts_azure_storage),
-        cmocka_unit_test(test_opts_tables),        cmocka_unit_test(test_opts_token_round_trip),
-        cmocka_unit_test(test_opts_top),           cmocka_unit_test(test_opts_select),
-        cmocka_unit_test(test_opts_filter_errors), cmocka_unit_test(test_opts_token_errors),
+        cmocka_unit_test(test_paths_parse),
+        cmocka_unit_test(test_paths_rejected),
+        cmocka_unit_test(test_paths_bounded),
+        cmocka_unit_test(test_long_key),
+        cmocka_unit_test(test_table_name_rule),
+        cmocka_unit_test(test_query_get),
+        cmocka_unit_test(test_opts_empty),
+        cmocka_unit_test(test_opts_data_tables),
+        cmocka_unit_test(test_opts_azure_storage),
+        cmocka_unit_test(test_opts_tables),
+        cmocka_unit_test(test_opts_token_round_trip),
+        cmocka_unit_test(test_opts_top),
+        cmocka_unit_test(test_opts_select),
+        cmocka_unit_test(test_opts_filter_errors),
+        cmocka_unit_test(test_opts_token_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
