@@ -817,6 +817,32 @@ static void test_shared_key_path_without_account(void **state)
     assert_denied(check(c, &g), "AuthenticationFailed");
 }
 
+/* The resource signed without the doubled account (a host-style client's)
+ * is accepted only when the path's first segment is the account itself: a
+ * path under "/devstoreaccount1x" names another account, whatever the key. */
+static void test_shared_key_account_prefix(void **state)
+{
+    (void)state;
+    az_grant g;
+    char auth[128];
+    char *sig = az_sign(dev_key, sizeof dev_key, DATE_2024 "\n/devstoreaccount1/Tables");
+    snprintf(auth, sizeof auth, "SharedKeyLite devstoreaccount1:%s", sig);
+    free(sig);
+    call c = {.method = "GET",
+              .path = "/devstoreaccount1/Tables",
+              .hname = {"x-ms-date", "Authorization"},
+              .hval = {DATE_2024, auth},
+              .now = T_2024};
+    assert_ok(check(c, &g));
+
+    sig = az_sign(dev_key, sizeof dev_key, DATE_2024 "\n/devstoreaccount1x/Tables");
+    snprintf(auth, sizeof auth, "SharedKeyLite devstoreaccount1:%s", sig);
+    free(sig);
+    c.path = "/devstoreaccount1x/Tables";
+    assert_denied(check(c, &g), "AuthenticationFailed");
+    assert_false(g.shared_key);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Account SAS.                                                              */
 
@@ -1171,6 +1197,7 @@ int main(void)
         cmocka_unit_test(test_shared_key_md5_comp),
         cmocka_unit_test(test_shared_key_dates_and_resource),
         cmocka_unit_test(test_shared_key_rejections),
+        cmocka_unit_test(test_shared_key_account_prefix),
         cmocka_unit_test(test_no_credentials),
         cmocka_unit_test(test_table_sas_data_tables),
         cmocka_unit_test(test_table_sas_stored_policy),
