@@ -13,6 +13,7 @@
  */
 #include "cfg_migrate.h"
 #include "cfg_json.h"
+#include "mt_bugs.h"
 
 #include <cjson/cJSON.h>
 #include <stdarg.h>
@@ -242,7 +243,8 @@ bool cfg_migrate_restore(cfg_migrate *m)
     m->copy_done = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "copy_done"));
     m->copy_verified = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "copy_verified"));
     free(m->mig_checkpoint);
-    m->mig_checkpoint = cJSON_IsString(cp) ? strdup(cp->valuestring) : NULL;
+    m->mig_checkpoint =
+        cJSON_IsString(cp) && !MT_BUG(ResumeFromScratch) ? strdup(cp->valuestring) : NULL;
     restore_copy_names(m, cJSON_GetObjectItemCaseSensitive(doc, "copy_tables"));
     stats_from_json(cJSON_GetObjectItemCaseSensitive(doc, "stats"), &m->mig_stats);
     if (cJSON_IsString(e))
