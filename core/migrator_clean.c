@@ -1,6 +1,9 @@
 /*
  * migrator_clean.c -- the migrator's last step: new brought to its clean
- * form (tombstones deleted, _mtable_* properties stripped) and old emptied.
+ * form (tombstones deleted, _mtable_* properties stripped) and old made what
+ * hooks->old_after says: emptied (the default), kept with only its protocol
+ * rows deleted (a rollback copy of the application's rows as they were when
+ * their partition was switched), or deleted as a table (hooks->delete_old).
  *
  * It runs only once every client is in use_new_hide_metadata, where no
  * client reads old or leaves tombstones, so what it removes nobody needs,
@@ -32,6 +35,11 @@
  * only a read (new), and the counts carry on from the caller's stats. A
  * table deleted meanwhile (404 TableNotFound) is skipped and reported
  * through hooks->table_gone. The hooks run only on the calling thread.
+ *
+ * Keeping old is sound for the same reason emptying it is: from
+ * use_new_hide_metadata on nothing reads old or writes it, so its user rows
+ * are the application's data no more; only the protocol rows, which an
+ * application reading old directly would see, have to go.
  *
  * Checkpoints (through the copy's hooks; the copy is over by then): after
  * each table of each side, once its jobs have all run, so a run after a
@@ -148,6 +156,23 @@ static bool mt_clean_throttle(mt_clean *c, size_t n)
 static bool mt_clean_dirty(const mt_entity *e)
 {
     return mt_mig_is_tombstone(e) || mt_mig_has_reserved_prop(e);
+}
+
+/* Whether a row of old is a protocol row (all that goes when old is kept). */
+static bool mt_clean_protocol(const mt_entity *e)
+{
+    return mt_mig_is_protocol_rk(e->rk);
+}
+
+static mt_old_after mt_clean_old_after(const mt_clean *c)
+{
+    return c->hooks ? c->hooks->old_after : MT_OLD_AFTER_EMPTY;
+}
+
+/* The rows of old the cleanup deletes: all, or the protocol rows only. */
+static bool (*mt_clean_old_want(const mt_clean *c))(const mt_entity *)
+{
+    return mt_clean_old_after(c) == MT_OLD_AFTER_KEEP ? mt_clean_protocol : NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -386,13 +411,14 @@ static mt_status mt_clean_walk(mt_clean *c, size_t ti, bool old_side,
     return st;
 }
 
-/* Counts the rows of old, every one of which the cleanup deletes, for a
- * total (a thread body; also called directly). It runs while new is being
- * cleaned, before anything of old is deleted; a failed count only leaves
- * the total unknown. */
+/* Counts the rows of old the cleanup deletes, for a total (a thread body;
+ * also called directly). It runs while new is being cleaned, before
+ * anything of old is deleted; a failed count only leaves the total
+ * unknown. */
 static void *mt_clean_count_main(void *arg)
 {
     mt_clean *c = arg;
+    bool (*want)(const mt_entity *) = mt_clean_old_want(c);
     int64_t rows = 0;
     mt_status st = mt_ok();
     for (size_t i = 0; i < c->ntables && mt_is_ok(&st); i++) {
@@ -401,7 +427,7 @@ static void *mt_clean_count_main(void *arg)
         mt_entity *e = NULL;
         st = t->ops->query_stream(t, NULL, NULL, &s);
         while (mt_is_ok(&st) && (st = s->ops->next(s, &e), mt_is_ok(&st)) && e) {
-            rows++;
+            rows += !want || want(e);
             mt_entity_free(e);
         }
         if (s)
@@ -547,16 +573,35 @@ static mt_status mt_clean_drain(mt_clean *c)
     return st;
 }
 
+/* Deletes old table i (--old-after delete); one already gone is done. */
+static mt_status mt_clean_delete_old(mt_clean *c, size_t i)
+{
+    mt_clean_lock(c);
+    bool gone = c->gone[i];
+    mt_clean_unlock(c);
+    if (gone)
+        return mt_ok();
+    mt_status st = c->hooks->delete_old(c->hooks->ctx, i);
+    if (st.http == 404)
+        st = mt_ok();
+    mt_clean_tick(c);
+    return st;
+}
+
 /* Cleans one side of every table (from the checkpoint on), saving a
  * checkpoint after each table once its jobs have all run. */
 static mt_status mt_clean_side(mt_clean *c, int side)
 {
     if (side < c->from_side)
         return mt_ok();
+    bool delete_old = side == 1 && mt_clean_old_after(c) == MT_OLD_AFTER_DELETE;
     mt_status st = mt_ok();
     for (size_t i = side == c->from_side ? c->from_table : 0; i < c->ntables && mt_is_ok(&st);
          i++) {
-        st = mt_clean_walk(c, i, side == 1, side == 1 ? NULL : mt_clean_dirty);
+        if (delete_old)
+            st = mt_clean_delete_old(c, i);
+        else
+            st = mt_clean_walk(c, i, side == 1, side == 1 ? mt_clean_old_want(c) : mt_clean_dirty);
         if (mt_table_gone(&st)) {
             mt_clean_lock(c);
             c->gone[i] = true;
@@ -576,6 +621,9 @@ static mt_status mt_clean_side(mt_clean *c, int side)
 mt_status mt_clean_tables(mt_rt *rt, const mt_table_pair *tables, size_t n,
                           const mt_migrator_hooks *hooks, mt_backoff *bo, mt_migrator_stats *stats)
 {
+    if (hooks && hooks->old_after == MT_OLD_AFTER_DELETE && !hooks->delete_old)
+        return mt_error(400, MT_ERR_INVALID_INPUT,
+                        "deleting old needs an account to delete it from");
     mt_clean *c = mt_clean_new(rt, tables, n, hooks, bo, stats);
     if (!c)
         return mt_error(500, MT_ERR_INTERNAL, "out of memory");
@@ -584,7 +632,9 @@ mt_status mt_clean_tables(mt_rt *rt, const mt_table_pair *tables, size_t n,
     /* New first, all of it, while old is counted (on its own thread when
      * there are workers); old only then, so the count sees all of it. The
      * total of new is what its walk found to clean. */
-    bool count = hooks && hooks->progress;
+    bool count = hooks && hooks->progress && hooks->old_after != MT_OLD_AFTER_DELETE;
+    if (hooks && hooks->old_after == MT_OLD_AFTER_DELETE)
+        stats->clean_total_old = 0; /* tables go, not rows */
     if (count && c->nworkers > 0)
         c->counter = rt->ops->thread_start(rt, mt_clean_count_main, c, "mt-clean-count");
     if (count && !c->counter)

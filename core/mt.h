@@ -545,6 +545,18 @@ typedef enum mt_migrator_step {
     MT_STEP_DONE,
 } mt_migrator_step;
 
+/* What the cleanup makes of old once every client uses new
+ * (mtablectl migrate --old-after). */
+typedef enum mt_old_after {
+    MT_OLD_AFTER_EMPTY,  /* every row deleted, the table kept (the default) */
+    MT_OLD_AFTER_KEEP,   /* the application's rows kept as a rollback copy;
+                            only the protocol rows deleted */
+    MT_OLD_AFTER_DELETE, /* the table itself deleted */
+} mt_old_after;
+
+const char *mt_old_after_name(mt_old_after a); /* "empty", "keep", "delete" */
+bool mt_old_after_parse(const char *name, mt_old_after *out);
+
 /* Called by the migrator's thread after each step and each row; must be
  * quick. ctx is the hook's own. */
 typedef struct mt_migrator_hooks {
@@ -573,6 +585,12 @@ typedef struct mt_migrator_hooks {
      * ran on it: a backend answered 404 TableNotFound. The migrator skips
      * the table and goes on. May be NULL. */
     void (*table_gone)(void *ctx, size_t table, const char *step);
+    /* What the cleanup makes of old. MT_OLD_AFTER_DELETE needs delete_old,
+     * which deletes old table `table` (an index into the pairs) from its
+     * account; 404 TableNotFound counts as done. Called on the migrator's
+     * thread, after new is clean, once per table (again after a resume). */
+    mt_old_after old_after;
+    mt_status (*delete_old)(void *ctx, size_t table);
 } mt_migrator_hooks;
 
 typedef struct mt_table_pair {
@@ -604,6 +622,7 @@ typedef struct mt_verify_report {
     char first_missing[512]; /* "table: PK / RK" of the first missing row, or "" */
     int64_t tables_skipped;  /* deleted meanwhile (404 TableNotFound): nothing to check */
     char skipped[256];       /* their labels, ", "-separated (cut short when long) */
+    int64_t old_tables_left; /* old tables still there although --old-after delete */
     char summary[256];
 } mt_verify_report;
 
@@ -616,5 +635,14 @@ typedef struct mt_verify_report {
 mt_status mt_verify_tables(mt_rt *rt, const mt_table_pair *tables, const char *const *names,
                            size_t n, mt_phase phase, bool after_cleanup,
                            mt_verify_report *report);
+
+/* The same, after a cleanup that made old what old_after says: with
+ * MT_OLD_AFTER_KEEP old may hold the application's rows but no protocol
+ * row; with MT_OLD_AFTER_DELETE every old table is gone (404
+ * TableNotFound). Before cleanup old_after changes nothing. */
+mt_status mt_verify_tables_after(mt_rt *rt, const mt_table_pair *tables,
+                                 const char *const *names, size_t n, mt_phase phase,
+                                 bool after_cleanup, mt_old_after old_after,
+                                 mt_verify_report *report);
 
 #endif

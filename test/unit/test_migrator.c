@@ -1251,6 +1251,133 @@ static void test_cleanup_batched_pausable(void **state)
     cleanup_batched_pausable(16);
 }
 
+/* ------------------------------------------------------------------------ */
+/* What the cleanup makes of old (--old-after).                              */
+
+static void verify_after_expect(world *w, mt_old_after a, bool ok, mt_verify_report *r)
+{
+    mt_status st = mt_verify_tables_after(w->rt, w->pairs, NULL, w->n,
+                                          MT_PHASE_USE_NEW_HIDE_METADATA, true, a, r);
+    assert_true(mt_is_ok(&st));
+    if (r->ok != ok)
+        fail_msg("verify (%s): %s", mt_old_after_name(a), r->summary);
+}
+
+/* keep: old's user rows stay, its protocol rows go; verify holds it to
+ * that and not to an empty old. */
+static void test_cleanup_keeps_old(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w, 1);
+    mt_migrator_hooks h = {.old_after = MT_OLD_AFTER_KEEP, .parallel = 4};
+    mt_status st = mt_migrate_tables(w.rt, w.cfg, w.pairs, 1, &h, NULL);
+    assert_true(mt_is_ok(&st));
+    assert_int_equal(phase_of(w.cfg), MT_PHASE_USE_NEW_HIDE_METADATA);
+    assert_int_equal(mt_memtable_count(w.old_t[0]), SHAPE_ROWS);
+    assert_copied_exactly(w.old_t[0], w.new_t[0]);
+    mt_verify_report r;
+    verify_after_expect(&w, MT_OLD_AFTER_KEEP, true, &r);
+    assert_int_equal(r.old_rows, SHAPE_ROWS);
+    assert_int_equal(r.protocol_rows, 0);
+    assert_string_equal(r.summary, "ok: old keeps 751 rows of the application and no protocol "
+                                   "row, and the 751 rows of new carry no protocol data");
+    verify_after_expect(&w, MT_OLD_AFTER_EMPTY, false, &r);
+
+    /* A protocol row left in the kept old fails it. */
+    mt_entity *meta = mt_entity_new("t0-s001", MT_RK_META);
+    mt_value sw = mt_v_i32(MT_PARTITION_SWITCHED);
+    mt_entity_set(meta, MT_PROP_STATE, &sw);
+    put_raw(w.old_t[0], meta);
+    verify_after_expect(&w, MT_OLD_AFTER_KEEP, false, &r);
+    assert_int_equal(r.protocol_rows, 1);
+    world_free(&w);
+}
+
+typedef struct dropper {
+    vanishing *old[2];
+    int calls[2];
+    int bad_calls; /* before new was clean */
+    world *w;
+} dropper;
+
+static mt_status drop_old(void *ctx, size_t table)
+{
+    dropper *d = ctx;
+    mt_verify_report r;
+    mt_status st =
+        mt_verify_tables_after(d->w->rt, d->w->pairs, NULL, d->w->n, MT_PHASE_USE_NEW_HIDE_METADATA,
+                               true, MT_OLD_AFTER_KEEP, &r);
+    if (!mt_is_ok(&st) || r.tombstones || r.reserved_props)
+        d->bad_calls++;
+    d->calls[table]++;
+    if (d->old[table]->vanishes)
+        return v_gone();
+    d->old[table]->vanishes = true;
+    d->old[table]->budget = 0;
+    return mt_ok();
+}
+
+/* delete: each old table is deleted through the hook once new is clean;
+ * verify holds the old tables to being gone. */
+static void test_cleanup_deletes_old(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w, 2);
+    vanishing vo[2];
+    dropper d = {.w = &w};
+    for (int i = 0; i < 2; i++) {
+        vo[i] = (vanishing){.base.ops = &vanishing_ops, .inner = w.old_t[i]};
+        w.pairs[i].old_t = &vo[i].base;
+        d.old[i] = &vo[i];
+    }
+    mt_migrator_hooks h = {
+        .old_after = MT_OLD_AFTER_DELETE, .delete_old = drop_old, .ctx = &d, .parallel = 1};
+    mt_status st = mt_migrate_tables(w.rt, w.cfg, w.pairs, 2, &h, NULL);
+    assert_true(mt_is_ok(&st));
+    assert_int_equal(d.calls[0], 1);
+    assert_int_equal(d.calls[1], 1);
+    assert_int_equal(d.bad_calls, 0);
+    mt_verify_report r;
+    verify_after_expect(&w, MT_OLD_AFTER_DELETE, true, &r);
+    assert_int_equal(r.old_tables_left, 0);
+    assert_int_equal(r.tables_skipped, 0);
+    assert_int_equal(r.new_rows, 2 * SHAPE_ROWS);
+
+    /* Run again (a resume after the deletes): nothing is left to do, and
+     * a table already gone is no error. */
+    st = mt_migrate_tables(w.rt, w.cfg, w.pairs, 2, &h, NULL);
+    assert_true(mt_is_ok(&st));
+
+    /* An old table still there fails it. */
+    vo[1].vanishes = false;
+    verify_after_expect(&w, MT_OLD_AFTER_DELETE, false, &r);
+    assert_int_equal(r.old_tables_left, 1);
+    assert_non_null(strstr(r.summary, "1 old tables not deleted"));
+
+    /* Without an account to delete from, delete is refused. */
+    h.delete_old = NULL;
+    st = mt_migrate_tables(w.rt, w.cfg, w.pairs, 2, &h, NULL);
+    assert_int_equal(st.http, 400);
+    world_free(&w);
+}
+
+static void test_old_after_names(void **state)
+{
+    (void)state;
+    const char *names[] = {"empty", "keep", "delete"};
+    for (int i = 0; i < 3; i++) {
+        mt_old_after a;
+        assert_true(mt_old_after_parse(names[i], &a));
+        assert_string_equal(mt_old_after_name(a), names[i]);
+    }
+    mt_old_after a = MT_OLD_AFTER_KEEP;
+    assert_false(mt_old_after_parse("Empty", &a));
+    assert_false(mt_old_after_parse("", &a));
+    assert_int_equal(a, MT_OLD_AFTER_KEEP);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1273,6 +1400,9 @@ int main(void)
         cmocka_unit_test(test_retrying_stream_resumes_after_last_row),
         cmocka_unit_test(test_deleted_table_skipped),
         cmocka_unit_test(test_cleanup_batched_pausable),
+        cmocka_unit_test(test_cleanup_keeps_old),
+        cmocka_unit_test(test_cleanup_deletes_old),
+        cmocka_unit_test(test_old_after_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
