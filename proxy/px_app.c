@@ -316,7 +316,8 @@ px_app *px_app_new(const px_settings *s, FILE *err)
                             : (px_guard){.valid = leader_ok, .ctx = app->auth, .leader = true};
     app->reg = px_registry_new(
         app->rt, app->cfg, (px_backend){.client = app->old_client, .label = "old"},
-        (px_backend){.client = app->new_client, .label = "new"}, &guard, app->metrics, &st);
+        (px_backend){.client = app->new_client, .label = "new", .map = &app->settings.table_map},
+        &guard, app->metrics, &st);
     if (!mt_is_ok(&st)) {
         fprintf(err,
                 "mtable-proxy: cannot list the tables of the backends (is the endpoint in "
