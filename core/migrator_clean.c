@@ -10,7 +10,10 @@
  * and cleaning new and emptying old are independent of each other.
  *
  * Shape, as the copy's: the calling thread is the reader; it streams each
- * table's new (keeping the rows that need cleaning) and old (every row),
+ * table's new (asking the service only for rows that carry _mtable_deleted,
+ * the one protocol property a row of new can have: tombstones and rows an
+ * older proxy flagged; the rows are checked again here) and old (every
+ * row),
  * cuts the rows into jobs of at most 100 rows of one partition and one
  * side, and queues them; `parallel` workers (threads of the runtime; none
  * for parallel 1, where the reader runs each job itself) take them in any
@@ -19,8 +22,10 @@
  * old. When its batch fails because a row changed or vanished under it,
  * its rows are done one by one, each re-read as needed, so the result is
  * the same as row by row, in about a hundredth of the calls. Rows already
- * clean (most of new) cost a read and nothing else. At most `window` jobs
- * are outstanding, which bounds memory.
+ * clean (most of new) are not even sent by the service: cleaning a new
+ * table with no tombstone costs one scan that returns nothing, where a
+ * read of every row made the cleanup slower than the copy. At most
+ * `window` jobs are outstanding, which bounds memory.
  *
  * Order: new first, every table of it, then old: cleaning new is mostly
  * reading, and meanwhile old is counted (every row of it goes) for a total
@@ -74,7 +79,8 @@ typedef struct mt_clean {
     mt_thread *counter; /* the count of old, alongside the cleaning of new */
     size_t window;
     mt_mutex *mu;
-    mt_cond *cv; /* any change below */
+    mt_cond *cv;      /* any change below */
+    mt_filter *dirty; /* what the walk of new asks the service for */
     /* Under mu. */
     mt_clean_job *head, *tail;
     size_t outstanding; /* queued or being run */
@@ -374,14 +380,14 @@ static mt_status mt_clean_emit(mt_clean *c, mt_clean_job *j)
     return st;
 }
 
-/* Streams one side of table ti, queueing the rows `want` keeps (NULL:
- * all) as jobs of one partition. */
-static mt_status mt_clean_walk(mt_clean *c, size_t ti, bool old_side,
+/* Streams one side of table ti (the rows f matches; NULL: all), queueing
+ * the rows `want` keeps (NULL: all) as jobs of one partition. */
+static mt_status mt_clean_walk(mt_clean *c, size_t ti, bool old_side, const mt_filter *f,
                                bool (*want)(const mt_entity *))
 {
     mt_table *t = old_side ? c->tables[ti].old_t : c->tables[ti].new_t;
     mt_stream *s = NULL;
-    mt_status st = t->ops->query_stream(t, NULL, NULL, &s);
+    mt_status st = t->ops->query_stream(t, f, NULL, &s);
     mt_clean_job *j = NULL;
     mt_entity *e = NULL;
     while (mt_is_ok(&st) && (st = s->ops->next(s, &e), mt_is_ok(&st))) {
@@ -455,6 +461,7 @@ static void mt_clean_free(mt_clean *c)
         mt_clean_job_free(j);
     }
     free(c->gone);
+    mt_filter_free(c->dirty);
     if (c->tcv)
         rt->ops->cond_free(rt, c->tcv);
     if (c->tmu)
@@ -482,6 +489,9 @@ static mt_clean *mt_clean_new(mt_rt *rt, const mt_table_pair *tables, size_t n,
                     .err = mt_ok(),
                     .stats = stats};
     c->gone = calloc(n + 1, sizeof *c->gone);
+    mt_value yes = mt_v_bool(true), no = mt_v_bool(false);
+    c->dirty = mt_filter_or(mt_filter_cmp(MT_PROP_DELETED, MT_EQ, &yes),
+                            mt_filter_cmp(MT_PROP_DELETED, MT_EQ, &no));
     c->mu = rt->ops->mutex_new(rt);
     c->cv = c->mu ? rt->ops->cond_new(rt) : NULL;
     c->throttled = hooks && hooks->rows_per_second > 0;
@@ -490,7 +500,7 @@ static mt_clean *mt_clean_new(mt_rt *rt, const mt_table_pair *tables, size_t n,
         c->tcv = c->tmu ? rt->ops->cond_new(rt) : NULL;
         mt_bucket_init(&c->bucket, hooks->rows_per_second, rt->ops->mono_ms(rt));
     }
-    if (!c->gone || !c->cv || (c->throttled && !c->tcv)) {
+    if (!c->gone || !c->dirty || !c->cv || (c->throttled && !c->tcv)) {
         mt_clean_free(c);
         return NULL;
     }
@@ -601,7 +611,8 @@ static mt_status mt_clean_side(mt_clean *c, int side)
         if (delete_old)
             st = mt_clean_delete_old(c, i);
         else
-            st = mt_clean_walk(c, i, side == 1, side == 1 ? mt_clean_old_want(c) : mt_clean_dirty);
+            st = side == 1 ? mt_clean_walk(c, i, true, NULL, mt_clean_old_want(c))
+                           : mt_clean_walk(c, i, false, c->dirty, mt_clean_dirty);
         if (mt_table_gone(&st)) {
             mt_clean_lock(c);
             c->gone[i] = true;
