@@ -609,6 +609,20 @@ mt_status mt_migrate(mt_rt *rt, mt_config_service *cfg, mt_table *old_t,
 mt_status mt_migrate_tables(mt_rt *rt, mt_config_service *cfg, const mt_table_pair *tables,
                             size_t n, const mt_migrator_hooks *hooks, mt_migrator_stats *stats);
 
+/* Going back before any partition is switched (migrator_back.c). */
+
+/* Whether any partition of the old tables is switched (its meta row says
+ * SWITCHED); the first found as "NAME / PK" in where (names may be NULL).
+ * Reads only. Sound as a promise that none will be switched only while
+ * every client holds an unsettled prefer_old or an earlier phase. */
+mt_status mt_find_switched(mt_rt *rt, const mt_table_pair *tables, const char *const *names,
+                           size_t n, bool *found, char *where, size_t cap);
+/* Deletes the protocol rows (meta and assertion rows) of the old tables,
+ * counting them in *removed; for an abandoned migration once every client
+ * is in use_old_hide_metadata. A table deleted meanwhile is skipped. */
+mt_status mt_clean_protocol_rows(mt_rt *rt, const mt_table_pair *tables, size_t n,
+                                 int64_t *removed);
+
 /* What a verify pass found (mt_verify_tables). */
 typedef struct mt_verify_report {
     bool ok;

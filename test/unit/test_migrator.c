@@ -1378,6 +1378,71 @@ static void test_old_after_names(void **state)
     assert_int_equal(a, MT_OLD_AFTER_KEEP);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Going back before any partition is switched.                              */
+
+/* Writes n rows into partition pk through the protocol, as one batch. */
+static void write_through(world *w, const char *pk, int n)
+{
+    mt_table *mt = mt_migrating_new(w->rt, w->cfg, w->old_t[0], w->new_t[0]);
+    mt_entity *es[MT_BATCH_MAX];
+    mt_op ops[MT_BATCH_MAX];
+    mt_op_result res[MT_BATCH_MAX];
+    for (int i = 0; i < n; i++) {
+        char rk[16];
+        snprintf(rk, sizeof rk, "w%04d", i);
+        es[i] = mt_entity_new(pk, rk);
+        ops[i] = (mt_op){.kind = MT_OP_INSERT_OR_REPLACE, .entity = es[i]};
+    }
+    mt_status st = mt_table_batch(mt, ops, (size_t)n, res);
+    assert_true(mt_is_ok(&st));
+    for (int i = 0; i < n; i++)
+        mt_entity_free(es[i]);
+    mt_table_destroy(mt);
+}
+
+/* prefer_old's guarded writes leave POPULATED partitions, which a step
+ * back may leave behind; a 100-operation batch in a settled prefer_old
+ * switches its partition, which the check finds. The protocol rows of old
+ * are then deleted, and nothing else. */
+static void test_step_back_check_and_clean(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w, 1);
+    mt_status st = w.cfg->ops->push(w.cfg, MT_PHASE_PREFER_OLD);
+    assert_true(mt_is_ok(&st));
+    write_through(&w, "t0-a-big", 3);
+    const char *names[] = {"t0"};
+    bool found = true;
+    char where[64];
+    st = mt_find_switched(w.rt, w.pairs, names, 1, &found, where, sizeof where);
+    assert_true(mt_is_ok(&st));
+    assert_false(found);
+    assert_string_equal(where, "");
+    assert_int_equal(mt_memtable_count(w.new_t[0]), 0);
+
+    write_through(&w, "t0-c-100", MT_BATCH_MAX);
+    assert_int_equal(mt_memtable_count(w.new_t[0]), MT_BATCH_MAX);
+    st = mt_find_switched(w.rt, w.pairs, names, 1, &found, where, sizeof where);
+    assert_true(mt_is_ok(&st));
+    assert_true(found);
+    assert_string_equal(where, "t0 / t0-c-100");
+
+    int64_t removed = 0;
+    st = mt_clean_protocol_rows(w.rt, w.pairs, 1, &removed);
+    assert_true(mt_is_ok(&st));
+    assert_int_equal(removed, 3); /* a meta row each, one assertion row */
+    assert_int_equal(mt_memtable_count(w.old_t[0]), SHAPE_ROWS + 3);
+    st = mt_find_switched(w.rt, w.pairs, NULL, 1, &found, where, sizeof where);
+    assert_true(mt_is_ok(&st));
+    assert_false(found);
+    st = mt_clean_protocol_rows(w.rt, w.pairs, 1, &removed);
+    assert_true(mt_is_ok(&st));
+    assert_int_equal(removed, 0);
+    world_free(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1403,6 +1468,7 @@ int main(void)
         cmocka_unit_test(test_cleanup_keeps_old),
         cmocka_unit_test(test_cleanup_deletes_old),
         cmocka_unit_test(test_old_after_names),
+        cmocka_unit_test(test_step_back_check_and_clean),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
