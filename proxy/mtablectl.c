@@ -90,8 +90,10 @@ static void ctl_usage(FILE *out)
           "commands:\n"
           "  status               phase, config version, migration progress, proxies\n"
           "                       and their leases\n"
-          "  phase NAME           move to phase NAME (one step forward at a time); returns\n"
-          "                       once every live proxy has acknowledged\n"
+          "  phase NAME           move to phase NAME (one step forward at a time, or back\n"
+          "                       from prefer_old to use_old_hide_metadata while no\n"
+          "                       partition is switched); returns once every live proxy\n"
+          "                       has acknowledged\n"
           "  migrate [--until PHASE] [--old-after empty|keep|delete] [--no-wait]\n"
           "                       start the built-in migrator and show its progress until\n"
           "                       it is done, failed or paused; --until PHASE stops once\n"
@@ -104,6 +106,9 @@ static void ctl_usage(FILE *out)
           "                       paused)\n"
           "  resume [--no-wait]   resume a paused migration and wait as migrate does\n"
           "  verify               compare the old and new tables and print the report\n"
+          "  abort                give up a migration that has switched no partition\n"
+          "                       (phases 0 and 1): pause it, step the fleet back to\n"
+          "                       use_old_hide_metadata, delete its protocol rows from old\n"
           "  help                 this text\n"
           "\n"
           "phases, in order: use_old_hide_metadata, prefer_old, prefer_new,\n"
@@ -896,6 +901,21 @@ static int ctl_cmd_pause(ctl *c)
     return rc;
 }
 
+static int ctl_cmd_abort(ctl *c)
+{
+    ctl_reply r = {0};
+    int rc = ctl_call(c, "POST", "/admin/v1/abort", "", CTL_PHASE_TIMEOUT_S, &r);
+    if (rc == 0 && c->json)
+        ctl_print_raw(&r);
+    else if (rc == 0)
+        printf("migration aborted on %s: every live proxy is in %s; %.0f protocol rows "
+               "deleted from old\n",
+               c->admin, ctl_str(r.doc, "phase", "use_old_hide_metadata"),
+               ctl_num(r.doc, "protocol_rows_deleted", 0));
+    ctl_reply_free(&r);
+    return rc;
+}
+
 static void ctl_print_verify(const cJSON *v)
 {
     static const char *const fields[][2] = {{"old_rows", "old rows"},
@@ -962,6 +982,7 @@ static const ctl_cmd ctl_cmds[] = {
     {"status", ctl_cmd_status, 0, false, false}, {"phase", ctl_cmd_phase, 1, false, false},
     {"migrate", ctl_cmd_migrate, 0, true, true}, {"pause", ctl_cmd_pause, 0, false, false},
     {"resume", ctl_cmd_resume, 0, false, true},  {"verify", ctl_cmd_verify, 0, false, false},
+    {"abort", ctl_cmd_abort, 0, false, false},
     {"help", ctl_cmd_help, 0, false, false},
 };
 

@@ -309,6 +309,17 @@ int64_t px_migrate_moved(px_migration_state s, const mt_migrator_stats *stats);
 /* Joins a finished migrator thread, if any. */
 void px_migrate_join(px_app *app);
 
+/* Going back (px_rollback.c), on the authority. The step from prefer_old
+ * to use_old_hide_metadata, push_mu held: 409 PhaseTransitionNotAllowed
+ * naming a switched partition when one is (the fleet stays in
+ * prefer_old). */
+mt_status px_rollback_step_back(px_app *app);
+/* Gives the migration up in phase 0 or 1 (a running migrator is paused
+ * first): the fleet back in phase 0, the protocol rows deleted from old
+ * (counted in *removed), the run's progress forgotten. 409
+ * AbortNotAllowed from prefer_new on. Takes push_mu. */
+mt_status px_rollback_abort(px_app *app, int64_t *removed);
+
 /* Metrics (px_metrics.c): counters the admin endpoint renders. */
 px_metrics *px_metrics_new(void);
 void px_metrics_free(px_metrics *m);
