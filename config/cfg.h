@@ -274,10 +274,29 @@ typedef struct cfg_transport {
     void *ctx;
 } cfg_transport;
 
-/* Reads the configuration endpoint's answer to GET /config/v1/state (text
- * need not be NUL-terminated); 502 AuthorityError when it is not one, and
- * *out is then untouched. */
+/* The configuration endpoint's documents, both ends (cfg_api.c). Each
+ * writer returns malloc'd text (NULL on out of memory); each reader takes
+ * text that need not be NUL-terminated. */
+/* The answer to GET /config/v1/state. */
+char *cfg_view_json(const cfg_view *v);
+/* Reads it; 502 AuthorityError when it is not one, and *out is then
+ * untouched. */
 mt_status cfg_view_parse(const char *text, size_t len, cfg_view *out);
+/* The body of PUT /config/v1/acks/ID: {"config_version": N} with optional
+ * "migration_id" and "fingerprint" strings. */
+char *cfg_ack_json(const cfg_ack *ack);
+typedef struct cfg_ack_doc {
+    int64_t version;
+    char migration_id[CFG_MIGRATION_ID_MAX]; /* "": not given */
+    char fingerprint[CFG_FINGERPRINT_MAX];   /* "": not given */
+} cfg_ack_doc;
+/* 400 InvalidInput when the body is not one; *out is then untouched. */
+mt_status cfg_ack_parse(const char *body, size_t len, cfg_ack_doc *out);
+/* The body of PUT /config/v1/replicas/ID: {"url": URL}. */
+char *cfg_replica_json(const char *url);
+/* 400 InvalidInput (and url "") unless the body names a non-empty URL
+ * that fits. */
+mt_status cfg_replica_parse(const char *body, size_t len, char url[CFG_URL_MAX]);
 
 /* The HTTP transport: GET ENDPOINT/config/v1/state and PUT
  * ENDPOINT/config/v1/acks/ID, with `Authorization: Bearer token` when token

@@ -176,14 +176,7 @@ static mt_status http_ack(void *ctx, const cfg_ack *ack)
 {
     cfg_http *h = ctx;
     char url[1024];
-    cJSON *doc = cJSON_CreateObject();
-    cJSON_AddNumberToObject(doc, "config_version", (double)ack->version);
-    if (ack->migration_id && *ack->migration_id)
-        cJSON_AddStringToObject(doc, "migration_id", ack->migration_id);
-    if (ack->fingerprint && *ack->fingerprint)
-        cJSON_AddStringToObject(doc, "fingerprint", ack->fingerprint);
-    char *body = cJSON_PrintUnformatted(doc);
-    cJSON_Delete(doc);
+    char *body = cfg_ack_json(ack);
     if (!body || !ack_url(h, ack->id, url, sizeof url)) {
         free(body);
         return mt_error(500, MT_ERR_INTERNAL, "out of memory");
@@ -215,10 +208,7 @@ static mt_status http_release(void *ctx, const char *id)
 mt_status cfg_http_announce(cfg_http *h, const char *id, const char *url)
 {
     char *esc = curl_easy_escape(h->h, id, 0);
-    cJSON *doc = cJSON_CreateObject();
-    cJSON_AddStringToObject(doc, "url", url);
-    char *body = cJSON_PrintUnformatted(doc);
-    cJSON_Delete(doc);
+    char *body = cfg_replica_json(url);
     if (!esc || !body) {
         curl_free(esc);
         free(body);

@@ -15,9 +15,8 @@
  * on its current phase until its lease runs out; then it fails closed.
  */
 #include "cfg.h"
-#include "cfg_json.h"
+#include "mt_bugs.h"
 
-#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +48,7 @@ bool cfg_view_follows(const cfg_view *have, const cfg_view *next, bool leased, c
     if ((have->migration_id[0] || next->migration_id[0]) &&
         strcmp(have->migration_id, next->migration_id) != 0)
         return refuse(have, next, "it belongs to another migration", why, whylen);
-    if (next->version < have->version)
+    if (next->version < have->version && !MT_BUG(ClientTakesLowerVersion))
         return refuse(have, next, "its version is lower than the one applied", why, whylen);
     if (next->version == have->version && next->phase != have->phase)
         return refuse(have, next, "same version, another phase", why, whylen);
@@ -59,27 +58,4 @@ bool cfg_view_follows(const cfg_view *have, const cfg_view *next, bool leased, c
     if (step > 1 && leased)
         return refuse(have, next, "it is more than one phase ahead of a leased proxy", why, whylen);
     return true;
-}
-
-mt_status cfg_view_parse(const char *text, size_t len, cfg_view *out)
-{
-    cJSON *doc = cJSON_ParseWithLength(text, len);
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, "config_version");
-    const cJSON *p = cJSON_GetObjectItemCaseSensitive(doc, "phase");
-    const cJSON *l = cJSON_GetObjectItemCaseSensitive(doc, "lease_ms");
-    const cJSON *s = cJSON_GetObjectItemCaseSensitive(doc, "settled");
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "migration_id");
-    cfg_view got = {0};
-    bool ok = cfg_json_int64(v, &got.version) && cJSON_IsString(p) &&
-              mt_phase_parse(p->valuestring, &got.phase) && cfg_json_int64(l, &got.lease_ms) &&
-              got.lease_ms > 0 &&
-              (!m || (cJSON_IsString(m) && strlen(m->valuestring) < CFG_MIGRATION_ID_MAX));
-    got.settled = cJSON_IsTrue(s);
-    if (ok && m)
-        memcpy(got.migration_id, m->valuestring, strlen(m->valuestring) + 1);
-    cJSON_Delete(doc);
-    if (!ok)
-        return mt_error(502, "AuthorityError", "the state is not a configuration document");
-    *out = got;
-    return mt_ok();
 }

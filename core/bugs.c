@@ -29,6 +29,8 @@ static const char *const bug_names[MT_BUG_COUNT] = {
     [MT_BUG_LeaseNotCut] = "LeaseNotCut",
     [MT_BUG_WriteAfterLosingLead] = "WriteAfterLosingLead",
     [MT_BUG_TakeOverWithoutGrace] = "TakeOverWithoutGrace",
+    [MT_BUG_ResumeFromScratch] = "ResumeFromScratch",
+    [MT_BUG_ClientTakesLowerVersion] = "ClientTakesLowerVersion",
 };
 
 /* The tester scenario that finds each bug, where "all" (the default, which
@@ -40,6 +42,8 @@ static const char *const bug_scenarios[MT_BUG_COUNT] = {
     [MT_BUG_LeaseNotCut] = "leases",
     [MT_BUG_WriteAfterLosingLead] = "failover",
     [MT_BUG_TakeOverWithoutGrace] = "failover",
+    [MT_BUG_ResumeFromScratch] = "failover",
+    [MT_BUG_ClientTakesLowerVersion] = "leases",
 };
 
 const char *mt_seeded_bug_name(mt_bug b)

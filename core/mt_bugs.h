@@ -29,6 +29,8 @@ typedef enum mt_bug {
     MT_BUG_LeaseNotCut,
     MT_BUG_WriteAfterLosingLead,
     MT_BUG_TakeOverWithoutGrace,
+    MT_BUG_ResumeFromScratch,
+    MT_BUG_ClientTakesLowerVersion,
     MT_BUG_COUNT
 } mt_bug;
 

@@ -21,6 +21,7 @@
 #include "az.h"
 #include "az_client.h"
 #include "cfg.h"
+#include "cfg_migrate.h"
 #include "mt.h"
 
 #define PX_MAX_BODY (4u * 1024 * 1024)
@@ -145,9 +146,8 @@ typedef struct px_guard {
  * tables; *st reports a backend that could not be listed. guard may be
  * NULL. */
 typedef struct px_metrics px_metrics;
-px_registry *px_registry_new(mt_rt *rt, mt_config_service *cfg, px_backend old_b,
-                             px_backend new_b, const px_guard *guard, px_metrics *metrics,
-                             mt_status *st);
+px_registry *px_registry_new(mt_rt *rt, mt_config_service *cfg, px_backend old_b, px_backend new_b,
+                             const px_guard *guard, px_metrics *metrics, mt_status *st);
 void px_registry_free(px_registry *r);
 
 /* 201 or 409 TableAlreadyExists; 400 OutOfRangeInput on a bad name. */
@@ -158,8 +158,8 @@ mt_status px_table_delete(px_registry *r, const char *name);
  * caller releases it. */
 px_table *px_table_get(px_registry *r, const char *name, mt_status *st);
 void px_table_release(px_registry *r, px_table *t);
-mt_table *px_table_view(px_table *t);     /* the MigratingTable */
-const char *px_table_name(px_table *t);   /* as created */
+mt_table *px_table_view(px_table *t);   /* the MigratingTable */
+const char *px_table_name(px_table *t); /* as created */
 az_acl px_table_acl(px_registry *r, px_table *t);
 void px_table_set_acl(px_registry *r, px_table *t, const az_acl *acl);
 /* Table names in code-point order, NUL-terminated strings the caller frees with
@@ -205,21 +205,6 @@ bool px_rate_stalled(const px_rate *r, int64_t now_ms);
 /* ------------------------------------------------------------------------ */
 /* The application state shared by both listeners.                           */
 
-typedef enum px_migration_state {
-    PX_MIG_IDLE,
-    PX_MIG_PUSHING,
-    PX_MIG_COPYING,
-    PX_MIG_VERIFYING,
-    PX_MIG_CLEANING,
-    PX_MIG_DONE,
-    PX_MIG_FAILED,
-    PX_MIG_PAUSED,
-} px_migration_state;
-
-const char *px_migration_state_name(px_migration_state s);
-/* false when name is not a state. */
-bool px_migration_state_parse(const char *name, px_migration_state *out);
-
 typedef struct px_app {
     px_settings settings;
     mt_rt *rt;
@@ -242,34 +227,15 @@ typedef struct px_app {
     volatile bool draining; /* stopping: not ready, new requests 503 */
     volatile bool up;       /* px_app_new is done: leadership may move the migrator */
 
-    pthread_mutex_t mu; /* guards everything below */
-    px_migration_state mig_state;
-    bool mig_running;
-    bool mig_pause;     /* asked to pause at the next safe point */
-    bool copy_done;     /* a copy completed in this migration */
-    bool copy_verified; /* and a verify pass proved it: phase 3 may follow */
-    bool mig_stop_early;
-    mt_phase mig_until;
-    mt_migrator_stats mig_stats;
-    px_rate mig_rate;            /* the moving step's counter (copy or cleanup) */
-    px_migration_state mig_rate_for; /* the step mig_rate follows */
-    char mig_error[256];
-    char *mig_checkpoint; /* the copy's last checkpoint, or NULL */
-    /* The tables the copy or the cleanup walks, listed from the accounts
-     * when it started and kept with its checkpoint (whose table index is
-     * into them). */
-    char **mig_copy_names;
-    size_t mig_copy_n;
-    const char **mig_names; /* the migrator thread's own: its step's tables */
-    mt_verify_report verify; /* the last verify pass */
-    bool have_verify;
-    pthread_t mig_thread;
-    bool mig_thread_started;
-    pthread_mutex_t push_mu; /* admin phase changes, one at a time */
-    char *service_properties; /* XML */
-    az_cors cors;             /* its CORS rules, as preflights read them */
-    mt_subscription *phase_sub; /* keeps `phase` up to date */
-    int phase;                  /* the applied phase, read lock-free (__atomic) */
+    cfg_migrate *mig; /* the authority's migration run */
+
+    pthread_mutex_t mu;               /* guards the rate */
+    px_rate mig_rate;                 /* the moving step's counter (copy or cleanup) */
+    cfg_migration_state mig_rate_for; /* the step mig_rate follows */
+    char *service_properties;         /* XML */
+    az_cors cors;                     /* its CORS rules, as preflights read them */
+    mt_subscription *phase_sub;       /* keeps `phase` up to date */
+    int phase;                        /* the applied phase, read lock-free (__atomic) */
     time_t started;
 } px_app;
 
@@ -290,35 +256,6 @@ void px_app_drain(px_app *app);
 /* Step two, once no request is in flight: give the lease back, so the
  * next push does not wait for it. */
 void px_app_release(px_app *app);
-
-/* The migration (px_migrate.c): state kept in the authority's store. */
-/* Restores the migration state saved by an earlier run (a run that was
- * cut short comes back as paused); true when it was cut short. */
-bool px_migrate_restore(px_app *app);
-/* Starts the migrator thread; resume keeps the copy's checkpoint. 409 when
- * one runs. */
-mt_status px_migrate_start(px_app *app, bool stop_early, mt_phase until);
-/* Asks the running migrator to pause; 409 when none runs. */
-mt_status px_migrate_pause(px_app *app);
-/* Runs a verify pass for the current phase (blocking). */
-mt_status px_migrate_verify(px_app *app, mt_verify_report *rep);
-/* Saves the migration state (state, copy flags, checkpoint) to the store. */
-void px_migrate_save(px_app *app);
-/* The rows the step in state s has moved: copied, or cleaned (both sides). */
-int64_t px_migrate_moved(px_migration_state s, const mt_migrator_stats *stats);
-/* Joins a finished migrator thread, if any. */
-void px_migrate_join(px_app *app);
-
-/* Going back (px_rollback.c), on the authority. The step from prefer_old
- * to use_old_hide_metadata, push_mu held: 409 PhaseTransitionNotAllowed
- * naming a switched partition when one is (the fleet stays in
- * prefer_old). */
-mt_status px_rollback_step_back(px_app *app);
-/* Gives the migration up in phase 0 or 1 (a running migrator is paused
- * first): the fleet back in phase 0, the protocol rows deleted from old
- * (counted in *removed), the run's progress forgotten. 409
- * AbortNotAllowed from prefer_new on. Takes push_mu. */
-mt_status px_rollback_abort(px_app *app, int64_t *removed);
 
 /* Metrics (px_metrics.c): counters the admin endpoint renders. */
 px_metrics *px_metrics_new(void);
@@ -384,7 +321,7 @@ char *px_token_encode(const char *s);
 char *px_token_decode(const char *tok);
 
 /* Handlers. */
-void px_handle_tables(px_req *q, px_resp *r);   /* Tables, Tables('x') */
+void px_handle_tables(px_req *q, px_resp *r); /* Tables, Tables('x') */
 void px_handle_table_acl(px_req *q, px_resp *r);
 void px_handle_service(px_req *q, px_resp *r);
 void px_handle_entities(px_req *q, px_resp *r); /* t(), t(PK,RK) */

@@ -81,16 +81,15 @@ static int64_t total_at_least(int64_t total, int64_t done)
 }
 
 /* Rate, ETA and stall of the moving step (app->mu held). */
-static void add_motion(px_app *app, cJSON *m, const mt_migrator_stats *s)
+static void add_motion(px_app *app, cJSON *m, cfg_migration_state st, const mt_migrator_stats *s)
 {
-    px_migration_state st = app->mig_state;
-    bool moving = (st == PX_MIG_COPYING || st == PX_MIG_CLEANING) && app->mig_rate_for == st;
+    bool moving = (st == CFG_MIG_COPYING || st == CFG_MIG_CLEANING) && app->mig_rate_for == st;
     int64_t now = mono_ms();
     double rate = moving ? px_rate_per_second(&app->mig_rate, now) : 0, eta = -1;
-    int64_t done = px_migrate_moved(st, s), total = -1;
-    if (st == PX_MIG_COPYING)
+    int64_t done = cfg_migrate_moved(st, s), total = -1;
+    if (st == CFG_MIG_COPYING)
         total = total_at_least(s->rows_total, s->rows_done);
-    else if (st == PX_MIG_CLEANING && s->clean_total_old >= 0 && s->clean_total_new >= 0)
+    else if (st == CFG_MIG_CLEANING && s->clean_total_old >= 0 && s->clean_total_new >= 0)
         total = total_at_least(s->clean_total_old + s->clean_total_new, done);
     if (rate > 0 && total >= 0)
         eta = (double)(total - done) / rate;
@@ -113,12 +112,14 @@ static void add_motion(px_app *app, cJSON *m, const mt_migrator_stats *s)
 
 static void add_migration(px_app *app, cJSON *doc)
 {
-    pthread_mutex_lock(&app->mu);
-    mt_migrator_stats s = app->mig_stats;
+    cfg_migrate_info info = {0}; /* a proxy of a remote authority runs none: idle */
+    if (app->mig)
+        cfg_migrate_info_get(app->mig, &info);
+    mt_migrator_stats s = info.stats;
     cJSON *m = cJSON_AddObjectToObject(doc, "migration");
-    cJSON_AddStringToObject(m, "state", px_migration_state_name(app->mig_state));
-    cJSON_AddBoolToObject(m, "copy_done", app->copy_done);
-    cJSON_AddBoolToObject(m, "copy_verified", app->copy_verified);
+    cJSON_AddStringToObject(m, "state", cfg_migration_state_name(info.state));
+    cJSON_AddBoolToObject(m, "copy_done", info.copy_done);
+    cJSON_AddBoolToObject(m, "copy_verified", info.copy_verified);
     /* Rows copied is what the checkpoint holds as copied, as /metrics
      * says: repeats after a restart are not counted twice. */
     cJSON_AddNumberToObject(m, "rows_copied", (double)s.rows_done);
@@ -137,16 +138,17 @@ static void add_migration(px_app *app, cJSON *doc)
                             (double)total_at_least(s.clean_total_new, s.rows_cleaned_new));
     cJSON_AddNumberToObject(m, "tables_skipped", (double)s.tables_skipped);
     cJSON_AddNumberToObject(m, "backoffs", (double)s.backoffs);
-    add_motion(app, m, &s);
-    if (app->mig_error[0])
-        cJSON_AddStringToObject(m, "error", app->mig_error);
-    if (app->have_verify) {
-        cJSON *v = cJSON_AddObjectToObject(m, "last_verify");
-        cJSON_AddBoolToObject(v, "ok", app->verify.ok);
-        cJSON_AddStringToObject(v, "summary", app->verify.summary);
-        cJSON_AddNumberToObject(v, "tables_skipped", (double)app->verify.tables_skipped);
-    }
+    pthread_mutex_lock(&app->mu);
+    add_motion(app, m, info.state, &s);
     pthread_mutex_unlock(&app->mu);
+    if (info.error[0])
+        cJSON_AddStringToObject(m, "error", info.error);
+    if (info.have_verify) {
+        cJSON *v = cJSON_AddObjectToObject(m, "last_verify");
+        cJSON_AddBoolToObject(v, "ok", info.verify.ok);
+        cJSON_AddStringToObject(v, "summary", info.verify.summary);
+        cJSON_AddNumberToObject(v, "tables_skipped", (double)info.verify.tables_skipped);
+    }
 }
 
 static void add_proxies(px_app *app, const mt_config *c, cJSON *doc)
@@ -302,32 +304,13 @@ static void migrate_reply(px_app *app, const char *body, size_t len, bool resume
     mt_phase until;
     if (!parse_until(body, len, &stop, &until, r))
         return;
-    pthread_mutex_lock(&app->mu);
-    px_migration_state state = app->mig_state;
-    bool paused = state == PX_MIG_PAUSED || state == PX_MIG_FAILED;
-    char why[sizeof app->mig_error];
-    snprintf(why, sizeof why, "%s", app->mig_error);
-    pthread_mutex_unlock(&app->mu);
-    if (!resume && paused) {
-        /* Starting would quietly continue it from its checkpoint: say so,
-         * and let the operator choose resume knowingly. */
-        char msg[512];
-        snprintf(msg, sizeof msg,
-                 "A migration is %s%s%s; continue it from where it stopped with mtablectl "
-                 "resume (POST /admin/v1/migrate/resume).",
-                 px_migration_state_name(state), why[0] ? ": " : "", why);
-        error_reply(r, 409, state == PX_MIG_PAUSED ? "MigrationPaused" : "MigrationFailed", msg);
+    char msg[512];
+    const char *code = cfg_migrate_start_refusal(app->mig, resume, msg, sizeof msg);
+    if (code) {
+        error_reply(r, 409, code, msg);
         return;
     }
-    if (resume) {
-        if (!paused) {
-            error_reply(r, 409, "MigrationNotPaused",
-                        "No paused or failed migration to resume; start one with "
-                        "POST /admin/v1/migrate.");
-            return;
-        }
-    }
-    mt_status st = px_migrate_start(app, stop, until);
+    mt_status st = cfg_migrate_start(app->mig, stop, until);
     if (!mt_is_ok(&st)) {
         status_error(r, &st);
         return;
@@ -341,7 +324,7 @@ static void migrate_reply(px_app *app, const char *body, size_t len, bool resume
 
 static void pause_reply(px_app *app, px_resp *r)
 {
-    mt_status st = px_migrate_pause(app);
+    mt_status st = cfg_migrate_pause(app->mig);
     if (!mt_is_ok(&st)) {
         status_error(r, &st);
         return;
@@ -355,7 +338,7 @@ static void pause_reply(px_app *app, px_resp *r)
 static void verify_reply(px_app *app, px_resp *r)
 {
     mt_verify_report rep;
-    mt_status st = px_migrate_verify(app, &rep);
+    mt_status st = cfg_migrate_verify(app->mig, &rep);
     if (!mt_is_ok(&st)) {
         status_error(r, &st);
         return;
@@ -380,21 +363,6 @@ static void verify_reply(px_app *app, px_resp *r)
 /* ------------------------------------------------------------------------ */
 /* Phase changes.                                                            */
 
-static const char *phase_refusal(px_app *app, mt_phase from, mt_phase want)
-{
-    pthread_mutex_lock(&app->mu);
-    bool verified = app->copy_verified, running = app->mig_running;
-    pthread_mutex_unlock(&app->mu);
-    if (running)
-        return "a migration is running; it moves the phases itself (pause it first)";
-    if (want != from && want != from + 1)
-        return "phases move one step at a time, forward";
-    if (want == MT_PHASE_USE_NEW_WITH_TOMBSTONES && from != want && !verified)
-        return "use_new_with_tombstones needs a completed copy that a verify pass proved "
-               "(POST /admin/v1/migrate, or the copy then POST /admin/v1/verify)";
-    return NULL;
-}
-
 static void phase_reply(px_app *app, const char *body, size_t len, px_resp *r)
 {
     cJSON *doc = cJSON_ParseWithLength(body, len);
@@ -408,25 +376,8 @@ static void phase_reply(px_app *app, const char *body, size_t len, px_resp *r)
                     "prefer_old, prefer_new, use_new_with_tombstones, use_new_hide_metadata.");
         return;
     }
-    pthread_mutex_lock(&app->push_mu);
-    mt_config c = px_app_config(app);
-    const char *why = phase_refusal(app, c.phase, want);
-    mt_status st = mt_ok();
-    if (!why && want != c.phase) {
-        px_log(PX_LOG_INFO, "phase %s -> %s: pushing", mt_phase_name(c.phase), mt_phase_name(want));
-        st = app->cfg->ops->push(app->cfg, want);
-        if (mt_is_ok(&st))
-            px_log(PX_LOG_INFO, "phase %s: every proxy acknowledged or lost its lease",
-                   mt_phase_name(want));
-    }
-    pthread_mutex_unlock(&app->push_mu);
-    if (why) {
-        char msg[400];
-        snprintf(msg, sizeof msg, "Cannot move from %s to %s: %s.", mt_phase_name(c.phase),
-                 mt_phase_name(want), why);
-        error_reply(r, 409, "PhaseTransitionNotAllowed", msg);
-        return;
-    }
+    mt_phase from;
+    mt_status st = cfg_migrate_phase(app->mig, want, &from);
     if (!mt_is_ok(&st)) {
         status_error(r, &st);
         return;
@@ -501,30 +452,12 @@ void px_admin_state_now(px_app *app, px_resp *r)
     view_reply(&v, r);
 }
 
-static void view_reply(const cfg_view *vp, px_resp *r)
+static void view_reply(const cfg_view *v, px_resp *r)
 {
-    cfg_view v = *vp;
-    cJSON *doc = cJSON_CreateObject();
-    cJSON_AddNumberToObject(doc, "config_version", (double)v.version);
-    cJSON_AddStringToObject(doc, "phase", mt_phase_name(v.phase));
-    cJSON_AddNumberToObject(doc, "lease_ms", (double)v.lease_ms);
-    cJSON_AddBoolToObject(doc, "settled", v.settled);
-    cJSON_AddStringToObject(doc, "migration_id", v.migration_id);
-    json_reply(r, 200, doc);
-}
-
-/* The optional string member name of doc into out; false when present but
- * not a string that fits. */
-static bool opt_string(const cJSON *doc, const char *name, char *out, size_t cap)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, name);
-    out[0] = '\0';
-    if (!v)
-        return true;
-    if (!cJSON_IsString(v) || strlen(v->valuestring) >= cap)
-        return false;
-    memcpy(out, v->valuestring, strlen(v->valuestring) + 1);
-    return true;
+    r->status = 200;
+    r->body = cfg_view_json(v);
+    r->len = r->body ? strlen(r->body) : 0;
+    px_resp_header(r, "Content-Type", "application/json");
 }
 
 /* The proxy id in an acks URL, %XX-decoded (curl_easy_escape's form). */
@@ -545,23 +478,19 @@ static void decode_id(const char *id, char decoded[CFG_ID_MAX + 1])
 
 static void ack_reply(px_app *app, const char *id, const char *body, size_t len, px_resp *r)
 {
-    cJSON *doc = cJSON_ParseWithLength(body, len);
-    const cJSON *v = doc ? cJSON_GetObjectItemCaseSensitive(doc, "config_version") : NULL;
-    int64_t version = 0;
-    char mig[CFG_MIGRATION_ID_MAX], fp[CFG_FINGERPRINT_MAX];
-    bool ok = cfg_json_int64(v, &version) && opt_string(doc, "migration_id", mig, sizeof mig) &&
-              opt_string(doc, "fingerprint", fp, sizeof fp);
-    cJSON_Delete(doc);
-    if (!ok) {
-        error_reply(r, 400, "InvalidInput",
-                    "The body must be {\"config_version\": N} with optional \"migration_id\" "
-                    "and \"fingerprint\" strings.");
+    cfg_ack_doc doc;
+    mt_status st = cfg_ack_parse(body, len, &doc);
+    if (!mt_is_ok(&st)) {
+        status_error(r, &st);
         return;
     }
     char decoded[CFG_ID_MAX + 1];
     decode_id(id, decoded);
-    cfg_ack ack = {.id = decoded, .version = version, .migration_id = mig, .fingerprint = fp};
-    mt_status st = cfg_authority_ack(app->auth, &ack);
+    cfg_ack ack = {.id = decoded,
+                   .version = doc.version,
+                   .migration_id = doc.migration_id,
+                   .fingerprint = doc.fingerprint};
+    st = cfg_authority_ack(app->auth, &ack);
     if (!mt_is_ok(&st)) {
         status_error(r, &st);
         return;
@@ -571,14 +500,14 @@ static void ack_reply(px_app *app, const char *id, const char *body, size_t len,
 
 static void replica_reply(px_app *app, const char *id, const char *body, size_t len, px_resp *r)
 {
-    cJSON *doc = cJSON_ParseWithLength(body, len);
     char url[CFG_URL_MAX];
-    bool ok = doc && opt_string(doc, "url", url, sizeof url) && url[0];
-    cJSON_Delete(doc);
+    mt_status st = cfg_replica_parse(body, len, url);
     char decoded[CFG_ID_MAX + 1];
     decode_id(id, decoded);
-    if (!ok || !decoded[0]) {
-        error_reply(r, 400, "InvalidInput", "The body must be {\"url\": URL}.");
+    if (mt_is_ok(&st) && !decoded[0])
+        st = mt_error(400, "InvalidInput", "The body must be {\"url\": URL}.");
+    if (!mt_is_ok(&st)) {
+        status_error(r, &st);
         return;
     }
     cfg_authority_replica_seen(app->auth, decoded, url);
@@ -654,10 +583,11 @@ static void metrics_reply(px_app *app, px_resp *r)
                  n);
         mt_buf_puts(&b, line);
     }
-    pthread_mutex_lock(&app->mu);
-    mt_migrator_stats s = app->mig_stats;
-    int state = (int)app->mig_state;
-    pthread_mutex_unlock(&app->mu);
+    cfg_migrate_info info = {0};
+    if (app->mig)
+        cfg_migrate_info_get(app->mig, &info);
+    mt_migrator_stats s = info.stats;
+    int state = (int)info.state;
     snprintf(line, sizeof line,
              "# HELP mtable_rows_copied_total Rows the migration's copy has covered, a resumed "
              "copy's earlier part included (status: migration.rows_done).\n"
@@ -670,9 +600,9 @@ static void metrics_reply(px_app *app, px_resp *r)
              "# TYPE mtable_migration_state gauge\n",
              (long long)s.rows_done, (long long)s.rows_cleaned_old, (long long)s.rows_cleaned_new);
     mt_buf_puts(&b, line);
-    for (int i = PX_MIG_IDLE; i <= PX_MIG_PAUSED; i++) {
+    for (int i = CFG_MIG_IDLE; i <= CFG_MIG_PAUSED; i++) {
         snprintf(line, sizeof line, "mtable_migration_state{state=\"%s\"} %d\n",
-                 px_migration_state_name((px_migration_state)i), i == state);
+                 cfg_migration_state_name((cfg_migration_state)i), i == state);
         mt_buf_puts(&b, line);
     }
     r->status = 200;

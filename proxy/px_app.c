@@ -18,6 +18,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* How often the ticker settles a restarted authority's version. */
@@ -66,16 +67,14 @@ static void leadership_moved(px_app *app, bool leading)
     if (!leading) {
         px_log(PX_LOG_WARN, "no longer the leading authority replica (leader: %s at %s)",
                l.id[0] ? l.id : "none", l.url[0] ? l.url : "?");
-        pthread_mutex_lock(&app->mu);
-        app->mig_pause = true;
-        pthread_mutex_unlock(&app->mu);
+        cfg_migrate_stop_soon(app->mig);
         return;
     }
     px_log(PX_LOG_WARN, "took over as the leading authority replica (term %lld)",
            (long long)l.term);
-    px_migrate_join(app);
-    if (px_migrate_restore(app)) {
-        mt_status st = px_migrate_start(app, false, MT_PHASE_USE_NEW_HIDE_METADATA);
+    cfg_migrate_join(app->mig);
+    if (cfg_migrate_restore(app->mig)) {
+        mt_status st = cfg_migrate_start(app->mig, false, MT_PHASE_USE_NEW_HIDE_METADATA);
         px_log(mt_is_ok(&st) ? PX_LOG_WARN : PX_LOG_ERROR,
                "resuming the migration the previous leader was running: %s",
                mt_is_ok(&st) ? "started from its checkpoint" : st.message);
@@ -267,6 +266,103 @@ static bool start_client(px_app *app, FILE *err)
     return true;
 }
 
+/* ------------------------------------------------------------------------ */
+/* The migration run's world (cfg_migrate_env): the registry's tables, the  */
+/* log, and the rate the status shows.                                      */
+
+static char **mig_list_tables(void *ctx, size_t *n, mt_status *st)
+{
+    px_app *app = ctx;
+    return px_account_tables(app->reg, n, st);
+}
+
+typedef struct mig_tables {
+    px_table **t;
+    size_t n;
+} mig_tables;
+
+/* The named tables (see px_tables_named). */
+static void *mig_open_tables(void *ctx, char *const *names, size_t n, mt_table_pair *pairs,
+                             const char **labels)
+{
+    px_app *app = ctx;
+    mig_tables *h = malloc(sizeof *h);
+    px_table **t = h ? px_tables_named(app->reg, names, n) : NULL;
+    if (!t) {
+        free(h);
+        return NULL;
+    }
+    *h = (mig_tables){.t = t, .n = n};
+    for (size_t i = 0; i < n; i++) {
+        pairs[i] = px_table_backends(t[i]);
+        labels[i] = px_table_name(t[i]);
+    }
+    return h;
+}
+
+static void mig_close_tables(void *ctx, void *handle)
+{
+    px_app *app = ctx;
+    mig_tables *h = handle;
+    for (size_t i = 0; i < h->n; i++)
+        px_table_release(app->reg, h->t[i]);
+    free(h->t);
+    free(h);
+}
+
+static void mig_log(void *ctx, int level, const char *msg)
+{
+    (void)ctx;
+    int lv = level == CFG_LOG_ERROR  ? PX_LOG_ERROR
+             : level == CFG_LOG_WARN ? PX_LOG_WARN
+                                     : PX_LOG_INFO;
+    px_log(lv, "%s", msg);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Feeds the moving step's rate: a step that starts starts it afresh. */
+static void mig_progress(void *ctx, cfg_migration_state s, const mt_migrator_stats *stats)
+{
+    px_app *app = ctx;
+    pthread_mutex_lock(&app->mu);
+    if (s != CFG_MIG_COPYING && s != CFG_MIG_CLEANING) {
+        app->mig_rate_for = s;
+    } else {
+        int64_t now = mono_ms();
+        if (app->mig_rate_for != s)
+            px_rate_reset(&app->mig_rate, now, cfg_migrate_moved(s, stats));
+        else
+            px_rate_note(&app->mig_rate, now, cfg_migrate_moved(s, stats));
+        app->mig_rate_for = s;
+    }
+    pthread_mutex_unlock(&app->mu);
+}
+
+/* The authority's migration run, over the registry. */
+static bool start_migrator(px_app *app, FILE *err)
+{
+    cfg_migrate_env env = {
+        .list_tables = mig_list_tables,
+        .open_tables = mig_open_tables,
+        .close_tables = mig_close_tables,
+        .log = mig_log,
+        .progress = mig_progress,
+        .ctx = app,
+        .copy_parallel = app->settings.copy_parallel,
+        .copy_rate = app->settings.copy_rate,
+    };
+    app->mig = cfg_migrate_new(app->rt, app->cfg, app->auth, &env);
+    if (!app->mig)
+        fprintf(err, "mtable-proxy: cannot start the migrator: out of memory\n");
+    return app->mig != NULL;
+}
+
 /* Keeps app->phase equal to the applied phase; runs on the pushing thread. */
 static void phase_apply(void *ctx, const mt_config *c)
 {
@@ -300,7 +396,6 @@ px_app *px_app_new(const px_settings *s, FILE *err)
     app->rt = mt_rt_pthread();
     app->metrics = px_metrics_new();
     pthread_mutex_init(&app->mu, NULL);
-    pthread_mutex_init(&app->push_mu, NULL);
     bool remote = s->config_endpoint[0] != '\0';
     if (!open_backend(s->old_spec, "old", &app->old_client, err) ||
         !open_backend(s->new_spec, "new", &app->new_client, err) ||
@@ -329,8 +424,12 @@ px_app *px_app_new(const px_settings *s, FILE *err)
     size_t n = 0;
     app->service_properties = az_service_properties_default(&n);
     app->started = time(NULL);
+    if (app->auth && !start_migrator(app, err)) {
+        px_app_free(app);
+        return NULL;
+    }
     if (app->auth && cfg_authority_leader(app->auth, NULL))
-        px_migrate_restore(app);
+        cfg_migrate_restore(app->mig);
     app->up = true;
     return app;
 }
@@ -340,14 +439,15 @@ void px_app_free(px_app *app)
     if (!app)
         return;
     app->stopping = true;
-    pthread_mutex_lock(&app->mu);
-    app->mig_pause = true;
-    pthread_mutex_unlock(&app->mu);
-    px_migrate_join(app);
+    if (app->mig) {
+        cfg_migrate_stop_soon(app->mig);
+        cfg_migrate_join(app->mig);
+    }
     if (app->announcer_started)
         pthread_join(app->announcer, NULL);
     if (app->ticker_started)
         pthread_join(app->ticker, NULL);
+    cfg_migrate_free(app->mig);
     px_registry_free(app->reg);
     if (app->phase_sub)
         app->cfg->ops->unsubscribe(app->cfg, app->phase_sub);
@@ -362,10 +462,7 @@ void px_app_free(px_app *app)
     px_metrics_free(app->metrics);
     free(app->service_properties);
     az_cors_clear(&app->cors);
-    free(app->mig_checkpoint);
-    px_names_free(app->mig_copy_names, app->mig_copy_n);
     pthread_mutex_destroy(&app->mu);
-    pthread_mutex_destroy(&app->push_mu);
     free(app);
 }
 

@@ -108,10 +108,9 @@ static void fz_maybe_reset(void)
     if (fz_mono_ms() - fz_built_ms < FZ_RESET_MS ||
         px_app_config(fz_app).phase != MT_PHASE_USE_NEW_HIDE_METADATA)
         return;
-    pthread_mutex_lock(&fz_app->mu);
-    bool running = fz_app->mig_running;
-    pthread_mutex_unlock(&fz_app->mu);
-    if (running)
+    cfg_migrate_info info;
+    cfg_migrate_info_get(fz_app->mig, &info);
+    if (info.running)
         return;
     px_app_free(fz_app);
     fz_build();

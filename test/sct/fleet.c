@@ -31,7 +31,13 @@
  * another migration), which is what a proxy meets when its authority is
  * restarted on a lost store or it is pointed at the wrong one. The proxy
  * must refuse that state and fail closed when its lease runs out; one
- * that follows it writes the old table behind the migration.
+ * that follows it writes the old table behind the migration. Half the
+ * links that go astray reach a *stale backup* instead: an authority of
+ * the same migration whose store was restored from a copy taken at its
+ * start (version 1, use_old_hide_metadata), once the proxy acknowledged a
+ * later version (until then the backup holds the proxy's own state). Only
+ * the version tells that one apart: a proxy in prefer_old would take it
+ * for a step back.
  */
 #include "fleet.h"
 
@@ -42,7 +48,9 @@
 
 #include "backend.h"
 
-#define STAMPS 8
+/* Actors that may use one proxy: its clients, or a replica's migration runs
+ * (a thread each time the run is started again, up to 20 in failover). */
+#define STAMPS 32
 
 typedef struct proxy proxy;
 
@@ -68,6 +76,8 @@ struct proxy {
     int64_t drop_at, drop_for;     /* the same, relative to the fleet's ready time */
     int64_t astray_at, astray_for; /* the link reaches the impostor meanwhile (rel. ready) */
     int64_t astray_from, astray_until;
+    bool astray_stale;     /* astray to the stale backup rather than the impostor */
+    int64_t acked;         /* the highest version the real authority took its ack of */
     int64_t lag_max;       /* each leg takes up to this long; 0: prompt */
     uint64_t stall_one_in; /* a backend call stalls with probability 1/n; 0: never */
     int64_t stall_max;
@@ -96,7 +106,9 @@ struct sct_fleet {
     cfg_authority *auth;
     store *impostor_store;
     cfg_authority *impostor; /* an authority on an empty store */
-    int replicas;            /* 0: one authority (auth) */
+    store *stale_store;
+    cfg_authority *stale; /* the same migration on a stale copy of its store */
+    int replicas;         /* 0: one authority (auth) */
     int64_t leader_ms;
     cfg_authority *rep[2]; /* rep[0] is auth */
     store *rep_store[2];   /* rep_store[0] is store */
@@ -193,8 +205,14 @@ static cfg_authority *link_target(proxy *p)
 {
     sct_fleet *f = p->f;
     int64_t t = now(f);
-    if (f->impostor && t >= p->astray_from && t < p->astray_until)
+    /* The stale backup only once the proxy applied a later version than
+     * the backup's: before that it is the proxy's own state, and a second
+     * authority granting leases on it is a split brain no proxy can see. */
+    bool astray = t >= p->astray_from && t < p->astray_until;
+    if (f->impostor && astray && !p->astray_stale)
         return f->impostor;
+    if (f->stale && astray && p->astray_stale && p->acked > 1)
+        return f->stale;
     if (f->replicas < 2)
         return f->auth;
     for (int r = 0; r < f->replicas; r++)
@@ -252,7 +270,9 @@ static mt_status link_get_state(void *ctx, int64_t after, bool known_settled, in
         return link_lost(p, "get_state answer");
     sct_trace(f->s, "%s: get_state after %" PRId64 " -> v%" PRId64 " %s%s%s", p->id, after,
               out->version, mt_phase_name(out->phase), out->settled ? " settled" : "",
-              target == f->impostor ? " (from the impostor)" : "");
+              target == f->impostor ? " (from the impostor)"
+              : target == f->stale  ? " (from the stale backup)"
+                                    : "");
     return mt_ok();
 }
 
@@ -266,8 +286,13 @@ static mt_status link_ack(void *ctx, const cfg_ack *ack)
     if (!target)
         return link_lost(p, "ack (no leader)");
     mt_status st = cfg_authority_ack(target, ack);
+    bool real = target != f->impostor && target != f->stale;
+    if (real && mt_is_ok(&st) && ack->version > p->acked)
+        p->acked = ack->version;
     sct_trace(f->s, "%s: ack v%" PRId64 " -> %d%s", p->id, ack->version, st.http ? st.http : 204,
-              target == f->impostor ? " (at the impostor)" : "");
+              target == f->impostor ? " (at the impostor)"
+              : target == f->stale  ? " (at the stale backup)"
+                                    : "");
     if (!link_return(p))
         return link_lost(p, "ack answer");
     return st;
@@ -352,6 +377,7 @@ static void proxy_plan(sct_fleet *f, proxy *p)
             break;
         p->astray_at = (int64_t)rnd(f, (uint64_t)(3 * lease));
         p->astray_for = lease + (int64_t)rnd(f, (uint64_t)(2 * lease));
+        p->astray_stale = rnd(f, 2) == 0;
         break;
     default:
         break;
@@ -460,6 +486,11 @@ mt_table_pair sct_fleet_replica_tables(sct_fleet *f, int r)
     return (mt_table_pair){.old_t = f->rp[r].old_guard, .new_t = f->rp[r].new_guard};
 }
 
+cfg_authority *sct_fleet_replica_authority(sct_fleet *f, int r)
+{
+    return f->rep[r];
+}
+
 bool sct_fleet_replica_leads(sct_fleet *f, int r)
 {
     return cfg_authority_leader(f->rep[r], NULL);
@@ -531,6 +562,9 @@ static void fleet_release(sct_fleet *f)
         f->rep_store[1]->base.ops->destroy(&f->rep_store[1]->base);
     cfg_authority_free(f->auth);
     cfg_authority_free(f->impostor);
+    cfg_authority_free(f->stale);
+    if (f->stale_store)
+        f->stale_store->base.ops->destroy(&f->stale_store->base);
     if (f->store)
         f->store->base.ops->destroy(&f->store->base);
     if (f->impostor_store)
@@ -607,6 +641,17 @@ sct_fleet *sct_fleet_new(sct_sched *s, mt_table *old_t, mt_table *new_t, const s
         fleet_release(f);
         return NULL;
     }
+    f->stale_store = calloc(1, sizeof *f->stale_store);
+    f->stale_store->base.ops = &store_ops;
+    f->stale_store->inner = cfg_store_memory_new();
+    f->stale_store->owns_inner = true;
+    f->stale_store->s = s;
+    f->stale = cfg_authority_new(f->rt, &f->stale_store->base, &ao, &st);
+    if (!f->stale) {
+        snprintf(why, whylen, "cfg_authority_new (stale backup): %d %s", st.http, st.code);
+        fleet_release(f);
+        return NULL;
+    }
     for (int i = 0; i < f->n; i++) {
         proxy *p = &f->p[i];
         p->f = f;
@@ -646,8 +691,9 @@ sct_fleet *sct_fleet_new(sct_sched *s, mt_table *old_t, mt_table *new_t, const s
         if (p->astray_at >= 0) {
             p->astray_from = ready + p->astray_at;
             p->astray_until = p->astray_from + p->astray_for;
-            sct_trace(s, "%s: its link will reach the impostor from %" PRId64 " to %" PRId64 " ms",
-                      p->id, p->astray_from, p->astray_until);
+            sct_trace(s, "%s: its link will reach the %s from %" PRId64 " to %" PRId64 " ms", p->id,
+                      p->astray_stale ? "stale backup" : "impostor", p->astray_from,
+                      p->astray_until);
         }
     }
     return f;

@@ -32,9 +32,9 @@
 typedef struct sct_fleet sct_fleet;
 
 typedef struct sct_fleet_opts {
-    int proxies;       /* 1..SCT_FLEET_MAX */
-    int64_t lease_ms;  /* the authority's lease */
-    int64_t margin_ms; /* and its margin */
+    int proxies;           /* 1..SCT_FLEET_MAX */
+    int64_t lease_ms;      /* the authority's lease */
+    int64_t margin_ms;     /* and its margin */
     int64_t rest_lease_ms; /* its lease in the rest phases */
     /* 2: two authority replicas on the store, "a" leading at first, each
      * with a ticker (beats, takeovers) and its own link to the store; the
@@ -59,6 +59,9 @@ mt_config_service *sct_fleet_service(sct_fleet *f);
  * arriving within half a leader lease of the check. Borrowed. */
 mt_config_service *sct_fleet_replica_service(sct_fleet *f, int r);
 mt_table_pair sct_fleet_replica_tables(sct_fleet *f, int r);
+/* Replica r's authority, for the migration run on it (its saved state).
+ * Borrowed. */
+cfg_authority *sct_fleet_replica_authority(sct_fleet *f, int r);
 /* Whether replica r leads now. */
 bool sct_fleet_replica_leads(sct_fleet *f, int r);
 /* Cuts replica r off its store for good (a zombie: a paused process, or

@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "cfg_migrate.h"
 #include "checker.h"
 #include "fleet.h"
 #include "mt_bugs.h"
@@ -229,8 +230,8 @@ static const sct_scenario scenario_failover = {
     .name = "failover",
     .about = "the lease scenario with two authority replicas on one store: replica a "
              "leads and runs the migrator until, at a random moment, it is cut off the "
-             "store for good (a zombie that keeps running); replica b takes over, and a "
-             "migrator on b finishes the migration from whatever phase it finds",
+             "store for good (a zombie that keeps running); replica b takes over and "
+             "resumes the authority's migration run from the state and checkpoint a saved",
     .actors = 3,
     .ops_per_actor = 4,
     .partitions = 1,
@@ -653,40 +654,135 @@ static void *migrator_actor(void *arg)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Failover: a migrator on each authority replica in turn.                   */
+/* Failover: the authority's migration run (config/cfg_migrate.c) on each    */
+/* replica in turn, with its state and checkpoints in the shared store.      */
 
 typedef struct replica_run {
     exec_ctx *x;
     int r;
+    cfg_migrate *m;
+    /* Rows the copy's saved checkpoint covered when this replica resumed
+     * (-1: none): the copy must go on from there, not from the start. */
+    int64_t resumed_from;
+    bool went_back; /* reported once */
 } replica_run;
 
-static bool replica_lost(void *ctx)
+/* The run's world: one table, the replica's guarded views of it. */
+static char **run_list_tables(void *ctx, size_t *n, mt_status *st)
 {
-    replica_run *rr = ctx;
-    return !sct_fleet_replica_leads(rr->x->fleet, rr->r);
+    (void)ctx;
+    char **names = calloc(2, sizeof *names);
+    if (names)
+        names[0] = strdup("t");
+    if (!names || !names[0]) {
+        free(names);
+        *st = mt_error(500, MT_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    *n = 1;
+    return names;
 }
 
-/* The daemon's migrator on replica r: its tables are guarded by its
- * leadership, and it pauses when it stops leading. */
-static mt_status replica_migrate(exec_ctx *x, int r)
+static void *run_open_tables(void *ctx, char *const *names, size_t n, mt_table_pair *pairs,
+                             const char **labels)
 {
-    replica_run rr = {.x = x, .r = r};
-    mt_migrator_stats stats = {0};
-    mt_table_pair pair = sct_fleet_replica_tables(x->fleet, r);
-    mt_migrator_hooks hooks = {.should_pause = replica_lost, .ctx = &rr};
-    mt_status st =
-        mt_migrate_tables(x->rt, sct_fleet_replica_service(x->fleet, r), &pair, 1, &hooks, &stats);
-    sct_trace(x->s, "migrator on replica %c: %d %s (copied %" PRId64 ", cleaned %" PRId64 ")",
-              'a' + r, st.http, st.code, stats.rows_copied, stats.rows_cleaned);
-    return st;
+    replica_run *rr = ctx;
+    for (size_t i = 0; i < n; i++) {
+        pairs[i] = sct_fleet_replica_tables(rr->x->fleet, rr->r);
+        labels[i] = names[i];
+    }
+    return rr; /* nothing to close */
+}
+
+static void run_close_tables(void *ctx, void *handle)
+{
+    (void)ctx;
+    (void)handle;
+}
+
+static void run_log(void *ctx, int level, const char *msg)
+{
+    replica_run *rr = ctx;
+    (void)level;
+    sct_trace(rr->x->s, "migrator on replica %c: %s", 'a' + rr->r, msg);
+}
+
+/* What an operator watches: a copy resumed after a failover goes on from
+ * its checkpoint; its done count going back means the copy started over. */
+static void run_progress(void *ctx, cfg_migration_state s, const mt_migrator_stats *stats)
+{
+    replica_run *rr = ctx;
+    if (s != CFG_MIG_COPYING || rr->resumed_from < 0 || stats->rows_done >= rr->resumed_from ||
+        rr->went_back)
+        return;
+    rr->went_back = true;
+    fail(rr->x, SCT_VERDICT_MIGRATION,
+         "replica %c's copy went back to %" PRId64 " rows done, though the checkpoint it took "
+         "over covered %" PRId64 ": it started over instead of resuming",
+         'a' + rr->r, stats->rows_done, rr->resumed_from);
+}
+
+static cfg_migrate *run_new(exec_ctx *x, replica_run *rr, int r)
+{
+    *rr = (replica_run){.x = x, .r = r, .resumed_from = -1};
+    cfg_migrate_env env = {.list_tables = run_list_tables,
+                           .open_tables = run_open_tables,
+                           .close_tables = run_close_tables,
+                           .log = run_log,
+                           .progress = run_progress,
+                           .ctx = rr};
+    rr->m = cfg_migrate_new(x->rt, sct_fleet_replica_service(x->fleet, r),
+                            sct_fleet_replica_authority(x->fleet, r), &env);
+    return rr->m;
+}
+
+/* The rows done that the copy checkpoint in r's saved state records, or -1
+ * ("v1 \t table \t rows_total \t partitions_total \t rows_done \t ..."). */
+static int64_t saved_copy_rows(exec_ctx *x, int r)
+{
+    char *doc = NULL;
+    cfg_authority_load_migration(sct_fleet_replica_authority(x->fleet, r), &doc);
+    const char *cp = doc ? strstr(doc, "\"checkpoint\":\"v1\\t") : NULL;
+    int64_t rows = -1;
+    if (cp) {
+        cp += strlen("\"checkpoint\":\"");
+        for (int field = 0; field < 4 && cp; field++) {
+            cp = strstr(cp, "\\t");
+            cp = cp ? cp + 2 : NULL;
+        }
+        if (cp)
+            rows = strtoll(cp, NULL, 10);
+    }
+    free(doc);
+    return rows;
+}
+
+/* Runs the run on replica r to its end, as the daemon's leader does (on a
+ * takeover: what the store says, then resume); its final state. */
+static cfg_migrate_info run_once(exec_ctx *x, replica_run *rr)
+{
+    cfg_migrate_info info;
+    rr->resumed_from = saved_copy_rows(x, rr->r);
+    cfg_migrate_restore(rr->m);
+    mt_status st = cfg_migrate_start(rr->m, false, MT_PHASE_USE_NEW_HIDE_METADATA);
+    if (mt_is_ok(&st))
+        cfg_migrate_join(rr->m);
+    cfg_migrate_info_get(rr->m, &info);
+    if (!mt_is_ok(&st))
+        snprintf(info.error, sizeof info.error, "%d %s: %s", st.http, st.code, st.message);
+    sct_trace(x->s, "migrator on replica %c: %s%s%s (copied %" PRId64 ", cleaned %" PRId64 ")",
+              'a' + rr->r, cfg_migration_state_name(info.state), info.error[0] ? ": " : "",
+              info.error, info.stats.rows_done,
+              info.stats.rows_cleaned_old + info.stats.rows_cleaned_new);
+    return info;
 }
 
 static void *migrator_a(void *arg)
 {
-    exec_ctx *x = arg;
-    mt_status st = replica_migrate(x, 0);
-    if (mt_is_ok(&st))
-        x->migrated = true;
+    replica_run *rr = arg;
+    cfg_migrate_info info = run_once(rr->x, rr);
+    if (info.state == CFG_MIG_DONE)
+        rr->x->migrated = true;
     return NULL;
 }
 
@@ -727,40 +823,57 @@ static bool wait_leads(exec_ctx *x, int r)
     return leads;
 }
 
+/* Whether a run that ended short stopped because its replica does not
+ * lead (its guard's 503 NotLeader, a refused save) rather than failed. */
+static bool run_stopped_by_lead(const cfg_migrate_info *info)
+{
+    return info->state == CFG_MIG_PAUSED || strncmp(info->error, "503 ", 4) == 0 ||
+           strstr(info->error, "NotLeader") != NULL;
+}
+
 /* Replica a migrates until it is cut off; then replica b, once it leads,
- * migrates from whatever phase it finds and must finish. */
+ * takes the run over from the state a saved (the daemon's takeover:
+ * restore, then resume from the checkpoint) and must finish it. */
 static void run_failover(exec_ctx *x)
 {
     mt_rt *rt = x->rt;
-    mt_thread *k = rt->ops->thread_start(rt, killer_actor, x, "killer");
-    mt_thread *m = rt->ops->thread_start(rt, migrator_a, x, "migrator-a");
-    rt->ops->thread_join(rt, k);
-    if (!wait_leads(x, 1)) {
-        rt->ops->thread_join(rt, m);
-        fail(x, SCT_VERDICT_LIVENESS, "replica b never took over from a cut-off replica a");
+    replica_run ra, rb;
+    if (!run_new(x, &ra, 0) || !run_new(x, &rb, 1)) {
+        fail(x, SCT_VERDICT_MIGRATION, "cannot make the migration runs: out of memory");
+        cfg_migrate_free(ra.m);
         return;
+    }
+    mt_thread *k = rt->ops->thread_start(rt, killer_actor, x, "killer");
+    mt_thread *m = rt->ops->thread_start(rt, migrator_a, &ra, "migrator-a");
+    rt->ops->thread_join(rt, k);
+    cfg_migrate_info info = {.state = CFG_MIG_FAILED};
+    if (!wait_leads(x, 1)) {
+        fail(x, SCT_VERDICT_LIVENESS, "replica b never took over from a cut-off replica a");
+        goto out;
     }
     /* A leader whose beats came late (its process paused) stops leading
-     * for a while, and its migrator stops; it goes on once it leads again,
-     * as the daemon's does. */
-    mt_status st = mt_error(503, "NotLeader", "not started");
-    for (int tries = 0; tries < 20 && !mt_is_ok(&st); tries++) {
+     * for a while, and its run stops; it goes on once it leads again, as
+     * the daemon's does. */
+    snprintf(info.error, sizeof info.error, "not started");
+    for (int tries = 0; tries < 20 && info.state != CFG_MIG_DONE; tries++) {
         if (tries > 0 && !wait_leads(x, 1))
             break;
-        st = replica_migrate(x, 1);
-        if (!mt_is_ok(&st) && sct_fleet_replica_leads(x->fleet, 1) &&
-            strcmp(st.code, "MigrationPaused") != 0 && strcmp(st.code, "NotLeader") != 0 &&
-            st.http != 503)
+        info = run_once(x, &rb);
+        if (info.state != CFG_MIG_DONE && sct_fleet_replica_leads(x->fleet, 1) &&
+            !run_stopped_by_lead(&info))
             break; /* failed while leading: a real failure */
     }
-    rt->ops->thread_join(rt, m); /* the zombie's migrator stopped by itself */
-    if (!mt_is_ok(&st)) {
-        fail(x, SCT_VERDICT_MIGRATION, "migrator on replica b failed: %d %s %s", st.http, st.code,
-             st.message);
-        return;
+    if (info.state != CFG_MIG_DONE) {
+        fail(x, SCT_VERDICT_MIGRATION, "the run on replica b ended %s: %s",
+             cfg_migration_state_name(info.state), info.error);
+        goto out;
     }
     x->migrated = true;
     x->cfg = sct_fleet_replica_service(x->fleet, 1);
+out:
+    rt->ops->thread_join(rt, m); /* the zombie's run stopped by itself */
+    cfg_migrate_free(ra.m);
+    cfg_migrate_free(rb.m);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -1,0 +1,402 @@
+/*
+ * test_cfg_migrate.c -- the authority's migration run (config/cfg_migrate.h)
+ * and the configuration endpoint's documents (config/cfg_api.c), with real
+ * threads (mt_rt_pthread), memory tables and an authority over a memory
+ * store that no proxy follows (so a push completes once the authority's
+ * start-up grace is over).
+ *
+ *   - every document the endpoint exchanges reads back as written, and each
+ *     reader refuses what is not one (wrong types, out-of-range numbers,
+ *     strings that do not fit) with its error and *out untouched;
+ *   - a run goes from use_old_hide_metadata to done: the rows are in new,
+ *     old is empty, the copy verified, the state saved;
+ *   - the phase rules: one step forward at a time, use_new_with_tombstones
+ *     only after a verified copy, none while a run moves the phases;
+ *     start and resume refuse each other's case;
+ *   - a run whose process stopped mid-copy comes back paused from the saved
+ *     state, and resumes from its checkpoint rather than the start.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfg_migrate.h"
+
+#define LEASE_MS 20
+
+/* ------------------------------------------------------------------------ */
+/* The documents.                                                            */
+
+static void test_view_round_trip(void **state)
+{
+    (void)state;
+    cfg_view v = {.version = 42, .phase = MT_PHASE_PREFER_NEW, .lease_ms = 1500, .settled = true};
+    snprintf(v.migration_id, sizeof v.migration_id, "0123456789abcdef");
+    char *text = cfg_view_json(&v);
+    assert_non_null(text);
+    cfg_view got;
+    mt_status st = cfg_view_parse(text, strlen(text), &got);
+    free(text);
+    assert_int_equal(st.http, 0);
+    assert_int_equal(got.version, 42);
+    assert_int_equal(got.phase, MT_PHASE_PREFER_NEW);
+    assert_int_equal(got.lease_ms, 1500);
+    assert_true(got.settled);
+    assert_string_equal(got.migration_id, "0123456789abcdef");
+}
+
+static void test_view_refused(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "",
+        "[]",
+        "{\"config_version\":1,\"phase\":\"prefer_new\"}",                   /* no lease */
+        "{\"config_version\":1.5,\"phase\":\"prefer_new\",\"lease_ms\":10}", /* not whole */
+        "{\"config_version\":1e300,\"phase\":\"prefer_new\",\"lease_ms\":10}",
+        "{\"config_version\":1,\"phase\":\"sideways\",\"lease_ms\":10}",
+        "{\"config_version\":1,\"phase\":\"prefer_new\",\"lease_ms\":0}",
+        "{\"config_version\":1,\"phase\":\"prefer_new\",\"lease_ms\":10,\"migration_id\":7}",
+        "{\"config_version\":1,\"phase\":\"prefer_new\",\"lease_ms\":10,\"migration_id\":"
+        "\"0123456789012345678901234567890123456789\"}", /* does not fit */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cfg_view got = {.version = 77};
+        mt_status st = cfg_view_parse(bad[i], strlen(bad[i]), &got);
+        assert_int_equal(st.http, 502);
+        assert_string_equal(st.code, "AuthorityError");
+        assert_int_equal(got.version, 77);
+    }
+}
+
+static void test_ack_round_trip(void **state)
+{
+    (void)state;
+    cfg_ack ack = {.id = "p1", .version = 9, .migration_id = "m1", .fingerprint = "fp"};
+    char *text = cfg_ack_json(&ack);
+    assert_non_null(text);
+    cfg_ack_doc got;
+    mt_status st = cfg_ack_parse(text, strlen(text), &got);
+    free(text);
+    assert_int_equal(st.http, 0);
+    assert_int_equal(got.version, 9);
+    assert_string_equal(got.migration_id, "m1");
+    assert_string_equal(got.fingerprint, "fp");
+    ack = (cfg_ack){.id = "p1", .version = 3}; /* the optional members left out */
+    text = cfg_ack_json(&ack);
+    assert_null(strstr(text, "migration_id"));
+    st = cfg_ack_parse(text, strlen(text), &got);
+    free(text);
+    assert_int_equal(st.http, 0);
+    assert_string_equal(got.migration_id, "");
+    assert_string_equal(got.fingerprint, "");
+}
+
+static void test_ack_refused(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "",
+        "{}",
+        "{\"config_version\":\"3\"}",
+        "{\"config_version\":3,\"fingerprint\":[]}",
+        "{\"config_version\":-1e20}",
+        "{\"config_version\":3,\"migration_id\":\"0123456789012345678901234567890123456789\"}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cfg_ack_doc got = {.version = 77};
+        mt_status st = cfg_ack_parse(bad[i], strlen(bad[i]), &got);
+        assert_int_equal(st.http, 400);
+        assert_string_equal(st.code, "InvalidInput");
+        assert_int_equal(got.version, 77);
+    }
+}
+
+static void test_replica_round_trip(void **state)
+{
+    (void)state;
+    char *text = cfg_replica_json("http://10.0.0.2:8081");
+    char url[CFG_URL_MAX];
+    mt_status st = cfg_replica_parse(text, strlen(text), url);
+    free(text);
+    assert_int_equal(st.http, 0);
+    assert_string_equal(url, "http://10.0.0.2:8081");
+    static const char *const bad[] = {"", "{}", "{\"url\":\"\"}", "{\"url\":5}", "[1]"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        st = cfg_replica_parse(bad[i], strlen(bad[i]), url);
+        assert_int_equal(st.http, 400);
+        assert_string_equal(url, "");
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* The run.                                                                  */
+
+typedef struct world {
+    mt_rt *rt;
+    cfg_store *store;
+    cfg_authority *auth;
+    mt_table *old_t, *new_t;
+    cfg_migrate *m;
+    bool pause_at_copy;      /* pause the run at its first copy progress */
+    int copy_reports;        /* progress reports while copying */
+    int64_t first_copy_rows; /* rows_done of the first of them, -1 before */
+} world;
+
+static char **w_list(void *ctx, size_t *n, mt_status *st)
+{
+    (void)ctx;
+    (void)st;
+    char **names = calloc(2, sizeof *names);
+    names[0] = strdup("t");
+    *n = 1;
+    return names;
+}
+
+static void *w_open(void *ctx, char *const *names, size_t n, mt_table_pair *pairs,
+                    const char **labels)
+{
+    world *w = ctx;
+    for (size_t i = 0; i < n; i++) {
+        pairs[i] = (mt_table_pair){.old_t = w->old_t, .new_t = w->new_t};
+        labels[i] = names[i];
+    }
+    return w;
+}
+
+static void w_close(void *ctx, void *handle)
+{
+    (void)ctx;
+    (void)handle;
+}
+
+static void w_progress(void *ctx, cfg_migration_state s, const mt_migrator_stats *stats)
+{
+    world *w = ctx;
+    if (s != CFG_MIG_COPYING)
+        return;
+    if (w->copy_reports++ == 0)
+        w->first_copy_rows = stats->rows_done;
+    if (w->pause_at_copy && stats->partitions_done >= 1)
+        cfg_migrate_stop_soon(w->m);
+}
+
+static cfg_migrate *w_run(world *w)
+{
+    cfg_migrate_env env = {.list_tables = w_list,
+                           .open_tables = w_open,
+                           .close_tables = w_close,
+                           .progress = w_progress,
+                           .ctx = w};
+    w->m = cfg_migrate_new(w->rt, cfg_authority_service(w->auth), w->auth, &env);
+    assert_non_null(w->m);
+    w->copy_reports = 0;
+    w->first_copy_rows = -1;
+    return w->m;
+}
+
+static void put_row(mt_table *t, const char *pk, const char *rk)
+{
+    mt_entity *e = mt_entity_new(pk, rk);
+    mt_value v = mt_v_i32(1);
+    mt_entity_set(e, "n", &v);
+    mt_op op = {.kind = MT_OP_INSERT, .entity = e};
+    mt_op_result res;
+    mt_status st = mt_table_batch(t, &op, 1, &res);
+    assert_int_equal(st.http, 0);
+    mt_entity_free(e);
+}
+
+static size_t count_rows(mt_table *t)
+{
+    mt_stream *s = NULL;
+    mt_status st = t->ops->query_stream(t, NULL, NULL, &s);
+    assert_int_equal(st.http, 0);
+    size_t n = 0;
+    mt_entity *e = NULL;
+    for (;;) {
+        st = s->ops->next(s, &e);
+        if (!mt_is_ok(&st) || !e)
+            break;
+        n++;
+        mt_entity_free(e);
+    }
+    assert_int_equal(st.http, 0);
+    s->ops->close(s);
+    return n;
+}
+
+static int setup(void **state)
+{
+    world *w = calloc(1, sizeof *w);
+    w->rt = mt_rt_pthread();
+    w->store = cfg_store_memory_new();
+    cfg_authority_opts o = {.lease_ms = LEASE_MS, .migration_id = "m"};
+    mt_status st;
+    w->auth = cfg_authority_new(w->rt, w->store, &o, &st);
+    assert_non_null(w->auth);
+    w->old_t = mt_memtable_new(w->rt, "old");
+    w->new_t = mt_memtable_new(w->rt, "new");
+    static const char *const pks[] = {"a", "b", "c"};
+    for (int p = 0; p < 3; p++)
+        for (int r = 0; r < 3; r++) {
+            char rk[8];
+            snprintf(rk, sizeof rk, "r%d", r);
+            put_row(w->old_t, pks[p], rk);
+        }
+    *state = w;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    world *w = *state;
+    cfg_migrate_free(w->m);
+    cfg_authority_free(w->auth);
+    w->store->ops->destroy(w->store);
+    mt_table_destroy(w->old_t);
+    mt_table_destroy(w->new_t);
+    free(w);
+    return 0;
+}
+
+static mt_phase phase_now(world *w)
+{
+    mt_config c;
+    mt_config_service *cfg = cfg_authority_service(w->auth);
+    mt_subscription *sub = cfg->ops->subscribe(cfg, NULL, &c);
+    cfg->ops->unsubscribe(cfg, sub);
+    return c.phase;
+}
+
+static void test_run_to_the_end(void **state)
+{
+    world *w = *state;
+    cfg_migrate *m = w_run(w);
+    assert_int_equal(cfg_migrate_start(m, false, MT_PHASE_USE_NEW_HIDE_METADATA).http, 0);
+    cfg_migrate_join(m);
+    cfg_migrate_info info;
+    cfg_migrate_info_get(m, &info);
+    assert_int_equal(info.state, CFG_MIG_DONE);
+    assert_false(info.running);
+    assert_true(info.copy_done);
+    assert_true(info.copy_verified);
+    assert_true(info.have_verify && info.verify.ok);
+    assert_int_equal(info.stats.rows_done, 9);
+    assert_int_equal(phase_now(w), MT_PHASE_USE_NEW_HIDE_METADATA);
+    assert_int_equal(count_rows(w->old_t), 0);
+    assert_int_equal(count_rows(w->new_t), 9);
+    char *doc = NULL;
+    cfg_authority_load_migration(w->auth, &doc);
+    assert_non_null(doc);
+    assert_non_null(strstr(doc, "\"state\":\"done\""));
+    free(doc);
+}
+
+static void test_phase_rules(void **state)
+{
+    world *w = *state;
+    cfg_migrate *m = w_run(w);
+    mt_phase from;
+    mt_status st = cfg_migrate_phase(m, MT_PHASE_PREFER_NEW, &from); /* two steps */
+    assert_int_equal(st.http, 409);
+    assert_string_equal(st.code, "PhaseTransitionNotAllowed");
+    assert_non_null(strstr(st.message, "one step at a time"));
+    assert_int_equal(from, MT_PHASE_USE_OLD_HIDE_METADATA);
+    assert_int_equal(cfg_migrate_phase(m, MT_PHASE_PREFER_OLD, &from).http, 0);
+    assert_int_equal(cfg_migrate_phase(m, MT_PHASE_PREFER_OLD, &from).http, 0); /* a no-op */
+    assert_int_equal(cfg_migrate_phase(m, MT_PHASE_USE_OLD_HIDE_METADATA, &from).http, 409);
+    assert_int_equal(cfg_migrate_phase(m, MT_PHASE_PREFER_NEW, &from).http, 0);
+    st = cfg_migrate_phase(m, MT_PHASE_USE_NEW_WITH_TOMBSTONES, &from); /* no verified copy */
+    assert_int_equal(st.http, 409);
+    assert_non_null(strstr(st.message, "verify"));
+    assert_int_equal(phase_now(w), MT_PHASE_PREFER_NEW);
+    char msg[512];
+    assert_string_equal(cfg_migrate_start_refusal(m, true, msg, sizeof msg), "MigrationNotPaused");
+    assert_null(cfg_migrate_start_refusal(m, false, msg, sizeof msg));
+    /* The copy alone, then its verify, makes the next step allowed. */
+    assert_int_equal(cfg_migrate_start(m, true, MT_PHASE_PREFER_NEW).http, 0);
+    st = cfg_migrate_phase(m, MT_PHASE_USE_NEW_WITH_TOMBSTONES, &from);
+    cfg_migrate_info info;
+    cfg_migrate_info_get(m, &info);
+    if (info.running) { /* refused while the run moves the phases */
+        assert_int_equal(st.http, 409);
+        assert_non_null(strstr(st.message, "running"));
+    }
+    cfg_migrate_join(m);
+    cfg_migrate_info_get(m, &info);
+    assert_int_equal(info.state, CFG_MIG_IDLE);
+    assert_true(info.copy_verified);
+    assert_int_equal(cfg_migrate_phase(m, MT_PHASE_USE_NEW_WITH_TOMBSTONES, &from).http, 0);
+}
+
+static void test_resume_after_restart(void **state)
+{
+    world *w = *state;
+    cfg_migrate *m = w_run(w);
+    w->pause_at_copy = true;
+    assert_int_equal(cfg_migrate_start(m, false, MT_PHASE_USE_NEW_HIDE_METADATA).http, 0);
+    cfg_migrate_join(m);
+    cfg_migrate_info info;
+    cfg_migrate_info_get(m, &info);
+    assert_int_equal(info.state, CFG_MIG_PAUSED);
+    assert_true(info.stats.partitions_done >= 1 && info.stats.partitions_done < 3);
+    char msg[512];
+    assert_string_equal(cfg_migrate_start_refusal(m, false, msg, sizeof msg), "MigrationPaused");
+    /* The process "stops" while copying: its saved state says copying. */
+    cfg_migrate_free(m);
+    char *doc = NULL;
+    cfg_authority_load_migration(w->auth, &doc);
+    assert_non_null(strstr(doc, "\"checkpoint\":\"v1"));
+    char *paused = strstr(doc, "\"state\":\"paused\"");
+    assert_non_null(paused);
+    /* as the process left it: "copying" in place of "paused" */
+    char *fixed = malloc(strlen(doc) + 2);
+    size_t head = (size_t)(paused - doc);
+    memcpy(fixed, doc, head);
+    strcpy(fixed + head, "\"state\":\"copying\"");
+    strcat(fixed, paused + strlen("\"state\":\"paused\""));
+    assert_int_equal(cfg_authority_save_migration(w->auth, fixed).http, 0);
+    free(fixed);
+    free(doc);
+
+    w->pause_at_copy = false;
+    m = w_run(w);
+    assert_true(cfg_migrate_restore(m)); /* cut short: comes back paused */
+    cfg_migrate_info_get(m, &info);
+    assert_int_equal(info.state, CFG_MIG_PAUSED);
+    assert_non_null(strstr(info.error, "interrupted while copying"));
+    assert_string_equal(cfg_migrate_start_refusal(m, false, msg, sizeof msg), "MigrationPaused");
+    assert_null(cfg_migrate_start_refusal(m, true, msg, sizeof msg));
+    assert_int_equal(cfg_migrate_start(m, false, MT_PHASE_USE_NEW_HIDE_METADATA).http, 0);
+    cfg_migrate_join(m);
+    cfg_migrate_info_get(m, &info);
+    assert_int_equal(info.state, CFG_MIG_DONE);
+    assert_int_equal(info.stats.rows_done, 9);
+    /* Resumed from the checkpoint (a whole partition of three rows at
+     * least): the copy did not start over from zero. */
+    assert_true(w->first_copy_rows >= 3);
+    assert_int_equal(count_rows(w->old_t), 0);
+    assert_int_equal(count_rows(w->new_t), 9);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_view_round_trip),
+        cmocka_unit_test(test_view_refused),
+        cmocka_unit_test(test_ack_round_trip),
+        cmocka_unit_test(test_ack_refused),
+        cmocka_unit_test(test_replica_round_trip),
+        cmocka_unit_test_setup_teardown(test_run_to_the_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_phase_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_after_restart, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
