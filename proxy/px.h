@@ -152,6 +152,11 @@ void px_registry_free(px_registry *r);
 
 /* 201 or 409 TableAlreadyExists; 400 OutOfRangeInput on a bad name. */
 mt_status px_table_create(px_registry *r, const char *name);
+/* Deletes application table name from the old account only (the cleanup's
+ * --old-after delete); the registry keeps it, its data being in new. 404
+ * TableNotFound when the old account has no such table; 400 when the old
+ * side is embedded memory. */
+mt_status px_table_delete_old(px_registry *r, const char *name);
 /* 404 TableNotFound. */
 mt_status px_table_delete(px_registry *r, const char *name);
 /* A reference to the table (NULL and 404 TableNotFound when absent); the

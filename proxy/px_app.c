@@ -310,6 +310,12 @@ static void mig_close_tables(void *ctx, void *handle)
     free(h);
 }
 
+static mt_status mig_delete_old_table(void *ctx, const char *name)
+{
+    px_app *app = ctx;
+    return px_table_delete_old(app->reg, name);
+}
+
 static void mig_log(void *ctx, int level, const char *msg)
 {
     (void)ctx;
@@ -350,6 +356,7 @@ static bool start_migrator(px_app *app, FILE *err)
     cfg_migrate_env env = {
         .list_tables = mig_list_tables,
         .open_tables = mig_open_tables,
+        .delete_old_table = mig_delete_old_table,
         .close_tables = mig_close_tables,
         .log = mig_log,
         .progress = mig_progress,

@@ -304,6 +304,15 @@ mt_status px_table_delete(px_registry *r, const char *name)
     return mt_ok();
 }
 
+mt_status px_table_delete_old(px_registry *r, const char *name)
+{
+    if (!r->side[0].client)
+        return mt_error(400, MT_ERR_INVALID_INPUT,
+                        "the old tables are embedded memory tables: nothing to delete");
+    /* No lock: a backend call, and the registry does not change. */
+    return az_client_table_delete(r->side[0].client, side_name(r, 0, name));
+}
+
 static px_table *lookup(px_registry *r, const char *name)
 {
     pthread_mutex_lock(&r->mu);
