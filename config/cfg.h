@@ -204,6 +204,13 @@ mt_config_service *cfg_authority_service(cfg_authority *a);
  * this authority (another replica pushed; the state is reloaded). */
 mt_status cfg_authority_push(cfg_authority *a, mt_phase phase);
 
+/* Like cfg_authority_push, but the version it publishes is never marked
+ * settled: it returns once every proxy has applied the phase (or lost its
+ * lease) as not settled, and stays so until the next push. For a step back
+ * from prefer_old: a prefer_old proxy that does not know its phase settled
+ * switches no partition (it cannot know that no phase-0 proxy is left). */
+mt_status cfg_authority_push_held(cfg_authority *a, mt_phase phase);
+
 /* Settles the current version once nothing is pending (the grace period
  * after start is over, no push running): call it now and then, so that a
  * restarted authority settles without a push. Cheap. */

@@ -214,6 +214,8 @@ mt_status cfg_doc_reload(cfg_authority *a, cfg_leader_info *leader)
         a->leader_seen = cur;
     }
     bool moved = a->view.version != version;
+    if (moved)
+        a->holding = false; /* another replica's version: its own to settle */
     memcpy(a->view.migration_id, id, sizeof id);
     a->view.version = version;
     a->view.phase = phase;
@@ -262,7 +264,7 @@ static void wait_remote(cfg_authority *a, int64_t version)
     while (!a->closing && a->view.version == version &&
            remote_pending(a, version, now_ms(a), &wake))
         rt->ops->cond_timedwait(rt, a->acked, a->mu, wake);
-    if (a->view.version == version)
+    if (a->view.version == version && !a->holding)
         a->view.settled = true;
     rt->ops->cond_broadcast(rt, a->changed);
     rt->ops->unlock(rt, a->mu);
@@ -287,8 +289,8 @@ static const lease_rec *mismatched_live(cfg_authority *a, int64_t now)
 }
 
 /* Publishes (phase, lease_ms) as the next version and waits as a push
- * does. Holds push_mu. */
-static mt_status publish(cfg_authority *a, mt_phase phase, int64_t lease_ms)
+ * does; settles it unless hold. Holds push_mu. */
+static mt_status publish(cfg_authority *a, mt_phase phase, int64_t lease_ms, bool hold)
 {
     mt_rt *rt = a->rt;
     rt->ops->lock(rt, a->store_mu);
@@ -311,12 +313,14 @@ static mt_status publish(cfg_authority *a, mt_phase phase, int64_t lease_ms)
         a->view.lease_ms = lease_ms;
         a->view.settled = false;
         a->pushing = true;
+        a->holding = hold;
         rt->ops->cond_broadcast(rt, a->changed);
         rt->ops->cond_broadcast(rt, a->acked);
         rt->ops->unlock(rt, a->mu);
         st = mt_config_local_set(a->local, phase, version, false);
         wait_remote(a, version);
-        mt_config_local_settle(a->local, version);
+        if (!hold)
+            mt_config_local_settle(a->local, version);
         rt->ops->lock(rt, a->mu);
         a->pushing = false;
         rt->ops->unlock(rt, a->mu);
@@ -324,7 +328,7 @@ static mt_status publish(cfg_authority *a, mt_phase phase, int64_t lease_ms)
     return st;
 }
 
-mt_status cfg_authority_push(cfg_authority *a, mt_phase phase)
+static mt_status push_as(cfg_authority *a, mt_phase phase, bool hold)
 {
     mt_rt *rt = a->rt;
     rt->ops->lock(rt, a->mu);
@@ -346,11 +350,21 @@ mt_status cfg_authority_push(cfg_authority *a, mt_phase phase)
     bool armed = a->view.lease_ms <= a->lease_ms;
     rt->ops->unlock(rt, a->mu);
     if (!armed)
-        st = publish(a, from, a->lease_ms); /* long leases become short ones first */
+        st = publish(a, from, a->lease_ms, false); /* long leases become short ones first */
     if (mt_is_ok(&st))
-        st = publish(a, phase, lease_for(a, phase));
+        st = publish(a, phase, lease_for(a, phase), hold);
     rt->ops->unlock(rt, a->push_mu);
     return st;
+}
+
+mt_status cfg_authority_push(cfg_authority *a, mt_phase phase)
+{
+    return push_as(a, phase, false);
+}
+
+mt_status cfg_authority_push_held(cfg_authority *a, mt_phase phase)
+{
+    return push_as(a, phase, true);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -726,7 +740,8 @@ void cfg_authority_tick(cfg_authority *a)
     mt_rt *rt = a->rt;
     rt->ops->lock(rt, a->mu);
     int64_t wake;
-    if (!a->view.settled && !a->pushing && !remote_pending(a, a->view.version, now_ms(a), &wake)) {
+    if (!a->view.settled && !a->pushing && !a->holding &&
+        !remote_pending(a, a->view.version, now_ms(a), &wake)) {
         a->view.settled = true;
         rt->ops->cond_broadcast(rt, a->changed);
     }

@@ -51,6 +51,7 @@ struct cfg_authority {
     lease_rec *leases;
     lease_rec *buckets[LEASE_BUCKETS];
     bool pushing; /* a push is between publishing and settling */
+    bool holding; /* the current version stays unsettled (cfg_authority_push_held) */
     bool closing;
     /* Leadership (cfg_leader.c): under mu, whether this replica may act as
      * the authority now, until when, and who leads as far as it knows. */

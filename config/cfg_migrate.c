@@ -46,7 +46,8 @@ struct cfg_migrate {
     mt_verify_report verify; /* the last verify pass */
     bool have_verify;
     mt_thread *mig_thread;
-    mt_mutex *push_mu; /* phase changes, one at a time */
+    mt_old_after old_after; /* what the cleanup makes of old, saved */
+    mt_mutex *push_mu;      /* phase changes, one at a time */
 };
 
 static const char *const state_names[] = {
@@ -181,6 +182,7 @@ static char *state_json(cfg_migrate *m)
     }
     if (m->mig_error[0])
         cJSON_AddStringToObject(doc, "error", m->mig_error);
+    cJSON_AddStringToObject(doc, "old_after", mt_old_after_name(m->old_after));
     stats_to_json(cJSON_AddObjectToObject(doc, "stats"), &m->mig_stats);
     char *text = cJSON_PrintUnformatted(doc);
     cJSON_Delete(doc);
@@ -236,7 +238,11 @@ bool cfg_migrate_restore(cfg_migrate *m)
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(doc, "state");
     const cJSON *cp = cJSON_GetObjectItemCaseSensitive(doc, "checkpoint");
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(doc, "error");
+    const cJSON *oa = cJSON_GetObjectItemCaseSensitive(doc, "old_after");
     lock(m);
+    m->old_after = MT_OLD_AFTER_EMPTY; /* also for a state saved before the choice existed */
+    if (cJSON_IsString(oa))
+        mt_old_after_parse(oa->valuestring, &m->old_after);
     cfg_migration_state state = CFG_MIG_IDLE;
     if (cJSON_IsString(s))
         cfg_migration_state_parse(s->valuestring, &state);
@@ -441,7 +447,11 @@ static void tables_put(cfg_migrate *m, all_tables *a)
 static mt_status verify_tables(cfg_migrate *m, all_tables *a, mt_phase phase, bool after_cleanup,
                                mt_verify_report *rep)
 {
-    mt_status st = mt_verify_tables(m->rt, a->pairs, a->names, a->n, phase, after_cleanup, rep);
+    lock(m);
+    mt_old_after old_after = m->old_after;
+    unlock(m);
+    mt_status st = mt_verify_tables_after(m->rt, a->pairs, a->names, a->n, phase, after_cleanup,
+                                          old_after, rep);
     if (!mt_is_ok(&st))
         return st;
     lock(m);
@@ -482,6 +492,19 @@ static void table_gone(void *ctx, size_t table, const char *step)
             m->mig_names ? m->mig_names[table] : "?", step);
 }
 
+/* --old-after delete: the old table of the run's table `table`. */
+static mt_status delete_old(void *ctx, size_t table)
+{
+    cfg_migrate *m = ctx;
+    const char *name = m->mig_names ? m->mig_names[table] : NULL;
+    if (!name || !m->env.delete_old_table)
+        return mt_error(400, MT_ERR_INVALID_INPUT, "no account to delete the old table from");
+    mt_status st = m->env.delete_old_table(m->env.ctx, name);
+    if (mt_is_ok(&st))
+        mig_log(m, CFG_LOG_INFO, "migration: old table %s deleted", name);
+    return st;
+}
+
 static mt_status run_core(cfg_migrate *m, all_tables *a, bool stop_early, mt_phase until)
 {
     mt_migrator_hooks h = {
@@ -495,9 +518,11 @@ static mt_status run_core(cfg_migrate *m, all_tables *a, bool stop_early, mt_pha
         .load_checkpoint = load_checkpoint,
         .should_pause = should_pause,
         .table_gone = table_gone,
+        .delete_old = delete_old,
     };
     lock(m);
     mt_migrator_stats stats = m->mig_stats;
+    h.old_after = m->old_after;
     unlock(m);
     m->mig_names = a->names;
     mt_status st = mt_migrate_tables(m->rt, m->cfg, a->pairs, a->n, &h, &stats);
@@ -607,8 +632,12 @@ static mt_status run(cfg_migrate *m, bool stop_early, mt_phase until)
     if (phase == MT_PHASE_USE_OLD_HIDE_METADATA)
         reset_for_new_migration(m);
     mt_status st = mt_ok();
+    /* A pause asked for here stops before the next push: before prefer_new,
+     * an abort can still take the fleet back. */
     while (mt_is_ok(&st) && phase < last && phase < MT_PHASE_PREFER_NEW)
-        st = push(m, ++phase);
+        st = should_pause(m) ? mt_error(409, "MigrationPaused", "paused before pushing %s",
+                                        mt_phase_name(phase + 1))
+                             : push(m, ++phase);
     lock(m);
     bool verified = m->copy_verified;
     unlock(m);
@@ -687,7 +716,10 @@ void cfg_migrate_join(cfg_migrate *m)
         m->rt->ops->thread_join(m->rt, t);
 }
 
-mt_status cfg_migrate_start(cfg_migrate *m, bool stop_early, mt_phase until)
+/* Starts the run; choice (may be NULL: the saved one) is what its cleanup
+ * makes of old, set under the same lock that marks it running. */
+static mt_status start_run(cfg_migrate *m, bool stop_early, mt_phase until,
+                           const mt_old_after *choice)
 {
     lock(m);
     bool running = m->mig_running;
@@ -700,6 +732,13 @@ mt_status cfg_migrate_start(cfg_migrate *m, bool stop_early, mt_phase until)
         return mt_error(500, MT_ERR_INTERNAL, "out of memory");
     *ra = (run_args){.m = m, .stop_early = stop_early, .until = until};
     lock(m);
+    if (m->mig_running) { /* another start won meanwhile */
+        unlock(m);
+        free(ra);
+        return mt_error(409, "MigrationRunning", "A migration is already running.");
+    }
+    if (choice)
+        m->old_after = *choice;
     m->mig_running = true;
     m->mig_pause = false;
     m->mig_error[0] = '\0';
@@ -719,6 +758,16 @@ mt_status cfg_migrate_start(cfg_migrate *m, bool stop_early, mt_phase until)
         return mt_error(500, MT_ERR_INTERNAL, "Could not start the migrator.");
     }
     return mt_ok();
+}
+
+mt_status cfg_migrate_start(cfg_migrate *m, bool stop_early, mt_phase until)
+{
+    return start_run(m, stop_early, until, NULL);
+}
+
+mt_status cfg_migrate_begin(cfg_migrate *m, bool stop_early, mt_phase until, mt_old_after old_after)
+{
+    return start_run(m, stop_early, until, &old_after);
 }
 
 mt_status cfg_migrate_pause(cfg_migrate *m)
@@ -754,6 +803,7 @@ void cfg_migrate_info_get(cfg_migrate *m, cfg_migrate_info *out)
         .stats = m->mig_stats,
         .have_verify = m->have_verify,
         .verify = m->verify,
+        .old_after = m->old_after,
     };
     memcpy(out->error, m->mig_error, sizeof out->error);
     unlock(m);
@@ -792,12 +842,145 @@ const char *cfg_migrate_phase_refusal(cfg_migrate *m, mt_phase from, mt_phase wa
     unlock(m);
     if (running)
         return "a migration is running; it moves the phases itself (pause it first)";
-    if (want != from && want != from + 1)
-        return "phases move one step at a time, forward";
+    if (want + 1 == from && from > MT_PHASE_PREFER_OLD)
+        return "a step back is possible only from prefer_old, while no partition is switched: "
+               "from prefer_new on every write switches its partition and the copy switches "
+               "the rest, and the rows of a switched partition live in new, where "
+               "use_old_hide_metadata does not look (a finished migration goes back by "
+               "migrating the other way)";
+    if (want != from && want != from + 1 && want + 1 != from)
+        return "phases move one step at a time";
     if (want == MT_PHASE_USE_NEW_WITH_TOMBSTONES && from != want && !verified)
         return "use_new_with_tombstones needs a completed copy that a verify pass proved "
                "(POST /admin/v1/migrate, or the copy then POST /admin/v1/verify)";
     return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Going back before any partition is switched.                              */
+/*                                                                           */
+/* Phase 0 reads old alone, so the fleet may return to it only while every  */
+/* row is in old: while no partition is switched. In prefer_old a partition */
+/* is switched only by a 100-operation batch of a proxy that knows its      */
+/* phase settled (no phase-0 proxy left). So the step back first pushes     */
+/* prefer_old again, held (cfg_authority_push_held): once every proxy has   */
+/* applied it unsettled, none switches a partition any more; then it looks  */
+/* for a switched partition in every old table (mt_find_switched), refusing */
+/* (and settling prefer_old again) when it finds one; then it pushes phase  */
+/* 0, during which phases 0 and 1 coexist as on the way forward.            */
+
+/* 409 naming a switched partition of the accounts' tables, if any. */
+static mt_status check_unswitched(cfg_migrate *m)
+{
+    size_t n = 0;
+    mt_status st = mt_ok();
+    char **names = m->env.list_tables(m->env.ctx, &n, &st);
+    if (!names)
+        return mt_is_ok(&st) ? mt_error(500, MT_ERR_INTERNAL, "out of memory") : st;
+    all_tables a;
+    st = tables_named(m, names, n, &a);
+    bool found = false;
+    char where[200];
+    if (mt_is_ok(&st)) {
+        st = mt_find_switched(m->rt, a.pairs, a.names, a.n, &found, where, sizeof where);
+        tables_put(m, &a);
+    }
+    cfg_names_free(names, n); /* after: a label may point into them */
+    if (mt_is_ok(&st) && found)
+        st = mt_error(409, "PhaseTransitionNotAllowed",
+                      "Cannot move from prefer_old to use_old_hide_metadata: partition %s is "
+                      "switched (a 100-operation batch in prefer_old moved it to new), and "
+                      "use_old_hide_metadata would not see its rows there; go forward instead.",
+                      where);
+    return st;
+}
+
+/* The step back from prefer_old; push_mu held. */
+static mt_status step_back(cfg_migrate *m)
+{
+    if (!m->auth)
+        return mt_error(409, "NotAuthority", "only the authority moves the phase");
+    mig_log(m, CFG_LOG_INFO,
+            "phase prefer_old -> use_old_hide_metadata: holding prefer_old unsettled");
+    mt_status st = cfg_authority_push_held(m->auth, MT_PHASE_PREFER_OLD);
+    if (mt_is_ok(&st))
+        st = check_unswitched(m);
+    if (st.http == 409 && strcmp(st.code, "PhaseTransitionNotAllowed") == 0) {
+        mig_log(m, CFG_LOG_WARN, "step back refused: %s", st.message);
+        mt_status again = m->cfg->ops->push(m->cfg, MT_PHASE_PREFER_OLD);
+        if (!mt_is_ok(&again))
+            mig_log(m, CFG_LOG_ERROR, "prefer_old could not be settled again: %d %s: %s",
+                    again.http, again.code, again.message);
+        return st;
+    }
+    if (mt_is_ok(&st))
+        st = m->cfg->ops->push(m->cfg, MT_PHASE_USE_OLD_HIDE_METADATA);
+    if (mt_is_ok(&st))
+        mig_log(m, CFG_LOG_INFO, "phase use_old_hide_metadata: every proxy stepped back");
+    return st;
+}
+
+/* Forgets the run's progress, as for a migration never started. */
+static void forget_run(cfg_migrate *m)
+{
+    reset_for_new_migration(m);
+    lock(m);
+    m->mig_state = CFG_MIG_IDLE;
+    m->mig_error[0] = '\0';
+    m->have_verify = false;
+    m->old_after = MT_OLD_AFTER_EMPTY;
+    unlock(m);
+    cfg_migrate_save(m);
+    tell_progress(m);
+}
+
+mt_status cfg_migrate_abort(cfg_migrate *m, int64_t *removed)
+{
+    *removed = 0;
+    if (current_config(m).phase >= MT_PHASE_PREFER_NEW)
+        return mt_error(409, "AbortNotAllowed",
+                        "The fleet is in %s: from prefer_new on every write switches its "
+                        "partition and the copy switches the rest, so rows live in new; finish "
+                        "the migration and migrate back instead.",
+                        mt_phase_name(current_config(m).phase));
+    lock(m);
+    bool running = m->mig_running;
+    m->mig_pause = m->mig_pause || running;
+    unlock(m);
+    if (running)
+        mig_log(m, CFG_LOG_INFO, "abort: pausing the running migration first");
+    cfg_migrate_join(m);
+    m->rt->ops->lock(m->rt, m->push_mu);
+    mt_phase phase = current_config(m).phase; /* the run may have pushed meanwhile */
+    mt_status st = mt_ok();
+    if (phase >= MT_PHASE_PREFER_NEW)
+        st = mt_error(409, "AbortNotAllowed",
+                      "The migration reached %s before it paused; finish it and migrate back "
+                      "instead.",
+                      mt_phase_name(phase));
+    else if (phase == MT_PHASE_PREFER_OLD)
+        st = step_back(m);
+    size_t n = 0;
+    char **names = mt_is_ok(&st) ? m->env.list_tables(m->env.ctx, &n, &st) : NULL;
+    if (mt_is_ok(&st) && !names)
+        st = mt_error(500, MT_ERR_INTERNAL, "out of memory");
+    all_tables a = {0};
+    if (mt_is_ok(&st))
+        st = tables_named(m, names, n, &a);
+    if (mt_is_ok(&st)) {
+        st = mt_clean_protocol_rows(m->rt, a.pairs, a.n, removed);
+        tables_put(m, &a);
+    }
+    cfg_names_free(names, n);
+    if (mt_is_ok(&st))
+        forget_run(m);
+    m->rt->ops->unlock(m->rt, m->push_mu);
+    if (mt_is_ok(&st))
+        mig_log(m, CFG_LOG_INFO,
+                "migration aborted: every proxy in use_old_hide_metadata, %lld protocol rows "
+                "deleted from old",
+                (long long)*removed);
+    return st;
 }
 
 mt_status cfg_migrate_phase(cfg_migrate *m, mt_phase want, mt_phase *from)
@@ -810,6 +993,8 @@ mt_status cfg_migrate_phase(cfg_migrate *m, mt_phase want, mt_phase *from)
     if (why) {
         st = mt_error(409, "PhaseTransitionNotAllowed", "Cannot move from %s to %s: %s.",
                       mt_phase_name(c.phase), mt_phase_name(want), why);
+    } else if (want + 1 == c.phase) {
+        st = step_back(m);
     } else if (want != c.phase) {
         mig_log(m, CFG_LOG_INFO, "phase %s -> %s: pushing", mt_phase_name(c.phase),
                 mt_phase_name(want));

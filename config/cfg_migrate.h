@@ -55,6 +55,9 @@ typedef struct cfg_migrate_env {
     /* Every change of the state or the counters, outside the run's locks;
      * must be quick; may be NULL. */
     void (*progress)(void *ctx, cfg_migration_state s, const mt_migrator_stats *stats);
+    /* Deletes the old account's table `name` (--old-after delete); 404
+     * TableNotFound when it is gone already. NULL: deleting is refused. */
+    mt_status (*delete_old_table)(void *ctx, const char *name);
     void *ctx;
     int copy_parallel; /* partitions copied at once (mt_migrator_hooks) */
     int copy_rate;     /* rows a second, 0: unlimited */
@@ -80,6 +83,10 @@ bool cfg_migrate_restore(cfg_migrate *m);
  * stop_early) until `until`; a paused run continues from its checkpoint.
  * 409 MigrationRunning when one runs. */
 mt_status cfg_migrate_start(cfg_migrate *m, bool stop_early, mt_phase until);
+/* The operator's start: the same, with what the cleanup is to make of old
+ * (saved with the state, so a resume keeps it). */
+mt_status cfg_migrate_begin(cfg_migrate *m, bool stop_early, mt_phase until,
+                            mt_old_after old_after);
 /* Asks the running run to pause at its next checkpoint; 409
  * MigrationNotRunning when none runs. */
 mt_status cfg_migrate_pause(cfg_migrate *m);
@@ -103,6 +110,7 @@ typedef struct cfg_migrate_info {
     char error[256];
     bool have_verify;
     mt_verify_report verify; /* the last verify pass */
+    mt_old_after old_after;  /* what the cleanup makes of old */
 } cfg_migrate_info;
 void cfg_migrate_info_get(cfg_migrate *m, cfg_migrate_info *out);
 /* The rows the step in state s has moved: copied, or cleaned (both sides). */
@@ -113,12 +121,25 @@ int64_t cfg_migrate_moved(cfg_migration_state s, const mt_migrator_stats *stats)
  * may. */
 const char *cfg_migrate_start_refusal(cfg_migrate *m, bool resume, char *msg, size_t cap);
 /* Why an operator may not move the phase from `from` to `want`, or NULL:
- * not while a run moves the phases itself, one step forward at a time,
- * and use_new_with_tombstones only after a copy a verify pass proved. */
+ * not while a run moves the phases itself, one step at a time, back only
+ * from prefer_old, and use_new_with_tombstones only after a copy a verify
+ * pass proved. */
 const char *cfg_migrate_phase_refusal(cfg_migrate *m, mt_phase from, mt_phase want);
 /* An operator's push under those rules, one at a time with the run's own:
  * 409 PhaseTransitionNotAllowed with the reason, or the push's status.
  * *from is the phase it started from. */
 mt_status cfg_migrate_phase(cfg_migrate *m, mt_phase want, mt_phase *from);
+/* The step back from prefer_old to use_old_hide_metadata goes through
+ * cfg_migrate_phase too; it is refused (409 PhaseTransitionNotAllowed,
+ * naming the partition, the fleet left in prefer_old) once a partition is
+ * switched. */
+
+/* Gives up a migration that has switched no partition (phases 0 and 1): a
+ * running run is paused first; the fleet steps back to phase 0; the
+ * protocol rows prefer_old's writes left in old are deleted (counted in
+ * *removed); the run's progress is forgotten. 409 AbortNotAllowed from
+ * prefer_new on; 409 PhaseTransitionNotAllowed when a partition turned out
+ * switched. Blocking. */
+mt_status cfg_migrate_abort(cfg_migrate *m, int64_t *removed);
 
 #endif

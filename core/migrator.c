@@ -196,6 +196,29 @@ mt_status mt_migrate_tables(mt_rt *rt, mt_config_service *cfg, const mt_table_pa
     return st;
 }
 
+static const char *const mt_old_after_names[] = {
+    [MT_OLD_AFTER_EMPTY] = "empty",
+    [MT_OLD_AFTER_KEEP] = "keep",
+    [MT_OLD_AFTER_DELETE] = "delete",
+};
+
+const char *mt_old_after_name(mt_old_after a)
+{
+    return (unsigned)a < sizeof mt_old_after_names / sizeof *mt_old_after_names
+               ? mt_old_after_names[a]
+               : "?";
+}
+
+bool mt_old_after_parse(const char *name, mt_old_after *out)
+{
+    for (size_t i = 0; i < sizeof mt_old_after_names / sizeof *mt_old_after_names; i++)
+        if (strcmp(mt_old_after_names[i], name) == 0) {
+            *out = (mt_old_after)i;
+            return true;
+        }
+    return false;
+}
+
 mt_status mt_migrate(mt_rt *rt, mt_config_service *cfg, mt_table *old_t, mt_table *new_t,
                      mt_migrator_stats *stats)
 {

@@ -1,13 +1,19 @@
 /*
  * migrator_clean.c -- the migrator's last step: new brought to its clean
- * form (tombstones deleted, _mtable_* properties stripped) and old emptied.
+ * form (tombstones deleted, _mtable_* properties stripped) and old made what
+ * hooks->old_after says: emptied (the default), kept with only its protocol
+ * rows deleted (a rollback copy of the application's rows as they were when
+ * their partition was switched), or deleted as a table (hooks->delete_old).
  *
  * It runs only once every client is in use_new_hide_metadata, where no
  * client reads old or leaves tombstones, so what it removes nobody needs,
  * and cleaning new and emptying old are independent of each other.
  *
  * Shape, as the copy's: the calling thread is the reader; it streams each
- * table's new (keeping the rows that need cleaning) and old (every row),
+ * table's new (asking the service only for rows that carry _mtable_deleted,
+ * the one protocol property a row of new can have: tombstones and rows an
+ * older proxy flagged; the rows are checked again here) and old (every
+ * row),
  * cuts the rows into jobs of at most 100 rows of one partition and one
  * side, and queues them; `parallel` workers (threads of the runtime; none
  * for parallel 1, where the reader runs each job itself) take them in any
@@ -16,8 +22,10 @@
  * old. When its batch fails because a row changed or vanished under it,
  * its rows are done one by one, each re-read as needed, so the result is
  * the same as row by row, in about a hundredth of the calls. Rows already
- * clean (most of new) cost a read and nothing else. At most `window` jobs
- * are outstanding, which bounds memory.
+ * clean (most of new) are not even sent by the service: cleaning a new
+ * table with no tombstone costs one scan that returns nothing, where a
+ * read of every row made the cleanup slower than the copy. At most
+ * `window` jobs are outstanding, which bounds memory.
  *
  * Order: new first, every table of it, then old: cleaning new is mostly
  * reading, and meanwhile old is counted (every row of it goes) for a total
@@ -32,6 +40,11 @@
  * only a read (new), and the counts carry on from the caller's stats. A
  * table deleted meanwhile (404 TableNotFound) is skipped and reported
  * through hooks->table_gone. The hooks run only on the calling thread.
+ *
+ * Keeping old is sound for the same reason emptying it is: from
+ * use_new_hide_metadata on nothing reads old or writes it, so its user rows
+ * are the application's data no more; only the protocol rows, which an
+ * application reading old directly would see, have to go.
  *
  * Checkpoints (through the copy's hooks; the copy is over by then): after
  * each table of each side, once its jobs have all run, so a run after a
@@ -66,7 +79,8 @@ typedef struct mt_clean {
     mt_thread *counter; /* the count of old, alongside the cleaning of new */
     size_t window;
     mt_mutex *mu;
-    mt_cond *cv; /* any change below */
+    mt_cond *cv;      /* any change below */
+    mt_filter *dirty; /* what the walk of new asks the service for */
     /* Under mu. */
     mt_clean_job *head, *tail;
     size_t outstanding; /* queued or being run */
@@ -148,6 +162,23 @@ static bool mt_clean_throttle(mt_clean *c, size_t n)
 static bool mt_clean_dirty(const mt_entity *e)
 {
     return mt_mig_is_tombstone(e) || mt_mig_has_reserved_prop(e);
+}
+
+/* Whether a row of old is a protocol row (all that goes when old is kept). */
+static bool mt_clean_protocol(const mt_entity *e)
+{
+    return mt_mig_is_protocol_rk(e->rk);
+}
+
+static mt_old_after mt_clean_old_after(const mt_clean *c)
+{
+    return c->hooks ? c->hooks->old_after : MT_OLD_AFTER_EMPTY;
+}
+
+/* The rows of old the cleanup deletes: all, or the protocol rows only. */
+static bool (*mt_clean_old_want(const mt_clean *c))(const mt_entity *)
+{
+    return mt_clean_old_after(c) == MT_OLD_AFTER_KEEP ? mt_clean_protocol : NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -349,14 +380,14 @@ static mt_status mt_clean_emit(mt_clean *c, mt_clean_job *j)
     return st;
 }
 
-/* Streams one side of table ti, queueing the rows `want` keeps (NULL:
- * all) as jobs of one partition. */
-static mt_status mt_clean_walk(mt_clean *c, size_t ti, bool old_side,
+/* Streams one side of table ti (the rows f matches; NULL: all), queueing
+ * the rows `want` keeps (NULL: all) as jobs of one partition. */
+static mt_status mt_clean_walk(mt_clean *c, size_t ti, bool old_side, const mt_filter *f,
                                bool (*want)(const mt_entity *))
 {
     mt_table *t = old_side ? c->tables[ti].old_t : c->tables[ti].new_t;
     mt_stream *s = NULL;
-    mt_status st = t->ops->query_stream(t, NULL, NULL, &s);
+    mt_status st = t->ops->query_stream(t, f, NULL, &s);
     mt_clean_job *j = NULL;
     mt_entity *e = NULL;
     while (mt_is_ok(&st) && (st = s->ops->next(s, &e), mt_is_ok(&st))) {
@@ -386,13 +417,14 @@ static mt_status mt_clean_walk(mt_clean *c, size_t ti, bool old_side,
     return st;
 }
 
-/* Counts the rows of old, every one of which the cleanup deletes, for a
- * total (a thread body; also called directly). It runs while new is being
- * cleaned, before anything of old is deleted; a failed count only leaves
- * the total unknown. */
+/* Counts the rows of old the cleanup deletes, for a total (a thread body;
+ * also called directly). It runs while new is being cleaned, before
+ * anything of old is deleted; a failed count only leaves the total
+ * unknown. */
 static void *mt_clean_count_main(void *arg)
 {
     mt_clean *c = arg;
+    bool (*want)(const mt_entity *) = mt_clean_old_want(c);
     int64_t rows = 0;
     mt_status st = mt_ok();
     for (size_t i = 0; i < c->ntables && mt_is_ok(&st); i++) {
@@ -401,7 +433,7 @@ static void *mt_clean_count_main(void *arg)
         mt_entity *e = NULL;
         st = t->ops->query_stream(t, NULL, NULL, &s);
         while (mt_is_ok(&st) && (st = s->ops->next(s, &e), mt_is_ok(&st)) && e) {
-            rows++;
+            rows += !want || want(e);
             mt_entity_free(e);
         }
         if (s)
@@ -429,6 +461,7 @@ static void mt_clean_free(mt_clean *c)
         mt_clean_job_free(j);
     }
     free(c->gone);
+    mt_filter_free(c->dirty);
     if (c->tcv)
         rt->ops->cond_free(rt, c->tcv);
     if (c->tmu)
@@ -456,6 +489,9 @@ static mt_clean *mt_clean_new(mt_rt *rt, const mt_table_pair *tables, size_t n,
                     .err = mt_ok(),
                     .stats = stats};
     c->gone = calloc(n + 1, sizeof *c->gone);
+    mt_value yes = mt_v_bool(true), no = mt_v_bool(false);
+    c->dirty = mt_filter_or(mt_filter_cmp(MT_PROP_DELETED, MT_EQ, &yes),
+                            mt_filter_cmp(MT_PROP_DELETED, MT_EQ, &no));
     c->mu = rt->ops->mutex_new(rt);
     c->cv = c->mu ? rt->ops->cond_new(rt) : NULL;
     c->throttled = hooks && hooks->rows_per_second > 0;
@@ -464,7 +500,7 @@ static mt_clean *mt_clean_new(mt_rt *rt, const mt_table_pair *tables, size_t n,
         c->tcv = c->tmu ? rt->ops->cond_new(rt) : NULL;
         mt_bucket_init(&c->bucket, hooks->rows_per_second, rt->ops->mono_ms(rt));
     }
-    if (!c->gone || !c->cv || (c->throttled && !c->tcv)) {
+    if (!c->gone || !c->dirty || !c->cv || (c->throttled && !c->tcv)) {
         mt_clean_free(c);
         return NULL;
     }
@@ -547,16 +583,36 @@ static mt_status mt_clean_drain(mt_clean *c)
     return st;
 }
 
+/* Deletes old table i (--old-after delete); one already gone is done. */
+static mt_status mt_clean_delete_old(mt_clean *c, size_t i)
+{
+    mt_clean_lock(c);
+    bool gone = c->gone[i];
+    mt_clean_unlock(c);
+    if (gone)
+        return mt_ok();
+    mt_status st = c->hooks->delete_old(c->hooks->ctx, i);
+    if (st.http == 404)
+        st = mt_ok();
+    mt_clean_tick(c);
+    return st;
+}
+
 /* Cleans one side of every table (from the checkpoint on), saving a
  * checkpoint after each table once its jobs have all run. */
 static mt_status mt_clean_side(mt_clean *c, int side)
 {
     if (side < c->from_side)
         return mt_ok();
+    bool delete_old = side == 1 && mt_clean_old_after(c) == MT_OLD_AFTER_DELETE;
     mt_status st = mt_ok();
     for (size_t i = side == c->from_side ? c->from_table : 0; i < c->ntables && mt_is_ok(&st);
          i++) {
-        st = mt_clean_walk(c, i, side == 1, side == 1 ? NULL : mt_clean_dirty);
+        if (delete_old)
+            st = mt_clean_delete_old(c, i);
+        else
+            st = side == 1 ? mt_clean_walk(c, i, true, NULL, mt_clean_old_want(c))
+                           : mt_clean_walk(c, i, false, c->dirty, mt_clean_dirty);
         if (mt_table_gone(&st)) {
             mt_clean_lock(c);
             c->gone[i] = true;
@@ -576,6 +632,9 @@ static mt_status mt_clean_side(mt_clean *c, int side)
 mt_status mt_clean_tables(mt_rt *rt, const mt_table_pair *tables, size_t n,
                           const mt_migrator_hooks *hooks, mt_backoff *bo, mt_migrator_stats *stats)
 {
+    if (hooks && hooks->old_after == MT_OLD_AFTER_DELETE && !hooks->delete_old)
+        return mt_error(400, MT_ERR_INVALID_INPUT,
+                        "deleting old needs an account to delete it from");
     mt_clean *c = mt_clean_new(rt, tables, n, hooks, bo, stats);
     if (!c)
         return mt_error(500, MT_ERR_INTERNAL, "out of memory");
@@ -584,7 +643,9 @@ mt_status mt_clean_tables(mt_rt *rt, const mt_table_pair *tables, size_t n,
     /* New first, all of it, while old is counted (on its own thread when
      * there are workers); old only then, so the count sees all of it. The
      * total of new is what its walk found to clean. */
-    bool count = hooks && hooks->progress;
+    bool count = hooks && hooks->progress && hooks->old_after != MT_OLD_AFTER_DELETE;
+    if (hooks && hooks->old_after == MT_OLD_AFTER_DELETE)
+        stats->clean_total_old = 0; /* tables go, not rows */
     if (count && c->nworkers > 0)
         c->counter = rt->ops->thread_start(rt, mt_clean_count_main, c, "mt-clean-count");
     if (count && !c->counter)

@@ -549,6 +549,18 @@ typedef enum mt_migrator_step {
     MT_STEP_DONE,
 } mt_migrator_step;
 
+/* What the cleanup makes of old once every client uses new
+ * (mtablectl migrate --old-after). */
+typedef enum mt_old_after {
+    MT_OLD_AFTER_EMPTY,  /* every row deleted, the table kept (the default) */
+    MT_OLD_AFTER_KEEP,   /* the application's rows kept as a rollback copy;
+                            only the protocol rows deleted */
+    MT_OLD_AFTER_DELETE, /* the table itself deleted */
+} mt_old_after;
+
+const char *mt_old_after_name(mt_old_after a); /* "empty", "keep", "delete" */
+bool mt_old_after_parse(const char *name, mt_old_after *out);
+
 /* Called by the migrator's thread after each step and each row; must be
  * quick. ctx is the hook's own. */
 typedef struct mt_migrator_hooks {
@@ -577,6 +589,12 @@ typedef struct mt_migrator_hooks {
      * ran on it: a backend answered 404 TableNotFound. The migrator skips
      * the table and goes on. May be NULL. */
     void (*table_gone)(void *ctx, size_t table, const char *step);
+    /* What the cleanup makes of old. MT_OLD_AFTER_DELETE needs delete_old,
+     * which deletes old table `table` (an index into the pairs) from its
+     * account; 404 TableNotFound counts as done. Called on the migrator's
+     * thread, after new is clean, once per table (again after a resume). */
+    mt_old_after old_after;
+    mt_status (*delete_old)(void *ctx, size_t table);
 } mt_migrator_hooks;
 
 typedef struct mt_table_pair {
@@ -595,6 +613,20 @@ mt_status mt_migrate(mt_rt *rt, mt_config_service *cfg, mt_table *old_t,
 mt_status mt_migrate_tables(mt_rt *rt, mt_config_service *cfg, const mt_table_pair *tables,
                             size_t n, const mt_migrator_hooks *hooks, mt_migrator_stats *stats);
 
+/* Going back before any partition is switched (migrator_back.c). */
+
+/* Whether any partition of the old tables is switched (its meta row says
+ * SWITCHED); the first found as "NAME / PK" in where (names may be NULL).
+ * Reads only. Sound as a promise that none will be switched only while
+ * every client holds an unsettled prefer_old or an earlier phase. */
+mt_status mt_find_switched(mt_rt *rt, const mt_table_pair *tables, const char *const *names,
+                           size_t n, bool *found, char *where, size_t cap);
+/* Deletes the protocol rows (meta and assertion rows) of the old tables,
+ * counting them in *removed; for an abandoned migration once every client
+ * is in use_old_hide_metadata. A table deleted meanwhile is skipped. */
+mt_status mt_clean_protocol_rows(mt_rt *rt, const mt_table_pair *tables, size_t n,
+                                 int64_t *removed);
+
 /* What a verify pass found (mt_verify_tables). */
 typedef struct mt_verify_report {
     bool ok;
@@ -608,6 +640,7 @@ typedef struct mt_verify_report {
     char first_missing[512]; /* "table: PK / RK" of the first missing row, or "" */
     int64_t tables_skipped;  /* deleted meanwhile (404 TableNotFound): nothing to check */
     char skipped[256];       /* their labels, ", "-separated (cut short when long) */
+    int64_t old_tables_left; /* old tables still there although --old-after delete */
     char summary[256];
 } mt_verify_report;
 
@@ -620,5 +653,14 @@ typedef struct mt_verify_report {
 mt_status mt_verify_tables(mt_rt *rt, const mt_table_pair *tables, const char *const *names,
                            size_t n, mt_phase phase, bool after_cleanup,
                            mt_verify_report *report);
+
+/* The same, after a cleanup that made old what old_after says: with
+ * MT_OLD_AFTER_KEEP old may hold the application's rows but no protocol
+ * row; with MT_OLD_AFTER_DELETE every old table is gone (404
+ * TableNotFound). Before cleanup old_after changes nothing. */
+mt_status mt_verify_tables_after(mt_rt *rt, const mt_table_pair *tables,
+                                 const char *const *names, size_t n, mt_phase phase,
+                                 bool after_cleanup, mt_old_after old_after,
+                                 mt_verify_report *report);
 
 #endif

@@ -8,13 +8,17 @@
  *     old has a row with its key in new, live or tombstone (a tombstone is
  *     the record of a client's delete, so it counts), and every partition
  *     of old with user rows has a SWITCHED meta row;
- *   - in use_new_hide_metadata after cleanup: old holds no rows at all, and
- *     no row of new is a tombstone or carries an _mtable_ property.
+ *   - in use_new_hide_metadata after cleanup: no row of new is a tombstone
+ *     or carries an _mtable_ property, and old is what the cleanup was asked
+ *     to make of it (mt_old_after): empty (no rows at all), kept (no
+ *     protocol row; the application's rows may stay) or deleted (the old
+ *     table answers 404 TableNotFound).
  * use_new_hide_metadata before cleanup promises neither (deletes there
  * delete, so an old row may rightly have no counterpart), and is refused.
  *
- * A table deleted meanwhile (404 TableNotFound) holds nothing to check: it
- * is skipped and named in the report, and does not make it fail.
+ * A table deleted meanwhile (404 TableNotFound from new, or from old unless
+ * old was to be deleted) holds nothing to check: it is skipped and named in
+ * the report, and does not make it fail.
  *
  * The two streams read at different instants. That is sound for the checks
  * above while clients run, because in those phases nothing removes a
@@ -94,12 +98,13 @@ static void mt_verify_new_row(mt_verify_walk *w, const mt_entity *e)
         w->r->reserved_props++;
 }
 
-/* Advances *e to the stream's next row (NULL at its end). */
+/* Advances *e to the stream's next row (NULL at its end; s NULL: a table
+ * that is not there, with no rows). */
 static mt_status mt_verify_next(mt_stream *s, mt_entity **e)
 {
     mt_entity_free(*e);
     *e = NULL;
-    return s->ops->next(s, e);
+    return s ? s->ops->next(s, e) : mt_ok();
 }
 
 /* The merge join of the two streams of one table. */
@@ -126,11 +131,17 @@ static mt_status mt_verify_join(mt_verify_walk *w, mt_stream *so, mt_stream *sn)
     return st;
 }
 
+/* old_deleted: the cleanup was to delete old, so its absence is expected
+ * and its presence is counted in old_tables_left. */
 static mt_status mt_verify_table(mt_table *old_t, mt_table *new_t, const char *name,
-                                 mt_verify_report *r)
+                                 bool old_deleted, mt_verify_report *r)
 {
     mt_stream *so = NULL, *sn = NULL;
     mt_status st = old_t->ops->query_stream(old_t, NULL, NULL, &so);
+    if (old_deleted && mt_table_gone(&st))
+        st = mt_ok();
+    else if (old_deleted && mt_is_ok(&st))
+        r->old_tables_left++;
     if (mt_is_ok(&st))
         st = new_t->ops->query_stream(new_t, NULL, NULL, &sn);
     mt_verify_walk w = {.r = r, .name = name};
@@ -174,19 +185,51 @@ static void mt_verify_judge_copy(mt_verify_report *r)
                  "%s%" PRId64 " partitions of old not switched", k ? "; " : "", r->unswitched);
 }
 
-static void mt_verify_judge_cleanup(mt_verify_report *r)
+/* Whether old is what the cleanup promised to make of it. */
+static bool mt_verify_old_as_promised(const mt_verify_report *r, mt_old_after old_after)
 {
     int64_t old_total = r->old_rows + r->protocol_rows;
-    r->ok = old_total == 0 && r->tombstones == 0 && r->reserved_props == 0;
-    if (r->ok)
+    switch (old_after) {
+    case MT_OLD_AFTER_KEEP:
+        return r->protocol_rows == 0;
+    case MT_OLD_AFTER_DELETE:
+        return r->old_tables_left == 0;
+    case MT_OLD_AFTER_EMPTY:
+        break;
+    }
+    return old_total == 0;
+}
+
+static void mt_verify_judge_cleanup(mt_verify_report *r, mt_old_after old_after)
+{
+    r->ok = mt_verify_old_as_promised(r, old_after) && r->tombstones == 0 && r->reserved_props == 0;
+    char old_part[128];
+    if (old_after == MT_OLD_AFTER_DELETE)
+        snprintf(old_part, sizeof old_part, "%" PRId64 " old tables not deleted",
+                 r->old_tables_left);
+    else
+        snprintf(old_part, sizeof old_part, "%" PRId64 " rows in old (%" PRId64 " protocol rows)",
+                 old_after == MT_OLD_AFTER_KEEP ? r->protocol_rows : r->old_rows + r->protocol_rows,
+                 r->protocol_rows);
+    if (!r->ok)
         snprintf(r->summary, sizeof r->summary,
-                 "ok: old is empty and the %" PRId64 " rows of new carry no protocol data",
+                 "protocol data left: %s, %" PRId64 " tombstones and %" PRId64
+                 " rows with _mtable_ properties in new",
+                 old_part, r->tombstones, r->reserved_props);
+    else if (old_after == MT_OLD_AFTER_KEEP)
+        snprintf(r->summary, sizeof r->summary,
+                 "ok: old keeps %" PRId64 " rows of the application and no protocol row, and "
+                 "the %" PRId64 " rows of new carry no protocol data",
+                 r->old_rows, r->new_rows);
+    else if (old_after == MT_OLD_AFTER_DELETE)
+        snprintf(r->summary, sizeof r->summary,
+                 "ok: every old table is deleted and the %" PRId64
+                 " rows of new carry no protocol data",
                  r->new_rows);
     else
         snprintf(r->summary, sizeof r->summary,
-                 "protocol data left: %" PRId64 " rows in old (%" PRId64 " protocol rows), %" PRId64
-                 " tombstones and %" PRId64 " rows with _mtable_ properties in new",
-                 old_total, r->protocol_rows, r->tombstones, r->reserved_props);
+                 "ok: old is empty and the %" PRId64 " rows of new carry no protocol data",
+                 r->new_rows);
 }
 
 /* Notes a table found deleted (its label appended to r->skipped). */
@@ -199,7 +242,8 @@ static void mt_verify_skip(mt_verify_report *r, const char *name)
 }
 
 static mt_status mt_verify_all(mt_backoff *bo, const mt_table_pair *tables,
-                               const char *const *names, size_t n, mt_verify_report *r)
+                               const char *const *names, size_t n, bool old_deleted,
+                               mt_verify_report *r)
 {
     mt_status st = mt_ok();
     for (size_t i = 0; i < n && mt_is_ok(&st); i++) {
@@ -211,7 +255,7 @@ static mt_status mt_verify_all(mt_backoff *bo, const mt_table_pair *tables,
         mt_table *nw = mt_mig_retrying_backoff_new(tables[i].new_t, MT_VERIFY_ATTEMPTS,
                                                    MT_VERIFY_BUSY_ATTEMPTS, bo);
         mt_verify_report before = *r;
-        st = o && nw ? mt_verify_table(o, nw, name, r)
+        st = o && nw ? mt_verify_table(o, nw, name, old_deleted, r)
                      : mt_error(500, MT_ERR_INTERNAL, "out of memory");
         if (mt_table_gone(&st)) {
             /* Deleted meanwhile: nothing of it to promise. Whatever was
@@ -229,6 +273,14 @@ static mt_status mt_verify_all(mt_backoff *bo, const mt_table_pair *tables,
 mt_status mt_verify_tables(mt_rt *rt, const mt_table_pair *tables, const char *const *names,
                            size_t n, mt_phase phase, bool after_cleanup, mt_verify_report *report)
 {
+    return mt_verify_tables_after(rt, tables, names, n, phase, after_cleanup, MT_OLD_AFTER_EMPTY,
+                                  report);
+}
+
+mt_status mt_verify_tables_after(mt_rt *rt, const mt_table_pair *tables, const char *const *names,
+                                 size_t n, mt_phase phase, bool after_cleanup,
+                                 mt_old_after old_after, mt_verify_report *report)
+{
     *report = (mt_verify_report){0};
     if (after_cleanup != (phase == MT_PHASE_USE_NEW_HIDE_METADATA))
         return mt_error(400, MT_ERR_INVALID_INPUT,
@@ -238,7 +290,8 @@ mt_status mt_verify_tables(mt_rt *rt, const mt_table_pair *tables, const char *c
     mt_backoff bo;
     if (!mt_backoff_init(&bo, rt))
         return mt_error(500, MT_ERR_INTERNAL, "out of memory");
-    mt_status st = mt_verify_all(&bo, tables, names, n, report);
+    bool old_deleted = after_cleanup && old_after == MT_OLD_AFTER_DELETE;
+    mt_status st = mt_verify_all(&bo, tables, names, n, old_deleted, report);
     mt_backoff_clear(&bo);
     if (!mt_is_ok(&st)) {
         report->ok = false;
@@ -246,7 +299,7 @@ mt_status mt_verify_tables(mt_rt *rt, const mt_table_pair *tables, const char *c
         return st;
     }
     if (after_cleanup)
-        mt_verify_judge_cleanup(report);
+        mt_verify_judge_cleanup(report, old_after);
     else
         mt_verify_judge_copy(report);
     mt_verify_note_skipped(report);

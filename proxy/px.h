@@ -29,6 +29,33 @@
 #define PX_DEFAULT_VERSION "2019-02-02"
 
 /* ------------------------------------------------------------------------ */
+/* --table-map: tables the migration renames (px_tablemap.c).               */
+
+#define PX_TABLE_MAP_MAX 32
+
+/* Applications use app[i] (the old account's name); the new account holds
+ * it as new_name[i]. */
+typedef struct px_table_map {
+    size_t n;
+    char app[PX_TABLE_MAP_MAX][64];
+    char new_name[PX_TABLE_MAP_MAX][64];
+} px_table_map;
+
+/* Parses "OLD=NEW[,OLD=NEW...]" ("": no renames); false with the reason in
+ * why (may be NULL) on a bad name, a name mapped twice, two names mapped to
+ * one, or more than PX_TABLE_MAP_MAX entries. */
+bool px_table_map_parse(const char *text, px_table_map *m, char *why, size_t cap);
+/* The new account's name for application table name (itself when not
+ * mapped). m may be NULL: no renames. */
+const char *px_table_map_to_new(const px_table_map *m, const char *name);
+/* The application's name for the new account's table name; NULL when that
+ * table is none of the application's (it bears a mapped application name,
+ * whose data lives under the mapped name). */
+const char *px_table_map_from_new(const px_table_map *m, const char *name);
+/* The map as "old=new,..." sorted and lower-cased (for the fingerprint). */
+void px_table_map_text(const px_table_map *m, mt_buf *b);
+
+/* ------------------------------------------------------------------------ */
 /* Settings: flags, each also an environment variable (px_config.c).        */
 
 typedef struct px_settings {
@@ -57,9 +84,11 @@ typedef struct px_settings {
     int copy_parallel;
     int copy_rate; /* rows a second, 0: unlimited */
     int max_connections;
+    px_table_map table_map; /* --table-map */
 } px_settings;
 
-/* The backends' fingerprint (endpoints and accounts, never keys) as a
+/* The backends' fingerprint (endpoints, accounts and the table map, never
+ * keys) as a
  * short hash in out, and as readable text in text (may be NULL). */
 void px_settings_fingerprint(const px_settings *s, char out[CFG_FINGERPRINT_MAX], char *text,
                              size_t text_cap);
@@ -101,8 +130,9 @@ typedef struct px_table px_table;
 /* A side's backend: an Azure Table account (client non-NULL) or the
  * embedded in-memory tables. */
 typedef struct px_backend {
-    az_client *client; /* NULL: memory */
-    const char *label; /* "old" or "new" */
+    az_client *client;       /* NULL: memory */
+    const char *label;       /* "old" or "new" */
+    const px_table_map *map; /* the new side's renames; NULL: none */
 } px_backend;
 
 /* Keeps a proxy without a lease off its backends (cfg_guard_new). */
@@ -122,6 +152,11 @@ void px_registry_free(px_registry *r);
 
 /* 201 or 409 TableAlreadyExists; 400 OutOfRangeInput on a bad name. */
 mt_status px_table_create(px_registry *r, const char *name);
+/* Deletes application table name from the old account only (the cleanup's
+ * --old-after delete); the registry keeps it, its data being in new. 404
+ * TableNotFound when the old account has no such table; 400 when the old
+ * side is embedded memory. */
+mt_status px_table_delete_old(px_registry *r, const char *name);
 /* 404 TableNotFound. */
 mt_status px_table_delete(px_registry *r, const char *name);
 /* A reference to the table (NULL and 404 TableNotFound when absent); the

@@ -113,6 +113,7 @@ static void add_migration(px_app *app, cJSON *doc)
     cJSON_AddStringToObject(m, "state", cfg_migration_state_name(info.state));
     cJSON_AddBoolToObject(m, "copy_done", info.copy_done);
     cJSON_AddBoolToObject(m, "copy_verified", info.copy_verified);
+    cJSON_AddStringToObject(m, "old_after", mt_old_after_name(info.old_after));
     /* Rows copied is what the checkpoint holds as copied, as /metrics
      * says: repeats after a restart are not counted twice. */
     cJSON_AddNumberToObject(m, "rows_copied", (double)s.rows_done);
@@ -273,21 +274,28 @@ static void status_reply(px_app *app, px_resp *r)
 /* ------------------------------------------------------------------------ */
 /* The migrator and verify.                                                  */
 
-/* Optional {"until": PHASE}; false (and a 400 in r) when the body is bad. */
-static bool parse_until(const char *body, size_t len, bool *stop, mt_phase *until, px_resp *r)
+/* Optional {"until": PHASE, "old_after": "empty"|"keep"|"delete"}; false
+ * (and a 400 in r) when the body is bad. */
+static bool parse_until(const char *body, size_t len, bool *stop, mt_phase *until,
+                        mt_old_after *old_after, px_resp *r)
 {
     *stop = false;
     *until = MT_PHASE_USE_NEW_HIDE_METADATA;
+    *old_after = MT_OLD_AFTER_EMPTY;
     if (len == 0)
         return true;
     cJSON *doc = cJSON_ParseWithLength(body, len);
     const cJSON *u = doc ? cJSON_GetObjectItemCaseSensitive(doc, "until") : NULL;
-    bool ok =
-        cJSON_IsObject(doc) && (!u || (cJSON_IsString(u) && mt_phase_parse(u->valuestring, until)));
+    const cJSON *o = doc ? cJSON_GetObjectItemCaseSensitive(doc, "old_after") : NULL;
+    bool ok = cJSON_IsObject(doc) &&
+              (!u || (cJSON_IsString(u) && mt_phase_parse(u->valuestring, until))) &&
+              (!o || (cJSON_IsString(o) && mt_old_after_parse(o->valuestring, old_after)));
     *stop = u != NULL;
     cJSON_Delete(doc);
     if (!ok)
-        error_reply(r, 400, "InvalidInput", "The body must be empty or {\"until\": PHASE}.");
+        error_reply(r, 400, "InvalidInput",
+                    "The body must be empty or {\"until\": PHASE, \"old_after\": \"empty\" | "
+                    "\"keep\" | \"delete\"} (both optional).");
     return ok;
 }
 
@@ -295,21 +303,32 @@ static void migrate_reply(px_app *app, const char *body, size_t len, bool resume
 {
     bool stop;
     mt_phase until;
-    if (!parse_until(body, len, &stop, &until, r))
+    mt_old_after old_after;
+    if (!parse_until(body, len, &stop, &until, &old_after, r))
         return;
+    if (old_after == MT_OLD_AFTER_DELETE && !app->old_client) {
+        error_reply(r, 400, "InvalidInput",
+                    "old_after delete needs the old tables in an Azure account (--old); the "
+                    "embedded memory backend has no tables to delete.");
+        return;
+    }
     char msg[512];
     const char *code = cfg_migrate_start_refusal(app->mig, resume, msg, sizeof msg);
     if (code) {
         error_reply(r, 409, code, msg);
         return;
     }
-    mt_status st = cfg_migrate_start(app->mig, stop, until);
+    /* A resume keeps the choice the migration was started with. */
+    mt_status st = resume ? cfg_migrate_start(app->mig, stop, until)
+                          : cfg_migrate_begin(app->mig, stop, until, old_after);
     if (!mt_is_ok(&st)) {
         status_error(r, &st);
         return;
     }
-    px_log(PX_LOG_INFO, "migration %s%s%s", resume ? "resumed" : "started", stop ? ", until " : "",
-           stop ? mt_phase_name(until) : "");
+    px_log(
+        PX_LOG_INFO, "migration %s%s%s%s%s", resume ? "resumed" : "started", stop ? ", until " : "",
+        stop ? mt_phase_name(until) : "",
+        resume ? "" : ", old tables after cleanup: ", resume ? "" : mt_old_after_name(old_after));
     cJSON *doc = cJSON_CreateObject();
     cJSON_AddStringToObject(doc, "state", "started");
     json_reply(r, 202, doc);
@@ -326,6 +345,21 @@ static void pause_reply(px_app *app, px_resp *r)
     cJSON *doc = cJSON_CreateObject();
     cJSON_AddStringToObject(doc, "state", "pausing");
     json_reply(r, 202, doc);
+}
+
+static void abort_reply(px_app *app, px_resp *r)
+{
+    int64_t removed = 0;
+    mt_status st = cfg_migrate_abort(app->mig, &removed);
+    if (!mt_is_ok(&st)) {
+        status_error(r, &st);
+        return;
+    }
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddStringToObject(doc, "state", "aborted");
+    cJSON_AddStringToObject(doc, "phase", mt_phase_name(px_app_config(app).phase));
+    cJSON_AddNumberToObject(doc, "protocol_rows_deleted", (double)removed);
+    json_reply(r, 200, doc);
 }
 
 static void verify_reply(px_app *app, px_resp *r)
@@ -350,6 +384,7 @@ static void verify_reply(px_app *app, px_resp *r)
     cJSON_AddStringToObject(doc, "first_missing", rep.first_missing);
     cJSON_AddNumberToObject(doc, "tables_skipped", (double)rep.tables_skipped);
     cJSON_AddStringToObject(doc, "skipped", rep.skipped);
+    cJSON_AddNumberToObject(doc, "old_tables_left", (double)rep.old_tables_left);
     json_reply(r, 200, doc);
 }
 
@@ -608,7 +643,7 @@ bool px_admin_call_blocks(const char *method, const char *url)
 {
     return strcmp(method, "POST") == 0 &&
            (strcmp(url, "/admin/v1/phase") == 0 || strncmp(url, "/admin/v1/migrate", 17) == 0 ||
-            strcmp(url, "/admin/v1/verify") == 0);
+            strcmp(url, "/admin/v1/verify") == 0 || strcmp(url, "/admin/v1/abort") == 0);
 }
 
 bool px_admin_authorized(const px_app *app, const char *authorization)
@@ -649,6 +684,8 @@ static bool authority_route(px_app *app, bool get, bool post, bool put, bool del
         pause_reply(app, r);
     else if (post && strcmp(url, "/admin/v1/verify") == 0)
         verify_reply(app, r);
+    else if (post && strcmp(url, "/admin/v1/abort") == 0)
+        abort_reply(app, r);
     else
         return false;
     return true;
@@ -657,7 +694,8 @@ static bool authority_route(px_app *app, bool get, bool post, bool put, bool del
 static bool is_authority_call(const char *url)
 {
     return strncmp(url, "/config/v1/", 11) == 0 || strcmp(url, "/admin/v1/phase") == 0 ||
-           strncmp(url, "/admin/v1/migrate", 17) == 0 || strcmp(url, "/admin/v1/verify") == 0;
+           strncmp(url, "/admin/v1/migrate", 17) == 0 || strcmp(url, "/admin/v1/verify") == 0 ||
+           strcmp(url, "/admin/v1/abort") == 0;
 }
 
 /* A standby replica sends authority calls to the leader: 307 keeps the

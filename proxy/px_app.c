@@ -310,6 +310,12 @@ static void mig_close_tables(void *ctx, void *handle)
     free(h);
 }
 
+static mt_status mig_delete_old_table(void *ctx, const char *name)
+{
+    px_app *app = ctx;
+    return px_table_delete_old(app->reg, name);
+}
+
 static void mig_log(void *ctx, int level, const char *msg)
 {
     (void)ctx;
@@ -343,6 +349,7 @@ static bool start_migrator(px_app *app, FILE *err)
     cfg_migrate_env env = {
         .list_tables = mig_list_tables,
         .open_tables = mig_open_tables,
+        .delete_old_table = mig_delete_old_table,
         .close_tables = mig_close_tables,
         .log = mig_log,
         .progress = mig_progress,
@@ -404,7 +411,8 @@ px_app *px_app_new(const px_settings *s, FILE *err)
                             : (px_guard){.valid = leader_ok, .ctx = app->auth, .leader = true};
     app->reg = px_registry_new(
         app->rt, app->cfg, (px_backend){.client = app->old_client, .label = "old"},
-        (px_backend){.client = app->new_client, .label = "new"}, &guard, app->metrics, &st);
+        (px_backend){.client = app->new_client, .label = "new", .map = &app->settings.table_map},
+        &guard, app->metrics, &st);
     if (!mt_is_ok(&st)) {
         fprintf(err,
                 "mtable-proxy: cannot list the tables of the backends (is the endpoint in "

@@ -71,6 +71,9 @@ static const opt opts[] = {
      "text (default: human-readable lines) or json (one object a line)"},
     {"--max-connections", "MTABLE_MAX_CONNECTIONS", OPT_INT, "N",
      "concurrent client connections, one thread each (default 256)"},
+    {"--table-map", "MTABLE_TABLE_MAP", OPT_STR, "MAP",
+     "tables the migration renames, OLD=NEW[,OLD=NEW...]: applications keep using OLD, which "
+     "the new account holds as NEW; the same on every proxy (default: none)"},
 };
 #define NOPTS (sizeof opts / sizeof *opts)
 
@@ -219,6 +222,14 @@ static bool set_one(px_settings *s, const opt *o, const char *v, FILE *err)
     }
     if (strcmp(o->flag, "--max-connections") == 0)
         ok = parse_int(v, 1, 100000, &s->max_connections);
+    if (strcmp(o->flag, "--table-map") == 0) {
+        char why[200];
+        ok = px_table_map_parse(v, &s->table_map, why, sizeof why);
+        if (!ok) {
+            fprintf(err, "mtable-proxy: bad value for %s (%s): %s\n", o->flag, o->env, why);
+            return false;
+        }
+    }
     if (!ok)
         fprintf(err, "mtable-proxy: bad value for %s (%s): '%s'\n", o->flag, o->env, v);
     return ok;
@@ -321,6 +332,10 @@ void px_settings_fingerprint(const px_settings *s, char out[CFG_FINGERPRINT_MAX]
     side_text(s->old_spec, &b);
     mt_buf_puts(&b, " new=");
     side_text(s->new_spec, &b);
+    if (s->table_map.n) { /* absent when empty: fingerprints from before stay */
+        mt_buf_puts(&b, " map=");
+        px_table_map_text(&s->table_map, &b);
+    }
     size_t n = 0;
     char *all = mt_buf_take(&b, &n);
     uint64_t h = 1469598103934665603u; /* FNV-1a: stable across builds and hosts */

@@ -60,12 +60,24 @@ px_registry *px_registry_new(mt_rt *rt, mt_config_service *cfg, px_backend old_b
     return r;
 }
 
+/* The name application table `name` has in side's account (--table-map). */
+static const char *side_name(const px_registry *r, int side, const char *name)
+{
+    return px_table_map_to_new(r->side[side].map, name);
+}
+
+/* The application's name for side's table `name`; NULL: not one of its. */
+static const char *app_name(const px_registry *r, int side, const char *name)
+{
+    return px_table_map_from_new(r->side[side].map, name);
+}
+
 /* One side's table object: a view of the Azure table, or a memtable. */
 static mt_table *side_table(px_registry *r, int side, const char *name, mt_status *st)
 {
     if (!r->side[side].client)
         return mt_memtable_new(r->rt, r->side[side].label);
-    return az_client_table(r->side[side].client, name, st);
+    return az_client_table(r->side[side].client, side_name(r, side, name), st);
 }
 
 static px_table *table_new(px_registry *r, const char *name, mt_status *st)
@@ -139,8 +151,11 @@ static mt_status adopt_existing(px_registry *r)
         if (!mt_is_ok(&st))
             return st;
         pthread_mutex_lock(&r->mu);
-        for (size_t i = 0; i < n && mt_is_ok(&st); i++)
-            st = adopt_locked(r, names[i]);
+        for (size_t i = 0; i < n && mt_is_ok(&st); i++) {
+            const char *name = app_name(r, side, names[i]);
+            if (name)
+                st = adopt_locked(r, name);
+        }
         pthread_mutex_unlock(&r->mu);
         az_client_tables_free(names, n);
         if (!mt_is_ok(&st))
@@ -162,7 +177,8 @@ static mt_status create_in_backends(px_registry *r, const char *name, bool *crea
             continue;
         }
         bool made = false;
-        mt_status st = az_client_table_create(r->side[side].client, name, &made);
+        mt_status st =
+            az_client_table_create(r->side[side].client, side_name(r, side, name), &made);
         if (!mt_is_ok(&st))
             return st;
         if (made)
@@ -259,7 +275,7 @@ mt_status px_table_delete(px_registry *r, const char *name)
     for (int side = 0; side < 2; side++) {
         if (!r->side[side].client)
             continue;
-        mt_status st = az_client_table_delete(r->side[side].client, t->name);
+        mt_status st = az_client_table_delete(r->side[side].client, side_name(r, side, t->name));
         if (!mt_is_ok(&st) && st.http != 404) {
             pthread_mutex_unlock(&r->mu);
             return st;
@@ -273,6 +289,15 @@ mt_status px_table_delete(px_registry *r, const char *name)
     if (last)
         table_free(t);
     return mt_ok();
+}
+
+mt_status px_table_delete_old(px_registry *r, const char *name)
+{
+    if (!r->side[0].client)
+        return mt_error(400, MT_ERR_INVALID_INPUT,
+                        "the old tables are embedded memory tables: nothing to delete");
+    /* No lock: a backend call, and the registry does not change. */
+    return az_client_table_delete(r->side[0].client, side_name(r, 0, name));
 }
 
 static px_table *lookup(px_registry *r, const char *name)
@@ -383,9 +408,18 @@ char **px_account_tables(px_registry *r, size_t *n, mt_status *st)
         char **grown = mt_is_ok(st) ? realloc(all, (na + k + 1) * sizeof *all) : NULL;
         if (grown) {
             all = grown;
-            for (size_t i = 0; i < k; i++, na++)
-                all[na] = names[i];
-            free(names); /* the strings moved to all */
+            for (size_t i = 0; i < k && mt_is_ok(st); i++) {
+                const char *name = app_name(r, side, names[i]);
+                char *mine = name == names[i] ? names[i] : name ? strdup(name) : NULL;
+                if (mine)
+                    all[na++] = mine;
+                else if (name)
+                    *st = mt_error(500, MT_ERR_INTERNAL, "out of memory");
+                if (mine != names[i])
+                    free(names[i]);
+                names[i] = NULL;
+            }
+            az_client_tables_free(names, k); /* the strings moved to all */
         } else {
             if (mt_is_ok(st))
                 *st = mt_error(500, MT_ERR_INTERNAL, "out of memory");

@@ -551,6 +551,73 @@ static void test_view_follows_rules(void **state)
     assert_true(cfg_view_follows(&have, &v, false, why, sizeof why)); /* catching up */
 }
 
+/* A batch of 100 operations through the client's MigratingTable (room for
+ * no guard op in prefer_old: it switches its partition, but only while the
+ * phase is known settled). */
+static mt_status hundred_ops(world *w, const char *pk)
+{
+    mt_entity *es[MT_BATCH_MAX];
+    mt_op ops[MT_BATCH_MAX];
+    mt_op_result res[MT_BATCH_MAX];
+    for (int i = 0; i < MT_BATCH_MAX; i++) {
+        char rk[16];
+        snprintf(rk, sizeof rk, "h%03d", i);
+        es[i] = mt_entity_new(pk, rk);
+        ops[i] = (mt_op){.kind = MT_OP_INSERT_OR_REPLACE, .entity = es[i]};
+    }
+    mt_status st = mt_table_batch(w->mt, ops, MT_BATCH_MAX, res);
+    for (int i = 0; i < MT_BATCH_MAX; i++)
+        mt_entity_free(es[i]);
+    return st;
+}
+
+static bool is_settled_view(void *ctx)
+{
+    cfg_view v;
+    cfg_authority_poll(ctx, -1, true, 0, &v);
+    return v.settled;
+}
+
+/* A held push: every proxy applies prefer_old, and none learns it settled,
+ * however long it waits, so none switches a partition; the step back to
+ * phase 0 and a normal push forward settle again. */
+static void test_push_held_stays_unsettled(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w, 2000, 500, false);
+    assert_true(wait_until(is_leased, w.c));
+    assert_ok(cfg_authority_push_held(w.a, MT_PHASE_PREFER_OLD));
+    cfg_client_info info;
+    cfg_client_info_get(w.c, &info);
+    assert_int_equal(info.phase, MT_PHASE_PREFER_OLD);
+    assert_int_equal(info.acked_version, 2);
+    for (int k = 0; k < 5; k++) {
+        cfg_authority_tick(w.a);
+        sleep_ms(20);
+    }
+    assert_false(is_settled_view(w.a));
+    mt_status st = hundred_ops(&w, "p");
+    assert_int_equal(st.http, 503);
+    assert_int_equal(mt_memtable_count(w.new_t), 0);
+
+    assert_ok(cfg_authority_push(w.a, MT_PHASE_USE_OLD_HIDE_METADATA));
+    assert_true(is_settled_view(w.a));
+    cfg_client_info_get(w.c, &info);
+    assert_int_equal(info.phase, MT_PHASE_USE_OLD_HIDE_METADATA);
+    assert_ok(cfg_authority_push(w.a, MT_PHASE_PREFER_OLD));
+    assert_true(wait_until(is_settled_view, w.a));
+    /* The proxy learns it settled from its long poll. */
+    for (int k = 0; k < 200 && !mt_is_ok(&st); k++) {
+        st = hundred_ops(&w, "p");
+        if (!mt_is_ok(&st))
+            sleep_ms(10);
+    }
+    assert_ok(st);
+    assert_int_equal(mt_memtable_count(w.new_t), MT_BATCH_MAX);
+    world_stop(&w);
+}
+
 static void test_push_waits_for_drain(void **state)
 {
     (void)state;
@@ -594,6 +661,7 @@ int main(void)
         cmocka_unit_test(test_stale_ack_refused),
         cmocka_unit_test(test_link_comes_back),
         cmocka_unit_test(test_push_waits_for_drain),
+        cmocka_unit_test(test_push_held_stays_unsettled),
         cmocka_unit_test(test_view_follows_rules),
         cmocka_unit_test(test_restart_waits_for_earlier_leases),
         cmocka_unit_test(test_guard_stops_open_stream),

@@ -10,8 +10,9 @@
  *     strings that do not fit) with its error and *out untouched;
  *   - a run goes from use_old_hide_metadata to done: the rows are in new,
  *     old is empty, the copy verified, the state saved;
- *   - the phase rules: one step forward at a time, use_new_with_tombstones
- *     only after a verified copy, none while a run moves the phases;
+ *   - the phase rules: one step at a time (back only from prefer_old, and
+ *     only while no partition is switched), use_new_with_tombstones only
+ *     after a verified copy, none while a run moves the phases; abort;
  *     start and resume refuse each other's case;
  *   - a run whose process stopped mid-copy comes back paused from the saved
  *     state, and resumes from its checkpoint rather than the start.
@@ -311,8 +312,17 @@ static void test_phase_rules(void **state)
     assert_int_equal(from, MT_PHASE_USE_OLD_HIDE_METADATA);
     assert_int_equal(cfg_migrate_phase(m, MT_PHASE_PREFER_OLD, &from).http, 0);
     assert_int_equal(cfg_migrate_phase(m, MT_PHASE_PREFER_OLD, &from).http, 0); /* a no-op */
-    assert_int_equal(cfg_migrate_phase(m, MT_PHASE_USE_OLD_HIDE_METADATA, &from).http, 409);
+    /* Back from prefer_old, while no partition is switched, and forward again. */
+    assert_int_equal(cfg_migrate_phase(m, MT_PHASE_USE_OLD_HIDE_METADATA, &from).http, 0);
+    assert_int_equal(from, MT_PHASE_PREFER_OLD);
+    assert_int_equal(phase_now(w), MT_PHASE_USE_OLD_HIDE_METADATA);
+    assert_int_equal(cfg_migrate_phase(m, MT_PHASE_PREFER_OLD, &from).http, 0);
     assert_int_equal(cfg_migrate_phase(m, MT_PHASE_PREFER_NEW, &from).http, 0);
+    st = cfg_migrate_phase(m, MT_PHASE_PREFER_OLD, &from); /* back from prefer_new */
+    assert_int_equal(st.http, 409);
+    assert_string_equal(st.code, "PhaseTransitionNotAllowed");
+    assert_non_null(strstr(st.message, "only from prefer_old"));
+    assert_non_null(strstr(st.message, "switches its partition"));
     st = cfg_migrate_phase(m, MT_PHASE_USE_NEW_WITH_TOMBSTONES, &from); /* no verified copy */
     assert_int_equal(st.http, 409);
     assert_non_null(strstr(st.message, "verify"));
@@ -334,6 +344,91 @@ static void test_phase_rules(void **state)
     assert_int_equal(info.state, CFG_MIG_IDLE);
     assert_true(info.copy_verified);
     assert_int_equal(cfg_migrate_phase(m, MT_PHASE_USE_NEW_WITH_TOMBSTONES, &from).http, 0);
+}
+
+/* n rows into partition pk through the protocol on the authority's own
+ * service, as one batch (100: no room for a guard op in prefer_old, so the
+ * partition is switched once the phase is settled). */
+static mt_status write_batch(world *w, const char *pk, int n)
+{
+    mt_table *mt = mt_migrating_new(w->rt, cfg_authority_service(w->auth), w->old_t, w->new_t);
+    mt_entity *es[MT_BATCH_MAX];
+    mt_op ops[MT_BATCH_MAX];
+    mt_op_result res[MT_BATCH_MAX];
+    for (int i = 0; i < n; i++) {
+        char rk[16];
+        snprintf(rk, sizeof rk, "w%03d", i);
+        es[i] = mt_entity_new(pk, rk);
+        ops[i] = (mt_op){.kind = MT_OP_INSERT_OR_REPLACE, .entity = es[i]};
+    }
+    mt_status st = mt_table_batch(mt, ops, (size_t)n, res);
+    for (int i = 0; i < n; i++)
+        mt_entity_free(es[i]);
+    mt_table_destroy(mt);
+    return st;
+}
+
+/* A step back is refused, naming the partition, once one is switched; the
+ * fleet stays in prefer_old. */
+static void test_step_back_refused_when_switched(void **state)
+{
+    world *w = *state;
+    cfg_migrate *m = w_run(w);
+    mt_phase from;
+    assert_int_equal(cfg_migrate_phase(m, MT_PHASE_PREFER_OLD, &from).http, 0);
+    assert_int_equal(write_batch(w, "z", MT_BATCH_MAX).http, 0);
+    assert_int_equal(count_rows(w->new_t), MT_BATCH_MAX);
+    mt_status st = cfg_migrate_phase(m, MT_PHASE_USE_OLD_HIDE_METADATA, &from);
+    assert_int_equal(st.http, 409);
+    assert_string_equal(st.code, "PhaseTransitionNotAllowed");
+    if (!strstr(st.message, "partition t / z is switched"))
+        fail_msg("%s", st.message);
+    assert_int_equal(phase_now(w), MT_PHASE_PREFER_OLD);
+    int64_t removed = -1;
+    st = cfg_migrate_abort(m, &removed);
+    assert_int_equal(st.http, 409);
+    assert_int_equal(phase_now(w), MT_PHASE_PREFER_OLD);
+    /* Forward still works, and settles prefer_old first. */
+    assert_int_equal(cfg_migrate_phase(m, MT_PHASE_PREFER_NEW, &from).http, 0);
+}
+
+/* Abort in prefer_old: the fleet back in phase 0, the protocol rows of the
+ * guarded writes gone from old, the application's rows (old and new)
+ * there, the run forgotten; refused from prefer_new on. */
+static void test_abort(void **state)
+{
+    world *w = *state;
+    cfg_migrate *m = w_run(w);
+    mt_phase from;
+    assert_int_equal(cfg_migrate_start(m, true, MT_PHASE_PREFER_OLD).http, 0);
+    cfg_migrate_join(m);
+    assert_int_equal(phase_now(w), MT_PHASE_PREFER_OLD);
+    assert_int_equal(write_batch(w, "a", 2).http, 0);
+    assert_int_equal(count_rows(w->old_t), 9 + 2 + 2); /* a meta and an assertion row */
+    int64_t removed = -1;
+    mt_status st = cfg_migrate_abort(m, &removed);
+    assert_int_equal(st.http, 0);
+    assert_int_equal(removed, 2);
+    assert_int_equal(phase_now(w), MT_PHASE_USE_OLD_HIDE_METADATA);
+    assert_int_equal(count_rows(w->old_t), 9 + 2);
+    assert_int_equal(count_rows(w->new_t), 0);
+    cfg_migrate_info info;
+    cfg_migrate_info_get(m, &info);
+    assert_int_equal(info.state, CFG_MIG_IDLE);
+    char *doc = NULL;
+    cfg_authority_load_migration(w->auth, &doc);
+    assert_non_null(strstr(doc, "\"state\":\"idle\""));
+    free(doc);
+    /* Aborting again in phase 0 is harmless. */
+    assert_int_equal(cfg_migrate_abort(m, &removed).http, 0);
+    assert_int_equal(removed, 0);
+    /* From prefer_new on it is refused. */
+    assert_int_equal(cfg_migrate_phase(m, MT_PHASE_PREFER_OLD, &from).http, 0);
+    assert_int_equal(cfg_migrate_phase(m, MT_PHASE_PREFER_NEW, &from).http, 0);
+    st = cfg_migrate_abort(m, &removed);
+    assert_int_equal(st.http, 409);
+    assert_string_equal(st.code, "AbortNotAllowed");
+    assert_int_equal(phase_now(w), MT_PHASE_PREFER_NEW);
 }
 
 static void test_resume_after_restart(void **state)
@@ -396,6 +491,8 @@ int main(void)
         cmocka_unit_test(test_replica_round_trip),
         cmocka_unit_test_setup_teardown(test_run_to_the_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_phase_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_step_back_refused_when_switched, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_after_restart, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,7 +4,8 @@
  * backend call, and a rerun of a finished migration; the production copy
  * (1, 4 and 16 partitions at once, checkpoints, pause and resume, progress,
  * the backoff after 503), the pure parts behind it (the token bucket, the
- * checkpoint text), and the verify pass.
+ * checkpoint text), the verify pass and its verdict for each kind of fault
+ * alone, and the retrying view's stream across failed page fetches.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -801,6 +802,242 @@ static void test_verify_finds_protocol_data(void **state)
     world_free(&w);
 }
 
+/* Writes e into t as it is, behind the protocol's back. */
+static void put_raw(mt_table *t, mt_entity *e)
+{
+    mt_op op = {.kind = MT_OP_INSERT_OR_REPLACE, .entity = e};
+    mt_op_result res;
+    mt_status st = mt_table_batch(t, &op, 1, &res);
+    assert_true(mt_is_ok(&st));
+    mt_entity_free(e);
+}
+
+/* Each kind of failure alone makes the verdict fail, with the other counts
+ * those of a sound migration. After the copy: one partition of old whose
+ * meta row says POPULATED, not SWITCHED, though every row is in new. */
+static void test_verify_verdict_unswitched_alone(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w, 1);
+    mt_migrator_hooks h = {.stop_early = true, .until = MT_PHASE_PREFER_NEW};
+    mt_status st = mt_migrate_tables(w.rt, w.cfg, w.pairs, 1, &h, NULL);
+    assert_true(mt_is_ok(&st));
+    verify_expect(&w, MT_PHASE_PREFER_NEW, false, true);
+
+    mt_entity *meta = mt_entity_new("t0-s123", MT_RK_META);
+    mt_value populated = mt_v_i32(MT_PARTITION_POPULATED);
+    mt_entity_set(meta, MT_PROP_STATE, &populated);
+    put_raw(w.old_t[0], meta);
+    mt_verify_report r;
+    st = mt_verify_tables(w.rt, w.pairs, NULL, 1, MT_PHASE_PREFER_NEW, false, &r);
+    assert_true(mt_is_ok(&st));
+    assert_int_equal(r.missing, 0);
+    assert_int_equal(r.unswitched, 1);
+    assert_false(r.ok);
+    assert_string_equal(r.summary, "1 partitions of old not switched");
+
+    /* A partition with no meta row at all is not switched either. */
+    meta = mt_entity_new("t0-s123", MT_RK_META);
+    mt_op op = {.kind = MT_OP_DELETE, .entity = meta, .if_match = "*"};
+    mt_op_result res;
+    st = mt_table_batch(w.old_t[0], &op, 1, &res);
+    assert_true(mt_is_ok(&st));
+    mt_entity_free(meta);
+    st = mt_verify_tables(w.rt, w.pairs, NULL, 1, MT_PHASE_USE_NEW_WITH_TOMBSTONES, false, &r);
+    assert_true(mt_is_ok(&st));
+    assert_int_equal(r.missing, 0);
+    assert_int_equal(r.unswitched, 1);
+    assert_false(r.ok);
+    world_free(&w);
+}
+
+/* A finished migration, cleaned, for the verdicts after cleanup. */
+static void world_cleaned(world *w)
+{
+    world_init(w, 1);
+    mt_status st = mt_migrate_tables(w->rt, w->cfg, w->pairs, 1, NULL, NULL);
+    assert_true(mt_is_ok(&st));
+    verify_expect(w, MT_PHASE_USE_NEW_HIDE_METADATA, true, true);
+}
+
+static void verify_cleaned_fails(world *w, int64_t old_total, int64_t tombstones, int64_t reserved)
+{
+    mt_verify_report r;
+    mt_status st =
+        mt_verify_tables(w->rt, w->pairs, NULL, 1, MT_PHASE_USE_NEW_HIDE_METADATA, true, &r);
+    assert_true(mt_is_ok(&st));
+    assert_int_equal(r.old_rows + r.protocol_rows, old_total);
+    assert_int_equal(r.tombstones, tombstones);
+    assert_int_equal(r.reserved_props, reserved);
+    assert_false(r.ok);
+    assert_non_null(strstr(r.summary, "protocol data left"));
+}
+
+/* After cleanup: one live row of new still carrying an _mtable_ property,
+ * nothing else wrong. */
+static void test_verify_verdict_reserved_prop_alone(void **state)
+{
+    (void)state;
+    world w;
+    world_cleaned(&w);
+    mt_entity *e = mt_entity_new("t0-a-big", "r0003");
+    mt_value no = mt_v_bool(false);
+    mt_entity_set(e, MT_PROP_DELETED, &no);
+    put_raw(w.new_t[0], e);
+    verify_cleaned_fails(&w, 0, 0, 1);
+    world_free(&w);
+}
+
+/* After cleanup: one user row left in old, and then one protocol row
+ * alone. */
+static void test_verify_verdict_old_rows_alone(void **state)
+{
+    (void)state;
+    world w;
+    world_cleaned(&w);
+    put_raw(w.old_t[0], mt_entity_new("t0-a-big", "r0004"));
+    verify_cleaned_fails(&w, 1, 0, 0);
+    world_free(&w);
+
+    world_cleaned(&w);
+    mt_entity *meta = mt_entity_new("t0-s007", MT_RK_META);
+    mt_value sw = mt_v_i32(MT_PARTITION_SWITCHED);
+    mt_entity_set(meta, MT_PROP_STATE, &sw);
+    put_raw(w.old_t[0], meta);
+    verify_cleaned_fails(&w, 1, 0, 0);
+    world_free(&w);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The retrying view's stream.                                               */
+
+/* A table whose streams fail with 500 after every `every` rows they hand
+ * out (a page fetch failing between pages), each failure once. */
+typedef struct paging {
+    mt_table base;
+    mt_table *inner;
+    int every;
+    int failures; /* failed fetches so far */
+} paging;
+
+typedef struct paging_stream {
+    mt_stream base;
+    paging *t;
+    mt_stream *inner;
+    int served;
+} paging_stream;
+
+static mt_status pgs_next(mt_stream *base, mt_entity **out)
+{
+    paging_stream *s = (paging_stream *)base;
+    *out = NULL;
+    if (s->served > 0 && s->served % s->t->every == 0) {
+        s->served = 0; /* the reopened stream serves a page before failing */
+        s->t->failures++;
+        return mt_error(500, MT_ERR_INTERNAL, "the page fetch failed");
+    }
+    mt_status st = s->inner->ops->next(s->inner, out);
+    if (mt_is_ok(&st) && *out)
+        s->served++;
+    return st;
+}
+
+static mt_status pgs_continuation(mt_stream *base, mt_key *out, bool *more)
+{
+    paging_stream *s = (paging_stream *)base;
+    return s->inner->ops->continuation(s->inner, out, more);
+}
+
+static void pgs_close(mt_stream *base)
+{
+    paging_stream *s = (paging_stream *)base;
+    s->inner->ops->close(s->inner);
+    free(s);
+}
+
+static const mt_stream_ops paging_stream_ops = {pgs_next, pgs_continuation, pgs_close};
+
+static mt_status pg_stream(mt_table *t, const mt_filter *f, const mt_key *k, mt_stream **out)
+{
+    paging *fl = (paging *)t;
+    paging_stream *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    s->base.ops = &paging_stream_ops;
+    s->t = fl;
+    mt_status st = fl->inner->ops->query_stream(fl->inner, f, k, &s->inner);
+    if (!mt_is_ok(&st)) {
+        free(s);
+        return st;
+    }
+    *out = &s->base;
+    return st;
+}
+
+static mt_status pg_batch(mt_table *t, const mt_op *ops, size_t n, mt_op_result *r)
+{
+    return mt_table_batch(((paging *)t)->inner, ops, n, r);
+}
+
+static mt_status pg_query(mt_table *t, const char *pk, const mt_filter *f, mt_entity_list *out)
+{
+    paging *fl = (paging *)t;
+    return fl->inner->ops->query_atomic(fl->inner, pk, f, out);
+}
+
+static mt_status pg_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity **out)
+{
+    paging *fl = (paging *)t;
+    return fl->inner->ops->retrieve(fl->inner, pk, rk, out);
+}
+
+static void pg_destroy(mt_table *t)
+{
+    (void)t; /* on the test's stack */
+}
+
+static const mt_table_ops paging_ops = {pg_batch, pg_query, pg_stream, pg_retrieve, pg_destroy};
+
+/* A read of several pages whose fetch fails between pages, through the
+ * migrator's retrying view: every row exactly once, in key order. */
+static void test_retrying_stream_resumes_after_last_row(void **state)
+{
+    (void)state;
+    mt_rt *rt = mt_rt_pthread();
+    mt_table *t = mt_memtable_new(rt, "t");
+    fill_shapes(t, "t0");
+    mt_entity_list all = {0};
+    mt_status st = mt_table_scan(t, NULL, &all);
+    assert_true(mt_is_ok(&st));
+    assert_int_equal(all.n, SHAPE_ROWS);
+
+    paging fl = {.base.ops = &paging_ops, .inner = t, .every = 100};
+    mt_table *r = mt_mig_retrying_backoff_new(&fl.base, 3, 3, NULL);
+    mt_stream *s = NULL;
+    st = r->ops->query_stream(r, NULL, NULL, &s);
+    assert_true(mt_is_ok(&st));
+    size_t i = 0;
+    for (;;) {
+        mt_entity *e = NULL;
+        st = s->ops->next(s, &e);
+        assert_true(mt_is_ok(&st));
+        if (!e)
+            break;
+        assert_true(i < all.n);
+        if (mt_key_cmp(e->pk, e->rk, all.v[i]->pk, all.v[i]->rk) != 0)
+            fail_msg("row %zu: %s / %s, expected %s / %s", i, e->pk, e->rk, all.v[i]->pk,
+                     all.v[i]->rk);
+        mt_entity_free(e);
+        i++;
+    }
+    assert_int_equal(i, all.n);
+    assert_true(fl.failures >= 5); /* the read crossed several failed fetches */
+    s->ops->close(s);
+    mt_table_destroy(r);
+    mt_entity_list_clear(&all);
+    mt_table_destroy(t);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Tables deleted while the migrator runs, and the batched cleanup.          */
 
@@ -1014,6 +1251,198 @@ static void test_cleanup_batched_pausable(void **state)
     cleanup_batched_pausable(16);
 }
 
+/* ------------------------------------------------------------------------ */
+/* What the cleanup makes of old (--old-after).                              */
+
+static void verify_after_expect(world *w, mt_old_after a, bool ok, mt_verify_report *r)
+{
+    mt_status st = mt_verify_tables_after(w->rt, w->pairs, NULL, w->n,
+                                          MT_PHASE_USE_NEW_HIDE_METADATA, true, a, r);
+    assert_true(mt_is_ok(&st));
+    if (r->ok != ok)
+        fail_msg("verify (%s): %s", mt_old_after_name(a), r->summary);
+}
+
+/* keep: old's user rows stay, its protocol rows go; verify holds it to
+ * that and not to an empty old. */
+static void test_cleanup_keeps_old(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w, 1);
+    mt_migrator_hooks h = {.old_after = MT_OLD_AFTER_KEEP, .parallel = 4};
+    mt_status st = mt_migrate_tables(w.rt, w.cfg, w.pairs, 1, &h, NULL);
+    assert_true(mt_is_ok(&st));
+    assert_int_equal(phase_of(w.cfg), MT_PHASE_USE_NEW_HIDE_METADATA);
+    assert_int_equal(mt_memtable_count(w.old_t[0]), SHAPE_ROWS);
+    assert_copied_exactly(w.old_t[0], w.new_t[0]);
+    mt_verify_report r;
+    verify_after_expect(&w, MT_OLD_AFTER_KEEP, true, &r);
+    assert_int_equal(r.old_rows, SHAPE_ROWS);
+    assert_int_equal(r.protocol_rows, 0);
+    assert_string_equal(r.summary, "ok: old keeps 751 rows of the application and no protocol "
+                                   "row, and the 751 rows of new carry no protocol data");
+    verify_after_expect(&w, MT_OLD_AFTER_EMPTY, false, &r);
+
+    /* A protocol row left in the kept old fails it. */
+    mt_entity *meta = mt_entity_new("t0-s001", MT_RK_META);
+    mt_value sw = mt_v_i32(MT_PARTITION_SWITCHED);
+    mt_entity_set(meta, MT_PROP_STATE, &sw);
+    put_raw(w.old_t[0], meta);
+    verify_after_expect(&w, MT_OLD_AFTER_KEEP, false, &r);
+    assert_int_equal(r.protocol_rows, 1);
+    world_free(&w);
+}
+
+typedef struct dropper {
+    vanishing *old[2];
+    int calls[2];
+    int bad_calls; /* before new was clean */
+    world *w;
+} dropper;
+
+static mt_status drop_old(void *ctx, size_t table)
+{
+    dropper *d = ctx;
+    mt_verify_report r;
+    mt_status st =
+        mt_verify_tables_after(d->w->rt, d->w->pairs, NULL, d->w->n, MT_PHASE_USE_NEW_HIDE_METADATA,
+                               true, MT_OLD_AFTER_KEEP, &r);
+    if (!mt_is_ok(&st) || r.tombstones || r.reserved_props)
+        d->bad_calls++;
+    d->calls[table]++;
+    if (d->old[table]->vanishes)
+        return v_gone();
+    d->old[table]->vanishes = true;
+    d->old[table]->budget = 0;
+    return mt_ok();
+}
+
+/* delete: each old table is deleted through the hook once new is clean;
+ * verify holds the old tables to being gone. */
+static void test_cleanup_deletes_old(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w, 2);
+    vanishing vo[2];
+    dropper d = {.w = &w};
+    for (int i = 0; i < 2; i++) {
+        vo[i] = (vanishing){.base.ops = &vanishing_ops, .inner = w.old_t[i]};
+        w.pairs[i].old_t = &vo[i].base;
+        d.old[i] = &vo[i];
+    }
+    mt_migrator_hooks h = {
+        .old_after = MT_OLD_AFTER_DELETE, .delete_old = drop_old, .ctx = &d, .parallel = 1};
+    mt_status st = mt_migrate_tables(w.rt, w.cfg, w.pairs, 2, &h, NULL);
+    assert_true(mt_is_ok(&st));
+    assert_int_equal(d.calls[0], 1);
+    assert_int_equal(d.calls[1], 1);
+    assert_int_equal(d.bad_calls, 0);
+    mt_verify_report r;
+    verify_after_expect(&w, MT_OLD_AFTER_DELETE, true, &r);
+    assert_int_equal(r.old_tables_left, 0);
+    assert_int_equal(r.tables_skipped, 0);
+    assert_int_equal(r.new_rows, 2 * SHAPE_ROWS);
+
+    /* Run again (a resume after the deletes): nothing is left to do, and
+     * a table already gone is no error. */
+    st = mt_migrate_tables(w.rt, w.cfg, w.pairs, 2, &h, NULL);
+    assert_true(mt_is_ok(&st));
+
+    /* An old table still there fails it. */
+    vo[1].vanishes = false;
+    verify_after_expect(&w, MT_OLD_AFTER_DELETE, false, &r);
+    assert_int_equal(r.old_tables_left, 1);
+    assert_non_null(strstr(r.summary, "1 old tables not deleted"));
+
+    /* Without an account to delete from, delete is refused. */
+    h.delete_old = NULL;
+    st = mt_migrate_tables(w.rt, w.cfg, w.pairs, 2, &h, NULL);
+    assert_int_equal(st.http, 400);
+    world_free(&w);
+}
+
+static void test_old_after_names(void **state)
+{
+    (void)state;
+    const char *names[] = {"empty", "keep", "delete"};
+    for (int i = 0; i < 3; i++) {
+        mt_old_after a;
+        assert_true(mt_old_after_parse(names[i], &a));
+        assert_string_equal(mt_old_after_name(a), names[i]);
+    }
+    mt_old_after a = MT_OLD_AFTER_KEEP;
+    assert_false(mt_old_after_parse("Empty", &a));
+    assert_false(mt_old_after_parse("", &a));
+    assert_int_equal(a, MT_OLD_AFTER_KEEP);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Going back before any partition is switched.                              */
+
+/* Writes n rows into partition pk through the protocol, as one batch. */
+static void write_through(world *w, const char *pk, int n)
+{
+    mt_table *mt = mt_migrating_new(w->rt, w->cfg, w->old_t[0], w->new_t[0]);
+    mt_entity *es[MT_BATCH_MAX];
+    mt_op ops[MT_BATCH_MAX];
+    mt_op_result res[MT_BATCH_MAX];
+    for (int i = 0; i < n; i++) {
+        char rk[16];
+        snprintf(rk, sizeof rk, "w%04d", i);
+        es[i] = mt_entity_new(pk, rk);
+        ops[i] = (mt_op){.kind = MT_OP_INSERT_OR_REPLACE, .entity = es[i]};
+    }
+    mt_status st = mt_table_batch(mt, ops, (size_t)n, res);
+    assert_true(mt_is_ok(&st));
+    for (int i = 0; i < n; i++)
+        mt_entity_free(es[i]);
+    mt_table_destroy(mt);
+}
+
+/* prefer_old's guarded writes leave POPULATED partitions, which a step
+ * back may leave behind; a 100-operation batch in a settled prefer_old
+ * switches its partition, which the check finds. The protocol rows of old
+ * are then deleted, and nothing else. */
+static void test_step_back_check_and_clean(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w, 1);
+    mt_status st = w.cfg->ops->push(w.cfg, MT_PHASE_PREFER_OLD);
+    assert_true(mt_is_ok(&st));
+    write_through(&w, "t0-a-big", 3);
+    const char *names[] = {"t0"};
+    bool found = true;
+    char where[64];
+    st = mt_find_switched(w.rt, w.pairs, names, 1, &found, where, sizeof where);
+    assert_true(mt_is_ok(&st));
+    assert_false(found);
+    assert_string_equal(where, "");
+    assert_int_equal(mt_memtable_count(w.new_t[0]), 0);
+
+    write_through(&w, "t0-c-100", MT_BATCH_MAX);
+    assert_int_equal(mt_memtable_count(w.new_t[0]), MT_BATCH_MAX);
+    st = mt_find_switched(w.rt, w.pairs, names, 1, &found, where, sizeof where);
+    assert_true(mt_is_ok(&st));
+    assert_true(found);
+    assert_string_equal(where, "t0 / t0-c-100");
+
+    int64_t removed = 0;
+    st = mt_clean_protocol_rows(w.rt, w.pairs, 1, &removed);
+    assert_true(mt_is_ok(&st));
+    assert_int_equal(removed, 3); /* a meta row each, one assertion row */
+    assert_int_equal(mt_memtable_count(w.old_t[0]), SHAPE_ROWS + 3);
+    st = mt_find_switched(w.rt, w.pairs, NULL, 1, &found, where, sizeof where);
+    assert_true(mt_is_ok(&st));
+    assert_false(found);
+    st = mt_clean_protocol_rows(w.rt, w.pairs, 1, &removed);
+    assert_true(mt_is_ok(&st));
+    assert_int_equal(removed, 0);
+    world_free(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1030,8 +1459,16 @@ int main(void)
         cmocka_unit_test(test_checkpoint_text),
         cmocka_unit_test(test_verify_finds_missing_row),
         cmocka_unit_test(test_verify_finds_protocol_data),
+        cmocka_unit_test(test_verify_verdict_unswitched_alone),
+        cmocka_unit_test(test_verify_verdict_reserved_prop_alone),
+        cmocka_unit_test(test_verify_verdict_old_rows_alone),
+        cmocka_unit_test(test_retrying_stream_resumes_after_last_row),
         cmocka_unit_test(test_deleted_table_skipped),
         cmocka_unit_test(test_cleanup_batched_pausable),
+        cmocka_unit_test(test_cleanup_keeps_old),
+        cmocka_unit_test(test_cleanup_deletes_old),
+        cmocka_unit_test(test_old_after_names),
+        cmocka_unit_test(test_step_back_check_and_clean),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /*
  * test_px_settings.c -- mtable-proxy's settings: defaults, environment,
  * flags, and the refusals (bad values, admin beyond loopback without a
- * token); and the continuation tokens the proxy hands to clients.
+ * token), the table map; and the continuation tokens the proxy hands to
+ * clients.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -29,7 +30,8 @@ static void clear_env(void)
                           "MTABLE_ADMIN_TOKEN", "MTABLE_PROXY_ID",    "MTABLE_LOG_LEVEL",
                           "MTABLE_MAX_CONNECTIONS", "MTABLE_CONFIG_ENDPOINT", "MTABLE_STATE_STORE",
                           "MTABLE_LEASE_MS", "MTABLE_COPY_PARALLEL", "MTABLE_COPY_RATE",
-                          "MTABLE_LOG_FORMAT", "MTABLE_RECOVER_PHASE", "MTABLE_REST_LEASE_MS"};
+                          "MTABLE_LOG_FORMAT", "MTABLE_RECOVER_PHASE", "MTABLE_REST_LEASE_MS",
+                          "MTABLE_TABLE_MAP"};
     for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
         unsetenv(vars[i]);
 }
@@ -144,6 +146,57 @@ static void test_fingerprint_names_endpoints_not_keys(void **state)
     assert_null(strstr(text, "Eby8"));
 }
 
+/* --table-map: what it accepts, how it maps both ways, and that it is part
+ * of the fingerprint (the same map in another order or case gives the
+ * same one). */
+static void test_table_map(void **state)
+{
+    (void)state;
+    clear_env();
+    px_table_map m;
+    char why[200];
+    assert_true(px_table_map_parse("", &m, why, sizeof why));
+    assert_int_equal(m.n, 0);
+    assert_true(px_table_map_parse("Orders=Orders2026,users=people", &m, why, sizeof why));
+    assert_int_equal(m.n, 2);
+    assert_string_equal(px_table_map_to_new(&m, "orders"), "Orders2026");
+    assert_string_equal(px_table_map_to_new(&m, "Users"), "people");
+    assert_string_equal(px_table_map_to_new(&m, "other"), "other");
+    assert_string_equal(px_table_map_to_new(NULL, "other"), "other");
+    assert_string_equal(px_table_map_from_new(&m, "ORDERS2026"), "Orders");
+    assert_string_equal(px_table_map_from_new(&m, "other"), "other");
+    /* The new account's own "Orders" is not the application's Orders. */
+    assert_null(px_table_map_from_new(&m, "orders"));
+
+    const char *bad[] = {"a=bcd",        "abc=",           "abc",         "abc=def,",
+                         "abc=d-f",      "abc=ABC",        "abc=def,ABC=ghi", "abc=def,ghi=DEF",
+                         "1bc=def",      "abc=mtablestate", "tables=abc", ",abc=def"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        if (px_table_map_parse(bad[i], &m, why, sizeof why))
+            fail_msg("accepted '%s'", bad[i]);
+        assert_true(why[0] != '\0');
+        assert_int_equal(m.n, 0);
+    }
+
+    px_settings a, b, c;
+    char *plain[] = {"mtable-proxy", "--old", AZ_OLD, "--new", AZ_NEW};
+    char *one[] = {"mtable-proxy", "--old", AZ_OLD, "--new", AZ_NEW, "--table-map", "abc=def,ghi=jkl"};
+    assert_int_equal(load(&a, 5, plain), 0);
+    assert_int_equal(load(&b, 7, one), 0);
+    setenv("MTABLE_TABLE_MAP", "GHI=jkl,abc=DEF", 1);
+    assert_int_equal(load(&c, 5, plain), 0);
+    unsetenv("MTABLE_TABLE_MAP");
+    char fa[CFG_FINGERPRINT_MAX], fb[CFG_FINGERPRINT_MAX], fc[CFG_FINGERPRINT_MAX], text[1024];
+    px_settings_fingerprint(&a, fa, NULL, 0);
+    px_settings_fingerprint(&b, fb, text, sizeof text);
+    px_settings_fingerprint(&c, fc, NULL, 0);
+    assert_string_not_equal(fa, fb);
+    assert_string_equal(fb, fc);
+    assert_non_null(strstr(text, " map=abc=def,ghi=jkl"));
+    char *broken[] = {"mtable-proxy", "--table-map", "abc=def,abc=xyz"};
+    assert_int_equal(load(&a, 3, broken), 2);
+}
+
 static void test_flags_win_over_environment(void **state)
 {
     (void)state;
@@ -237,6 +290,7 @@ int main(void)
         cmocka_unit_test(test_control_plane_settings),
         cmocka_unit_test(test_state_is_durable_with_azure_backends),
         cmocka_unit_test(test_fingerprint_names_endpoints_not_keys),
+        cmocka_unit_test(test_table_map),
         cmocka_unit_test(test_bad_values_are_refused),
         cmocka_unit_test(test_admin_beyond_loopback_needs_a_token),
         cmocka_unit_test(test_help_and_version),

@@ -55,7 +55,7 @@ static const char *const ctl_phases[] = {"use_old_hide_metadata", "prefer_old", 
 
 typedef struct ctl {
     char *admin; /* base URL without trailing '/'; owned */
-    const char *token, *cmd, *arg, *until;
+    const char *token, *cmd, *arg, *until, *old_after;
     bool json, no_wait;
     CURL *curl;
 } ctl;
@@ -90,17 +90,25 @@ static void ctl_usage(FILE *out)
           "commands:\n"
           "  status               phase, config version, migration progress, proxies\n"
           "                       and their leases\n"
-          "  phase NAME           move to phase NAME (one step forward at a time); returns\n"
-          "                       once every live proxy has acknowledged\n"
-          "  migrate [--until PHASE] [--no-wait]\n"
+          "  phase NAME           move to phase NAME (one step forward at a time, or back\n"
+          "                       from prefer_old to use_old_hide_metadata while no\n"
+          "                       partition is switched); returns once every live proxy\n"
+          "                       has acknowledged\n"
+          "  migrate [--until PHASE] [--old-after empty|keep|delete] [--no-wait]\n"
           "                       start the built-in migrator and show its progress until\n"
           "                       it is done, failed or paused; --until PHASE stops once\n"
-          "                       PHASE is reached and its work done; --no-wait returns\n"
-          "                       as soon as it has started\n"
+          "                       PHASE is reached and its work done; --old-after says\n"
+          "                       what the cleanup makes of the old tables: empty them\n"
+          "                       (the default), keep the application's rows as a\n"
+          "                       rollback copy (only protocol rows go), or delete them;\n"
+          "                       --no-wait returns as soon as it has started\n"
           "  pause                ask the running migration to pause (status then shows\n"
           "                       paused)\n"
           "  resume [--no-wait]   resume a paused migration and wait as migrate does\n"
           "  verify               compare the old and new tables and print the report\n"
+          "  abort                give up a migration that has switched no partition\n"
+          "                       (phases 0 and 1): pause it, step the fleet back to\n"
+          "                       use_old_hide_metadata, delete its protocol rows from old\n"
           "  help                 this text\n"
           "\n"
           "phases, in order: use_old_hide_metadata, prefer_old, prefer_new,\n"
@@ -863,9 +871,15 @@ static int ctl_start(ctl *c, const char *path, const char *body, const char *wha
 
 static int ctl_cmd_migrate(ctl *c)
 {
-    char body[128] = "";
+    /* Both are known names (checked), so they need no escaping. */
+    char body[160] = "", until[64] = "", old_after[48] = "";
     if (c->until)
-        snprintf(body, sizeof body, "{\"until\":\"%s\"}", c->until); /* a known name */
+        snprintf(until, sizeof until, "\"until\":\"%s\"", c->until);
+    if (c->old_after)
+        snprintf(old_after, sizeof old_after, "\"old_after\":\"%s\"", c->old_after);
+    if (c->until || c->old_after)
+        snprintf(body, sizeof body, "{%s%s%s}", until, c->until && c->old_after ? "," : "",
+                 old_after);
     return ctl_start(c, "/admin/v1/migrate", body, "started");
 }
 
@@ -883,6 +897,21 @@ static int ctl_cmd_pause(ctl *c)
     else if (rc == 0)
         printf("migration %s on %s: mtablectl status shows paused once it has stopped\n",
                ctl_str(r.doc, "state", "pausing"), c->admin);
+    ctl_reply_free(&r);
+    return rc;
+}
+
+static int ctl_cmd_abort(ctl *c)
+{
+    ctl_reply r = {0};
+    int rc = ctl_call(c, "POST", "/admin/v1/abort", "", CTL_PHASE_TIMEOUT_S, &r);
+    if (rc == 0 && c->json)
+        ctl_print_raw(&r);
+    else if (rc == 0)
+        printf("migration aborted on %s: every live proxy is in %s; %.0f protocol rows "
+               "deleted from old\n",
+               c->admin, ctl_str(r.doc, "phase", "use_old_hide_metadata"),
+               ctl_num(r.doc, "protocol_rows_deleted", 0));
     ctl_reply_free(&r);
     return rc;
 }
@@ -953,6 +982,7 @@ static const ctl_cmd ctl_cmds[] = {
     {"status", ctl_cmd_status, 0, false, false}, {"phase", ctl_cmd_phase, 1, false, false},
     {"migrate", ctl_cmd_migrate, 0, true, true}, {"pause", ctl_cmd_pause, 0, false, false},
     {"resume", ctl_cmd_resume, 0, false, true},  {"verify", ctl_cmd_verify, 0, false, false},
+    {"abort", ctl_cmd_abort, 0, false, false},
     {"help", ctl_cmd_help, 0, false, false},
 };
 
@@ -976,10 +1006,10 @@ static const char *ctl_flag_value(const char *name, int argc, char **argv, int *
 /* One flag at argv[*i]: 0 taken, or an exit code / CTL_PARSE_*. */
 static int ctl_parse_flag(ctl *c, int argc, char **argv, int *i, const char **admin)
 {
-    static const char *const names[] = {"--admin", "--token", "--until"};
-    const char **slots[] = {admin, &c->token, &c->until};
+    static const char *const names[] = {"--admin", "--token", "--until", "--old-after"};
+    const char **slots[] = {admin, &c->token, &c->until, &c->old_after};
     const char *a = argv[*i];
-    for (size_t k = 0; k < 3; k++) {
+    for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
         bool missing = false;
         const char *v = ctl_flag_value(names[k], argc, argv, i, &missing);
         if (missing)
@@ -1049,6 +1079,12 @@ static int ctl_check_command(const ctl *c, const ctl_cmd **cmd)
         return ctl_usage_error("--no-wait applies only to migrate and resume");
     if (c->until && ctl_check_phase("--until", c->until) != 0)
         return CTL_EXIT_USAGE;
+    if (c->old_after && (*cmd)->run != ctl_cmd_migrate)
+        return ctl_usage_error("--old-after applies only to migrate");
+    if (c->old_after && strcmp(c->old_after, "empty") != 0 && strcmp(c->old_after, "keep") != 0 &&
+        strcmp(c->old_after, "delete") != 0)
+        return ctl_usage_error("--old-after: unknown choice '%s'; one of empty, keep, delete",
+                               c->old_after);
     if ((*cmd)->run == ctl_cmd_phase)
         return ctl_check_phase("phase", c->arg);
     return 0;
