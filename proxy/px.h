@@ -56,6 +56,10 @@ typedef struct px_settings {
     int copy_parallel;
     int copy_rate; /* rows a second, 0: unlimited */
     int max_connections;
+    int slow_backend_ms;       /* a backend call this slow is logged; 0: never */
+    char admin_tls_cert[1024]; /* "": the admin endpoint speaks plain HTTP */
+    char admin_tls_key[1024];
+    char config_ca[1024]; /* sidecar: CAs for an https:// --config-endpoint */
 } px_settings;
 
 /* The backends' fingerprint (endpoints and accounts, never keys) as a
@@ -89,7 +93,44 @@ void px_log_set_level(const char *name); /* "error", "warn", "info", "debug" */
  * are ignored. */
 void px_log_set_format(const char *name);
 bool px_log_enabled(int level);
+/* The proxy id on every line that names no other (a sidecar's own). */
+void px_log_set_proxy_id(const char *id);
 void px_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The fields a line may carry beyond time, level and msg; NULL or ""
+ * strings and a zero status are left out, duration_ms only when timed.
+ * request_id and client_request_id default to the thread's request. */
+typedef struct px_log_fields {
+    const char *request_id;        /* x-ms-request-id the proxy answered */
+    const char *client_request_id; /* x-ms-client-request-id the client sent */
+    const char *op;                /* e.g. "insert", as in the metrics */
+    const char *table;
+    const char *error_code; /* Azure error code answered */
+    const char *phase;
+    const char *proxy_id;
+    const char *backend; /* "old" or "new" */
+    const char *reason;  /* why: the backend's error or the internal cause */
+    int status;
+    double duration_ms;
+    bool timed;
+} px_log_fields;
+void px_log_with(int level, const px_log_fields *fields, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The table request this thread serves, from its start to its answer: its
+ * ids go on every line logged meanwhile. Strings are copied. */
+void px_log_request_begin(const char *request_id, const char *client_request_id);
+void px_log_request_end(void);
+/* A backend call of the thread's request failed (5xx, timeout): the first
+ * such failure is kept as the request's reason. No-op outside a request. */
+void px_log_backend_failed(const char *backend, const char *reason);
+/* The thread's request is answered with an error (the last one counts). */
+void px_log_request_answered(const char *code, const char *message);
+/* Why the thread's request failed: the first backend failure (with its
+ * side), else the message of the error answered; and the error code
+ * answered. NULL where there is none; the strings live until the next
+ * px_log_request_begin on this thread. */
+void px_log_request_failure(const char **backend, const char **reason, const char **error_code);
 
 /* ------------------------------------------------------------------------ */
 /* The account's tables (px_tables.c).                                       */
@@ -282,6 +323,9 @@ void px_migrate_join(px_app *app);
 /* Metrics (px_metrics.c): counters the admin endpoint renders. */
 px_metrics *px_metrics_new(void);
 void px_metrics_free(px_metrics *m);
+/* Backend calls that take ms or longer are logged at warn (0: none);
+ * 5000 until set. */
+void px_metrics_set_slow_ms(px_metrics *m, int ms);
 /* One table-endpoint request: operation label (e.g. "insert"), status, the
  * phase it was served in and how long it took. */
 void px_metrics_request(px_metrics *m, const char *op, int status, mt_phase phase,

@@ -187,6 +187,7 @@ static void add_proxies(px_app *app, const mt_config *c, cJSON *doc)
         cJSON_AddNumberToObject(p, "lease_left_ms", (double)info[i].lease_left_ms);
         cJSON_AddBoolToObject(p, "live", info[i].lease_left_ms > 0);
         cJSON_AddBoolToObject(p, "mismatched", info[i].mismatched);
+        cJSON_AddBoolToObject(p, "awaited", info[i].awaited);
         if (info[i].fingerprint[0])
             cJSON_AddStringToObject(p, "fingerprint", info[i].fingerprint);
         cJSON_AddItemToArray(list, p);
@@ -314,7 +315,7 @@ static void migrate_reply(px_app *app, const char *body, size_t len, bool resume
         char msg[512];
         snprintf(msg, sizeof msg,
                  "A migration is %s%s%s; continue it from where it stopped with mtablectl "
-                 "resume (POST /admin/v1/migrate/resume).",
+                 "resume.",
                  px_migration_state_name(state), why[0] ? ": " : "", why);
         error_reply(r, 409, state == PX_MIG_PAUSED ? "MigrationPaused" : "MigrationFailed", msg);
         return;
@@ -323,7 +324,7 @@ static void migrate_reply(px_app *app, const char *body, size_t len, bool resume
         if (!paused) {
             error_reply(r, 409, "MigrationNotPaused",
                         "No paused or failed migration to resume; start one with "
-                        "POST /admin/v1/migrate.");
+                        "mtablectl migrate.");
             return;
         }
     }
@@ -391,7 +392,7 @@ static const char *phase_refusal(px_app *app, mt_phase from, mt_phase want)
         return "phases move one step at a time, forward";
     if (want == MT_PHASE_USE_NEW_WITH_TOMBSTONES && from != want && !verified)
         return "use_new_with_tombstones needs a completed copy that a verify pass proved "
-               "(POST /admin/v1/migrate, or the copy then POST /admin/v1/verify)";
+               "(mtablectl migrate, or the copy then mtablectl verify)";
     return NULL;
 }
 

@@ -188,7 +188,7 @@ bool px_migrate_restore(px_app *app)
     if (cut)
         px_log(PX_LOG_WARN,
                "a migration was interrupted while %s; it is paused (%lld rows "
-               "copied so far): resume it with POST /admin/v1/migrate/resume",
+               "copied so far): resume it with mtablectl resume",
                px_migration_state_name(state), (long long)app->mig_stats.rows_done);
     return cut;
 }
