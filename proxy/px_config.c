@@ -302,7 +302,8 @@ static bool finish(px_settings *s, FILE *err)
     }
     const char *files[3] = {s->admin_tls_cert, s->admin_tls_key, s->config_ca};
     const char *names[3] = {"--admin-tls-cert (MTABLE_ADMIN_TLS_CERT)",
-                            "--admin-tls-key (MTABLE_ADMIN_TLS_KEY)", "--config-ca (MTABLE_CONFIG_CA)"};
+                            "--admin-tls-key (MTABLE_ADMIN_TLS_KEY)",
+                            "--config-ca (MTABLE_CONFIG_CA)"};
     for (int i = 0; i < 3; i++)
         if (files[i][0] && access(files[i], R_OK) != 0) {
             fprintf(err, "mtable-proxy: %s: cannot read '%s'\n", names[i], files[i]);
@@ -314,7 +315,8 @@ static bool finish(px_settings *s, FILE *err)
     gethostname(host, sizeof host - 1);
     if (!s->advertise_url[0])
         snprintf(s->advertise_url, sizeof s->advertise_url, "%s://%s:%d",
-                 s->admin_tls_cert[0] ? "https" : "http", strcmp(s->admin_host, "0.0.0.0") == 0 ? host : s->admin_host, s->admin_port);
+                 s->admin_tls_cert[0] ? "https" : "http",
+                 strcmp(s->admin_host, "0.0.0.0") == 0 ? host : s->admin_host, s->admin_port);
     return true;
 }
 
