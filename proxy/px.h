@@ -124,13 +124,15 @@ void px_log_request_end(void);
 /* A backend call of the thread's request failed (5xx, timeout): the first
  * such failure is kept as the request's reason. No-op outside a request. */
 void px_log_backend_failed(const char *backend, const char *reason);
-/* The thread's request is answered with an error (the last one counts). */
-void px_log_request_answered(const char *code, const char *message);
+/* The thread's request is answered with an error, or a batch operation
+ * of it is (the last one counts). */
+void px_log_request_answered(int status, const char *code, const char *message);
 /* Why the thread's request failed: the first backend failure (with its
  * side), else the message of the error answered; and the error code
  * answered. NULL where there is none; the strings live until the next
- * px_log_request_begin on this thread. */
-void px_log_request_failure(const char **backend, const char **reason, const char **error_code);
+ * px_log_request_begin on this thread. Returns the status of the error
+ * answered, 0 when none. */
+int px_log_request_failure(const char **backend, const char **reason, const char **error_code);
 
 /* ------------------------------------------------------------------------ */
 /* The account's tables (px_tables.c).                                       */

@@ -48,8 +48,9 @@ static __thread struct {
     char request_id[48];
     char client_request_id[128];
     char backend[8];
-    char reason[256];    /* the first backend failure */
-    char error_code[64]; /* the last error answered */
+    char reason[256]; /* the first backend failure */
+    int error_status; /* the last error answered */
+    char error_code[64];
     char error_msg[256];
 } current;
 
@@ -286,6 +287,7 @@ void px_log_request_begin(const char *request_id, const char *client_request_id)
              client_request_id ? client_request_id : "");
     current.backend[0] = current.reason[0] = '\0';
     current.error_code[0] = current.error_msg[0] = '\0';
+    current.error_status = 0;
 }
 
 void px_log_request_end(void)
@@ -301,19 +303,20 @@ void px_log_backend_failed(const char *backend, const char *reason)
     snprintf(current.reason, sizeof current.reason, "%s", reason);
 }
 
-void px_log_request_answered(const char *code, const char *message)
+void px_log_request_answered(int status, const char *code, const char *message)
 {
     if (!current.active)
         return;
+    current.error_status = status;
     snprintf(current.error_code, sizeof current.error_code, "%s", code ? code : "");
     snprintf(current.error_msg, sizeof current.error_msg, "%s", message ? message : "");
 }
 
-void px_log_request_failure(const char **backend, const char **reason, const char **error_code)
+int px_log_request_failure(const char **backend, const char **reason, const char **error_code)
 {
     *backend = *reason = *error_code = NULL;
     if (!current.active)
-        return;
+        return 0;
     if (current.reason[0]) {
         *backend = current.backend;
         *reason = current.reason;
@@ -322,4 +325,5 @@ void px_log_request_failure(const char **backend, const char **reason, const cha
     }
     if (current.error_code[0])
         *error_code = current.error_code;
+    return current.error_status;
 }

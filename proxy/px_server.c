@@ -88,7 +88,7 @@ void px_resp_error(const px_req *q, px_resp *r, const mt_status *st)
              q->request_id, now);
     char *body = az_error_write(q->fmt, st->code[0] ? st->code : MT_ERR_INTERNAL, msg, &len);
     r->status = st->http ? st->http : 500;
-    px_log_request_answered(st->code, st->message[0] ? st->message : st->code);
+    px_log_request_answered(r->status, st->code, st->message[0] ? st->message : st->code);
     free(r->body);
     r->body = body;
     r->len = body ? len : 0;
@@ -397,27 +397,35 @@ static bool version_ok(const char *v)
 }
 
 /* The request's one line: at warn with its reason for a 5xx (each 5xx is
- * logged exactly once, here), at debug otherwise. */
+ * logged exactly once, here), at debug otherwise. A batch answers 202 with
+ * its failed operation's status inside, which is what the client's SDK
+ * reports: that status is the line's. */
 static void log_request(const px_req *q, const char *url, const char *op, const px_resp *r,
                         uint64_t took_ns)
 {
-    int level = r->status >= 500 ? PX_LOG_WARN : PX_LOG_DEBUG;
+    const char *backend, *reason, *code;
+    int answered = px_log_request_failure(&backend, &reason, &code);
+    bool batch_failed = q->res.kind == AZ_RES_BATCH && r->status == 202 && answered >= 400;
+    int status = batch_failed ? answered : r->status;
+    int level = status >= 500 ? PX_LOG_WARN : PX_LOG_DEBUG;
     if (!px_log_enabled(level))
         return;
-    const char *backend, *reason, *code;
-    px_log_request_failure(&backend, &reason, &code);
     px_log_fields f = {.op = op,
                        .table = q->res.table,
-                       .status = r->status,
-                       .error_code = r->status >= 400 ? code : NULL,
+                       .status = status,
+                       .error_code = status >= 400 ? code : NULL,
                        .phase = mt_phase_name(px_app_phase(q->app)),
                        .backend = backend,
-                       .reason = r->status >= 500 ? reason : NULL,
+                       .reason = status >= 500 ? reason : NULL,
                        .duration_ms = (double)took_ns / 1e6,
                        .timed = true};
     if (f.status >= 500 && !f.reason)
         f.reason = "no cause recorded";
-    px_log_with(level, &f, "%s %s -> %d", q->method, url, r->status);
+    if (batch_failed)
+        px_log_with(level, &f, "%s %s -> %d, an operation failed with %d", q->method, url,
+                    r->status, status);
+    else
+        px_log_with(level, &f, "%s %s -> %d", q->method, url, r->status);
 }
 
 /* Everything between the parsed HTTP request and the response. */

@@ -44,7 +44,9 @@ async function failure(p) {
     return {
       status: e.statusCode,
       code: e.response?.headers?.get("x-ms-error-code") ?? e.code,
-      requestId: e.response?.headers?.get("x-ms-request-id"),
+      // A failed transaction's error is its operation's reply, whose
+      // message carries the batch's request id.
+      requestId: e.response?.headers?.get("x-ms-request-id") ?? /RequestId:([0-9a-f-]{36})/.exec(e.message)?.[1],
     };
   }
   assert.fail("the call succeeded; a 5xx was expected");
@@ -116,6 +118,21 @@ describe("structured logs", { skip: proxySkipReason() }, () => {
     seen.push({ ...f, px, backend: "old", reason: /ServerBusy/ });
   });
 
+  test("a transaction whose write the backend keeps refusing: its 5xx with the reason", async () => {
+    fp.script({
+      match: (r) => r.account === "mtold" && r.isBatch,
+      faults: Array(8).fill("busy503"),
+    });
+    const f = await failure(tableClient(target(px), table).submitTransaction([
+      ["upsert", { partitionKey: "p", rowKey: "t1", n: 3 }],
+      ["upsert", { partitionKey: "p", rowKey: "t2", n: 4 }],
+    ]));
+    fp.clearScripts();
+    assert.ok(f.status >= 500, JSON.stringify(f));
+    assert.ok(f.requestId, JSON.stringify(f));
+    seen.push({ ...f, px, backend: "old", reason: /ServerBusy/ });
+  });
+
   test("a sidecar without a lease: 503 ServerBusy with the cause", async () => {
     const f = await failure(tableClient(target(sidecar), table).getEntity("p", "r"));
     assert.equal(f.status, 503);
@@ -138,7 +155,7 @@ describe("structured logs", { skip: proxySkipReason() }, () => {
   });
 
   test("every client-visible 5xx has exactly one log line, with its reason", () => {
-    assert.equal(seen.length, 3);
+    assert.equal(seen.length, 4);
     for (const s of seen) {
       const lines = jsonLines(s.px).filter((l) => l.request_id === s.requestId && l.status >= 500);
       assert.equal(lines.length, 1, `${s.requestId}: ${JSON.stringify(lines)}`);

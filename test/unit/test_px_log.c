@@ -212,8 +212,8 @@ static void test_request_context_names_the_request_and_keeps_the_first_failure(v
     /* The first backend failure is the cause; a retry's is not. */
     px_log_backend_failed("new", "new: 503 ServerBusy: busy");
     px_log_backend_failed("old", "old: 500 InternalError: later");
-    px_log_request_answered("ServerBusy", "The server is busy.");
-    px_log_request_failure(&backend, &reason, &code);
+    px_log_request_answered(503, "ServerBusy", "The server is busy.");
+    assert_int_equal(px_log_request_failure(&backend, &reason, &code), 503);
     assert_string_equal(backend, "new");
     assert_string_equal(reason, "new: 503 ServerBusy: busy");
     assert_string_equal(code, "ServerBusy");
@@ -228,7 +228,7 @@ static void test_request_context_names_the_request_and_keeps_the_first_failure(v
     free(line);
     /* Without a backend failure the answered error is the reason. */
     px_log_request_begin("req-10", NULL);
-    px_log_request_answered("ServerBusy", "this proxy holds no lease");
+    px_log_request_answered(503, "ServerBusy", "this proxy holds no lease");
     px_log_request_failure(&backend, &reason, &code);
     assert_null(backend);
     assert_string_equal(reason, "this proxy holds no lease");
