@@ -244,6 +244,7 @@ typedef struct cfg_proxy_info {
     int64_t since_ack_ms;  /* since its last accepted acknowledgement */
     int64_t lease_left_ms; /* <= 0: expired */
     bool mismatched;       /* its backends are not the authority's */
+    bool awaited;          /* the push under way waits for its acknowledgement or its lease's end */
     char fingerprint[CFG_FINGERPRINT_MAX];
 } cfg_proxy_info;
 
@@ -306,6 +307,11 @@ mt_status cfg_replica_parse(const char *body, size_t len, char url[CFG_URL_MAX])
 typedef struct cfg_http cfg_http;
 cfg_http *cfg_http_new(const char *endpoint, const char *token);
 void cfg_http_free(cfg_http *h);
+/* PEM CA certificates that an https:// endpoint must chain to (NULL or "":
+ * the system's); false on out of memory. A verification that fails is
+ * 503 CFG_ERR_AUTHORITY_TLS, naming the URL and the TLS library's reason. */
+#define CFG_ERR_AUTHORITY_TLS "AuthorityTlsError"
+bool cfg_http_set_ca(cfg_http *h, const char *ca_file);
 /* Makes the call in progress (a long poll) and every later one fail at
  * once; for shutting down. Safe from any thread. */
 void cfg_http_stop(cfg_http *h);

@@ -531,6 +531,9 @@ size_t cfg_authority_proxies(cfg_authority *a, cfg_proxy_info *out, size_t cap)
             p->since_ack_ms = now - r->acked_at;
             p->lease_left_ms = r->mismatched ? 0 : r->until - now;
             p->mismatched = r->mismatched;
+            /* remote_pending's rule, proxy by proxy */
+            p->awaited = !a->view.settled && !r->mismatched && r->acked_version < a->view.version &&
+                         now < r->until + a->margin_ms;
             memcpy(p->fingerprint, r->fingerprint, sizeof p->fingerprint);
         }
         n++;

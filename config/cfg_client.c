@@ -107,6 +107,11 @@ static void note_failure(cfg_client *c, const char *what, const mt_status *st)
     if (st->http == 401 || st->http == 403)
         say(c, CFG_LOG_ERROR, "the configuration authority refuses this proxy's token (%s: %s)",
             what, st->message);
+    else if (strcmp(st->code, CFG_ERR_AUTHORITY_TLS) == 0 && (n == 1 || n % 100 == 0))
+        say(c, CFG_LOG_ERROR,
+            "cannot %s: the authority's certificate is not trusted or TLS failed, so this proxy "
+            "will not talk to it (check --config-ca; %lld failed calls in a row): %s",
+            what, (long long)n, st->message);
     else if (n == 1 || n % 100 == 0)
         say(c, CFG_LOG_WARN, "cannot %s (%lld failed calls in a row): %d %s: %s", what,
             (long long)n, st->http, st->code, st->message);

@@ -19,6 +19,11 @@
  * timeout, the whole exchange by the long poll's wait plus a few seconds,
  * so an authority that vanishes mid-call never holds a renewal past the
  * lease.
+ *
+ * An https:// endpoint is verified (peer and host name) against the CA
+ * file given by cfg_http_set_ca, else the system's trust store; a failed
+ * verification is an AuthorityTlsError naming the endpoint and the TLS
+ * library's reason, never a fallback to an unverified connection.
  */
 #include "cfg.h"
 #include "cfg_json.h"
@@ -41,7 +46,8 @@ struct cfg_http {
     char *list[MAX_ENDPOINTS];
     size_t n, at;
     struct curl_slist *headers;
-    char *body; /* the last answer */
+    char *ca_file; /* NULL: the system's CAs */
+    char *body;    /* the last answer */
     size_t len;
     volatile int stopping; /* cfg_http_stop: abandon the call in progress */
 };
@@ -88,6 +94,21 @@ static void rotate(cfg_http *h)
     }
 }
 
+/* Failures of the TLS handshake or of the certificate's verification. */
+static bool tls_failed(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_ISSUER_ERROR:
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* One exchange; *code is the HTTP status. */
 static mt_status exchange(cfg_http *h, const char *url, const char *method, const char *put_body,
                           long timeout_ms, long *code)
@@ -111,14 +132,19 @@ static mt_status exchange(cfg_http *h, const char *url, const char *method, cons
     curl_easy_setopt(h->h, CURLOPT_XFERINFODATA, h);
     curl_easy_setopt(h->h, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(h->h, CURLOPT_MAXREDIRS, 3L);
+    if (h->ca_file)
+        curl_easy_setopt(h->h, CURLOPT_CAINFO, h->ca_file);
     if (method)
         curl_easy_setopt(h->h, CURLOPT_CUSTOMREQUEST, method);
     if (put_body)
         curl_easy_setopt(h->h, CURLOPT_POSTFIELDS, put_body);
     CURLcode rc = curl_easy_perform(h->h);
     if (rc != CURLE_OK) {
-        mt_status st = mt_error(503, "AuthorityUnreachable", "%s: %s", h->endpoint,
-                                err[0] ? err : curl_easy_strerror(rc));
+        mt_status st = tls_failed(rc)
+                           ? mt_error(503, CFG_ERR_AUTHORITY_TLS, "TLS with %s failed: %s", url,
+                                      err[0] ? err : curl_easy_strerror(rc))
+                           : mt_error(503, "AuthorityUnreachable", "%s: %s", h->endpoint,
+                                      err[0] ? err : curl_easy_strerror(rc));
         rotate(h);
         return st;
     }
@@ -263,10 +289,18 @@ cfg_http *cfg_http_new(const char *endpoint, const char *token)
     return h;
 }
 
+bool cfg_http_set_ca(cfg_http *h, const char *ca_file)
+{
+    free(h->ca_file);
+    h->ca_file = ca_file && *ca_file ? strdup(ca_file) : NULL;
+    return !(ca_file && *ca_file) || h->ca_file;
+}
+
 void cfg_http_free(cfg_http *h)
 {
     if (!h)
         return;
+    free(h->ca_file);
     if (h->h)
         curl_easy_cleanup(h->h);
     curl_slist_free_all(h->headers);

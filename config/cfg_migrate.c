@@ -269,7 +269,7 @@ bool cfg_migrate_restore(cfg_migrate *m)
     if (cut)
         mig_log(m, CFG_LOG_WARN,
                 "a migration was interrupted while %s; it is paused (%lld rows "
-                "copied so far): resume it with POST /admin/v1/migrate/resume",
+                "copied so far): resume it with mtablectl resume",
                 cfg_migration_state_name(state), rows);
     tell_progress(m);
     return cut;
@@ -822,14 +822,14 @@ const char *cfg_migrate_start_refusal(cfg_migrate *m, bool resume, char *msg, si
          * and let the operator choose resume knowingly. */
         snprintf(msg, cap,
                  "A migration is %s%s%s; continue it from where it stopped with mtablectl "
-                 "resume (POST /admin/v1/migrate/resume).",
+                 "resume.",
                  cfg_migration_state_name(state), why[0] ? ": " : "", why);
         return state == CFG_MIG_PAUSED ? "MigrationPaused" : "MigrationFailed";
     }
     if (resume && !paused) {
         snprintf(msg, cap,
                  "No paused or failed migration to resume; start one with "
-                 "POST /admin/v1/migrate.");
+                 "mtablectl migrate.");
         return "MigrationNotPaused";
     }
     return NULL;
@@ -852,7 +852,7 @@ const char *cfg_migrate_phase_refusal(cfg_migrate *m, mt_phase from, mt_phase wa
         return "phases move one step at a time";
     if (want == MT_PHASE_USE_NEW_WITH_TOMBSTONES && from != want && !verified)
         return "use_new_with_tombstones needs a completed copy that a verify pass proved "
-               "(POST /admin/v1/migrate, or the copy then POST /admin/v1/verify)";
+               "(mtablectl migrate, or the copy then mtablectl verify)";
     return NULL;
 }
 

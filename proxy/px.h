@@ -23,6 +23,7 @@
 #include "cfg.h"
 #include "cfg_migrate.h"
 #include "mt.h"
+#include "px_log.h"
 #include "px_reply.h"
 
 #define PX_MAX_BODY (4u * 1024 * 1024)
@@ -85,6 +86,10 @@ typedef struct px_settings {
     int copy_rate; /* rows a second, 0: unlimited */
     int max_connections;
     px_table_map table_map; /* --table-map */
+    int slow_backend_ms;       /* a backend call this slow is logged; 0: never */
+    char admin_tls_cert[1024]; /* "": the admin endpoint speaks plain HTTP */
+    char admin_tls_key[1024];
+    char config_ca[1024]; /* sidecar: CAs for an https:// --config-endpoint */
 } px_settings;
 
 /* The backends' fingerprint (endpoints, accounts and the table map, never
@@ -108,18 +113,6 @@ mt_status px_traces_find(az_client *old_c, az_client *new_c, bool store_in_new, 
  * 1 when --help or --version was printed, 2 on a bad flag (message on err). */
 int px_settings_load(px_settings *s, int argc, char **argv, FILE *out, FILE *err);
 void px_settings_usage(FILE *out);
-
-/* ------------------------------------------------------------------------ */
-/* Logging (px_log.c).                                                       */
-
-enum { PX_LOG_ERROR, PX_LOG_WARN, PX_LOG_INFO, PX_LOG_DEBUG };
-void px_log_set_level(const char *name); /* "error", "warn", "info", "debug" */
-/* "text" (default: "<time> <level> <message>") or "json" (one object a line:
- * {"time": RFC 3339 UTC with milliseconds, "level", "msg"}); other names
- * are ignored. */
-void px_log_set_format(const char *name);
-bool px_log_enabled(int level);
-void px_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ------------------------------------------------------------------------ */
 /* The account's tables (px_tables.c).                                       */
@@ -265,6 +258,9 @@ void px_app_release(px_app *app);
 /* Metrics (px_metrics.c): counters the admin endpoint renders. */
 px_metrics *px_metrics_new(void);
 void px_metrics_free(px_metrics *m);
+/* Backend calls that take ms or longer are logged at warn (0: none);
+ * 5000 until set. */
+void px_metrics_set_slow_ms(px_metrics *m, int ms);
 /* One table-endpoint request: operation label (e.g. "insert"), status, the
  * phase it was served in and how long it took. */
 void px_metrics_request(px_metrics *m, const char *op, int status, mt_phase phase,

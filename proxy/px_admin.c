@@ -183,6 +183,7 @@ static void add_proxies(px_app *app, const mt_config *c, cJSON *doc)
         cJSON_AddNumberToObject(p, "lease_left_ms", (double)info[i].lease_left_ms);
         cJSON_AddBoolToObject(p, "live", info[i].lease_left_ms > 0);
         cJSON_AddBoolToObject(p, "mismatched", info[i].mismatched);
+        cJSON_AddBoolToObject(p, "awaited", info[i].awaited);
         if (info[i].fingerprint[0])
             cJSON_AddStringToObject(p, "fingerprint", info[i].fingerprint);
         cJSON_AddItemToArray(list, p);

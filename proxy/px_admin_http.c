@@ -19,10 +19,17 @@
  *     sidecar's lease.
  * Everything answered on the listener's threads is quick: health, status,
  * metrics, acknowledgements, the configuration state, errors.
+ *
+ * With --admin-tls-cert/--admin-tls-key the listener speaks HTTPS only
+ * (libmicrohttpd's TLS, on GnuTLS): the admin token and the fleet's
+ * configuration then never cross the network in clear. The files are read
+ * once at start-up; a certificate is replaced by restarting the replica
+ * (the others serve meanwhile).
  */
 #include "px.h"
 #include "px_http.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +67,7 @@ struct px_admin_http {
     bool stopping;
     pthread_t notifier;
     bool notifier_started;
+    char *tls_cert, *tls_key; /* PEM, NULL without TLS; outlive the daemon */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -277,6 +285,69 @@ static unsigned connection_limit(const px_app *app)
     return have > keep + 64 ? (unsigned)(have - keep) : 64;
 }
 
+/* The whole of a small file, NUL-terminated; NULL with a line on err. */
+static char *read_pem(const char *path, const char *flag, FILE *err)
+{
+    FILE *f = fopen(path, "rb");
+    mt_buf b = {0};
+    char chunk[4096];
+    size_t n;
+    if (!f) {
+        fprintf(err, "mtable-proxy: cannot read %s '%s': %s\n", flag, path, strerror(errno));
+        return NULL;
+    }
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len < 1024 * 1024)
+        mt_buf_put(&b, chunk, n);
+    fclose(f);
+    char *pem = mt_buf_take(&b, NULL);
+    if (pem && !strstr(pem, "-----BEGIN ")) {
+        fprintf(err, "mtable-proxy: %s '%s' is not PEM\n", flag, path);
+        free(pem);
+        return NULL;
+    }
+    if (!pem)
+        fprintf(err, "mtable-proxy: cannot read %s '%s': out of memory\n", flag, path);
+    return pem;
+}
+
+/* Reads the certificate and key when TLS is configured; false with a line
+ * on err when it is and cannot be served. */
+static bool tls_load(px_admin_http *h, const px_settings *s, FILE *err)
+{
+    if (!s->admin_tls_cert[0])
+        return true;
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        fprintf(err, "mtable-proxy: --admin-tls-cert: this libmicrohttpd was built without TLS\n");
+        return false;
+    }
+    h->tls_cert = read_pem(s->admin_tls_cert, "--admin-tls-cert", err);
+    h->tls_key = h->tls_cert ? read_pem(s->admin_tls_key, "--admin-tls-key", err) : NULL;
+    return h->tls_key != NULL;
+}
+
+static struct MHD_Daemon *daemon_start(px_admin_http *h, const px_settings *s,
+                                       const struct sockaddr_in *sa)
+{
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    struct MHD_OptionItem tls[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (h->tls_cert)
+        flags |= MHD_USE_TLS;
+    else
+        tls[0].option = MHD_OPTION_END;
+    return MHD_start_daemon(
+        flags, (uint16_t)s->admin_port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, sa,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)POOL_THREADS, MHD_OPTION_CONNECTION_LIMIT,
+        connection_limit(h->app), MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_S,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
+        px_http_completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK, px_http_keep_raw, NULL,
+        MHD_OPTION_EXTERNAL_LOGGER, px_http_log, NULL, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+}
+
 px_admin_http *px_admin_http_start(px_app *app, FILE *err)
 {
     const px_settings *s = &app->settings;
@@ -291,17 +362,20 @@ px_admin_http *px_admin_http_start(px_app *app, FILE *err)
     h->app = app;
     pthread_mutex_init(&h->mu, NULL);
     pthread_cond_init(&h->workers_done, NULL);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG;
-    h->d = MHD_start_daemon(
-        flags, (uint16_t)s->admin_port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &sa,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)POOL_THREADS, MHD_OPTION_CONNECTION_LIMIT,
-        connection_limit(app), MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_S,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
-        px_http_completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK, px_http_keep_raw, NULL,
-        MHD_OPTION_EXTERNAL_LOGGER, px_http_log, NULL, MHD_OPTION_END);
+    if (!tls_load(h, s, err)) {
+        px_admin_http_stop(h);
+        return NULL;
+    }
+    h->d = daemon_start(h, s, &sa);
     if (!h->d) {
-        px_http_bind_failed(s->admin_host, s->admin_port, err);
+        if (h->tls_cert)
+            fprintf(err,
+                    "mtable-proxy: cannot serve HTTPS on %s:%d: the port is in use, or "
+                    "--admin-tls-cert/--admin-tls-key are not a matching PEM certificate and "
+                    "key (run with --log-level debug for the TLS library's reason)\n",
+                    s->admin_host, s->admin_port);
+        else
+            px_http_bind_failed(s->admin_host, s->admin_port, err);
         px_admin_http_stop(h);
         return NULL;
     }
@@ -337,5 +411,7 @@ void px_admin_http_stop(px_admin_http *h)
         MHD_stop_daemon(h->d);
     pthread_cond_destroy(&h->workers_done);
     pthread_mutex_destroy(&h->mu);
+    free(h->tls_cert);
+    free(h->tls_key);
     free(h);
 }

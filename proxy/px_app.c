@@ -23,6 +23,8 @@
 
 /* How often the ticker settles a restarted authority's version. */
 #define TICK_US 200000
+/* Every 2 s a push that waits says for whom. */
+#define AWAITED_LOG_TICKS 10
 
 /* Connects one side; *client stays NULL for memory. */
 static bool open_backend(const char *spec, const char *label, az_client **client, FILE *err)
@@ -95,6 +97,10 @@ static void *announcer_main(void *arg)
             if (strcmp(l.url, url) != 0) {
                 cfg_http_free(h);
                 h = cfg_http_new(l.url, app->settings.admin_token);
+                if (h && !cfg_http_set_ca(h, app->settings.config_ca)) {
+                    cfg_http_free(h);
+                    h = NULL;
+                }
                 snprintf(url, sizeof url, "%s", l.url);
             }
             if (h)
@@ -107,12 +113,41 @@ static void *announcer_main(void *arg)
     return NULL;
 }
 
+/* While a push waits, which proxies it waits for and how long their
+ * leases still run: a push held up by a dead sidecar names it, as soon as
+ * the wait starts and then every AWAITED_LOG_TICKS. Returns whether the
+ * push waits for anyone. */
+static bool log_awaited(px_app *app, bool was_waiting, unsigned tick)
+{
+    cfg_proxy_info info[8];
+    size_t n = cfg_authority_proxies(app->auth, info, 8);
+    bool waiting = false;
+    for (size_t i = 0; i < n && i < 8; i++)
+        waiting |= info[i].awaited;
+    if (!waiting || (was_waiting && tick % AWAITED_LOG_TICKS != 0))
+        return waiting;
+    for (size_t i = 0; i < n && i < 8; i++) {
+        if (!info[i].awaited)
+            continue;
+        char left[64] = "its lease ran out; waiting out the margin";
+        if (info[i].lease_left_ms > 0)
+            snprintf(left, sizeof left, "lease %.1f s left",
+                     (double)info[i].lease_left_ms / 1000.0);
+        px_log_with(PX_LOG_WARN, &(px_log_fields){.proxy_id = info[i].id},
+                    "push: waiting for %s (%s, acknowledged version %lld)", info[i].id, left,
+                    (long long)info[i].acked_version);
+    }
+    return waiting;
+}
+
 static void *ticker_main(void *arg)
 {
     px_app *app = arg;
     bool was = cfg_authority_leader(app->auth, NULL);
-    while (!app->stopping) {
+    bool waiting = false;
+    for (unsigned tick = 1; !app->stopping; tick++) {
         cfg_authority_tick(app->auth);
+        waiting = was && log_awaited(app, waiting, tick);
         bool now = cfg_authority_leader(app->auth, NULL);
         if (now != was && app->up) {
             leadership_moved(app, now);
@@ -252,6 +287,10 @@ static bool start_client(px_app *app, FILE *err)
     char fp[CFG_FINGERPRINT_MAX], text[1024];
     px_settings_fingerprint(&app->settings, fp, text, sizeof text);
     app->http = cfg_http_new(app->settings.config_endpoint, app->settings.admin_token);
+    if (app->http && !cfg_http_set_ca(app->http, app->settings.config_ca)) {
+        cfg_http_free(app->http);
+        app->http = NULL;
+    }
     cfg_transport tr = app->http ? cfg_http_transport(app->http) : (cfg_transport){0};
     cfg_client_opts co = {
         .id = app->settings.proxy_id, .fingerprint = fp, .log = client_log, .log_ctx = app};
@@ -395,6 +434,10 @@ px_app *px_app_new(const px_settings *s, FILE *err)
     app->settings = *s;
     app->rt = mt_rt_pthread();
     app->metrics = px_metrics_new();
+    if (app->metrics)
+        px_metrics_set_slow_ms(app->metrics, s->slow_backend_ms);
+    if (s->config_endpoint[0])
+        px_log_set_proxy_id(s->proxy_id);
     pthread_mutex_init(&app->mu, NULL);
     bool remote = s->config_endpoint[0] != '\0';
     if (!open_backend(s->old_spec, "old", &app->old_client, err) ||
@@ -415,8 +458,8 @@ px_app *px_app_new(const px_settings *s, FILE *err)
         &guard, app->metrics, &st);
     if (!mt_is_ok(&st)) {
         fprintf(err,
-                "mtable-proxy: cannot list the tables of the backends (is the endpoint in "
-                "--old/--new reachable and the key right?): %d %s: %s\n",
+                "mtable-proxy: cannot list the tables of the backends (is the endpoint "
+                "reachable and the key right?): %d %s: %s\n",
                 st.http, st.code, st.message);
         px_app_free(app);
         return NULL;

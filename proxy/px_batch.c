@@ -62,6 +62,7 @@ static void fail_reply(px_req *q, const mt_status *st, az_batch_reply *rep, char
     size_t len = 0;
     *body = az_error_write(q->fmt, st->code[0] ? st->code : MT_ERR_INTERNAL, msg, &len);
     rep->status = st->http ? st->http : 500;
+    px_log_request_answered(rep->status, st->code, st->message);
     rep->body = *body;
     rep->len = len;
 }

@@ -69,6 +69,17 @@ static const opt opts[] = {
     {"--log-level", "MTABLE_LOG_LEVEL", OPT_STR, "LEVEL", "error, warn, info (default), debug"},
     {"--log-format", "MTABLE_LOG_FORMAT", OPT_STR, "FORMAT",
      "text (default: human-readable lines) or json (one object a line)"},
+    {"--log-slow-backend-ms", "MTABLE_LOG_SLOW_BACKEND_MS", OPT_INT, "MS",
+     "log a warning naming the backend for each backend call that takes MS or longer "
+     "(default 5000; 0: never)"},
+    {"--admin-tls-cert", "MTABLE_ADMIN_TLS_CERT", OPT_STR, "FILE",
+     "serve the admin and configuration endpoint over HTTPS with this PEM certificate (chain) "
+     "(with --admin-tls-key)"},
+    {"--admin-tls-key", "MTABLE_ADMIN_TLS_KEY", OPT_STR, "FILE",
+     "the PEM private key of --admin-tls-cert"},
+    {"--config-ca", "MTABLE_CONFIG_CA", OPT_STR, "FILE",
+     "PEM certificates that an https:// --config-endpoint must chain to (default: the "
+     "system's trusted CAs)"},
     {"--max-connections", "MTABLE_MAX_CONNECTIONS", OPT_INT, "N",
      "concurrent client connections, one thread each (default 256)"},
     {"--table-map", "MTABLE_TABLE_MAP", OPT_STR, "MAP",
@@ -222,6 +233,16 @@ static bool set_one(px_settings *s, const opt *o, const char *v, FILE *err)
     }
     if (strcmp(o->flag, "--max-connections") == 0)
         ok = parse_int(v, 1, 100000, &s->max_connections);
+    else if (strcmp(o->flag, "--log-slow-backend-ms") == 0)
+        ok = parse_int(v, 0, 86400000, &s->slow_backend_ms);
+    else if (strcmp(o->flag, "--admin-tls-cert") == 0)
+        ok = snprintf(s->admin_tls_cert, sizeof s->admin_tls_cert, "%s", v) <
+             (int)sizeof s->admin_tls_cert;
+    else if (strcmp(o->flag, "--admin-tls-key") == 0)
+        ok = snprintf(s->admin_tls_key, sizeof s->admin_tls_key, "%s", v) <
+             (int)sizeof s->admin_tls_key;
+    else if (strcmp(o->flag, "--config-ca") == 0)
+        ok = snprintf(s->config_ca, sizeof s->config_ca, "%s", v) < (int)sizeof s->config_ca;
     if (strcmp(o->flag, "--table-map") == 0) {
         char why[200];
         ok = px_table_map_parse(v, &s->table_map, why, sizeof why);
@@ -285,12 +306,27 @@ static bool finish(px_settings *s, FILE *err)
                      "give file:PATH or a connection string\n");
         return false;
     }
+    if (!s->admin_tls_cert[0] != !s->admin_tls_key[0]) {
+        fprintf(err, "mtable-proxy: --admin-tls-cert (MTABLE_ADMIN_TLS_CERT) and "
+                     "--admin-tls-key (MTABLE_ADMIN_TLS_KEY) go together\n");
+        return false;
+    }
+    const char *files[3] = {s->admin_tls_cert, s->admin_tls_key, s->config_ca};
+    const char *names[3] = {"--admin-tls-cert (MTABLE_ADMIN_TLS_CERT)",
+                            "--admin-tls-key (MTABLE_ADMIN_TLS_KEY)",
+                            "--config-ca (MTABLE_CONFIG_CA)"};
+    for (int i = 0; i < 3; i++)
+        if (files[i][0] && access(files[i], R_OK) != 0) {
+            fprintf(err, "mtable-proxy: %s: cannot read '%s'\n", names[i], files[i]);
+            return false;
+        }
     if (!s->proxy_id[0])
-        snprintf(s->proxy_id, sizeof s->proxy_id, "%s:%d", s->listen_host, s->listen_port);
+        snprintf(s->proxy_id, sizeof s->proxy_id, "%.100s:%d", s->listen_host, s->listen_port);
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);
     if (!s->advertise_url[0])
-        snprintf(s->advertise_url, sizeof s->advertise_url, "http://%s:%d",
+        snprintf(s->advertise_url, sizeof s->advertise_url, "%s://%s:%d",
+                 s->admin_tls_cert[0] ? "https" : "http",
                  strcmp(s->admin_host, "0.0.0.0") == 0 ? host : s->admin_host, s->admin_port);
     return true;
 }
@@ -364,6 +400,7 @@ int px_settings_load(px_settings *s, int argc, char **argv, FILE *out, FILE *err
     s->lease_ms = 10000;
     s->rest_lease_ms = 3900000;
     s->copy_parallel = 4;
+    s->slow_backend_ms = 5000;
     for (size_t i = 0; i < NOPTS; i++) {
         const char *v = getenv(opts[i].env);
         if (v && *v && !set_one(s, &opts[i], v, err))

@@ -97,6 +97,7 @@ struct px_metrics {
     /* The last backend error (status >= 500), under mu: rare, so locked. */
     pthread_mutex_t mu;
     char last_error[200];
+    uint64_t slow_ns; /* a backend call this long is logged; 0: never */
 };
 
 static inline void px_metrics_add(uint64_t *c, uint64_t n)
@@ -120,7 +121,13 @@ px_metrics *px_metrics_new(void)
             m->calls[side][call].owner = m;
             m->calls[side][call].side = (int)side;
         }
+    m->slow_ns = 5000000000u;
     return m;
+}
+
+void px_metrics_set_slow_ms(px_metrics *m, int ms)
+{
+    m->slow_ns = ms > 0 ? (uint64_t)ms * 1000000u : 0;
 }
 
 void px_metrics_free(px_metrics *m)
@@ -230,20 +237,43 @@ uint64_t px_metrics_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* A call that took longer than --log-slow-backend: a warning naming the
+ * side, so that a hung backend shows in the log (when the call returns,
+ * at the latest at the client's timeout) before anyone reads a histogram. */
+static void px_metrics_log_slow(const px_call_stats *s, uint64_t took_ns, const mt_status *st)
+{
+    const char *side = side_names[s->side];
+    const char *call = call_names[s - s->owner->calls[s->side]];
+    char reason[MT_MSG_MAX + 64] = "";
+    if (!mt_is_ok(st))
+        snprintf(reason, sizeof reason, "%d %s: %s", st->http, st->code, st->message);
+    px_log_with(
+        PX_LOG_WARN,
+        &(px_log_fields){
+            .backend = side, .reason = reason, .duration_ms = (double)took_ns / 1e6, .timed = true},
+        "slow backend: a %s call to the %s backend took %.1f s", call, side, (double)took_ns / 1e9);
+}
+
 static void px_metrics_observe(px_call_stats *s, uint64_t start_ns, const mt_status *st)
 {
     uint64_t now = px_metrics_now_ns();
-    px_hist_observe(&s->latency, now > start_ns ? now - start_ns : 0);
+    uint64_t took = now > start_ns ? now - start_ns : 0;
+    px_hist_observe(&s->latency, took);
+    if (s->owner->slow_ns && took >= s->owner->slow_ns)
+        px_metrics_log_slow(s, took, st);
     /* A 404 or a 412 is the backend answering correctly; only its failures
      * count against it. */
     if (st->http < 500)
         return;
     px_metrics_add(&s->errors, 1);
-    pthread_mutex_lock(&s->owner->mu);
-    int k = snprintf(s->owner->last_error, sizeof s->owner->last_error, "%s: %d %s: %s",
-                     s->side ? "new" : "old", st->http, st->code, st->message);
+    char reason[200];
+    int k = snprintf(reason, sizeof reason, "%s: %d %s: %s", side_names[s->side], st->http,
+                     st->code, st->message);
     if (k < 0)
-        s->owner->last_error[0] = '\0';
+        reason[0] = '\0';
+    px_log_backend_failed(side_names[s->side], reason);
+    pthread_mutex_lock(&s->owner->mu);
+    memcpy(s->owner->last_error, reason, sizeof reason);
     pthread_mutex_unlock(&s->owner->mu);
 }
 

@@ -7,6 +7,7 @@
  * px_entity.c, px_batch.c): they call it, it calls none of them, so the
  * listener and the handlers do not depend on each other both ways.
  */
+#include "px_log.h"
 #include "px_reply.h"
 
 #include <microhttpd.h>
@@ -81,6 +82,7 @@ void px_resp_error(const px_req *q, px_resp *r, const mt_status *st)
              q->request_id, now);
     char *body = az_error_write(q->fmt, st->code[0] ? st->code : MT_ERR_INTERNAL, msg, &len);
     r->status = st->http ? st->http : 500;
+    px_log_request_answered(r->status, st->code, st->message[0] ? st->message : st->code);
     free(r->body);
     r->body = body;
     r->len = body ? len : 0;

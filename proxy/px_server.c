@@ -242,6 +242,38 @@ static bool version_ok(const char *v)
     return strcmp(v, newest) <= 0 && strcmp(v, "2009-09-19") >= 0;
 }
 
+/* The request's one line: at warn with its reason for a 5xx (each 5xx is
+ * logged exactly once, here), at debug otherwise. A batch answers 202 with
+ * its failed operation's status inside, which is what the client's SDK
+ * reports: that status is the line's. */
+static void log_request(const px_req *q, const char *url, const char *op, const px_resp *r,
+                        uint64_t took_ns)
+{
+    const char *backend, *reason, *code;
+    int answered = px_log_request_failure(&backend, &reason, &code);
+    bool batch_failed = q->res.kind == AZ_RES_BATCH && r->status == 202 && answered >= 400;
+    int status = batch_failed ? answered : r->status;
+    int level = status >= 500 ? PX_LOG_WARN : PX_LOG_DEBUG;
+    if (!px_log_enabled(level))
+        return;
+    px_log_fields f = {.op = op,
+                       .table = q->res.table,
+                       .status = status,
+                       .error_code = status >= 400 ? code : NULL,
+                       .phase = mt_phase_name(px_app_phase(q->app)),
+                       .backend = backend,
+                       .reason = status >= 500 ? reason : NULL,
+                       .duration_ms = (double)took_ns / 1e6,
+                       .timed = true};
+    if (f.status >= 500 && !f.reason)
+        f.reason = "no cause recorded";
+    if (batch_failed)
+        px_log_with(level, &f, "%s %s -> %d, an operation failed with %d", q->method, url,
+                    r->status, status);
+    else
+        px_log_with(level, &f, "%s %s -> %d", q->method, url, r->status);
+}
+
 /* Everything between the parsed HTTP request and the response. */
 static void handle_table_request(px_app *app, struct MHD_Connection *c, const char *url,
                                  const char *method, const px_upload *up, px_resp *r)
@@ -250,6 +282,7 @@ static void handle_table_request(px_app *app, struct MHD_Connection *c, const ch
     px_req q = {.app = app, .conn = c, .method = method, .fmt = AZ_FMT_JSON,
                 .md = AZ_META_MINIMAL};
     new_request_id(q.request_id);
+    px_log_request_begin(q.request_id, px_req_header(&q, "x-ms-client-request-id"));
     const char *v = px_req_header(&q, "x-ms-version");
     snprintf(q.version, sizeof q.version, "%s", v && strlen(v) < 32 ? v : PX_DEFAULT_VERSION);
     char *query = px_http_raw_query(c);
@@ -309,12 +342,11 @@ static void handle_table_request(px_app *app, struct MHD_Connection *c, const ch
     if (!mt_is_ok(&st))
         px_resp_error(&q, r, &st);
     common_headers(&q, r);
-    if (r->status >= 500)
-        px_log(PX_LOG_WARN, "%s %s -> %d (request %s)", method, url, r->status, q.request_id);
-    else
-        px_log(PX_LOG_DEBUG, "%s %s -> %d (request %s)", method, url, r->status, q.request_id);
-    px_metrics_request(app->metrics, preflight ? "preflight" : op_label(&q), r->status,
-                       px_app_phase(app), px_metrics_now_ns() - t0);
+    const char *op = preflight ? "preflight" : op_label(&q);
+    uint64_t took = px_metrics_now_ns() - t0;
+    log_request(&q, url, op, r, took);
+    px_metrics_request(app->metrics, op, r->status, px_app_phase(app), took);
+    px_log_request_end();
     az_resource_clear(&q.res);
     free(query);
 }

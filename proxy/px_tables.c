@@ -148,8 +148,9 @@ static mt_status adopt_existing(px_registry *r)
         char **names = NULL;
         size_t n = 0;
         mt_status st = az_client_tables_list(r->side[side].client, &names, &n);
-        if (!mt_is_ok(&st))
-            return st;
+        if (!mt_is_ok(&st)) /* name the side: the operator must know which to fix */
+            return mt_error(st.http, st.code, "the %s backend (--%s): %.400s", r->side[side].label,
+                            r->side[side].label, st.message);
         pthread_mutex_lock(&r->mu);
         for (size_t i = 0; i < n && mt_is_ok(&st); i++) {
             const char *name = app_name(r, side, names[i]);

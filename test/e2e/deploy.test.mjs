@@ -308,7 +308,8 @@ describe("deploy", () => {
     const hc = runtimeOps("HEALTHCHECK").at(-1);
     assert.ok(hc, "a HEALTHCHECK");
     assert.doesNotMatch(hc.args, /^NONE\b/i);
-    assert.match(hc.args, /\bCMD\b.*http:\/\/127\.0\.0\.1:[^/\s]+\/healthz\b/);
+    // https when the admin endpoint has TLS (MTABLE_ADMIN_TLS_CERT).
+    assert.match(hc.args, /\bCMD\b.*http(\$\{MTABLE_ADMIN_TLS_CERT:\+s\})?:\/\/127\.0\.0\.1:[^/\s]+\/healthz\b/);
 
     const expose = runtimeOps("EXPOSE").flatMap((i) => shellWords(i.args));
     assert.ok(expose.includes("10002") && expose.includes("10090"), `EXPOSE ${expose}`);

@@ -2,7 +2,10 @@
  * test_px_log.c -- the proxy's log lines: the text format as it always was,
  * and the JSON format (one object a line, RFC 3339 UTC time with
  * milliseconds, every message escaped so the line parses, whatever bytes
- * the message carried).
+ * the message carried), the fields beyond the three (present only where
+ * they apply, escaped the same way, quoted in text), and the request a
+ * thread serves (its ids on its lines, the first backend failure kept as
+ * its reason).
  *
  * Each case sends stderr to a temporary file for the call and reads back
  * what px_log wrote.
@@ -21,9 +24,9 @@
 
 #include "px.h"
 
-/* What one px_log call (level, fixed text) writes, NUL-terminated; the
- * caller frees it. */
-static char *capture(int level, const char *msg)
+/* What one px_log_with call (level, fields, fixed text) writes, or with
+ * NULL fields one px_log call, NUL-terminated; the caller frees it. */
+static char *capture_with(int level, const px_log_fields *f, const char *msg)
 {
     FILE *tmp = tmpfile();
     assert_non_null(tmp);
@@ -31,7 +34,10 @@ static char *capture(int level, const char *msg)
     int saved = dup(fileno(stderr));
     assert_true(saved >= 0);
     assert_true(dup2(fileno(tmp), fileno(stderr)) >= 0);
-    px_log(level, "%s", msg);
+    if (f)
+        px_log_with(level, f, "%s", msg);
+    else
+        px_log(level, "%s", msg);
     fflush(stderr);
     assert_true(dup2(saved, fileno(stderr)) >= 0);
     close(saved);
@@ -43,6 +49,11 @@ static char *capture(int level, const char *msg)
     assert_int_equal(fread(out, 1, (size_t)n, tmp), (size_t)n);
     fclose(tmp);
     return out;
+}
+
+static char *capture(int level, const char *msg)
+{
+    return capture_with(level, NULL, msg);
 }
 
 static bool matches(const char *re, const char *s)
@@ -82,7 +93,146 @@ static int setup(void **state)
     (void)state;
     px_log_set_level("info");
     px_log_set_format("text");
+    px_log_set_proxy_id("");
+    px_log_request_end();
     return 0;
+}
+
+/* A JSON line with any members; the three always there. */
+static cJSON *parse_any(const char *line)
+{
+    size_t n = strlen(line);
+    assert_true(n > 1);
+    assert_int_equal(line[n - 1], '\n');
+    assert_null(memchr(line, '\n', n - 1));
+    cJSON *o = cJSON_Parse(line);
+    assert_non_null(o);
+    assert_true(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "msg")));
+    return o;
+}
+
+static void test_json_fields_present_only_where_given(void **state)
+{
+    (void)state;
+    px_log_set_format("json");
+    px_log_fields f = {.request_id = "r-1",
+                       .op = "insert",
+                       .table = "orders",
+                       .status = 503,
+                       .error_code = "ServerBusy",
+                       .phase = "prefer_new",
+                       .backend = "new",
+                       .reason = "new: 503 ServerBusy: The server is busy.",
+                       .duration_ms = 12.3456,
+                       .timed = true};
+    char *line = capture_with(PX_LOG_WARN, &f, "POST /acct/orders -> 503");
+    cJSON *o = parse_any(line);
+    assert_string_equal(member(o, "request_id"), "r-1");
+    assert_string_equal(member(o, "op"), "insert");
+    assert_string_equal(member(o, "table"), "orders");
+    assert_string_equal(member(o, "error_code"), "ServerBusy");
+    assert_string_equal(member(o, "phase"), "prefer_new");
+    assert_string_equal(member(o, "backend"), "new");
+    assert_string_equal(member(o, "reason"), "new: 503 ServerBusy: The server is busy.");
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(o, "status")->valueint, 503);
+    assert_true(cJSON_GetObjectItemCaseSensitive(o, "duration_ms")->valuedouble > 12.34 &&
+                cJSON_GetObjectItemCaseSensitive(o, "duration_ms")->valuedouble < 12.35);
+    /* Absent fields are left out, not written empty. */
+    assert_null(cJSON_GetObjectItemCaseSensitive(o, "client_request_id"));
+    assert_null(cJSON_GetObjectItemCaseSensitive(o, "proxy_id"));
+    assert_int_equal(cJSON_GetArraySize(o), 12);
+    cJSON_Delete(o);
+    free(line);
+}
+
+static void test_json_field_values_are_escaped(void **state)
+{
+    (void)state;
+    px_log_set_format("json");
+    /* A client controls its request id header and the table name. */
+    const char *crid = "id \"quoted\"\nnext\\ \x01";
+    px_log_fields f = {.client_request_id = crid, .table = "t\xFFx", .reason = "a\tb"};
+    char *line = capture_with(PX_LOG_WARN, &f, "m");
+    cJSON *o = parse_any(line);
+    assert_string_equal(member(o, "client_request_id"), crid);
+    assert_string_equal(member(o, "table"), "t\xEF\xBF\xBDx");
+    assert_string_equal(member(o, "reason"), "a\tb");
+    cJSON_Delete(o);
+    free(line);
+}
+
+static void test_text_fields_follow_the_message(void **state)
+{
+    (void)state;
+    px_log_fields f = {.op = "get_entity", .status = 500, .reason = "old: 500 \"x\""};
+    char *line = capture_with(PX_LOG_WARN, &f, "GET /a/t() -> 500");
+    const char *want = " warn GET /a/t() -> 500 op=get_entity reason=\"old: 500 \\\"x\\\"\" "
+                       "status=500\n";
+    size_t n = strlen(line), k = strlen(want);
+    assert_true(n > k);
+    assert_string_equal(line + n - k, want);
+    free(line);
+}
+
+static void test_proxy_id_on_every_line_unless_named(void **state)
+{
+    (void)state;
+    px_log_set_format("json");
+    px_log_set_proxy_id("px3");
+    char *line = capture(PX_LOG_INFO, "lease regained");
+    cJSON *o = parse_any(line);
+    assert_string_equal(member(o, "proxy_id"), "px3");
+    cJSON_Delete(o);
+    free(line);
+    px_log_fields f = {.proxy_id = "px7"};
+    line = capture_with(PX_LOG_WARN, &f, "push: waiting for px7");
+    o = parse_any(line);
+    assert_string_equal(member(o, "proxy_id"), "px7");
+    cJSON_Delete(o);
+    free(line);
+    px_log_set_proxy_id("");
+}
+
+static void test_request_context_names_the_request_and_keeps_the_first_failure(void **state)
+{
+    (void)state;
+    px_log_set_format("json");
+    px_log_request_begin("req-9", "client-9");
+    /* A line logged on the way (a slow backend call) carries the ids. */
+    char *line = capture(PX_LOG_WARN, "slow backend");
+    cJSON *o = parse_any(line);
+    assert_string_equal(member(o, "request_id"), "req-9");
+    assert_string_equal(member(o, "client_request_id"), "client-9");
+    cJSON_Delete(o);
+    free(line);
+    const char *backend, *reason, *code;
+    px_log_request_failure(&backend, &reason, &code);
+    assert_null(backend);
+    assert_null(reason);
+    /* The first backend failure is the cause; a retry's is not. */
+    px_log_backend_failed("new", "new: 503 ServerBusy: busy");
+    px_log_backend_failed("old", "old: 500 InternalError: later");
+    px_log_request_answered(503, "ServerBusy", "The server is busy.");
+    assert_int_equal(px_log_request_failure(&backend, &reason, &code), 503);
+    assert_string_equal(backend, "new");
+    assert_string_equal(reason, "new: 503 ServerBusy: busy");
+    assert_string_equal(code, "ServerBusy");
+    px_log_request_end();
+    /* Outside a request nothing is kept and lines carry no ids. */
+    px_log_backend_failed("old", "ignored");
+    px_log_request_failure(&backend, &reason, &code);
+    assert_null(reason);
+    line = capture(PX_LOG_INFO, "after");
+    o = parse_line(line);
+    cJSON_Delete(o);
+    free(line);
+    /* Without a backend failure the answered error is the reason. */
+    px_log_request_begin("req-10", NULL);
+    px_log_request_answered(503, "ServerBusy", "this proxy holds no lease");
+    px_log_request_failure(&backend, &reason, &code);
+    assert_null(backend);
+    assert_string_equal(reason, "this proxy holds no lease");
+    px_log_request_end();
 }
 
 static void test_text_line_has_time_level_and_message(void **state)
@@ -208,6 +358,12 @@ int main(void)
         cmocka_unit_test_setup(test_json_long_message_is_cut_and_still_parses, setup),
         cmocka_unit_test_setup(test_level_filter_applies_to_both_formats, setup),
         cmocka_unit_test_setup(test_unknown_format_name_changes_nothing, setup),
+        cmocka_unit_test_setup(test_json_fields_present_only_where_given, setup),
+        cmocka_unit_test_setup(test_json_field_values_are_escaped, setup),
+        cmocka_unit_test_setup(test_text_fields_follow_the_message, setup),
+        cmocka_unit_test_setup(test_proxy_id_on_every_line_unless_named, setup),
+        cmocka_unit_test_setup(test_request_context_names_the_request_and_keeps_the_first_failure,
+                               setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

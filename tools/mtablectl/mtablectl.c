@@ -11,6 +11,10 @@
  * does not send are left out of the output rather than guessed, and a state
  * name it does not know is treated as "still running", so the tool keeps
  * working while the API grows.
+ *
+ * An https:// admin URL is verified against --ca (MTABLE_ADMIN_CA) or the
+ * system's CAs; a certificate that does not verify ends the command
+ * (exit 3) with the TLS library's reason, never an unverified retry.
  */
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -55,8 +59,9 @@ static const char *const ctl_phases[] = {"use_old_hide_metadata", "prefer_old", 
 
 typedef struct ctl {
     char *admin; /* base URL without trailing '/'; owned */
-    const char *token, *cmd, *arg, *until, *old_after;
-    bool json, no_wait;
+    const char *token, *cmd, *arg, *until, *old_after, *ca, *interval;
+    bool json, no_wait, watch;
+    double interval_s; /* status --watch */
     CURL *curl;
 } ctl;
 
@@ -71,8 +76,8 @@ typedef struct ctl_reply {
 typedef struct ctl_cmd {
     const char *name;
     int (*run)(ctl *c);
-    int nargs;           /* positional arguments after the name */
-    bool until, no_wait; /* command flags it takes */
+    int nargs;                  /* positional arguments after the name */
+    bool until, no_wait, watch; /* command flags it takes */
 } ctl_cmd;
 
 static volatile sig_atomic_t ctl_interrupted;
@@ -83,13 +88,17 @@ static bool ctl_bar_open; /* a progress line on stdout awaits its redraw */
 
 static void ctl_usage(FILE *out)
 {
-    fputs("usage: mtablectl [--admin URL] [--token TOKEN] [--json] COMMAND [ARGS]\n"
+    fputs("usage: mtablectl [--admin URL] [--token TOKEN] [--ca FILE] [--json] COMMAND [ARGS]\n"
           "\n"
           "Drives mtable-proxy through its admin endpoint.\n"
           "\n"
           "commands:\n"
-          "  status               phase, config version, migration progress, proxies\n"
-          "                       and their leases\n"
+          "  status [--watch [--interval S]]\n"
+          "                       phase, config version, migration progress, proxies\n"
+          "                       and their leases, and during a push the proxies it\n"
+          "                       waits for; --watch repeats it every S seconds\n"
+          "                       (default 2), redrawn in place on a terminal, until\n"
+          "                       Ctrl-C\n"
           "  phase NAME           move to phase NAME (one step forward at a time, or back\n"
           "                       from prefer_old to use_old_hide_metadata while no\n"
           "                       partition is switched); returns once every live proxy\n"
@@ -118,6 +127,8 @@ static void ctl_usage(FILE *out)
           "  --admin URL     admin endpoint (default " CTL_DEFAULT_ADMIN "); several\n"
           "                  authority replicas may be listed, comma-separated\n"
           "  --token TOKEN   send Authorization: Bearer TOKEN (the proxy's --admin-token)\n"
+          "  --ca FILE       PEM CA certificates an https:// admin URL must chain to\n"
+          "                  (default: the system's)\n"
           "  --json          print the server's JSON instead of text; migrate and resume\n"
           "                  print the final status\n"
           "  --help, -h      this text\n"
@@ -126,6 +137,7 @@ static void ctl_usage(FILE *out)
           "environment:\n"
           "  MTABLE_ADMIN_URL     default for --admin\n"
           "  MTABLE_ADMIN_TOKEN   default for --token\n"
+          "  MTABLE_ADMIN_CA      default for --ca\n"
           "\n"
           "While migrate or resume waits, a terminal shows a progress bar redrawn in\n"
           "place; other output gets one line per state change and one every 5 s.\n"
@@ -301,6 +313,12 @@ static void ctl_reason(CURLcode rc, long os_errno, long timeout_s, const char *e
         snprintf(out, cap, "no answer within %ld s", timeout_s);
     } else if (rc == CURLE_COULDNT_RESOLVE_HOST) {
         snprintf(out, cap, "cannot resolve the host name");
+    } else if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CONNECT_ERROR ||
+               rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CERTPROBLEM) {
+        snprintf(out, cap,
+                 "TLS failed: %s; is --ca (MTABLE_ADMIN_CA) the CA of the admin "
+                 "endpoint's certificate?",
+                 err[0] ? err : curl_easy_strerror(rc));
     } else if (rc == CURLE_WRITE_ERROR) {
         snprintf(out, cap, "the answer is larger than %u MiB", CTL_MAX_BODY >> 20);
     } else {
@@ -329,6 +347,8 @@ static CURLcode ctl_send_one(ctl *c, const char *base, const char *method, const
     curl_easy_setopt(k, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(k, CURLOPT_FOLLOWLOCATION, 1L); /* a standby replica names the leader */
     curl_easy_setopt(k, CURLOPT_MAXREDIRS, 3L);
+    if (c->ca)
+        curl_easy_setopt(k, CURLOPT_CAINFO, c->ca);
     if (strcmp(method, "POST") == 0) {
         curl_easy_setopt(k, CURLOPT_POSTFIELDS, body ? body : "");
         curl_easy_setopt(k, CURLOPT_POSTFIELDSIZE, (long)(body ? strlen(body) : 0));
@@ -377,9 +397,12 @@ static int ctl_fail_transport(const ctl *c, CURLcode rc, const char *why)
                 c->admin, why);
         return CTL_EXIT_USAGE;
     }
-    ctl_err("cannot reach %s (%s): is mtable-proxy running? set --admin or "
-            "MTABLE_ADMIN_URL",
-            c->admin, why);
+    if (strncmp(why, "TLS failed", 10) == 0)
+        ctl_err("refusing to talk to %s: %s", c->admin, why);
+    else
+        ctl_err("cannot reach %s (%s): is mtable-proxy running? set --admin or "
+                "MTABLE_ADMIN_URL",
+                c->admin, why);
     return CTL_EXIT_UNREACHABLE;
 }
 
@@ -615,6 +638,26 @@ static void ctl_print_proxy(const cJSON *p)
     puts(b.s);
 }
 
+/* During a push: "waiting     px3 (lease 6.2 s left), px4 (...)". */
+static void ctl_print_awaited(const cJSON *s)
+{
+    ctl_buf b = {0};
+    const cJSON *p;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(s, "proxies"))
+    {
+        if (ctl_bool(p, "awaited") != 1)
+            continue;
+        double left = ctl_num(p, "lease_left_ms", -1e15);
+        ctl_addf(&b, "%s%s", b.n ? ", " : "waiting    for ", ctl_str(p, "id", "?"));
+        if (left > 0)
+            ctl_addf(&b, " (lease %.1f s left)", left / 1000.0);
+        else if (left > -1e12)
+            ctl_addf(&b, " (its lease ran out; waiting out the margin)");
+    }
+    if (b.n)
+        puts(b.s);
+}
+
 static void ctl_print_status(const cJSON *s)
 {
     ctl_mig m;
@@ -635,12 +678,54 @@ static void ctl_print_status(const cJSON *s)
     puts(b.s);
     if (m.error)
         printf("error      %s\n", m.error);
+    ctl_print_awaited(s);
     const cJSON *p;
     cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(s, "proxies")) ctl_print_proxy(p);
 }
 
+static void ctl_on_sigint(int sig);
+
+/* status --watch: the status every interval, the screen cleared and
+ * redrawn on a terminal, one block after another (each headed by the
+ * time) otherwise, so a log or a pipe keeps every sample. Ends on Ctrl-C
+ * (exit 0) or when the endpoint cannot be reached for several tries. */
+static int ctl_watch_status(ctl *c)
+{
+    bool tty = isatty(STDOUT_FILENO) == 1;
+    struct sigaction sa = {.sa_handler = ctl_on_sigint}; /* no SA_RESTART: wake the sleep */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    while (!ctl_interrupted) {
+        ctl_reply r = {0};
+        int rc = ctl_get_status(c, &r, CTL_POLL_TRIES);
+        if (rc != 0) {
+            ctl_reply_free(&r);
+            return ctl_interrupted ? CTL_EXIT_OK : rc;
+        }
+        char when[16];
+        time_t now = time(NULL);
+        strftime(when, sizeof when, "%H:%M:%S", localtime(&now));
+        if (tty)
+            fputs("\033[H\033[2J", stdout); /* home, clear the screen */
+        printf("%s  %s  every %gs%s\n", when, c->admin, c->interval_s,
+               tty ? "  (Ctrl-C to stop)" : "");
+        if (c->json)
+            ctl_print_raw(&r);
+        else
+            ctl_print_status(r.doc);
+        if (!tty)
+            putchar('\n');
+        fflush(stdout);
+        ctl_reply_free(&r);
+        ctl_sleep_ms((long)(c->interval_s * 1000));
+    }
+    return CTL_EXIT_OK;
+}
+
 static int ctl_cmd_status(ctl *c)
 {
+    if (c->watch)
+        return ctl_watch_status(c);
     ctl_reply r = {0};
     int rc = ctl_get_status(c, &r, 1);
     if (rc == 0 && c->json)
@@ -979,11 +1064,14 @@ static int ctl_cmd_help(ctl *c)
 }
 
 static const ctl_cmd ctl_cmds[] = {
-    {"status", ctl_cmd_status, 0, false, false}, {"phase", ctl_cmd_phase, 1, false, false},
-    {"migrate", ctl_cmd_migrate, 0, true, true}, {"pause", ctl_cmd_pause, 0, false, false},
-    {"resume", ctl_cmd_resume, 0, false, true},  {"verify", ctl_cmd_verify, 0, false, false},
-    {"abort", ctl_cmd_abort, 0, false, false},
-    {"help", ctl_cmd_help, 0, false, false},
+    {"status", ctl_cmd_status, 0, false, false, true},
+    {"phase", ctl_cmd_phase, 1, false, false, false},
+    {"migrate", ctl_cmd_migrate, 0, true, true, false},
+    {"pause", ctl_cmd_pause, 0, false, false, false},
+    {"resume", ctl_cmd_resume, 0, false, true, false},
+    {"verify", ctl_cmd_verify, 0, false, false, false},
+    {"abort", ctl_cmd_abort, 0, false, false, false},
+    {"help", ctl_cmd_help, 0, false, false, false},
 };
 
 /* The value of flag NAME at argv[*i], as "NAME V" or "NAME=V"; NULL when
@@ -1006,8 +1094,8 @@ static const char *ctl_flag_value(const char *name, int argc, char **argv, int *
 /* One flag at argv[*i]: 0 taken, or an exit code / CTL_PARSE_*. */
 static int ctl_parse_flag(ctl *c, int argc, char **argv, int *i, const char **admin)
 {
-    static const char *const names[] = {"--admin", "--token", "--until", "--old-after"};
-    const char **slots[] = {admin, &c->token, &c->until, &c->old_after};
+    static const char *const names[] = {"--admin", "--token", "--until", "--old-after", "--ca", "--interval"};
+    const char **slots[] = {admin, &c->token, &c->until, &c->old_after, &c->ca, &c->interval};
     const char *a = argv[*i];
     for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
         bool missing = false;
@@ -1023,6 +1111,8 @@ static int ctl_parse_flag(ctl *c, int argc, char **argv, int *i, const char **ad
         c->json = true;
     else if (strcmp(a, "--no-wait") == 0)
         c->no_wait = true;
+    else if (strcmp(a, "--watch") == 0)
+        c->watch = true;
     else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
         return CTL_PARSE_HELP;
     else if (strcmp(a, "--version") == 0)
@@ -1077,6 +1167,18 @@ static int ctl_check_command(const ctl *c, const ctl_cmd **cmd)
         return ctl_usage_error("--until applies only to migrate");
     if (c->no_wait && !(*cmd)->no_wait)
         return ctl_usage_error("--no-wait applies only to migrate and resume");
+    if ((c->watch || c->interval) && !(*cmd)->watch)
+        return ctl_usage_error("--watch and --interval apply only to status");
+    if (c->interval && !c->watch)
+        return ctl_usage_error("--interval applies only with --watch");
+    if (c->interval) {
+        char *end;
+        double v = strtod(c->interval, &end);
+        if (end == c->interval || *end || !(v >= 0.1 && v <= 3600))
+            return ctl_usage_error("--interval: '%s' is not a number of seconds from 0.1 to "
+                                   "3600",
+                                   c->interval);
+    }
     if (c->until && ctl_check_phase("--until", c->until) != 0)
         return CTL_EXIT_USAGE;
     if (c->old_after && (*cmd)->run != ctl_cmd_migrate)
@@ -1100,6 +1202,11 @@ static int ctl_resolve_endpoint(ctl *c, const char *admin)
         const char *tok = getenv("MTABLE_ADMIN_TOKEN");
         c->token = tok && tok[0] ? tok : NULL;
     }
+    if (!c->ca) {
+        const char *ca = getenv("MTABLE_ADMIN_CA");
+        c->ca = ca && ca[0] ? ca : NULL;
+    }
+    c->interval_s = c->interval ? strtod(c->interval, NULL) : 2.0;
     size_t n = strlen(admin);
     while (n > 0 && admin[n - 1] == '/')
         n--;

@@ -21,6 +21,7 @@
 //                          proxy targets then report that as one failed case)
 //   MTABLE_E2E_KEEP_LOGS=1 keep the server logs (their directory is printed)
 
+import https from "node:https";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync } from "node:fs";
@@ -380,13 +381,15 @@ async function startProxyOnce(azurite, backend) {
 // for /healthz; with ready, also for /readyz (a proxy of a remote authority
 // is ready once it holds a lease). The result has the same shape as
 // startProxy's; restart() starts the same command again (after a kill).
-export async function startMtable({ name, port, adminPort, args, ready = true, timeoutMs = START_TIMEOUT_MS }) {
+// With adminCa (PEM text), the admin listener is expected to speak HTTPS
+// with a certificate that chains to it.
+export async function startMtable({ name, port, adminPort, args, ready = true, timeoutMs = START_TIMEOUT_MS, adminCa = null }) {
   const env = {};
   for (const [k, v] of Object.entries(process.env)) {
     if (!k.startsWith("MTABLE_")) env[k] = v;
   }
   const all = ["--listen", `127.0.0.1:${port}`, "--admin-listen", `127.0.0.1:${adminPort}`, ...args];
-  const adminUrl = `http://127.0.0.1:${adminPort}`;
+  const adminUrl = `${adminCa ? "https" : "http"}://127.0.0.1:${adminPort}`;
   const px = {
     port,
     adminPort,
@@ -399,6 +402,7 @@ export async function startMtable({ name, port, adminPort, args, ready = true, t
     px.process = startGuarded(`${name}-${port}`, proxyBin, all, env);
     const path = ready ? "/readyz" : "/healthz";
     await waitUntil(px.process, `200 from ${path}`, async () => {
+      if (adminCa) return (await httpsGet(`${adminUrl}${path}`, adminCa)).status === 200;
       const r = await fetch(`${adminUrl}${path}`, { signal: AbortSignal.timeout(2000) });
       await r.arrayBuffer();
       return r.status === 200;
@@ -415,14 +419,28 @@ export async function startMtable({ name, port, adminPort, args, ready = true, t
 
 // startMtable on free ports: a port can be taken between the probe and the
 // proxy's bind, so a start that failed for that is tried again on new ports.
-export async function startMtableOnFreePorts({ name, args, ready = true }) {
+export async function startMtableOnFreePorts({ name, args, ready = true, adminCa = null }) {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await startMtable({ name, port: await freePort(), adminPort: await freePort(), args, ready });
+      return await startMtable({ name, port: await freePort(), adminPort: await freePort(), args, ready, adminCa });
     } catch (e) {
       if (attempt >= 2 || !/the port is in use/.test(e.message)) throw e;
     }
   }
+}
+
+// GET over HTTPS verified against ca (PEM text); resolves {status, text}.
+export function httpsGet(url, ca, headers = {}) {
+  return new Promise((ok, fail) => {
+    const req = https.get(url, { ca, headers, timeout: 5000 }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (d) => (text += d));
+      res.on("end", () => ok({ status: res.statusCode, text }));
+    });
+    req.on("timeout", () => req.destroy(new Error(`${url}: no answer`)));
+    req.on("error", fail);
+  });
 }
 
 // Stops the proxy and returns how it ended, with any sanitizer report
