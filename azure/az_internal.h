@@ -57,6 +57,20 @@ bool az_atom_name_ok(const char *name);
 bool az_payload_selected(const az_payload_ctx *c, const char *name);
 
 /* ------------------------------------------------------------------------ */
+/* Microsoft Entra ID tokens for the backend client (az_token.c).            */
+
+typedef struct az_token_src az_token_src;
+/* A cached token source for cred (copied); ca_file (may be NULL) verifies
+ * an https token endpoint. NULL with *st set when out of memory. */
+az_token_src *az_token_src_new(const az_cred *cred, const char *ca_file, mt_status *st);
+void az_token_src_free(az_token_src *t);
+/* A valid access token (the caller frees it), refreshed first when due;
+ * NULL with *st set (503 ServerBusy) when none can be had. Thread-safe. */
+char *az_token_get(az_token_src *t, mt_status *st);
+/* az_client_set_ca_file's path, or NULL. */
+const char *az_default_ca_file(void);
+
+/* ------------------------------------------------------------------------ */
 /* Text formats (az_format.c).                                               */
 
 /* 'k' as a key in a resource path: in quotes, a quote doubled, every byte

@@ -41,6 +41,7 @@ typedef struct px_settings {
     size_t key_len;
     char old_spec[1024];
     char new_spec[1024];
+    char backend_ca[1024]; /* "": the system's CA bundle */
     char admin_token[256];
     char proxy_id[128];
     char log_level[16];

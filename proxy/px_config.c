@@ -40,6 +40,9 @@ static const opt opts[] = {
      "the old tables' backend: memory (default) or an Azure connection string"},
     {"--new", "MTABLE_NEW", OPT_STR, "SPEC",
      "the new tables' backend: memory (default) or an Azure connection string"},
+    {"--backend-ca", "MTABLE_BACKEND_CA", OPT_STR, "FILE",
+     "PEM CA bundle that verifies https to the backends and their token endpoints (default: "
+     "the system's)"},
     {"--config-endpoint", "MTABLE_CONFIG_ENDPOINT", OPT_STR, "URL",
      "the configuration authority's admin URL (default: this process is its own authority)"},
     {"--state-store", "MTABLE_STATE_STORE", OPT_STR, "SPEC",
@@ -179,6 +182,9 @@ static bool set_one(px_settings *s, const opt *o, const char *v, FILE *err)
         ok = snprintf(s->old_spec, sizeof s->old_spec, "%s", v) < (int)sizeof s->old_spec;
     else if (strcmp(o->flag, "--new") == 0)
         ok = snprintf(s->new_spec, sizeof s->new_spec, "%s", v) < (int)sizeof s->new_spec;
+    else if (strcmp(o->flag, "--backend-ca") == 0)
+        ok = snprintf(s->backend_ca, sizeof s->backend_ca, "%s", v) < (int)sizeof s->backend_ca &&
+             *v && access(v, R_OK) == 0;
     else if (strcmp(o->flag, "--admin-token") == 0)
         ok = snprintf(s->admin_token, sizeof s->admin_token, "%s", v) <
              (int)sizeof s->admin_token;

@@ -22,6 +22,12 @@ static void on_signal(int sig)
     stop = 1;
 }
 
+/* The backend client's token refreshes, in this process's log. */
+static void on_backend_log(bool warn, const char *msg)
+{
+    px_log(warn ? PX_LOG_WARN : PX_LOG_INFO, "%s", msg);
+}
+
 int main(int argc, char **argv)
 {
     px_settings s;
@@ -30,6 +36,9 @@ int main(int argc, char **argv)
         return rc == 1 ? 0 : 2;
     px_log_set_level(s.log_level);
     px_log_set_format(s.log_format);
+    az_client_set_log(on_backend_log);
+    if (s.backend_ca[0] && !az_client_set_ca_file(s.backend_ca))
+        return 1;
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
