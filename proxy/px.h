@@ -42,6 +42,11 @@ typedef struct px_settings {
     char old_spec[1024];
     char new_spec[1024];
     char backend_ca[1024]; /* "": the system's CA bundle */
+    char tls_cert[1024];   /* "": the table endpoint serves http */
+    char tls_key[1024];
+    char jwks[1024];         /* "": no bearer tokens */
+    char token_issuer[512];
+    char token_roles[1024];
     char admin_token[256];
     char proxy_id[128];
     char log_level[16];
@@ -193,6 +198,7 @@ bool px_migration_state_parse(const char *name, px_migration_state *out);
 
 typedef struct px_app {
     px_settings settings;
+    struct px_entra *entra; /* bearer tokens on the table endpoint, or NULL */
     mt_rt *rt;
     mt_config_service *cfg; /* the authority's or the client's */
     px_registry *reg;

@@ -53,8 +53,8 @@ int main(int argc, char **argv)
         return 1;
     }
     px_log(PX_LOG_INFO,
-           "serving account %s on http://%s:%d/%s (admin on %s:%d), old=%s new=%s, phase %s",
-           s.account, s.listen_host, s.listen_port, s.account, s.admin_host, s.admin_port,
+           "serving account %s on %s://%s:%d/%s (admin on %s:%d), old=%s new=%s, phase %s",
+           s.account, s.tls_cert[0] ? "https" : "http", s.listen_host, s.listen_port, s.account, s.admin_host, s.admin_port,
            strcmp(s.old_spec, "memory") == 0 ? "memory" : "azure",
            strcmp(s.new_spec, "memory") == 0 ? "memory" : "azure",
            mt_phase_name(px_app_config(app).phase));
