@@ -11,11 +11,10 @@
  * is logged and the old set kept. Checks hold a reference to the set they
  * use, so a reload never frees a set under a check.
  *
- * Audiences accepted: https://storage.azure.com (the SDKs' default scope),
- * with or without a trailing slash, the account's endpoint
- * https://<account>.table.core.windows.net, and the endpoint the client
- * called, https://<Host>[/<account>]; each with or without a trailing
- * slash. Clock skew: PX_TOKEN_SKEW_S either way.
+ * Audiences accepted: https://storage.azure.com (the SDKs' default scope)
+ * and the account's endpoint https://<account>.table.core.windows.net,
+ * each with or without a trailing slash; never one derived from the
+ * request. Clock skew: PX_TOKEN_SKEW_S either way.
  *
  * Roles: a caller is a contributor when its token's "roles" claim holds
  * "Storage Table Data Contributor" or the role map gives it that role,
@@ -333,8 +332,10 @@ static void maybe_reload(px_entra *e, const char *kid)
 /* ------------------------------------------------------------------------ */
 /* One token.                                                                 */
 
-/* The audiences of a request to host; strings in buf. */
-static void audiences(const px_entra *e, const char *host, az_jwt_expect *want, char buf[6][320])
+/* The audiences accepted; strings in buf. Never derived from the request
+ * (its Host header is the caller's to choose: a token for another
+ * resource must not become valid by naming that resource as host). */
+static void audiences(const px_entra *e, az_jwt_expect *want, char buf[2][320])
 {
     size_t n = 0;
     want->audiences[n++] = "https://storage.azure.com";
@@ -343,16 +344,7 @@ static void audiences(const px_entra *e, const char *host, az_jwt_expect *want, 
     snprintf(buf[1], sizeof buf[1], "https://%s.table.core.windows.net/", e->account);
     want->audiences[n++] = buf[0];
     want->audiences[n++] = buf[1];
-    if (host && *host && strlen(host) < 200 && !strpbrk(host, "/ \t")) {
-        snprintf(buf[2], sizeof buf[2], "https://%s", host);
-        snprintf(buf[3], sizeof buf[3], "https://%s/", host);
-        snprintf(buf[4], sizeof buf[4], "https://%s/%s", host, e->account);
-        snprintf(buf[5], sizeof buf[5], "https://%s/%s/", host, e->account);
-        for (int i = 2; i < 6 && n < AZ_JWT_AUD_MAX; i++)
-            want->audiences[n++] = buf[i];
-    }
-    if (n < AZ_JWT_AUD_MAX)
-        want->audiences[n] = NULL;
+    want->audiences[n] = NULL;
 }
 
 static mt_status verify_with_current(px_entra *e, const char *token, const az_jwt_expect *want,
@@ -369,8 +361,7 @@ static mt_status verify_with_current(px_entra *e, const char *token, const az_jw
     return st;
 }
 
-mt_status px_entra_check(px_entra *e, const char *token, bool tls, const char *host,
-                         az_grant *grant)
+mt_status px_entra_check(px_entra *e, const char *token, bool tls, az_grant *grant)
 {
     memset(grant, 0, sizeof *grant);
     if (!e)
@@ -384,8 +375,8 @@ mt_status px_entra_check(px_entra *e, const char *token, bool tls, const char *h
     while (*token == ' ')
         token++;
     az_jwt_expect want = {.issuer = e->issuer, .now = time(NULL), .skew_s = PX_TOKEN_SKEW_S};
-    char buf[6][320];
-    audiences(e, host, &want, buf);
+    char buf[2][320];
+    audiences(e, &want, buf);
     az_jwt_claims c;
     mt_status st = verify_with_current(e, token, &want, &c);
     if (!mt_is_ok(&st) && strstr(st.message, "Signature validation failed")) {

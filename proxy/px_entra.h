@@ -26,12 +26,11 @@ void px_entra_free(px_entra *e);
 
 /* Checks the token of "Authorization: Bearer <token>" for a request that
  * came in over tls (false: refused, as the service refuses bearer tokens
- * over http) to host (the Host header, may be NULL); fills *grant with
+ * over http); fills *grant with
  * the caller's role: a reader may read and list, a contributor may do
  * what Shared Key may but table ACLs. 403 AuthenticationFailed for a bad
  * token, 403 AuthorizationPermissionMismatch (at the operation) for a
  * valid one without a data role. */
-mt_status px_entra_check(px_entra *e, const char *token, bool tls, const char *host,
-                         az_grant *grant);
+mt_status px_entra_check(px_entra *e, const char *token, bool tls, az_grant *grant);
 
 #endif

@@ -457,7 +457,7 @@ static void handle_table_request(px_app *app, struct MHD_Connection *c, const ch
         const char *authz = px_req_header(&q, "Authorization");
         if (authz && strncasecmp(authz, "Bearer ", 7) == 0)
             st = px_entra_check(app->entra, authz + 7, app->settings.tls_cert[0] != '\0',
-                                px_req_header(&q, "Host"), &q.grant);
+                                &q.grant);
         else
             st = az_auth_check(&acct, &hr, acl_lookup, app, &q.grant);
         if (mt_is_ok(&st) && !px_app_serving(app))

@@ -130,6 +130,9 @@ describe("Entra ID tokens from the applications, over https", { skip: proxySkipR
       "not yet valid": cred({ nbf: now + 600 }),
       "foreign issuer": cred({ iss: "https://sts.windows.net/00000000-0000-0000-0000-000000000000/" }),
       "wrong audience": cred({ aud: "https://vault.azure.net" }),
+      // A token for another resource does not become valid by naming that
+      // resource as the request's host.
+      "the host as audience": cred({ aud: `https://127.0.0.1:${px.port}` }),
       "signed by another key": cred({}, () => foreign),
       "no expiry": cred({ exp: undefined }),
       "unknown key id": cred({}, () => key, { kid: "key-9" }),
