@@ -7,7 +7,8 @@
  * https://login.microsoftonline.com/<tenant>/discovery/v2.0/keys). It is
  * read at start (a failure stops the start) and again when a token names a
  * key the set lacks (the issuer rolled its keys) or the set is older than
- * PX_JWKS_MAX_AGE_S, at most once every PX_JWKS_MIN_GAP_S; a failed reload
+ * PX_JWKS_MAX_AGE_S, at most once every PX_JWKS_MIN_GAP_S (so tokens with
+ * made-up key ids cannot make the proxy hammer the issuer); a failed reload
  * is logged and the old set kept. Checks hold a reference to the set they
  * use, so a reload never frees a set under a check.
  *
@@ -256,7 +257,7 @@ px_entra *px_entra_new(const char *jwks, const char *issuer, const char *roles_f
     char why[512] = "";
     e->cur->keys = load_keys(jwks, e->ca, why, sizeof why);
     e->cur->refs = 1;
-    e->loaded = e->last_try = time(NULL);
+    e->loaded = time(NULL); /* last_try stays 0: a first rollover reloads at once */
     if (!e->cur->keys) {
         fprintf(err, "mtable-proxy: cannot use --jwks (MTABLE_JWKS): %s\n", why);
         px_entra_free(e);

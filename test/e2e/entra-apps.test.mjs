@@ -3,7 +3,8 @@
 // 127.0.0.1 from a CA made here with openssl) and takes bearer tokens
 // signed by a key of a JWKS file (--jwks) from one issuer
 // (--token-issuer), with the callers' data roles from a role map
-// (--token-roles) and from the tokens' "roles" claim.
+// (--token-roles) and from the tokens' "roles" claim; and a proxy that
+// reads its keys from a JWKS URL follows a key rollover.
 //
 // @azure/data-tables with a TokenCredential that returns tokens the test
 // signs (RS256) reads and writes through the proxy in every phase, as a
@@ -19,7 +20,8 @@
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -198,6 +200,45 @@ print(c.get_entity("py", "1")["v"])
     });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.trim(), "7");
+  });
+
+  test("keys from a JWKS URL: a rolled key is fetched once, made-up key ids do not hammer the issuer", { timeout: 60000 }, async () => {
+    const k2 = signingKey("key-2");
+    let served = [key.jwk];
+    let fetches = 0;
+    const srv = createServer({ cert: readFileSync(certs.cert), key: readFileSync(certs.key) }, (req, res) => {
+      fetches++;
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ keys: served }));
+    });
+    await new Promise((ok) => srv.listen(0, "127.0.0.1", ok));
+    try {
+      const px2 = await startMtableOnFreePorts({
+        name: "proxy-entra-jwks-url",
+        args: [
+          "--tls-cert", certs.cert, "--tls-key", certs.key, "--backend-ca", certs.ca,
+          "--jwks", `https://127.0.0.1:${srv.address().port}/discovery/v2.0/keys`,
+          "--token-issuer", ISSUER, "--token-roles", join(dir, "roles.txt"),
+        ],
+      });
+      const ep = `https://127.0.0.1:${px2.port}/${DEV_ACCOUNT}`;
+      const svc = (signer, kid) => new TableServiceClient(ep, cred({}, signer, kid ? { kid } : {}), pipeline());
+      await svc(() => key).createTable("rolled");
+      assert.equal(fetches, 1);
+      served = [key.jwk, k2.jwk]; // the issuer adds a key and signs with it
+      await svc(() => k2).deleteTable("rolled");
+      assert.equal(fetches, 2);
+      for (let i = 0; i < 5; i++) {
+        await assert.rejects(svc(() => key, `made-up-${i}`).createTable("nope"), (e) => e.statusCode === 403);
+      }
+      assert.equal(fetches, 2, "made-up key ids made the proxy fetch the keys again within 10 s");
+      const r = await stopProxy(px2);
+      assert.equal(r.report, null, r.report ?? "");
+      assert.match(r.log, /signing keys reloaded: 2 from https:/);
+    } finally {
+      srv.closeAllConnections?.();
+      await new Promise((ok) => srv.close(ok));
+    }
   });
 
   test("the proxy shuts down cleanly", async () => {
