@@ -21,13 +21,45 @@
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/bio.h>
 #include <openssl/evp.h>
-#include <openssl/rsa.h>
+#include <openssl/pem.h>
 
 #include "az_jwt.h"
 
 #define FZ_NOW 1704164645
 #define FZ_SKEW 60
+
+/* The target's signing key, made for this target alone (parsing it is
+ * much faster than making one for each replayed input). */
+static const char fz_pem[] = "-----BEGIN PRIVATE KEY-----\n"
+                             "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC0s/9+C7UIKiss\n"
+                             "mmHQJg3ctTbj45mHggFG3XMk2SSq5CVcXhAU0o2gCcgUFQlqyebtL3Nq4XMqhDgR\n"
+                             "36R9qIu4Ifar5MPC9S5zKKiGakPRckMDXMNLaDLjLO3u9J9X16BN+qhr0q9mktyg\n"
+                             "B7X6bgTPrdFp+UhavxyYDP/29KY6iCYl8ral7WBZb/4vZANS+6P9J07SZqN9K2ch\n"
+                             "EFblF+/W6MVMzZICvMMz40bNSBx0hkCsEuf9X44eRhM/iDNVpNdvdL0Wib3NjVwb\n"
+                             "PW5eHlh+cVKfvgPbWSYJ5b4ObcIGtZr3vbkXfzFwVqNSdyGB6h35JNkMZO7lf0Kk\n"
+                             "Nae2MOQjAgMBAAECggEAJwuxzDmZX29FLvkY45IlcqhReQKH/SjRP8+//plQ/AAa\n"
+                             "NpA4p1crtQYIDpbRFxsTY/LZ3KFkci5psysA7woJTrtAArqGtkymQcnqSEkT6GDp\n"
+                             "LAPSSyvzuvTNYNHI0IFOKStdUxcOQXrAY2/nGXrGXV2wn1Z3FOywsAY3FNSeSo0c\n"
+                             "qm8RTjyr3xI5OQoVtxcTggZ3YZ3iewhhSVlnhd5oP6bfa0Z/rGYHY3jHyovZWSUa\n"
+                             "VTS5Bk7nRXZPoYqUlHgVN+D7Avj5BKx9Va95wA96k5PgnvtpzlUvfH04y7k8oRTF\n"
+                             "2Q/0oUnIpqbBrllAXfmFDRK1n7LUH5l7z3beinI1iQKBgQD686lxGJK8MrZIAnwk\n"
+                             "hiPuWHblLzyG+S5yam6IdUPytVbNxpDwcv74F7odIv9CZ4rKqT28bKbT83nWEurj\n"
+                             "0kqaP6RuOkz6D4EcxvclvvxYMCdLBFFoCmZY+UNFUZhaePwWPgvbXJ6YITjUfkX6\n"
+                             "kMbzcN7kDUO9ILeQY1nOq521XwKBgQC4VpK+ocOr4AoZLtEBnWkCHFQeNxcqAMzF\n"
+                             "0w5UcVkOuEPCzogSHahbYUmNrxBJxZEVG74waNx+JGfjJj9NwjcVU2xk2AHnRYzM\n"
+                             "cQWOpTiNASSWQwFI01W54+pYCSz3kuffC44BW2IAQR3pDtHQmSL3gYjZtbUcP5Jb\n"
+                             "/KguasojvQKBgQDVu3sfyMcIpMRc9kjXLqwhjpTMw3twlX+6kO1NKVrStyGUJr9B\n"
+                             "GyAPGt43fJwc6WTrEFN1TLCVqjOlYP1PRcamMvgPrXXsMBJN+SN7sXrofTKqEKZo\n"
+                             "zxq2Qq3JtyHkRFCnfPbKQMsOVJU7XcSqEG5x3jrnzmhYBypwPj256K5sTwKBgGRF\n"
+                             "a2NY2PgoUTXrmnNXbaRhRnx9GROXBcxiBvx1/6ybHPjdoXTBPzAd1oXEgYavekDS\n"
+                             "K31nvPC82unbhznD+HSYQXEFctuboIAgxpYWV5GT2pQF9K/pjUslp/alXxl4hrp0\n"
+                             "LZWdYMyknyGEFytx8WxSwN80EUVBa1qwL8e3/Sa9AoGAUhbWBfJ7LqSUbTHIz4KE\n"
+                             "aVhLQyxF/nJ2T818f/8YMmglUz5XwfEJCXBSM2fUPYFdOVXqATX9OlDOw7kOz+fQ\n"
+                             "tJn4n65T8qGuaYbSo5oZmeWZ6i9QPI1i1sbgc9fka7fOU8JgLN2kQfAHbXg81G4j\n"
+                             "BGVIA0QhPK2QWvTVAw1AfQ8=\n"
+                             "-----END PRIVATE KEY-----\n";
 
 static EVP_PKEY *fz_priv;
 static char *fz_jwks;
@@ -72,7 +104,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    fz_priv = EVP_RSA_gen(2048);
+    BIO *bio = BIO_new_mem_buf(fz_pem, -1);
+    fz_priv = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
     if (!fz_priv)
         abort();
     char *n = bn_b64url(fz_priv, OSSL_PKEY_PARAM_RSA_N),
