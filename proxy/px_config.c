@@ -322,7 +322,7 @@ static bool finish(px_settings *s, FILE *err)
         return false;
     }
     if (!s->proxy_id[0])
-        snprintf(s->proxy_id, sizeof s->proxy_id, "%s:%d", s->listen_host, s->listen_port);
+        snprintf(s->proxy_id, sizeof s->proxy_id, "%.100s:%d", s->listen_host, s->listen_port);
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);
     if (!s->advertise_url[0])
