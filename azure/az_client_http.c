@@ -506,7 +506,8 @@ static az_outcome az_attempt(az_client *c, const az_req *q, az_resp *r, char *er
     char *token = NULL;
     if (c->tokens) {
         mt_status ts;
-        if (!(token = az_token_get(c->tokens, &ts))) {
+        r->bearer = true;
+        if (!(token = az_token_get(c->tokens, &ts, &r->token_gen))) {
             snprintf(err, CURL_ERROR_SIZE, "%s", ts.message);
             return ts.http == 503 ? AZ_NOT_SENT : AZ_FATAL;
         }
@@ -566,9 +567,20 @@ static void az_backoff(const az_client *c, int attempt)
  * status: the caller reads it, and r->ambiguous says whether an earlier
  * attempt's outcome was unknown). A status is returned only when there is
  * no answer to read. */
+/* Did the service refuse the request's token itself (not its role)? */
+static bool token_refused(const az_resp *r)
+{
+    if (!r->bearer || (r->status != 401 && r->status != 403))
+        return false;
+    mt_status st = az_resp_error(r);
+    return r->status == 401 || strcmp(st.code, "AuthenticationFailed") == 0 ||
+           strcmp(st.code, "InvalidAuthenticationInfo") == 0;
+}
+
 mt_status az_call(az_client *c, const az_req *q, az_resp *r)
 {
     char err[CURL_ERROR_SIZE];
+    bool renewed = false;   /* a refused token was replaced once */
     bool ambiguous = false; /* decides what a write's answer means */
     bool unsure = false;    /* an earlier send may have applied, in any class */
     for (int attempt = 1;; attempt++) {
@@ -590,6 +602,13 @@ mt_status az_call(az_client *c, const az_req *q, az_resp *r)
                 return az_outcome_unknown(err);
             return mt_error(500, MT_ERR_INTERNAL, "Table service request failed: %s", err);
         case AZ_ANSWERED:
+            /* A refused token: the request did not run; once more with a
+             * new token. */
+            if (!renewed && token_refused(r)) {
+                renewed = true;
+                az_token_invalidate(c->tokens, r->token_gen);
+                continue;
+            }
             /* A 5xx after an attempt that may have applied says nothing
              * about that attempt. */
             if (r->status >= 500 && ambiguous && (last || q->replay == AZ_REPLAY_NONE)) {

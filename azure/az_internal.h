@@ -64,9 +64,13 @@ typedef struct az_token_src az_token_src;
  * an https token endpoint. NULL with *st set when out of memory. */
 az_token_src *az_token_src_new(const az_cred *cred, const char *ca_file, mt_status *st);
 void az_token_src_free(az_token_src *t);
-/* A valid access token (the caller frees it), refreshed first when due;
- * NULL with *st set (503 ServerBusy) when none can be had. Thread-safe. */
-char *az_token_get(az_token_src *t, mt_status *st);
+/* A valid access token (the caller frees it), refreshed first when due,
+ * and its generation in *gen (may be NULL); NULL with *st set (503
+ * ServerBusy) when none can be had. Thread-safe. */
+char *az_token_get(az_token_src *t, mt_status *st, unsigned *gen);
+/* The service refused the token of generation gen: unless a newer one
+ * came meanwhile, the next az_token_get fetches a new one. */
+void az_token_invalidate(az_token_src *t, unsigned gen);
 /* az_client_set_ca_file's path, or NULL. */
 const char *az_default_ca_file(void);
 
@@ -221,6 +225,8 @@ typedef struct az_resp {
     char *next_pk, *next_rk, *next_table; /* continuation headers */
     bool ambiguous;                       /* an earlier attempt had an unknown outcome */
     int requests_out;                     /* times curl sent the request in one attempt */
+    bool bearer;                          /* sent with a token of this generation: */
+    unsigned token_gen;
 } az_resp;
 
 /* Runs q under its retry class. On success *r holds an answer (any status:

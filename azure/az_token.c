@@ -34,7 +34,11 @@
  * AZ_TOKEN_RETRY_S later, the current token serving meanwhile; a request
  * that finds no valid token tries once itself and, failing, fails as not
  * sent, so the client's own retry rules (az_client_http.c) try again after
- * a backoff.
+ * a backoff. When the service refuses a token (401, or 403
+ * AuthenticationFailed: revoked, or a clock far off), the client
+ * invalidates that token (az_token_invalidate) and sends the request once
+ * more with a new one; a refused request was not executed, so sending it
+ * again is safe for every kind of write.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -114,6 +118,7 @@ struct az_token_src {
     double next_try;   /* after a failure */
     bool refreshing;
     bool failing; /* the last refresh failed */
+    unsigned gen; /* counts the tokens got */
     char last_error[MT_MSG_MAX];
 };
 
@@ -456,6 +461,7 @@ static void token_refresh(az_token_src *t)
         explicit_bzero(t->token, strlen(t->token));
     free(t->token);
     t->token = fresh;
+    t->gen++;
     /* Not used in its last minute (or quarter of its lifetime, if
      * shorter): the answer's whole seconds, the request's way to the
      * service and the service's clock all eat into it. */
@@ -465,7 +471,17 @@ static void token_refresh(az_token_src *t)
     t->next_try = 0;
 }
 
-char *az_token_get(az_token_src *t, mt_status *st)
+void az_token_invalidate(az_token_src *t, unsigned gen)
+{
+    pthread_mutex_lock(&t->mu);
+    if (t->gen == gen && t->token && t->expires > 0) {
+        t->expires = 0;
+        az_report(true, "the table service refused the token from %s; getting a new one", t->where);
+    }
+    pthread_mutex_unlock(&t->mu);
+}
+
+char *az_token_get(az_token_src *t, mt_status *st, unsigned *gen)
 {
     *st = mt_ok();
     bool tried = false;
@@ -494,6 +510,8 @@ char *az_token_get(az_token_src *t, mt_status *st)
         pthread_cond_wait(&t->cv, &t->mu);
     }
     char *copy = strdup(t->token);
+    if (gen)
+        *gen = t->gen;
     pthread_mutex_unlock(&t->mu);
     if (!copy)
         *st = az_oom();

@@ -11,9 +11,11 @@
 //
 // Four SDK workers run a checked workload through the proxy while
 // mtablectl migrate runs the migration to its end; the tokens of before
-// the migration expire during it and are replaced, and one refresh of the
+// the migration expire during it and are replaced, one refresh of the
 // old backend's token fails (the token endpoint answers 500 once) and is
-// logged and retried. Afterwards every acknowledged write reads back
+// logged and retried, and one token of the new backend is refused by the
+// service (it finds it expired) and replaced at once, the requests it
+// failed sent again. Afterwards every acknowledged write reads back
 // through the proxy and in the new table read directly (with a token), the
 // old table is empty, and a proxy restarted with a managed identity for
 // the new backend (the identity endpoint pointed at the local one) serves
@@ -138,6 +140,7 @@ describe("Entra ID tokens to the backends", { skip }, () => {
       await sleep(1000);
       migStart = Date.now();
       setTimeout(() => tokens.failNext("old-app"), 2500);
+      setTimeout(() => tokens.badNext("new-app"), 3500);
       ctl = await run(ctlBin, ["--admin", px.adminUrl, "migrate"], { encoding: "utf8" });
       migMs = Date.now() - migStart;
       await sleep(1000);
@@ -171,12 +174,13 @@ describe("Entra ID tokens to the backends", { skip }, () => {
     assert.ok(names.includes("mtablestate"), `new account tables: ${names.join(", ")}`);
   });
 
-  test("a refused refresh is logged and retried; no secret or token in the log", async () => {
+  test("a refused refresh is logged and retried, a refused token replaced; no secret or token in the log", async () => {
     const done = await stopProxy(px);
     assert.equal(done.report, null, done.report ?? "");
     const log = done.log;
     assert.match(log, /cannot get a Microsoft Entra ID token from https:\/\/127\.0\.0\.1:\d+\/.*HTTP 500 temporarily_unavailable/);
     assert.match(log, /got a Microsoft Entra ID token from .* again/);
+    assert.match(log, /the table service refused the token from https:\/\/127\.0\.0\.1:\d+\/.*; getting a new one/);
     assert.ok(!log.includes(secret), "the client secret is in the log");
     assert.ok(!log.includes("eyJ"), "a token is in the log");
   });

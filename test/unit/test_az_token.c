@@ -2,7 +2,8 @@
  * test_az_token.c -- the backend client's Microsoft Entra ID tokens
  * (azure/az_token.c) against a scripted token endpoint in this process:
  * the request each credential sends, one fetch shared by many threads, a
- * refresh once half the lifetime has passed, a failed refresh that keeps
+ * refresh once half the lifetime has passed, a refused token replaced
+ * once, a failed refresh that keeps
  * the current token and is logged without secrets, and no token at all
  * when the endpoint refuses.
  */
@@ -179,7 +180,7 @@ static void test_client_secret_request(void **state)
     char url[64];
     az_token_src *t = client_secret_src(&e, url, sizeof url);
     mt_status st;
-    char *tok = az_token_get(t, &st);
+    char *tok = az_token_get(t, &st, NULL);
     assert_non_null(tok);
     assert_string_equal(tok, "tok-1");
     free(tok);
@@ -210,7 +211,7 @@ static void test_workload_and_managed_requests(void **state)
                  .authority_host = url};
     mt_status st;
     az_token_src *t = az_token_src_new(&w, NULL, &st);
-    char *tok = az_token_get(t, &st);
+    char *tok = az_token_get(t, &st, NULL);
     assert_non_null(tok);
     free(tok);
     assert_non_null(strstr(e.last, "POST /t2/oauth2/v2.0/token "));
@@ -224,7 +225,7 @@ static void test_workload_and_managed_requests(void **state)
     snprintf(url, sizeof url, "http://127.0.0.1:%d/msi/token", e.port);
     az_cred m = {.kind = AZ_CRED_MANAGED, .client_id = "mi-1", .identity_endpoint = url};
     t = az_token_src_new(&m, NULL, &st);
-    tok = az_token_get(t, &st);
+    tok = az_token_get(t, &st, NULL);
     assert_non_null(tok);
     free(tok);
     assert_non_null(strstr(e.last, "GET /msi/token?api-version=2018-02-01&resource=https%3A%2F%2F"
@@ -234,7 +235,7 @@ static void test_workload_and_managed_requests(void **state)
 
     m.identity_header = "hdr-value"; /* App Service's variant */
     t = az_token_src_new(&m, NULL, &st);
-    tok = az_token_get(t, &st);
+    tok = az_token_get(t, &st, NULL);
     assert_non_null(tok);
     free(tok);
     assert_non_null(strstr(e.last, "api-version=2019-08-01"));
@@ -253,12 +254,39 @@ static void *get_many(void *arg)
     getter *g = arg;
     for (int i = 0; i < 200; i++) {
         mt_status st;
-        char *tok = az_token_get(g->t, &st);
+        char *tok = az_token_get(g->t, &st, NULL);
         if (!tok || strcmp(tok, "tok-1") != 0)
             g->bad++;
         free(tok);
     }
     return NULL;
+}
+
+static void test_invalidate(void **state)
+{
+    (void)state;
+    endpoint e;
+    endpoint_start(&e, 3600);
+    char url[64];
+    az_token_src *t = client_secret_src(&e, url, sizeof url);
+    mt_status st;
+    unsigned g1 = 0, g2 = 0, g3 = 0;
+    char *tok = az_token_get(t, &st, &g1);
+    assert_string_equal(tok, "tok-1");
+    free(tok);
+    az_token_invalidate(t, g1); /* the service refused tok-1 */
+    tok = az_token_get(t, &st, &g2);
+    assert_string_equal(tok, "tok-2");
+    assert_int_not_equal(g1, g2);
+    free(tok);
+    az_token_invalidate(t, g1); /* a late refusal of tok-1: tok-2 stays */
+    tok = az_token_get(t, &st, &g3);
+    assert_string_equal(tok, "tok-2");
+    assert_int_equal(g2, g3);
+    free(tok);
+    assert_int_equal(requests(&e), 2);
+    az_token_src_free(t);
+    endpoint_stop(&e);
 }
 
 static void test_one_fetch_for_many_threads(void **state)
@@ -294,23 +322,23 @@ static void test_refresh_and_failures(void **state)
     az_client_set_log(on_log);
     az_token_src *t = client_secret_src(&e, url, sizeof url);
     mt_status st;
-    char *tok = az_token_get(t, &st);
+    char *tok = az_token_get(t, &st, NULL);
     assert_string_equal(tok, "tok-1");
     free(tok);
     sleep_ms(4100); /* past half the lifetime: due */
     fail_next(&e, 1);
-    tok = az_token_get(t, &st); /* the refresh fails; the current token serves */
+    tok = az_token_get(t, &st, NULL); /* the refresh fails; the current token serves */
     assert_string_equal(tok, "tok-1");
     free(tok);
     assert_int_equal(warnings, 1);
     assert_non_null(strstr(logged, "HTTP 500 temporarily_unavailable: try later"));
     assert_non_null(strstr(logged, "the current token serves"));
-    tok = az_token_get(t, &st); /* within the retry gap: no new request */
+    tok = az_token_get(t, &st, NULL); /* within the retry gap: no new request */
     assert_string_equal(tok, "tok-1");
     free(tok);
     assert_int_equal(requests(&e), 2);
     sleep_ms(1100);
-    tok = az_token_get(t, &st); /* retried: a new token, and said so */
+    tok = az_token_get(t, &st, NULL); /* retried: a new token, and said so */
     assert_string_equal(tok, "tok-3");
     free(tok);
     assert_non_null(strstr(logged, "again"));
@@ -321,12 +349,12 @@ static void test_refresh_and_failures(void **state)
     /* No token at all: every caller tries once and gets 503. */
     fail_next(&e, 2);
     t = client_secret_src(&e, url, sizeof url);
-    assert_null(az_token_get(t, &st));
+    assert_null(az_token_get(t, &st, NULL));
     assert_int_equal(st.http, 503);
     assert_string_equal(st.code, MT_ERR_SERVER_BUSY);
     assert_non_null(strstr(st.message, "HTTP 500"));
-    assert_null(az_token_get(t, &st));
-    tok = az_token_get(t, &st);
+    assert_null(az_token_get(t, &st, NULL));
+    tok = az_token_get(t, &st, NULL);
     assert_string_equal(tok, "tok-6");
     free(tok);
     az_token_src_free(t);
@@ -339,6 +367,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_client_secret_request),
         cmocka_unit_test(test_workload_and_managed_requests),
+        cmocka_unit_test(test_invalidate),
         cmocka_unit_test(test_one_fetch_for_many_threads),
         cmocka_unit_test(test_refresh_and_failures),
     };

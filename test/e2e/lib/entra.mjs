@@ -76,18 +76,23 @@ function readBody(req) {
 //   POST /<tenant>/oauth2/v2.0/token   client credentials, as Entra ID
 //   GET  /msi/token?api-version=2018-02-01&resource=...   with Metadata: true
 // Every token lives lifetimeS. failNext(clientId) makes that client's next
-// request fail with 500. Returns {url, issued (clientId -> count), log
-// (one entry a request), failNext, close()}.
+// request fail with 500; badNext(clientId) makes its next token one the
+// table service finds expired. Returns {url, issued (clientId -> count),
+// log (one entry a request), failNext, badNext, close()}.
 export async function startTokenServer({ tls, tenant, clients, lifetimeS }) {
   const key = signingKey("issuer-1");
   const issued = new Map();
   const failing = new Set();
+  const bad = new Set();
   const log = [];
   // Entra ID answers expires_in as a number; the identity endpoints give
   // strings, expires_on among them.
   const issue = (res, clientId, msi) => {
     issued.set(clientId, (issued.get(clientId) || 0) + 1);
-    const token = jwt(key, storageClaims(tenant, lifetimeS, { appid: clientId, oid: `oid-${clientId}` }));
+    // A "bad" token says it lives lifetimeS but the service finds it
+    // expired, as a revoked token or a far-off clock would look.
+    const extra = bad.delete(clientId) ? { exp: Math.floor(Date.now() / 1000) - 30 } : {};
+    const token = jwt(key, storageClaims(tenant, lifetimeS, { appid: clientId, oid: `oid-${clientId}`, ...extra }));
     const exp = msi
       ? { expires_in: String(lifetimeS), expires_on: String(Math.floor(Date.now() / 1000) + lifetimeS) }
       : { expires_in: lifetimeS };
@@ -140,6 +145,7 @@ export async function startTokenServer({ tls, tenant, clients, lifetimeS }) {
     log,
     key,
     failNext: (id) => failing.add(id),
+    badNext: (id) => bad.add(id),
     close: () => new Promise((ok) => { srv.closeAllConnections?.(); srv.close(ok); }),
   };
 }
