@@ -7,14 +7,14 @@
 // reads its keys from a JWKS URL follows a key rollover.
 //
 // @azure/data-tables with a TokenCredential that returns tokens the test
-// signs (RS256) reads and writes through the proxy in every phase, as a
-// contributor; a reader reads and is refused writes (403
+// signs (RS256) reads and writes through a sidecar (its authority over
+// plain http beside it, both over two Azurite accounts) in every phase,
+// as a contributor; a reader reads and is refused writes (403
 // AuthorizationPermissionMismatch); expired, not-yet-valid, foreign-issuer,
 // wrong-audience, badly signed and unsigned tokens get 403
 // AuthenticationFailed; Shared Key keeps working over https; the Python
 // SDK (azure.data.tables, /usr/bin/python3) with a token credential too,
-// when it is installed. The backends are the proxy's memory tables: what
-// is checked here is the front.
+// when it is installed.
 //
 // Environment: MTABLE_PROXY_BIN (see lib/harness.mjs).
 
@@ -26,7 +26,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { AzureNamedKeyCredential, TableClient, TableServiceClient } from "@azure/data-tables";
-import { DEV_ACCOUNT, DEV_KEY, PHASES, proxyStatus, startMtableOnFreePorts, stopAll, stopProxy, toPhase } from "./lib/harness.mjs";
+import {
+  DEV_ACCOUNT, DEV_KEY, PHASES, proxyStatus, startAzurite, startMtableOnFreePorts, stopAll, stopProxy, toPhase,
+} from "./lib/harness.mjs";
 import { all, errorCode } from "./lib/clients.mjs";
 import { jwt, makeCerts, signingKey, storageClaims } from "./lib/entra.mjs";
 import { proxySkipReason } from "./lib/targets.mjs";
@@ -35,7 +37,7 @@ const TENANT = "3c4f5a6b-0000-4000-8000-00000000abcd";
 const ISSUER = `https://sts.windows.net/${TENANT}/`;
 
 describe("Entra ID tokens from the applications, over https", { skip: proxySkipReason() }, () => {
-  let dir, certs, key, foreign, px, endpoint;
+  let dir, certs, key, foreign, authority, px, endpoint;
 
   const pipeline = () => ({ tlsOptions: { ca: certs.caPem }, retryOptions: { maxRetries: 0 } });
   // A TokenCredential whose tokens carry claims (defaults: a valid storage
@@ -61,10 +63,15 @@ describe("Entra ID tokens from the applications, over https", { skip: proxySkipR
       "oid-reader   Storage Table Data Reader",
       "",
     ].join("\n"));
+    // An authority and a sidecar over two Azurite accounts; the
+    // application talks to the sidecar.
+    const az = await startAzurite();
+    const backends = ["--old", az.connectionString("mtold"), "--new", az.connectionString("mtnew")];
+    authority = await startMtableOnFreePorts({ name: "entra-apps-authority", args: [...backends, "--proxy-id", "authority"] });
     px = await startMtableOnFreePorts({
-      name: "proxy-entra-apps",
+      name: "entra-apps-sidecar",
       args: [
-        "--old", "memory", "--new", "memory",
+        ...backends, "--config-endpoint", authority.adminUrl, "--proxy-id", "sidecar",
         "--tls-cert", certs.cert, "--tls-key", certs.key,
         "--jwks", join(dir, "jwks.json"), "--token-issuer", ISSUER,
         "--token-roles", join(dir, "roles.txt"),
@@ -81,7 +88,7 @@ describe("Entra ID tokens from the applications, over https", { skip: proxySkipR
     const table = "entraapps";
     await client(table).createTable();
     for (let n = 0; n < PHASES.length; n++) {
-      await toPhase(px, n);
+      await toPhase(authority, n);
       const c = client(table);
       const pk = `phase${n}`;
       await c.createEntity({ partitionKey: pk, rowKey: "a", n, s: "created" });
