@@ -70,6 +70,12 @@ typedef struct px_settings {
     size_t key_len;
     char old_spec[1024];
     char new_spec[1024];
+    char backend_ca[1024]; /* "": the system's CA bundle */
+    char tls_cert[1024];   /* "": the table endpoint serves http */
+    char tls_key[1024];
+    char jwks[1024];         /* "": no bearer tokens */
+    char token_issuer[512];
+    char token_roles[1024];
     char admin_token[256];
     char proxy_id[128];
     char log_level[16];
@@ -205,6 +211,7 @@ bool px_rate_stalled(const px_rate *r, int64_t now_ms);
 
 typedef struct px_app {
     px_settings settings;
+    struct px_entra *entra; /* bearer tokens on the table endpoint, or NULL */
     mt_rt *rt;
     mt_config_service *cfg; /* the authority's or the client's */
     px_registry *reg;

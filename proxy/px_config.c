@@ -40,6 +40,21 @@ static const opt opts[] = {
      "the old tables' backend: memory (default) or an Azure connection string"},
     {"--new", "MTABLE_NEW", OPT_STR, "SPEC",
      "the new tables' backend: memory (default) or an Azure connection string"},
+    {"--backend-ca", "MTABLE_BACKEND_CA", OPT_STR, "FILE",
+     "PEM CA bundle that verifies https to the backends and their token endpoints (default: "
+     "the system's)"},
+    {"--tls-cert", "MTABLE_TLS_CERT", OPT_STR, "FILE",
+     "serve the table endpoint over https with this PEM certificate (chain) (default: http)"},
+    {"--tls-key", "MTABLE_TLS_KEY", OPT_STR, "FILE", "the PEM private key of --tls-cert"},
+    {"--jwks", "MTABLE_JWKS", OPT_STR, "FILE|URL",
+     "accept Microsoft Entra ID bearer tokens on the https table endpoint, signed by a key of "
+     "this JSON Web Key Set (default: Shared Key and SAS only)"},
+    {"--token-issuer", "MTABLE_TOKEN_ISSUER", OPT_STR, "URL",
+     "the exact issuer (iss) of accepted tokens, e.g. https://sts.windows.net/TENANT/ (required "
+     "with --jwks)"},
+    {"--token-roles", "MTABLE_TOKEN_ROLES", OPT_STR, "FILE",
+     "lines '<object id, app id or *> <Storage Table Data Reader|Contributor>' giving callers "
+     "their data role (default: the tokens' roles claim only)"},
     {"--config-endpoint", "MTABLE_CONFIG_ENDPOINT", OPT_STR, "URL",
      "the configuration authority's admin URL (default: this process is its own authority)"},
     {"--state-store", "MTABLE_STATE_STORE", OPT_STR, "SPEC",
@@ -193,6 +208,23 @@ static bool set_one(px_settings *s, const opt *o, const char *v, FILE *err)
         ok = snprintf(s->old_spec, sizeof s->old_spec, "%s", v) < (int)sizeof s->old_spec;
     else if (strcmp(o->flag, "--new") == 0)
         ok = snprintf(s->new_spec, sizeof s->new_spec, "%s", v) < (int)sizeof s->new_spec;
+    else if (strcmp(o->flag, "--backend-ca") == 0)
+        ok = snprintf(s->backend_ca, sizeof s->backend_ca, "%s", v) < (int)sizeof s->backend_ca &&
+             *v && access(v, R_OK) == 0;
+    else if (strcmp(o->flag, "--tls-cert") == 0)
+        ok = snprintf(s->tls_cert, sizeof s->tls_cert, "%s", v) < (int)sizeof s->tls_cert && *v;
+    else if (strcmp(o->flag, "--tls-key") == 0)
+        ok = snprintf(s->tls_key, sizeof s->tls_key, "%s", v) < (int)sizeof s->tls_key && *v;
+    else if (strcmp(o->flag, "--jwks") == 0)
+        ok = snprintf(s->jwks, sizeof s->jwks, "%s", v) < (int)sizeof s->jwks && *v;
+    else if (strcmp(o->flag, "--token-issuer") == 0)
+        ok = snprintf(s->token_issuer, sizeof s->token_issuer, "%s", v) <
+                 (int)sizeof s->token_issuer &&
+             *v;
+    else if (strcmp(o->flag, "--token-roles") == 0)
+        ok = snprintf(s->token_roles, sizeof s->token_roles, "%s", v) <
+                 (int)sizeof s->token_roles &&
+             *v;
     else if (strcmp(o->flag, "--admin-token") == 0)
         ok = snprintf(s->admin_token, sizeof s->admin_token, "%s", v) <
              (int)sizeof s->admin_token;
@@ -290,6 +322,21 @@ static bool finish(px_settings *s, FILE *err)
                     flags[i], st.message);
             return false;
         }
+    }
+    if (!s->tls_cert[0] != !s->tls_key[0]) {
+        fprintf(err, "mtable-proxy: --tls-cert (MTABLE_TLS_CERT) and --tls-key (MTABLE_TLS_KEY) "
+                     "go together\n");
+        return false;
+    }
+    if (s->jwks[0] && (!s->tls_cert[0] || !s->token_issuer[0])) {
+        fprintf(err, "mtable-proxy: --jwks (MTABLE_JWKS) needs --token-issuer "
+                     "(MTABLE_TOKEN_ISSUER) and --tls-cert/--tls-key: bearer tokens are taken "
+                     "over https only\n");
+        return false;
+    }
+    if ((s->token_issuer[0] || s->token_roles[0]) && !s->jwks[0]) {
+        fprintf(err, "mtable-proxy: --token-issuer and --token-roles need --jwks (MTABLE_JWKS)\n");
+        return false;
     }
     bool loopback = strcmp(s->admin_host, "127.0.0.1") == 0 || strncmp(s->admin_host, "127.", 4) == 0;
     if (!loopback && !s->admin_token[0]) {

@@ -22,6 +22,12 @@ static void on_signal(int sig)
     stop = 1;
 }
 
+/* The backend client's token refreshes, in this process's log. */
+static void on_backend_log(bool warn, const char *msg)
+{
+    px_log(warn ? PX_LOG_WARN : PX_LOG_INFO, "%s", msg);
+}
+
 int main(int argc, char **argv)
 {
     px_settings s;
@@ -30,6 +36,9 @@ int main(int argc, char **argv)
         return rc == 1 ? 0 : 2;
     px_log_set_level(s.log_level);
     px_log_set_format(s.log_format);
+    az_client_set_log(on_backend_log);
+    if (s.backend_ca[0] && !az_client_set_ca_file(s.backend_ca))
+        return 1;
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
@@ -44,8 +53,8 @@ int main(int argc, char **argv)
         return 1;
     }
     px_log(PX_LOG_INFO,
-           "serving account %s on http://%s:%d/%s (admin on %s://%s:%d), old=%s new=%s, phase %s",
-           s.account, s.listen_host, s.listen_port, s.account,
+           "serving account %s on %s://%s:%d/%s (admin on %s://%s:%d), old=%s new=%s, phase %s",
+           s.account, s.tls_cert[0] ? "https" : "http", s.listen_host, s.listen_port, s.account,
            s.admin_tls_cert[0] ? "https" : "http", s.admin_host, s.admin_port,
            strcmp(s.old_spec, "memory") == 0 ? "memory" : "azure",
            strcmp(s.new_spec, "memory") == 0 ? "memory" : "azure",

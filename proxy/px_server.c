@@ -9,6 +9,7 @@
  * (--max-connections) bounds the threads.
  */
 #include "px.h"
+#include "px_entra.h"
 #include "px_http.h"
 
 #include <arpa/inet.h>
@@ -23,6 +24,9 @@
 struct px_servers {
     struct MHD_Daemon *table;
     px_admin_http *admin;
+    char *tls_cert; /* PEM, kept while the table daemon runs */
+    char *tls_key;
+    px_entra *entra;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -308,7 +312,8 @@ static void handle_table_request(px_app *app, struct MHD_Connection *c, const ch
     if (mt_is_ok(&st)) {
         q.path = rest;
         const char *host = px_req_header(&q, "Host");
-        snprintf(q.base_url, sizeof q.base_url, "http://%s/%s",
+        snprintf(q.base_url, sizeof q.base_url, "%s://%s/%s",
+                 app->settings.tls_cert[0] ? "https" : "http",
                  host && strlen(host) < 128 ? host : "127.0.0.1", account);
     }
     /* Preflights are anonymous and may name any path, the root included. */
@@ -329,7 +334,12 @@ static void handle_table_request(px_app *app, struct MHD_Connection *c, const ch
         hr.client_ip = ip;
         az_account acct = {.name = app->settings.account, .key = app->settings.key,
                            .key_len = app->settings.key_len};
-        st = az_auth_check(&acct, &hr, acl_lookup, app, &q.grant);
+        const char *authz = px_req_header(&q, "Authorization");
+        if (authz && strncasecmp(authz, "Bearer ", 7) == 0)
+            st = px_entra_check(app->entra, authz + 7, app->settings.tls_cert[0] != '\0',
+                                &q.grant);
+        else
+            st = az_auth_check(&acct, &hr, acl_lookup, app, &q.grant);
         if (mt_is_ok(&st) && !px_app_serving(app))
             st = mt_error(503, MT_ERR_SERVER_BUSY,
                           "The server is currently unable to receive requests: this proxy %s. "
@@ -364,30 +374,94 @@ static enum MHD_Result on_table_request(void *cls, struct MHD_Connection *c, con
     return px_http_send(c, &r);
 }
 
-static struct MHD_Daemon *start_one(const char *host, int port, int max_conn,
-                                    MHD_AccessHandlerCallback handler, void *cls, FILE *err)
+/* The table listener: thread per connection; https with cert and key
+ * (PEM text, NULL for http). */
+static struct MHD_Daemon *start_one(const char *host, int port, int max_conn, const char *cert,
+                                    const char *key, MHD_AccessHandlerCallback handler, void *cls,
+                                    FILE *err)
 {
     struct sockaddr_in sa;
     if (!px_http_addr(host, port, &sa, err))
         return NULL;
+    unsigned flags =
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    struct MHD_OptionItem tls[] = {
+        {cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, (void *)cert},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)key},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (cert)
+        flags |= MHD_USE_TLS;
     struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
-        (uint16_t)port, NULL, NULL, handler, cls, MHD_OPTION_SOCK_ADDR, &sa,
+        flags, (uint16_t)port, NULL, NULL, handler, cls, MHD_OPTION_SOCK_ADDR, &sa,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)max_conn, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)120, MHD_OPTION_NOTIFY_COMPLETED, px_http_completed, NULL,
         MHD_OPTION_UNESCAPE_CALLBACK, px_http_keep_raw, NULL, MHD_OPTION_EXTERNAL_LOGGER,
-        px_http_log, NULL, MHD_OPTION_END);
-    if (!d)
+        px_http_log, NULL, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+    if (!d && cert)
+        fprintf(err,
+                "mtable-proxy: cannot serve https on %s:%d: the port is in use or not "
+                "permitted, or --tls-cert / --tls-key are not a matching PEM certificate and "
+                "key\n",
+                host, port);
+    else if (!d)
         px_http_bind_failed(host, port, err);
     return d;
+}
+
+/* A whole PEM file as a string; NULL with one line on err. */
+static char *read_pem(const char *path, const char *flag, FILE *err)
+{
+    FILE *f = fopen(path, "rb");
+    mt_buf b = {0};
+    char chunk[4096];
+    size_t n;
+    while (f && (n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len < (1u << 20))
+        mt_buf_put(&b, chunk, n);
+    if (f)
+        fclose(f);
+    char *s = f ? mt_buf_take(&b, NULL) : NULL;
+    if (!f)
+        free(b.p);
+    if (!s || !strstr(s, "-----BEGIN ")) {
+        fprintf(err, "mtable-proxy: cannot read %s %s as PEM\n", flag, path);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* The https settings of the table endpoint: certificate, key, and the
+ * bearer token check. */
+static bool tls_setup(px_servers *s, px_app *app, FILE *err)
+{
+    const px_settings *cf = &app->settings;
+    if (!cf->tls_cert[0])
+        return true;
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        fprintf(err, "mtable-proxy: this libmicrohttpd has no TLS: --tls-cert cannot be used\n");
+        return false;
+    }
+    if (!(s->tls_cert = read_pem(cf->tls_cert, "--tls-cert", err)) ||
+        !(s->tls_key = read_pem(cf->tls_key, "--tls-key", err)))
+        return false;
+    if (cf->jwks[0] &&
+        !(s->entra = px_entra_new(cf->jwks, cf->token_issuer, cf->token_roles, cf->account,
+                                  cf->backend_ca, err)))
+        return false;
+    app->entra = s->entra;
+    return true;
 }
 
 px_servers *px_serve_start(px_app *app, FILE *err)
 {
     px_servers *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
     const px_settings *cf = &app->settings;
-    s->table = start_one(cf->listen_host, cf->listen_port, cf->max_connections,
-                         on_table_request, app, err);
+    if (tls_setup(s, app, err))
+        s->table = start_one(cf->listen_host, cf->listen_port, cf->max_connections, s->tls_cert,
+                             s->tls_key, on_table_request, app, err);
     if (s->table)
         s->admin = px_admin_http_start(app, err);
     if (!s->table || !s->admin) {
@@ -404,5 +478,10 @@ void px_serve_stop(px_servers *s)
     if (s->table)
         MHD_stop_daemon(s->table);
     px_admin_http_stop(s->admin);
+    px_entra_free(s->entra);
+    if (s->tls_key)
+        explicit_bzero(s->tls_key, strlen(s->tls_key));
+    free(s->tls_cert);
+    free(s->tls_key);
     free(s);
 }

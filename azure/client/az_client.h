@@ -40,8 +40,29 @@
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 #define AZ_DEV_TABLE_PORT 10002
 
+/* How a client gets Microsoft Entra ID tokens (az_token.c). */
+typedef enum az_cred_kind {
+    AZ_CRED_NONE = 0,      /* Shared Key or SAS */
+    AZ_CRED_CLIENT_SECRET, /* a service principal and its secret */
+    AZ_CRED_WORKLOAD,      /* a federated token file (workload identity) */
+    AZ_CRED_MANAGED,       /* the host's managed identity */
+} az_cred_kind;
+
+/* A token credential, resolved from the connection string and the
+ * environment variables the Azure SDKs read. Strings are NULL when unset. */
+typedef struct az_cred {
+    az_cred_kind kind;
+    char *tenant_id;
+    char *client_id; /* optional for a managed identity (a user-assigned one) */
+    char *client_secret;
+    char *token_file;        /* workload identity: the federated token */
+    char *authority_host;    /* default https://login.microsoftonline.com */
+    char *identity_endpoint; /* managed identity: default IMDS, or IDENTITY_ENDPOINT */
+    char *identity_header;   /* managed identity: IDENTITY_HEADER (App Service) */
+} az_cred;
+
 /* What a connection string says, resolved: the table endpoint and one way
- * to authenticate (a key or a SAS). */
+ * to authenticate (a key, a SAS or a token credential). */
 typedef struct az_connstr {
     char *endpoint; /* table service root without a trailing slash, e.g.
                        "https://acct.table.core.windows.net" or
@@ -52,13 +73,20 @@ typedef struct az_connstr {
     char *sas;        /* SAS query without '?'; NULL with a key */
     char *table;      /* our ";TableName=..." extension; NULL when absent */
     bool dev_storage; /* UseDevelopmentStorage=true */
+    az_cred cred;     /* kind AZ_CRED_NONE with a key or a SAS */
 } az_connstr;
 
 /* Parses a connection string as Azure defines it (DefaultEndpointsProtocol,
  * AccountName, AccountKey, TableEndpoint, EndpointSuffix,
  * SharedAccessSignature, UseDevelopmentStorage, DevelopmentStorageProxyUri;
  * BlobEndpoint, QueueEndpoint, FileEndpoint and the *SecondaryEndpoint
- * settings are accepted and ignored) plus TableName. Setting names are
+ * settings are accepted and ignored) plus TableName, and the Entra ID
+ * settings Credential (ClientSecret, WorkloadIdentity, ManagedIdentity),
+ * TenantId, ClientId, ClientSecret, FederatedTokenFile, AuthorityHost and
+ * IdentityEndpoint; a token credential takes what the string leaves unset
+ * from AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET,
+ * AZURE_FEDERATED_TOKEN_FILE, AZURE_AUTHORITY_HOST, IDENTITY_ENDPOINT and
+ * IDENTITY_HEADER, as the Azure SDKs do. Setting names are
  * case-insensitive. On failure *out is empty and the status is 400
  * InvalidInput with a message naming the offending setting -- never its
  * value when that value is a secret. */
@@ -81,8 +109,20 @@ typedef struct az_client_opts {
     long backoff_max_ms;     /* cap on one delay; default 5000 */
     int page_size;           /* $top of every query, 1..1000; default none
                                 (the service's 1000) */
-    const char *ca_file;     /* PEM bundle for https; default the system's */
+    const char *ca_file;     /* PEM bundle for https; default az_client_set_ca_file's, else
+                                the system's */
 } az_client_opts;
+
+/* The process-wide default CA bundle for https to the table service and to
+ * the token endpoints (NULL: the system's). Call before any client exists;
+ * the string is copied. False when out of memory. */
+bool az_client_set_ca_file(const char *path);
+
+/* Where the client reports what no caller sees: a token refresh that
+ * failed (warn = true) or succeeded after a failure. Messages name the
+ * endpoint and the reason, never a secret or a token. NULL: silent. Call
+ * before any client exists. */
+void az_client_set_log(void (*fn)(bool warn, const char *msg));
 
 /* One account endpoint: credentials, options, and a pool of reusable
  * connections shared by its tables. */

@@ -3,8 +3,12 @@
  * service: the client and its pool of connections, the headers and the
  * signature, the retry rules, and the status an error answer carries.
  *
- * Requests are signed with Shared Key (az_sign) or carry the SAS of the
- * connection string.
+ * Requests are signed with Shared Key (az_sign), carry the SAS of the
+ * connection string, or carry a Microsoft Entra ID bearer token from the
+ * client's token source (az_token.c; a request that cannot get one counts
+ * as not sent and is retried like one). x-ms-version 2019-02-02 is the
+ * first version of the Table service that takes bearer tokens, and the
+ * service takes them over https only.
  *
  * Connections: each client keeps a small pool of curl easy handles; a
  * request takes one, and a handle keeps its connections alive across
@@ -124,6 +128,7 @@ struct az_client {
     az_connstr cs;      /* own copy of the endpoint and the credential */
     const char *prefix; /* the endpoint's path ("" or "/account"), in cs */
     char *ca_file;
+    az_token_src *tokens; /* with a token credential */
     az_client_opts opts;
     pthread_mutex_t mu;
     CURL *idle[AZ_POOL_MAX];
@@ -162,7 +167,8 @@ static void opts_resolve(az_client_opts *o, const az_client_opts *in)
 az_client *az_client_new(const az_connstr *cs, const az_client_opts *opts, mt_status *st)
 {
     *st = mt_ok();
-    if (!cs || !cs->endpoint || (!cs->key && !cs->sas) || (cs->key && !cs->account)) {
+    bool token = cs && cs->cred.kind != AZ_CRED_NONE;
+    if (!cs || !cs->endpoint || (!cs->key && !cs->sas && !token) || (cs->key && !cs->account)) {
         *st = mt_error(400, MT_ERR_INVALID_INPUT,
                        "The connection string names no endpoint or no credential.");
         return NULL;
@@ -180,12 +186,15 @@ az_client *az_client_new(const az_connstr *cs, const az_client_opts *opts, mt_st
     c->cs.endpoint = strdup(cs->endpoint);
     c->cs.account = cs->account ? strdup(cs->account) : NULL;
     c->cs.sas = cs->sas ? strdup(cs->sas) : NULL;
-    c->ca_file = opts && opts->ca_file ? strdup(opts->ca_file) : NULL;
+    const char *ca = opts && opts->ca_file ? opts->ca_file : az_default_ca_file();
+    c->ca_file = ca ? strdup(ca) : NULL;
     if (cs->key && (c->cs.key = malloc(cs->key_len)))
         memcpy(c->cs.key, cs->key, cs->key_len), c->cs.key_len = cs->key_len;
     if (!c->cs.endpoint || (cs->account && !c->cs.account) || (cs->sas && !c->cs.sas) ||
-        (cs->key && !c->cs.key) || (opts && opts->ca_file && !c->ca_file) ||
+        (cs->key && !c->cs.key) || (ca && !c->ca_file) ||
+        (token && !(c->tokens = az_token_src_new(&cs->cred, c->ca_file, st))) ||
         pthread_mutex_init(&c->mu, NULL) != 0) {
+        az_token_src_free(c->tokens);
         az_connstr_clear(&c->cs);
         free(c->ca_file);
         free(c);
@@ -207,6 +216,7 @@ void az_client_free(az_client *c)
     for (size_t i = 0; i < c->nidle; i++)
         curl_easy_cleanup(c->idle[i]);
     pthread_mutex_destroy(&c->mu);
+    az_token_src_free(c->tokens);
     az_connstr_clear(&c->cs);
     free(c->ca_file);
     free(c);
@@ -340,8 +350,28 @@ static struct curl_slist *add_header(struct curl_slist *l, bool *ok, const char 
     return n;
 }
 
-/* The request's headers, signed when the client has a key. */
-static struct curl_slist *request_headers(const az_client *c, const az_req *q)
+/* "Authorization: Bearer <token>", which may be longer than add_header's
+ * line. */
+static struct curl_slist *add_bearer(struct curl_slist *l, bool *ok, const char *token)
+{
+    mt_buf b = {0};
+    mt_buf_printf(&b, "Authorization: Bearer %s", token);
+    char *line = mt_buf_take(&b, NULL);
+    struct curl_slist *n = line ? curl_slist_append(l, line) : NULL;
+    if (line) {
+        explicit_bzero(line, strlen(line));
+        free(line);
+    }
+    if (!n) {
+        *ok = false;
+        return l;
+    }
+    return n;
+}
+
+/* The request's headers, signed when the client has a key, with the bearer
+ * token when it has a token source. */
+static struct curl_slist *request_headers(const az_client *c, const az_req *q, const char *token)
 {
     char date[32], rid[33];
     az_rfc1123_format(time(NULL), date);
@@ -362,6 +392,8 @@ static struct curl_slist *request_headers(const az_client *c, const az_req *q)
         l = add_header(l, &ok, "If-Match: %s", q->if_match);
     if (q->no_content)
         l = add_header(l, &ok, "Prefer: return-no-content");
+    if (token)
+        l = add_bearer(l, &ok, token);
     if (c->cs.key) {
         /* Shared Key for the Table service: verb, Content-MD5 (empty),
          * Content-Type, the date, and "/account" + the path as sent. */
@@ -471,7 +503,20 @@ static bool fatal_code(CURLcode rc)
 static az_outcome az_attempt(az_client *c, const az_req *q, az_resp *r, char *err)
 {
     err[0] = '\0';
-    struct curl_slist *hl = request_headers(c, q);
+    char *token = NULL;
+    if (c->tokens) {
+        mt_status ts;
+        r->bearer = true;
+        if (!(token = az_token_get(c->tokens, &ts, &r->token_gen))) {
+            snprintf(err, CURL_ERROR_SIZE, "%s", ts.message);
+            return ts.http == 503 ? AZ_NOT_SENT : AZ_FATAL;
+        }
+    }
+    struct curl_slist *hl = request_headers(c, q, token);
+    if (token) {
+        explicit_bzero(token, strlen(token));
+        free(token);
+    }
     char *url = request_url(c, q);
     CURL *h = hl && url ? pool_get(c) : NULL;
     if (!h) {
@@ -522,9 +567,20 @@ static void az_backoff(const az_client *c, int attempt)
  * status: the caller reads it, and r->ambiguous says whether an earlier
  * attempt's outcome was unknown). A status is returned only when there is
  * no answer to read. */
+/* Did the service refuse the request's token itself (not its role)? */
+static bool token_refused(const az_resp *r)
+{
+    if (!r->bearer || (r->status != 401 && r->status != 403))
+        return false;
+    mt_status st = az_resp_error(r);
+    return r->status == 401 || strcmp(st.code, "AuthenticationFailed") == 0 ||
+           strcmp(st.code, "InvalidAuthenticationInfo") == 0;
+}
+
 mt_status az_call(az_client *c, const az_req *q, az_resp *r)
 {
     char err[CURL_ERROR_SIZE];
+    bool renewed = false;   /* a refused token was replaced once */
     bool ambiguous = false; /* decides what a write's answer means */
     bool unsure = false;    /* an earlier send may have applied, in any class */
     for (int attempt = 1;; attempt++) {
@@ -546,6 +602,13 @@ mt_status az_call(az_client *c, const az_req *q, az_resp *r)
                 return az_outcome_unknown(err);
             return mt_error(500, MT_ERR_INTERNAL, "Table service request failed: %s", err);
         case AZ_ANSWERED:
+            /* A refused token: the request did not run; once more with a
+             * new token. */
+            if (!renewed && token_refused(r)) {
+                renewed = true;
+                az_token_invalidate(c->tokens, r->token_gen);
+                continue;
+            }
             /* A 5xx after an attempt that may have applied says nothing
              * about that attempt. */
             if (r->status >= 500 && ambiguous && (last || q->replay == AZ_REPLAY_NONE)) {

@@ -51,6 +51,8 @@ typedef struct az_resp {
     char *next_pk, *next_rk, *next_table; /* continuation headers */
     bool ambiguous;                       /* an earlier attempt had an unknown outcome */
     int requests_out;                     /* times curl sent the request in one attempt */
+    bool bearer;                          /* sent with a token of this generation: */
+    unsigned token_gen;
 } az_resp;
 
 /* Runs q under its retry class. On success *r holds an answer (any status:
@@ -93,5 +95,23 @@ void az_wire_fill_result(const mt_op *op, const char *etag, mt_op_result *res);
 /* Sends ops[0..n) as one call: a lone op as its single-entity call, more as
  * a $batch changeset. */
 mt_status az_wire_send(az_table *t, const mt_op *ops, size_t n, mt_op_result *res);
+
+/* ------------------------------------------------------------------------ */
+/* Microsoft Entra ID tokens for the backend client (az_token.c).            */
+
+typedef struct az_token_src az_token_src;
+/* A cached token source for cred (copied); ca_file (may be NULL) verifies
+ * an https token endpoint. NULL with *st set when out of memory. */
+az_token_src *az_token_src_new(const az_cred *cred, const char *ca_file, mt_status *st);
+void az_token_src_free(az_token_src *t);
+/* A valid access token (the caller frees it), refreshed first when due,
+ * and its generation in *gen (may be NULL); NULL with *st set (503
+ * ServerBusy) when none can be had. Thread-safe. */
+char *az_token_get(az_token_src *t, mt_status *st, unsigned *gen);
+/* The service refused the token of generation gen: unless a newer one
+ * came meanwhile, the next az_token_get fetches a new one. */
+void az_token_invalidate(az_token_src *t, unsigned gen);
+/* az_client_set_ca_file's path, or NULL. */
+const char *az_default_ca_file(void);
 
 #endif

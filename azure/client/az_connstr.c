@@ -12,7 +12,17 @@
  *   - an account with AccountKey: the endpoint is TableEndpoint if given,
  *     else DefaultEndpointsProtocol (https by default) :// AccountName
  *     .table. EndpointSuffix (core.windows.net by default);
- *   - SharedAccessSignature, with TableEndpoint or with AccountName.
+ *   - SharedAccessSignature, with TableEndpoint or with AccountName;
+ *   - Credential=ClientSecret | WorkloadIdentity | ManagedIdentity (a
+ *     Microsoft Entra ID token credential, see az_token.c), with
+ *     TableEndpoint or with AccountName, and TenantId, ClientId,
+ *     ClientSecret, FederatedTokenFile, AuthorityHost, IdentityEndpoint as
+ *     the kind needs them. What the string leaves unset comes from the
+ *     environment variables the Azure SDKs' credentials read
+ *     (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET,
+ *     AZURE_FEDERATED_TOKEN_FILE, AZURE_AUTHORITY_HOST, IDENTITY_ENDPOINT,
+ *     IDENTITY_HEADER), so a pod set up for workload identity needs only
+ *     "AccountName=acct;Credential=WorkloadIdentity".
  * The settings of the other services (BlobEndpoint, QueueEndpoint,
  * FileEndpoint, *SecondaryEndpoint) are accepted and ignored, so a string
  * copied from the portal or from Azurite's documentation works as is. Our
@@ -43,6 +53,13 @@ enum {
     S_DEV_STORAGE,
     S_DEV_PROXY,
     S_TABLE_NAME,
+    S_CREDENTIAL,
+    S_TENANT_ID,
+    S_CLIENT_ID,
+    S_CLIENT_SECRET,
+    S_TOKEN_FILE,
+    S_AUTHORITY_HOST,
+    S_IDENTITY_ENDPOINT,
     S_IGNORED, /* the other services' endpoints; may repeat */
     S_COUNT = S_IGNORED,
 };
@@ -63,6 +80,13 @@ static const setting_name known[] = {
     {"UseDevelopmentStorage", S_DEV_STORAGE, false},
     {"DevelopmentStorageProxyUri", S_DEV_PROXY, false},
     {"TableName", S_TABLE_NAME, false},
+    {"Credential", S_CREDENTIAL, false},
+    {"TenantId", S_TENANT_ID, false},
+    {"ClientId", S_CLIENT_ID, false},
+    {"ClientSecret", S_CLIENT_SECRET, true},
+    {"FederatedTokenFile", S_TOKEN_FILE, false},
+    {"AuthorityHost", S_AUTHORITY_HOST, false},
+    {"IdentityEndpoint", S_IDENTITY_ENDPOINT, false},
     {"BlobEndpoint", S_IGNORED, false},
     {"QueueEndpoint", S_IGNORED, false},
     {"FileEndpoint", S_IGNORED, false},
@@ -328,17 +352,119 @@ static mt_status resolve_endpoint(const settings *s, az_connstr *out)
     return mt_ok();
 }
 
+/* The setting, else the environment variable, else NULL; copied. */
+static mt_status pick(const settings *s, int id, const char *env, char **out)
+{
+    const char *v = s->v[id];
+    if (!v && env)
+        v = getenv(env);
+    if (!v || !*v)
+        return mt_ok();
+    return (*out = strdup(v)) ? mt_ok() : oom();
+}
+
+static bool is_tenant(const char *t)
+{
+    size_t n = strlen(t);
+    if (n == 0 || n > 128)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)t[i]) && t[i] != '-' && t[i] != '.')
+            return false;
+    return true;
+}
+
+/* The Entra settings of s into out->cred. */
+static mt_status resolve_cred(const settings *s, az_connstr *out)
+{
+    az_cred *c = &out->cred;
+    const char *kind = s->v[S_CREDENTIAL];
+    if (strcasecmp(kind, "ClientSecret") == 0)
+        c->kind = AZ_CRED_CLIENT_SECRET;
+    else if (strcasecmp(kind, "WorkloadIdentity") == 0)
+        c->kind = AZ_CRED_WORKLOAD;
+    else if (strcasecmp(kind, "ManagedIdentity") == 0)
+        c->kind = AZ_CRED_MANAGED;
+    else
+        return bad("Credential must be ClientSecret, WorkloadIdentity or ManagedIdentity");
+    bool entra = c->kind != AZ_CRED_MANAGED;
+    mt_status st = pick(s, S_CLIENT_ID, "AZURE_CLIENT_ID", &c->client_id);
+    if (mt_is_ok(&st) && entra)
+        st = pick(s, S_TENANT_ID, "AZURE_TENANT_ID", &c->tenant_id);
+    if (mt_is_ok(&st) && entra)
+        st = pick(s, S_AUTHORITY_HOST, "AZURE_AUTHORITY_HOST", &c->authority_host);
+    if (mt_is_ok(&st) && c->kind == AZ_CRED_CLIENT_SECRET)
+        st = pick(s, S_CLIENT_SECRET, "AZURE_CLIENT_SECRET", &c->client_secret);
+    if (mt_is_ok(&st) && c->kind == AZ_CRED_WORKLOAD)
+        st = pick(s, S_TOKEN_FILE, "AZURE_FEDERATED_TOKEN_FILE", &c->token_file);
+    if (mt_is_ok(&st) && !entra)
+        st = pick(s, S_IDENTITY_ENDPOINT, "IDENTITY_ENDPOINT", &c->identity_endpoint);
+    if (mt_is_ok(&st) && !entra && getenv("IDENTITY_HEADER") && *getenv("IDENTITY_HEADER") &&
+        !(c->identity_header = strdup(getenv("IDENTITY_HEADER"))))
+        st = oom();
+    if (!mt_is_ok(&st))
+        return st;
+    if (entra && !c->tenant_id)
+        return bad("Credential=%s needs TenantId (or AZURE_TENANT_ID)", kind);
+    if (entra && !is_tenant(c->tenant_id))
+        return bad("TenantId must be letters, digits, '-' and '.'");
+    if (entra && !c->client_id)
+        return bad("Credential=%s needs ClientId (or AZURE_CLIENT_ID)", kind);
+    if (c->kind == AZ_CRED_CLIENT_SECRET && !c->client_secret)
+        return bad("Credential=ClientSecret needs ClientSecret (or AZURE_CLIENT_SECRET)");
+    if (c->kind == AZ_CRED_WORKLOAD && !c->token_file)
+        return bad("Credential=WorkloadIdentity needs FederatedTokenFile (or "
+                   "AZURE_FEDERATED_TOKEN_FILE)");
+    const char *urls[2] = {c->authority_host, c->identity_endpoint};
+    const char *names[2] = {"AuthorityHost", "IdentityEndpoint"};
+    for (int i = 0; i < 2; i++) {
+        bool https;
+        size_t at, len;
+        char *norm = NULL;
+        if (!urls[i])
+            continue;
+        if (!url_parse(urls[i], &https, &at, &len, &norm))
+            return bad("%s is not an http(s) URL without query", names[i]);
+        free(norm);
+    }
+    for (int i = S_CREDENTIAL + 1; i <= S_IDENTITY_ENDPOINT; i++)
+        if (s->v[i] && ((entra && i == S_IDENTITY_ENDPOINT) ||
+                        (!entra && (i == S_TENANT_ID || i == S_AUTHORITY_HOST)) ||
+                        (c->kind != AZ_CRED_CLIENT_SECRET && i == S_CLIENT_SECRET) ||
+                        (c->kind != AZ_CRED_WORKLOAD && i == S_TOKEN_FILE)))
+            return bad("%s does not apply to Credential=%s", known[i].name, kind);
+    return mt_ok();
+}
+
+static mt_status resolve_token_account(const settings *s, az_connstr *out)
+{
+    const char *name = s->v[S_ACCOUNT_NAME];
+    if (s->v[S_ACCOUNT_KEY] || s->v[S_SAS])
+        return bad("give Credential or AccountKey or SharedAccessSignature, not two of them");
+    if (name && !account_ok(name))
+        return bad("AccountName must be 1 to 63 letters and digits");
+    mt_status st = resolve_endpoint(s, out);
+    if (mt_is_ok(&st) && name && !(out->account = strdup(name)))
+        st = oom();
+    return mt_is_ok(&st) ? resolve_cred(s, out) : st;
+}
+
 static mt_status resolve_account(const settings *s, az_connstr *out)
 {
     if (s->v[S_DEV_PROXY])
         return bad("DevelopmentStorageProxyUri needs UseDevelopmentStorage=true");
+    if (s->v[S_CREDENTIAL])
+        return resolve_token_account(s, out);
+    for (int i = S_TENANT_ID; i <= S_IDENTITY_ENDPOINT; i++)
+        if (s->v[i])
+            return bad("%s needs Credential", known[i].name);
     const char *name = s->v[S_ACCOUNT_NAME], *key = s->v[S_ACCOUNT_KEY], *sas = s->v[S_SAS];
     if (name && !account_ok(name))
         return bad("AccountName must be 1 to 63 letters and digits");
     if (key && sas)
         return bad("give AccountKey or SharedAccessSignature, not both");
     if (!key && !sas)
-        return bad("no credential: AccountKey or SharedAccessSignature is required");
+        return bad("no credential: AccountKey, SharedAccessSignature or Credential is required");
     if (key && !name)
         return bad("AccountKey needs AccountName");
     mt_status st = resolve_endpoint(s, out);
@@ -387,6 +513,18 @@ void az_connstr_clear(az_connstr *cs)
     free(cs->endpoint);
     free(cs->account);
     free(cs->table);
+    az_cred *c = &cs->cred;
+    if (c->client_secret)
+        explicit_bzero(c->client_secret, strlen(c->client_secret));
+    if (c->identity_header)
+        explicit_bzero(c->identity_header, strlen(c->identity_header));
+    free(c->tenant_id);
+    free(c->client_id);
+    free(c->client_secret);
+    free(c->token_file);
+    free(c->authority_host);
+    free(c->identity_endpoint);
+    free(c->identity_header);
     memset(cs, 0, sizeof *cs);
 }
 
@@ -394,7 +532,9 @@ char *az_connstr_describe(const az_connstr *cs)
 {
     if (!cs || !cs->endpoint)
         return strdup("(no endpoint)");
-    const char *how = cs->key ? "Shared Key" : cs->sas ? "SAS" : "no credential";
+    static const char *const creds[] = {"no credential", "Entra ID client secret",
+                                        "Entra ID workload identity", "Entra ID managed identity"};
+    const char *how = cs->key ? "Shared Key" : cs->sas ? "SAS" : creds[cs->cred.kind];
     size_t n = strlen(cs->endpoint) + (cs->account ? strlen(cs->account) : 0) +
                (cs->table ? strlen(cs->table) : 0) + 64;
     char *out = malloc(n);

@@ -24,7 +24,7 @@ import { proxySkipReason } from "./lib/targets.mjs";
 // Beside the proxy under test (so a sanitizer build tests its own CLI).
 const ctl =
   process.env.MTABLE_CTL_BIN ||
-  [join(dirname(proxyBin), "mtablectl"), join(repoRoot, "build/proxy/mtablectl")].find(existsSync);
+  [join(dirname(proxyBin), "mtablectl"), join(dirname(proxyBin), "../tools/mtablectl/mtablectl"), join(repoRoot, "build/tools/mtablectl/mtablectl")].find(existsSync);
 
 function openssl(args, cwd) {
   execFileSync("openssl", args, { cwd, stdio: ["ignore", "ignore", "pipe"] });

@@ -16,7 +16,7 @@ import { proxySkipReason } from "./lib/targets.mjs";
 
 const ctl =
   process.env.MTABLE_CTL_BIN ||
-  [join(dirname(proxyBin), "mtablectl"), join(repoRoot, "build/proxy/mtablectl")].find(existsSync);
+  [join(dirname(proxyBin), "mtablectl"), join(dirname(proxyBin), "../tools/mtablectl/mtablectl"), join(repoRoot, "build/tools/mtablectl/mtablectl")].find(existsSync);
 const LEASE_MS = 3000;
 
 function cleanEnv(extra = {}) {

@@ -231,6 +231,85 @@ static void test_rejections(void **state)
               "needs UseDevelopmentStorage");
 }
 
+/* The Entra ID credentials, from the string and from the environment. */
+static void test_token_credentials(void **state)
+{
+    (void)state;
+    static const char *const vars[] = {"AZURE_TENANT_ID",      "AZURE_CLIENT_ID",
+                                       "AZURE_CLIENT_SECRET",  "AZURE_FEDERATED_TOKEN_FILE",
+                                       "AZURE_AUTHORITY_HOST", "IDENTITY_ENDPOINT",
+                                       "IDENTITY_HEADER"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+        unsetenv(vars[i]);
+    az_connstr cs = parse_ok("AccountName=acct;Credential=ClientSecret;TenantId=t-1;ClientId=app;"
+                             "ClientSecret=c2VjcmV0;AuthorityHost=https://login.example/");
+    assert_int_equal(cs.cred.kind, AZ_CRED_CLIENT_SECRET);
+    assert_string_equal(cs.endpoint, "https://acct.table.core.windows.net");
+    assert_string_equal(cs.cred.tenant_id, "t-1");
+    assert_string_equal(cs.cred.client_id, "app");
+    assert_string_equal(cs.cred.client_secret, "c2VjcmV0");
+    assert_string_equal(cs.cred.authority_host, "https://login.example/");
+    assert_null(cs.key);
+    assert_null(cs.sas);
+    char *d = az_connstr_describe(&cs);
+    assert_string_equal(d, "https://acct.table.core.windows.net (account acct, Entra ID client "
+                           "secret)");
+    free(d);
+    az_connstr_clear(&cs);
+
+    /* A pod set up for workload identity: everything but the kind from the
+     * environment; the string wins where it says something. */
+    setenv("AZURE_TENANT_ID", "env-tenant", 1);
+    setenv("AZURE_CLIENT_ID", "env-client", 1);
+    setenv("AZURE_FEDERATED_TOKEN_FILE", "/var/run/token", 1);
+    cs = parse_ok("AccountName=acct;Credential=workloadidentity;ClientId=mine");
+    assert_int_equal(cs.cred.kind, AZ_CRED_WORKLOAD);
+    assert_string_equal(cs.cred.tenant_id, "env-tenant");
+    assert_string_equal(cs.cred.client_id, "mine");
+    assert_string_equal(cs.cred.token_file, "/var/run/token");
+    assert_null(cs.cred.authority_host);
+    az_connstr_clear(&cs);
+
+    /* A managed identity needs nothing; IDENTITY_* come with it. */
+    cs = parse_ok("TableEndpoint=https://h/acct;Credential=ManagedIdentity");
+    assert_int_equal(cs.cred.kind, AZ_CRED_MANAGED);
+    assert_string_equal(cs.cred.client_id, "env-client");
+    assert_null(cs.cred.identity_endpoint);
+    az_connstr_clear(&cs);
+    setenv("IDENTITY_ENDPOINT", "http://localhost:42356/msi/token", 1);
+    setenv("IDENTITY_HEADER", "hdr", 1);
+    cs = parse_ok("TableEndpoint=https://h/acct;Credential=ManagedIdentity");
+    assert_string_equal(cs.cred.identity_endpoint, "http://localhost:42356/msi/token");
+    assert_string_equal(cs.cred.identity_header, "hdr");
+    az_connstr_clear(&cs);
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+        unsetenv(vars[i]);
+
+    parse_bad("AccountName=a;Credential=Password", "Credential must be");
+    parse_bad("AccountName=a;Credential=ClientSecret;ClientId=c;ClientSecret=c2VjcmV0",
+              "needs TenantId");
+    parse_bad("AccountName=a;Credential=ClientSecret;TenantId=t;ClientId=c", "needs ClientSecret");
+    parse_bad("AccountName=a;Credential=ClientSecret;TenantId=t;ClientSecret=c2VjcmV0",
+              "needs ClientId");
+    parse_bad("AccountName=a;Credential=WorkloadIdentity;TenantId=t;ClientId=c",
+              "needs FederatedTokenFile");
+    parse_bad("AccountName=a;Credential=ClientSecret;TenantId=t/x;ClientId=c;ClientSecret=s",
+              "TenantId must be");
+    parse_bad("AccountName=a;AccountKey=" KEY_B64 ";Credential=ManagedIdentity", "not two");
+    parse_bad("AccountName=a;Credential=ManagedIdentity;ClientSecret=c2VjcmV0", "does not apply");
+    parse_bad("AccountName=a;Credential=ManagedIdentity;TenantId=t", "does not apply");
+    parse_bad("AccountName=a;Credential=ManagedIdentity;IdentityEndpoint=ftp://x",
+              "IdentityEndpoint is not");
+    parse_bad("AccountName=a;Credential=ClientSecret;TenantId=t;ClientId=c;ClientSecret=s;"
+              "AuthorityHost=nope",
+              "AuthorityHost is not");
+    parse_bad("AccountName=a;AccountKey=" KEY_B64 ";TenantId=t", "TenantId needs Credential");
+    parse_bad("UseDevelopmentStorage=true;Credential=ManagedIdentity", "cannot be combined");
+    parse_bad("AccountName=a;Credential=ClientSecret;TenantId=t;ClientId=c;ClientSecret=c2VjcmV0;"
+              "ClientSecret=c2VjcmV0",
+              "more than once");
+}
+
 static void test_describe(void **state)
 {
     (void)state;
@@ -256,10 +335,15 @@ static void test_describe(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dev_storage), cmocka_unit_test(test_dev_proxy),
-        cmocka_unit_test(test_account_key), cmocka_unit_test(test_table_endpoint),
-        cmocka_unit_test(test_sas),         cmocka_unit_test(test_table_name),
-        cmocka_unit_test(test_rejections),  cmocka_unit_test(test_describe),
+        cmocka_unit_test(test_dev_storage),
+        cmocka_unit_test(test_dev_proxy),
+        cmocka_unit_test(test_account_key),
+        cmocka_unit_test(test_table_endpoint),
+        cmocka_unit_test(test_sas),
+        cmocka_unit_test(test_table_name),
+        cmocka_unit_test(test_rejections),
+        cmocka_unit_test(test_describe),
+        cmocka_unit_test(test_token_credentials),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,6 +25,7 @@ import https from "node:https";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -229,9 +230,26 @@ function connectionString(account, key, endpoint) {
   );
 }
 
+// One GET over https trusting ca; resolves on any answer.
+function httpsAnswer(url, ca) {
+  return new Promise((ok, fail) => {
+    const req = httpsRequest(url, { ca, timeout: 2000 }, (res) => {
+      res.resume();
+      res.on("end", () => ok(true));
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", fail);
+    req.end();
+  });
+}
+
 // Starts the table service with three accounts: the development account
 // (direct target), and one account each for the proxy's old and new tables.
-export async function startAzurite() {
+// With tls ({cert, key, ca}: PEM file paths), it serves https with that
+// certificate (trusted through ca); with oauth, it also takes bearer tokens
+// (Azurite's "--oauth basic": issuer, audience and lifetime are checked,
+// not the signature).
+export async function startAzurite({ tls, oauth = false } = {}) {
   const accounts = {
     [DEV_ACCOUNT]: DEV_KEY,
     mtold: randomKey(),
@@ -264,14 +282,18 @@ export async function startAzurite() {
         "--inMemoryPersistence",
         "--disableTelemetry",
         "--silent",
+        ...(tls ? ["--cert", tls.cert, "--key", tls.key] : []),
+        ...(oauth ? ["--oauth", "basic"] : []),
       ],
       env,
       location,
     );
-    const base = `http://127.0.0.1:${port}`;
+    const base = `${tls ? "https" : "http"}://127.0.0.1:${port}`;
+    const ca = tls ? readFileSync(tls.ca) : null;
     try {
       // Any HTTP answer (an unsigned request gets 403) means it is serving.
       await waitUntil(h, "HTTP answer", async () => {
+        if (tls) return httpsAnswer(`${base}/${DEV_ACCOUNT}/Tables`, ca);
         const r = await fetch(`${base}/${DEV_ACCOUNT}/Tables`, {
           signal: AbortSignal.timeout(2000),
         });

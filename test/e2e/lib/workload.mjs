@@ -937,8 +937,9 @@ export async function runMigration(px, { onStatus, restart = false, timeoutMs = 
 // Checks of a whole table afterwards.
 
 // Every row of a table through data-tables, with EDM types.
-export async function readTyped(t, table) {
-  const rows = await all(tableClient(t, table).listEntities({ disableTypeConversion: true }));
+// client: a TableClient of one's own (default: t's, with its key).
+export async function readTyped(t, table, client = tableClient(t, table)) {
+  const rows = await all(client.listEntities({ disableTypeConversion: true }));
   return rows.map((e) => {
     const props = {};
     const types = {};
