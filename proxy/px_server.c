@@ -357,6 +357,10 @@ static struct MHD_Daemon *start_one(const char *host, int port, int max_conn,
 px_servers *px_serve_start(px_app *app, FILE *err)
 {
     px_servers *s = calloc(1, sizeof *s);
+    if (!s) {
+        fprintf(err, "mtable-proxy: out of memory starting the listeners\n");
+        return NULL;
+    }
     const px_settings *cf = &app->settings;
     s->table = start_one(cf->listen_host, cf->listen_port, cf->max_connections,
                          on_table_request, app, err);
