@@ -152,8 +152,8 @@ static int group_teardown(void **state)
     return 0;
 }
 
-static int last_reached;     /* the last request reached its failing allocation */
-static char last_body[512];  /* the start of the last answer's body */
+static int last_reached;    /* the last request reached its failing allocation */
+static char last_body[512]; /* the start of the last answer's body */
 static size_t last_body_len;
 
 static size_t keep_body(char *p, size_t size, size_t n, void *ctx)
