@@ -30,9 +30,9 @@ BUILD_PACKAGES=(
 # What the tests need on top: the unit suite (cmocka), the sanitizer and
 # memory-checking builds, the end-to-end suite (node, npm), the Python SDK
 # suites (python-sdks.test.mjs: azure-data-tables from python3-azure, the
-# legacy azure-cosmosdb-table), the format check, promtool for the /metrics
-# test (Debian ships it in prometheus), and podman, runc and debootstrap for
-# the image smoke test (docker/smoke.sh).
+# legacy azure-cosmosdb-table), the format check (unit test lint, clang-format
+# 14), promtool for the /metrics test (Debian ships it in prometheus), and
+# podman, runc and debootstrap for the image smoke test (docker/smoke.sh).
 TEST_PACKAGES=(
     clang
     libclang-rt-14-dev
@@ -44,7 +44,7 @@ TEST_PACKAGES=(
     python3-azure
     python3-azure-cosmosdb-table
     ca-certificates
-    clang-format
+    clang-format-14
     prometheus
     podman
     runc
