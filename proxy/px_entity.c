@@ -380,7 +380,9 @@ static void query_entities(px_req *q, px_table *t, px_resp *r)
     if (mt_is_ok(&st) && o.next_pk) {
         char *pk = px_token_decode(o.next_pk);
         char *rk = o.next_rk ? px_token_decode(o.next_rk) : strdup("");
-        if (!pk || !rk)
+        if (pk && !rk && !o.next_rk)
+            st = mt_oom();
+        else if (!pk || !rk)
             st = mt_error(400, "InvalidInput", "The continuation token is not valid.");
         else
             mt_key_set(&from, pk, rk);
