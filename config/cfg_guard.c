@@ -101,7 +101,7 @@ static mt_status guard_stream_open(mt_table *t, const mt_filter *f, const mt_key
         return refuse_for(g);
     guard_stream *gs = calloc(1, sizeof *gs);
     if (!gs)
-        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+        return mt_oom();
     mt_status st = g->inner->ops->query_stream(g->inner, f, start, &gs->inner);
     if (!mt_is_ok(&st)) {
         free(gs);

@@ -257,6 +257,7 @@ mt_entity *mt_entity_clone(const mt_entity *e)
     if (!c)
         return NULL;
     c->timestamp = e->timestamp;
+    c->oom = e->oom;
     if (e->etag && !(c->etag = strdup(e->etag)))
         goto err;
     for (size_t i = 0; i < e->nprops; i++)
@@ -282,19 +283,24 @@ const mt_value *mt_entity_get(const mt_entity *e, const char *name)
     return p ? &p->value : NULL;
 }
 
-void mt_entity_set(mt_entity *e, const char *name, const mt_value *v)
+bool mt_entity_set(mt_entity *e, const char *name, const mt_value *v)
 {
     mt_prop *p = find_prop(e, name);
     if (!p) {
-        (void)append_prop(e, name, v);
-        return;
+        if (append_prop(e, name, v))
+            return true;
+        e->oom = true;
+        return false;
     }
     /* Copy before clearing: v may point into the value being replaced. */
     mt_value nv;
-    if (!value_dup(&nv, v))
-        return;
+    if (!value_dup(&nv, v)) {
+        e->oom = true;
+        return false;
+    }
     mt_value_clear(&p->value);
     p->value = nv;
+    return true;
 }
 
 bool mt_entity_remove(mt_entity *e, const char *name)
@@ -462,6 +468,10 @@ void mt_key_clear(mt_key *k)
 
 void mt_entity_list_push(mt_entity_list *l, mt_entity *e)
 {
+    if (!e) {
+        l->oom = true;
+        return;
+    }
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 16;
         mt_entity **v = realloc(l->v, cap * sizeof *v);
@@ -469,6 +479,7 @@ void mt_entity_list_push(mt_entity_list *l, mt_entity *e)
             /* The list owns e from the call on, so drop it rather than
              * leak it. */
             mt_entity_free(e);
+            l->oom = true;
             return;
         }
         l->v = v;
@@ -485,6 +496,7 @@ void mt_entity_list_clear(mt_entity_list *l)
     l->v = NULL;
     l->n = 0;
     l->cap = 0;
+    l->oom = false;
 }
 
 /* ------------------------------------------------------------------------ */

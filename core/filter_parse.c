@@ -128,6 +128,17 @@ static bool mt_fail(mt_parser *p, size_t pos, size_t len, const char *what)
     return false;
 }
 
+/* An allocation failed: 503 ServerBusy (the client retries), not a 400
+ * that would blame its filter. */
+static bool mt_fail_oom(mt_parser *p)
+{
+    if (!p->failed) {
+        p->failed = true;
+        p->err = mt_oom();
+    }
+    return false;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Characters                                                                */
 
@@ -258,7 +269,7 @@ static bool mt_lex_string(mt_parser *p)
         return mt_fail(p, start, i - start, "string literal is not UTF-8");
     buf = malloc(i - start);
     if (!buf)
-        return mt_fail(p, start, 1, "out of memory");
+        return mt_fail_oom(p);
     for (size_t j = start + 1; j < i; j++) {
         buf[n++] = p->s[j];
         if (p->s[j] == '\'')
@@ -522,7 +533,7 @@ static bool mt_to_bool(mt_parser *p, mt_operand *o)
     if (o->kind == MT_OPND_LIT && o->lit.type == MT_EDM_BOOLEAN) {
         o->f = mt_filter_bool(o->lit.u.b);
         if (!o->f)
-            return mt_fail(p, o->pos, o->len, "out of memory");
+            return mt_fail_oom(p);
         o->kind = MT_OPND_BOOL;
         o->height = 1;
         return true;
@@ -537,7 +548,7 @@ static bool mt_set_tree(mt_parser *p, mt_operand *o, mt_filter *f, int height, s
     o->kind = MT_OPND_BOOL;
     o->height = height;
     if (!f)
-        return mt_fail(p, pos, 1, "out of memory");
+        return mt_fail_oom(p);
     if (height > MT_FILTER_MAX_DEPTH)
         return mt_fail(p, pos, 1, "filter nested too deeply");
     return true;

@@ -111,7 +111,7 @@ static bool filter_match(const mt_filter *f, const mt_entity *e)
 
 static mt_status oom(void)
 {
-    return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+    return mt_oom();
 }
 
 /* ------------------------------------------------------------------------ */
@@ -253,6 +253,8 @@ static mt_status check_op_shape(const mt_op *ops, size_t i)
         return mt_error(400, MT_ERR_INVALID_INPUT, "Unknown operation.");
     if (!e || !e->pk || !e->rk)
         return mt_error(400, MT_ERR_INVALID_INPUT, "Operation has no keys.");
+    if (e->oom)
+        return mt_oom(); /* a property went missing on the way here */
     if (needs_if_match(op->kind) && !op->if_match)
         return mt_error(400, MT_ERR_INVALID_INPUT, "The operation requires an If-Match condition.");
     if (i > 0 && strcmp(e->pk, ops[0].entity->pk) != 0)

@@ -101,7 +101,7 @@ mt_status mt_mig_copy_row(mt_table *new_t, const mt_entity *e)
 {
     mt_entity *copy = mt_entity_clone(e);
     if (!copy)
-        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+        return mt_oom();
     mt_mig_strip(copy);
     mt_entity_set_etag(copy, NULL);
     mt_op op = {.kind = MT_OP_INSERT, .entity = copy};
@@ -613,7 +613,7 @@ static mt_status mig_execute_batch(mt_table *t, const mt_op *ops, size_t n,
     mt_config c;
     mt_subscription *sub = m->cfg->ops->subscribe(m->cfg, NULL, &c);
     if (!sub)
-        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+        return mt_oom();
     bool switched = true;
     if (c.phase == MT_PHASE_USE_OLD_HIDE_METADATA) {
         st = mt_table_batch(m->old_t, ops, n, results);

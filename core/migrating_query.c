@@ -72,6 +72,7 @@ static void merge_rows(mt_entity_list *olds, mt_entity_list *news, mt_entity_lis
             mt_entity_list_push(out, news->v[j++]);
         }
     }
+    out->oom = out->oom || olds->oom || news->oom;
     olds->n = news->n = 0;
     mt_entity_list_clear(olds);
     mt_entity_list_clear(news);
@@ -128,7 +129,7 @@ mt_status mt_mig_query_atomic(mt_table *t, const char *pk, const mt_filter *f,
     mt_config c;
     mt_subscription *sub = m->cfg->ops->subscribe(m->cfg, NULL, &c);
     if (!sub)
-        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+        return mt_oom();
     mt_entity_list rows = {0};
     mt_status st;
     if (c.phase == MT_PHASE_USE_OLD_HIDE_METADATA)
@@ -145,6 +146,8 @@ mt_status mt_mig_query_atomic(mt_table *t, const char *pk, const mt_filter *f,
     finish_rows(&rows, f);
     for (size_t i = 0; i < rows.n; i++)
         mt_entity_list_push(out, rows.v[i]);
+    if (rows.oom || out->oom)
+        st = mt_oom(); /* rows are missing: no partial answer */
     rows.n = 0;
     mt_entity_list_clear(&rows);
     return st;
@@ -202,7 +205,7 @@ mt_status mt_mig_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity
     mt_config c;
     mt_subscription *sub = m->cfg->ops->subscribe(m->cfg, NULL, &c);
     if (!sub)
-        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+        return mt_oom();
     mt_entity_list rows = {0};
     mt_entity *one = NULL;
     mt_status st;
@@ -217,6 +220,8 @@ mt_status mt_mig_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity
         st = retrieve_merged(m, pk, rk, &rows);
     }
     m->cfg->ops->unsubscribe(m->cfg, sub);
+    if (mt_is_ok(&st) && rows.oom)
+        st = mt_oom();
     if (mt_is_ok(&st)) {
         finish_rows(&rows, NULL);
         for (size_t i = 0; i < rows.n && !*out; i++)
@@ -452,7 +457,7 @@ static mt_status stream_start(mig_stream *s, const mt_key *start)
     mt_subscriber me = {.apply = stream_apply, .ctx = s};
     s->sub = m->cfg->ops->subscribe(m->cfg, &me, &s->cfg);
     if (!s->sub)
-        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+        return mt_oom();
     s->applied = s->cfg.phase;
     mt_status st = mt_ok();
     if (s->cfg.phase < MT_PHASE_USE_NEW_WITH_TOMBSTONES)
@@ -471,7 +476,7 @@ mt_status mt_mig_query_stream(mt_table *t, const mt_filter *f, const mt_key *sta
     *out = NULL;
     mig_stream *s = calloc(1, sizeof *s);
     if (!s)
-        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+        return mt_oom();
     s->base.ops = &mig_stream_ops;
     s->m = m;
     s->failed = mt_ok();
@@ -482,7 +487,7 @@ mt_status mt_mig_query_stream(mt_table *t, const mt_filter *f, const mt_key *sta
         mt_filter_free(s->filter);
         mt_filter_free(s->keys);
         free(s);
-        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+        return mt_oom();
     }
     stream_lock(s);
     mt_status st = stream_start(s, start);

@@ -53,6 +53,9 @@ typedef struct mt_status {
 #define MT_ERR_TABLE_NOT_FOUND "TableNotFound"
 
 mt_status mt_ok(void);
+/* 503 ServerBusy "out of memory": what an allocation failure answers, so
+ * that a client retries rather than give up. */
+mt_status mt_oom(void);
 /* Builds an error status; index -1 unless set afterwards. */
 mt_status mt_error(int http, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -183,6 +186,8 @@ typedef struct mt_entity {
     size_t nprops;
     size_t cap;
     mt_prop *props; /* user properties, in insertion order, names unique */
+    bool oom;       /* a set failed: a property is missing; a table refuses
+                       to write it (503 ServerBusy), clones keep the mark */
 } mt_entity;
 
 /* Returns a new entity with copies of the keys; the caller frees it. */
@@ -192,7 +197,8 @@ mt_entity *mt_entity_clone(const mt_entity *e); /* caller frees */
 /* Borrowed pointer into e, or NULL when absent. */
 const mt_value *mt_entity_get(const mt_entity *e, const char *name);
 /* Sets (adds or overwrites) a property with a deep copy of *v. */
-void mt_entity_set(mt_entity *e, const char *name, const mt_value *v);
+/* Copies v into property name. False (and e->oom set) when out of memory. */
+bool mt_entity_set(mt_entity *e, const char *name, const mt_value *v);
 bool mt_entity_remove(mt_entity *e, const char *name);
 void mt_entity_set_etag(mt_entity *e, const char *etag); /* copies */
 /* Same keys and same user properties (order-insensitive); the timestamp
@@ -221,8 +227,11 @@ typedef struct mt_entity_list {
     mt_entity **v;
     size_t n;
     size_t cap;
+    bool oom; /* a push failed (or pushed NULL): rows are missing */
 } mt_entity_list;
-void mt_entity_list_push(mt_entity_list *l, mt_entity *e); /* takes e */
+/* Takes e. When the list cannot grow, or e is NULL (a copy that failed),
+ * e is freed and oom set: whoever returns the list checks it once. */
+void mt_entity_list_push(mt_entity_list *l, mt_entity *e);
 void mt_entity_list_clear(mt_entity_list *l);              /* frees all */
 
 /* ------------------------------------------------------------------------ */

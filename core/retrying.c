@@ -163,7 +163,7 @@ static mt_status r_stream(mt_table *t, const mt_filter *f, const mt_key *start, 
 {
     retrying_stream *s = calloc(1, sizeof *s);
     if (!s)
-        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+        return mt_oom();
     s->base.ops = &rs_ops;
     s->t = (retrying *)t;
     s->f = f ? mt_filter_clone(f) : NULL;

@@ -40,3 +40,8 @@ bool mt_table_gone(const mt_status *st)
 {
     return st->http == 404 && strcmp(st->code, MT_ERR_TABLE_NOT_FOUND) == 0;
 }
+
+mt_status mt_oom(void)
+{
+    return mt_error(503, MT_ERR_SERVER_BUSY, "The server is out of memory. Please retry.");
+}

@@ -24,7 +24,7 @@ mt_status mt_table_scan(mt_table *t, const mt_filter *f, mt_entity_list *out)
         size_t before = out->n;
         mt_entity_list_push(out, e);
         if (out->n == before) {
-            st = mt_error(500, MT_ERR_INTERNAL, "out of memory");
+            st = mt_oom();
             break;
         }
     }

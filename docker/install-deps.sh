@@ -30,10 +30,11 @@ BUILD_PACKAGES=(
 # What the tests need on top: the unit suite (cmocka), the sanitizer and
 # memory-checking builds, the end-to-end suite (node, npm), the Python SDK
 # suites (python-sdks.test.mjs: azure-data-tables from python3-azure, the
-# legacy azure-cosmosdb-table), openssl (the Entra ID tests make their CA
-# and certificates with it), the format check, promtool for the /metrics
-# test (Debian ships it in prometheus), and podman, runc and debootstrap for
-# the image smoke test (docker/smoke.sh).
+# legacy azure-cosmosdb-table), openssl (the Entra ID and TLS tests make
+# their CA and certificates with it), the format check (unit test lint,
+# clang-format 14), promtool for the /metrics test (Debian ships it in
+# prometheus), and podman, runc and debootstrap for the image smoke test
+# (docker/smoke.sh).
 TEST_PACKAGES=(
     clang
     libclang-rt-14-dev
@@ -46,7 +47,7 @@ TEST_PACKAGES=(
     python3-azure-cosmosdb-table
     ca-certificates
     openssl
-    clang-format
+    clang-format-14
     prometheus
     podman
     runc

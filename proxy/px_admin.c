@@ -27,8 +27,9 @@
 static void json_reply(px_resp *r, int status, cJSON *doc)
 {
     r->status = status;
-    r->body = cJSON_PrintUnformatted(doc);
+    r->body = doc ? cJSON_PrintUnformatted(doc) : NULL;
     r->len = r->body ? strlen(r->body) : 0;
+    r->oom = r->oom || !r->body; /* sent as 503 */
     px_resp_header(r, "Content-Type", "application/json");
     cJSON_Delete(doc);
 }
@@ -52,6 +53,7 @@ static void text_reply(px_resp *r, int status, const char *text)
     r->status = status;
     r->body = strdup(text);
     r->len = r->body ? strlen(r->body) : 0;
+    r->oom = r->oom || !r->body; /* sent as 503 */
     px_resp_header(r, "Content-Type", "text/plain");
 }
 

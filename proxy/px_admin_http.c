@@ -233,6 +233,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     px_upload *up = NULL;
     if (!px_http_upload_step(con_cls, data, size, &up))
         return MHD_YES;
+    if (!up || up->oom)
+        return busy(c);
     if (up->stage == STAGE_ANSWERED)
         return px_http_send(c, &up->resp);
     if (up->stage == STAGE_PARKED) { /* resumed: the answer is the state now */
@@ -246,7 +248,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return px_http_send(c, &r);
     }
     const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-    char *query = px_http_raw_query(c);
+    char *query = NULL;
+    if (!px_http_raw_query(c, &query))
+        return busy(c);
     enum MHD_Result ret = MHD_YES;
     int64_t after = 0, wait_ms = 0;
     bool known_settled = true;

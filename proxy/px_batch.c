@@ -64,20 +64,30 @@ static void fail_reply(px_req *q, const mt_status *st, az_batch_reply *rep, char
     rep->status = st->http ? st->http : 500;
     px_log_request_answered(rep->status, st->code, st->message);
     rep->body = *body;
-    rep->len = len;
+    rep->len = *body ? len : 0;
 }
 
-static void add(az_batch_reply *rep, const char *name, const char *value)
+/* Adds a header to rep; false when out of memory. */
+static bool add(az_batch_reply *rep, const char *name, const char *value)
 {
-    rep->headers[rep->nheaders].name = strdup(name);
-    rep->headers[rep->nheaders].value = strdup(value);
+    char *n = strdup(name), *v = strdup(value);
+    if (!n || !v) {
+        free(n);
+        free(v);
+        return false;
+    }
+    rep->headers[rep->nheaders].name = n;
+    rep->headers[rep->nheaders].value = v;
     rep->nheaders++;
+    return true;
 }
 
 /* Per-operation replies of a successful changeset, built through the same
- * path as single writes so headers and bodies agree. */
-static void success_replies(px_req *q, batch_job *job, az_batch_reply *reps, px_resp *parts)
+ * path as single writes so headers and bodies agree; false when one ran
+ * out of memory. */
+static bool success_replies(px_req *q, batch_job *job, az_batch_reply *reps, px_resp *parts)
 {
+    bool ok = true;
     for (size_t i = 0; i < job->n; i++) {
         px_write_respond(q, &job->w[i], &job->res[i], &parts[i]);
         reps[i].status = parts[i].status;
@@ -85,7 +95,9 @@ static void success_replies(px_req *q, batch_job *job, az_batch_reply *reps, px_
         reps[i].nheaders = parts[i].nheaders;
         reps[i].body = parts[i].body;
         reps[i].len = parts[i].len;
+        ok = ok && !parts[i].oom;
     }
+    return ok;
 }
 
 /* The response of a lone query becomes the batch's only part. */
@@ -118,6 +130,7 @@ static void lone_query(px_req *q, const az_batch *b, px_resp *r)
     r->status = 202;
     r->body = body;
     r->len = body ? len : 0;
+    r->oom = !body || part.oom;
     px_resp_header(r, "Content-Type", ctype);
     free(ctype);
     px_resp_clear(&part);
@@ -135,19 +148,20 @@ static void fail_batch(px_req *q, const az_batch *b, const mt_status *st, px_res
     char *body = NULL;
     fail_reply(q, st, &rep, &body);
     rep.headers = headers;
-    add(&rep, "Content-Type",
-        q->fmt == AZ_FMT_ATOM ? "application/xml;charset=utf-8"
-                              : "application/json;odata=minimalmetadata;streaming=true;"
-                                "charset=utf-8");
+    bool ok = body && add(&rep, "Content-Type",
+                          q->fmt == AZ_FMT_ATOM ? "application/xml;charset=utf-8"
+                                                : "application/json;odata=minimalmetadata;"
+                                                  "streaming=true;charset=utf-8");
     size_t at = st->index >= 0 && (size_t)st->index < b->n ? (size_t)st->index : 0;
     const char *cid = b->n ? az_batch_part_header(&b->parts[at], "Content-ID") : NULL;
-    if (cid)
-        add(&rep, "Content-ID", cid);
+    if (ok && cid)
+        ok = add(&rep, "Content-ID", cid);
     char *ctype = NULL;
     size_t len = 0;
-    r->body = az_batch_write(b->n ? b : NULL, &rep, 1, &ctype, &len);
+    r->body = ok ? az_batch_write(b->n ? b : NULL, &rep, 1, &ctype, &len) : NULL;
     r->status = 202;
     r->len = r->body ? len : 0;
+    r->oom = !r->body;
     px_resp_header(r, "Content-Type", ctype);
     free(ctype);
     for (size_t i = 0; i < rep.nheaders; i++) {
@@ -186,6 +200,14 @@ void px_handle_batch(px_req *q, px_resp *r)
     px_resp *parts = calloc(MT_BATCH_MAX, sizeof *parts);
     az_batch_reply *reps = calloc(MT_BATCH_MAX, sizeof *reps);
     px_table *t = NULL;
+    if (!job || !parts || !reps) {
+        free(job);
+        free(parts);
+        free(reps);
+        az_batch_clear(&b);
+        r->oom = true;
+        return;
+    }
     job->n = b.n;
     for (size_t i = 0; mt_is_ok(&st) && i < b.n; i++) {
         st = prepare_part(q, &b.parts[i], i, job);
@@ -198,18 +220,20 @@ void px_handle_batch(px_req *q, px_resp *r)
             /* q->res.table names the table for Location headers. */
             free(q->res.table);
             q->res.table = strdup(job->table);
-            st = mt_table_batch(px_table_view(t), job->ops, job->n, job->res);
+            st = q->res.table ? mt_table_batch(px_table_view(t), job->ops, job->n, job->res)
+                              : mt_oom();
         } else {
             st.index = 0;
         }
     }
     if (mt_is_ok(&st)) {
-        success_replies(q, job, reps, parts);
+        bool ok = success_replies(q, job, reps, parts);
         char *ctype = NULL;
         size_t len = 0;
-        r->body = az_batch_write(&b, reps, job->n, &ctype, &len);
+        r->body = ok ? az_batch_write(&b, reps, job->n, &ctype, &len) : NULL;
         r->status = 202;
         r->len = r->body ? len : 0;
+        r->oom = !r->body; /* the changeset applied: the client retries and finds it */
         px_resp_header(r, "Content-Type", ctype);
         free(ctype);
     } else {

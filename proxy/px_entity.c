@@ -122,6 +122,8 @@ mt_status px_write_prepare(const char *method, const char *x_http_method, const 
             return mt_error(400, "MissingRequiredHeader",
                             "An HTTP header that's mandatory for this request is not specified.");
         w->entity = mt_entity_new(res->pk, res->rk);
+        if (!w->entity)
+            return mt_oom();
         w->op.kind = MT_OP_DELETE;
     } else {
         return mt_error(405, "UnsupportedHttpVerb",
@@ -137,10 +139,17 @@ mt_status px_write_prepare(const char *method, const char *x_http_method, const 
             return mt_error(400, "InvalidInput",
                             "The keys in the request body do not match the request URI.");
         }
+        char *pk = strdup(res->pk), *rk = strdup(res->rk);
+        if (!pk || !rk) {
+            free(pk);
+            free(rk);
+            px_write_clear(w);
+            return mt_oom();
+        }
         free(w->entity->pk);
         free(w->entity->rk);
-        w->entity->pk = strdup(res->pk);
-        w->entity->rk = strdup(res->rk);
+        w->entity->pk = pk;
+        w->entity->rk = rk;
     }
     w->op.entity = w->entity;
     w->op.if_match = w->if_match[0] ? w->if_match : NULL;
@@ -357,7 +366,7 @@ static mt_status narrow_to_grant(const px_req *q, const mt_filter *client, mt_ke
 nomem:
     mt_filter_free(range);
     mt_key_clear(&start);
-    return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+    return mt_oom();
 }
 
 static void query_entities(px_req *q, px_table *t, px_resp *r)
@@ -371,7 +380,9 @@ static void query_entities(px_req *q, px_table *t, px_resp *r)
     if (mt_is_ok(&st) && o.next_pk) {
         char *pk = px_token_decode(o.next_pk);
         char *rk = o.next_rk ? px_token_decode(o.next_rk) : strdup("");
-        if (!pk || !rk)
+        if (pk && !rk && !o.next_rk)
+            st = mt_oom();
+        else if (!pk || !rk)
             st = mt_error(400, "InvalidInput", "The continuation token is not valid.");
         else
             mt_key_set(&from, pk, rk);
@@ -389,6 +400,8 @@ static void query_entities(px_req *q, px_table *t, px_resp *r)
         st = pinned && first ? page_partition(q, v, pinned, f, &from, top, &p)
                              : page_stream(q, v, f, &from, top, &p);
     mt_filter_free(f);
+    if (mt_is_ok(&st) && p.rows.oom)
+        st = mt_oom(); /* rows are missing: no partial page */
     if (mt_is_ok(&st)) {
         az_payload_ctx c = {.md = q->md, .base_url = q->base_url,
                             .account = q->app->settings.account, .table = q->res.table,
@@ -398,6 +411,8 @@ static void query_entities(px_req *q, px_table *t, px_resp *r)
         px_resp_payload(q, r, 200, body, len);
         if (p.next.pk) {
             char *npk = px_token_encode(p.next.pk), *nrk = px_token_encode(p.next.rk);
+            if (!npk || !nrk)
+                r->oom = true; /* a page without its continuation would end the query */
             px_resp_header(r, "x-ms-continuation-NextPartitionKey", npk);
             px_resp_header(r, "x-ms-continuation-NextRowKey", nrk);
             free(npk);

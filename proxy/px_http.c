@@ -31,19 +31,47 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
-/* NULL when the request has no arguments (or memory ran out). */
-char *px_http_raw_query(struct MHD_Connection *c)
+bool px_http_raw_query(struct MHD_Connection *c, char **out)
 {
     mt_buf b = {0};
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_arg, &b);
-    return b.p ? mt_buf_take(&b, NULL) : NULL;
+    bool any = b.p || b.oom;
+    *out = any ? mt_buf_take(&b, NULL) : NULL;
+    return !any || *out;
+}
+
+/* The answer when even the answer cannot be built: 503 ServerBusy with a
+ * fixed body, nothing allocated here (libmicrohttpd copies the headers). */
+static enum MHD_Result px_http_send_busy(struct MHD_Connection *c)
+{
+    static const char body[] = "{\"odata.error\":{\"code\":\"ServerBusy\",\"message\":{"
+                               "\"lang\":\"en-US\",\"value\":\"The server is out of memory. "
+                               "Please retry.\"}}}";
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO; /* closes the connection: the client retries */
+    MHD_add_response_header(resp, "Content-Type", "application/json;odata=minimalmetadata");
+    MHD_add_response_header(resp, "x-ms-error-code", MT_ERR_SERVER_BUSY);
+    MHD_add_response_header(resp, "Retry-After", "1");
+    enum MHD_Result ret = MHD_queue_response(c, 503, resp);
+    MHD_destroy_response(resp);
+    return ret;
 }
 
 enum MHD_Result px_http_send(struct MHD_Connection *c, px_resp *r)
 {
+    if (r->oom) {
+        px_resp_clear(r);
+        return px_http_send_busy(c);
+    }
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(r->len, r->body ? r->body : (void *)"",
                                         r->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        px_resp_clear(r);
+        return px_http_send_busy(c);
+    }
     r->body = NULL;
     for (size_t i = 0; i < r->nheaders; i++)
         MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value);
@@ -57,23 +85,36 @@ bool px_http_upload_step(void **con_cls, const char *data, size_t *size, px_uplo
 {
     px_upload *up = *con_cls;
     if (!up) {
-        *con_cls = calloc(1, sizeof(px_upload));
+        *con_cls = up = calloc(1, sizeof(px_upload));
+        if (!up) {
+            *out = NULL; /* the caller answers 503 at once */
+            return true;
+        }
         return false;
     }
     *out = up;
     if (*size == 0)
         return true;
-    if (!up->too_large && up->len + *size > PX_MAX_BODY) {
+    if (!up->too_large && !up->oom && up->len + *size > PX_MAX_BODY) {
         up->too_large = true;
         free(up->buf);
         up->buf = NULL;
         up->len = 0;
     }
-    if (!up->too_large) {
-        if (up->len + *size + 1 > up->cap) {
-            up->cap = (up->len + *size + 1) * 2;
-            up->buf = realloc(up->buf, up->cap);
+    if (!up->too_large && !up->oom && up->len + *size + 1 > up->cap) {
+        size_t cap = (up->len + *size + 1) * 2;
+        char *grown = realloc(up->buf, cap);
+        if (grown) {
+            up->buf = grown;
+            up->cap = cap;
+        } else { /* read the rest, keep none of it, answer 503 */
+            up->oom = true;
+            free(up->buf);
+            up->buf = NULL;
+            up->len = up->cap = 0;
         }
+    }
+    if (!up->too_large && !up->oom) {
         memcpy(up->buf + up->len, data, *size);
         up->len += *size;
         up->buf[up->len] = '\0';

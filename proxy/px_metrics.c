@@ -350,7 +350,7 @@ static mt_status px_mtable_stream(mt_table *t, const mt_filter *f, const mt_key 
     /* Allocated first so that a stream the backend opened is never lost. */
     px_mstream *ms = calloc(1, sizeof *ms);
     if (!ms)
-        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+        return mt_oom();
     uint64_t t0 = px_metrics_now_ns();
     mt_status st = mt->inner->ops->query_stream(mt->inner, f, start, &ms->inner);
     px_metrics_observe(&mt->stats[CALL_QUERY_STREAM], t0, &st);

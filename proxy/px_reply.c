@@ -30,8 +30,15 @@ void px_resp_header(px_resp *r, const char *name, const char *value)
 {
     if (r->nheaders == PX_MAX_HEADERS || !value)
         return;
-    r->headers[r->nheaders].name = strdup(name);
-    r->headers[r->nheaders].value = strdup(value);
+    char *n = strdup(name), *v = strdup(value);
+    if (!n || !v) {
+        free(n);
+        free(v);
+        r->oom = true;
+        return;
+    }
+    r->headers[r->nheaders].name = n;
+    r->headers[r->nheaders].value = v;
     r->nheaders++;
 }
 
@@ -65,7 +72,9 @@ void px_resp_payload(const px_req *q, px_resp *r, int status, char *body, size_t
     r->status = status;
     free(r->body);
     r->body = body;
-    r->len = len;
+    r->len = body ? len : 0;
+    if (!body)
+        r->oom = true;
     /* A single entity or table is an Atom entry; everything else a feed. */
     bool entry = q->res.kind == AZ_RES_ENTITY || q->res.kind == AZ_RES_TABLE ||
                  (q->res.kind == AZ_RES_ENTITIES && strcmp(q->method, "POST") == 0) ||
@@ -86,6 +95,8 @@ void px_resp_error(const px_req *q, px_resp *r, const mt_status *st)
     free(r->body);
     r->body = body;
     r->len = body ? len : 0;
+    if (!body)
+        r->oom = true;
     px_resp_header(r, "Content-Type",
                    q->fmt == AZ_FMT_ATOM ? "application/xml;charset=utf-8"
                                          : content_type_of(q, false));
@@ -102,6 +113,10 @@ char *px_token_encode(const char *s)
         return NULL;
     size_t n = strlen(b);
     char *out = malloc(n + 3);
+    if (!out) {
+        free(b);
+        return NULL;
+    }
     memcpy(out, "1!", 2);
     size_t j = 2;
     for (size_t i = 0; i < n; i++) {
@@ -122,6 +137,8 @@ char *px_token_decode(const char *tok)
     if (n > 8192)
         return NULL;
     char *b = malloc(n + 4);
+    if (!b)
+        return NULL;
     size_t j = 0;
     for (size_t i = 0; i < n; i++) {
         char c = tok[2 + i];
@@ -138,6 +155,10 @@ char *px_token_decode(const char *tok)
         return NULL;
     }
     char *s = malloc(rawlen + 1);
+    if (!s) {
+        free(raw);
+        return NULL;
+    }
     memcpy(s, raw, rawlen);
     s[rawlen] = '\0';
     free(raw);

@@ -43,19 +43,22 @@ typedef struct px_resp {
     size_t nheaders;
     char *body; /* owned */
     size_t len;
+    bool oom; /* memory ran out building it: it goes out as 503 ServerBusy */
 } px_resp;
 
 /* A header of the request (case-insensitive), or NULL. */
 const char *px_req_header(const px_req *q, const char *name);
-/* Adds a response header (copies both). */
+/* Adds a response header (copies both; sets r->oom when it cannot). */
 void px_resp_header(px_resp *r, const char *name, const char *value);
 /* Sets an error response for st in the request's format. */
 void px_resp_error(const px_req *q, px_resp *r, const mt_status *st);
-/* Sets a payload response with the content type of the request's format. */
+/* Sets a payload response with the content type of the request's format.
+ * Takes body; a NULL body is a writer that ran out of memory (r->oom). */
 void px_resp_payload(const px_req *q, px_resp *r, int status, char *body, size_t len);
 void px_resp_clear(px_resp *r);
 
-/* Continuation tokens: opaque, header-safe encodings of a key. */
+/* Continuation tokens: opaque, header-safe encodings of a key. NULL when
+ * out of memory; decode also when tok is not a token. */
 char *px_token_encode(const char *s);
 char *px_token_decode(const char *tok);
 

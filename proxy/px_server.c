@@ -289,7 +289,8 @@ static void handle_table_request(px_app *app, struct MHD_Connection *c, const ch
     px_log_request_begin(q.request_id, px_req_header(&q, "x-ms-client-request-id"));
     const char *v = px_req_header(&q, "x-ms-version");
     snprintf(q.version, sizeof q.version, "%s", v && strlen(v) < 32 ? v : PX_DEFAULT_VERSION);
-    char *query = px_http_raw_query(c);
+    char *query = NULL;
+    bool oom = !px_http_raw_query(c, &query) || up->oom;
     q.query = query;
     char *fmt_param = query ? az_query_get(query, "$format") : NULL;
     az_format_negotiate(px_req_header(&q, "Accept"), fmt_param, &q.fmt, &q.md);
@@ -300,7 +301,9 @@ static void handle_table_request(px_app *app, struct MHD_Connection *c, const ch
     char account[64];
     const char *rest = NULL;
     mt_status st = mt_ok();
-    if (!version_ok(q.version))
+    if (oom)
+        st = mt_oom();
+    else if (!version_ok(q.version))
         st = mt_error(400, "InvalidHeaderValue",
                       "The value for one of the HTTP headers is not in the correct format.");
     else if (!split_account(url, account, sizeof account, &rest) ||
@@ -369,8 +372,9 @@ static enum MHD_Result on_table_request(void *cls, struct MHD_Connection *c, con
     px_upload *up = NULL;
     if (!px_http_upload_step(con_cls, data, size, &up))
         return MHD_YES;
-    px_resp r = {0};
-    handle_table_request(cls, c, url, method, up, &r);
+    px_resp r = {.oom = !up};
+    if (up)
+        handle_table_request(cls, c, url, method, up, &r);
     return px_http_send(c, &r);
 }
 
@@ -456,8 +460,10 @@ static bool tls_setup(px_servers *s, px_app *app, FILE *err)
 px_servers *px_serve_start(px_app *app, FILE *err)
 {
     px_servers *s = calloc(1, sizeof *s);
-    if (!s)
+    if (!s) {
+        fprintf(err, "mtable-proxy: out of memory starting the listeners\n");
         return NULL;
+    }
     const px_settings *cf = &app->settings;
     if (tls_setup(s, app, err))
         s->table = start_one(cf->listen_host, cf->listen_port, cf->max_connections, s->tls_cert,

@@ -48,6 +48,10 @@ px_registry *px_registry_new(mt_rt *rt, mt_config_service *cfg, px_backend old_b
                              const px_guard *guard, px_metrics *metrics, mt_status *st)
 {
     px_registry *r = calloc(1, sizeof *r);
+    if (!r) {
+        *st = mt_oom();
+        return NULL;
+    }
     r->rt = rt;
     r->cfg = cfg;
     r->metrics = metrics;
@@ -80,43 +84,61 @@ static mt_table *side_table(px_registry *r, int side, const char *name, mt_statu
     return az_client_table(r->side[side].client, side_name(r, side, name), st);
 }
 
+static void table_free(px_table *t);
+
+/* A table's stack of views; NULL (with *st set) when a part cannot be
+ * made, out of memory included. */
 static px_table *table_new(px_registry *r, const char *name, mt_status *st)
 {
     px_table *t = calloc(1, sizeof *t);
-    t->name = strdup(name);
+    if (!t || !(t->name = strdup(name)))
+        goto oom;
     t->old_t = side_table(r, 0, name, st);
     t->new_t = t->old_t ? side_table(r, 1, name, st) : NULL;
-    if (!t->old_t || !t->new_t) {
-        mt_table_destroy(t->old_t);
-        free(t->name);
-        free(t);
-        return NULL;
-    }
+    if (!t->old_t || !t->new_t)
+        goto oom;
     mt_table *o = t->old_t, *n = t->new_t;
     if (r->metrics) {
         t->count_old = o = px_metrics_table(r->metrics, t->old_t, 0);
         t->count_new = n = px_metrics_table(r->metrics, t->new_t, 1);
+        if (!o || !n)
+            goto oom;
     }
     if (r->guard.valid) {
         mt_table *(*make)(mt_table *, bool (*)(void *), void *) =
             r->guard.leader ? cfg_guard_leader_new : cfg_guard_new;
         t->guard_old = o = make(o, r->guard.valid, r->guard.ctx);
         t->guard_new = n = make(n, r->guard.valid, r->guard.ctx);
+        if (!o || !n)
+            goto oom;
     }
-    t->view = mt_migrating_new(r->rt, r->cfg, o, n);
+    if (!(t->view = mt_migrating_new(r->rt, r->cfg, o, n)))
+        goto oom;
     t->refs = 1;
     return t;
+oom:
+    if (mt_is_ok(st))
+        *st = mt_oom();
+    if (t)
+        table_free(t);
+    return NULL;
 }
 
-static void insert_at(px_registry *r, size_t at, px_table *t)
+/* Puts t at index at; false (t not taken) when out of memory. */
+static bool insert_at(px_registry *r, size_t at, px_table *t)
 {
     if (r->n == r->cap) {
-        r->cap = r->cap ? r->cap * 2 : 16;
-        r->v = realloc(r->v, r->cap * sizeof *r->v);
+        size_t cap = r->cap ? r->cap * 2 : 16;
+        px_table **v = realloc(r->v, cap * sizeof *v);
+        if (!v)
+            return false;
+        r->v = v;
+        r->cap = cap;
     }
     memmove(r->v + at + 1, r->v + at, (r->n - at) * sizeof *r->v);
     r->v[at] = t;
     r->n++;
+    return true;
 }
 
 static size_t find(const px_registry *r, const char *name, bool *found);
@@ -134,8 +156,10 @@ static mt_status adopt_locked(px_registry *r, const char *name)
         return mt_ok();
     mt_status st = mt_ok();
     px_table *t = table_new(r, name, &st);
-    if (t)
-        insert_at(r, at, t);
+    if (t && !insert_at(r, at, t)) {
+        table_free(t);
+        st = mt_oom();
+    }
     return st;
 }
 
@@ -248,8 +272,10 @@ mt_status px_table_create(px_registry *r, const char *name)
     bool found;
     size_t at = find(r, name, &found);
     px_table *t = found ? NULL : table_new(r, name, &st);
-    if (t)
-        insert_at(r, at, t);
+    if (t && !insert_at(r, at, t)) {
+        table_free(t);
+        st = mt_oom();
+    }
     pthread_mutex_unlock(&r->mu);
     if (!mt_is_ok(&st))
         return st;
@@ -373,17 +399,23 @@ char **px_table_names(px_registry *r, size_t *n)
 {
     pthread_mutex_lock(&r->mu);
     char **names = calloc(r->n + 1, sizeof *names);
-    for (size_t i = 0; i < r->n; i++)
-        names[i] = strdup(r->v[i]->name);
+    bool ok = names != NULL;
+    for (size_t i = 0; ok && i < r->n; i++)
+        ok = (names[i] = strdup(r->v[i]->name)) != NULL;
     *n = r->n;
     pthread_mutex_unlock(&r->mu);
+    if (!ok) {
+        px_names_free(names, *n);
+        *n = 0;
+        return NULL;
+    }
     qsort(names, *n, sizeof *names, name_cmp);
     return names;
 }
 
 void px_names_free(char **names, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; names && i < n; i++)
         free(names[i]);
     free(names);
 }
@@ -423,7 +455,7 @@ char **px_account_tables(px_registry *r, size_t *n, mt_status *st)
             az_client_tables_free(names, k); /* the strings moved to all */
         } else {
             if (mt_is_ok(st))
-                *st = mt_error(500, MT_ERR_INTERNAL, "out of memory");
+                *st = mt_oom();
             az_client_tables_free(names, k);
         }
     }
@@ -503,8 +535,12 @@ static void query_tables(px_req *q, px_resp *r)
     mt_status st = az_query_opts_parse(q->query, &o);
     size_t n = 0;
     char **names = mt_is_ok(&st) ? px_table_names(reg, &n) : NULL;
+    if (mt_is_ok(&st) && !names)
+        st = mt_oom();
     /* Filter (TableName comparisons), continuation, $top. */
     char **page = calloc(n + 1, sizeof *page);
+    if (mt_is_ok(&st) && !page)
+        st = mt_oom();
     size_t np = 0;
     int top = o.has_top ? o.top : 1000;
     char *next = NULL;
@@ -514,15 +550,19 @@ static void query_tables(px_req *q, px_resp *r)
             continue;
         mt_entity *e = mt_entity_new("", "");
         mt_value v = mt_v_str(names[i]);
-        mt_entity_set(e, "TableName", &v);
+        if (!e || !mt_entity_set(e, "TableName", &v)) {
+            mt_entity_free(e);
+            st = mt_oom();
+            break;
+        }
         bool match = !o.filter || mt_filter_eval(o.filter, e);
         mt_entity_free(e);
         if (!match)
             continue;
         if ((int)np == top) {
             /* $top=0 asks for nothing: no token to follow (and loop on). */
-            if (top > 0)
-                next = px_token_encode(names[i]);
+            if (top > 0 && !(next = px_token_encode(names[i])))
+                st = mt_oom();
             break;
         }
         page[np++] = names[i];

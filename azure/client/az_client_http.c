@@ -78,7 +78,7 @@
 
 mt_status az_oom(void)
 {
-    return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+    return mt_oom();
 }
 
 mt_status az_bad_reply(const char *what)

@@ -518,5 +518,8 @@ static mt_status batch_send(az_table *t, const mt_op *ops, size_t n, mt_op_resul
 /* One wire batch: a lone op goes as its single-entity call. */
 mt_status az_wire_send(az_table *t, const mt_op *ops, size_t n, mt_op_result *res)
 {
+    for (size_t i = 0; i < n; i++)
+        if (ops[i].entity && ops[i].entity->oom)
+            return mt_oom(); /* a property went missing on the way here */
     return n == 1 ? single_op(t, ops, res) : batch_send(t, ops, n, res);
 }

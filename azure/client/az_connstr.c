@@ -116,7 +116,7 @@ static mt_status bad(const char *fmt, ...)
 
 static mt_status oom(void)
 {
-    return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+    return mt_oom();
 }
 
 static char *trim(char *s)

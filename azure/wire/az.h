@@ -39,6 +39,9 @@ bool az_base64_decode(const char *s, size_t len, uint8_t **out, size_t *outlen);
 /* Percent-decoding of a URL component; '+' is left alone. NULL on a bad
  * escape or an encoded NUL. */
 char *az_url_decode(const char *s, size_t len);
+/* Whether az_url_decode would succeed given the memory: tells a bad escape
+ * (400) from an allocation that failed (503). */
+bool az_url_escapes_valid(const char *s, size_t len);
 /* Percent-encoding of everything but unreserved characters. */
 char *az_url_encode(const char *s);
 /* Appends table(PartitionKey='pk',RowKey='rk') to b: each key in quotes, a

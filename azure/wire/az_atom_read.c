@@ -87,7 +87,7 @@ static mt_status az_atom_prop_text(xmlNodePtr n, char **out, size_t *len)
     }
     *out = mt_buf_take(&b, NULL);
     *len = *out ? strlen(*out) : 0;
-    return *out ? mt_ok() : mt_error(500, MT_ERR_INTERNAL, "Out of memory.");
+    return *out ? mt_ok() : mt_oom();
 }
 
 /* ------------------------------------------------------------------------ */
@@ -357,7 +357,7 @@ static mt_status az_atom_user_prop(az_atom_reader *r, const char *name, mt_edm t
     mt_entity_set(r->e, name, &v);
     free(owned);
     if (r->e->nprops == before)
-        return mt_error(500, MT_ERR_INTERNAL, "Out of memory.");
+        return mt_oom();
     return mt_ok();
 }
 
@@ -428,7 +428,7 @@ mt_status az_atom_entity_read_keys(const char *body, size_t len, mt_entity **out
         return st;
     r.e = mt_entity_new(NULL, NULL);
     if (!r.e)
-        st = mt_error(500, MT_ERR_INTERNAL, "Out of memory.");
+        st = mt_oom();
     else
         st = az_atom_props_read(&r, props);
     xmlFreeDoc(doc);

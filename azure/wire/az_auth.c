@@ -262,7 +262,7 @@ static mt_status shared_key_check(const az_account *acct, const az_http_request 
     mt_status st;
 
     if (!hdr)
-        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+        return mt_oom();
     if (!parse_authorization(hdr, &a)) {
         st = az_auth_deny(AZ_ERR_AUTHN,
                           "The Authorization header is not of the form "
@@ -282,8 +282,7 @@ static mt_status shared_key_check(const az_account *acct, const az_http_request 
         goto out;
     }
     if (!sk_signature_ok(acct, req, &a, date, comp[0], &oom)) {
-        st = oom ? mt_error(500, MT_ERR_INTERNAL, "out of memory")
-                 : az_auth_deny(AZ_ERR_AUTHN, MSG_BAD_MAC);
+        st = oom ? mt_oom() : az_auth_deny(AZ_ERR_AUTHN, MSG_BAD_MAC);
         goto out;
     }
     grant->shared_key = true;

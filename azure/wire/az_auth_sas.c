@@ -239,7 +239,7 @@ static mt_status signed_check(const az_account *acct, char *const *v, const char
     oom = b.oom;
     mt_buf_clear(&b);
     if (oom)
-        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+        return mt_oom();
     return ok ? mt_ok() : az_auth_deny(AZ_ERR_AUTHN, MSG_BAD_SIG);
 }
 

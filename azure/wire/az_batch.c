@@ -89,7 +89,7 @@ static mt_status bad_batch(const char *why)
 
 static mt_status out_of_memory(void)
 {
-    return mt_error(500, MT_ERR_INTERNAL, "Out of memory.");
+    return mt_oom();
 }
 
 static bool starts_with_i(const char *s, const char *prefix)
@@ -130,7 +130,8 @@ static bool line_next(cursor *c, span *line)
 /* ------------------------------------------------------------------------ */
 /* Content-Type                                                              */
 
-typedef enum ct_kind { CT_OTHER, CT_MULTIPART, CT_HTTP } ct_kind;
+/* CT_OOM: memory ran out reading it (503, not a malformed batch). */
+typedef enum ct_kind { CT_OTHER, CT_MULTIPART, CT_HTTP, CT_OOM } ct_kind;
 
 /* RFC 2046 allows 1..70 characters and no trailing space; anything
  * printable is taken, since the delimiter match is exact anyway. */
@@ -213,6 +214,8 @@ static ct_kind content_type_read(const char *ct, char **boundary)
             if (!boundary_valid(value))
                 goto bad;
             *boundary = memdup0(value.p, value.n);
+            if (!*boundary)
+                return CT_OOM;
         }
         while (is_space(*p))
             p++;
@@ -384,8 +387,11 @@ static mt_status part_headers_read(cursor *c, ct_kind *kind, char **boundary, ch
         *kind = content_type_read(header_find(hs, n, "Content-Type"), boundary);
         if (content_id && header_find(hs, n, "Content-ID")) {
             const char *v = header_find(hs, n, "Content-ID");
-            *content_id = memdup0(v, strlen(v));
+            if (!(*content_id = memdup0(v, strlen(v))))
+                st = mt_oom();
         }
+        if (*kind == CT_OOM)
+            st = mt_oom();
     }
     headers_free(hs, n);
     return st;
@@ -640,9 +646,12 @@ mt_status az_batch_parse(const char *content_type, const char *body, size_t len,
     memset(out, 0, sizeof *out);
     if (!body && len)
         return bad_batch("no body");
-    if (content_type_read(content_type, &out->boundary) != CT_MULTIPART || !out->boundary) {
+    ct_kind kind = content_type_read(content_type, &out->boundary);
+    if (kind != CT_MULTIPART || !out->boundary) {
         az_batch_clear(out);
-        return bad_batch("the Content-Type is not multipart/mixed with a boundary");
+        return kind == CT_OOM
+                   ? mt_oom()
+                   : bad_batch("the Content-Type is not multipart/mixed with a boundary");
     }
     st = multipart_split((span){body ? body : "", len}, out->boundary, &part, 1, &n);
     if (mt_is_ok(&st) && n == 0)

@@ -197,36 +197,50 @@ bool az_base64_decode(const char *s, size_t len, uint8_t **out, size_t *outlen)
 /* ------------------------------------------------------------------------ */
 /* Percent-encoding.                                                         */
 
-char *az_url_decode(const char *s, size_t len)
+/* Percent-decodes s[0..len) into out (when not NULL), NUL-terminated;
+ * false on a bad escape or a NUL, raw or encoded, which would silently cut
+ * the C string short. The one reading of escapes that az_url_decode and
+ * az_url_escapes_valid share. */
+static bool url_decode_into(const char *s, size_t len, char *out)
 {
-    if (!s || len == SIZE_MAX)
-        return NULL;
-    char *out = malloc(len + 1);
-    if (!out)
-        return NULL;
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
         int c = (unsigned char)s[i];
         if (c == '%') {
             if (i + 2 >= len)
-                goto err;
+                return false;
             int hi = mt_hex_digit((unsigned char)s[i + 1]);
             int lo = mt_hex_digit((unsigned char)s[i + 2]);
             if (hi < 0 || lo < 0)
-                goto err;
+                return false;
             c = hi << 4 | lo;
             i += 2;
         }
-        /* A NUL, raw or encoded, would silently cut the C string short. */
         if (c == 0)
-            goto err;
-        out[o++] = (char)c;
+            return false;
+        if (out)
+            out[o++] = (char)c;
     }
-    out[o] = '\0';
+    if (out)
+        out[o] = '\0';
+    return true;
+}
+
+bool az_url_escapes_valid(const char *s, size_t len)
+{
+    return s && len != SIZE_MAX && url_decode_into(s, len, NULL);
+}
+
+char *az_url_decode(const char *s, size_t len)
+{
+    if (!s || len == SIZE_MAX)
+        return NULL;
+    char *out = malloc(len + 1);
+    if (out && !url_decode_into(s, len, out)) {
+        free(out);
+        out = NULL;
+    }
     return out;
-err:
-    free(out);
-    return NULL;
 }
 
 static bool az_unreserved(unsigned char c)

@@ -148,7 +148,7 @@ static mt_status az_scan(az_reader *r)
             while (j < r->len && az_num_char((unsigned char)s[j]))
                 j++;
             if (!az_push_num(r, s + i, j - i))
-                return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+                return mt_oom();
             i = j;
         } else if (c < 0x20 && !az_json_space(c)) {
             return az_invalid(); /* cJSON would take any control byte for a space */
@@ -169,7 +169,7 @@ static mt_status az_reader_open(az_reader *r, const char *body, size_t len)
     if (len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0) /* a BOM */
         body += 3, len -= 3;
     if (!(r->buf = malloc(len + 1)))
-        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+        return mt_oom();
     memcpy(r->buf, body, len);
     r->buf[len] = '\0';
     r->len = len;
@@ -535,7 +535,7 @@ static mt_status az_members_collect(az_reader *r, az_members *ms)
             return az_bad(MT_ERR_TOO_MANY_PROPS,
                           "The entity contains more properties than allowed.");
     if (count && !(ms->m = calloc(count, sizeof *ms->m)))
-        return mt_error(500, MT_ERR_INTERNAL, "out of memory");
+        return mt_oom();
     for (const cJSON *it = r->root->child; it; it = it->next) {
         az_member *m = &ms->m[ms->n++];
         m->item = it;
@@ -648,7 +648,7 @@ static mt_status az_entity_keys(az_members *ms, mt_entity **out, unsigned *keys)
     if (mt_is_ok(&st))
         st = az_key_value(rk, &rks);
     if (mt_is_ok(&st) && !(*out = mt_entity_new(pks, rks)))
-        st = mt_error(500, MT_ERR_INTERNAL, "out of memory");
+        st = mt_oom();
     return st;
 }
 
@@ -669,7 +669,7 @@ static mt_status az_entity_add(mt_entity *e, const az_member *m, size_t *size)
         size_t before = e->nprops;
         mt_entity_set(e, m->name, &x.v);
         if (e->nprops == before)
-            st = mt_error(500, MT_ERR_INTERNAL, "out of memory");
+            st = mt_oom();
     }
     free(x.bin);
     return st;
@@ -720,7 +720,7 @@ mt_status az_json_table_read(const char *body, size_t len, char **name)
         if (!cJSON_IsString(tn))
             st = az_invalid();
         else if (!(*name = strdup(tn->valuestring)))
-            st = mt_error(500, MT_ERR_INTERNAL, "out of memory");
+            st = mt_oom();
     }
     az_reader_close(&r);
     return st;

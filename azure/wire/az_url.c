@@ -135,10 +135,14 @@ mt_status az_query_find(const char *query, const char *name, char **out)
         const char *eq = memchr(p, '=', (size_t)(end - p));
         const char *name_end = eq ? eq : end;
         char *n = query_decode(p, (size_t)(name_end - p));
+        if (!n && az_url_escapes_valid(p, (size_t)(name_end - p)))
+            return mt_oom(); /* it might have been the one asked for */
         bool match = n && ieq(n, name);
         free(n);
         if (match) {
             *out = eq ? query_decode(eq + 1, (size_t)(end - eq - 1)) : calloc(1, 1);
+            if (!*out && (!eq || az_url_escapes_valid(eq + 1, (size_t)(end - eq - 1))))
+                return mt_oom();
             if (!*out)
                 return mt_error(400, AZ_ERR_INVALID_URI,
                                 "The value of query parameter '%s' is not a valid "
@@ -218,8 +222,8 @@ static void skip_spaces(const char **s)
 
 /* Reads a quoted OData string literal at *s: '...' with '' standing for
  * one quote. Returns the unescaped text, or NULL when *s does not start a
- * literal or the literal is not closed. */
-static char *literal_read(const char **s)
+ * literal, the literal is not closed, or (*oom set) memory ran out. */
+static char *literal_read(const char **s, bool *oom)
 {
     const char *p = *s;
     size_t n = 0;
@@ -227,8 +231,10 @@ static char *literal_read(const char **s)
     if (*p != '\'')
         return NULL;
     out = malloc(strlen(p) + 1);
-    if (!out)
+    if (!out) {
+        *oom = true;
         return NULL;
+    }
     for (p++;; p++) {
         if (*p == '\0') {
             free(out);
@@ -247,7 +253,7 @@ static char *literal_read(const char **s)
 }
 
 /* Reads one "Name='value'" of a key predicate into pk or rk. */
-static bool key_read(const char **s, char **pk, char **rk)
+static bool key_read(const char **s, char **pk, char **rk, bool *oom)
 {
     static const char PK[] = "PartitionKey", RK[] = "RowKey";
     char **slot;
@@ -266,7 +272,7 @@ static bool key_read(const char **s, char **pk, char **rk)
         return false;
     (*s)++;
     skip_spaces(s);
-    *slot = literal_read(s);
+    *slot = literal_read(s, oom);
     return *slot != NULL;
 }
 
@@ -275,13 +281,14 @@ static bool key_read(const char **s, char **pk, char **rk)
  * other is read as well. */
 static mt_status key_predicate_parse(const char *s, az_resource *out)
 {
+    bool oom = false;
     if (*s++ != '(')
         return bad_uri("a table name is followed by something other than a key");
-    if (!key_read(&s, &out->pk, &out->rk))
-        return bad_uri("the key is not PartitionKey='...',RowKey='...'");
+    if (!key_read(&s, &out->pk, &out->rk, &oom))
+        return oom ? mt_oom() : bad_uri("the key is not PartitionKey='...',RowKey='...'");
     skip_spaces(&s);
-    if (*s++ != ',' || !key_read(&s, &out->pk, &out->rk))
-        return bad_uri("the key is not PartitionKey='...',RowKey='...'");
+    if (*s++ != ',' || !key_read(&s, &out->pk, &out->rk, &oom))
+        return oom ? mt_oom() : bad_uri("the key is not PartitionKey='...',RowKey='...'");
     skip_spaces(&s);
     if (s[0] != ')' || s[1] != '\0')
         return bad_uri("the key is not closed by ')'");
@@ -297,7 +304,10 @@ static mt_status table_resource_parse(const char *s, az_resource *out)
     mt_status st;
     s += strlen("Tables(");
     skip_spaces(&s);
-    out->table = literal_read(&s);
+    bool oom = false;
+    out->table = literal_read(&s, &oom);
+    if (oom)
+        return mt_oom();
     skip_spaces(&s);
     if (!out->table || s[0] != ')' || s[1] != '\0')
         return bad_uri("expected Tables('name')");
@@ -332,7 +342,7 @@ static mt_status entity_resource_parse(const char *s, const char *query, az_reso
     mt_status st;
     out->table = malloc(n + 1);
     if (!out->table)
-        return mt_error(500, MT_ERR_INTERNAL, "Out of memory.");
+        return mt_oom();
     memcpy(out->table, s, n);
     out->table[n] = '\0';
     st = table_name_check(out->table);
@@ -413,7 +423,8 @@ mt_status az_resource_parse(const char *path, const char *query, az_resource *ou
         return bad_uri("the path has more than one segment");
     decoded = az_url_decode(path, n);
     if (!decoded)
-        return bad_uri("the path is not validly percent-encoded");
+        return az_url_escapes_valid(path, n) ? mt_oom()
+                                             : bad_uri("the path is not validly percent-encoded");
     st = resource_route(decoded, query, out);
     free(decoded);
     if (!mt_is_ok(&st))
@@ -489,11 +500,11 @@ static mt_status select_add(az_query_opts *o, const char *text, size_t n)
         return mt_error(400, MT_ERR_INVALID_INPUT, "$select names too many properties.");
     grown = realloc(o->select, (o->nselect + 1) * sizeof *grown);
     if (!grown)
-        return mt_error(500, MT_ERR_INTERNAL, "Out of memory.");
+        return mt_oom();
     o->select = grown;
     name = malloc(n + 1);
     if (!name)
-        return mt_error(500, MT_ERR_INTERNAL, "Out of memory.");
+        return mt_oom();
     memcpy(name, text, n);
     name[n] = '\0';
     o->select[o->nselect++] = name;
@@ -546,7 +557,10 @@ static mt_status opts_token(const char *query, const char *name, char **out)
     if (!mt_is_ok(&st) || !raw)
         return st;
     *out = az_url_decode(raw, strlen(raw));
+    bool oom = !*out && az_url_escapes_valid(raw, strlen(raw));
     free(raw);
+    if (oom)
+        return mt_oom();
     if (!*out || !utf8_valid(*out)) {
         free(*out);
         *out = NULL;

@@ -29,7 +29,7 @@
 
 mt_status az_xml_oom(void)
 {
-    return mt_error(500, MT_ERR_INTERNAL, "Out of memory.");
+    return mt_oom();
 }
 
 static bool az_xml_is_space(const xmlChar *s)

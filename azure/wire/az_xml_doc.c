@@ -86,7 +86,7 @@ xmlDocPtr az_xml_doc_read(const char *body, size_t len, size_t max, const char *
     ctxt = xmlNewParserCtxt();
     if (!ctxt) {
         az_xml_quiet_end(&quiet);
-        *st = mt_error(500, MT_ERR_INTERNAL, "Out of memory.");
+        *st = mt_oom();
         return NULL;
     }
     /* The SAX handler belongs to this context alone. */

@@ -286,6 +286,24 @@ static void test_phase1_falls_through_when_switched(void **state)
     assert_string_equal(color_of(n), "blue");
     mt_entity_free(o);
     mt_entity_free(n);
+    /* A streamed query in prefer_old reads the switched partition from
+     * new: a blue (not old's red) and b, which only new has. */
+    mt_stream *s = NULL;
+    st = f->mt->ops->query_stream(f->mt, NULL, NULL, &s);
+    assert_true(mt_is_ok(&st));
+    mt_entity *e = NULL;
+    s->ops->next(s, &e);
+    assert_non_null(e);
+    assert_string_equal(e->rk, "a");
+    assert_string_equal(color_of(e), "blue");
+    mt_entity_free(e);
+    s->ops->next(s, &e);
+    assert_non_null(e);
+    assert_string_equal(e->rk, "b");
+    mt_entity_free(e);
+    s->ops->next(s, &e);
+    assert_null(e);
+    s->ops->close(s);
     mt_table_destroy(peer);
     peer_cfg->ops->destroy(peer_cfg);
     fx_free(f);
