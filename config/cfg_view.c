@@ -48,8 +48,10 @@ bool cfg_view_follows(const cfg_view *have, const cfg_view *next, bool leased, c
     if ((have->migration_id[0] || next->migration_id[0]) &&
         strcmp(have->migration_id, next->migration_id) != 0)
         return refuse(have, next, "it belongs to another migration", why, whylen);
-    if (next->version < have->version && !MT_BUG(ClientTakesLowerVersion))
-        return refuse(have, next, "its version is lower than the one applied", why, whylen);
+    if (next->version < have->version) {
+        if (!MT_BUG(ClientTakesLowerVersion))
+            return refuse(have, next, "its version is lower than the one applied", why, whylen);
+    }
     if (next->version == have->version && next->phase != have->phase)
         return refuse(have, next, "same version, another phase", why, whylen);
     int step = (int)next->phase - (int)have->phase;

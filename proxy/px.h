@@ -145,8 +145,9 @@ typedef struct px_guard {
  * tables; *st reports a backend that could not be listed. guard may be
  * NULL. */
 typedef struct px_metrics px_metrics;
-px_registry *px_registry_new(mt_rt *rt, mt_config_service *cfg, px_backend old_b, px_backend new_b,
-                             const px_guard *guard, px_metrics *metrics, mt_status *st);
+px_registry *px_registry_new(mt_rt *rt, mt_config_service *cfg, px_backend old_b,
+                             px_backend new_b, const px_guard *guard, px_metrics *metrics,
+                             mt_status *st);
 void px_registry_free(px_registry *r);
 
 /* 201 or 409 TableAlreadyExists; 400 OutOfRangeInput on a bad name. */
@@ -162,8 +163,8 @@ mt_status px_table_delete(px_registry *r, const char *name);
  * caller releases it. */
 px_table *px_table_get(px_registry *r, const char *name, mt_status *st);
 void px_table_release(px_registry *r, px_table *t);
-mt_table *px_table_view(px_table *t);   /* the MigratingTable */
-const char *px_table_name(px_table *t); /* as created */
+mt_table *px_table_view(px_table *t);     /* the MigratingTable */
+const char *px_table_name(px_table *t);   /* as created */
 az_acl px_table_acl(px_registry *r, px_table *t);
 void px_table_set_acl(px_registry *r, px_table *t, const az_acl *acl);
 /* Table names in code-point order, NUL-terminated strings the caller frees with
