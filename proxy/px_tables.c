@@ -289,33 +289,42 @@ mt_status px_table_create(px_registry *r, const char *name)
     return st;
 }
 
+static px_table *lookup(px_registry *r, const char *name);
+
+/* The backends first, without the registry lock (a network call must not
+ * hold up every other request); then the registry, if the table is still
+ * the one looked up. A table created again in between is adopted again
+ * from the accounts by the next lookup. */
 mt_status px_table_delete(px_registry *r, const char *name)
 {
-    pthread_mutex_lock(&r->mu);
-    bool found;
-    size_t at = find(r, name, &found);
-    if (!found) {
-        pthread_mutex_unlock(&r->mu);
+    px_table *t = lookup(r, name);
+    if (!t)
         return mt_error(404, "ResourceNotFound", "The specified resource does not exist.");
-    }
-    px_table *t = r->v[at];
-    for (int side = 0; side < 2; side++) {
+    mt_status st = mt_ok();
+    for (int side = 0; side < 2 && mt_is_ok(&st); side++) {
         if (!r->side[side].client)
             continue;
-        mt_status st = az_client_table_delete(r->side[side].client, side_name(r, side, t->name));
-        if (!mt_is_ok(&st) && st.http != 404) {
-            pthread_mutex_unlock(&r->mu);
-            return st;
-        }
+        st = az_client_table_delete(r->side[side].client, side_name(r, side, t->name));
+        if (st.http == 404)
+            st = mt_ok();
     }
-    memmove(r->v + at, r->v + at + 1, (r->n - at - 1) * sizeof *r->v);
-    r->n--;
-    t->deleted = true;
-    bool last = --t->refs == 0;
+    pthread_mutex_lock(&r->mu);
+    bool found = false;
+    size_t at = mt_is_ok(&st) ? find(r, t->name, &found) : 0;
+    bool mine = found && r->v[at] == t;
+    if (mine) {
+        memmove(r->v + at, r->v + at + 1, (r->n - at - 1) * sizeof *r->v);
+        r->n--;
+        t->deleted = true;
+        t->refs--; /* the registry's */
+    }
+    bool last = --t->refs == 0; /* the lookup's */
     pthread_mutex_unlock(&r->mu);
     if (last)
         table_free(t);
-    return mt_ok();
+    if (mt_is_ok(&st) && !mine) /* a concurrent delete won */
+        return mt_error(404, "ResourceNotFound", "The specified resource does not exist.");
+    return st;
 }
 
 mt_status px_table_delete_old(px_registry *r, const char *name)

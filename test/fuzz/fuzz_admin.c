@@ -63,6 +63,7 @@ static const fz_route fz_routes[] = {
     {"POST", "/admin/v1/migrate/pause"},
     {"POST", "/admin/v1/migrate/resume"},
     {"POST", "/admin/v1/verify"},
+    {"POST", "/admin/v1/abort"},
     {"GET", "/config/v1/state"},
     {"PUT", "/config/v1/acks/"},     /* + field 0 */
     {"PUT", "/config/v1/replicas/"}, /* + field 0 */
