@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import {
-  DEV_ACCOUNT, DEV_KEY, freePort, startAzurite, startMtableOnFreePorts, stopAll,
+  DEV_ACCOUNT, DEV_KEY, freePort, startAzurite, startMtableOnFreePorts, stopAll, stopProxy,
 } from "./lib/harness.mjs";
 import { serviceClient, tableClient } from "./lib/clients.mjs";
 import { proxySkipReason } from "./lib/targets.mjs";
@@ -180,5 +180,13 @@ describe("structured logs", { skip: proxySkipReason() }, () => {
     const lines = jsonLines(sidecar);
     assert.ok(lines.length > 0);
     for (const l of lines) assert.equal(l.proxy_id, "px-lonely", JSON.stringify(l));
+  });
+
+  test("both stop cleanly, with no sanitizer report", async () => {
+    for (const p of [px, sidecar]) {
+      const r = await stopProxy(p);
+      assert.equal(r.report, null, r.log.slice(-3000));
+      assert.ok(r.code === 0 || r.code === 143, JSON.stringify(r.code));
+    }
   });
 });
