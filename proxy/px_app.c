@@ -340,6 +340,7 @@ px_app *px_app_new(const px_settings *s, FILE *err)
     app->metrics = px_metrics_new();
     if (app->metrics)
         px_metrics_set_slow_ms(app->metrics, s->slow_backend_ms);
+    app->watch = px_watch_start(s->slow_backend_ms);
     if (s->config_endpoint[0])
         px_log_set_proxy_id(s->proxy_id);
     pthread_mutex_init(&app->mu, NULL);
@@ -401,6 +402,7 @@ void px_app_free(px_app *app)
     cfg_authority_free(app->auth);
     if (app->store)
         app->store->ops->destroy(app->store);
+    px_watch_stop(app->watch);
     px_metrics_free(app->metrics);
     free(app->service_properties);
     az_cors_clear(&app->cors);

@@ -9,7 +9,7 @@
 // 500 InternalError or 503 ServerBusy to every retry), and a sidecar
 // without a lease (its authority is not there). A backend slower than
 // --log-slow-backend-ms produces a warning naming the backend and the
-// request it held up.
+// request it held up while the call still runs, and another when it ends.
 
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -140,18 +140,27 @@ describe("structured logs", { skip: proxySkipReason() }, () => {
     seen.push({ ...f, px: sidecar, backend: undefined, reason: /lease/ });
   });
 
-  test("a slow backend call logs a warning naming the backend and the request", async () => {
+  test("a slow backend call logs a warning naming the backend and the request, while it runs and when it ends", async () => {
     fp.script({ match: (r) => r.account === "mtold" && r.isRead && r.table === table, faults: ["delay"] });
+    let requestId = null;
     const t0 = Date.now();
-    const e = await tableClient(target(px), table).getEntity("p", "r");
+    const e = await tableClient(target(px), table).getEntity("p", "r", {
+      onResponse: (res) => (requestId = res.headers.get("x-ms-request-id")),
+    });
     assert.equal(e.n, 1);
     assert.ok(Date.now() - t0 >= SLOW_MS, "the backend was slowed");
-    const slow = jsonLines(px).filter((l) => l.level === "warn" && /^slow backend/.test(l.msg));
-    assert.ok(slow.length >= 1, "a slow-backend warning");
-    const last = slow.at(-1);
-    assert.equal(last.backend, "old");
-    assert.ok(last.duration_ms >= SLOW_MS, JSON.stringify(last));
-    assert.ok(last.request_id, "the request it held up");
+    assert.ok(requestId);
+    const slow = jsonLines(px).filter((l) => l.request_id === requestId && /^slow backend/.test(l.msg));
+    const running = slow.filter((l) => /has been running for/.test(l.msg));
+    const took = slow.filter((l) => /took/.test(l.msg));
+    assert.equal(running.length, 1, JSON.stringify(slow));
+    assert.equal(took.length, 1, JSON.stringify(slow));
+    for (const l of [...running, ...took]) {
+      assert.equal(l.level, "warn");
+      assert.equal(l.backend, "old");
+      assert.ok(l.duration_ms >= SLOW_MS, JSON.stringify(l));
+    }
+    assert.ok(Date.parse(running[0].time) <= Date.parse(took[0].time));
   });
 
   test("every client-visible 5xx has exactly one log line, with its reason", () => {
