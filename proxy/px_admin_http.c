@@ -217,8 +217,13 @@ static bool hand_off(px_admin_http *h, struct MHD_Connection *c, px_upload *up, 
 /* ------------------------------------------------------------------------ */
 /* Requests.                                                                 */
 
-static enum MHD_Result busy(struct MHD_Connection *c)
+static enum MHD_Result busy(struct MHD_Connection *c, const char *method, const char *url)
 {
+    px_log_with(PX_LOG_WARN,
+                &(px_log_fields){.status = 503,
+                                 .reason = "the admin listener cannot park the call or start a "
+                                           "thread for it (out of memory or threads, or stopping)"},
+                "admin %s %s -> 503", method, url);
     px_resp r = {.status = 503};
     px_resp_header(&r, "Retry-After", "1");
     return px_http_send(c, &r);
@@ -256,11 +261,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         up->stage = STAGE_PARKED;
         if (!park(h, c, after, known_settled, wait_ms)) {
             up->stage = STAGE_NEW;
-            ret = busy(c);
+            ret = busy(c, method, url);
         }
     } else if (px_admin_call_blocks(method, url) && px_admin_authorized(h->app, auth)) {
         if (!hand_off(h, c, up, method, url, query, auth))
-            ret = busy(c);
+            ret = busy(c, method, url);
     } else {
         px_admin_handle(h->app, method, url, query, up->buf ? up->buf : "", up->len, auth, &r);
         ret = px_http_send(c, &r);

@@ -163,6 +163,26 @@ describe("structured logs", { skip: proxySkipReason() }, () => {
     assert.ok(Date.parse(running[0].time) <= Date.parse(took[0].time));
   });
 
+  test("an admin call that fails with a 5xx is logged once, with its reason", async () => {
+    // The authority's state lives in the new account's table, behind the
+    // fault proxy: its writes are refused, so the push cannot be made durable.
+    fp.script({
+      match: (r) => r.account === "mtnew" && r.table === "mtablestate" && r.isWrite,
+      faults: Array(20).fill("busy503"),
+    });
+    const r = await fetch(`${px.adminUrl}/admin/v1/phase`, {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ phase: "prefer_old" }),
+    });
+    const body = await r.json();
+    fp.clearScripts();
+    assert.ok(r.status >= 500, JSON.stringify(body));
+    const lines = jsonLines(px).filter((l) => /^admin POST \/admin\/v1\/phase -> 5/.test(l.msg));
+    assert.equal(lines.length, 1, JSON.stringify(lines));
+    assert.equal(lines[0].status, r.status);
+    assert.equal(lines[0].error_code, body.error.code);
+    assert.equal(lines[0].reason, body.error.message);
+  });
+
   test("every client-visible 5xx has exactly one log line, with its reason", () => {
     assert.equal(seen.length, 4);
     for (const s of seen) {
