@@ -213,6 +213,7 @@ bool px_rate_stalled(const px_rate *r, int64_t now_ms);
 typedef struct px_app {
     px_settings settings;
     struct px_entra *entra; /* bearer tokens on the table endpoint, or NULL */
+    struct px_watch *watch; /* backend calls running too long */
     mt_rt *rt;
     mt_config_service *cfg; /* the authority's or the client's */
     px_registry *reg;
@@ -269,6 +270,17 @@ void px_metrics_free(px_metrics *m);
 /* Backend calls that take ms or longer are logged at warn (0: none);
  * 5000 until set. */
 void px_metrics_set_slow_ms(px_metrics *m, int ms);
+
+/* Backend calls in flight (px_watch.c): a thread that logs, while it still
+ * runs, each backend call that has run for slow_ms (NULL when slow_ms is
+ * 0 or the thread cannot start). The decorator of px_metrics_table marks
+ * its calls; without a watcher that costs one load. */
+typedef struct px_watch px_watch;
+px_watch *px_watch_start(int slow_ms);
+void px_watch_stop(px_watch *w);
+/* side and call: static strings. */
+void px_watch_call_begin(const char *side, const char *call);
+void px_watch_call_end(void);
 /* One table-endpoint request: operation label (e.g. "insert"), status, the
  * phase it was served in and how long it took. */
 void px_metrics_request(px_metrics *m, const char *op, int status, mt_phase phase,

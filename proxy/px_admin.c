@@ -728,8 +728,8 @@ static void to_leader(px_app *app, const char *url, const char *query, px_resp *
     error_reply(r, 307, "NotLeader", msg);
 }
 
-void px_admin_handle(px_app *app, const char *method, const char *url, const char *query,
-                     const char *body, size_t len, const char *authorization, px_resp *r)
+static void admin_route(px_app *app, const char *method, const char *url, const char *query,
+                        const char *body, size_t len, const char *authorization, px_resp *r)
 {
     bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0,
          put = strcmp(method, "PUT") == 0, del = strcmp(method, "DELETE") == 0;
@@ -763,4 +763,29 @@ void px_admin_handle(px_app *app, const char *method, const char *url, const cha
     } else {
         error_reply(r, 404, "NotFound", "No such admin resource.");
     }
+}
+
+/* A 5xx of the admin endpoint is logged once, with its reason (the
+ * error's message), as the table endpoint's are: mtablectl's hint for a
+ * 5xx sends the operator to this log. /readyz's 503 is a state, not a
+ * failure. */
+static void log_admin_failure(const char *method, const char *url, const px_resp *r)
+{
+    cJSON *doc = r->body ? cJSON_ParseWithLength(r->body, r->len) : NULL;
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(doc, "error");
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(e, "message");
+    px_log_fields f = {.status = r->status,
+                       .error_code = cJSON_IsString(code) ? code->valuestring : NULL,
+                       .reason = cJSON_IsString(msg) ? msg->valuestring : "no cause recorded"};
+    px_log_with(PX_LOG_WARN, &f, "admin %s %s -> %d", method, url, r->status);
+    cJSON_Delete(doc);
+}
+
+void px_admin_handle(px_app *app, const char *method, const char *url, const char *query,
+                     const char *body, size_t len, const char *authorization, px_resp *r)
+{
+    admin_route(app, method, url, query, body, len, authorization, r);
+    if (r->status >= 500 && strcmp(url, "/readyz") != 0)
+        log_admin_failure(method, url, r);
 }

@@ -217,8 +217,13 @@ static bool hand_off(px_admin_http *h, struct MHD_Connection *c, px_upload *up, 
 /* ------------------------------------------------------------------------ */
 /* Requests.                                                                 */
 
-static enum MHD_Result busy(struct MHD_Connection *c)
+static enum MHD_Result busy(struct MHD_Connection *c, const char *method, const char *url)
 {
+    px_log_with(PX_LOG_WARN,
+                &(px_log_fields){.status = 503,
+                                 .reason = "the admin listener cannot park the call or start a "
+                                           "thread for it (out of memory or threads, or stopping)"},
+                "admin %s %s -> 503", method, url);
     px_resp r = {.status = 503};
     px_resp_header(&r, "Retry-After", "1");
     return px_http_send(c, &r);
@@ -234,7 +239,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!px_http_upload_step(con_cls, data, size, &up))
         return MHD_YES;
     if (!up || up->oom)
-        return busy(c);
+        return busy(c, method, url);
     if (up->stage == STAGE_ANSWERED)
         return px_http_send(c, &up->resp);
     if (up->stage == STAGE_PARKED) { /* resumed: the answer is the state now */
@@ -250,7 +255,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
     char *query = NULL;
     if (!px_http_raw_query(c, &query))
-        return busy(c);
+        return busy(c, method, url);
     enum MHD_Result ret = MHD_YES;
     int64_t after = 0, wait_ms = 0;
     bool known_settled = true;
@@ -260,11 +265,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         up->stage = STAGE_PARKED;
         if (!park(h, c, after, known_settled, wait_ms)) {
             up->stage = STAGE_NEW;
-            ret = busy(c);
+            ret = busy(c, method, url);
         }
     } else if (px_admin_call_blocks(method, url) && px_admin_authorized(h->app, auth)) {
         if (!hand_off(h, c, up, method, url, query, auth))
-            ret = busy(c);
+            ret = busy(c, method, url);
     } else {
         px_admin_handle(h->app, method, url, query, up->buf ? up->buf : "", up->len, auth, &r);
         ret = px_http_send(c, &r);

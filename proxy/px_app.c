@@ -25,6 +25,7 @@
 #define TICK_US 200000
 /* Every 2 s a push that waits says for whom. */
 #define AWAITED_LOG_TICKS 10
+#define AWAITED_LOG_MAX 5
 
 /* Connects one side; *client stays NULL for memory. */
 static bool open_backend(const char *spec, const char *label, az_client **client, FILE *err)
@@ -113,31 +114,45 @@ static void *announcer_main(void *arg)
     return NULL;
 }
 
+static void log_one_awaited(const cfg_proxy_info *p)
+{
+    char left[64] = "its lease ran out; waiting out the margin";
+    if (p->lease_left_ms > 0)
+        snprintf(left, sizeof left, "lease %.1f s left", (double)p->lease_left_ms / 1000.0);
+    px_log_with(PX_LOG_WARN, &(px_log_fields){.proxy_id = p->id},
+                "push: waiting for %s (%s, acknowledged version %lld)", p->id, left,
+                (long long)p->acked_version);
+}
+
 /* While a push waits, which proxies it waits for and how long their
  * leases still run: a push held up by a dead sidecar names it, as soon as
- * the wait starts and then every AWAITED_LOG_TICKS. Returns whether the
- * push waits for anyone. */
+ * the wait starts and then every AWAITED_LOG_TICKS (the first
+ * AWAITED_LOG_MAX by name, then how many more). Returns whether the push
+ * waits for anyone. */
 static bool log_awaited(px_app *app, bool was_waiting, unsigned tick)
 {
-    cfg_proxy_info info[8];
-    size_t n = cfg_authority_proxies(app->auth, info, 8);
-    bool waiting = false;
-    for (size_t i = 0; i < n && i < 8; i++)
-        waiting |= info[i].awaited;
-    if (!waiting || (was_waiting && tick % AWAITED_LOG_TICKS != 0))
-        return waiting;
-    for (size_t i = 0; i < n && i < 8; i++) {
-        if (!info[i].awaited)
-            continue;
-        char left[64] = "its lease ran out; waiting out the margin";
-        if (info[i].lease_left_ms > 0)
-            snprintf(left, sizeof left, "lease %.1f s left",
-                     (double)info[i].lease_left_ms / 1000.0);
-        px_log_with(PX_LOG_WARN, &(px_log_fields){.proxy_id = info[i].id},
-                    "push: waiting for %s (%s, acknowledged version %lld)", info[i].id, left,
-                    (long long)info[i].acked_version);
+    cfg_view v;
+    cfg_authority_poll(app->auth, -1, false, 0, &v); /* the view now, at once */
+    if (v.settled)
+        return false;
+    size_t cap = cfg_authority_proxies(app->auth, NULL, 0) + 16; /* room for newcomers */
+    cfg_proxy_info *info = malloc(cap * sizeof *info);
+    size_t n = info ? cfg_authority_proxies(app->auth, info, cap) : 0;
+    size_t waiting = 0;
+    for (size_t i = 0; i < n && i < cap; i++)
+        waiting += info[i].awaited;
+    if (waiting && (!was_waiting || tick % AWAITED_LOG_TICKS == 0)) {
+        size_t named = 0;
+        for (size_t i = 0; i < n && i < cap && named < AWAITED_LOG_MAX; i++)
+            if (info[i].awaited) {
+                log_one_awaited(&info[i]);
+                named++;
+            }
+        if (waiting > named)
+            px_log(PX_LOG_WARN, "push: waiting for %zu more proxies", waiting - named);
     }
-    return waiting;
+    free(info);
+    return waiting > 0;
 }
 
 static void *ticker_main(void *arg)
@@ -436,6 +451,7 @@ px_app *px_app_new(const px_settings *s, FILE *err)
     app->metrics = px_metrics_new();
     if (app->metrics)
         px_metrics_set_slow_ms(app->metrics, s->slow_backend_ms);
+    app->watch = px_watch_start(s->slow_backend_ms);
     if (s->config_endpoint[0])
         px_log_set_proxy_id(s->proxy_id);
     pthread_mutex_init(&app->mu, NULL);
@@ -502,6 +518,7 @@ void px_app_free(px_app *app)
     cfg_authority_free(app->auth);
     if (app->store)
         app->store->ops->destroy(app->store);
+    px_watch_stop(app->watch);
     px_metrics_free(app->metrics);
     free(app->service_properties);
     az_cors_clear(&app->cors);

@@ -85,8 +85,8 @@ static const opt opts[] = {
     {"--log-format", "MTABLE_LOG_FORMAT", OPT_STR, "FORMAT",
      "text (default: human-readable lines) or json (one object a line)"},
     {"--log-slow-backend-ms", "MTABLE_LOG_SLOW_BACKEND_MS", OPT_INT, "MS",
-     "log a warning naming the backend for each backend call that takes MS or longer "
-     "(default 5000; 0: never)"},
+     "log a warning naming the backend for each backend call that has run MS, while it "
+     "runs and when it ends (default 5000; 0: never)"},
     {"--admin-tls-cert", "MTABLE_ADMIN_TLS_CERT", OPT_STR, "FILE",
      "serve the admin and configuration endpoint over HTTPS with this PEM certificate (chain) "
      "(with --admin-tls-key)"},

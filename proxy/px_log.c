@@ -303,6 +303,11 @@ void px_log_backend_failed(const char *backend, const char *reason)
     snprintf(current.reason, sizeof current.reason, "%s", reason);
 }
 
+const char *px_log_request_id(void)
+{
+    return current.active ? current.request_id : "";
+}
+
 void px_log_request_answered(int status, const char *code, const char *message)
 {
     if (!current.active)

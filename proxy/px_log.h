@@ -47,6 +47,9 @@ void px_log_request_end(void);
 /* A backend call of the thread's request failed (5xx, timeout): the first
  * such failure is kept as the request's reason. No-op outside a request. */
 void px_log_backend_failed(const char *backend, const char *reason);
+/* The thread's request id, "" outside a request (the thread's own string:
+ * valid until its next px_log_request_begin). */
+const char *px_log_request_id(void);
 /* The thread's request is answered with an error, or a batch operation
  * of it is (the last one counts). */
 void px_log_request_answered(int status, const char *code, const char *message);

@@ -254,8 +254,15 @@ static void px_metrics_log_slow(const px_call_stats *s, uint64_t took_ns, const 
         "slow backend: a %s call to the %s backend took %.1f s", call, side, (double)took_ns / 1e9);
 }
 
+/* A call to the backend begins: the watcher (px_watch.c) sees it. */
+static void px_metrics_begin(const px_call_stats *s)
+{
+    px_watch_call_begin(side_names[s->side], call_names[s - s->owner->calls[s->side]]);
+}
+
 static void px_metrics_observe(px_call_stats *s, uint64_t start_ns, const mt_status *st)
 {
+    px_watch_call_end();
     uint64_t now = px_metrics_now_ns();
     uint64_t took = now > start_ns ? now - start_ns : 0;
     px_hist_observe(&s->latency, took);
@@ -280,6 +287,7 @@ static void px_metrics_observe(px_call_stats *s, uint64_t start_ns, const mt_sta
 static mt_status px_mtable_batch(mt_table *t, const mt_op *ops, size_t n, mt_op_result *res)
 {
     px_mtable *mt = (px_mtable *)t;
+    px_metrics_begin(&mt->stats[CALL_BATCH]);
     uint64_t t0 = px_metrics_now_ns();
     mt_status st = mt->inner->ops->execute_batch(mt->inner, ops, n, res);
     px_metrics_observe(&mt->stats[CALL_BATCH], t0, &st);
@@ -290,6 +298,7 @@ static mt_status px_mtable_atomic(mt_table *t, const char *pk, const mt_filter *
                                   mt_entity_list *out)
 {
     px_mtable *mt = (px_mtable *)t;
+    px_metrics_begin(&mt->stats[CALL_QUERY_ATOMIC]);
     uint64_t t0 = px_metrics_now_ns();
     size_t n0 = out->n;
     mt_status st = mt->inner->ops->query_atomic(mt->inner, pk, f, out);
@@ -302,6 +311,7 @@ static mt_status px_mtable_atomic(mt_table *t, const char *pk, const mt_filter *
 static mt_status px_mtable_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity **out)
 {
     px_mtable *mt = (px_mtable *)t;
+    px_metrics_begin(&mt->stats[CALL_RETRIEVE]);
     uint64_t t0 = px_metrics_now_ns();
     mt_status st = mt->inner->ops->retrieve(mt->inner, pk, rk, out);
     px_metrics_observe(&mt->stats[CALL_RETRIEVE], t0, &st);
@@ -313,6 +323,7 @@ static mt_status px_mtable_retrieve(mt_table *t, const char *pk, const char *rk,
 static mt_status px_mstream_next(mt_stream *s, mt_entity **out)
 {
     px_mstream *ms = (px_mstream *)s;
+    px_metrics_begin(ms->next_stats);
     uint64_t t0 = px_metrics_now_ns();
     mt_status st = ms->inner->ops->next(ms->inner, out);
     px_metrics_observe(ms->next_stats, t0, &st);
@@ -351,6 +362,7 @@ static mt_status px_mtable_stream(mt_table *t, const mt_filter *f, const mt_key 
     px_mstream *ms = calloc(1, sizeof *ms);
     if (!ms)
         return mt_oom();
+    px_metrics_begin(&mt->stats[CALL_QUERY_STREAM]);
     uint64_t t0 = px_metrics_now_ns();
     mt_status st = mt->inner->ops->query_stream(mt->inner, f, start, &ms->inner);
     px_metrics_observe(&mt->stats[CALL_QUERY_STREAM], t0, &st);

@@ -17,7 +17,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
-  freePort, httpsGet, proxyBin, repoRoot, startMtable, startMtableOnFreePorts, stopAll, waitFor,
+  freePort, httpsGet, proxyBin, repoRoot, startMtable, startMtableOnFreePorts, stopAll, stopProxy, waitFor,
 } from "./lib/harness.mjs";
 import { proxySkipReason } from "./lib/targets.mjs";
 
@@ -143,5 +143,13 @@ describe("TLS on the admin and configuration endpoint", { skip: proxySkipReason(
     assert.match(l.msg, /--config-ca/);
     const s = await status(replicas[0]);
     assert.ok(!s.proxies.some((x) => x.id === "s2"), "the authority never heard from it");
+  });
+
+  test("every process stops cleanly, with no sanitizer report", async () => {
+    for (const p of [stranger, sidecar, replicas[1], replicas[0]]) {
+      const r = await stopProxy(p);
+      assert.equal(r.report, null, r.log.slice(-3000));
+      assert.ok(r.code === 0 || r.code === 143, JSON.stringify(r.code));
+    }
   });
 });

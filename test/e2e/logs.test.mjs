@@ -9,13 +9,13 @@
 // 500 InternalError or 503 ServerBusy to every retry), and a sidecar
 // without a lease (its authority is not there). A backend slower than
 // --log-slow-backend-ms produces a warning naming the backend and the
-// request it held up.
+// request it held up while the call still runs, and another when it ends.
 
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import {
-  DEV_ACCOUNT, DEV_KEY, freePort, startAzurite, startMtableOnFreePorts, stopAll,
+  DEV_ACCOUNT, DEV_KEY, freePort, startAzurite, startMtableOnFreePorts, stopAll, stopProxy,
 } from "./lib/harness.mjs";
 import { serviceClient, tableClient } from "./lib/clients.mjs";
 import { proxySkipReason } from "./lib/targets.mjs";
@@ -140,18 +140,47 @@ describe("structured logs", { skip: proxySkipReason() }, () => {
     seen.push({ ...f, px: sidecar, backend: undefined, reason: /lease/ });
   });
 
-  test("a slow backend call logs a warning naming the backend and the request", async () => {
+  test("a slow backend call logs a warning naming the backend and the request, while it runs and when it ends", async () => {
     fp.script({ match: (r) => r.account === "mtold" && r.isRead && r.table === table, faults: ["delay"] });
+    let requestId = null;
     const t0 = Date.now();
-    const e = await tableClient(target(px), table).getEntity("p", "r");
+    const e = await tableClient(target(px), table).getEntity("p", "r", {
+      onResponse: (res) => (requestId = res.headers.get("x-ms-request-id")),
+    });
     assert.equal(e.n, 1);
     assert.ok(Date.now() - t0 >= SLOW_MS, "the backend was slowed");
-    const slow = jsonLines(px).filter((l) => l.level === "warn" && /^slow backend/.test(l.msg));
-    assert.ok(slow.length >= 1, "a slow-backend warning");
-    const last = slow.at(-1);
-    assert.equal(last.backend, "old");
-    assert.ok(last.duration_ms >= SLOW_MS, JSON.stringify(last));
-    assert.ok(last.request_id, "the request it held up");
+    assert.ok(requestId);
+    const slow = jsonLines(px).filter((l) => l.request_id === requestId && /^slow backend/.test(l.msg));
+    const running = slow.filter((l) => /has been running for/.test(l.msg));
+    const took = slow.filter((l) => /took/.test(l.msg));
+    assert.equal(running.length, 1, JSON.stringify(slow));
+    assert.equal(took.length, 1, JSON.stringify(slow));
+    for (const l of [...running, ...took]) {
+      assert.equal(l.level, "warn");
+      assert.equal(l.backend, "old");
+      assert.ok(l.duration_ms >= SLOW_MS, JSON.stringify(l));
+    }
+    assert.ok(Date.parse(running[0].time) <= Date.parse(took[0].time));
+  });
+
+  test("an admin call that fails with a 5xx is logged once, with its reason", async () => {
+    // The authority's state lives in the new account's table, behind the
+    // fault proxy: its writes are refused, so the push cannot be made durable.
+    fp.script({
+      match: (r) => r.account === "mtnew" && r.table === "mtablestate" && r.isWrite,
+      faults: Array(20).fill("busy503"),
+    });
+    const r = await fetch(`${px.adminUrl}/admin/v1/phase`, {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ phase: "prefer_old" }),
+    });
+    const body = await r.json();
+    fp.clearScripts();
+    assert.ok(r.status >= 500, JSON.stringify(body));
+    const lines = jsonLines(px).filter((l) => /^admin POST \/admin\/v1\/phase -> 5/.test(l.msg));
+    assert.equal(lines.length, 1, JSON.stringify(lines));
+    assert.equal(lines[0].status, r.status);
+    assert.equal(lines[0].error_code, body.error.code);
+    assert.equal(lines[0].reason, body.error.message);
   });
 
   test("every client-visible 5xx has exactly one log line, with its reason", () => {
@@ -180,5 +209,13 @@ describe("structured logs", { skip: proxySkipReason() }, () => {
     const lines = jsonLines(sidecar);
     assert.ok(lines.length > 0);
     for (const l of lines) assert.equal(l.proxy_id, "px-lonely", JSON.stringify(l));
+  });
+
+  test("both stop cleanly, with no sanitizer report", async () => {
+    for (const p of [px, sidecar]) {
+      const r = await stopProxy(p);
+      assert.equal(r.report, null, r.log.slice(-3000));
+      assert.ok(r.code === 0 || r.code === 143, JSON.stringify(r.code));
+    }
   });
 });

@@ -84,6 +84,14 @@ describe("start-up errors and logs", { skip: proxySkipReason() }, () => {
     assert.equal(r.code, 1);
   });
 
+  test("an unreachable new backend is named as the new one", async () => {
+    const dead = await freePort();
+    const cs = `DefaultEndpointsProtocol=http;AccountName=a;AccountKey=${Buffer.from("k").toString("base64")};TableEndpoint=http://127.0.0.1:${dead}/a;`;
+    const r = await runProxy([...(await ports()), "--new", cs, "--config-endpoint", "http://127.0.0.1:1"], { timeoutMs: 120000 });
+    oneClearLine(r, /cannot list the tables of the new backend \(--new, .*\): is its endpoint reachable and the key right\?/);
+    assert.equal(r.code, 1);
+  });
+
   test("an admin port beyond loopback without a token is refused", async () => {
     const r = await runProxy(["--listen", `127.0.0.1:${await freePort()}`, "--admin-listen", `0.0.0.0:${await freePort()}`]);
     oneClearLine(r, /refusing to serve the admin endpoint on 0\.0\.0\.0 without --admin-token \(MTABLE_ADMIN_TOKEN\)/);

@@ -98,7 +98,7 @@ static void ctl_usage(FILE *out)
           "                       and their leases, and during a push the proxies it\n"
           "                       waits for; --watch repeats it every S seconds\n"
           "                       (default 2), redrawn in place on a terminal, until\n"
-          "                       Ctrl-C\n"
+          "                       Ctrl-C (with --json: one document a line)\n"
           "  phase NAME           move to phase NAME (one step forward at a time, or back\n"
           "                       from prefer_old to use_old_hide_metadata while no\n"
           "                       partition is switched); returns once every live proxy\n"
@@ -685,10 +685,35 @@ static void ctl_print_status(const cJSON *s)
 
 static void ctl_on_sigint(int sig);
 
-/* status --watch: the status every interval, the screen cleared and
- * redrawn on a terminal, one block after another (each headed by the
- * time) otherwise, so a log or a pipe keeps every sample. Ends on Ctrl-C
- * (exit 0) or when the endpoint cannot be reached for several tries. */
+/* One sample of status --watch. With --json, the document on one line
+ * (a stream of JSON lines, for a script); otherwise the text headed by the
+ * time, the screen cleared first on a terminal. */
+static void ctl_watch_frame(const ctl *c, bool tty, const ctl_reply *r)
+{
+    if (c->json) {
+        char *line = cJSON_PrintUnformatted(r->doc);
+        if (line)
+            puts(line);
+        free(line);
+        fflush(stdout);
+        return;
+    }
+    char when[16];
+    time_t now = time(NULL);
+    strftime(when, sizeof when, "%H:%M:%S", localtime(&now));
+    if (tty)
+        fputs("\033[H\033[2J", stdout); /* home, clear the screen */
+    printf("%s  %s  every %gs%s\n", when, c->admin, c->interval_s, tty ? "  (Ctrl-C to stop)" : "");
+    ctl_print_status(r->doc);
+    if (!tty)
+        putchar('\n');
+    fflush(stdout);
+}
+
+/* status --watch: the status every interval, redrawn in place on a
+ * terminal, one block after another otherwise, so a log or a pipe keeps
+ * every sample. Ends on Ctrl-C or SIGTERM (exit 0) or when the endpoint
+ * cannot be reached for several tries. */
 static int ctl_watch_status(ctl *c)
 {
     bool tty = isatty(STDOUT_FILENO) == 1;
@@ -698,25 +723,11 @@ static int ctl_watch_status(ctl *c)
     while (!ctl_interrupted) {
         ctl_reply r = {0};
         int rc = ctl_get_status(c, &r, CTL_POLL_TRIES);
-        if (rc != 0) {
-            ctl_reply_free(&r);
-            return ctl_interrupted ? CTL_EXIT_OK : rc;
-        }
-        char when[16];
-        time_t now = time(NULL);
-        strftime(when, sizeof when, "%H:%M:%S", localtime(&now));
-        if (tty)
-            fputs("\033[H\033[2J", stdout); /* home, clear the screen */
-        printf("%s  %s  every %gs%s\n", when, c->admin, c->interval_s,
-               tty ? "  (Ctrl-C to stop)" : "");
-        if (c->json)
-            ctl_print_raw(&r);
-        else
-            ctl_print_status(r.doc);
-        if (!tty)
-            putchar('\n');
-        fflush(stdout);
+        if (rc == 0)
+            ctl_watch_frame(c, tty, &r);
         ctl_reply_free(&r);
+        if (rc != 0)
+            return ctl_interrupted ? CTL_EXIT_OK : rc;
         ctl_sleep_ms((long)(c->interval_s * 1000));
     }
     return CTL_EXIT_OK;
