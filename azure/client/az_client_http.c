@@ -6,9 +6,8 @@
  * Requests are signed with Shared Key (az_sign), carry the SAS of the
  * connection string, or carry a Microsoft Entra ID bearer token from the
  * client's token source (az_token.c; a request that cannot get one counts
- * as not sent and is retried like one). x-ms-version 2019-02-02 is the
- * first version of the Table service that takes bearer tokens, and the
- * service takes them over https only.
+ * as not sent and is retried like one). The Table service takes bearer
+ * tokens from x-ms-version 2019-02-02 on, and over https only.
  *
  * Connections: each client keeps a small pool of curl easy handles; a
  * request takes one, and a handle keeps its connections alive across

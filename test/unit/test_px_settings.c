@@ -249,6 +249,41 @@ static void test_admin_beyond_loopback_needs_a_token(void **state)
     assert_string_equal(s.admin_token, "s3cret");
 }
 
+/* https and bearer tokens: the certificate and key go together, tokens
+ * need https and an issuer, an unreadable CA file is refused. */
+static void test_tls_and_token_settings(void **state)
+{
+    (void)state;
+    clear_env();
+    const char *vars[] = {"MTABLE_TLS_CERT", "MTABLE_TLS_KEY", "MTABLE_JWKS",
+                          "MTABLE_TOKEN_ISSUER", "MTABLE_TOKEN_ROLES", "MTABLE_BACKEND_CA"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+        unsetenv(vars[i]);
+    px_settings s;
+    char *cert_only[] = {"mtable-proxy", "--tls-cert", "c.pem"};
+    assert_int_equal(load(&s, 3, cert_only), 2);
+    char *both[] = {"mtable-proxy", "--tls-cert", "c.pem", "--tls-key", "k.pem"};
+    assert_int_equal(load(&s, 5, both), 0);
+    assert_string_equal(s.tls_cert, "c.pem");
+    assert_string_equal(s.tls_key, "k.pem");
+    char *jwks_http[] = {"mtable-proxy", "--jwks", "keys.json", "--token-issuer", "https://i/"};
+    assert_int_equal(load(&s, 5, jwks_http), 2);
+    char *jwks_no_issuer[] = {"mtable-proxy", "--tls-cert", "c", "--tls-key", "k",
+                              "--jwks",       "keys.json"};
+    assert_int_equal(load(&s, 7, jwks_no_issuer), 2);
+    char *jwks_ok[] = {"mtable-proxy", "--tls-cert", "c", "--tls-key", "k", "--jwks",
+                       "keys.json",    "--token-issuer", "https://sts.windows.net/t/"};
+    assert_int_equal(load(&s, 9, jwks_ok), 0);
+    assert_string_equal(s.token_issuer, "https://sts.windows.net/t/");
+    char *issuer_alone[] = {"mtable-proxy", "--token-issuer", "https://i/"};
+    assert_int_equal(load(&s, 3, issuer_alone), 2);
+    char *no_ca[] = {"mtable-proxy", "--backend-ca", "/nonexistent/ca.pem"};
+    assert_int_equal(load(&s, 3, no_ca), 2);
+    setenv("MTABLE_TLS_KEY", "k.pem", 1); /* from the environment as well */
+    assert_int_equal(load(&s, 3, cert_only), 0);
+    unsetenv("MTABLE_TLS_KEY");
+}
+
 static void test_help_and_version(void **state)
 {
     (void)state;
@@ -293,6 +328,7 @@ int main(void)
         cmocka_unit_test(test_table_map),
         cmocka_unit_test(test_bad_values_are_refused),
         cmocka_unit_test(test_admin_beyond_loopback_needs_a_token),
+        cmocka_unit_test(test_tls_and_token_settings),
         cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_continuation_tokens_round_trip),
     };
