@@ -178,12 +178,26 @@ static cJSON *az_feed(const az_payload_ctx *c, const char *set, cJSON **value)
  * escapes), without building the tree.
  */
 
+/* Below this many bytes a string or a member name goes out in one put. */
+#define AZ_SHORT_PUT 256
+
 /* A JSON string as cJSON prints one: up to the first NUL, escaping '"',
  * '\\', the five short control escapes and other bytes below 0x20 as
  * \u00xx; every other byte as is. */
 static void az_put_jstr(mt_buf *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
+    char tmp[AZ_SHORT_PUT];
+    size_t n = 0;
+    while (n + 2 < sizeof tmp && s[n] && (unsigned char)s[n] >= 0x20 && s[n] != '"' && s[n] != '\\')
+        n++;
+    if (!s[n]) { /* short, nothing to escape: one put */
+        tmp[0] = '"';
+        memcpy(tmp + 1, s, n);
+        tmp[n + 1] = '"';
+        mt_buf_put(b, tmp, n + 2);
+        return;
+    }
     mt_buf_put(b, "\"", 1);
     const char *run = s;
     for (; *s; s++) {
@@ -229,19 +243,33 @@ static void az_put_jstr(mt_buf *b, const char *s)
 /* One member: a comma unless it is the object's first, the name, ':'. */
 static void az_put_key(mt_buf *b, bool *first, const char *name, const char *suffix)
 {
+    char tmp[AZ_SHORT_PUT];
+    size_t n = 0, k = *first ? 0 : 1;
+    while (!suffix && n + k + 3 < sizeof tmp && (unsigned char)name[n] >= 0x20 && name[n] != '"' &&
+           name[n] != '\\')
+        n++;
+    if (!suffix && !name[n]) { /* short, nothing to escape: one put */
+        tmp[0] = ',';
+        tmp[k] = '"';
+        memcpy(tmp + k + 1, name, n);
+        memcpy(tmp + k + 1 + n, "\":", 2);
+        mt_buf_put(b, tmp, k + n + 3);
+        *first = false;
+        return;
+    }
     if (!*first)
         mt_buf_put(b, ",", 1);
     *first = false;
     if (!suffix) {
         az_put_jstr(b, name);
     } else {
-        mt_buf k = {0};
-        mt_buf_puts(&k, name);
-        mt_buf_puts(&k, suffix);
-        az_put_jstr(b, k.p ? k.p : "");
-        if (k.oom)
+        mt_buf kb = {0};
+        mt_buf_puts(&kb, name);
+        mt_buf_puts(&kb, suffix);
+        az_put_jstr(b, kb.p ? kb.p : "");
+        if (kb.oom)
             b->oom = true;
-        mt_buf_clear(&k);
+        mt_buf_clear(&kb);
     }
     mt_buf_put(b, ":", 1);
 }
