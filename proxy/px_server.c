@@ -37,11 +37,32 @@ static const char *header_cb(void *ctx, const char *name)
     return px_req_header(ctx, name);
 }
 
+/* 128 random bits per request id from a per-thread xorshift128+ seeded
+ * once from OpenSSL's generator: an id only needs to be unique, and a
+ * RAND_bytes call per request cost more than the rest of the id. */
+static void request_id_bytes(uint8_t b[16])
+{
+    static _Thread_local uint64_t s[2];
+    if (!s[0] && !s[1]) {
+        if (RAND_bytes((unsigned char *)s, sizeof s) != 1 || (!s[0] && !s[1])) {
+            s[0] = (uint64_t)(uintptr_t)s ^ 0x9E3779B97F4A7C15ULL;
+            s[1] = (uint64_t)time(NULL) | 1;
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        uint64_t x = s[0], y = s[1];
+        s[0] = y;
+        x ^= x << 23;
+        s[1] = x ^ y ^ (x >> 17) ^ (y >> 26);
+        uint64_t v = s[1] + y;
+        memcpy(b + 8 * i, &v, 8);
+    }
+}
+
 static void new_request_id(char out[40])
 {
     uint8_t b[16];
-    if (RAND_bytes(b, sizeof b) != 1)
-        memset(b, 0, sizeof b);
+    request_id_bytes(b);
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
     snprintf(out, 40, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",

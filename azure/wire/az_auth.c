@@ -31,6 +31,7 @@
  * yields may do.
  */
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 
 #include "az_internal.h"
 
@@ -63,17 +65,105 @@ void az_sts_line(mt_buf *b, const char *s)
     mt_buf_put(b, "\n", 1);
 }
 
+/* HMAC-SHA256 contexts. Fetching the algorithm and deriving the padded key
+ * cost more than hashing a short string-to-sign, and a request checks or
+ * makes signatures with the same few keys (the proxy's account, the old
+ * and the new backend), so each thread keeps a context per key for its
+ * last HMAC_KEYS keys (freed with the thread, key copies cleansed) and
+ * re-initialises one per message. */
+#define HMAC_KEYS 4
+
+typedef struct hmac_slot {
+    EVP_MAC_CTX *ctx;
+    uint8_t *key;
+    size_t key_len;
+} hmac_slot;
+
+typedef struct hmac_cache {
+    hmac_slot slot[HMAC_KEYS];
+    unsigned next; /* the slot a new key takes */
+} hmac_cache;
+
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+static pthread_key_t hmac_tls;
+static bool hmac_tls_ok;
+static EVP_MAC *hmac_alg;
+
+static void hmac_slot_clear(hmac_slot *sl)
+{
+    EVP_MAC_CTX_free(sl->ctx);
+    if (sl->key)
+        OPENSSL_cleanse(sl->key, sl->key_len);
+    free(sl->key);
+    memset(sl, 0, sizeof *sl);
+}
+
+static void hmac_cache_free(void *p)
+{
+    hmac_cache *hc = p;
+    for (size_t i = 0; hc && i < HMAC_KEYS; i++)
+        hmac_slot_clear(&hc->slot[i]);
+    free(hc);
+}
+
+static void hmac_init_once(void)
+{
+    hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    hmac_tls_ok = hmac_alg && pthread_key_create(&hmac_tls, hmac_cache_free) == 0;
+}
+
+static bool hmac_slot_key(hmac_slot *sl, const uint8_t *key, size_t key_len)
+{
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    sl->key = malloc(key_len ? key_len : 1);
+    sl->ctx = sl->key ? EVP_MAC_CTX_new(hmac_alg) : NULL;
+    if (!sl->ctx || !EVP_MAC_init(sl->ctx, key, key_len, params)) {
+        hmac_slot_clear(sl);
+        return false;
+    }
+    memcpy(sl->key, key, key_len);
+    sl->key_len = key_len;
+    return true;
+}
+
+/* This thread's context keyed with key, ready for a message; NULL when
+ * none can be made. */
+static EVP_MAC_CTX *hmac_ctx_for(const uint8_t *key, size_t key_len)
+{
+    pthread_once(&hmac_once, hmac_init_once);
+    if (!hmac_tls_ok)
+        return NULL;
+    hmac_cache *hc = pthread_getspecific(hmac_tls);
+    if (!hc) {
+        if (!(hc = calloc(1, sizeof *hc)) || pthread_setspecific(hmac_tls, hc) != 0) {
+            free(hc);
+            return NULL;
+        }
+    }
+    for (size_t i = 0; i < HMAC_KEYS; i++) {
+        hmac_slot *sl = &hc->slot[i];
+        if (sl->ctx && sl->key_len == key_len && CRYPTO_memcmp(sl->key, key, key_len) == 0)
+            return EVP_MAC_init(sl->ctx, NULL, 0, NULL) ? sl->ctx : NULL;
+    }
+    hmac_slot *sl = &hc->slot[hc->next];
+    hc->next = (hc->next + 1) % HMAC_KEYS;
+    hmac_slot_clear(sl);
+    return hmac_slot_key(sl, key, key_len) ? sl->ctx : NULL;
+}
+
 /* base64(HMAC-SHA256(key, msg)) into out; false only if OpenSSL fails. */
 static bool hmac_b64(const uint8_t *key, size_t key_len, const char *msg, size_t len,
                      char out[SIG_LEN + 1])
 {
     unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int mac_len = 0;
+    size_t mac_len = 0;
 
     if (key_len > INT_MAX)
         return false;
-    if (!HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)msg, len, mac, &mac_len) ||
-        mac_len != 32)
+    EVP_MAC_CTX *ctx = hmac_ctx_for(key, key_len);
+    if (!ctx || !EVP_MAC_update(ctx, (const unsigned char *)msg, len) ||
+        !EVP_MAC_final(ctx, mac, &mac_len, sizeof mac) || mac_len != 32)
         return false;
     EVP_EncodeBlock((unsigned char *)out, mac, (int)mac_len);
     return true;

@@ -158,17 +158,6 @@ char *az_entity_request_body(const mt_entity *e, size_t *len)
     return out;
 }
 
-static bool az_add_value(cJSON *o, const char *name, const mt_value *v, az_metadata md)
-{
-    if (md != AZ_META_NONE && az_json_needs_annotation(v) && !az_json_annotate(o, name, v->type))
-        return false;
-    cJSON *it = az_json_value(v);
-    if (!it)
-        return false;
-    cJSON_AddItemToObject(o, name, it);
-    return true;
-}
-
 /* Adds the string built in s as member name; s is empty again. */
 static bool az_add_built(cJSON *o, const char *name, mt_buf *s)
 {
@@ -176,90 +165,6 @@ static bool az_add_built(cJSON *o, const char *name, mt_buf *s)
     bool ok = v && cJSON_AddStringToObject(o, name, v);
     free(v);
     return ok;
-}
-
-/* odata.metadata of a single entity, and for fullmetadata its identity. */
-static bool az_entity_head(cJSON *o, const az_payload_ctx *c, const mt_entity *e, bool single)
-{
-    mt_buf s = {0};
-    if (single && c->md != AZ_META_NONE) {
-        az_put_base(&s, c);
-        mt_buf_puts(&s, "$metadata#");
-        mt_buf_puts(&s, c->table);
-        mt_buf_puts(&s, "/@Element");
-        if (!az_add_built(o, "odata.metadata", &s))
-            return false;
-    }
-    if (c->md == AZ_META_FULL) {
-        mt_buf_puts(&s, c->account);
-        mt_buf_puts(&s, ".");
-        mt_buf_puts(&s, c->table);
-        if (!az_add_built(o, "odata.type", &s))
-            return false;
-        az_put_base(&s, c);
-        az_entity_path(&s, c->table, e->pk, e->rk, AZ_PCHAR_KEEP);
-        if (!az_add_built(o, "odata.id", &s))
-            return false;
-    }
-    if (c->md != AZ_META_NONE && e->etag && !cJSON_AddStringToObject(o, "odata.etag", e->etag))
-        return false;
-    if (c->md == AZ_META_FULL) {
-        az_entity_path(&s, c->table, e->pk, e->rk, AZ_PCHAR_KEEP);
-        if (!az_add_built(o, "odata.editLink", &s))
-            return false;
-    }
-    return true;
-}
-
-static bool az_entity_system(cJSON *o, const az_payload_ctx *c, const mt_entity *e)
-{
-    if (az_payload_selected(c, "PartitionKey") &&
-        !cJSON_AddStringToObject(o, "PartitionKey", e->pk))
-        return false;
-    if (az_payload_selected(c, "RowKey") && !cJSON_AddStringToObject(o, "RowKey", e->rk))
-        return false;
-    if (e->timestamp && az_payload_selected(c, "Timestamp")) {
-        if (c->md == AZ_META_FULL && !az_json_annotate(o, "Timestamp", MT_EDM_DATETIME))
-            return false;
-        char ts[MT_DATETIME_MAX];
-        mt_datetime_format(e->timestamp, ts);
-        if (!cJSON_AddStringToObject(o, "Timestamp", ts))
-            return false;
-    }
-    return true;
-}
-
-/* A selected property the entity lacks comes back as null, as the
- * service returns it. */
-static bool az_entity_missing(cJSON *o, const az_payload_ctx *c)
-{
-    for (size_t i = 0; c->select && i < c->nselect; i++) {
-        const char *n = c->select[i];
-        if (!n || strncmp(n, "odata.", 6) == 0 || cJSON_GetObjectItemCaseSensitive(o, n))
-            continue;
-        if (strcmp(n, "PartitionKey") == 0 || strcmp(n, "RowKey") == 0 ||
-            strcmp(n, "Timestamp") == 0)
-            continue;
-        if (!cJSON_AddNullToObject(o, n))
-            return false;
-    }
-    return true;
-}
-
-static cJSON *az_entity_object(const az_payload_ctx *c, const mt_entity *e, bool single)
-{
-    cJSON *o = cJSON_CreateObject();
-    bool ok = o && az_entity_head(o, c, e, single) && az_entity_system(o, c, e);
-    for (size_t i = 0; ok && i < e->nprops; i++)
-        if (az_payload_selected(c, e->props[i].name))
-            ok = az_add_value(o, e->props[i].name, &e->props[i].value, c->md);
-    if (ok)
-        ok = az_entity_missing(o, c);
-    if (!ok) {
-        cJSON_Delete(o);
-        return NULL;
-    }
-    return o;
 }
 
 /* Prints and frees the tree; NULL (and *len 0) when anything failed. */
@@ -293,9 +198,292 @@ static cJSON *az_feed(const az_payload_ctx *c, const char *set, cJSON **value)
     return root;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Writing entities straight into text.                                      */
+/*
+ * Entities are what every read answers with, a page up to 1000 of them, so
+ * they are written directly, byte for byte as cJSON_PrintUnformatted
+ * prints the tree az_entity_object builds (same members, same order, same
+ * escapes), without building the tree.
+ */
+
+/* Below this many bytes a string or a member name goes out in one put. */
+#define AZ_SHORT_PUT 256
+
+/* A JSON string as cJSON prints one: up to the first NUL, escaping '"',
+ * '\\', the five short control escapes and other bytes below 0x20 as
+ * \u00xx; every other byte as is. */
+static void az_put_jstr(mt_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    char tmp[AZ_SHORT_PUT];
+    size_t n = 0;
+    while (n + 2 < sizeof tmp && s[n] && (unsigned char)s[n] >= 0x20 && s[n] != '"' && s[n] != '\\')
+        n++;
+    if (!s[n]) { /* short, nothing to escape: one put */
+        tmp[0] = '"';
+        memcpy(tmp + 1, s, n);
+        tmp[n + 1] = '"';
+        mt_buf_put(b, tmp, n + 2);
+        return;
+    }
+    mt_buf_put(b, "\"", 1);
+    const char *run = s;
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch >= 0x20 && ch != '"' && ch != '\\')
+            continue;
+        mt_buf_put(b, run, (size_t)(s - run));
+        run = s + 1;
+        char esc[6] = {'\\', 0};
+        size_t n = 2;
+        switch (ch) {
+        case '"':
+        case '\\':
+            esc[1] = (char)ch;
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        default:
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[ch >> 4];
+            esc[5] = hex[ch & 15];
+            n = 6;
+        }
+        mt_buf_put(b, esc, n);
+    }
+    mt_buf_put(b, run, (size_t)(s - run));
+    mt_buf_put(b, "\"", 1);
+}
+
+/* One member: a comma unless it is the object's first, the name, ':'. */
+static void az_put_key(mt_buf *b, bool *first, const char *name, const char *suffix)
+{
+    char tmp[AZ_SHORT_PUT];
+    size_t n = 0, k = *first ? 0 : 1;
+    while (!suffix && n + k + 3 < sizeof tmp && (unsigned char)name[n] >= 0x20 && name[n] != '"' &&
+           name[n] != '\\')
+        n++;
+    if (!suffix && !name[n]) { /* short, nothing to escape: one put */
+        tmp[0] = ',';
+        tmp[k] = '"';
+        memcpy(tmp + k + 1, name, n);
+        memcpy(tmp + k + 1 + n, "\":", 2);
+        mt_buf_put(b, tmp, k + n + 3);
+        *first = false;
+        return;
+    }
+    if (!*first)
+        mt_buf_put(b, ",", 1);
+    *first = false;
+    if (!suffix) {
+        az_put_jstr(b, name);
+    } else {
+        mt_buf kb = {0};
+        mt_buf_puts(&kb, name);
+        mt_buf_puts(&kb, suffix);
+        az_put_jstr(b, kb.p ? kb.p : "");
+        if (kb.oom)
+            b->oom = true;
+        mt_buf_clear(&kb);
+    }
+    mt_buf_put(b, ":", 1);
+}
+
+static void az_put_member(mt_buf *b, bool *first, const char *name, const char *v)
+{
+    az_put_key(b, first, name, NULL);
+    az_put_jstr(b, v);
+}
+
+/* Adds the string built in s as member name; s is empty again. */
+static void az_put_built(mt_buf *b, bool *first, const char *name, mt_buf *s)
+{
+    az_put_member(b, first, name, s->p ? s->p : "");
+    if (s->oom)
+        b->oom = true;
+    mt_buf_clear(s);
+}
+
+/* false when the value cannot be written (out of memory). */
+static bool az_put_value(mt_buf *b, const mt_value *v)
+{
+    char tmp[64];
+    switch (v->type) {
+    case MT_EDM_STRING:
+        az_put_jstr(b, v->u.bytes.ptr ? v->u.bytes.ptr : "");
+        return true;
+    case MT_EDM_INT32:
+        snprintf(tmp, sizeof tmp, "%d", (int)v->u.i32);
+        mt_buf_puts(b, tmp);
+        return true;
+    case MT_EDM_INT64:
+        snprintf(tmp, sizeof tmp, "%lld", (long long)v->u.i64);
+        az_put_jstr(b, tmp);
+        return true;
+    case MT_EDM_DOUBLE:
+        if (isnan(v->u.dbl) || isinf(v->u.dbl)) {
+            az_put_jstr(b, isnan(v->u.dbl) ? "NaN" : v->u.dbl < 0 ? "-Infinity" : "Infinity");
+            return true;
+        }
+        az_json_double_text(v->u.dbl, tmp);
+        mt_buf_puts(b, tmp);
+        return true;
+    case MT_EDM_BOOLEAN:
+        mt_buf_puts(b, v->u.b ? "true" : "false");
+        return true;
+    case MT_EDM_DATETIME:
+        mt_datetime_format(v->u.ticks, tmp);
+        az_put_jstr(b, tmp);
+        return true;
+    case MT_EDM_GUID:
+        mt_guid_format(v->u.guid, tmp);
+        az_put_jstr(b, tmp);
+        return true;
+    case MT_EDM_BINARY: {
+        char *b64 = az_base64_encode((const uint8_t *)v->u.bytes.ptr, v->u.bytes.len);
+        if (!b64)
+            return false;
+        az_put_jstr(b, b64);
+        free(b64);
+        return true;
+    }
+    }
+    return false;
+}
+
+static void az_put_head(mt_buf *b, bool *first, const az_payload_ctx *c, const mt_entity *e,
+                        bool single)
+{
+    mt_buf s = {0};
+    if (single && c->md != AZ_META_NONE) {
+        az_put_base(&s, c);
+        mt_buf_puts(&s, "$metadata#");
+        mt_buf_puts(&s, c->table);
+        mt_buf_puts(&s, "/@Element");
+        az_put_built(b, first, "odata.metadata", &s);
+    }
+    if (c->md == AZ_META_FULL) {
+        mt_buf_puts(&s, c->account);
+        mt_buf_puts(&s, ".");
+        mt_buf_puts(&s, c->table);
+        az_put_built(b, first, "odata.type", &s);
+        az_put_base(&s, c);
+        az_entity_path(&s, c->table, e->pk, e->rk, AZ_PCHAR_KEEP);
+        az_put_built(b, first, "odata.id", &s);
+    }
+    if (c->md != AZ_META_NONE && e->etag)
+        az_put_member(b, first, "odata.etag", e->etag);
+    if (c->md == AZ_META_FULL) {
+        az_entity_path(&s, c->table, e->pk, e->rk, AZ_PCHAR_KEEP);
+        az_put_built(b, first, "odata.editLink", &s);
+    }
+}
+
+/* Whether the object az_entity_object builds already holds member n when
+ * it reaches c->select[upto] (those before it may have added nulls). */
+static bool az_entity_has(const az_payload_ctx *c, const mt_entity *e, const char *n, size_t upto)
+{
+    size_t tl = strlen(AZ_ODATA_TYPE);
+    if (c->md == AZ_META_FULL && e->timestamp && az_payload_selected(c, "Timestamp") &&
+        strcmp(n, "Timestamp" AZ_ODATA_TYPE) == 0)
+        return true;
+    for (size_t i = 0; i < e->nprops; i++) {
+        const char *p = e->props[i].name;
+        if (!az_payload_selected(c, p))
+            continue;
+        if (strcmp(p, n) == 0)
+            return true;
+        size_t pl = strlen(p);
+        if (c->md != AZ_META_NONE && az_json_needs_annotation(&e->props[i].value) &&
+            strncmp(n, p, pl) == 0 && strcmp(n + pl, AZ_ODATA_TYPE) == 0 && strlen(n) == pl + tl)
+            return true;
+    }
+    for (size_t j = 0; j < upto; j++) {
+        const char *m = c->select[j];
+        if (m && strcmp(m, n) == 0)
+            return true; /* added as null (or present) by an earlier name */
+    }
+    return false;
+}
+
+/* az_entity_object printed: false when out of memory. */
+static bool az_put_entity(mt_buf *b, const az_payload_ctx *c, const mt_entity *e, bool single)
+{
+    bool first = true;
+    if (!e->pk || !e->rk)
+        return false; /* as cJSON refuses a NULL string */
+    mt_buf_put(b, "{", 1);
+    az_put_head(b, &first, c, e, single);
+    if (az_payload_selected(c, "PartitionKey"))
+        az_put_member(b, &first, "PartitionKey", e->pk);
+    if (az_payload_selected(c, "RowKey"))
+        az_put_member(b, &first, "RowKey", e->rk);
+    if (e->timestamp && az_payload_selected(c, "Timestamp")) {
+        if (c->md == AZ_META_FULL)
+            az_put_member(b, &first, "Timestamp" AZ_ODATA_TYPE, mt_edm_name(MT_EDM_DATETIME));
+        char ts[MT_DATETIME_MAX];
+        mt_datetime_format(e->timestamp, ts);
+        az_put_member(b, &first, "Timestamp", ts);
+    }
+    for (size_t i = 0; i < e->nprops; i++) {
+        const mt_prop *p = &e->props[i];
+        if (!az_payload_selected(c, p->name))
+            continue;
+        if (c->md != AZ_META_NONE && az_json_needs_annotation(&p->value)) {
+            az_put_key(b, &first, p->name, AZ_ODATA_TYPE);
+            az_put_jstr(b, mt_edm_name(p->value.type));
+        }
+        az_put_key(b, &first, p->name, NULL);
+        if (!az_put_value(b, &p->value))
+            return false;
+    }
+    for (size_t i = 0; c->select && i < c->nselect; i++) {
+        const char *n = c->select[i];
+        if (!n || strncmp(n, "odata.", 6) == 0 || strcmp(n, "PartitionKey") == 0 ||
+            strcmp(n, "RowKey") == 0 || strcmp(n, "Timestamp") == 0 || az_entity_has(c, e, n, i))
+            continue;
+        az_put_key(b, &first, n, NULL);
+        mt_buf_puts(b, "null");
+    }
+    mt_buf_put(b, "}", 1);
+    return !b->oom;
+}
+
+/* The buffer's text, or NULL (and *len 0) when anything failed. */
+static char *az_put_done(mt_buf *b, bool ok, size_t *len)
+{
+    if (!ok || b->oom) {
+        mt_buf_clear(b);
+        if (len)
+            *len = 0;
+        return NULL;
+    }
+    size_t n = 0;
+    char *out = mt_buf_take(b, &n);
+    if (len)
+        *len = out ? n : 0;
+    return out;
+}
+
 static char *az_json_entity_write(const az_payload_ctx *c, const mt_entity *e, size_t *len)
 {
-    return az_print(e ? az_entity_object(c, e, true) : NULL, len);
+    mt_buf b = {0};
+    bool ok = e && az_put_entity(&b, c, e, true);
+    return az_put_done(&b, ok, len);
 }
 
 /* Appends o to the feed's "value"; a NULL o (out of memory) takes the
@@ -313,10 +501,25 @@ static void az_feed_add(cJSON **root, cJSON *value, cJSON *o)
 static char *az_json_entities_write(const az_payload_ctx *c, const mt_entity_list *rows,
                                     size_t *len)
 {
-    cJSON *value = NULL, *root = az_feed(c, c->table ? c->table : "", &value);
-    for (size_t i = 0; root && rows && i < rows->n; i++)
-        az_feed_add(&root, value, az_entity_object(c, rows->v[i], false));
-    return az_print(root, len);
+    mt_buf b = {0};
+    bool first = true, ok = true;
+    mt_buf_put(&b, "{", 1);
+    if (c->md != AZ_META_NONE) {
+        mt_buf s = {0};
+        az_put_base(&s, c);
+        mt_buf_puts(&s, "$metadata#");
+        mt_buf_puts(&s, c->table ? c->table : "");
+        az_put_built(&b, &first, "odata.metadata", &s);
+    }
+    az_put_key(&b, &first, "value", NULL);
+    mt_buf_put(&b, "[", 1);
+    for (size_t i = 0; ok && rows && i < rows->n; i++) {
+        if (i)
+            mt_buf_put(&b, ",", 1);
+        ok = az_put_entity(&b, c, rows->v[i], false);
+    }
+    mt_buf_put(&b, "]}", 2);
+    return az_put_done(&b, ok, len);
 }
 
 /* ------------------------------------------------------------------------ */

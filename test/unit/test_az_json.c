@@ -1022,6 +1022,50 @@ static void test_round_trip_random(void **state)
     }
 }
 
+/* Strings of every length around the writer's one-put limit, with every
+ * kind of byte (escaped, control, UTF-8, plain) anywhere in them, as keys,
+ * property names and values: the body is what cJSON prints for the same
+ * members, byte for byte. */
+static void random_text(char *buf, size_t n)
+{
+    static const char pick[] = "aZ09 \"\\/\b\f\n\r\t\x01\x1f\x7f\xC3\xA9{}:,";
+    for (size_t i = 0; i < n; i++)
+        buf[i] = rnd() % 3 ? (char)('a' + rnd() % 26) : pick[rnd() % (sizeof pick - 1)];
+    buf[n] = '\0';
+}
+
+static void test_write_matches_cjson(void **state)
+{
+    (void)state;
+    static const size_t lens[] = {0, 1, 2, 100, 250, 251, 252, 253, 254, 255, 256, 600};
+    const size_t nl = sizeof lens / sizeof *lens;
+    for (int n = 0; n < 400; n++) {
+        char pk[700], rk[700], name[700], val[700];
+        random_text(pk, lens[rnd() % nl]);
+        random_text(rk, lens[rnd() % nl]);
+        mt_entity *e = mt_entity_new(pk, rk);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "PartitionKey", pk);
+        cJSON_AddStringToObject(o, "RowKey", rk);
+        size_t k = rnd() % 4;
+        for (size_t i = 0; i < k; i++) {
+            size_t len = lens[rnd() % nl];
+            random_text(name, len < 2 ? 2 : len);
+            name[0] = 'N'; /* names are distinct and never empty */
+            name[1] = (char)('0' + i);
+            random_text(val, lens[rnd() % nl]);
+            mt_value v = mt_v_str(val);
+            mt_entity_set(e, name, &v);
+            cJSON_AddStringToObject(o, name, val);
+        }
+        char *want = cJSON_PrintUnformatted(o);
+        expect_body(write_one(AZ_META_NONE, e), want);
+        free(want);
+        cJSON_Delete(o);
+        mt_entity_free(e);
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* Tables                                                                    */
 
@@ -1148,6 +1192,7 @@ int main(void)
         cmocka_unit_test(test_read_limits),        cmocka_unit_test(test_round_trip_edges),
         cmocka_unit_test(test_round_trip_random),  cmocka_unit_test(test_table_read),
         cmocka_unit_test(test_atom_dispatch),      cmocka_unit_test(test_annotation_rule),
+        cmocka_unit_test(test_write_matches_cjson),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,10 +6,12 @@ import { createHmac } from "node:crypto";
 import test from "node:test";
 import { DEV_KEY, batchRequest, batchStatuses, signLite } from "./client.mjs";
 import { Counts, requestKind } from "./counter.mjs";
+import { foldPerfScript, shareOf } from "./fold.mjs";
 import { Histogram } from "./hist.mjs";
 import { Series } from "./load.mjs";
 import { renderReport } from "./report.mjs";
 import { COUNT_OPS, ORIGINAL, PHASES, renderBackendReport } from "./report-backend.mjs";
+import { parseWrk, wrkMicros } from "./wrk.mjs";
 
 test("percentiles are within the 2% bucket width", () => {
   const h = new Histogram();
@@ -226,4 +228,44 @@ test("the backend report judges the three goals", () => {
   assert.match(md, /Ratio migrator \/ plain loop: \*\*0\.25×\*\*.*\*\*not met\*\*/);
   md = renderBackendReport(fakeBackend(4));
   assert.match(md, /costs ≤ 3 backend requests — \*\*not met\*\* \(insert 4,/);
+});
+
+test("wrk's latency report reads as microseconds, requests per second and errors", () => {
+  assert.equal(wrkMicros("312.45us"), 312.45);
+  assert.equal(wrkMicros("1.20ms"), 1200);
+  assert.equal(wrkMicros("2.00s"), 2e6);
+  assert.ok(Number.isNaN(wrkMicros("fast")));
+  const out = [
+    "Running 2s test @ http://127.0.0.1:1234/x",
+    "  1 threads and 1 connections",
+    "  Latency Distribution",
+    "     50%  310.00us",
+    "     75%  400.00us",
+    "     90%  500.00us",
+    "     99%    1.50ms",
+    "  4000 requests in 2.00s, 1.00MB read",
+    "  Non-2xx or 3xx responses: 3",
+    "Requests/sec:   2000.50",
+  ].join("\n");
+  assert.deepEqual(parseWrk(out), { p50: 310, p99: 1500, rps: 2000.5, non2xx: 3, socketErrors: "" });
+});
+
+test("perf script stacks fold root first, one line per distinct stack", () => {
+  const script = [
+    "mtable-proxy  123 1.0: 1001 cpu-clock:",
+    "\t    55d5c0a1b2c3 leaf+0x12 (/usr/bin/x)",
+    "\t    55d5c0a1b2c4 caller+0x1 (/usr/bin/x)",
+    "",
+    "mtable-proxy  123 1.1: 1001 cpu-clock:",
+    "\t    55d5c0a1b2c3 leaf+0x14 (/usr/bin/x)",
+    "\t    55d5c0a1b2c4 caller+0x2 (/usr/bin/x)",
+    "",
+    "mtable-proxy  124 1.2: 1001 cpu-clock:",
+    "\t    7f0000000000 [unknown] (/usr/lib/libcurl.so.4)",
+    "\t    55d5c0a1b2c4 caller+0x2 (/usr/bin/x)",
+    "",
+  ].join("\n");
+  const folded = foldPerfScript(script);
+  assert.equal(folded, "mtable-proxy;caller;leaf 2\nmtable-proxy;caller;[libcurl.so.4] 1\n");
+  assert.equal(shareOf(folded, /libcurl/), 1 / 3);
 });
