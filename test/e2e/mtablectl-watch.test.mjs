@@ -11,7 +11,7 @@ import { execFile, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { proxyBin, repoRoot, startMtableOnFreePorts, stopAll, waitFor } from "./lib/harness.mjs";
+import { proxyBin, repoRoot, startMtableOnFreePorts, stopAll, stopProxy, waitFor } from "./lib/harness.mjs";
 import { proxySkipReason } from "./lib/targets.mjs";
 
 const ctl =
@@ -107,6 +107,14 @@ describe("mtablectl status --watch", { skip: proxySkipReason() }, () => {
       await heldPush();
     } finally {
       clearInterval(alive);
+    }
+  });
+
+  test("the authority and the live sidecar stop cleanly, with no sanitizer report", async () => {
+    for (const p of [px1, auth]) {
+      const r = await stopProxy(p);
+      assert.equal(r.report, null, r.log.slice(-3000));
+      assert.ok(r.code === 0 || r.code === 143, JSON.stringify(r.code));
     }
   });
 
