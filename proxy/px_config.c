@@ -41,8 +41,8 @@ static const opt opts[] = {
     {"--new", "MTABLE_NEW", OPT_STR, "SPEC",
      "the new tables' backend: memory (default) or an Azure connection string"},
     {"--backend-ca", "MTABLE_BACKEND_CA", OPT_STR, "FILE",
-     "PEM CA bundle that verifies https to the backends and their token endpoints (default: "
-     "the system's)"},
+     "PEM CA bundle that verifies https to the backends, their token endpoints and a --jwks "
+     "URL (default: the system's)"},
     {"--tls-cert", "MTABLE_TLS_CERT", OPT_STR, "FILE",
      "serve the table endpoint over https with this PEM certificate (chain) (default: http)"},
     {"--tls-key", "MTABLE_TLS_KEY", OPT_STR, "FILE", "the PEM private key of --tls-cert"},
