@@ -667,9 +667,8 @@ mt_status mt_verify_tables(mt_rt *rt, const mt_table_pair *tables, const char *c
  * MT_OLD_AFTER_KEEP old may hold the application's rows but no protocol
  * row; with MT_OLD_AFTER_DELETE every old table is gone (404
  * TableNotFound). Before cleanup old_after changes nothing. */
-mt_status mt_verify_tables_after(mt_rt *rt, const mt_table_pair *tables,
-                                 const char *const *names, size_t n, mt_phase phase,
-                                 bool after_cleanup, mt_old_after old_after,
-                                 mt_verify_report *report);
+mt_status mt_verify_tables_after(mt_rt *rt, const mt_table_pair *tables, const char *const *names,
+                                 size_t n, mt_phase phase, bool after_cleanup,
+                                 mt_old_after old_after, mt_verify_report *report);
 
 #endif

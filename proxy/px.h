@@ -73,7 +73,7 @@ typedef struct px_settings {
     char backend_ca[1024]; /* "": the system's CA bundle */
     char tls_cert[1024];   /* "": the table endpoint serves http */
     char tls_key[1024];
-    char jwks[1024];         /* "": no bearer tokens */
+    char jwks[1024]; /* "": no bearer tokens */
     char token_issuer[512];
     char token_roles[1024];
     char admin_token[256];
@@ -91,7 +91,7 @@ typedef struct px_settings {
     int copy_parallel;
     int copy_rate; /* rows a second, 0: unlimited */
     int max_connections;
-    px_table_map table_map; /* --table-map */
+    px_table_map table_map;    /* --table-map */
     int slow_backend_ms;       /* a backend call this slow is logged; 0: never */
     char admin_tls_cert[1024]; /* "": the admin endpoint speaks plain HTTP */
     char admin_tls_key[1024];
@@ -288,8 +288,6 @@ void px_metrics_request(px_metrics *m, const char *op, int status, mt_phase phas
 /* Requests counted so far, and those among them answered 400 or more: the
  * sums of the request series, which /admin/v1/status reports. */
 void px_metrics_totals(px_metrics *m, uint64_t *requests, uint64_t *failed);
-/* The monotonic clock in nanoseconds, the one durations are measured on. */
-uint64_t px_metrics_now_ns(void);
 /* A backend table that counts calls and their latency per side. Borrows
  * inner. */
 mt_table *px_metrics_table(px_metrics *m, mt_table *inner, int side);

@@ -222,9 +222,9 @@ static bool set_one(px_settings *s, const opt *o, const char *v, FILE *err)
                  (int)sizeof s->token_issuer &&
              *v;
     else if (strcmp(o->flag, "--token-roles") == 0)
-        ok = snprintf(s->token_roles, sizeof s->token_roles, "%s", v) <
-                 (int)sizeof s->token_roles &&
-             *v;
+        ok =
+            snprintf(s->token_roles, sizeof s->token_roles, "%s", v) < (int)sizeof s->token_roles &&
+            *v;
     else if (strcmp(o->flag, "--admin-token") == 0)
         ok = snprintf(s->admin_token, sizeof s->admin_token, "%s", v) <
              (int)sizeof s->admin_token;

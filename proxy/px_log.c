@@ -34,6 +34,7 @@
 #include <cjson/cJSON.h>
 #include <stdarg.h>
 #include <string.h>
+#include <time.h>
 
 /* A message is cut to this many bytes, NUL included. */
 enum { MSG_MAX = 1024 };
@@ -331,4 +332,11 @@ int px_log_request_failure(const char **backend, const char **reason, const char
     if (current.error_code[0])
         *error_code = current.error_code;
     return current.error_status;
+}
+
+uint64_t px_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }

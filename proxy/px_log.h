@@ -7,7 +7,7 @@
 #define PX_LOG_H
 
 #include <stdbool.h>
-
+#include <stdint.h>
 
 enum { PX_LOG_ERROR, PX_LOG_WARN, PX_LOG_INFO, PX_LOG_DEBUG };
 void px_log_set_level(const char *name); /* "error", "warn", "info", "debug" */
@@ -59,5 +59,9 @@ void px_log_request_answered(int status, const char *code, const char *message);
  * px_log_request_begin on this thread. Returns the status of the error
  * answered, 0 when none. */
 int px_log_request_failure(const char **backend, const char **reason, const char **error_code);
+
+/* The monotonic clock that request and backend-call durations are measured
+ * with, in nanoseconds. */
+uint64_t px_now_ns(void);
 
 #endif

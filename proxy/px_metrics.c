@@ -230,13 +230,6 @@ typedef struct px_mstream {
     px_call_stats *next_stats;
 } px_mstream;
 
-uint64_t px_metrics_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* A call that took longer than --log-slow-backend: a warning naming the
  * side, so that a hung backend shows in the log (when the call returns,
  * at the latest at the client's timeout) before anyone reads a histogram. */
@@ -263,7 +256,7 @@ static void px_metrics_begin(const px_call_stats *s)
 static void px_metrics_observe(px_call_stats *s, uint64_t start_ns, const mt_status *st)
 {
     px_watch_call_end();
-    uint64_t now = px_metrics_now_ns();
+    uint64_t now = px_now_ns();
     uint64_t took = now > start_ns ? now - start_ns : 0;
     px_hist_observe(&s->latency, took);
     if (s->owner->slow_ns && took >= s->owner->slow_ns)
@@ -288,7 +281,7 @@ static mt_status px_mtable_batch(mt_table *t, const mt_op *ops, size_t n, mt_op_
 {
     px_mtable *mt = (px_mtable *)t;
     px_metrics_begin(&mt->stats[CALL_BATCH]);
-    uint64_t t0 = px_metrics_now_ns();
+    uint64_t t0 = px_now_ns();
     mt_status st = mt->inner->ops->execute_batch(mt->inner, ops, n, res);
     px_metrics_observe(&mt->stats[CALL_BATCH], t0, &st);
     return st;
@@ -299,7 +292,7 @@ static mt_status px_mtable_atomic(mt_table *t, const char *pk, const mt_filter *
 {
     px_mtable *mt = (px_mtable *)t;
     px_metrics_begin(&mt->stats[CALL_QUERY_ATOMIC]);
-    uint64_t t0 = px_metrics_now_ns();
+    uint64_t t0 = px_now_ns();
     size_t n0 = out->n;
     mt_status st = mt->inner->ops->query_atomic(mt->inner, pk, f, out);
     px_metrics_observe(&mt->stats[CALL_QUERY_ATOMIC], t0, &st);
@@ -312,7 +305,7 @@ static mt_status px_mtable_retrieve(mt_table *t, const char *pk, const char *rk,
 {
     px_mtable *mt = (px_mtable *)t;
     px_metrics_begin(&mt->stats[CALL_RETRIEVE]);
-    uint64_t t0 = px_metrics_now_ns();
+    uint64_t t0 = px_now_ns();
     mt_status st = mt->inner->ops->retrieve(mt->inner, pk, rk, out);
     px_metrics_observe(&mt->stats[CALL_RETRIEVE], t0, &st);
     if (mt_is_ok(&st) && *out)
@@ -324,7 +317,7 @@ static mt_status px_mstream_next(mt_stream *s, mt_entity **out)
 {
     px_mstream *ms = (px_mstream *)s;
     px_metrics_begin(ms->next_stats);
-    uint64_t t0 = px_metrics_now_ns();
+    uint64_t t0 = px_now_ns();
     mt_status st = ms->inner->ops->next(ms->inner, out);
     px_metrics_observe(ms->next_stats, t0, &st);
     if (mt_is_ok(&st) && *out)
@@ -363,7 +356,7 @@ static mt_status px_mtable_stream(mt_table *t, const mt_filter *f, const mt_key 
     if (!ms)
         return mt_oom();
     px_metrics_begin(&mt->stats[CALL_QUERY_STREAM]);
-    uint64_t t0 = px_metrics_now_ns();
+    uint64_t t0 = px_now_ns();
     mt_status st = mt->inner->ops->query_stream(mt->inner, f, start, &ms->inner);
     px_metrics_observe(&mt->stats[CALL_QUERY_STREAM], t0, &st);
     if (!mt_is_ok(&st)) {

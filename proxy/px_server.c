@@ -303,7 +303,7 @@ static void log_request(const px_req *q, const char *url, const char *op, const 
 static void handle_table_request(px_app *app, struct MHD_Connection *c, const char *url,
                                  const char *method, const px_upload *up, px_resp *r)
 {
-    uint64_t t0 = px_metrics_now_ns();
+    uint64_t t0 = px_now_ns();
     px_req q = {.app = app, .conn = c, .method = method, .fmt = AZ_FMT_JSON,
                 .md = AZ_META_MINIMAL};
     new_request_id(q.request_id);
@@ -360,8 +360,7 @@ static void handle_table_request(px_app *app, struct MHD_Connection *c, const ch
                            .key_len = app->settings.key_len};
         const char *authz = px_req_header(&q, "Authorization");
         if (authz && strncasecmp(authz, "Bearer ", 7) == 0)
-            st = px_entra_check(app->entra, authz + 7, app->settings.tls_cert[0] != '\0',
-                                &q.grant);
+            st = px_entra_check(app->entra, authz + 7, app->settings.tls_cert[0] != '\0', &q.grant);
         else
             st = az_auth_check(&acct, &hr, acl_lookup, app, &q.grant);
         if (mt_is_ok(&st) && !px_app_serving(app))
@@ -377,7 +376,7 @@ static void handle_table_request(px_app *app, struct MHD_Connection *c, const ch
         px_resp_error(&q, r, &st);
     common_headers(&q, r);
     const char *op = preflight ? "preflight" : op_label(&q);
-    uint64_t took = px_metrics_now_ns() - t0;
+    uint64_t took = px_now_ns() - t0;
     log_request(&q, url, op, r, took);
     px_metrics_request(app->metrics, op, r->status, px_app_phase(app), took);
     px_log_request_end();
@@ -470,9 +469,8 @@ static bool tls_setup(px_servers *s, px_app *app, FILE *err)
     if (!(s->tls_cert = read_pem(cf->tls_cert, "--tls-cert", err)) ||
         !(s->tls_key = read_pem(cf->tls_key, "--tls-key", err)))
         return false;
-    if (cf->jwks[0] &&
-        !(s->entra = px_entra_new(cf->jwks, cf->token_issuer, cf->token_roles, cf->account,
-                                  cf->backend_ca, err)))
+    if (cf->jwks[0] && !(s->entra = px_entra_new(cf->jwks, cf->token_issuer, cf->token_roles,
+                                                 cf->account, cf->backend_ca, err)))
         return false;
     app->entra = s->entra;
     return true;

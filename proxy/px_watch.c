@@ -88,7 +88,7 @@ void px_watch_call_begin(const char *side, const char *call)
     s->side = side;
     s->call = call;
     snprintf(s->request_id, sizeof s->request_id, "%s", px_log_request_id());
-    __atomic_store_n(&s->start_ns, px_metrics_now_ns(), __ATOMIC_RELEASE);
+    __atomic_store_n(&s->start_ns, px_now_ns(), __ATOMIC_RELEASE);
 }
 
 void px_watch_call_end(void)
@@ -128,7 +128,7 @@ static void *watch_main(void *arg)
     px_watch *w = arg;
     while (!__atomic_load_n(&w->stopping, __ATOMIC_ACQUIRE)) {
         usleep(SCAN_US);
-        uint64_t now = px_metrics_now_ns();
+        uint64_t now = px_now_ns();
         for (size_t i = 0; i < SLOTS; i++)
             if (__atomic_load_n(&slots[i].in_use, __ATOMIC_ACQUIRE))
                 scan_one(&slots[i], now, w->slow_ns);

@@ -1182,16 +1182,16 @@ static void test_annotation_rule(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_negotiate),          cmocka_unit_test(test_write_entity_levels),
-        cmocka_unit_test(test_write_entity_lists), cmocka_unit_test(test_write_select),
-        cmocka_unit_test(test_write_key_paths),    cmocka_unit_test(test_write_doubles),
-        cmocka_unit_test(test_write_strings),      cmocka_unit_test(test_write_tables),
-        cmocka_unit_test(test_write_error),        cmocka_unit_test(test_read_annotated),
-        cmocka_unit_test(test_read_inferred),      cmocka_unit_test(test_read_lenient),
-        cmocka_unit_test(test_read_layout),        cmocka_unit_test(test_read_rejects),
-        cmocka_unit_test(test_read_limits),        cmocka_unit_test(test_round_trip_edges),
-        cmocka_unit_test(test_round_trip_random),  cmocka_unit_test(test_table_read),
-        cmocka_unit_test(test_atom_dispatch),      cmocka_unit_test(test_annotation_rule),
+        cmocka_unit_test(test_negotiate),           cmocka_unit_test(test_write_entity_levels),
+        cmocka_unit_test(test_write_entity_lists),  cmocka_unit_test(test_write_select),
+        cmocka_unit_test(test_write_key_paths),     cmocka_unit_test(test_write_doubles),
+        cmocka_unit_test(test_write_strings),       cmocka_unit_test(test_write_tables),
+        cmocka_unit_test(test_write_error),         cmocka_unit_test(test_read_annotated),
+        cmocka_unit_test(test_read_inferred),       cmocka_unit_test(test_read_lenient),
+        cmocka_unit_test(test_read_layout),         cmocka_unit_test(test_read_rejects),
+        cmocka_unit_test(test_read_limits),         cmocka_unit_test(test_round_trip_edges),
+        cmocka_unit_test(test_round_trip_random),   cmocka_unit_test(test_table_read),
+        cmocka_unit_test(test_atom_dispatch),       cmocka_unit_test(test_annotation_rule),
         cmocka_unit_test(test_write_matches_cjson),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

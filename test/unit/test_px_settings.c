@@ -25,12 +25,24 @@ static int load(px_settings *s, int argc, char **argv)
 
 static void clear_env(void)
 {
-    const char *vars[] = {"MTABLE_LISTEN",     "MTABLE_ADMIN_LISTEN", "MTABLE_ACCOUNT_NAME",
-                          "MTABLE_ACCOUNT_KEY", "MTABLE_OLD",         "MTABLE_NEW",
-                          "MTABLE_ADMIN_TOKEN", "MTABLE_PROXY_ID",    "MTABLE_LOG_LEVEL",
-                          "MTABLE_MAX_CONNECTIONS", "MTABLE_CONFIG_ENDPOINT", "MTABLE_STATE_STORE",
-                          "MTABLE_LEASE_MS", "MTABLE_COPY_PARALLEL", "MTABLE_COPY_RATE",
-                          "MTABLE_LOG_FORMAT", "MTABLE_RECOVER_PHASE", "MTABLE_REST_LEASE_MS",
+    const char *vars[] = {"MTABLE_LISTEN",
+                          "MTABLE_ADMIN_LISTEN",
+                          "MTABLE_ACCOUNT_NAME",
+                          "MTABLE_ACCOUNT_KEY",
+                          "MTABLE_OLD",
+                          "MTABLE_NEW",
+                          "MTABLE_ADMIN_TOKEN",
+                          "MTABLE_PROXY_ID",
+                          "MTABLE_LOG_LEVEL",
+                          "MTABLE_MAX_CONNECTIONS",
+                          "MTABLE_CONFIG_ENDPOINT",
+                          "MTABLE_STATE_STORE",
+                          "MTABLE_LEASE_MS",
+                          "MTABLE_COPY_PARALLEL",
+                          "MTABLE_COPY_RATE",
+                          "MTABLE_LOG_FORMAT",
+                          "MTABLE_RECOVER_PHASE",
+                          "MTABLE_REST_LEASE_MS",
                           "MTABLE_TABLE_MAP"};
     for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
         unsetenv(vars[i]);
@@ -168,9 +180,18 @@ static void test_table_map(void **state)
     /* The new account's own "Orders" is not the application's Orders. */
     assert_null(px_table_map_from_new(&m, "orders"));
 
-    const char *bad[] = {"a=bcd",        "abc=",           "abc",         "abc=def,",
-                         "abc=d-f",      "abc=ABC",        "abc=def,ABC=ghi", "abc=def,ghi=DEF",
-                         "1bc=def",      "abc=mtablestate", "tables=abc", ",abc=def"};
+    const char *bad[] = {"a=bcd",
+                         "abc=",
+                         "abc",
+                         "abc=def,",
+                         "abc=d-f",
+                         "abc=ABC",
+                         "abc=def,ABC=ghi",
+                         "abc=def,ghi=DEF",
+                         "1bc=def",
+                         "abc=mtablestate",
+                         "tables=abc",
+                         ",abc=def"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         if (px_table_map_parse(bad[i], &m, why, sizeof why))
             fail_msg("accepted '%s'", bad[i]);
@@ -180,7 +201,8 @@ static void test_table_map(void **state)
 
     px_settings a, b, c;
     char *plain[] = {"mtable-proxy", "--old", AZ_OLD, "--new", AZ_NEW};
-    char *one[] = {"mtable-proxy", "--old", AZ_OLD, "--new", AZ_NEW, "--table-map", "abc=def,ghi=jkl"};
+    char *one[] = {"mtable-proxy", "--old",       AZ_OLD,           "--new",
+                   AZ_NEW,         "--table-map", "abc=def,ghi=jkl"};
     assert_int_equal(load(&a, 5, plain), 0);
     assert_int_equal(load(&b, 7, one), 0);
     setenv("MTABLE_TABLE_MAP", "GHI=jkl,abc=DEF", 1);
@@ -255,7 +277,7 @@ static void test_tls_and_token_settings(void **state)
 {
     (void)state;
     clear_env();
-    const char *vars[] = {"MTABLE_TLS_CERT", "MTABLE_TLS_KEY", "MTABLE_JWKS",
+    const char *vars[] = {"MTABLE_TLS_CERT",     "MTABLE_TLS_KEY",     "MTABLE_JWKS",
                           "MTABLE_TOKEN_ISSUER", "MTABLE_TOKEN_ROLES", "MTABLE_BACKEND_CA"};
     for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
         unsetenv(vars[i]);
@@ -271,8 +293,15 @@ static void test_tls_and_token_settings(void **state)
     char *jwks_no_issuer[] = {"mtable-proxy", "--tls-cert", "c", "--tls-key", "k",
                               "--jwks",       "keys.json"};
     assert_int_equal(load(&s, 7, jwks_no_issuer), 2);
-    char *jwks_ok[] = {"mtable-proxy", "--tls-cert", "c", "--tls-key", "k", "--jwks",
-                       "keys.json",    "--token-issuer", "https://sts.windows.net/t/"};
+    char *jwks_ok[] = {"mtable-proxy",
+                       "--tls-cert",
+                       "c",
+                       "--tls-key",
+                       "k",
+                       "--jwks",
+                       "keys.json",
+                       "--token-issuer",
+                       "https://sts.windows.net/t/"};
     assert_int_equal(load(&s, 9, jwks_ok), 0);
     assert_string_equal(s.token_issuer, "https://sts.windows.net/t/");
     char *issuer_alone[] = {"mtable-proxy", "--token-issuer", "https://i/"};

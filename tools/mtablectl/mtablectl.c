@@ -1105,7 +1105,8 @@ static const char *ctl_flag_value(const char *name, int argc, char **argv, int *
 /* One flag at argv[*i]: 0 taken, or an exit code / CTL_PARSE_*. */
 static int ctl_parse_flag(ctl *c, int argc, char **argv, int *i, const char **admin)
 {
-    static const char *const names[] = {"--admin", "--token", "--until", "--old-after", "--ca", "--interval"};
+    static const char *const names[] = {"--admin",     "--token", "--until",
+                                        "--old-after", "--ca",    "--interval"};
     const char **slots[] = {admin, &c->token, &c->until, &c->old_after, &c->ca, &c->interval};
     const char *a = argv[*i];
     for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
