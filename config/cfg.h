@@ -92,6 +92,14 @@ cfg_store *cfg_store_file_new(const char *path, mt_status *st);
  * table. */
 cfg_store *cfg_store_open(const char *spec, mt_status *st);
 
+typedef struct az_client az_client;
+/* Signs in the backends that a migration already ran (cfg_traces.c), for an
+ * authority that found its store empty: what into what ("" when none),
+ * or an error when a backend cannot be read. store_in_new: the state
+ * store is the new account's state table. */
+mt_status cfg_traces_find(az_client *old_c, az_client *new_c, bool store_in_new, char *what,
+                          size_t cap);
+
 /* ------------------------------------------------------------------------ */
 /* What the authority publishes.                                             */
 

@@ -108,13 +108,6 @@ void px_settings_fingerprint(const px_settings *s, char out[CFG_FINGERPRINT_MAX]
  * migration again), memory when both are. */
 const char *px_settings_state_store(const px_settings *s);
 
-/* Signs in the backends that a migration already ran (px_traces.c), for an
- * authority that found its store empty: what into what ("" when none),
- * or an error when a backend cannot be read. store_in_new: the state
- * store is the new account's state table. */
-mt_status px_traces_find(az_client *old_c, az_client *new_c, bool store_in_new, char *what,
-                         size_t cap);
-
 /* Fills s from defaults, then the environment, then argv. Returns 0 to run,
  * 1 when --help or --version was printed, 2 on a bad flag (message on err). */
 int px_settings_load(px_settings *s, int argc, char **argv, FILE *out, FILE *err);

@@ -12,7 +12,7 @@
  * Start-up errors are one line on err saying what to fix; nothing is
  * served until every part is up. The backends are opened first: an
  * authority that finds its store empty looks in them for signs that a
- * migration already ran (px_traces.c) before it writes a first state.
+ * migration already ran (config/cfg_traces.c) before it writes a first state.
  */
 #include "px.h"
 
@@ -222,7 +222,7 @@ static bool check_fresh_start(px_app *app, mt_phase *initial, FILE *err)
     char what[512];
     bool store_in_new = strcmp(px_settings_state_store(s), s->new_spec) == 0;
     mt_status st =
-        px_traces_find(app->old_client, app->new_client, store_in_new, what, sizeof what);
+        cfg_traces_find(app->old_client, app->new_client, store_in_new, what, sizeof what);
     if (!mt_is_ok(&st)) {
         fprintf(err,
                 "mtable-proxy: cannot look for an earlier migration in the backends: %d %s: "

@@ -1,5 +1,5 @@
 /*
- * px_traces.c -- signs in the backends that a migration already ran, for
+ * cfg_traces.c -- signs in the backends that a migration already ran, for
  * an authority that found no state in its store.
  *
  * An authority that starts on an empty store writes version 1 in
@@ -17,7 +17,8 @@
  * guard against the common accidents, not a proof. A partition marked in
  * prefer_old deep inside a table whose new side is still empty escapes it.
  */
-#include "px.h"
+#include "cfg.h"
+#include "az_client.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -63,8 +64,8 @@ static mt_status probe_table(az_client *c, bool new_side, const char *name, char
     return st;
 }
 
-mt_status px_traces_find(az_client *old_c, az_client *new_c, bool store_in_new, char *what,
-                         size_t cap)
+mt_status cfg_traces_find(az_client *old_c, az_client *new_c, bool store_in_new, char *what,
+                          size_t cap)
 {
     what[0] = '\0';
     az_client *side[2] = {old_c, new_c};
