@@ -982,8 +982,7 @@ static const ctl_cmd ctl_cmds[] = {
     {"status", ctl_cmd_status, 0, false, false}, {"phase", ctl_cmd_phase, 1, false, false},
     {"migrate", ctl_cmd_migrate, 0, true, true}, {"pause", ctl_cmd_pause, 0, false, false},
     {"resume", ctl_cmd_resume, 0, false, true},  {"verify", ctl_cmd_verify, 0, false, false},
-    {"abort", ctl_cmd_abort, 0, false, false},
-    {"help", ctl_cmd_help, 0, false, false},
+    {"abort", ctl_cmd_abort, 0, false, false},   {"help", ctl_cmd_help, 0, false, false},
 };
 
 /* The value of flag NAME at argv[*i], as "NAME V" or "NAME=V"; NULL when
