@@ -247,6 +247,7 @@ describe("what becomes of the old table (--old-after)", { skip }, () => {
     assert.ok(ctlBin, "mtablectl not built");
     const { w, table, expected, verify } = await migrated("keep");
     assert.match(verify.summary, /old keeps 250 rows of the application and no protocol row/);
+    assert.equal(verify.new_rows, 250);
     assert.deepEqual(compareRows(await readTyped(w.old, table), expected, "old table"), []);
   });
 
@@ -255,6 +256,8 @@ describe("what becomes of the old table (--old-after)", { skip }, () => {
     const { w, table, verify } = await migrated("delete");
     assert.match(verify.summary, /every old table is deleted/);
     assert.equal(verify.old_tables_left, 0);
+    assert.equal(verify.tables_skipped, 0, "an old table deleted on purpose is checked, not skipped");
+    assert.equal(verify.new_rows, 250);
     assert.ok(!(await names(w.old)).includes(table), "the old account still lists it");
     assert.ok((await names(w.proxy)).includes(table), "applications still see it");
   });

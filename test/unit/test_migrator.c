@@ -1048,6 +1048,7 @@ typedef struct vanishing {
     mt_table base;
     mt_table *inner;
     bool vanishes;
+    bool lazy; /* once gone, a stream opens and answers 404 when read (as Azure's) */
     long budget; /* calls before it vanishes */
     long batches;
 } vanishing;
@@ -1077,10 +1078,40 @@ static mt_status v_query(mt_table *t, const char *pk, const mt_filter *f, mt_ent
     return v_there(v) ? v->inner->ops->query_atomic(v->inner, pk, f, out) : v_gone();
 }
 
+static mt_status gs_next(mt_stream *s, mt_entity **out)
+{
+    (void)s;
+    *out = NULL;
+    return v_gone();
+}
+
+static mt_status gs_continuation(mt_stream *s, mt_key *k, bool *more)
+{
+    (void)s;
+    (void)k;
+    *more = false;
+    return v_gone();
+}
+
+static void gs_close(mt_stream *s)
+{
+    free(s);
+}
+
+static const mt_stream_ops gone_stream_ops = {gs_next, gs_continuation, gs_close};
+
 static mt_status v_stream(mt_table *t, const mt_filter *f, const mt_key *k, mt_stream **out)
 {
     vanishing *v = (vanishing *)t;
-    return v_there(v) ? v->inner->ops->query_stream(v->inner, f, k, out) : v_gone();
+    if (v_there(v))
+        return v->inner->ops->query_stream(v->inner, f, k, out);
+    if (!v->lazy)
+        return v_gone();
+    mt_stream *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    s->ops = &gone_stream_ops;
+    *out = s;
+    return mt_ok();
 }
 
 static mt_status v_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity **out)
@@ -1328,7 +1359,7 @@ static void test_cleanup_deletes_old(void **state)
     vanishing vo[2];
     dropper d = {.w = &w};
     for (int i = 0; i < 2; i++) {
-        vo[i] = (vanishing){.base.ops = &vanishing_ops, .inner = w.old_t[i]};
+        vo[i] = (vanishing){.base.ops = &vanishing_ops, .inner = w.old_t[i], .lazy = i == 1};
         w.pairs[i].old_t = &vo[i].base;
         d.old[i] = &vo[i];
     }
