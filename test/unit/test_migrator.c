@@ -1048,7 +1048,7 @@ typedef struct vanishing {
     mt_table base;
     mt_table *inner;
     bool vanishes;
-    bool lazy; /* once gone, a stream opens and answers 404 when read (as Azure's) */
+    bool lazy;   /* once gone, a stream opens and answers 404 when read (as Azure's) */
     long budget; /* calls before it vanishes */
     long batches;
 } vanishing;
