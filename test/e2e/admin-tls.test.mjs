@@ -17,14 +17,12 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
-  freePort, httpsGet, proxyBin, repoRoot, startMtable, startMtableOnFreePorts, stopAll, stopProxy, waitFor,
+  ctlBin, freePort, httpsGet, proxyBin, repoRoot, startMtable, startMtableOnFreePorts, stopAll, stopProxy, waitFor,
 } from "./lib/harness.mjs";
 import { proxySkipReason } from "./lib/targets.mjs";
 
 // Beside the proxy under test (so a sanitizer build tests its own CLI).
-const ctl =
-  process.env.MTABLE_CTL_BIN ||
-  [join(dirname(proxyBin), "mtablectl"), join(dirname(proxyBin), "../tools/mtablectl/mtablectl"), join(repoRoot, "build/tools/mtablectl/mtablectl")].find(existsSync);
+const ctl = ctlBin;
 
 function openssl(args, cwd) {
   execFileSync("openssl", args, { cwd, stdio: ["ignore", "ignore", "pipe"] });

@@ -26,14 +26,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
-  admin, freePort, proxyStatus, repoRoot, sleep, startAzurite, startMtable, stopAll, target, waitFor, readyz,
+  admin, ctlBin, freePort, proxyStatus, readyz, repoRoot, sleep, startAzurite, startMtable, stopAll, target, waitFor,
 } from "./lib/harness.mjs";
 import { serviceClient, tableClient, tableName } from "./lib/clients.mjs";
 import { proxySkipReason } from "./lib/targets.mjs";
 import { testSeed } from "./lib/seed.mjs";
 import { fmtViolations, seed, totals, verifyEnd, Worker } from "./lib/workload.mjs";
 
-const ctl = process.env.MTABLE_CTL_BIN || join(repoRoot, "build/tools/mtablectl/mtablectl");
+const ctl = ctlBin;
 // The authority waits lease + lease/2 for a silent proxy; a restart of the
 // authority must fit in what is left of the proxies' leases (a third of a
 // lease is the most that can have gone since their last renewal).

@@ -9,11 +9,11 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { repoRoot } from "./lib/harness.mjs";
+import { ctlBin, repoRoot } from "./lib/harness.mjs";
 import { proxySkipReason } from "./lib/targets.mjs";
 
 const script = join(repoRoot, "test/e2e/demo/run.mjs");
-const ctl = process.env.MTABLE_CTL_BIN || join(repoRoot, "build/tools/mtablectl/mtablectl");
+const ctl = ctlBin;
 const ROWS = 800;
 
 function skipReason() {

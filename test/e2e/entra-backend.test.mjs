@@ -32,7 +32,7 @@ import { promisify } from "node:util";
 import { after, before, describe, test } from "node:test";
 import { TableClient, TableServiceClient } from "@azure/data-tables";
 import {
-  proxyBin, proxyStatus, repoRoot, sleep, startAzurite, startMtableOnFreePorts, stopAll, stopProxy, target,
+  ctlBin, proxyBin, proxyStatus, repoRoot, sleep, startAzurite, startMtableOnFreePorts, stopAll, stopProxy, target,
 } from "./lib/harness.mjs";
 import { all, tableClient } from "./lib/clients.mjs";
 import { jwt, makeCerts, startTokenServer, storageClaims } from "./lib/entra.mjs";
@@ -46,7 +46,6 @@ const TOKEN_LIFETIME_S = 4; // refreshed after 2 s
 const PARTITIONS = ["p0", "p1", "p2", "p3"];
 const ROWS_PER_PARTITION = 60;
 const COPY_RATE = 40; // rows a second: the copy alone outlives two tokens
-const ctlBin = [join(dirname(proxyBin), "mtablectl"), join(dirname(proxyBin), "../tools/mtablectl/mtablectl"), join(repoRoot, "build/tools/mtablectl/mtablectl")].find(existsSync);
 const skip = proxySkipReason() || (ctlBin ? false : "mtablectl is not built");
 
 describe("Entra ID tokens to the backends", { skip }, () => {

@@ -20,7 +20,7 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
-  admin, freePort, proxyBin, proxyStatus, repoRoot, sleep, startAzurite, startMtable, stopAll, target, waitFor,
+  admin, ctlBin, freePort, proxyBin, proxyStatus, repoRoot, sleep, startAzurite, startMtable, stopAll, target, waitFor,
 } from "./lib/harness.mjs";
 import { all, serviceClient, tableClient, tableName } from "./lib/clients.mjs";
 import { backendSkipReason, proxySkipReason } from "./lib/targets.mjs";
@@ -30,8 +30,6 @@ import {
 } from "./lib/workload.mjs";
 
 const skip = proxySkipReason() || backendSkipReason();
-const ctlBin = [process.env.MTABLE_CTL_BIN, join(dirname(proxyBin), "mtablectl"), join(repoRoot, "build/proxy/mtablectl")]
-  .find((p) => p && existsSync(p));
 const PARTITIONS = ["p0", "p1", "p2", "p3"];
 
 // A proxy over accounts mtold and mtnew of one Azurite, with extra flags.

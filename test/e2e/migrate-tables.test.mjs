@@ -20,7 +20,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
-  admin, proxyBin, repoRoot, freePort, proxyStatus, sleep, startAzurite, startMtable, stopAll, target, waitFor,
+  admin, ctlBin, freePort, proxyBin, proxyStatus, repoRoot, sleep, startAzurite, startMtable, stopAll, target, waitFor,
 } from "./lib/harness.mjs";
 import { all, serviceClient, strip, tableClient, tableName } from "./lib/clients.mjs";
 import { backendSkipReason, proxySkipReason } from "./lib/targets.mjs";
@@ -61,7 +61,6 @@ function metric(text, name, labels = "") {
 }
 
 const skip = proxySkipReason() || backendSkipReason();
-const ctlBin = [join(dirname(proxyBin), "mtablectl"), join(dirname(proxyBin), "../tools/mtablectl/mtablectl"), join(repoRoot, "build/tools/mtablectl/mtablectl")].find(existsSync);
 
 // An Azurite and a proxy over two of its accounts, throttled so that a
 // test can act while the copy or the cleanup runs.

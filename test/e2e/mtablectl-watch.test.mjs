@@ -11,12 +11,10 @@ import { execFile, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { proxyBin, repoRoot, startMtableOnFreePorts, stopAll, stopProxy, waitFor } from "./lib/harness.mjs";
+import { ctlBin, proxyBin, repoRoot, startMtableOnFreePorts, stopAll, stopProxy, waitFor } from "./lib/harness.mjs";
 import { proxySkipReason } from "./lib/targets.mjs";
 
-const ctl =
-  process.env.MTABLE_CTL_BIN ||
-  [join(dirname(proxyBin), "mtablectl"), join(dirname(proxyBin), "../tools/mtablectl/mtablectl"), join(repoRoot, "build/tools/mtablectl/mtablectl")].find(existsSync);
+const ctl = ctlBin;
 const LEASE_MS = 3000;
 
 function cleanEnv(extra = {}) {

@@ -23,15 +23,13 @@ import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { DEV_ACCOUNT, DEV_KEY, freePort, proxyAvailable, proxyBin, repoRoot, sleep } from "./lib/harness.mjs";
+import {
+  ctlBin, DEV_ACCOUNT, DEV_KEY, freePort, proxyAvailable, proxyBin, repoRoot, sleep,
+} from "./lib/harness.mjs";
 import { all, strip, tableClient, tableName } from "./lib/clients.mjs";
 
 // Beside the proxy under test or in its build tree (so a sanitizer build tests
 // its own CLI), else build/.
-const ctlBin =
-  process.env.MTABLE_CTL_BIN ||
-  [join(dirname(proxyBin), "mtablectl"), join(dirname(proxyBin), "../tools/mtablectl/mtablectl"), join(repoRoot, "build/tools/mtablectl/mtablectl")].find(existsSync) ||
-  join(repoRoot, "build/tools/mtablectl/mtablectl");
 const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3, unauthorized: 4 };
 const COMMANDS = ["status", "phase", "migrate", "pause", "resume", "verify"];
 const FLAGS = ["--admin", "--token", "--json", "--until", "--no-wait", "--help", "--version"];

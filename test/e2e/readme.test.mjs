@@ -9,11 +9,13 @@ import { execFileSync, spawn } from "node:child_process";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { after, describe, test } from "node:test";
-import { e2eDir, freePort, proxyBin, repoRoot, sleep, startMtable, startMtableOnFreePorts, stopAll } from "./lib/harness.mjs";
+import {
+  ctlBin, e2eDir, freePort, proxyBin, repoRoot, sleep, startMtable, startMtableOnFreePorts, stopAll,
+} from "./lib/harness.mjs";
 import { proxySkipReason } from "./lib/targets.mjs";
 
 const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
-const ctl = process.env.MTABLE_CTL_BIN || join(repoRoot, "build/tools/mtablectl/mtablectl");
+const ctl = ctlBin;
 
 function block(tag) {
   const m = readme.match(new RegExp("```js " + tag + "\\n([\\s\\S]*?)```"));

@@ -51,6 +51,12 @@ export const PHASES = [
 
 export const proxyBin =
   process.env.MTABLE_PROXY_BIN || join(repoRoot, "build/proxy/mtable-proxy");
+// mtablectl of the proxy's build tree (MTABLE_CTL_BIN overrides it).
+export const ctlBin =
+  process.env.MTABLE_CTL_BIN ||
+  [join(dirname(proxyBin), "../tools/mtablectl/mtablectl"), join(repoRoot, "build/tools/mtablectl/mtablectl")]
+    .find((p) => existsSync(p)) ||
+  join(repoRoot, "build/tools/mtablectl/mtablectl");
 
 const backendMode = process.env.MTABLE_E2E_BACKEND || "auto";
 if (!["auto", "azurite", "memory"].includes(backendMode)) {
