@@ -36,7 +36,7 @@ import { fileURLToPath } from "node:url";
 import { AzureNamedKeyCredential, TableClient, generateTableSas } from "@azure/data-tables";
 import { DEV_ACCOUNT, DEV_KEY, devConnectionString } from "./lib/client.mjs";
 import { checkAlive, gitCommit, pool, pushPhase, treeState } from "./lib/driver.mjs";
-import { admin, freePort, machine, sleep, startAzurite, startProxy, stopPid } from "./lib/procs.mjs";
+import { admin, cpuSeconds, freePort, machine, sleep, startAzurite, startProxy, stopPid } from "./lib/procs.mjs";
 import { foldPerfScript } from "./lib/fold.mjs";
 import { parseWrk } from "./lib/wrk.mjs";
 
@@ -178,6 +178,18 @@ function wrk(port, path, conns, seconds) {
   });
 }
 
+// wrk against target t, with the CPU time the server process spent per
+// request (µs; its threads included, the kernel's work for its sockets
+// too) when t is a single process that does all its work itself (the
+// proxy, Azurite; not nginx, whose workers are other processes).
+async function wrkCpu(t, path, conns, seconds) {
+  const own = t.name !== "nginx" && t.name !== "relay";
+  const c0 = own ? cpuSeconds(t.pid) : NaN;
+  const m = await wrk(t.port, path, conns, seconds);
+  m.cpuUs = own ? ((cpuSeconds(t.pid) - c0) * 1e6) / (m.rps * seconds) : NaN;
+  return m;
+}
+
 // perf record of pid while fn runs; writes DIR/name.txt (perf report) and
 // DIR/name.folded (one line per stack, for flame graph tools). perf -p
 // follows the threads that exist when it attaches, and the proxy starts a
@@ -303,7 +315,7 @@ async function alternate(opts, targets, path, conns, label, profileName) {
   for (const t of targets) await wrk(t.port, path, conns, 1); // warm-up
   for (let r = 0; r < opts.rounds; r++) {
     for (const t of targets) {
-      const run = () => wrk(t.port, path, conns, opts.seconds);
+      const run = () => wrkCpu(t, path, conns, opts.seconds);
       const m =
         profileName && t.proxy && r === opts.rounds - 1 ? await profiled(opts, t.pid, profileName, run) : await run();
       res[t.name].push(m);
@@ -314,6 +326,7 @@ async function alternate(opts, targets, path, conns, label, profileName) {
 }
 
 const summary = (runs) => ({
+  cpuUs: median(runs.map((m) => m.cpuUs)),
   p50: median(runs.map((m) => m.p50)),
   p99: median(runs.map((m) => m.p99)),
   rps: median(runs.map((m) => m.rps)),
@@ -428,7 +441,7 @@ async function sectionEmbedded(opts) {
       for (const t of targets) await wrk(t.port, t.path, 16, 1); // warm-up
       for (let r = 0; r < opts.rounds; r++) {
         for (const t of targets) {
-          const run = () => wrk(t.port, t.path, 16, opts.seconds);
+          const run = () => wrkCpu(t, t.path, 16, opts.seconds);
           const m = t.proxy && r === opts.rounds - 1 ? await profiled(opts, t.pid, `embedded-${what}-c16`, run) : await run();
           res[t.name].push(m);
           log(`    ${what} ${t.name}: ${m.rps.toFixed(0)}/s, p50 ${m.p50.toFixed(0)} µs`);
@@ -555,8 +568,8 @@ function report(opts, env, res) {
   L.push("Command: `node test/bench/overhead.mjs " + process.argv.slice(2).join(" ") + "`", "");
   if (res.latency) {
     L.push("## 1. SAS point read over Azurite (wrk)", "");
-    L.push("| phase | conns | direct p50 / p99 | relay p50 / p99 | proxy p50 / p99 | relay adds p50 | proxy adds p50 / p99 | goal p50 | proxy / direct req/s (by round) |");
-    L.push("|---|--:|--:|--:|--:|--:|--:|--:|--:|");
+    L.push("| phase | conns | direct p50 / p99 | relay p50 / p99 | proxy p50 / p99 | relay adds p50 | proxy adds p50 / p99 | goal p50 | proxy / direct req/s (by round) | CPU per request: proxy / its Azurite direct |");
+    L.push("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for (const [phase, byConns] of Object.entries(res.latency)) {
       for (const [conns, t] of Object.entries(byConns)) {
         const d = t.direct, rl = t.relay, p = t.proxy;
@@ -564,7 +577,7 @@ function report(opts, env, res) {
         const goal = Math.max(100, 1.5 * addRelay);
         const byRound = p.rounds.map((x, i) => (x / d.rounds[i]).toFixed(2)).join(", ");
         L.push(
-          `| ${phase} | ${conns} | ${us(d.p50)} / ${us(d.p99)} | ${us(rl.p50)} / ${us(rl.p99)} | ${us(p.p50)} / ${us(p.p99)} | ${us(addRelay)} | ${us(add)} / ${us(add99)} | ${conns === "1" ? (add <= goal ? "met" : "not met") + ` (≤ ${us(goal)})` : ""} | ${r2(p.rps / d.rps)} (${byRound})${conns === "16" ? (p.rps / d.rps >= 0.95 ? " met" : " not met") : ""} |`,
+          `| ${phase} | ${conns} | ${us(d.p50)} / ${us(d.p99)} | ${us(rl.p50)} / ${us(rl.p99)} | ${us(p.p50)} / ${us(p.p99)} | ${us(addRelay)} | ${us(add)} / ${us(add99)} | ${conns === "1" ? (add <= goal ? "met" : "not met") + ` (≤ ${us(goal)})` : ""} | ${r2(p.rps / d.rps)} (${byRound})${conns === "16" ? (p.rps / d.rps >= 0.95 ? " met" : " not met") : ""} | ${us(p.cpuUs)} / ${us(d.cpuUs)} |`,
         );
       }
     }
@@ -574,29 +587,29 @@ function report(opts, env, res) {
     );
     if (base.length) {
       L.push("The baseline build (`--baseline-bin`), measured in the same rounds:", "");
-      L.push("| phase | conns | baseline p50 / p99 | baseline adds p50 / p99 | this build adds p50 / p99 | baseline / direct req/s | this build / baseline req/s |");
-      L.push("|---|--:|--:|--:|--:|--:|--:|");
+      L.push("| phase | conns | baseline p50 / p99 | baseline adds p50 / p99 | this build adds p50 / p99 | baseline / direct req/s | this build / baseline req/s | proxy CPU per request: this build / baseline |");
+      L.push("|---|--:|--:|--:|--:|--:|--:|--:|");
       for (const [phase, conns, t] of base)
         L.push(
-          `| ${phase} | ${conns} | ${us(t.baseline.p50)} / ${us(t.baseline.p99)} | ${us(t.baseline.p50 - t.direct.p50)} / ${us(t.baseline.p99 - t.direct.p99)} | ${us(t.proxy.p50 - t.direct.p50)} / ${us(t.proxy.p99 - t.direct.p99)} | ${r2(t.baseline.rps / t.direct.rps)} | ${r2(t.proxy.rps / t.baseline.rps)} |`,
+          `| ${phase} | ${conns} | ${us(t.baseline.p50)} / ${us(t.baseline.p99)} | ${us(t.baseline.p50 - t.direct.p50)} / ${us(t.baseline.p99 - t.direct.p99)} | ${us(t.proxy.p50 - t.direct.p50)} / ${us(t.proxy.p99 - t.direct.p99)} | ${r2(t.baseline.rps / t.direct.rps)} | ${r2(t.proxy.rps / t.baseline.rps)} | ${us(t.proxy.cpuUs)} / ${us(t.baseline.cpuUs)} |`,
         );
       L.push("");
     }
   }
   if (res.embedded) {
     L.push("## 2. Embedded backend vs nginx static, 16 connections (wrk)", "");
-    L.push("| request | body bytes | nginx req/s | proxy req/s | proxy / nginx (goal 0.8×) | nginx p50 | proxy p50 |");
-    L.push("|---|--:|--:|--:|--:|--:|--:|");
+    L.push("| request | body bytes | nginx req/s | proxy req/s | proxy / nginx (goal 0.8×) | nginx p50 | proxy p50 | proxy CPU per request |");
+    L.push("|---|--:|--:|--:|--:|--:|--:|--:|");
     for (const what of ["point", "page"]) {
       const x = res.embedded[what];
       const ng = x.nginx, p = x.proxy;
-      L.push(`| ${what === "point" ? "point read" : "100-row page"} | ${res.embedded.bytes[what]} | ${n0(ng.rps)} | ${n0(p.rps)} | ${r2(p.rps / ng.rps)} ${p.rps / ng.rps >= 0.8 ? "met" : "not met"} | ${us(ng.p50)} | ${us(p.p50)} |`);
+      L.push(`| ${what === "point" ? "point read" : "100-row page"} | ${res.embedded.bytes[what]} | ${n0(ng.rps)} | ${n0(p.rps)} | ${r2(p.rps / ng.rps)} ${p.rps / ng.rps >= 0.8 ? "met" : "not met"} | ${us(ng.p50)} | ${us(p.p50)} | ${us(p.cpuUs)} |`);
     }
     if (res.embedded.point.baseline) {
-      L.push("", "| request | baseline req/s | baseline / nginx | this build / baseline |", "|---|--:|--:|--:|");
+      L.push("", "| request | baseline req/s | baseline / nginx | this build / baseline | CPU per request: this build / baseline |", "|---|--:|--:|--:|--:|");
       for (const what of ["point", "page"]) {
         const x = res.embedded[what];
-        L.push(`| ${what === "point" ? "point read" : "100-row page"} | ${n0(x.baseline.rps)} | ${r2(x.baseline.rps / x.nginx.rps)} | ${r2(x.proxy.rps / x.baseline.rps)} |`);
+        L.push(`| ${what === "point" ? "point read" : "100-row page"} | ${n0(x.baseline.rps)} | ${r2(x.baseline.rps / x.nginx.rps)} | ${r2(x.proxy.rps / x.baseline.rps)} | ${us(x.proxy.cpuUs)} / ${us(x.baseline.cpuUs)} |`);
       }
     }
     L.push("");
