@@ -64,8 +64,9 @@ static void test_view_refused(void **state)
         "{\"config_version\":1,\"phase\":\"sideways\",\"lease_ms\":10}",
         "{\"config_version\":1,\"phase\":\"prefer_new\",\"lease_ms\":0}",
         "{\"config_version\":1,\"phase\":\"prefer_new\",\"lease_ms\":10,\"migration_id\":7}",
-        "{\"config_version\":1,\"phase\":\"prefer_new\",\"lease_ms\":10,\"migration_id\":"
-        "\"0123456789012345678901234567890123456789\"}", /* does not fit */
+        /* a migration id that does not fit */
+        ("{\"config_version\":1,\"phase\":\"prefer_new\",\"lease_ms\":10,\"migration_id\":"
+         "\"0123456789012345678901234567890123456789\"}"),
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         cfg_view got = {.version = 77};
