@@ -161,21 +161,36 @@ static char **w_list(void *ctx, size_t *n, mt_status *st)
     return names;
 }
 
+/* The labels are the handle: copies of the names, which the run may free
+ * before it closes the tables (the contract says labels live until then). */
+typedef struct w_tables {
+    size_t n;
+    char *labels[];
+} w_tables;
+
 static void *w_open(void *ctx, char *const *names, size_t n, mt_table_pair *pairs,
                     const char **labels)
 {
     world *w = ctx;
+    w_tables *h = calloc(1, sizeof *h + (n + 1) * sizeof *h->labels);
+    if (!h)
+        return NULL;
+    h->n = n;
     for (size_t i = 0; i < n; i++) {
         pairs[i] = (mt_table_pair){.old_t = w->old_t, .new_t = w->new_t};
-        labels[i] = names[i];
+        h->labels[i] = strdup(names[i]);
+        labels[i] = h->labels[i];
     }
-    return w;
+    return h;
 }
 
 static void w_close(void *ctx, void *handle)
 {
     (void)ctx;
-    (void)handle;
+    w_tables *h = handle;
+    for (size_t i = 0; i < h->n; i++)
+        free(h->labels[i]);
+    free(h);
 }
 
 static void w_progress(void *ctx, cfg_migration_state s, const mt_migrator_stats *stats)
