@@ -79,11 +79,6 @@ bool az_json_parse_double(const char *s, size_t n, double *out);
 /* The shortest of %.15g..%.17g that reads back exactly, with ".0" added to
  * a whole number so that it stays a Double when read without annotation. */
 void az_json_double_text(double d, char out[48]);
-/* The JSON item of a value, without its annotation; NULL when out of
- * memory. The caller owns it. */
-cJSON *az_json_value(const mt_value *v);
-/* Adds "name@odata.type": "Edm.X" to o. */
-bool az_json_annotate(cJSON *o, const char *name, mt_edm t);
 
 /* ------------------------------------------------------------------------ */
 /* $batch: read in az_batch.c, written in az_batch_write.c.                  */

@@ -81,83 +81,6 @@ bool az_json_needs_annotation(const mt_value *v)
     }
 }
 
-bool az_json_annotate(cJSON *o, const char *name, mt_edm t)
-{
-    mt_buf n = {0};
-    mt_buf_puts(&n, name);
-    mt_buf_puts(&n, AZ_ODATA_TYPE);
-    char *key = mt_buf_take(&n, NULL);
-    bool ok = key && cJSON_AddStringToObject(o, key, mt_edm_name(t));
-    free(key);
-    return ok;
-}
-
-cJSON *az_json_value(const mt_value *v)
-{
-    char tmp[64];
-    switch (v->type) {
-    case MT_EDM_STRING:
-        return cJSON_CreateString(v->u.bytes.ptr ? v->u.bytes.ptr : "");
-    case MT_EDM_INT32:
-        snprintf(tmp, sizeof tmp, "%d", (int)v->u.i32);
-        return cJSON_CreateRaw(tmp);
-    case MT_EDM_INT64:
-        snprintf(tmp, sizeof tmp, "%lld", (long long)v->u.i64);
-        return cJSON_CreateString(tmp);
-    case MT_EDM_DOUBLE:
-        if (isnan(v->u.dbl))
-            return cJSON_CreateString("NaN");
-        if (isinf(v->u.dbl))
-            return cJSON_CreateString(v->u.dbl < 0 ? "-Infinity" : "Infinity");
-        az_json_double_text(v->u.dbl, tmp);
-        return cJSON_CreateRaw(tmp);
-    case MT_EDM_BOOLEAN:
-        return cJSON_CreateBool(v->u.b);
-    case MT_EDM_DATETIME:
-        mt_datetime_format(v->u.ticks, tmp);
-        return cJSON_CreateString(tmp);
-    case MT_EDM_GUID:
-        mt_guid_format(v->u.guid, tmp);
-        return cJSON_CreateString(tmp);
-    case MT_EDM_BINARY: {
-        char *b64 = az_base64_encode((const uint8_t *)v->u.bytes.ptr, v->u.bytes.len);
-        cJSON *it = b64 ? cJSON_CreateString(b64) : NULL;
-        free(b64);
-        return it;
-    }
-    }
-    return NULL;
-}
-
-/* What a request annotates: what az_json_needs_annotation says, and every
- * Double. The service reads 5.0 as a Double, but a reader that parses JSON
- * numbers into one type (Azurite, which the tests and many users run
- * against) cannot tell it from 5 and would store an Int32. */
-static bool az_request_needs_annotation(const mt_value *v)
-{
-    return v->type == MT_EDM_DOUBLE || az_json_needs_annotation(v);
-}
-
-char *az_entity_request_body(const mt_entity *e, size_t *len)
-{
-    cJSON *o = cJSON_CreateObject();
-    bool ok = o && cJSON_AddStringToObject(o, "PartitionKey", e->pk) &&
-              cJSON_AddStringToObject(o, "RowKey", e->rk);
-    for (size_t i = 0; ok && i < e->nprops; i++) {
-        const mt_prop *p = &e->props[i];
-        if (az_request_needs_annotation(&p->value))
-            ok = az_json_annotate(o, p->name, p->value.type);
-        cJSON *it = ok ? az_json_value(&p->value) : NULL;
-        if (it)
-            cJSON_AddItemToObject(o, p->name, it);
-        ok = it != NULL;
-    }
-    char *out = ok ? cJSON_PrintUnformatted(o) : NULL;
-    cJSON_Delete(o);
-    *len = out ? strlen(out) : 0;
-    return out;
-}
-
 /* Adds the string built in s as member name; s is empty again. */
 static bool az_add_built(cJSON *o, const char *name, mt_buf *s)
 {
@@ -477,6 +400,39 @@ static char *az_put_done(mt_buf *b, bool ok, size_t *len)
     if (len)
         *len = out ? n : 0;
     return out;
+}
+
+/* What a request annotates: what az_json_needs_annotation says, and every
+ * Double. The service reads 5.0 as a Double, but a reader that parses JSON
+ * numbers into one type (Azurite, which the tests and many users run
+ * against) cannot tell it from 5 and would store an Int32. */
+static bool az_request_needs_annotation(const mt_value *v)
+{
+    return v->type == MT_EDM_DOUBLE || az_json_needs_annotation(v);
+}
+
+/* A request's entity: the keys and the properties, each annotated as
+ * az_request_needs_annotation says, in the response writer's form. */
+char *az_entity_request_body(const mt_entity *e, size_t *len)
+{
+    mt_buf b = {0};
+    bool first = true, ok = e->pk && e->rk;
+    mt_buf_put(&b, "{", 1);
+    if (ok) {
+        az_put_member(&b, &first, "PartitionKey", e->pk);
+        az_put_member(&b, &first, "RowKey", e->rk);
+    }
+    for (size_t i = 0; ok && i < e->nprops; i++) {
+        const mt_prop *p = &e->props[i];
+        if (az_request_needs_annotation(&p->value)) {
+            az_put_key(&b, &first, p->name, AZ_ODATA_TYPE);
+            az_put_jstr(&b, mt_edm_name(p->value.type));
+        }
+        az_put_key(&b, &first, p->name, NULL);
+        ok = az_put_value(&b, &p->value);
+    }
+    mt_buf_put(&b, "}", 1);
+    return az_put_done(&b, ok, len);
 }
 
 static char *az_json_entity_write(const az_payload_ctx *c, const mt_entity *e, size_t *len)
