@@ -34,8 +34,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include <curl/curl.h>
-
 #include "az_jwt.h"
 #include "px.h"
 
@@ -76,16 +74,6 @@ struct px_entra {
 /* ------------------------------------------------------------------------ */
 /* Reading the key set.                                                       */
 
-static size_t on_body(char *buf, size_t size, size_t nmemb, void *ud)
-{
-    mt_buf *b = ud;
-    size_t n = size * nmemb;
-    if (b->len + n > PX_JWKS_BODY_MAX)
-        return 0;
-    mt_buf_put(b, buf, n);
-    return b->oom ? 0 : n;
-}
-
 static bool is_url(const char *s)
 {
     return strncmp(s, "https://", 8) == 0 || strncmp(s, "http://", 7) == 0;
@@ -111,28 +99,11 @@ static bool read_source(const char *src, const char *ca, mt_buf *b, char *why, s
         }
         return true;
     }
-    CURL *h = curl_easy_init();
-    if (!h) {
-        snprintf(why, cap, "out of memory");
-        return false;
-    }
-    char err[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(h, CURLOPT_URL, src);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, err);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
-    if (ca)
-        curl_easy_setopt(h, CURLOPT_CAINFO, ca);
-    CURLcode rc = curl_easy_perform(h);
+    az_fetch_req q = {.url = src, .ca_file = ca, .timeout_ms = 10000, .max = PX_JWKS_BODY_MAX};
     long status = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(h);
-    if (rc != CURLE_OK) {
-        snprintf(why, cap, "%s: %s", src, err[0] ? err : curl_easy_strerror(rc));
+    char err[256];
+    if (!az_fetch(&q, &status, b, err, sizeof err)) {
+        snprintf(why, cap, "%s: %s", src, err);
         return false;
     }
     if (status != 200) {

@@ -124,6 +124,23 @@ bool az_client_set_ca_file(const char *path);
  * before any client exists. */
 void az_client_set_log(void (*fn)(bool warn, const char *msg));
 
+/* One small HTTP exchange outside the table protocol (az_fetch.c): GET
+ * url, or POST form (application/x-www-form-urlencoded) when form is set,
+ * with one extra header line ("Name: value") when header is set; https is
+ * verified against ca_file (NULL: the system's CAs). */
+typedef struct az_fetch_req {
+    const char *url;
+    const char *form;
+    const char *header;
+    const char *ca_file;
+    long timeout_ms;
+    size_t max; /* a longer body fails the exchange */
+} az_fetch_req;
+/* The answer's status in *status and its body appended to body; false
+ * with the reason in why when no answer came (the transport failed, the
+ * body was too long, out of memory). No retries. */
+bool az_fetch(const az_fetch_req *q, long *status, mt_buf *body, char *why, size_t cap);
+
 /* One account endpoint: credentials, options, and a pool of reusable
  * connections shared by its tables. */
 typedef struct az_client az_client;

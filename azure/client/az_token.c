@@ -222,16 +222,6 @@ void az_token_src_free(az_token_src *t)
 /* ------------------------------------------------------------------------ */
 /* One request to the token endpoint.                                         */
 
-static size_t on_token_body(char *buf, size_t size, size_t nmemb, void *ud)
-{
-    mt_buf *b = ud;
-    size_t n = size * nmemb;
-    if (b->len + n > AZ_TOKEN_BODY_MAX)
-        return 0;
-    mt_buf_put(b, buf, n);
-    return b->oom ? 0 : n;
-}
-
 /* "&name=value", the value form-encoded. */
 static bool form_add(mt_buf *b, CURL *h, const char *name, const char *value)
 {
@@ -375,13 +365,12 @@ static bool token_parse(long status, const mt_buf *body, char **token, double *l
 /* One token from the endpoint, or NULL with why set. */
 static char *token_fetch(const az_token_src *t, double *lifetime, char *why, size_t cap)
 {
-    CURL *h = curl_easy_init();
+    CURL *h = curl_easy_init(); /* for curl_easy_escape */
     if (!h) {
         snprintf(why, cap, "out of memory");
         return NULL;
     }
-    char err[CURL_ERROR_SIZE] = "", hdr[1024] = "";
-    struct curl_slist *hl = NULL;
+    char hdr[1024] = "";
     char *form = NULL, *url = NULL, *token = NULL;
     mt_buf body = {0};
     if (t->cred.kind == AZ_CRED_MANAGED) {
@@ -390,9 +379,7 @@ static char *token_fetch(const az_token_src *t, double *lifetime, char *why, siz
             snprintf(hdr, sizeof hdr, "X-IDENTITY-HEADER: %s", t->cred.identity_header);
         else
             snprintf(hdr, sizeof hdr, "Metadata: true");
-        hl = curl_slist_append(NULL, hdr);
-        explicit_bzero(hdr, sizeof hdr);
-        if (!url || !hl)
+        if (!url)
             snprintf(why, cap, "out of memory");
     } else {
         url = strdup(t->where);
@@ -400,31 +387,18 @@ static char *token_fetch(const az_token_src *t, double *lifetime, char *why, siz
         if (!url)
             snprintf(why, cap, "out of memory");
     }
-    if (url && (form || t->cred.kind == AZ_CRED_MANAGED) && (hl || !hdr[0])) {
-        curl_easy_setopt(h, CURLOPT_URL, url);
-        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, AZ_TOKEN_TIMEOUT_MS);
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-        if (t->ca_file)
-            curl_easy_setopt(h, CURLOPT_CAINFO, t->ca_file);
-        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, err);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_token_body);
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
-        if (hl)
-            curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-        if (form)
-            curl_easy_setopt(h, CURLOPT_POSTFIELDS, form);
-        CURLcode rc = curl_easy_perform(h);
+    if (url && (form || t->cred.kind == AZ_CRED_MANAGED)) {
+        az_fetch_req q = {.url = url,
+                          .form = form,
+                          .header = hdr[0] ? hdr : NULL,
+                          .ca_file = t->ca_file,
+                          .timeout_ms = AZ_TOKEN_TIMEOUT_MS,
+                          .max = AZ_TOKEN_BODY_MAX};
         long status = 0;
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-        if (rc != CURLE_OK)
-            snprintf(why, cap, "%s", err[0] ? err : curl_easy_strerror(rc));
-        else
+        if (az_fetch(&q, &status, &body, why, cap))
             token_parse(status, &body, &token, lifetime, why, cap);
     }
+    explicit_bzero(hdr, sizeof hdr);
     if (form)
         explicit_bzero(form, strlen(form));
     if (body.p)
@@ -432,7 +406,6 @@ static char *token_fetch(const az_token_src *t, double *lifetime, char *why, siz
     free(form);
     free(url);
     free(body.p);
-    curl_slist_free_all(hl);
     curl_easy_cleanup(h);
     return token;
 }
