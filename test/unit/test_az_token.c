@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -198,7 +199,9 @@ static void test_workload_and_managed_requests(void **state)
     (void)state;
     endpoint e;
     endpoint_start(&e, 3600);
-    char url[64], path[] = "/tmp/mtable-token-XXXXXX";
+    char url[64], path[PATH_MAX];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(path, sizeof path, "%s/mtable-token-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "eyJfederated.token.sig\n", 23), 23);
