@@ -92,8 +92,9 @@ static const mt_stream_ops guard_stream_ops = {
     .close = gs_close,
 };
 
-static mt_status guard_stream_open(mt_table *t, const mt_filter *f, const mt_key *start,
-                                   mt_stream **out)
+/* Opens a stream of every row (keys) or of those f matches. */
+static mt_status guard_open(mt_table *t, const mt_filter *f, bool keys, const mt_key *start,
+                            mt_stream **out)
 {
     guard *g = (guard *)t;
     *out = NULL;
@@ -102,7 +103,8 @@ static mt_status guard_stream_open(mt_table *t, const mt_filter *f, const mt_key
     guard_stream *gs = calloc(1, sizeof *gs);
     if (!gs)
         return mt_oom();
-    mt_status st = g->inner->ops->query_stream(g->inner, f, start, &gs->inner);
+    mt_status st = keys ? mt_table_keys(g->inner, start, &gs->inner)
+                        : g->inner->ops->query_stream(g->inner, f, start, &gs->inner);
     if (!mt_is_ok(&st)) {
         free(gs);
         return st;
@@ -111,6 +113,17 @@ static mt_status guard_stream_open(mt_table *t, const mt_filter *f, const mt_key
     gs->g = g;
     *out = &gs->base;
     return st;
+}
+
+static mt_status guard_stream_open(mt_table *t, const mt_filter *f, const mt_key *start,
+                                   mt_stream **out)
+{
+    return guard_open(t, f, false, start, out);
+}
+
+static mt_status guard_keys(mt_table *t, const mt_key *start, mt_stream **out)
+{
+    return guard_open(t, NULL, true, start, out);
 }
 
 static void guard_destroy(mt_table *t)
@@ -124,6 +137,7 @@ static const mt_table_ops guard_ops = {
     .query_stream = guard_stream_open,
     .retrieve = guard_retrieve,
     .destroy = guard_destroy,
+    .query_keys = guard_keys,
 };
 
 mt_table *cfg_guard_new(mt_table *inner, bool (*valid)(void *ctx), void *ctx)

@@ -27,10 +27,17 @@
  * read of every row made the cleanup slower than the copy. At most
  * `window` jobs are outstanding, which bounds memory.
  *
- * Order: new first, every table of it, then old: cleaning new is mostly
- * reading, and meanwhile old is counted (every row of it goes) for a total
- * and an ETA, on its own thread when there are workers. The total of new
- * is known once its walk is over: what the walk found to clean. The
+ * Order: new first, every table of it, then old. Old is counted (the rows
+ * the cleanup deletes) for a total and an ETA, on its own thread when there
+ * are workers, from the start: alongside the cleaning of new (mostly
+ * reading) and then ahead of old's walk, which never queues a row the
+ * count has not read yet (the gate, mt_clean_gate_locked). Both read old
+ * in the service's key order and nothing writes old any more, so the n-th
+ * row of one stream is the n-th of the other, and the count sees every row
+ * before it can be deleted: the total is exact, and the count costs no
+ * wall time of its own (it outruns the deletes). With no workers it runs
+ * first. The total of new is known once its walk is over: what the walk
+ * found to clean. The
  * counts go up by the rows each successful call cleaned. Throttled by
  * hooks->rows_per_second like the copy. The reader polls
  * hooks->should_pause after each job it queues and stops with 409
@@ -59,11 +66,14 @@
 
 /* Jobs outstanding per worker: enough that none waits for the reader. */
 #define MT_CLEAN_WINDOW_PER_WORKER 2
+/* Rows the count reads between two reports of its position to the gate. */
+#define MT_CLEAN_COUNT_STEP 64
 
 typedef struct mt_clean_job {
     struct mt_clean_job *next;
     size_t table;
     bool old_side;
+    int64_t upto; /* old: rows of the walk's stream read up to this job's last */
     size_t n;
     mt_entity *rows[MT_BATCH_MAX];
 } mt_clean_job;
@@ -86,8 +96,14 @@ typedef struct mt_clean {
     size_t outstanding; /* queued or being run */
     bool eof, stop, paused;
     mt_status err;
-    bool *gone;    /* per table */
-    int from_side; /* the checkpoint's: 0 new, 1 old */
+    bool *gone; /* per table */
+    /* The count of old, ahead of old's walk. */
+    bool counted;       /* over (or failed, or not made): no gate */
+    size_t count_table; /* the table being counted */
+    int64_t count_seen; /* rows of it read so far */
+    bool count_quit;    /* the cleanup failed: the count stops too */
+    int64_t count_base; /* rows of old cleaned before this run */
+    int from_side;      /* the checkpoint's: 0 new, 1 old */
     size_t from_table;
     mt_migrator_stats *stats;
     /* The throttle, under tmu (taken after mu, never before). */
@@ -352,12 +368,22 @@ static void mt_clean_tick(mt_clean *c)
     }
 }
 
+/* Whether job j of old must wait for the count, which has not read its
+ * rows yet: a row deleted before the count read it would be missing from
+ * the total. */
+static bool mt_clean_gate_locked(const mt_clean *c, const mt_clean_job *j)
+{
+    if (!j->old_side || c->counted)
+        return false;
+    return c->count_table < j->table || (c->count_table == j->table && c->count_seen < j->upto);
+}
+
 /* Queues job j (taking it) once there is room; with no workers runs it at
  * once. Returns the cleanup's outcome so far. */
 static mt_status mt_clean_emit(mt_clean *c, mt_clean_job *j)
 {
     mt_clean_lock(c);
-    while (!c->stop && c->outstanding >= c->window)
+    while (!c->stop && (c->outstanding >= c->window || mt_clean_gate_locked(c, j)))
         c->rt->ops->cond_wait(c->rt, c->cv, c->mu);
     if (c->stop || c->gone[j->table]) {
         mt_clean_job_free(j);
@@ -387,9 +413,11 @@ static mt_status mt_clean_walk(mt_clean *c, size_t ti, bool old_side, const mt_f
 {
     mt_table *t = old_side ? c->tables[ti].old_t : c->tables[ti].new_t;
     mt_stream *s = NULL;
-    mt_status st = t->ops->query_stream(t, f, NULL, &s);
+    mt_status st =
+        old_side && !f ? mt_table_keys(t, NULL, &s) : t->ops->query_stream(t, f, NULL, &s);
     mt_clean_job *j = NULL;
     mt_entity *e = NULL;
+    int64_t seen = 0; /* rows read, for the gate */
     while (mt_is_ok(&st) && (st = s->ops->next(s, &e), mt_is_ok(&st))) {
         bool flush = j && (!e || j->n == MT_BATCH_MAX || strcmp(j->rows[0]->pk, e->pk) != 0);
         if (flush) {
@@ -398,12 +426,14 @@ static mt_status mt_clean_walk(mt_clean *c, size_t ti, bool old_side, const mt_f
         }
         if (!e)
             break;
+        seen++;
         if (mt_is_ok(&st) && (!want || want(e))) {
             if (!j && !(j = calloc(1, sizeof *j)))
                 st = mt_error(500, MT_ERR_INTERNAL, "out of memory");
             if (j) {
                 j->table = ti;
                 j->old_side = old_side;
+                j->upto = seen;
                 j->rows[j->n++] = e;
                 e = NULL;
             }
@@ -421,30 +451,52 @@ static mt_status mt_clean_walk(mt_clean *c, size_t ti, bool old_side, const mt_f
  * also called directly). It runs while new is being cleaned, before
  * anything of old is deleted; a failed count only leaves the total
  * unknown. */
+/* Publishes the count's position: table i, seen rows of it read. False
+ * when the cleanup failed (a pause lets the count finish, for the total). */
+static bool mt_clean_count_at(mt_clean *c, size_t i, int64_t seen)
+{
+    mt_clean_lock(c);
+    c->count_table = i;
+    c->count_seen = seen;
+    c->rt->ops->cond_broadcast(c->rt, c->cv);
+    bool go = mt_is_ok(&c->err) && !c->count_quit;
+    mt_clean_unlock(c);
+    return go;
+}
+
 static void *mt_clean_count_main(void *arg)
 {
     mt_clean *c = arg;
     bool (*want)(const mt_entity *) = mt_clean_old_want(c);
     int64_t rows = 0;
     mt_status st = mt_ok();
-    for (size_t i = 0; i < c->ntables && mt_is_ok(&st); i++) {
+    bool go = true;
+    for (size_t i = 0; i < c->ntables && go && mt_is_ok(&st); i++) {
         mt_table *t = c->tables[i].old_t;
         mt_stream *s = NULL;
         mt_entity *e = NULL;
-        st = t->ops->query_stream(t, NULL, NULL, &s);
-        while (mt_is_ok(&st) && (st = s->ops->next(s, &e), mt_is_ok(&st)) && e) {
+        int64_t seen = 0;
+        st = mt_table_keys(t, NULL, &s);
+        while (go && mt_is_ok(&st) && (st = s->ops->next(s, &e), mt_is_ok(&st)) && e) {
             rows += !want || want(e);
             mt_entity_free(e);
+            if (++seen % MT_CLEAN_COUNT_STEP == 0)
+                go = mt_clean_count_at(c, i, seen);
         }
         if (s)
             s->ops->close(s);
         if (mt_table_gone(&st))
             st = mt_ok();
+        if (go && mt_is_ok(&st))
+            go = mt_clean_count_at(c, i + 1, 0);
     }
     mt_clean_lock(c);
-    /* A resumed cleanup counts what is left; what it did before adds to it. */
-    if (mt_is_ok(&st))
-        c->stats->clean_total_old = c->stats->rows_cleaned_old + rows;
+    /* A resumed cleanup counts what is left; what it did before adds to it.
+     * What this run deleted meanwhile the count has read (the gate). */
+    if (go && mt_is_ok(&st))
+        c->stats->clean_total_old = c->count_base + rows;
+    c->counted = true;
+    c->rt->ops->cond_broadcast(c->rt, c->cv);
     mt_clean_unlock(c);
     return NULL;
 }
@@ -640,10 +692,12 @@ mt_status mt_clean_tables(mt_rt *rt, const mt_table_pair *tables, size_t n,
         return mt_error(500, MT_ERR_INTERNAL, "out of memory");
     mt_clean_load(c);
     mt_clean_start(c);
-    /* New first, all of it, while old is counted (on its own thread when
-     * there are workers); old only then, so the count sees all of it. The
-     * total of new is what its walk found to clean. */
+    /* New first, all of it, then old; old is counted from the start (on its
+     * own thread when there are workers, ahead of old's walk: the gate).
+     * The total of new is what its walk found to clean. */
     bool count = hooks && hooks->progress && hooks->old_after != MT_OLD_AFTER_DELETE;
+    c->counted = !count;
+    c->count_base = stats->rows_cleaned_old;
     if (hooks && hooks->old_after == MT_OLD_AFTER_DELETE)
         stats->clean_total_old = 0; /* tables go, not rows */
     if (count && c->nworkers > 0)
@@ -653,16 +707,19 @@ mt_status mt_clean_tables(mt_rt *rt, const mt_table_pair *tables, size_t n,
     stats->clean_total_new = -1;
     mt_clean_report(c);
     mt_status st = mt_clean_side(c, 0);
-    if (c->counter)
-        rt->ops->thread_join(rt, c->counter);
-    c->counter = NULL;
     mt_clean_lock(c);
     if (mt_is_ok(&st))
         stats->clean_total_new = stats->rows_cleaned_new;
     mt_clean_unlock(c);
     if (mt_is_ok(&st))
         st = mt_clean_side(c, 1);
+    mt_clean_lock(c);
+    c->count_quit = !mt_is_ok(&st) && !c->paused;
+    mt_clean_unlock(c);
     mt_clean_join(c);
+    if (c->counter)
+        rt->ops->thread_join(rt, c->counter);
+    c->counter = NULL;
     mt_clean_lock(c);
     if (!mt_is_ok(&st))
         mt_clean_stop_locked(c, &st);

@@ -410,6 +410,11 @@ typedef struct mt_table_ops {
     mt_status (*retrieve)(mt_table *t, const char *pk, const char *rk,
                           mt_entity **out);
     void (*destroy)(mt_table *t);
+    /* Optional (NULL: not offered; mt_table_keys falls back to
+     * query_stream). Like query_stream with no filter, but the rows may
+     * carry only their keys and ETag: for walks that need no more.
+     * Decorators pass it on. */
+    mt_status (*query_keys)(mt_table *t, const mt_key *start, mt_stream **out);
 } mt_table_ops;
 
 struct mt_table {
@@ -427,6 +432,10 @@ static inline void mt_table_destroy(mt_table *t)
     if (t)
         t->ops->destroy(t);
 }
+/* A stream of every row with key >= start (NULL = from the beginning),
+ * keys and ETag at least: query_keys when the table offers it, else
+ * query_stream. */
+mt_status mt_table_keys(mt_table *t, const mt_key *start, mt_stream **out);
 /* Reads a whole stream into *out (used by tests and small scans). */
 mt_status mt_table_scan(mt_table *t, const mt_filter *f, mt_entity_list *out);
 

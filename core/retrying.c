@@ -38,6 +38,7 @@ typedef struct retrying_stream {
     retrying *t;
     mt_stream *inner;
     mt_filter *f;
+    bool keys;   /* opened by query_keys */
     mt_key last; /* the last key returned; pk NULL before the first */
 } retrying_stream;
 
@@ -102,9 +103,12 @@ static mt_status rs_open(retrying_stream *s, const mt_key *start)
         s->inner->ops->close(s->inner);
     s->inner = NULL;
     const mt_key *from = s->last.pk ? &s->last : start;
-    mt_status st = s->t->inner->ops->query_stream(s->t->inner, s->f, from, &s->inner);
+    mt_table *in = s->t->inner;
+    mt_status st = s->keys ? mt_table_keys(in, from, &s->inner)
+                           : in->ops->query_stream(in, s->f, from, &s->inner);
     for (int i = 1; again(s->t, &st, i); i++)
-        st = s->t->inner->ops->query_stream(s->t->inner, s->f, from, &s->inner);
+        st = s->keys ? mt_table_keys(in, from, &s->inner)
+                     : in->ops->query_stream(in, s->f, from, &s->inner);
     return st;
 }
 
@@ -159,7 +163,8 @@ static const mt_stream_ops rs_ops = {
     .close = rs_close,
 };
 
-static mt_status r_stream(mt_table *t, const mt_filter *f, const mt_key *start, mt_stream **out)
+static mt_status r_open(mt_table *t, const mt_filter *f, bool keys, const mt_key *start,
+                        mt_stream **out)
 {
     retrying_stream *s = calloc(1, sizeof *s);
     if (!s)
@@ -167,6 +172,7 @@ static mt_status r_stream(mt_table *t, const mt_filter *f, const mt_key *start, 
     s->base.ops = &rs_ops;
     s->t = (retrying *)t;
     s->f = f ? mt_filter_clone(f) : NULL;
+    s->keys = keys;
     mt_status st = rs_open(s, start);
     if (!mt_is_ok(&st)) {
         rs_close(&s->base);
@@ -175,6 +181,16 @@ static mt_status r_stream(mt_table *t, const mt_filter *f, const mt_key *start, 
     }
     *out = &s->base;
     return st;
+}
+
+static mt_status r_stream(mt_table *t, const mt_filter *f, const mt_key *start, mt_stream **out)
+{
+    return r_open(t, f, false, start, out);
+}
+
+static mt_status r_keys(mt_table *t, const mt_key *start, mt_stream **out)
+{
+    return r_open(t, NULL, true, start, out);
 }
 
 static void r_destroy(mt_table *t)
@@ -188,6 +204,7 @@ static const mt_table_ops r_ops = {
     .query_stream = r_stream,
     .retrieve = r_retrieve,
     .destroy = r_destroy,
+    .query_keys = r_keys,
 };
 
 mt_table *mt_mig_retrying_backoff_new(mt_table *inner, int attempts, int busy_attempts,

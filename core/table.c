@@ -7,6 +7,12 @@
  */
 #include "mt.h"
 
+mt_status mt_table_keys(mt_table *t, const mt_key *start, mt_stream **out)
+{
+    return t->ops->query_keys ? t->ops->query_keys(t, start, out)
+                              : t->ops->query_stream(t, NULL, start, out);
+}
+
 /* Reads the whole stream; on failure *out is left as it was, so that a
  * caller never mistakes a partial scan for a complete one. */
 mt_status mt_table_scan(mt_table *t, const mt_filter *f, mt_entity_list *out)

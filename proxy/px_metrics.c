@@ -346,8 +346,9 @@ static const mt_stream_ops px_mstream_ops = {
     .close = px_mstream_close,
 };
 
-static mt_status px_mtable_stream(mt_table *t, const mt_filter *f, const mt_key *start,
-                                  mt_stream **out)
+/* Opens a stream of every row (keys) or of those f matches. */
+static mt_status px_mtable_open(mt_table *t, const mt_filter *f, bool keys, const mt_key *start,
+                                mt_stream **out)
 {
     px_mtable *mt = (px_mtable *)t;
     *out = NULL;
@@ -357,7 +358,8 @@ static mt_status px_mtable_stream(mt_table *t, const mt_filter *f, const mt_key 
         return mt_oom();
     px_metrics_begin(&mt->stats[CALL_QUERY_STREAM]);
     uint64_t t0 = px_now_ns();
-    mt_status st = mt->inner->ops->query_stream(mt->inner, f, start, &ms->inner);
+    mt_status st = keys ? mt_table_keys(mt->inner, start, &ms->inner)
+                        : mt->inner->ops->query_stream(mt->inner, f, start, &ms->inner);
     px_metrics_observe(&mt->stats[CALL_QUERY_STREAM], t0, &st);
     if (!mt_is_ok(&st)) {
         free(ms);
@@ -367,6 +369,17 @@ static mt_status px_mtable_stream(mt_table *t, const mt_filter *f, const mt_key 
     ms->next_stats = &mt->stats[CALL_STREAM_NEXT];
     *out = &ms->base;
     return st;
+}
+
+static mt_status px_mtable_stream(mt_table *t, const mt_filter *f, const mt_key *start,
+                                  mt_stream **out)
+{
+    return px_mtable_open(t, f, false, start, out);
+}
+
+static mt_status px_mtable_keys(mt_table *t, const mt_key *start, mt_stream **out)
+{
+    return px_mtable_open(t, NULL, true, start, out);
 }
 
 static void px_mtable_destroy(mt_table *t)
@@ -380,6 +393,7 @@ static const mt_table_ops px_mtable_ops = {
     .query_stream = px_mtable_stream,
     .retrieve = px_mtable_retrieve,
     .destroy = px_mtable_destroy,
+    .query_keys = px_mtable_keys,
 };
 
 /* NULL when side is neither 0 nor 1 or memory runs out. m must outlive the

@@ -79,9 +79,11 @@ static az_table *as_az(mt_table *t)
 /* ------------------------------------------------------------------------ */
 /* Reads.                                                                    */
 
-/* $filter (when f is given) and $top (top > 0: that many rows; 0: the
- * client's page size, if set), percent-encoded; NULL on failure. */
-static char *query_base(const az_table *t, const mt_filter *f, int top)
+/* $filter (when f is given), $top (top > 0: that many rows; 0: the
+ * client's page size, if set) and, for keys only, the $select of the two
+ * keys (the service sends each row's ETag regardless), percent-encoded;
+ * NULL on failure. */
+static char *query_base(const az_table *t, const mt_filter *f, int top, bool keys)
 {
     mt_buf q = {0};
     if (f) {
@@ -100,6 +102,8 @@ static char *query_base(const az_table *t, const mt_filter *f, int top)
         top = az_client_page_size(t->c);
     if (top)
         mt_buf_printf(&q, "%s$top=%d", q.len ? "&" : "", top);
+    if (keys)
+        mt_buf_printf(&q, "%s$select=PartitionKey%%2CRowKey", q.len ? "&" : "");
     return mt_buf_take(&q, NULL);
 }
 
@@ -192,7 +196,7 @@ static mt_status query_partition(az_table *t, const char *pk, const mt_filter *f
     mt_value v = mt_v_str(pk);
     mt_filter *pin = mt_filter_cmp("PartitionKey", MT_EQ, &v);
     mt_filter *sent = pin && f ? mt_filter_and(pin, mt_filter_clone(f)) : pin;
-    char *base = sent ? query_base(t, sent, 0) : NULL;
+    char *base = sent ? query_base(t, sent, 0, false) : NULL;
     mt_filter_free(sent);
     if (!base)
         return az_oom();
@@ -260,6 +264,7 @@ typedef struct az_stream {
     mt_filter *sent; /* what the service is asked for */
     int top;         /* rows asked for by the next page */
     mt_filter *f;    /* the caller's filter, applied to every row */
+    bool keys;       /* keys (and ETags) only */
     mt_entity_list page;
     size_t pos;      /* next row of page to hand out */
     char *npk, *nrk; /* continuation of the next page */
@@ -274,7 +279,7 @@ static mt_status stream_fill(az_stream *s)
         mt_entity_list_clear(&s->page);
         s->pos = 0;
         char *npk, *nrk;
-        char *q = query_base(s->t, s->sent, s->top);
+        char *q = query_base(s->t, s->sent, s->top, s->keys);
         mt_status st =
             q ? query_page(s->t, q, s->npk, s->nrk, s->f, &s->page, &npk, &nrk) : az_oom();
         free(q);
@@ -383,6 +388,21 @@ static mt_status az_query_stream(mt_table *tt, const mt_filter *f, const mt_key 
 nomem:
     stream_close(&s->base);
     return az_oom();
+}
+
+/* Every row, keys and ETag only, in pages of the largest size from the
+ * first: a walk that needs no more (the cleanup of old) costs the service
+ * and the wire less, and the doubling that makes a stream's first row come
+ * soon would only add page queries. */
+static mt_status az_query_keys(mt_table *tt, const mt_key *start, mt_stream **out)
+{
+    mt_status st = az_query_stream(tt, NULL, start, out);
+    if (mt_is_ok(&st)) {
+        az_stream *s = (az_stream *)*out;
+        s->keys = true;
+        s->top = stream_top_max(s->t);
+    }
+    return st;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -538,6 +558,7 @@ static const mt_table_ops az_table_ops = {
     .query_stream = az_query_stream,
     .retrieve = az_retrieve,
     .destroy = az_destroy,
+    .query_keys = az_query_keys,
 };
 
 static mt_status bad_table_name(void)

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "migrator_internal.h"
 #include "mt.h"
@@ -68,7 +69,7 @@ static void d_destroy(mt_table *t)
     free(t);
 }
 
-static const mt_table_ops dying_ops = {d_batch, d_query, d_stream, d_retrieve, d_destroy};
+static const mt_table_ops dying_ops = {d_batch, d_query, d_stream, d_retrieve, d_destroy, NULL};
 
 static mt_table *dying_new(mt_table *inner, long *budget)
 {
@@ -250,7 +251,7 @@ static mt_status f_retrieve(mt_table *t, const char *pk, const char *rk, mt_enti
     return flaky_spend(d) ? d->inner->ops->retrieve(d->inner, pk, rk, out) : busy();
 }
 
-static const mt_table_ops flaky_ops = {f_batch, f_query, f_stream, f_retrieve, d_destroy};
+static const mt_table_ops flaky_ops = {f_batch, f_query, f_stream, f_retrieve, d_destroy, NULL};
 
 static void test_transient_errors_ridden_out(void **state)
 {
@@ -996,7 +997,8 @@ static void pg_destroy(mt_table *t)
     (void)t; /* on the test's stack */
 }
 
-static const mt_table_ops paging_ops = {pg_batch, pg_query, pg_stream, pg_retrieve, pg_destroy};
+static const mt_table_ops paging_ops = {pg_batch,    pg_query,   pg_stream,
+                                        pg_retrieve, pg_destroy, NULL};
 
 /* A read of several pages whose fetch fails between pages, through the
  * migrator's retrying view: every row exactly once, in key order. */
@@ -1125,7 +1127,7 @@ static void v_destroy(mt_table *t)
     (void)t; /* on the test's stack */
 }
 
-static const mt_table_ops vanishing_ops = {v_batch, v_query, v_stream, v_retrieve, v_destroy};
+static const mt_table_ops vanishing_ops = {v_batch, v_query, v_stream, v_retrieve, v_destroy, NULL};
 
 typedef struct gone_probe {
     probe p;
@@ -1280,6 +1282,142 @@ static void test_cleanup_batched_pausable(void **state)
     cleanup_batched_pausable(1);
     cleanup_batched_pausable(4);
     cleanup_batched_pausable(16);
+}
+
+/* A table that offers query_keys over another (which does not): its keys
+ * streams hand out rows with their keys and ETag only, and the first one
+ * opened reads slowly, a row per `lag_us`. Counts the streams opened. */
+typedef struct keyed {
+    mt_table base;
+    mt_table *inner;
+    long lag_us;
+    int keys_opened, streams_opened;
+} keyed;
+
+typedef struct keyed_stream {
+    mt_stream base;
+    mt_stream *inner;
+    long lag_us;
+} keyed_stream;
+
+static mt_status ks_next(mt_stream *s, mt_entity **out)
+{
+    keyed_stream *ks = (keyed_stream *)s;
+    if (ks->lag_us > 0) {
+        struct timespec ts = {0, ks->lag_us * 1000};
+        nanosleep(&ts, NULL);
+    }
+    mt_entity *e = NULL;
+    mt_status st = ks->inner->ops->next(ks->inner, &e);
+    *out = NULL;
+    if (mt_is_ok(&st) && e) {
+        *out = mt_entity_new(e->pk, e->rk);
+        assert_non_null(*out);
+        mt_entity_set_etag(*out, e->etag);
+        mt_entity_free(e);
+    }
+    return st;
+}
+
+static mt_status ks_continuation(mt_stream *s, mt_key *k, bool *more)
+{
+    keyed_stream *ks = (keyed_stream *)s;
+    return ks->inner->ops->continuation(ks->inner, k, more);
+}
+
+static void ks_close(mt_stream *s)
+{
+    keyed_stream *ks = (keyed_stream *)s;
+    ks->inner->ops->close(ks->inner);
+    free(ks);
+}
+
+static const mt_stream_ops keyed_stream_ops = {ks_next, ks_continuation, ks_close};
+
+static mt_status k_batch(mt_table *t, const mt_op *ops, size_t n, mt_op_result *r)
+{
+    return mt_table_batch(((keyed *)t)->inner, ops, n, r);
+}
+
+static mt_status k_query(mt_table *t, const char *pk, const mt_filter *f, mt_entity_list *out)
+{
+    keyed *k = (keyed *)t;
+    return k->inner->ops->query_atomic(k->inner, pk, f, out);
+}
+
+static mt_status k_stream(mt_table *t, const mt_filter *f, const mt_key *start, mt_stream **out)
+{
+    keyed *k = (keyed *)t;
+    __atomic_add_fetch(&k->streams_opened, 1, __ATOMIC_SEQ_CST);
+    return k->inner->ops->query_stream(k->inner, f, start, out);
+}
+
+static mt_status k_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity **out)
+{
+    keyed *k = (keyed *)t;
+    return k->inner->ops->retrieve(k->inner, pk, rk, out);
+}
+
+static mt_status k_keys(mt_table *t, const mt_key *start, mt_stream **out)
+{
+    keyed *k = (keyed *)t;
+    bool first = __atomic_add_fetch(&k->keys_opened, 1, __ATOMIC_SEQ_CST) == 1;
+    keyed_stream *ks = calloc(1, sizeof *ks);
+    assert_non_null(ks);
+    mt_status st = k->inner->ops->query_stream(k->inner, NULL, start, &ks->inner);
+    if (!mt_is_ok(&st)) {
+        free(ks);
+        return st;
+    }
+    ks->base.ops = &keyed_stream_ops;
+    ks->lag_us = first ? k->lag_us : 0;
+    *out = &ks->base;
+    return st;
+}
+
+static const mt_table_ops keyed_ops = {k_batch, k_query, k_stream, k_retrieve, v_destroy, k_keys};
+
+/* The cleanup reads old by keys alone (the count and the walk), whatever
+ * is left of old (empty) or kept (keep), and its count of old is exact
+ * although it runs beside the deletes: however slow the count, no row is
+ * deleted before it was counted, nor counted twice. */
+static void cleanup_reads_keys(int parallel, mt_old_after after, long lag_us)
+{
+    world w;
+    world_init(&w, 1);
+    keyed ko = {.base.ops = &keyed_ops, .inner = w.old_t[0], .lag_us = lag_us};
+    mt_table_pair pair = {.old_t = &ko.base, .new_t = w.new_t[0]};
+    mt_migrator_hooks h = {.stop_early = true, .until = MT_PHASE_USE_NEW_WITH_TOMBSTONES};
+    mt_status st = mt_migrate_tables(w.rt, w.cfg, &pair, 1, &h, NULL);
+    assert_true(mt_is_ok(&st));
+    ko.keys_opened = ko.streams_opened = 0;
+
+    probe p = {.pause_after = -1};
+    mt_migrator_hooks c = {
+        .progress = c_progress, .ctx = &p, .parallel = parallel, .old_after = after};
+    mt_migrator_stats stats = {.clean_total_old = -1, .clean_total_new = -1};
+    st = mt_migrate_tables(w.rt, w.cfg, &pair, 1, &c, &stats);
+    assert_true(mt_is_ok(&st));
+    int64_t want = after == MT_OLD_AFTER_KEEP ? SHAPE_PARTITIONS : SHAPE_ROWS + SHAPE_PARTITIONS;
+    assert_int_equal(stats.rows_cleaned_old, want);
+    assert_int_equal(stats.clean_total_old, want);
+    assert_int_equal(p.last.clean_total_old, want);
+    assert_int_equal(mt_memtable_count(w.old_t[0]), after == MT_OLD_AFTER_KEEP ? SHAPE_ROWS : 0);
+    assert_int_equal(ko.keys_opened, 2); /* the count and the walk */
+    assert_int_equal(ko.streams_opened, 0);
+    if (after == MT_OLD_AFTER_EMPTY)
+        verify_expect(&w, MT_PHASE_USE_NEW_HIDE_METADATA, true, true);
+    world_free(&w);
+}
+
+static void test_cleanup_reads_keys(void **state)
+{
+    (void)state;
+    cleanup_reads_keys(1, MT_OLD_AFTER_EMPTY, 0);
+    cleanup_reads_keys(4, MT_OLD_AFTER_EMPTY, 0);
+    cleanup_reads_keys(4, MT_OLD_AFTER_EMPTY, 200); /* a count slower than the deletes */
+    cleanup_reads_keys(16, MT_OLD_AFTER_EMPTY, 200);
+    cleanup_reads_keys(4, MT_OLD_AFTER_KEEP, 200);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1496,6 +1634,7 @@ int main(void)
         cmocka_unit_test(test_retrying_stream_resumes_after_last_row),
         cmocka_unit_test(test_deleted_table_skipped),
         cmocka_unit_test(test_cleanup_batched_pausable),
+        cmocka_unit_test(test_cleanup_reads_keys),
         cmocka_unit_test(test_cleanup_keeps_old),
         cmocka_unit_test(test_cleanup_deletes_old),
         cmocka_unit_test(test_old_after_names),
