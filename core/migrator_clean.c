@@ -13,19 +13,19 @@
  * table's new (asking the service only for rows that carry _mtable_deleted,
  * the one protocol property a row of new can have: tombstones and rows an
  * older proxy flagged; the rows are checked again here) and old (every
- * row),
- * cuts the rows into jobs of at most 100 rows of one partition and one
- * side, and queues them; `parallel` workers (threads of the runtime; none
- * for parallel 1, where the reader runs each job itself) take them in any
- * order. A job is one entity group transaction: conditional (on the ETag
- * read) in new, where a client may change a row meanwhile, unconditional in
- * old. When its batch fails because a row changed or vanished under it,
- * its rows are done one by one, each re-read as needed, so the result is
- * the same as row by row, in about a hundredth of the calls. Rows already
- * clean (most of new) are not even sent by the service: cleaning a new
- * table with no tombstone costs one scan that returns nothing, where a
- * read of every row made the cleanup slower than the copy. At most
- * `window` jobs are outstanding, which bounds memory.
+ * row, by its keys alone: mt_table_keys), cuts the rows into jobs of at
+ * most 100 rows of one partition and one side, and queues them; `parallel`
+ * workers (threads of the runtime; none for parallel 1, where the reader
+ * runs each job itself) take them in any order. A job is one entity
+ * group transaction: conditional (on the ETag read) in new, where a client
+ * may change a row meanwhile, unconditional in old. When its batch fails
+ * because a row changed or vanished under it, its rows are done one by
+ * one, each re-read as needed, so the result is the same as row by row, in
+ * about a hundredth of the calls. Rows already clean (most of new) are not
+ * even sent by the service: cleaning a new table with no tombstone costs
+ * one scan that returns nothing, where a read of every row made the
+ * cleanup slower than the copy. At most `window` jobs are outstanding,
+ * which bounds memory.
  *
  * Order: new first, every table of it, then old. Old is counted (the rows
  * the cleanup deletes) for a total and an ETA, on its own thread when there
@@ -36,11 +36,11 @@
  * row of one stream is the n-th of the other, and the count sees every row
  * before it can be deleted: the total is exact, and the count costs no
  * wall time of its own (it outruns the deletes). With no workers it runs
- * first. The total of new is known once its walk is over: what the walk
- * found to clean. The
- * counts go up by the rows each successful call cleaned. Throttled by
- * hooks->rows_per_second like the copy. The reader polls
- * hooks->should_pause after each job it queues and stops with 409
+ * first. A pause lets a count under way finish, so a paused cleanup shows
+ * its total. The total of new is known once its walk is over: what the
+ * walk found to clean. The counts go up by the rows each successful call
+ * cleaned. Throttled by hooks->rows_per_second like the copy. The reader
+ * polls hooks->should_pause after each job it queues and stops with 409
  * MigrationPaused once the workers have finished what they hold. Every
  * step is idempotent, so a cleanup that was paused or cut short resumes by
  * running again: rows cleaned are no longer there to clean (old) or cost
@@ -447,10 +447,6 @@ static mt_status mt_clean_walk(mt_clean *c, size_t ti, bool old_side, const mt_f
     return st;
 }
 
-/* Counts the rows of old the cleanup deletes, for a total (a thread body;
- * also called directly). It runs while new is being cleaned, before
- * anything of old is deleted; a failed count only leaves the total
- * unknown. */
 /* Publishes the count's position: table i, seen rows of it read. False
  * when the cleanup failed (a pause lets the count finish, for the total). */
 static bool mt_clean_count_at(mt_clean *c, size_t i, int64_t seen)
@@ -464,6 +460,10 @@ static bool mt_clean_count_at(mt_clean *c, size_t i, int64_t seen)
     return go;
 }
 
+/* Counts the rows of old the cleanup deletes, for a total (a thread body;
+ * also called directly, before anything else, when there are no workers).
+ * Keys only, reporting its position to the gate as it goes; a failed count
+ * only leaves the total unknown (and opens the gate). */
 static void *mt_clean_count_main(void *arg)
 {
     mt_clean *c = arg;
