@@ -1001,10 +1001,10 @@ static const mt_table_ops paging_ops = {pg_batch,    pg_query,   pg_stream,
                                         pg_retrieve, pg_destroy, NULL};
 
 /* A read of several pages whose fetch fails between pages, through the
- * migrator's retrying view: every row exactly once, in key order. */
-static void test_retrying_stream_resumes_after_last_row(void **state)
+ * migrator's retrying view: every row exactly once, in key order; a keys
+ * stream (reopened as a keys stream) as well as a whole-row one. */
+static void retrying_stream_resumes(bool keys)
 {
-    (void)state;
     mt_rt *rt = mt_rt_pthread();
     mt_table *t = mt_memtable_new(rt, "t");
     fill_shapes(t, "t0");
@@ -1015,8 +1015,9 @@ static void test_retrying_stream_resumes_after_last_row(void **state)
 
     paging fl = {.base.ops = &paging_ops, .inner = t, .every = 100};
     mt_table *r = mt_mig_retrying_backoff_new(&fl.base, 3, 3, NULL);
+    assert_non_null(r->ops->query_keys); /* offered, over a table that does not */
     mt_stream *s = NULL;
-    st = r->ops->query_stream(r, NULL, NULL, &s);
+    st = keys ? mt_table_keys(r, NULL, &s) : r->ops->query_stream(r, NULL, NULL, &s);
     assert_true(mt_is_ok(&st));
     size_t i = 0;
     for (;;) {
@@ -1038,6 +1039,13 @@ static void test_retrying_stream_resumes_after_last_row(void **state)
     mt_table_destroy(r);
     mt_entity_list_clear(&all);
     mt_table_destroy(t);
+}
+
+static void test_retrying_stream_resumes_after_last_row(void **state)
+{
+    (void)state;
+    retrying_stream_resumes(false);
+    retrying_stream_resumes(true);
 }
 
 /* ------------------------------------------------------------------------ */
