@@ -257,15 +257,6 @@ int az_client_page_size(const az_client *c)
 /* ------------------------------------------------------------------------ */
 /* One HTTP exchange, and the retry rules of the opening comment.            */
 
-void az_resp_clear(az_resp *r)
-{
-    free(r->body.p);
-    free(r->next_pk);
-    free(r->next_rk);
-    free(r->next_table);
-    memset(r, 0, sizeof *r);
-}
-
 /* The request's header lines ("Name: value\r\n" each), signed when the
  * client has a key, with the bearer token when it has a token source. */
 static void request_headers(const az_client *c, const az_req *q, const char *token, mt_buf *b)

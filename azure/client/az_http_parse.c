@@ -26,6 +26,15 @@
 #define AZ_HEAD_MAX ((size_t)64 << 10)
 #define AZ_LINE_MAX 4096 /* a chunk-size line or a trailer line */
 
+void az_resp_clear(az_resp *r)
+{
+    free(r->body.p);
+    free(r->next_pk);
+    free(r->next_rk);
+    free(r->next_table);
+    memset(r, 0, sizeof *r);
+}
+
 bool az_header_is(const char *s, size_t n, const char *name)
 {
     return strlen(name) == n && strncasecmp(s, name, n) == 0;
