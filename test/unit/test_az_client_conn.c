@@ -232,6 +232,11 @@ static void retrieve_ok(mt_table *t)
     const mt_value *n = mt_entity_get(got, "n");
     assert_non_null(n);
     assert_int_equal(n->u.i32, 5);
+    /* No ETag header: odata.etag, unescaped; the Timestamp read. */
+    assert_string_equal(got->etag, "W/\"e1\"");
+    int64_t ticks;
+    assert_true(mt_datetime_parse("2024-01-02T03:04:05.1234567Z", 28, &ticks));
+    assert_true(got->timestamp == ticks);
     mt_entity_free(got);
 }
 
