@@ -300,7 +300,8 @@ static void request_headers(const az_client *c, const az_req *q, const char *tok
     }
 }
 
-/* The path and query after the endpoint's authority, the SAS appended. */
+/* The path and query after the endpoint (its own path not included), the
+ * SAS appended. */
 static void request_target(const az_client *c, const az_req *q, mt_buf *b)
 {
     mt_buf_puts(b, q->path);
