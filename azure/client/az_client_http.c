@@ -9,20 +9,21 @@
  * as not sent and is retried like one). The Table service takes bearer
  * tokens from x-ms-version 2019-02-02 on, and over https only.
  *
- * Connections: each client keeps a small pool of curl easy handles; a
- * request takes one, and a handle keeps its connections alive across
- * requests, so steady traffic reuses TCP and TLS sessions. A connection
- * idle for more than 4 s is not reused: servers close idle connections
- * (Node, hence Azurite, after 5 s), and a write sent just as the server
- * closes would end with an unknown outcome for no reason. Timeouts: 5 s to
- * connect and 30 s per attempt by default (the service's own limit for a
- * write is 30 s; a shorter client timeout makes "did it apply?" questions
- * more frequent). https always verifies the peer and the host name.
+ * Connections: the client's own transport (az_conn.c) keeps up to 32
+ * keep-alive connections to the endpoint, one request at a time on each,
+ * so steady traffic reuses TCP and TLS sessions; a connection idle for
+ * more than 4 s, or one the server closed, is not reused (servers close
+ * idle connections: Node, hence Azurite, after 5 s). When the environment
+ * names an HTTP proxy, requests go through libcurl instead
+ * (az_client_curl.c), under the same rules. Timeouts: 5 s to connect and
+ * 30 s per attempt by default (the service's own limit for a write is
+ * 30 s; a shorter client timeout makes "did it apply?" questions more
+ * frequent). https always verifies the peer and the host name.
  *
  * Retries, and why a write is never replayed blindly. An attempt ends in
  * one of three ways: the service answered; the request provably never left
  * (name resolution, connect or TLS handshake failed, nothing written to
- * the socket: curl's request size is 0); or the outcome is unknown (a
+ * the socket); or the outcome is unknown (a
  * timeout or a reset after the request was sent). Three classes of
  * request:
  *   - Reads (queries, retrieve, list tables) and create-table-if-missing
@@ -66,9 +67,6 @@
 #include "az_client_internal.h"
 
 #define AZ_API_VERSION "2019-02-02"
-#define AZ_BODY_MAX ((size_t)256 << 20) /* a page of 1000 large rows fits */
-#define AZ_POOL_MAX 32                  /* idle handles kept per client */
-#define AZ_IDLE_REUSE_S 4L              /* below Node's (Azurite's) 5 s keep-alive */
 
 #define AZ_ERR_TIMED_OUT "OperationTimedOut"
 
@@ -121,7 +119,7 @@ void az_hex_token(char *out, size_t nhex)
 }
 
 /* ------------------------------------------------------------------------ */
-/* The client: credentials, options, a pool of easy handles.                 */
+/* The client: credentials, options, its connections.                        */
 
 struct az_client {
     az_connstr cs;      /* own copy of the endpoint and the credential */
@@ -129,9 +127,8 @@ struct az_client {
     char *ca_file;
     az_token_src *tokens; /* with a token credential */
     az_client_opts opts;
-    pthread_mutex_t mu;
-    CURL *idle[AZ_POOL_MAX];
-    size_t nidle;
+    az_pool *pool;     /* the client's own transport, or NULL: */
+    az_curlpool *curl; /* libcurl (a proxy from the environment) */
 };
 
 static pthread_once_t az_curl_once = PTHREAD_ONCE_INIT;
@@ -163,6 +160,36 @@ static void opts_resolve(az_client_opts *o, const az_client_opts *in)
     o->ca_file = NULL; /* kept as the client's own copy */
 }
 
+static bool env_set(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v;
+}
+
+/* Does libcurl's reading of the environment name a proxy for endpoint?
+ * (It reads http_proxy in lower case only.) */
+static bool env_proxy(const char *endpoint)
+{
+    if (env_set("ALL_PROXY") || env_set("all_proxy"))
+        return true;
+    if (strncasecmp(endpoint, "https:", 6) == 0)
+        return env_set("HTTPS_PROXY") || env_set("https_proxy");
+    return env_set("http_proxy");
+}
+
+/* The transport: the client's own, unless a proxy is configured or the
+ * endpoint is of a shape only libcurl takes. */
+static bool transport_new(az_client *c)
+{
+    char why[256];
+    if (!env_proxy(c->cs.endpoint))
+        c->pool =
+            az_pool_new(c->cs.endpoint, c->ca_file, c->opts.connect_timeout_ms, why, sizeof why);
+    if (!c->pool)
+        c->curl = az_curlpool_new(c->ca_file, c->opts.connect_timeout_ms);
+    return c->pool || c->curl;
+}
+
 az_client *az_client_new(const az_connstr *cs, const az_client_opts *opts, mt_status *st)
 {
     *st = mt_ok();
@@ -192,11 +219,8 @@ az_client *az_client_new(const az_connstr *cs, const az_client_opts *opts, mt_st
     if (!c->cs.endpoint || (cs->account && !c->cs.account) || (cs->sas && !c->cs.sas) ||
         (cs->key && !c->cs.key) || (ca && !c->ca_file) ||
         (token && !(c->tokens = az_token_src_new(&cs->cred, c->ca_file, st))) ||
-        pthread_mutex_init(&c->mu, NULL) != 0) {
-        az_token_src_free(c->tokens);
-        az_connstr_clear(&c->cs);
-        free(c->ca_file);
-        free(c);
+        !transport_new(c)) {
+        az_client_free(c);
         goto nomem;
     }
     const char *host = strstr(c->cs.endpoint, "://");
@@ -212,38 +236,12 @@ void az_client_free(az_client *c)
 {
     if (!c)
         return;
-    for (size_t i = 0; i < c->nidle; i++)
-        curl_easy_cleanup(c->idle[i]);
-    pthread_mutex_destroy(&c->mu);
+    az_pool_free(c->pool);
+    az_curlpool_free(c->curl);
     az_token_src_free(c->tokens);
     az_connstr_clear(&c->cs);
     free(c->ca_file);
     free(c);
-}
-
-static CURL *pool_get(az_client *c)
-{
-    CURL *h = NULL;
-    pthread_mutex_lock(&c->mu);
-    if (c->nidle)
-        h = c->idle[--c->nidle];
-    pthread_mutex_unlock(&c->mu);
-    return h ? h : curl_easy_init();
-}
-
-/* Back to the pool with no option pointing at the caller's memory; a reset
- * keeps the handle's live connections. */
-static void pool_put(az_client *c, CURL *h)
-{
-    curl_easy_reset(h);
-    pthread_mutex_lock(&c->mu);
-    if (c->nidle < AZ_POOL_MAX) {
-        c->idle[c->nidle++] = h;
-        h = NULL;
-    }
-    pthread_mutex_unlock(&c->mu);
-    if (h)
-        curl_easy_cleanup(h);
 }
 
 const char *az_client_endpoint(const az_client *c)
@@ -259,140 +257,30 @@ int az_client_page_size(const az_client *c)
 /* ------------------------------------------------------------------------ */
 /* One HTTP exchange, and the retry rules of the opening comment.            */
 
-void az_resp_clear(az_resp *r)
-{
-    free(r->body.p);
-    free(r->next_pk);
-    free(r->next_rk);
-    free(r->next_table);
-    memset(r, 0, sizeof *r);
-}
-
-bool az_header_is(const char *s, size_t n, const char *name)
-{
-    return strlen(name) == n && strncasecmp(s, name, n) == 0;
-}
-
-void az_copy_field(char *dst, size_t cap, const char *v, size_t n)
-{
-    if (n >= cap)
-        n = 0; /* an oversized value is as good as absent */
-    memcpy(dst, v, n);
-    dst[n] = '\0';
-}
-
-static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
-{
-    az_resp *r = ud;
-    size_t n = size * nitems;
-    if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0) { /* a new response begins */
-        r->etag[0] = r->content_type[0] = '\0';
-        return n;
-    }
-    const char *colon = memchr(buf, ':', n);
-    if (!colon)
-        return n;
-    size_t nl = (size_t)(colon - buf);
-    const char *v = colon + 1;
-    size_t vl = n - nl - 1;
-    while (vl && (*v == ' ' || *v == '\t'))
-        v++, vl--;
-    while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
-        vl--;
-    char **next = NULL;
-    if (az_header_is(buf, nl, "ETag"))
-        az_copy_field(r->etag, sizeof r->etag, v, vl);
-    else if (az_header_is(buf, nl, "Content-Type"))
-        az_copy_field(r->content_type, sizeof r->content_type, v, vl);
-    else if (az_header_is(buf, nl, "x-ms-continuation-NextPartitionKey"))
-        next = &r->next_pk;
-    else if (az_header_is(buf, nl, "x-ms-continuation-NextRowKey"))
-        next = &r->next_rk;
-    else if (az_header_is(buf, nl, "x-ms-continuation-NextTableName"))
-        next = &r->next_table;
-    if (next && vl) {
-        free(*next);
-        *next = strndup(v, vl);
-    }
-    return n;
-}
-
-static size_t on_body(char *buf, size_t size, size_t nmemb, void *ud)
-{
-    az_resp *r = ud;
-    size_t n = size * nmemb;
-    if (r->body.len + n > AZ_BODY_MAX) {
-        r->too_large = true;
-        return 0;
-    }
-    mt_buf_put(&r->body, buf, n);
-    return r->body.oom ? 0 : n;
-}
-
-typedef enum az_outcome { AZ_ANSWERED, AZ_NOT_SENT, AZ_UNKNOWN, AZ_FATAL } az_outcome;
-
-static struct curl_slist *add_header(struct curl_slist *l, bool *ok, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static struct curl_slist *add_header(struct curl_slist *l, bool *ok, const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    struct curl_slist *n = k >= 0 && (size_t)k < sizeof line ? curl_slist_append(l, line) : NULL;
-    if (!n) {
-        *ok = false;
-        return l;
-    }
-    return n;
-}
-
-/* "Authorization: Bearer <token>", which may be longer than add_header's
- * line. */
-static struct curl_slist *add_bearer(struct curl_slist *l, bool *ok, const char *token)
-{
-    mt_buf b = {0};
-    mt_buf_printf(&b, "Authorization: Bearer %s", token);
-    char *line = mt_buf_take(&b, NULL);
-    struct curl_slist *n = line ? curl_slist_append(l, line) : NULL;
-    if (line) {
-        explicit_bzero(line, strlen(line));
-        free(line);
-    }
-    if (!n) {
-        *ok = false;
-        return l;
-    }
-    return n;
-}
-
-/* The request's headers, signed when the client has a key, with the bearer
- * token when it has a token source. */
-static struct curl_slist *request_headers(const az_client *c, const az_req *q, const char *token)
+/* The request's header lines ("Name: value\r\n" each), signed when the
+ * client has a key, with the bearer token when it has a token source. */
+static void request_headers(const az_client *c, const az_req *q, const char *token, mt_buf *b)
 {
     char date[32], rid[33];
     az_rfc1123_format(time(NULL), date);
     az_hex_token(rid, 32);
-    bool ok = true;
-    struct curl_slist *l = NULL;
-    l = add_header(l, &ok, "x-ms-version: %s", AZ_API_VERSION);
-    l = add_header(l, &ok, "x-ms-date: %s", date);
-    l = add_header(l, &ok, "x-ms-client-request-id: %.8s-%.4s-%.4s-%.4s-%.12s", rid, rid + 8,
-                   rid + 12, rid + 16, rid + 20);
-    l = add_header(l, &ok, "Accept: %s", AZ_ACCEPT);
-    l = add_header(l, &ok, "DataServiceVersion: 3.0;NetFx");
-    l = add_header(l, &ok, "MaxDataServiceVersion: 3.0;NetFx");
-    l = add_header(l, &ok, "Expect:");
+    mt_buf_printf(b,
+                  "x-ms-version: " AZ_API_VERSION "\r\nx-ms-date: %s\r\n"
+                  "x-ms-client-request-id: %.8s-%.4s-%.4s-%.4s-%.12s\r\n"
+                  "Accept: " AZ_ACCEPT "\r\n"
+                  "DataServiceVersion: 3.0;NetFx\r\nMaxDataServiceVersion: 3.0;NetFx\r\n",
+                  date, rid, rid + 8, rid + 12, rid + 16, rid + 20);
     if (q->content_type)
-        l = add_header(l, &ok, "Content-Type: %s", q->content_type);
+        mt_buf_printf(b, "Content-Type: %s\r\n", q->content_type);
     if (q->if_match)
-        l = add_header(l, &ok, "If-Match: %s", q->if_match);
+        mt_buf_printf(b, "If-Match: %s\r\n", q->if_match);
     if (q->no_content)
-        l = add_header(l, &ok, "Prefer: return-no-content");
-    if (token)
-        l = add_bearer(l, &ok, token);
+        mt_buf_puts(b, "Prefer: return-no-content\r\n");
+    if (token) {
+        mt_buf_puts(b, "Authorization: Bearer ");
+        mt_buf_puts(b, token);
+        mt_buf_puts(b, "\r\n");
+    }
     if (c->cs.key) {
         /* Shared Key for the Table service: verb, Content-MD5 (empty),
          * Content-Type, the date, and "/account" + the path as sent. */
@@ -404,101 +292,93 @@ static struct curl_slist *request_headers(const az_client *c, const az_req *q, c
         char *sts = mt_buf_take(&s, NULL);
         char *sig = sts ? az_sign(c->cs.key, c->cs.key_len, sts) : NULL;
         if (sig)
-            l = add_header(l, &ok, "Authorization: SharedKey %s:%s", c->cs.account, sig);
+            mt_buf_printf(b, "Authorization: SharedKey %s:%s\r\n", c->cs.account, sig);
         else
-            ok = false;
+            b->oom = true;
         free(sts);
         free(sig);
     }
-    if (!ok) {
-        curl_slist_free_all(l);
-        return NULL;
-    }
-    return l;
 }
 
-static char *request_url(const az_client *c, const az_req *q)
+/* The path and query after the endpoint (its own path not included), the
+ * SAS appended. */
+static void request_target(const az_client *c, const az_req *q, mt_buf *b)
 {
-    mt_buf u = {0};
-    mt_buf_puts(&u, c->cs.endpoint);
-    mt_buf_puts(&u, q->path);
+    mt_buf_puts(b, q->path);
     if (q->query && *q->query) {
-        mt_buf_puts(&u, "?");
-        mt_buf_puts(&u, q->query);
+        mt_buf_puts(b, "?");
+        mt_buf_puts(b, q->query);
     }
     if (c->cs.sas) {
-        mt_buf_puts(&u, q->query && *q->query ? "&" : "?");
-        mt_buf_puts(&u, c->cs.sas);
+        mt_buf_puts(b, q->query && *q->query ? "&" : "?");
+        mt_buf_puts(b, c->cs.sas);
     }
-    return mt_buf_take(&u, NULL);
 }
 
-/* Counts the request heads curl sends. libcurl silently sends a request a
- * second time when a reused connection dies before any answer, which is
- * exactly when the first may have been applied; seeing two heads in one
- * attempt makes its outcome ambiguous. */
-static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *ctx)
+/* Frees b's text, wiped first when it held a token. */
+static void buf_wipe(mt_buf *b, bool secret)
 {
-    (void)h;
-    (void)data;
-    (void)size;
-    if (type == CURLINFO_HEADER_OUT)
-        ((az_resp *)ctx)->requests_out++;
-    return 0;
+    if (secret && b->p)
+        explicit_bzero(b->p, b->len);
+    mt_buf_clear(b);
 }
 
-static void set_transfer(const az_client *c, CURL *h, const az_req *q, az_resp *r, char *err)
+/* Whether a request of this method carries Content-Length without a body. */
+static bool needs_length(const char *method)
 {
-    curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, on_debug);
-    curl_easy_setopt(h, CURLOPT_DEBUGDATA, r);
-    curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->opts.connect_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->opts.timeout_ms);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (c->ca_file)
-        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
-    curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
-    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(h, CURLOPT_MAXAGE_CONN, AZ_IDLE_REUSE_S);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, err);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-    if (strcmp(q->method, "GET") == 0) {
-        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-        return;
-    }
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, q->method);
-    if (q->body) {
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, q->body);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->len);
-    }
+    return strcmp(method, "GET") != 0 && strcmp(method, "DELETE") != 0 &&
+           strcmp(method, "HEAD") != 0;
 }
 
-static bool fatal_code(CURLcode rc)
+/* Through the client's own transport: the whole head in one buffer. */
+static az_outcome attempt_own(az_client *c, const az_req *q, const char *token, az_resp *r,
+                              char *err)
 {
-    switch (rc) {
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_OUT_OF_MEMORY:
-    case CURLE_BAD_FUNCTION_ARGUMENT:
-    case CURLE_NOT_BUILT_IN:
-        return true;
-    default:
-        return false;
+    mt_buf h = {0};
+    mt_buf_puts(&h, q->method);
+    mt_buf_puts(&h, " ");
+    mt_buf_puts(&h, c->prefix);
+    request_target(c, q, &h);
+    mt_buf_puts(&h, " HTTP/1.1\r\nHost: ");
+    mt_buf_puts(&h, az_pool_authority(c->pool));
+    mt_buf_puts(&h, "\r\n");
+    request_headers(c, q, token, &h);
+    if (q->body || needs_length(q->method))
+        mt_buf_printf(&h, "Content-Length: %zu\r\n", q->body ? q->len : 0);
+    mt_buf_puts(&h, "\r\n");
+    az_outcome o;
+    if (h.oom) {
+        snprintf(err, AZ_ERR_SIZE, "out of memory");
+        o = AZ_FATAL;
+    } else {
+        o = az_pool_send(c->pool, h.p, h.len, q->body, q->body ? q->len : 0, c->opts.timeout_ms, r,
+                         err, AZ_ERR_SIZE);
     }
+    buf_wipe(&h, token != NULL);
+    return o;
 }
 
-/* One attempt. err (CURL_ERROR_SIZE) receives curl's explanation. */
+static az_outcome attempt_curl(az_client *c, const az_req *q, const char *token, az_resp *r,
+                               char *err)
+{
+    mt_buf u = {0}, h = {0};
+    mt_buf_puts(&u, c->cs.endpoint);
+    request_target(c, q, &u);
+    request_headers(c, q, token, &h);
+    az_outcome o;
+    if (u.oom || h.oom) {
+        snprintf(err, AZ_ERR_SIZE, "out of memory");
+        o = AZ_FATAL;
+    } else {
+        o = az_curlpool_send(c->curl, q->method, u.p, h.p, q->body, q->len, c->opts.timeout_ms, r,
+                             err, AZ_ERR_SIZE);
+    }
+    mt_buf_clear(&u);
+    buf_wipe(&h, token != NULL);
+    return o;
+}
+
+/* One attempt. err (AZ_ERR_SIZE) receives the explanation. */
 static az_outcome az_attempt(az_client *c, const az_req *q, az_resp *r, char *err)
 {
     err[0] = '\0';
@@ -507,46 +387,16 @@ static az_outcome az_attempt(az_client *c, const az_req *q, az_resp *r, char *er
         mt_status ts;
         r->bearer = true;
         if (!(token = az_token_get(c->tokens, &ts, &r->token_gen))) {
-            snprintf(err, CURL_ERROR_SIZE, "%s", ts.message);
+            snprintf(err, AZ_ERR_SIZE, "%s", ts.message);
             return ts.http == 503 ? AZ_NOT_SENT : AZ_FATAL;
         }
     }
-    struct curl_slist *hl = request_headers(c, q, token);
+    az_outcome o = c->pool ? attempt_own(c, q, token, r, err) : attempt_curl(c, q, token, r, err);
     if (token) {
         explicit_bzero(token, strlen(token));
         free(token);
     }
-    char *url = request_url(c, q);
-    CURL *h = hl && url ? pool_get(c) : NULL;
-    if (!h) {
-        snprintf(err, CURL_ERROR_SIZE, "out of memory");
-        curl_slist_free_all(hl);
-        free(url);
-        return AZ_FATAL;
-    }
-    set_transfer(c, h, q, r, err);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-    CURLcode rc = curl_easy_perform(h);
-    long sent = 0;
-    curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &sent);
-    if (rc == CURLE_OK)
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
-    r->sent = sent > 0;
-    pool_put(c, h);
-    curl_slist_free_all(hl);
-    free(url);
-    if (!err[0])
-        snprintf(err, CURL_ERROR_SIZE, "%s", curl_easy_strerror(rc));
-    if (rc == CURLE_OK)
-        return AZ_ANSWERED;
-    if (r->too_large) {
-        snprintf(err, CURL_ERROR_SIZE, "the reply is larger than %zu bytes", AZ_BODY_MAX);
-        return AZ_FATAL;
-    }
-    if (fatal_code(rc))
-        return AZ_FATAL;
-    return sent == 0 ? AZ_NOT_SENT : AZ_UNKNOWN;
+    return o;
 }
 
 static void az_backoff(const az_client *c, int attempt)
@@ -578,7 +428,7 @@ static bool token_refused(const az_resp *r)
 
 mt_status az_call(az_client *c, const az_req *q, az_resp *r)
 {
-    char err[CURL_ERROR_SIZE];
+    char err[AZ_ERR_SIZE];
     bool renewed = false;   /* a refused token was replaced once */
     bool ambiguous = false; /* decides what a write's answer means */
     bool unsure = false;    /* an earlier send may have applied, in any class */
@@ -611,7 +461,7 @@ mt_status az_call(az_client *c, const az_req *q, az_resp *r)
             /* A 5xx after an attempt that may have applied says nothing
              * about that attempt. */
             if (r->status >= 500 && ambiguous && (last || q->replay == AZ_REPLAY_NONE)) {
-                snprintf(err, CURL_ERROR_SIZE, "HTTP %ld after an attempt without an answer",
+                snprintf(err, AZ_ERR_SIZE, "HTTP %ld after an attempt without an answer",
                          r->status);
                 return az_outcome_unknown(err);
             }

@@ -32,7 +32,7 @@ import { promisify } from "node:util";
 import { after, before, describe, test } from "node:test";
 import { TableClient, TableServiceClient } from "@azure/data-tables";
 import {
-  ctlBin, proxyBin, proxyStatus, repoRoot, sleep, startAzurite, startMtableOnFreePorts, stopAll, stopProxy, target,
+  DEV_ACCOUNT, DEV_KEY, ctlBin, proxyBin, proxyStatus, repoRoot, sleep, startAzurite, startMtableOnFreePorts, stopAll, stopProxy, target,
 } from "./lib/harness.mjs";
 import { all, tableClient } from "./lib/clients.mjs";
 import { jwt, makeCerts, startTokenServer, storageClaims } from "./lib/entra.mjs";
@@ -195,5 +195,20 @@ describe("Entra ID tokens to the backends", { skip }, () => {
     const expected = ws.flatMap((w) => w.expected());
     assert.deepEqual(compareRows(await readTyped(t, table), expected, "through the restarted proxy"), []);
     assert.ok((tokens.issued.get("new-mi") ?? 0) > before, "no managed identity token was asked for");
+  });
+
+  test("a backend certificate that does not chain to a trusted CA is refused", { timeout: 60000 }, async () => {
+    // Shared Key, so no token endpoint is involved; no --backend-ca, so the
+    // test CA is not trusted: the proxy cannot list the old backend's
+    // tables and does not start, saying why.
+    const conn = (az) => `TableEndpoint=${az.endpoint("devstoreaccount1")};AccountName=${DEV_ACCOUNT};AccountKey=${DEV_KEY}`;
+    const started = await startMtableOnFreePorts({
+      name: "proxy-untrusting", ready: false, args: ["--old", conn(azOld), "--new", conn(azNew)],
+    }).then((p) => p, (e) => e);
+    if (!(started instanceof Error)) {
+      await stopProxy(started);
+      assert.fail("the proxy started over a backend whose certificate it cannot verify");
+    }
+    assert.match(started.message, /certificate of 127\.0\.0\.1 failed verification/);
   });
 });
