@@ -797,8 +797,8 @@ mt_status cfg_migrate_begin(cfg_migrate *m, bool stop_early, mt_phase until, mt_
     return start_run(m, stop_early, until, &old_after, false);
 }
 
-/* Whether the old side of pair p holds a row: 404 (no such table) sets
- * *missing instead. */
+/* Whether table t holds any row; a 404 (no such table) sets *missing
+ * instead. */
 static mt_status target_rows(mt_table *t, bool *rows, bool *missing)
 {
     *rows = *missing = false;
