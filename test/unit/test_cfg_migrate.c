@@ -626,6 +626,45 @@ static void test_resume_after_restart(void **state)
     assert_int_equal(count_rows(w->new_t), 9);
 }
 
+/* A migration back paused in its copy, its process restarted, resumed from
+ * the checkpoint in the swapped roles. */
+static void test_reverse_resume_after_restart(void **state)
+{
+    world *w = *state;
+    cfg_migrate *m = w_run(w);
+    assert_int_equal(cfg_migrate_begin(m, false, 0, MT_OLD_AFTER_EMPTY).http, 0);
+    cfg_migrate_join(m);
+    w->pause_at_copy = true;
+    assert_int_equal(cfg_migrate_reverse(m, MT_OLD_AFTER_EMPTY).http, 0);
+    cfg_migrate_join(m);
+    cfg_migrate_info info;
+    cfg_migrate_info_get(m, &info);
+    assert_int_equal(info.state, CFG_MIG_PAUSED);
+    assert_true(info.stats.partitions_done >= 1 && info.stats.partitions_done < 3);
+    assert_int_equal(config_now(w).phase, MT_PHASE_PREFER_NEW);
+    assert_true(config_now(w).reversed);
+    cfg_migrate_free(m);
+    cfg_authority_free(w->auth);
+    cfg_authority_opts o = {.lease_ms = LEASE_MS};
+    mt_status st;
+    w->auth = cfg_authority_new(w->rt, w->store, &o, &st);
+    assert_non_null(w->auth);
+    w->pause_at_copy = false;
+    m = w_run(w);
+    cfg_migrate_restore(m);
+    char msg[512];
+    assert_null(cfg_migrate_start_refusal(m, true, msg, sizeof msg));
+    assert_int_equal(cfg_migrate_start(m, false, MT_PHASE_USE_NEW_HIDE_METADATA).http, 0);
+    cfg_migrate_join(m);
+    cfg_migrate_info_get(m, &info);
+    assert_int_equal(info.state, CFG_MIG_DONE);
+    assert_int_equal(info.stats.rows_done, 9);
+    assert_true(w->first_copy_rows >= 3); /* from the checkpoint */
+    assert_true(config_now(w).reversed);
+    assert_int_equal(count_rows(w->old_t), 9);
+    assert_int_equal(count_rows(w->new_t), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -641,6 +680,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resume_after_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reverse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reverse_abort_and_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reverse_resume_after_restart, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
