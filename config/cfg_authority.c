@@ -231,7 +231,7 @@ mt_status cfg_doc_reload(cfg_authority *a, cfg_leader_info *leader)
     a->rt->ops->cond_broadcast(a->rt, a->acked);
     a->rt->ops->unlock(a->rt, a->mu);
     if (moved)
-        st = mt_config_local_set_roles(a->local, phase, generation % 2 != 0, version, false);
+        st = mt_config_local_set_roles(a->local, phase, generation, version, false);
     return st;
 }
 
@@ -325,7 +325,7 @@ static mt_status publish(cfg_authority *a, mt_phase phase, int64_t generation, i
         rt->ops->cond_broadcast(rt, a->changed);
         rt->ops->cond_broadcast(rt, a->acked);
         rt->ops->unlock(rt, a->mu);
-        st = mt_config_local_set_roles(a->local, phase, generation % 2 != 0, version, false);
+        st = mt_config_local_set_roles(a->local, phase, generation, version, false);
         wait_remote(a, version);
         if (!hold)
             mt_config_local_settle(a->local, version);
@@ -705,7 +705,7 @@ static mt_status authority_load(cfg_authority *a, const cfg_authority_opts *opts
     /* Leases granted before this start: long ones only in a rest phase
      * (leaving one waited for all of them). */
     a->grace_ms = a->view.lease_ms;
-    st = mt_config_local_set_roles(a->local, phase, generation % 2 != 0, version, false);
+    st = mt_config_local_set_roles(a->local, phase, generation, version, false);
     if (mt_is_ok(&st))
         st = cfg_leader_start(a, now_ms(a));
     return st;

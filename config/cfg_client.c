@@ -226,7 +226,7 @@ static void apply(cfg_client *c, const cfg_view *v, loop_state *ls)
         renew(c, ls);
     }
     int64_t t0 = now_ms(c);
-    mt_config_local_set_roles(c->local, v->phase, v->generation % 2 != 0, v->version, v->settled);
+    mt_config_local_set_roles(c->local, v->phase, v->generation, v->version, v->settled);
     rt->ops->lock(rt, c->mu);
     c->applied = *v;
     c->refused[0] = '\0';

@@ -466,9 +466,9 @@ static mt_mig_cache *cache_lock(mt_migrating *m)
 {
     mt_mig_cache *k = m->cache;
     m->rt->ops->lock(m->rt, k->mu);
-    if (k->reversed != m->reversed) {
+    if (k->generation != m->generation) {
         mt_mig_forget_switched(k);
-        k->reversed = m->reversed;
+        k->generation = m->generation;
     }
     return k;
 }
@@ -539,6 +539,7 @@ void mt_mig_forget_switched(mt_mig_cache *k)
 void mt_mig_oriented(const mt_migrating *m, const mt_config *c, mt_migrating *out)
 {
     *out = *m;
+    out->generation = c->generation;
     if (c->reversed) {
         out->old_t = m->new_t;
         out->new_t = m->old_t;

@@ -8,12 +8,12 @@
 #include "mt.h"
 #include "mt_bugs.h"
 
-/* Partitions this proxy saw switched, sorted (see migrating.c), for the
- * roles given by `reversed`: a cache kept for the other roles is emptied
- * on first use. */
+/* Partitions this proxy saw switched, sorted (see migrating.c), in the
+ * roles' generation `generation`: a cache kept in another generation (the
+ * migration before a swap of roles) is emptied on first use. */
 typedef struct mt_mig_cache {
     mt_mutex *mu;
-    bool reversed;
+    int64_t generation;
     char **switched;
     size_t nswitched, capswitched;
 } mt_mig_cache;
@@ -27,7 +27,8 @@ typedef struct mt_migrating {
     mt_config_service *cfg;
     mt_table *old_t;
     mt_table *new_t;
-    bool reversed; /* old_t and new_t are the given tables swapped */
+    bool reversed;      /* old_t and new_t are the given tables swapped */
+    int64_t generation; /* of the roles (mt_config.generation) */
     mt_mig_cache *cache;
 } mt_migrating;
 

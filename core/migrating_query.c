@@ -339,6 +339,7 @@ static void stream_swap_roles(mig_stream *s)
     s->view.old_t = s->view.new_t;
     s->view.new_t = t;
     s->view.reversed = !s->view.reversed;
+    s->view.generation = s->cfg.generation;
     mt_stream *side = s->old_s;
     s->old_s = s->new_s;
     s->new_s = side;

@@ -467,6 +467,9 @@ typedef struct mt_config {
      * use_new_hide_metadata and use_old_hide_metadata of the swapped roles
      * read and write the same single table). */
     bool reversed;
+    /* How many times the roles were swapped (reversed: odd); 0 for a
+     * service that never swaps them. */
+    int64_t generation;
 } mt_config;
 
 typedef struct mt_config_service mt_config_service;
@@ -508,9 +511,9 @@ mt_config_service *mt_config_local_new(mt_rt *rt, mt_phase initial);
  * subscriber has applied it, like push. */
 mt_status mt_config_local_set(mt_config_service *s, mt_phase phase, int64_t version,
                               bool settled);
-/* The same, also setting which way the two tables' roles point
- * (mt_config.reversed). */
-mt_status mt_config_local_set_roles(mt_config_service *s, mt_phase phase, bool reversed,
+/* The same, also setting the roles' generation (mt_config.generation;
+ * reversed when odd). */
+mt_status mt_config_local_set_roles(mt_config_service *s, mt_phase phase, int64_t generation,
                                     int64_t version, bool settled);
 /* Marks the configuration settled if it is still at version. */
 void mt_config_local_settle(mt_config_service *s, int64_t version);

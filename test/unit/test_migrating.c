@@ -611,7 +611,7 @@ static void test_stream_survives_the_swap(void **state)
             assert_string_equal(color_of(e), "blue");
         mt_entity_free(e);
         if (i == 0) {
-            st = mt_config_local_set_roles(f->cfg, MT_PHASE_USE_OLD_HIDE_METADATA, true, 10, true);
+            st = mt_config_local_set_roles(f->cfg, MT_PHASE_USE_OLD_HIDE_METADATA, 1, 10, true);
             assert_true(mt_is_ok(&st));
             write1(f->mt, MT_OP_MERGE, "p", "c", "green", "*", NULL);
         }
@@ -633,6 +633,36 @@ static void test_stream_survives_the_swap(void **state)
     fx_free(f);
 }
 
+/* What a proxy learnt about switched partitions belongs to one generation
+ * of the roles: there and back again, a partition switched the first time
+ * is not switched the third, even on a proxy that served nothing between. */
+static void test_switched_cache_per_generation(void **state)
+{
+    (void)state;
+    fixture *f = fx_new(MT_PHASE_PREFER_NEW);
+    mt_status st = write1(f->mt, MT_OP_INSERT, "p", "a", "red", NULL, NULL);
+    assert_true(mt_is_ok(&st)); /* switches p, and this proxy remembers it */
+    mt_migrator_stats stats = {0};
+    st = mt_migrate(f->rt, f->cfg, f->old_t, f->new_t, &stats);
+    assert_true(mt_is_ok(&st));
+    st = mt_config_local_set_roles(f->cfg, MT_PHASE_USE_OLD_HIDE_METADATA, 1, 20, true);
+    assert_true(mt_is_ok(&st));
+    st = mt_migrate(f->rt, f->cfg, f->new_t, f->old_t, &stats); /* back */
+    assert_true(mt_is_ok(&st));
+    st = mt_config_local_set_roles(f->cfg, MT_PHASE_USE_OLD_HIDE_METADATA, 2, 40, true);
+    assert_true(mt_is_ok(&st));
+    fx_push(f, MT_PHASE_PREFER_OLD);
+    fx_push(f, MT_PHASE_PREFER_NEW);
+    st = write1(f->mt, MT_OP_INSERT, "p", "b", "blue", NULL, NULL);
+    assert_true(mt_is_ok(&st));
+    assert_int_equal(partition_state(f->old_t, "p"), MT_PARTITION_SWITCHED);
+    mt_entity *e = get(f->mt, "p", "b");
+    assert_non_null(e);
+    assert_string_equal(color_of(e), "blue");
+    mt_entity_free(e);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -647,6 +677,7 @@ int main(void)
         cmocka_unit_test(test_query_shadowing_ignores_filter),
         cmocka_unit_test(test_stream_survives_every_phase),
         cmocka_unit_test(test_stream_survives_the_swap),
+        cmocka_unit_test(test_switched_cache_per_generation),
         cmocka_unit_test(test_round_trips_in_prefer_new),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
