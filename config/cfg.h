@@ -111,17 +111,29 @@ typedef struct cfg_view {
     /* The migration this state belongs to; "" from an authority that
      * predates identities (accepted, but then never mixed with one). */
     char migration_id[CFG_MIGRATION_ID_MAX];
+    /* How many times the roles of the two accounts were swapped (a
+     * migration back, `migrate --reverse`): odd means the new account
+     * plays old and the old account plays new. A swap moves from
+     * use_new_hide_metadata to use_old_hide_metadata of the next
+     * generation, two states that read and write the same one table. */
+    int64_t generation;
 } cfg_view;
+
+/* Where a state stands on the migration's single line: generation * 4 +
+ * phase, so that use_new_hide_metadata of one generation and
+ * use_old_hide_metadata of the next stand at the same place. */
+int64_t cfg_view_position(const cfg_view *v);
 
 /* Whether a proxy that applied `have` may move to `next`, and if not, why
  * (into why, a sentence naming both states). A state only moves forward
  * within one migration: never to a lower version, never to another
- * migration's state, never to the same version with another phase, never
- * more than one phase back. While the proxy holds a lease, never more than
- * one phase forward either (a real authority cannot have completed the
- * step between while this proxy was leased); without one it catches up
- * as a new proxy would. Anything goes before the first state
- * (have->version == 0). */
+ * migration's state, never to the same version with another phase or
+ * generation, never to an earlier generation, never more than one phase
+ * back (positions, cfg_view_position). While the proxy holds a lease,
+ * never more than one phase forward either (a real authority cannot have
+ * completed the step between while this proxy was leased); without one it
+ * catches up as a new proxy would. The swap of roles moves by no phase at
+ * all. Anything goes before the first state (have->version == 0). */
 bool cfg_view_follows(const cfg_view *have, const cfg_view *next, bool leased, char *why,
                       size_t whylen);
 
@@ -218,6 +230,14 @@ mt_status cfg_authority_push(cfg_authority *a, mt_phase phase);
  * from prefer_old: a prefer_old proxy that does not know its phase settled
  * switches no partition (it cannot know that no phase-0 proxy is left). */
 mt_status cfg_authority_push_held(cfg_authority *a, mt_phase phase);
+
+/* The swap of roles, from use_new_hide_metadata: publishes
+ * use_old_hide_metadata of the next generation (the current new account
+ * plays old from now on) and waits as a push does. 409
+ * PhaseTransitionNotAllowed from any other phase. */
+mt_status cfg_authority_push_swap(cfg_authority *a);
+/* The current generation (cfg_view.generation). */
+int64_t cfg_authority_generation(cfg_authority *a);
 
 /* Settles the current version once nothing is pending (the grace period
  * after start is over, no push running): call it now and then, so that a

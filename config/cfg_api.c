@@ -33,6 +33,7 @@ char *cfg_view_json(const cfg_view *v)
     cJSON_AddNumberToObject(doc, "lease_ms", (double)v->lease_ms);
     cJSON_AddBoolToObject(doc, "settled", v->settled);
     cJSON_AddStringToObject(doc, "migration_id", v->migration_id);
+    cJSON_AddNumberToObject(doc, "generation", (double)v->generation);
     return print_and_free(doc);
 }
 
@@ -44,11 +45,13 @@ mt_status cfg_view_parse(const char *text, size_t len, cfg_view *out)
     const cJSON *l = cJSON_GetObjectItemCaseSensitive(doc, "lease_ms");
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(doc, "settled");
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "migration_id");
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(doc, "generation");
     cfg_view got = {0};
     bool ok = cfg_json_int64(v, &got.version) && cJSON_IsString(p) &&
               mt_phase_parse(p->valuestring, &got.phase) && cfg_json_int64(l, &got.lease_ms) &&
               got.lease_ms > 0 &&
-              (!m || (cJSON_IsString(m) && strlen(m->valuestring) < CFG_MIGRATION_ID_MAX));
+              (!m || (cJSON_IsString(m) && strlen(m->valuestring) < CFG_MIGRATION_ID_MAX)) &&
+              (!g || (cfg_json_int64(g, &got.generation) && got.generation >= 0));
     got.settled = cJSON_IsTrue(s);
     if (ok && m)
         memcpy(got.migration_id, m->valuestring, strlen(m->valuestring) + 1);

@@ -64,8 +64,8 @@ static int64_t lease_for(cfg_authority *a, mt_phase p)
 /* ------------------------------------------------------------------------ */
 /* The document.                                                             */
 
-static char *doc_build(const char *id, int64_t version, mt_phase phase, const char *migration,
-                       const cfg_leader_info *leader)
+static char *doc_build(const char *id, int64_t version, mt_phase phase, int64_t generation,
+                       const char *migration, const cfg_leader_info *leader)
 {
     cJSON *doc = cJSON_CreateObject();
     cJSON_AddNumberToObject(doc, "format", DOC_FORMAT);
@@ -79,6 +79,8 @@ static char *doc_build(const char *id, int64_t version, mt_phase phase, const ch
     }
     cJSON_AddNumberToObject(doc, "config_version", (double)version);
     cJSON_AddStringToObject(doc, "phase", mt_phase_name(phase));
+    if (generation > 0)
+        cJSON_AddNumberToObject(doc, "generation", (double)generation);
     cJSON *mig = migration ? cJSON_Parse(migration) : NULL;
     if (mig)
         cJSON_AddItemToObject(doc, "migration", mig);
@@ -89,23 +91,25 @@ static char *doc_build(const char *id, int64_t version, mt_phase phase, const ch
 
 /* id is "" in a document written before migrations had identities. */
 static mt_status doc_parse(const char *text, char id[CFG_MIGRATION_ID_MAX], int64_t *version,
-                           mt_phase *phase, char **migration)
+                           mt_phase *phase, int64_t *generation, char **migration)
 {
     cJSON *doc = cJSON_Parse(text);
     const cJSON *i = cJSON_GetObjectItemCaseSensitive(doc, "migration_id");
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, "config_version");
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(doc, "phase");
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "migration");
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(doc, "generation");
     mt_status st = mt_ok();
-    int64_t n = 0;
+    int64_t n = 0, gen = 0;
     if (!cfg_json_int64(v, &n) || n < 1 || !cJSON_IsString(p) ||
-        !mt_phase_parse(p->valuestring, phase) ||
+        (g && (!cfg_json_int64(g, &gen) || gen < 0)) || !mt_phase_parse(p->valuestring, phase) ||
         (i && (!cJSON_IsString(i) || strlen(i->valuestring) >= CFG_MIGRATION_ID_MAX))) {
         st = mt_error(500, MT_ERR_INTERNAL,
                       "the stored state is not an mtable state document (config_version and "
                       "phase missing or invalid)");
     } else {
         *version = n;
+        *generation = gen;
         snprintf(id, CFG_MIGRATION_ID_MAX, "%s", i ? i->valuestring : "");
         *migration = cJSON_IsObject(m) ? cJSON_PrintUnformatted(m) : NULL;
     }
@@ -134,7 +138,8 @@ void cfg_doc_leader(const char *text, cfg_leader_info *out)
 
 /* Writes (version, phase, migration) over the document this authority last
  * read or wrote, with its leader record. Holds store_mu. */
-mt_status cfg_doc_write(cfg_authority *a, int64_t version, mt_phase phase, const char *migration)
+mt_status cfg_doc_write(cfg_authority *a, int64_t version, mt_phase phase, int64_t generation,
+                        const char *migration)
 {
     /* A replica writes only as the leader its last read or write of the
      * record names: after a reload that showed another leader, its ETag is
@@ -145,8 +150,8 @@ mt_status cfg_doc_write(cfg_authority *a, int64_t version, mt_phase phase, const
         return mt_error(503, MT_ERR_NOT_LEADER,
                         "this authority replica no longer leads (the leader is %s)",
                         a->leader.id[0] ? a->leader.id : "unknown");
-    char *text =
-        doc_build(a->view.migration_id, version, phase, migration, a->ha ? &a->leader : NULL);
+    char *text = doc_build(a->view.migration_id, version, phase, generation, migration,
+                           a->ha ? &a->leader : NULL);
     if (!text)
         return mt_error(500, MT_ERR_INTERNAL, "out of memory");
     char etag[CFG_ETAG_MAX];
@@ -184,13 +189,13 @@ mt_status cfg_doc_reload(cfg_authority *a, cfg_leader_info *leader)
 {
     char *text = NULL, *migration = NULL;
     char etag[CFG_ETAG_MAX], id[CFG_MIGRATION_ID_MAX];
-    int64_t version = 0;
+    int64_t version = 0, generation = 0;
     mt_phase phase = MT_PHASE_USE_OLD_HIDE_METADATA;
     mt_status st = a->store->ops->load(a->store, &text, etag);
     if (mt_is_ok(&st) && !text)
         st = mt_error(500, MT_ERR_INTERNAL, "the stored state disappeared");
     if (mt_is_ok(&st))
-        st = doc_parse(text, id, &version, &phase, &migration);
+        st = doc_parse(text, id, &version, &phase, &generation, &migration);
     cfg_leader_info cur;
     if (mt_is_ok(&st))
         cfg_doc_leader(text, &cur);
@@ -219,13 +224,14 @@ mt_status cfg_doc_reload(cfg_authority *a, cfg_leader_info *leader)
     memcpy(a->view.migration_id, id, sizeof id);
     a->view.version = version;
     a->view.phase = phase;
+    a->view.generation = generation;
     a->view.lease_ms = lease_for(a, phase);
     a->view.settled = false;
     a->rt->ops->cond_broadcast(a->rt, a->changed);
     a->rt->ops->cond_broadcast(a->rt, a->acked);
     a->rt->ops->unlock(a->rt, a->mu);
     if (moved)
-        st = mt_config_local_set(a->local, phase, version, false);
+        st = mt_config_local_set_roles(a->local, phase, generation, version, false);
     return st;
 }
 
@@ -288,16 +294,17 @@ static const lease_rec *mismatched_live(cfg_authority *a, int64_t now)
     return NULL;
 }
 
-/* Publishes (phase, lease_ms) as the next version and waits as a push
- * does; settles it unless hold. Holds push_mu. */
-static mt_status publish(cfg_authority *a, mt_phase phase, int64_t lease_ms, bool hold)
+/* Publishes (phase, generation, lease_ms) as the next version and waits as
+ * a push does; settles it unless hold. Holds push_mu. */
+static mt_status publish(cfg_authority *a, mt_phase phase, int64_t generation, int64_t lease_ms,
+                         bool hold)
 {
     mt_rt *rt = a->rt;
     rt->ops->lock(rt, a->store_mu);
     rt->ops->lock(rt, a->mu);
     int64_t version = a->view.version + 1;
     rt->ops->unlock(rt, a->mu);
-    mt_status st = cfg_doc_write(a, version, phase, a->migration);
+    mt_status st = cfg_doc_write(a, version, phase, generation, a->migration);
     if (st.http == 412) {
         mt_status re = cfg_doc_reload(a, NULL);
         st = mt_is_ok(&re) ? mt_error(409, "PhaseConflict",
@@ -310,6 +317,7 @@ static mt_status publish(cfg_authority *a, mt_phase phase, int64_t lease_ms, boo
         rt->ops->lock(rt, a->mu);
         a->view.version = version;
         a->view.phase = phase;
+        a->view.generation = generation;
         a->view.lease_ms = lease_ms;
         a->view.settled = false;
         a->pushing = true;
@@ -317,7 +325,7 @@ static mt_status publish(cfg_authority *a, mt_phase phase, int64_t lease_ms, boo
         rt->ops->cond_broadcast(rt, a->changed);
         rt->ops->cond_broadcast(rt, a->acked);
         rt->ops->unlock(rt, a->mu);
-        st = mt_config_local_set(a->local, phase, version, false);
+        st = mt_config_local_set_roles(a->local, phase, generation, version, false);
         wait_remote(a, version);
         if (!hold)
             mt_config_local_settle(a->local, version);
@@ -328,7 +336,9 @@ static mt_status publish(cfg_authority *a, mt_phase phase, int64_t lease_ms, boo
     return st;
 }
 
-static mt_status push_as(cfg_authority *a, mt_phase phase, bool hold)
+/* swap: phase must be use_old_hide_metadata, pushed from
+ * use_new_hide_metadata as the next generation. */
+static mt_status push_as(cfg_authority *a, mt_phase phase, bool hold, bool swap)
 {
     mt_rt *rt = a->rt;
     rt->ops->lock(rt, a->mu);
@@ -347,24 +357,42 @@ static mt_status push_as(cfg_authority *a, mt_phase phase, bool hold)
     rt->ops->lock(rt, a->push_mu);
     rt->ops->lock(rt, a->mu);
     mt_phase from = a->view.phase;
+    int64_t generation = a->view.generation;
     bool armed = a->view.lease_ms <= a->lease_ms;
     rt->ops->unlock(rt, a->mu);
-    if (!armed)
-        st = publish(a, from, a->lease_ms, false); /* long leases become short ones first */
+    if (swap && from != MT_PHASE_USE_NEW_HIDE_METADATA && !MT_BUG(SwapBeforeCleanup))
+        st = mt_error(409, "PhaseTransitionNotAllowed",
+                      "the roles of the accounts are swapped only from %s, not from %s",
+                      mt_phase_name(MT_PHASE_USE_NEW_HIDE_METADATA), mt_phase_name(from));
+    if (mt_is_ok(&st) && !armed) /* long leases become short ones first */
+        st = publish(a, from, generation, a->lease_ms, false);
     if (mt_is_ok(&st))
-        st = publish(a, phase, lease_for(a, phase), hold);
+        st = publish(a, phase, swap ? generation + 1 : generation, lease_for(a, phase), hold);
     rt->ops->unlock(rt, a->push_mu);
     return st;
 }
 
 mt_status cfg_authority_push(cfg_authority *a, mt_phase phase)
 {
-    return push_as(a, phase, false);
+    return push_as(a, phase, false, false);
 }
 
 mt_status cfg_authority_push_held(cfg_authority *a, mt_phase phase)
 {
-    return push_as(a, phase, true);
+    return push_as(a, phase, true, false);
+}
+
+mt_status cfg_authority_push_swap(cfg_authority *a)
+{
+    return push_as(a, MT_PHASE_USE_OLD_HIDE_METADATA, false, true);
+}
+
+int64_t cfg_authority_generation(cfg_authority *a)
+{
+    a->rt->ops->lock(a->rt, a->mu);
+    int64_t g = a->view.generation;
+    a->rt->ops->unlock(a->rt, a->mu);
+    return g;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -565,7 +593,7 @@ mt_status cfg_authority_save_migration(cfg_authority *a, const char *json)
     mt_status st = cfg_leader_active(a, now_ms(a)) ? mt_ok() : not_leader(a);
     a->rt->ops->unlock(a->rt, a->mu);
     if (mt_is_ok(&st))
-        st = cfg_doc_write(a, v.version, v.phase, copy);
+        st = cfg_doc_write(a, v.version, v.phase, v.generation, copy);
     if (mt_is_ok(&st)) {
         free(a->migration);
         a->migration = copy;
@@ -653,30 +681,31 @@ static mt_status authority_load(cfg_authority *a, const cfg_authority_opts *opts
     mt_status st = a->store->ops->load(a->store, &text, a->etag);
     if (!mt_is_ok(&st))
         return st;
-    int64_t version = 1;
+    int64_t version = 1, generation = 0;
     mt_phase phase = opts ? opts->initial_phase : MT_PHASE_USE_OLD_HIDE_METADATA;
     a->fresh = text == NULL;
     if (text)
-        st = doc_parse(text, a->view.migration_id, &version, &phase, &a->migration);
+        st = doc_parse(text, a->view.migration_id, &version, &phase, &generation, &a->migration);
     cfg_doc_leader(text, &a->leader);
     if (mt_is_ok(&st) && !a->view.migration_id[0]) {
         if (opts && given(opts->migration_id))
             snprintf(a->view.migration_id, sizeof a->view.migration_id, "%s", opts->migration_id);
         else
             new_migration_id(a->view.migration_id);
-        st = cfg_doc_write(a, version, phase, a->migration);
+        st = cfg_doc_write(a, version, phase, generation, a->migration);
     }
     free(text);
     if (!mt_is_ok(&st))
         return st;
     a->view.version = version;
     a->view.phase = phase;
+    a->view.generation = generation;
     a->view.settled = false;
     a->view.lease_ms = lease_for(a, phase);
     /* Leases granted before this start: long ones only in a rest phase
      * (leaving one waited for all of them). */
     a->grace_ms = a->view.lease_ms;
-    st = mt_config_local_set(a->local, phase, version, false);
+    st = mt_config_local_set_roles(a->local, phase, generation, version, false);
     if (mt_is_ok(&st))
         st = cfg_leader_start(a, now_ms(a));
     return st;

@@ -76,7 +76,8 @@ struct cfg_authority {
 };
 
 /* The document (cfg_authority.c). Both hold store_mu. */
-mt_status cfg_doc_write(cfg_authority *a, int64_t version, mt_phase phase, const char *migration);
+mt_status cfg_doc_write(cfg_authority *a, int64_t version, mt_phase phase, int64_t generation,
+                        const char *migration);
 /* Reads the document and publishes what it says; *leader (may be NULL)
  * receives its leader record. */
 mt_status cfg_doc_reload(cfg_authority *a, cfg_leader_info *leader);

@@ -226,7 +226,7 @@ static void apply(cfg_client *c, const cfg_view *v, loop_state *ls)
         renew(c, ls);
     }
     int64_t t0 = now_ms(c);
-    mt_config_local_set(c->local, v->phase, v->version, v->settled);
+    mt_config_local_set_roles(c->local, v->phase, v->generation, v->version, v->settled);
     rt->ops->lock(rt, c->mu);
     c->applied = *v;
     c->refused[0] = '\0';
@@ -239,8 +239,8 @@ static void apply(cfg_client *c, const cfg_view *v, loop_state *ls)
         c->lease_until = t0 + v->lease_ms;
     rt->ops->unlock(rt, c->mu);
     ls->must_ack = true;
-    say(c, CFG_LOG_INFO, "applied configuration version %lld: phase %s (migration %s)",
-        (long long)v->version, mt_phase_name(v->phase),
+    say(c, CFG_LOG_INFO, "applied configuration version %lld: phase %s%s (migration %s)",
+        (long long)v->version, mt_phase_name(v->phase), v->generation % 2 ? " reversed" : "",
         v->migration_id[0] ? v->migration_id : "(unnamed)");
 }
 

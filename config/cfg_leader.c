@@ -83,11 +83,12 @@ static mt_status write_record(cfg_authority *a, const cfg_leader_info *rec, int6
     a->rt->ops->lock(a->rt, a->mu);
     int64_t version = a->view.version;
     mt_phase phase = a->view.phase;
+    int64_t generation = a->view.generation;
     a->rt->ops->unlock(a->rt, a->mu);
     cfg_leader_info before = a->leader;
     a->leader = *rec;
     *sent = now_of(a);
-    mt_status st = cfg_doc_write(a, version, phase, a->migration);
+    mt_status st = cfg_doc_write(a, version, phase, generation, a->migration);
     if (!mt_is_ok(&st))
         a->leader = before;
     return st;

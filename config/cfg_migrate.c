@@ -374,9 +374,11 @@ typedef struct all_tables {
     size_t n;
 } all_tables;
 
-/* The named tables, opened by the environment. */
+/* The named tables, opened by the environment, in the roles the
+ * configuration gives them now (swapped in a migration back). */
 static mt_status tables_named(cfg_migrate *m, char *const *names, size_t n, all_tables *a)
 {
+    bool reversed = current_config(m).reversed;
     *a = (all_tables){.n = n};
     a->pairs = calloc(n + 1, sizeof *a->pairs);
     a->names = calloc(n + 1, sizeof *a->names);
@@ -388,6 +390,8 @@ static mt_status tables_named(cfg_migrate *m, char *const *names, size_t n, all_
         *a = (all_tables){0};
         return mt_error(500, MT_ERR_INTERNAL, "out of memory");
     }
+    for (size_t i = 0; reversed && i < n; i++)
+        a->pairs[i] = (mt_table_pair){.old_t = a->pairs[i].new_t, .new_t = a->pairs[i].old_t};
     return mt_ok();
 }
 
@@ -623,10 +627,32 @@ static void reset_for_new_migration(cfg_migrate *m)
     unlock(m);
 }
 
+/* The first push of a migration back: the roles swap where both ways read
+ * and write the same single table. */
+static mt_status swap_roles(cfg_migrate *m)
+{
+    if (!m->auth)
+        return mt_error(409, "NotAuthority", "only the authority swaps the roles");
+    set_state(m, CFG_MIG_PUSHING);
+    mig_log(m, CFG_LOG_INFO,
+            "migration back: pushing use_old_hide_metadata with the roles swapped (the new "
+            "account plays old)");
+    mt_status st = cfg_authority_push_swap(m->auth);
+    if (mt_is_ok(&st))
+        mig_log(m, CFG_LOG_INFO, "migration back: roles swapped on every proxy (generation %lld)",
+                (long long)cfg_authority_generation(m->auth));
+    return st;
+}
+
 /* From the current phase up to `last`: pushes one step at a time, the copy
  * and its verify in prefer_new, the cleanup and its verify at the end. */
-static mt_status run(cfg_migrate *m, bool stop_early, mt_phase until)
+static mt_status run(cfg_migrate *m, bool stop_early, mt_phase until, bool swap)
 {
+    if (swap) {
+        mt_status sw = swap_roles(m);
+        if (!mt_is_ok(&sw))
+            return sw;
+    }
     mt_phase last = stop_early ? until : MT_PHASE_USE_NEW_HIDE_METADATA;
     mt_phase phase = current_config(m).phase;
     if (phase == MT_PHASE_USE_OLD_HIDE_METADATA)
@@ -692,6 +718,7 @@ typedef struct run_args {
     cfg_migrate *m;
     bool stop_early;
     mt_phase until;
+    bool swap; /* a migration back: swap the roles first */
 } run_args;
 
 static void *migrate_thread(void *arg)
@@ -699,7 +726,7 @@ static void *migrate_thread(void *arg)
     run_args *ra = arg;
     cfg_migrate *m = ra->m;
     m->rt->ops->lock(m->rt, m->push_mu);
-    mt_status st = run(m, ra->stop_early, ra->until);
+    mt_status st = run(m, ra->stop_early, ra->until, ra->swap);
     m->rt->ops->unlock(m->rt, m->push_mu);
     finish(m, &st, ra->stop_early, ra->until);
     free(ra);
@@ -719,7 +746,7 @@ void cfg_migrate_join(cfg_migrate *m)
 /* Starts the run; choice (may be NULL: the saved one) is what its cleanup
  * makes of old, set under the same lock that marks it running. */
 static mt_status start_run(cfg_migrate *m, bool stop_early, mt_phase until,
-                           const mt_old_after *choice)
+                           const mt_old_after *choice, bool swap)
 {
     lock(m);
     bool running = m->mig_running;
@@ -730,7 +757,7 @@ static mt_status start_run(cfg_migrate *m, bool stop_early, mt_phase until,
     run_args *ra = malloc(sizeof *ra);
     if (!ra)
         return mt_error(500, MT_ERR_INTERNAL, "out of memory");
-    *ra = (run_args){.m = m, .stop_early = stop_early, .until = until};
+    *ra = (run_args){.m = m, .stop_early = stop_early, .until = until, .swap = swap};
     lock(m);
     if (m->mig_running) { /* another start won meanwhile */
         unlock(m);
@@ -762,12 +789,95 @@ static mt_status start_run(cfg_migrate *m, bool stop_early, mt_phase until,
 
 mt_status cfg_migrate_start(cfg_migrate *m, bool stop_early, mt_phase until)
 {
-    return start_run(m, stop_early, until, NULL);
+    return start_run(m, stop_early, until, NULL, false);
 }
 
 mt_status cfg_migrate_begin(cfg_migrate *m, bool stop_early, mt_phase until, mt_old_after old_after)
 {
-    return start_run(m, stop_early, until, &old_after);
+    return start_run(m, stop_early, until, &old_after, false);
+}
+
+/* Whether table t holds any row; a 404 (no such table) sets *missing
+ * instead. */
+static mt_status target_rows(mt_table *t, bool *rows, bool *missing)
+{
+    *rows = *missing = false;
+    mt_stream *s = NULL;
+    mt_status st = t->ops->query_stream(t, NULL, NULL, &s);
+    mt_entity *e = NULL;
+    if (mt_is_ok(&st))
+        st = s->ops->next(s, &e);
+    if (s)
+        s->ops->close(s);
+    *rows = e != NULL;
+    mt_entity_free(e);
+    if (st.http == 404) {
+        *missing = true;
+        st = mt_ok();
+    }
+    return st;
+}
+
+/* The account that plays old now is the target of a migration back: no
+ * table of it may hold rows (a row there would reappear in the merged view
+ * or block the copy), and a table it lacks is created. */
+static mt_status prepare_target(cfg_migrate *m)
+{
+    size_t n = 0;
+    mt_status st = mt_ok();
+    char **names = m->env.list_tables(m->env.ctx, &n, &st);
+    if (!names)
+        return mt_is_ok(&st) ? mt_error(500, MT_ERR_INTERNAL, "out of memory") : st;
+    all_tables a = {0};
+    st = tables_named(m, names, n, &a);
+    size_t nmissing = 0;
+    for (size_t i = 0; mt_is_ok(&st) && i < a.n; i++) {
+        bool rows, missing;
+        st = target_rows(a.pairs[i].old_t, &rows, &missing);
+        if (mt_is_ok(&st) && rows)
+            st = mt_error(409, "ReverseTargetNotEmpty",
+                          "Table %s still holds rows in the account to migrate back into (the "
+                          "rollback copy that --old-after keep leaves, or rows written there "
+                          "since). No proxy reads that account now: delete or empty its tables "
+                          "there, then run mtablectl migrate --reverse again.",
+                          a.names[i]);
+        if (mt_is_ok(&st) && missing && !m->env.create_table)
+            st = mt_error(409, "ReverseTargetNotEmpty",
+                          "Table %s is missing in the account to migrate back into.", a.names[i]);
+        if (mt_is_ok(&st) && missing) {
+            st = m->env.create_table(m->env.ctx, a.names[i]);
+            nmissing++;
+        }
+    }
+    if (a.handle)
+        tables_put(m, &a);
+    cfg_names_free(names, n);
+    if (mt_is_ok(&st) && nmissing)
+        mig_log(m, CFG_LOG_INFO, "migration back: %zu tables created in the target account",
+                nmissing);
+    return st;
+}
+
+mt_status cfg_migrate_reverse(cfg_migrate *m, mt_old_after old_after)
+{
+    mt_config c = current_config(m);
+    lock(m);
+    cfg_migration_state state = m->mig_state;
+    bool running = m->mig_running;
+    unlock(m);
+    if (running)
+        return mt_error(409, "MigrationRunning", "A migration is already running.");
+    if (c.phase != MT_PHASE_USE_NEW_HIDE_METADATA || state != CFG_MIG_DONE)
+        return mt_error(409, "MigrationNotDone",
+                        "A migration back starts from a finished migration (phase "
+                        "use_new_hide_metadata, migration done); the fleet is in %s and the "
+                        "migration is %s. Finish it first (mtablectl migrate or resume); before "
+                        "prefer_new, mtablectl abort goes back instead.",
+                        mt_phase_name(c.phase), cfg_migration_state_name(state));
+    mt_status st = prepare_target(m);
+    if (!mt_is_ok(&st))
+        return st;
+    return start_run(m, false, MT_PHASE_USE_NEW_HIDE_METADATA, &old_after, true);
 }
 
 mt_status cfg_migrate_pause(cfg_migrate *m)

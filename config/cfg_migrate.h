@@ -55,9 +55,14 @@ typedef struct cfg_migrate_env {
     /* Every change of the state or the counters, outside the run's locks;
      * must be quick; may be NULL. */
     void (*progress)(void *ctx, cfg_migration_state s, const mt_migrator_stats *stats);
-    /* Deletes the old account's table `name` (--old-after delete); 404
+    /* Deletes table `name` of the account that plays old now (the new
+     * account in a migration back) for --old-after delete; 404
      * TableNotFound when it is gone already. NULL: deleting is refused. */
     mt_status (*delete_old_table)(void *ctx, const char *name);
+    /* Creates table `name` in both accounts where it is missing (a
+     * migration back into an account whose tables --old-after delete
+     * removed); ok when it exists. NULL: the tables must exist. */
+    mt_status (*create_table)(void *ctx, const char *name);
     void *ctx;
     int copy_parallel; /* partitions copied at once (mt_migrator_hooks) */
     int copy_rate;     /* rows a second, 0: unlimited */
@@ -87,6 +92,15 @@ mt_status cfg_migrate_start(cfg_migrate *m, bool stop_early, mt_phase until);
  * (saved with the state, so a resume keeps it). */
 mt_status cfg_migrate_begin(cfg_migrate *m, bool stop_early, mt_phase until,
                             mt_old_after old_after);
+/* The operator's migration back, from a finished migration (phase
+ * use_new_hide_metadata, run done): checks that the account that plays
+ * old now holds no table with rows (409 ReverseTargetNotEmpty naming it:
+ * --old-after keep left the rollback copy there, which must go first) and
+ * creates its missing tables, then starts a run whose first push swaps the
+ * roles (cfg_authority_push_swap) and which then migrates as any run does,
+ * into the account that played old. 409 MigrationNotDone before the
+ * migration is done, MigrationRunning while a run runs. */
+mt_status cfg_migrate_reverse(cfg_migrate *m, mt_old_after old_after);
 /* Asks the running run to pause at its next checkpoint; 409
  * MigrationNotRunning when none runs. */
 mt_status cfg_migrate_pause(cfg_migrate *m);

@@ -13,6 +13,14 @@
  * (a proxy that lost its lease while the fleet moved on catches up like a
  * new one: it serves nothing meanwhile). A refused state leaves the proxy
  * on its current phase until its lease runs out; then it fails closed.
+ *
+ * A migration back keeps the identity: the authority swaps the roles of
+ * the two accounts in one push, from use_new_hide_metadata to
+ * use_old_hide_metadata of the next generation. Both states read and write
+ * the same single table and hide the protocol's metadata, so the swap is a
+ * step of no phase on the line generation * 4 + phase, which the rules
+ * above measure; a swap from anywhere else is a jump on that line, refused
+ * like any other.
  */
 #include "cfg.h"
 #include "mt_bugs.h"
@@ -23,8 +31,14 @@
 
 static void describe(const cfg_view *v, char *out, size_t cap)
 {
-    snprintf(out, cap, "version %lld, %s, migration %s", (long long)v->version,
-             mt_phase_name(v->phase), v->migration_id[0] ? v->migration_id : "(unnamed)");
+    snprintf(out, cap, "version %lld, %s%s, migration %s", (long long)v->version,
+             mt_phase_name(v->phase), v->generation % 2 ? " reversed" : "",
+             v->migration_id[0] ? v->migration_id : "(unnamed)");
+}
+
+int64_t cfg_view_position(const cfg_view *v)
+{
+    return v->generation * 4 + (int64_t)v->phase;
 }
 
 static bool refuse(const cfg_view *have, const cfg_view *next, const char *reason, char *why,
@@ -52,9 +66,12 @@ bool cfg_view_follows(const cfg_view *have, const cfg_view *next, bool leased, c
         if (!MT_BUG(ClientTakesLowerVersion))
             return refuse(have, next, "its version is lower than the one applied", why, whylen);
     }
-    if (next->version == have->version && next->phase != have->phase)
+    if (next->version == have->version &&
+        (next->phase != have->phase || next->generation != have->generation))
         return refuse(have, next, "same version, another phase", why, whylen);
-    int step = (int)next->phase - (int)have->phase;
+    if (next->generation < have->generation)
+        return refuse(have, next, "its roles were swapped back", why, whylen);
+    int64_t step = cfg_view_position(next) - cfg_view_position(have);
     if (step < -1)
         return refuse(have, next, "it is more than one phase back", why, whylen);
     if (step > 1 && leased)

@@ -102,16 +102,21 @@ static bool fixed_pending(local_svc *s, int64_t epoch)
 /* Moves to (phase, version) and waits for every subscriber of the time;
  * settled says whether that also settles it (a purely local service) or a
  * caller will (mt_config_local_settle) once remote clients answered;
- * version -1 means the next one. The
+ * version -1 means the next one; generation -1 keeps the roles. The
  * epoch is a private counter, so a version set from outside (it may even
  * go back when an authority lost its memory store) never confuses it. */
-static mt_status local_move(local_svc *s, mt_phase phase, int64_t version, bool settle)
+static mt_status local_move(local_svc *s, mt_phase phase, int64_t generation, int64_t version,
+                            bool settle)
 {
     mt_rt *rt = s->rt;
 
     rt->ops->lock(rt, s->push_mu);
     rt->ops->lock(rt, s->mu);
     s->cur.phase = phase;
+    if (generation >= 0) {
+        s->cur.generation = generation;
+        s->cur.reversed = generation % 2 != 0;
+    }
     s->cur.version = version < 0 ? s->cur.version + 1 : version;
     s->cur.settled = false;
     int64_t epoch = ++s->epoch;
@@ -142,7 +147,7 @@ static mt_status local_move(local_svc *s, mt_phase phase, int64_t version, bool 
 
 static mt_status local_push(mt_config_service *base, mt_phase phase)
 {
-    return local_move((local_svc *)base, phase, -1, true);
+    return local_move((local_svc *)base, phase, -1, -1, true);
 }
 
 static void local_destroy(mt_config_service *base)
@@ -166,7 +171,13 @@ static const mt_config_ops local_ops;
 mt_status mt_config_local_set(mt_config_service *base, mt_phase phase, int64_t version,
                               bool settled)
 {
-    return local_move((local_svc *)base, phase, version, settled);
+    return local_move((local_svc *)base, phase, -1, version, settled);
+}
+
+mt_status mt_config_local_set_roles(mt_config_service *base, mt_phase phase, int64_t generation,
+                                    int64_t version, bool settled)
+{
+    return local_move((local_svc *)base, phase, generation < 0 ? 0 : generation, version, settled);
 }
 
 void mt_config_local_settle(mt_config_service *base, int64_t version)

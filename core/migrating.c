@@ -460,14 +460,27 @@ static mt_status attempt_on_new(mt_migrating *m, mt_phase phase, const mt_op *op
  * full it starts over, which costs reads, never correctness. */
 #define MIG_SWITCHED_CACHE_MAX 65536
 
+/* The cache for m's roles, its lock held: one kept for the other roles
+ * (before a migration back began) is forgotten. */
+static mt_mig_cache *cache_lock(mt_migrating *m)
+{
+    mt_mig_cache *k = m->cache;
+    m->rt->ops->lock(m->rt, k->mu);
+    if (k->generation != m->generation) {
+        mt_mig_forget_switched(k);
+        k->generation = m->generation;
+    }
+    return k;
+}
+
 bool mt_mig_switched_known(mt_migrating *m, const char *pk)
 {
-    m->rt->ops->lock(m->rt, m->cache_mu);
+    mt_mig_cache *k = cache_lock(m);
     bool hit = false;
-    size_t lo = 0, hi = m->nswitched;
+    size_t lo = 0, hi = k->nswitched;
     while (lo < hi && !hit) {
         size_t mid = (lo + hi) / 2;
-        int c = strcmp(m->switched[mid], pk);
+        int c = strcmp(k->switched[mid], pk);
         if (c == 0)
             hit = true;
         else if (c < 0)
@@ -475,7 +488,7 @@ bool mt_mig_switched_known(mt_migrating *m, const char *pk)
         else
             hi = mid;
     }
-    m->rt->ops->unlock(m->rt, m->cache_mu);
+    m->rt->ops->unlock(m->rt, k->mu);
     return hit;
 }
 
@@ -484,44 +497,54 @@ static void switched_remember(mt_migrating *m, const char *pk)
     char *copy = strdup(pk);
     if (!copy)
         return;
-    m->rt->ops->lock(m->rt, m->cache_mu);
-    if (m->nswitched == MIG_SWITCHED_CACHE_MAX)
-        mt_mig_forget_switched(m);
-    size_t lo = 0, hi = m->nswitched;
+    mt_mig_cache *k = cache_lock(m);
+    if (k->nswitched == MIG_SWITCHED_CACHE_MAX)
+        mt_mig_forget_switched(k);
+    size_t lo = 0, hi = k->nswitched;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (strcmp(m->switched[mid], pk) < 0)
+        if (strcmp(k->switched[mid], pk) < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
-    if (lo < m->nswitched && strcmp(m->switched[lo], pk) == 0) {
+    if (lo < k->nswitched && strcmp(k->switched[lo], pk) == 0) {
         free(copy);
     } else {
-        if (m->nswitched == m->capswitched) {
-            size_t cap = m->capswitched ? m->capswitched * 2 : 64;
-            char **v = realloc(m->switched, cap * sizeof *v);
+        if (k->nswitched == k->capswitched) {
+            size_t cap = k->capswitched ? k->capswitched * 2 : 64;
+            char **v = realloc(k->switched, cap * sizeof *v);
             if (!v) {
                 free(copy);
-                m->rt->ops->unlock(m->rt, m->cache_mu);
+                m->rt->ops->unlock(m->rt, k->mu);
                 return;
             }
-            m->switched = v;
-            m->capswitched = cap;
+            k->switched = v;
+            k->capswitched = cap;
         }
-        memmove(m->switched + lo + 1, m->switched + lo,
-                (m->nswitched - lo) * sizeof *m->switched);
-        m->switched[lo] = copy;
-        m->nswitched++;
+        memmove(k->switched + lo + 1, k->switched + lo, (k->nswitched - lo) * sizeof *k->switched);
+        k->switched[lo] = copy;
+        k->nswitched++;
     }
-    m->rt->ops->unlock(m->rt, m->cache_mu);
+    m->rt->ops->unlock(m->rt, k->mu);
 }
 
-void mt_mig_forget_switched(mt_migrating *m)
+void mt_mig_forget_switched(mt_mig_cache *k)
 {
-    for (size_t i = 0; i < m->nswitched; i++)
-        free(m->switched[i]);
-    m->nswitched = 0;
+    for (size_t i = 0; i < k->nswitched; i++)
+        free(k->switched[i]);
+    k->nswitched = 0;
+}
+
+void mt_mig_oriented(const mt_migrating *m, const mt_config *c, mt_migrating *out)
+{
+    *out = *m;
+    out->generation = c->generation;
+    if (c->reversed) {
+        out->old_t = m->new_t;
+        out->new_t = m->old_t;
+        out->reversed = true;
+    }
 }
 
 static mt_status ensure_switched_cached(mt_migrating *m, const char *pk)
@@ -605,15 +628,16 @@ static mt_status validate_client_batch(const mt_op *ops, size_t n)
 static mt_status mig_execute_batch(mt_table *t, const mt_op *ops, size_t n,
                                    mt_op_result *results)
 {
-    mt_migrating *m = (mt_migrating *)t;
+    mt_migrating *given = (mt_migrating *)t, view, *m = &view;
     mt_status st = validate_client_batch(ops, n);
     if (!mt_is_ok(&st))
         return st;
 
     mt_config c;
-    mt_subscription *sub = m->cfg->ops->subscribe(m->cfg, NULL, &c);
+    mt_subscription *sub = given->cfg->ops->subscribe(given->cfg, NULL, &c);
     if (!sub)
         return mt_oom();
+    mt_mig_oriented(given, &c, &view);
     bool switched = true;
     if (c.phase == MT_PHASE_USE_OLD_HIDE_METADATA) {
         st = mt_table_batch(m->old_t, ops, n, results);
@@ -630,9 +654,10 @@ static mt_status mig_execute_batch(mt_table *t, const mt_op *ops, size_t n,
 static void mig_destroy(mt_table *t)
 {
     mt_migrating *m = (mt_migrating *)t;
-    mt_mig_forget_switched(m);
-    free(m->switched);
-    m->rt->ops->mutex_free(m->rt, m->cache_mu);
+    mt_mig_forget_switched(m->cache);
+    free(m->cache->switched);
+    m->rt->ops->mutex_free(m->rt, m->cache->mu);
+    free(m->cache);
     free(m);
 }
 
@@ -655,8 +680,11 @@ mt_table *mt_migrating_new(mt_rt *rt, mt_config_service *cfg, mt_table *old_t,
     m->cfg = cfg;
     m->old_t = old_t;
     m->new_t = new_t;
-    m->cache_mu = rt->ops->mutex_new(rt);
-    if (!m->cache_mu) {
+    m->cache = calloc(1, sizeof *m->cache);
+    if (m->cache)
+        m->cache->mu = rt->ops->mutex_new(rt);
+    if (!m->cache || !m->cache->mu) {
+        free(m->cache);
         free(m);
         return NULL;
     }

@@ -8,20 +8,36 @@
 #include "mt.h"
 #include "mt_bugs.h"
 
+/* Partitions this proxy saw switched, sorted (see migrating.c), in the
+ * roles' generation `generation`: a cache kept in another generation (the
+ * migration before a swap of roles) is emptied on first use. */
+typedef struct mt_mig_cache {
+    mt_mutex *mu;
+    int64_t generation;
+    char **switched;
+    size_t nswitched, capswitched;
+} mt_mig_cache;
+
+/* The table, and the same seen by one operation: every operation works on
+ * a copy whose old_t and new_t are the tables in the roles its
+ * configuration gives them (mt_mig_oriented). */
 typedef struct mt_migrating {
     mt_table base;
     mt_rt *rt;
     mt_config_service *cfg;
     mt_table *old_t;
     mt_table *new_t;
-    /* Partitions this proxy saw switched, sorted (see migrating.c). */
-    mt_mutex *cache_mu;
-    char **switched;
-    size_t nswitched, capswitched;
+    bool reversed;      /* old_t and new_t are the given tables swapped */
+    int64_t generation; /* of the roles (mt_config.generation) */
+    mt_mig_cache *cache;
 } mt_migrating;
 
+/* The table as an operation under configuration c sees it (a copy: only
+ * the cache is shared). */
+void mt_mig_oriented(const mt_migrating *m, const mt_config *c, mt_migrating *out);
+
 /* Empties the switched-partition cache (its lock held, or no sharing). */
-void mt_mig_forget_switched(mt_migrating *m);
+void mt_mig_forget_switched(mt_mig_cache *cache);
 
 /* True when this proxy already knows pk is switched (read paths may use it
  * to skip the meta row). */

@@ -125,11 +125,12 @@ static mt_status query_merged(mt_migrating *m, const char *pk, const mt_filter *
 mt_status mt_mig_query_atomic(mt_table *t, const char *pk, const mt_filter *f,
                               mt_entity_list *out)
 {
-    mt_migrating *m = (mt_migrating *)t;
+    mt_migrating *given = (mt_migrating *)t, view, *m = &view;
     mt_config c;
-    mt_subscription *sub = m->cfg->ops->subscribe(m->cfg, NULL, &c);
+    mt_subscription *sub = given->cfg->ops->subscribe(given->cfg, NULL, &c);
     if (!sub)
         return mt_oom();
+    mt_mig_oriented(given, &c, &view);
     mt_entity_list rows = {0};
     mt_status st;
     if (c.phase == MT_PHASE_USE_OLD_HIDE_METADATA)
@@ -194,7 +195,7 @@ static mt_status retrieve_merged(mt_migrating *m, const char *pk, const char *rk
 
 mt_status mt_mig_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity **out)
 {
-    mt_migrating *m = (mt_migrating *)t;
+    mt_migrating *given = (mt_migrating *)t, view, *m = &view;
     *out = NULL;
     /* A key no write accepts names no row: answered here, so that the
      * answer never depends on how a backend takes such a key (Azurite
@@ -203,9 +204,10 @@ mt_status mt_mig_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity
         mt_key_check("RowKey", rk).http)
         return mt_error(404, MT_ERR_NOT_FOUND, "The specified resource does not exist.");
     mt_config c;
-    mt_subscription *sub = m->cfg->ops->subscribe(m->cfg, NULL, &c);
+    mt_subscription *sub = given->cfg->ops->subscribe(given->cfg, NULL, &c);
     if (!sub)
         return mt_oom();
+    mt_mig_oriented(given, &c, &view);
     mt_entity_list rows = {0};
     mt_entity *one = NULL;
     mt_status st;
@@ -241,7 +243,8 @@ mt_status mt_mig_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity
 
 typedef struct mig_stream {
     mt_stream base;
-    mt_migrating *m;
+    mt_migrating *m;   /* &view */
+    mt_migrating view; /* the table in the roles of `applied` */
     mt_mutex *lock;
     mt_subscription *sub;
     mt_config cfg;     /* the latest configuration */
@@ -327,8 +330,36 @@ static bool continuation_key(const mig_stream *s, mt_key *k)
  * eagerly, so a push completes only once the stream has moved; next() and
  * continuation() do it too, which is what makes remembering the new
  * configuration matter. */
+/* Moves the stream to the other roles, where it reads the same single
+ * table: use_new_hide_metadata of one way is use_old_hide_metadata of the
+ * other. A configuration never swaps the roles anywhere else. */
+static void stream_swap_roles(mig_stream *s)
+{
+    mt_table *t = s->view.old_t;
+    s->view.old_t = s->view.new_t;
+    s->view.new_t = t;
+    s->view.reversed = !s->view.reversed;
+    s->view.generation = s->cfg.generation;
+    mt_stream *side = s->old_s;
+    s->old_s = s->new_s;
+    s->new_s = side;
+    mt_entity *head = s->old_next;
+    s->old_next = s->new_next;
+    s->new_next = head;
+    if (s->applied == MT_PHASE_USE_NEW_HIDE_METADATA)
+        s->applied = MT_PHASE_USE_OLD_HIDE_METADATA;
+    else if (s->applied == MT_PHASE_USE_OLD_HIDE_METADATA)
+        s->applied = MT_PHASE_USE_NEW_HIDE_METADATA;
+    else if (mt_is_ok(&s->failed))
+        s->failed = mt_error(503, MT_ERR_SERVER_BUSY,
+                             "the tables' roles were swapped in phase %s; query again",
+                             mt_phase_name(s->applied));
+}
+
 static void stream_catch_up(mig_stream *s)
 {
+    if (s->cfg.reversed != s->view.reversed)
+        stream_swap_roles(s);
     mt_phase from = s->applied, to = s->cfg.phase;
     if (from == to)
         return;
@@ -458,6 +489,8 @@ static mt_status stream_start(mig_stream *s, const mt_key *start)
     s->sub = m->cfg->ops->subscribe(m->cfg, &me, &s->cfg);
     if (!s->sub)
         return mt_oom();
+    mt_migrating given = s->view;
+    mt_mig_oriented(&given, &s->cfg, &s->view);
     s->applied = s->cfg.phase;
     mt_status st = mt_ok();
     if (s->cfg.phase < MT_PHASE_USE_NEW_WITH_TOMBSTONES)
@@ -478,7 +511,8 @@ mt_status mt_mig_query_stream(mt_table *t, const mt_filter *f, const mt_key *sta
     if (!s)
         return mt_oom();
     s->base.ops = &mig_stream_ops;
-    s->m = m;
+    s->view = *m;
+    s->m = &s->view;
     s->failed = mt_ok();
     s->filter = f ? mt_filter_clone(f) : NULL;
     s->keys = mt_filter_key_part(f);

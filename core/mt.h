@@ -471,6 +471,14 @@ typedef struct mt_config {
     int64_t version;
     /* Every client has applied this phase (none is in an earlier one). */
     bool settled;
+    /* The two tables play swapped roles: the table given as new plays old
+     * and the one given as old plays new (a migration back, started where
+     * use_new_hide_metadata and use_old_hide_metadata of the swapped roles
+     * read and write the same single table). */
+    bool reversed;
+    /* How many times the roles were swapped (reversed: odd); 0 for a
+     * service that never swaps them. */
+    int64_t generation;
 } mt_config;
 
 typedef struct mt_config_service mt_config_service;
@@ -512,6 +520,10 @@ mt_config_service *mt_config_local_new(mt_rt *rt, mt_phase initial);
  * subscriber has applied it, like push. */
 mt_status mt_config_local_set(mt_config_service *s, mt_phase phase, int64_t version,
                               bool settled);
+/* The same, also setting the roles' generation (mt_config.generation;
+ * reversed when odd). */
+mt_status mt_config_local_set_roles(mt_config_service *s, mt_phase phase, int64_t generation,
+                                    int64_t version, bool settled);
 /* Marks the configuration settled if it is still at version. */
 void mt_config_local_settle(mt_config_service *s, int64_t version);
 

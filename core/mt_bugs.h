@@ -36,7 +36,8 @@
     X(WriteAfterLosingLead, "failover")                                                            \
     X(TakeOverWithoutGrace, "failover")                                                            \
     X(ResumeFromScratch, "failover")                                                               \
-    X(ClientTakesLowerVersion, "leases")
+    X(ClientTakesLowerVersion, "leases")                                                           \
+    X(SwapBeforeCleanup, "reverse")
 
 #define MT_BUG_ENUM_(name, scenario) MT_BUG_##name,
 typedef enum mt_bug { MT_BUG_NONE = 0, MT_BUG_LIST(MT_BUG_ENUM_) MT_BUG_COUNT } mt_bug;

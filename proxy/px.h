@@ -145,11 +145,12 @@ void px_registry_free(px_registry *r);
 
 /* 201 or 409 TableAlreadyExists; 400 OutOfRangeInput on a bad name. */
 mt_status px_table_create(px_registry *r, const char *name);
-/* Deletes application table name from the old account only (the cleanup's
- * --old-after delete); the registry keeps it, its data being in new. 404
+/* Deletes application table name from one account only, side 0 (old) or
+ * 1 (new): the one playing old, for the cleanup's --old-after delete; the
+ * registry keeps it, its data being in the other. 404
  * TableNotFound when the old account has no such table; 400 when the old
  * side is embedded memory. */
-mt_status px_table_delete_old(px_registry *r, const char *name);
+mt_status px_table_delete_old(px_registry *r, const char *name, int side);
 /* 404 TableNotFound. */
 mt_status px_table_delete(px_registry *r, const char *name);
 /* A reference to the table (NULL and 404 TableNotFound when absent); the

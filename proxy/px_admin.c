@@ -235,6 +235,7 @@ static void status_reply(px_app *app, px_resp *r)
     mt_config c = px_app_config(app);
     cJSON *doc = cJSON_CreateObject();
     cJSON_AddStringToObject(doc, "phase", mt_phase_name(c.phase));
+    cJSON_AddStringToObject(doc, "direction", c.reversed ? "reverse" : "forward");
     cJSON_AddNumberToObject(doc, "config_version", (double)c.version);
     cJSON_AddBoolToObject(doc, "settled", c.settled);
     cfg_leader_info l = {0};
@@ -277,12 +278,13 @@ static void status_reply(px_app *app, px_resp *r)
 /* ------------------------------------------------------------------------ */
 /* The migrator and verify.                                                  */
 
-/* Optional {"until": PHASE, "old_after": "empty"|"keep"|"delete"}; false
- * (and a 400 in r) when the body is bad. */
+/* Optional {"until": PHASE, "old_after": "empty"|"keep"|"delete",
+ * "reverse": BOOL}; false (and a 400 in r) when the body is bad. */
 static bool parse_until(const char *body, size_t len, bool *stop, mt_phase *until,
-                        mt_old_after *old_after, px_resp *r)
+                        mt_old_after *old_after, bool *reverse, px_resp *r)
 {
     *stop = false;
+    *reverse = false;
     *until = MT_PHASE_USE_NEW_HIDE_METADATA;
     *old_after = MT_OLD_AFTER_EMPTY;
     if (len == 0)
@@ -290,15 +292,18 @@ static bool parse_until(const char *body, size_t len, bool *stop, mt_phase *unti
     cJSON *doc = cJSON_ParseWithLength(body, len);
     const cJSON *u = doc ? cJSON_GetObjectItemCaseSensitive(doc, "until") : NULL;
     const cJSON *o = doc ? cJSON_GetObjectItemCaseSensitive(doc, "old_after") : NULL;
-    bool ok = cJSON_IsObject(doc) &&
+    const cJSON *b = doc ? cJSON_GetObjectItemCaseSensitive(doc, "reverse") : NULL;
+    bool ok = cJSON_IsObject(doc) && (!b || cJSON_IsBool(b)) && !(b && cJSON_IsTrue(b) && u) &&
               (!u || (cJSON_IsString(u) && mt_phase_parse(u->valuestring, until))) &&
               (!o || (cJSON_IsString(o) && mt_old_after_parse(o->valuestring, old_after)));
     *stop = u != NULL;
+    *reverse = cJSON_IsTrue(b);
     cJSON_Delete(doc);
     if (!ok)
         error_reply(r, 400, "InvalidInput",
                     "The body must be empty or {\"until\": PHASE, \"old_after\": \"empty\" | "
-                    "\"keep\" | \"delete\"} (both optional).");
+                    "\"keep\" | \"delete\", \"reverse\": true | false} (all optional; until "
+                    "not with reverse).");
     return ok;
 }
 
@@ -307,7 +312,8 @@ static void migrate_reply(px_app *app, const char *body, size_t len, bool resume
     bool stop;
     mt_phase until;
     mt_old_after old_after;
-    if (!parse_until(body, len, &stop, &until, &old_after, r))
+    bool reverse;
+    if (!parse_until(body, len, &stop, &until, &old_after, &reverse, r))
         return;
     if (old_after == MT_OLD_AFTER_DELETE && !app->old_client) {
         error_reply(r, 400, "InvalidInput",
@@ -316,21 +322,26 @@ static void migrate_reply(px_app *app, const char *body, size_t len, bool resume
         return;
     }
     char msg[512];
-    const char *code = cfg_migrate_start_refusal(app->mig, resume, msg, sizeof msg);
+    const char *code =
+        reverse ? NULL : cfg_migrate_start_refusal(app->mig, resume, msg, sizeof msg);
     if (code) {
         error_reply(r, 409, code, msg);
         return;
     }
     /* A resume keeps the choice the migration was started with. */
-    mt_status st = resume ? cfg_migrate_start(app->mig, stop, until)
-                          : cfg_migrate_begin(app->mig, stop, until, old_after);
+    mt_status st = resume    ? cfg_migrate_start(app->mig, stop, until)
+                   : reverse ? cfg_migrate_reverse(app->mig, old_after)
+                             : cfg_migrate_begin(app->mig, stop, until, old_after);
     if (!mt_is_ok(&st)) {
         status_error(r, &st);
         return;
     }
     px_log(
-        PX_LOG_INFO, "migration %s%s%s%s%s", resume ? "resumed" : "started", stop ? ", until " : "",
-        stop ? mt_phase_name(until) : "",
+        PX_LOG_INFO, "migration %s%s%s%s%s",
+        resume    ? "resumed"
+        : reverse ? "back started"
+                  : "started",
+        stop ? ", until " : "", stop ? mt_phase_name(until) : "",
         resume ? "" : ", old tables after cleanup: ", resume ? "" : mt_old_after_name(old_after));
     cJSON *doc = cJSON_CreateObject();
     cJSON_AddStringToObject(doc, "state", "started");
@@ -570,7 +581,10 @@ static void ready_reply(px_app *app, px_resp *r)
         text_reply(r, 503, msg);
     } else if (px_app_serving(app)) {
         /* Still leased, so still right to serve; but say what was refused. */
-        snprintf(msg, sizeof msg, "ready%s%s\n", ci.refused[0] ? "; " : "", ci.refused);
+        bool back = px_app_config(app).reversed;
+        snprintf(msg, sizeof msg, "ready%s%s%s\n",
+                 back ? " (direction reverse: the new account plays old)" : "",
+                 ci.refused[0] ? "; " : "", ci.refused);
         text_reply(r, 200, msg);
     } else {
         const char *why = ci.refused[0] ? ci.refused : ci.last_error;
@@ -612,6 +626,12 @@ static void metrics_reply(px_app *app, px_resp *r)
                  n);
         mt_buf_puts(&b, line);
     }
+    snprintf(line, sizeof line,
+             "# HELP mtable_direction_reversed Whether the accounts' roles are swapped (1: a "
+             "migration back, the new account plays old).\n"
+             "# TYPE mtable_direction_reversed gauge\nmtable_direction_reversed %d\n",
+             px_app_config(app).reversed ? 1 : 0);
+    mt_buf_puts(&b, line);
     cfg_migrate_info info = {0};
     if (app->mig)
         cfg_migrate_info_get(app->mig, &info);

@@ -367,7 +367,15 @@ static void mig_close_tables(void *ctx, void *handle)
 static mt_status mig_delete_old_table(void *ctx, const char *name)
 {
     px_app *app = ctx;
-    return px_table_delete_old(app->reg, name);
+    /* In a migration back the new account plays old. */
+    return px_table_delete_old(app->reg, name, px_app_config(app).reversed ? 1 : 0);
+}
+
+static mt_status mig_create_table(void *ctx, const char *name)
+{
+    px_app *app = ctx;
+    mt_status st = px_table_create(app->reg, name);
+    return st.http == 409 ? mt_ok() : st; /* it existed in both */
 }
 
 static void mig_log(void *ctx, int level, const char *msg)
@@ -404,6 +412,7 @@ static bool start_migrator(px_app *app, FILE *err)
         .list_tables = mig_list_tables,
         .open_tables = mig_open_tables,
         .delete_old_table = mig_delete_old_table,
+        .create_table = mig_create_table,
         .close_tables = mig_close_tables,
         .log = mig_log,
         .progress = mig_progress,

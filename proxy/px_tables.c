@@ -327,13 +327,13 @@ mt_status px_table_delete(px_registry *r, const char *name)
     return st;
 }
 
-mt_status px_table_delete_old(px_registry *r, const char *name)
+mt_status px_table_delete_old(px_registry *r, const char *name, int side)
 {
-    if (!r->side[0].client)
+    if (side < 0 || side > 1 || !r->side[side].client)
         return mt_error(400, MT_ERR_INVALID_INPUT,
                         "the old tables are embedded memory tables: nothing to delete");
     /* No lock: a backend call, and the registry does not change. */
-    return az_client_table_delete(r->side[0].client, side_name(r, 0, name));
+    return az_client_table_delete(r->side[side].client, side_name(r, side, name));
 }
 
 static px_table *lookup(px_registry *r, const char *name)

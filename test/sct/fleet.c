@@ -488,7 +488,7 @@ mt_table_pair sct_fleet_replica_tables(sct_fleet *f, int r)
 
 cfg_authority *sct_fleet_replica_authority(sct_fleet *f, int r)
 {
-    return f->rep[r];
+    return r == 0 ? f->auth : f->rep[r]; /* one authority: rep is unused */
 }
 
 bool sct_fleet_replica_leads(sct_fleet *f, int r)

@@ -65,6 +65,7 @@ struct sct_scenario {
     /* The control plane (fleet.c): one proxy per actor when set. */
     bool leases;
     int replicas;         /* 2: two authority replicas; the leader is cut off its store */
+    bool reverse;         /* migrate, swap the roles (migrate --reverse), migrate back */
     uint64_t step_factor; /* its executions may take this many times the step bound */
     int64_t lease_ms, margin_ms;
     uint64_t jump_one_in; /* the strategy's time jumps (sched.h), up to a lease */
@@ -252,6 +253,31 @@ static const sct_scenario scenario_failover = {
     .step_factor = 4, /* two tickers beat all along */
 };
 
+static const sct_scenario scenario_reverse = {
+    .name = "reverse",
+    .about = "the lease scenario there and back: the migrator runs to use_new_with_tombstones "
+             "before the clients start; then, while they work, the authority is asked to swap "
+             "the accounts' roles there (it must refuse), the migration finishes, the roles "
+             "are swapped in one push and the migrator migrates back into the old table",
+    .actors = 3,
+    .ops_per_actor = 16,
+    .partitions = 1,
+    .rows = 3,
+    .initial_rows = 2,
+    .start = MT_PHASE_USE_OLD_HIDE_METADATA,
+    .migrate = true,
+    .mix = {[W_BATCH] = 60, [W_QUERY] = 15, [W_RETRIEVE] = 15, [W_STREAM] = 10},
+    .kinds = {3, 2, 2, 2, 1, 1, 1},
+    .max_batch = 2,
+    .think = 12,
+    .share = 0, /* run by name */
+    .leases = true,
+    .reverse = true,
+    .lease_ms = 1000,
+    .margin_ms = 250,
+    .jump_one_in = 128,
+};
+
 static const sct_scenario scenario_broken_wakeup = {
     .name = "broken-wakeup",
     .about = "a deliberately broken test actor sets a flag without waking its waiter: "
@@ -259,6 +285,8 @@ static const sct_scenario scenario_broken_wakeup = {
     .broken_wakeup = true,
 };
 
+/* One scenario a line. */
+/* clang-format off */
 static const sct_scenario *const all_scenarios[] = {
     &scenario_random,
     &scenario_streams,
@@ -268,10 +296,12 @@ static const sct_scenario *const all_scenarios[] = {
     &scenario_hide_metadata,
     &scenario_leases,
     &scenario_failover,
+    &scenario_reverse,
     &scenario_parallel_copy,
     &scenario_broken_wakeup,
     NULL,
 };
+/* clang-format on */
 
 const sct_scenario *const *sct_scenarios(void)
 {
@@ -324,7 +354,9 @@ typedef struct exec_ctx {
     char etags[ETAG_POOL][MT_ETAG_MAX]; /* every ETag a client was handed */
     int netags;
     int64_t kill_budget;
-    bool migrated; /* a migrator finished */
+    bool migrated;     /* a migrator finished */
+    bool reversed;     /* and migrated back: the new table plays old */
+    mt_status prelude; /* the reverse scenario's migration before the clients */
     sct_verdict verdict;
 } exec_ctx;
 
@@ -653,6 +685,54 @@ static void *migrator_actor(void *arg)
     return NULL;
 }
 
+/* There and back: forward to use_new_with_tombstones, a swap the authority
+ * must refuse there (cleanup has not run: tombstones and phase-3 readers
+ * are about), the rest of the migration, the swap, and the migration back
+ * with the tables' roles exchanged. */
+static mt_status reverse_prelude(exec_ctx *x)
+{
+    mt_table_pair pair = {.old_t = x->old_t, .new_t = x->new_t};
+    mt_migrator_stats stats = {0};
+    mt_migrator_hooks early = {.stop_early = true, .until = MT_PHASE_USE_NEW_WITH_TOMBSTONES};
+    return mt_migrate_tables(x->rt, x->cfg, &pair, 1, &early, &stats);
+}
+
+static void *reverse_actor(void *arg)
+{
+    exec_ctx *x = arg;
+    cfg_authority *auth = sct_fleet_replica_authority(x->fleet, 0);
+    mt_table_pair pair = {.old_t = x->old_t, .new_t = x->new_t};
+    mt_migrator_stats stats = {0};
+    mt_status st = x->prelude;
+    if (mt_is_ok(&st)) {
+        mt_status sw = cfg_authority_push_swap(auth);
+        sct_trace(x->s, "migrator: swap in use_new_with_tombstones: %d %s", sw.http, sw.code);
+        if (sw.http == 409) { /* refused, as it must be: finish first */
+            mt_migrator_hooks rest = {0};
+            st = mt_migrate_tables(x->rt, x->cfg, &pair, 1, &rest, &stats);
+            if (mt_is_ok(&st))
+                st = cfg_authority_push_swap(auth);
+        } else {
+            st = sw;
+        }
+    }
+    if (mt_is_ok(&st)) {
+        mt_table_pair back = {.old_t = x->new_t, .new_t = x->old_t};
+        mt_migrator_hooks all = {0};
+        st = mt_migrate_tables(x->rt, x->cfg, &back, 1, &all, &stats);
+    }
+    if (mt_is_ok(&st)) {
+        x->migrated = true;
+        x->reversed = true;
+    } else {
+        fail(x, SCT_VERDICT_MIGRATION, "there and back failed: %d %s %s", st.http, st.code,
+             st.message);
+    }
+    sct_trace(x->s, "migrator: %s (copied %" PRId64 ", cleaned %" PRId64 ")",
+              mt_is_ok(&st) ? "back" : "failed", stats.rows_copied, stats.rows_cleaned);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Failover: the authority's migration run (config/cfg_migrate.c) on each    */
 /* replica in turn, with its state and checkpoints in the shared store.      */
@@ -929,13 +1009,16 @@ static void seed_rows(exec_ctx *x)
 
 static void check_cleanup(exec_ctx *x)
 {
+    /* after the way back the table given as new plays old */
+    mt_table *old_t = x->reversed ? x->new_t : x->old_t;
+    mt_table *new_t = x->reversed ? x->old_t : x->new_t;
     mt_entity_list rows = {0};
-    sct_backend_dump(x->old_t, &rows);
+    sct_backend_dump(old_t, &rows);
     if (rows.n > 0)
         fail(x, SCT_VERDICT_MIGRATION, "old table still has %zu rows after cleanup (%s/%s)", rows.n,
              rows.v[0]->pk, rows.v[0]->rk);
     mt_entity_list_clear(&rows);
-    sct_backend_dump(x->new_t, &rows);
+    sct_backend_dump(new_t, &rows);
     for (size_t i = 0; i < rows.n; i++)
         for (size_t j = 0; j < rows.v[i]->nprops; j++)
             if (strncmp(rows.v[i]->props[j].name, MT_RESERVED_PREFIX, strlen(MT_RESERVED_PREFIX)) ==
@@ -1011,6 +1094,8 @@ static void *main_actor(void *arg)
         x->cfg = sct_fleet_service(x->fleet);
     }
 
+    if (sc->migrate && sc->reverse)
+        x->prelude = reverse_prelude(x);
     actor actors[MAX_ACTORS];
     mt_thread *threads[MAX_ACTORS];
     char name[24];
@@ -1025,6 +1110,9 @@ static void *main_actor(void *arg)
     }
     if (sc->migrate && sc->replicas) {
         run_failover(x);
+    } else if (sc->migrate && sc->reverse) {
+        mt_thread *m = x->rt->ops->thread_start(x->rt, reverse_actor, x, "migrator");
+        x->rt->ops->thread_join(x->rt, m);
     } else if (sc->migrate) {
         mt_thread *m = x->rt->ops->thread_start(x->rt, migrator_actor, x, "migrator");
         x->rt->ops->thread_join(x->rt, m);

@@ -551,6 +551,53 @@ static void test_view_follows_rules(void **state)
     assert_true(cfg_view_follows(&have, &v, false, why, sizeof why)); /* catching up */
 }
 
+/* The swap of roles of a migration back: only at the one point where both
+ * ways read and write the same table, never undone, never a jump. */
+static void test_view_follows_swap(void **state)
+{
+    (void)state;
+    char why[512];
+    cfg_view done = view(20, MT_PHASE_USE_NEW_HIDE_METADATA, "m1");
+    cfg_view v = view(21, MT_PHASE_USE_OLD_HIDE_METADATA, "m1");
+    v.generation = 1;
+    assert_int_equal(cfg_view_position(&done), cfg_view_position(&v));
+    assert_true(cfg_view_follows(&done, &v, true, why, sizeof why)); /* the swap */
+    cfg_view back = view(22, MT_PHASE_PREFER_OLD, "m1");
+    back.generation = 1;
+    assert_true(cfg_view_follows(&v, &back, true, why, sizeof why)); /* then forward */
+    /* use_new_hide_metadata is use_old_hide_metadata of the other roles, so
+     * prefer_old of those is one step from it, and two from a swap's eve */
+    v = view(21, MT_PHASE_PREFER_OLD, "m1");
+    v.generation = 1;
+    assert_true(cfg_view_follows(&done, &v, true, why, sizeof why));
+    cfg_view eve = view(19, MT_PHASE_USE_NEW_WITH_TOMBSTONES, "m1");
+    assert_false(cfg_view_follows(&eve, &v, true, why, sizeof why));
+    assert_non_null(strstr(why, "ahead"));
+    cfg_view mid = view(12, MT_PHASE_PREFER_NEW, "m1"); /* swapped mid-migration */
+    v = view(13, MT_PHASE_USE_OLD_HIDE_METADATA, "m1");
+    v.generation = 1;
+    assert_false(cfg_view_follows(&mid, &v, true, why, sizeof why));
+    cfg_view swapped = view(21, MT_PHASE_USE_OLD_HIDE_METADATA, "m1");
+    swapped.generation = 1;
+    v = view(22, MT_PHASE_USE_NEW_HIDE_METADATA, "m1"); /* swapped back */
+    assert_false(cfg_view_follows(&swapped, &v, true, why, sizeof why));
+    assert_non_null(strstr(why, "swapped back"));
+    assert_false(cfg_view_follows(&swapped, &v, false, why, sizeof why));
+    v = view(21, MT_PHASE_USE_NEW_HIDE_METADATA, "m1"); /* same version, other roles */
+    assert_false(cfg_view_follows(&swapped, &v, true, why, sizeof why));
+    v = view(22, MT_PHASE_USE_OLD_HIDE_METADATA, "m2"); /* a foreign swap */
+    v.generation = 1;
+    assert_false(cfg_view_follows(&done, &v, true, why, sizeof why));
+    assert_non_null(strstr(why, "another migration"));
+    v = view(19, MT_PHASE_USE_OLD_HIDE_METADATA, "m1"); /* a stale one */
+    v.generation = 1;
+    assert_false(cfg_view_follows(&done, &v, true, why, sizeof why));
+    v = view(30, MT_PHASE_PREFER_NEW, "m1"); /* a proxy without lease catches up */
+    v.generation = 1;
+    assert_true(cfg_view_follows(&done, &v, false, why, sizeof why));
+    assert_false(cfg_view_follows(&done, &v, true, why, sizeof why));
+}
+
 /* A batch of 100 operations through the client's MigratingTable (room for
  * no guard op in prefer_old: it switches its partition, but only while the
  * phase is known settled). */
@@ -665,6 +712,7 @@ int main(void)
         cmocka_unit_test(test_push_waits_for_drain),
         cmocka_unit_test(test_push_held_stays_unsettled),
         cmocka_unit_test(test_view_follows_rules),
+        cmocka_unit_test(test_view_follows_swap),
         cmocka_unit_test(test_restart_waits_for_earlier_leases),
         cmocka_unit_test(test_guard_stops_open_stream),
         cmocka_unit_test(test_released_lease_is_not_waited_for),

@@ -50,6 +50,13 @@ static void test_view_round_trip(void **state)
     assert_int_equal(got.lease_ms, 1500);
     assert_true(got.settled);
     assert_string_equal(got.migration_id, "0123456789abcdef");
+    assert_int_equal(got.generation, 0);
+    v.generation = 3;
+    text = cfg_view_json(&v);
+    st = cfg_view_parse(text, strlen(text), &got);
+    free(text);
+    assert_int_equal(st.http, 0);
+    assert_int_equal(got.generation, 3);
 }
 
 static void test_view_refused(void **state)
@@ -316,6 +323,128 @@ static void test_run_to_the_end(void **state)
     free(doc);
 }
 
+static mt_config config_now(world *w)
+{
+    mt_config c;
+    mt_config_service *cfg = cfg_authority_service(w->auth);
+    mt_subscription *sub = cfg->ops->subscribe(cfg, NULL, &c);
+    cfg->ops->unsubscribe(cfg, sub);
+    return c;
+}
+
+/* One row written through a MigratingTable on the authority's service. */
+static void put_through(world *w, const char *pk, const char *rk)
+{
+    mt_table *mig = mt_migrating_new(w->rt, cfg_authority_service(w->auth), w->old_t, w->new_t);
+    put_row(mig, pk, rk);
+    mt_table_destroy(mig);
+}
+
+static size_t count_through(world *w)
+{
+    mt_table *mig = mt_migrating_new(w->rt, cfg_authority_service(w->auth), w->old_t, w->new_t);
+    size_t n = count_rows(mig);
+    mt_table_destroy(mig);
+    return n;
+}
+
+/* There and back again: a migration back is refused before the migration
+ * is done, swaps the roles in one push, moves every row into old (written
+ * ones included), and a migration forward again follows the same way. */
+static void test_reverse(void **state)
+{
+    world *w = *state;
+    cfg_migrate *m = w_run(w);
+    mt_status st = cfg_migrate_reverse(m, MT_OLD_AFTER_EMPTY); /* nothing migrated yet */
+    assert_int_equal(st.http, 409);
+    assert_string_equal(st.code, "MigrationNotDone");
+    assert_non_null(strstr(st.message, "use_old_hide_metadata"));
+    assert_int_equal(cfg_migrate_begin(m, false, 0, MT_OLD_AFTER_KEEP).http, 0);
+    cfg_migrate_join(m);
+    assert_int_equal(count_rows(w->new_t), 9);
+    assert_int_equal(count_rows(w->old_t), 9); /* the rollback copy */
+    st = cfg_migrate_reverse(m, MT_OLD_AFTER_EMPTY);
+    assert_int_equal(st.http, 409);
+    assert_string_equal(st.code, "ReverseTargetNotEmpty");
+    assert_non_null(strstr(st.message, "delete or empty"));
+    assert_false(config_now(w).reversed);
+    mt_table_destroy(w->old_t); /* the operator empties the old account */
+    w->old_t = mt_memtable_new(w->rt, "old");
+    put_through(w, "d", "r0"); /* written in use_new_hide_metadata: new only */
+    assert_int_equal(count_rows(w->old_t), 0);
+
+    assert_int_equal(cfg_migrate_reverse(m, MT_OLD_AFTER_EMPTY).http, 0);
+    cfg_migrate_join(m);
+    cfg_migrate_info info;
+    cfg_migrate_info_get(m, &info);
+    assert_int_equal(info.state, CFG_MIG_DONE);
+    assert_true(info.have_verify && info.verify.ok);
+    assert_int_equal(info.stats.rows_done, 10);
+    mt_config c = config_now(w);
+    assert_true(c.reversed);
+    assert_int_equal(c.phase, MT_PHASE_USE_NEW_HIDE_METADATA);
+    assert_int_equal(cfg_authority_generation(w->auth), 1);
+    assert_int_equal(count_rows(w->old_t), 10); /* every row back in old */
+    assert_int_equal(count_rows(w->new_t), 0);
+    assert_int_equal(count_through(w), 10);
+    put_through(w, "e", "r0"); /* reversed use_new_hide_metadata writes old */
+    assert_int_equal(count_rows(w->old_t), 11);
+
+    assert_int_equal(cfg_migrate_reverse(m, MT_OLD_AFTER_EMPTY).http, 0); /* forward again */
+    cfg_migrate_join(m);
+    cfg_migrate_info_get(m, &info);
+    assert_int_equal(info.state, CFG_MIG_DONE);
+    assert_false(config_now(w).reversed);
+    assert_int_equal(cfg_authority_generation(w->auth), 2);
+    assert_int_equal(count_rows(w->old_t), 0);
+    assert_int_equal(count_rows(w->new_t), 11);
+    char *doc = NULL;
+    cfg_authority_load_migration(w->auth, &doc);
+    assert_non_null(doc);
+    assert_non_null(strstr(doc, "\"state\":\"done\""));
+    free(doc);
+}
+
+/* A reversed migration stepped back and aborted like a forward one, and an
+ * authority restarted on the store keeps the roles. */
+static void test_reverse_abort_and_restart(void **state)
+{
+    world *w = *state;
+    cfg_migrate *m = w_run(w);
+    assert_int_equal(cfg_migrate_begin(m, false, 0, MT_OLD_AFTER_EMPTY).http, 0);
+    cfg_migrate_join(m);
+    assert_int_equal(cfg_migrate_phase(m, MT_PHASE_USE_OLD_HIDE_METADATA, &(mt_phase){0}).http,
+                     409); /* not from use_new_hide_metadata by a phase push */
+    /* a reverse run stopped in prefer_old by hand: swap, then one step */
+    assert_int_equal(cfg_authority_push_swap(w->auth).http, 0);
+    assert_true(config_now(w).reversed);
+    assert_int_equal(cfg_authority_push_swap(w->auth).http, 409); /* only from phase 4 */
+    mt_phase from;
+    assert_int_equal(cfg_migrate_phase(m, MT_PHASE_PREFER_OLD, &from).http, 0);
+    put_through(w, "f", "r0"); /* prefer_old reversed: written to the new table (plays old) */
+    assert_int_equal(count_rows(w->new_t), 10 + 2); /* the row, its meta and assertion */
+    int64_t removed = 0;
+    assert_int_equal(cfg_migrate_abort(m, &removed).http, 0);
+    assert_int_equal(removed, 2);
+    mt_config c = config_now(w);
+    assert_int_equal(c.phase, MT_PHASE_USE_OLD_HIDE_METADATA);
+    assert_true(c.reversed);
+    assert_int_equal(count_rows(w->new_t), 10);
+    assert_int_equal(count_rows(w->old_t), 0);
+    assert_int_equal(count_through(w), 10);
+
+    cfg_migrate_free(w->m);
+    w->m = NULL;
+    cfg_authority_free(w->auth);
+    cfg_authority_opts o = {.lease_ms = LEASE_MS};
+    mt_status st;
+    w->auth = cfg_authority_new(w->rt, w->store, &o, &st);
+    assert_non_null(w->auth);
+    assert_true(config_now(w).reversed);
+    assert_int_equal(cfg_authority_generation(w->auth), 1);
+    assert_int_equal(count_through(w), 10);
+}
+
 static void test_phase_rules(void **state)
 {
     world *w = *state;
@@ -497,6 +626,45 @@ static void test_resume_after_restart(void **state)
     assert_int_equal(count_rows(w->new_t), 9);
 }
 
+/* A migration back paused in its copy, its process restarted, resumed from
+ * the checkpoint in the swapped roles. */
+static void test_reverse_resume_after_restart(void **state)
+{
+    world *w = *state;
+    cfg_migrate *m = w_run(w);
+    assert_int_equal(cfg_migrate_begin(m, false, 0, MT_OLD_AFTER_EMPTY).http, 0);
+    cfg_migrate_join(m);
+    w->pause_at_copy = true;
+    assert_int_equal(cfg_migrate_reverse(m, MT_OLD_AFTER_EMPTY).http, 0);
+    cfg_migrate_join(m);
+    cfg_migrate_info info;
+    cfg_migrate_info_get(m, &info);
+    assert_int_equal(info.state, CFG_MIG_PAUSED);
+    assert_true(info.stats.partitions_done >= 1 && info.stats.partitions_done < 3);
+    assert_int_equal(config_now(w).phase, MT_PHASE_PREFER_NEW);
+    assert_true(config_now(w).reversed);
+    cfg_migrate_free(m);
+    cfg_authority_free(w->auth);
+    cfg_authority_opts o = {.lease_ms = LEASE_MS};
+    mt_status st;
+    w->auth = cfg_authority_new(w->rt, w->store, &o, &st);
+    assert_non_null(w->auth);
+    w->pause_at_copy = false;
+    m = w_run(w);
+    cfg_migrate_restore(m);
+    char msg[512];
+    assert_null(cfg_migrate_start_refusal(m, true, msg, sizeof msg));
+    assert_int_equal(cfg_migrate_start(m, false, MT_PHASE_USE_NEW_HIDE_METADATA).http, 0);
+    cfg_migrate_join(m);
+    cfg_migrate_info_get(m, &info);
+    assert_int_equal(info.state, CFG_MIG_DONE);
+    assert_int_equal(info.stats.rows_done, 9);
+    assert_true(w->first_copy_rows >= 3); /* from the checkpoint */
+    assert_true(config_now(w).reversed);
+    assert_int_equal(count_rows(w->old_t), 9);
+    assert_int_equal(count_rows(w->new_t), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -510,6 +678,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_step_back_refused_when_switched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_after_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reverse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reverse_abort_and_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reverse_resume_after_restart, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

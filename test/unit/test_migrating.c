@@ -586,6 +586,83 @@ static void test_stream_survives_every_phase(void **state)
     fx_free(f);
 }
 
+/* A stream opened before the roles swap keeps reading the one table both
+ * ways share, and one opened after it reads that table as old; the writes
+ * of the reversed prefer_old go to the table given as new (it plays old). */
+static void test_stream_survives_the_swap(void **state)
+{
+    (void)state;
+    fixture *f = fx_new(MT_PHASE_USE_NEW_HIDE_METADATA);
+    const char *keys[] = {"a", "b", "c", "d"};
+    for (int i = 0; i < 4; i++)
+        write1(f->mt, MT_OP_INSERT, "p", keys[i], "red", NULL, NULL);
+    assert_int_equal(mt_memtable_count(f->new_t), 4);
+    assert_int_equal(mt_memtable_count(f->old_t), 0);
+    mt_stream *s = NULL;
+    mt_status st = f->mt->ops->query_stream(f->mt, NULL, NULL, &s);
+    assert_true(mt_is_ok(&st));
+    mt_entity *e = NULL;
+    for (int i = 0; i < 4; i++) {
+        st = s->ops->next(s, &e);
+        assert_true(mt_is_ok(&st));
+        assert_non_null(e);
+        assert_string_equal(e->rk, keys[i]);
+        if (i == 3)
+            assert_string_equal(color_of(e), "blue");
+        mt_entity_free(e);
+        if (i == 0) {
+            st = mt_config_local_set_roles(f->cfg, MT_PHASE_USE_OLD_HIDE_METADATA, 1, 10, true);
+            assert_true(mt_is_ok(&st));
+            write1(f->mt, MT_OP_MERGE, "p", "c", "green", "*", NULL);
+        }
+        if (i == 1) {
+            fx_push(f, MT_PHASE_PREFER_OLD);
+            write1(f->mt, MT_OP_MERGE, "p", "d", "blue", "*", NULL);
+        }
+    }
+    st = s->ops->next(s, &e);
+    assert_null(e);
+    s->ops->close(s);
+    /* prefer_old of the swapped roles marks its partition in the table
+     * given as new; the one given as old stays empty until the copy */
+    assert_int_equal(partition_state(f->new_t, "p"), MT_PARTITION_POPULATED);
+    assert_int_equal(mt_memtable_count(f->old_t), 0);
+    e = get(f->mt, "p", "c");
+    assert_string_equal(color_of(e), "green");
+    mt_entity_free(e);
+    fx_free(f);
+}
+
+/* What a proxy learnt about switched partitions belongs to one generation
+ * of the roles: there and back again, a partition switched the first time
+ * is not switched the third, even on a proxy that served nothing between. */
+static void test_switched_cache_per_generation(void **state)
+{
+    (void)state;
+    fixture *f = fx_new(MT_PHASE_PREFER_NEW);
+    mt_status st = write1(f->mt, MT_OP_INSERT, "p", "a", "red", NULL, NULL);
+    assert_true(mt_is_ok(&st)); /* switches p, and this proxy remembers it */
+    mt_migrator_stats stats = {0};
+    st = mt_migrate(f->rt, f->cfg, f->old_t, f->new_t, &stats);
+    assert_true(mt_is_ok(&st));
+    st = mt_config_local_set_roles(f->cfg, MT_PHASE_USE_OLD_HIDE_METADATA, 1, 20, true);
+    assert_true(mt_is_ok(&st));
+    st = mt_migrate(f->rt, f->cfg, f->new_t, f->old_t, &stats); /* back */
+    assert_true(mt_is_ok(&st));
+    st = mt_config_local_set_roles(f->cfg, MT_PHASE_USE_OLD_HIDE_METADATA, 2, 40, true);
+    assert_true(mt_is_ok(&st));
+    fx_push(f, MT_PHASE_PREFER_OLD);
+    fx_push(f, MT_PHASE_PREFER_NEW);
+    st = write1(f->mt, MT_OP_INSERT, "p", "b", "blue", NULL, NULL);
+    assert_true(mt_is_ok(&st));
+    assert_int_equal(partition_state(f->old_t, "p"), MT_PARTITION_SWITCHED);
+    mt_entity *e = get(f->mt, "p", "b");
+    assert_non_null(e);
+    assert_string_equal(color_of(e), "blue");
+    mt_entity_free(e);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -599,6 +676,8 @@ int main(void)
         cmocka_unit_test(test_phase4_writes_stay_clean),
         cmocka_unit_test(test_query_shadowing_ignores_filter),
         cmocka_unit_test(test_stream_survives_every_phase),
+        cmocka_unit_test(test_stream_survives_the_swap),
+        cmocka_unit_test(test_switched_cache_per_generation),
         cmocka_unit_test(test_round_trips_in_prefer_new),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -60,7 +60,7 @@ static const char *const ctl_phases[] = {"use_old_hide_metadata", "prefer_old", 
 typedef struct ctl {
     char *admin; /* base URL without trailing '/'; owned */
     const char *token, *cmd, *arg, *until, *old_after, *ca, *interval;
-    bool json, no_wait, watch;
+    bool json, no_wait, watch, reverse;
     double interval_s; /* status --watch */
     CURL *curl;
 } ctl;
@@ -111,6 +111,11 @@ static void ctl_usage(FILE *out)
           "                       (the default), keep the application's rows as a\n"
           "                       rollback copy (only protocol rows go), or delete them;\n"
           "                       --no-wait returns as soon as it has started\n"
+          "  migrate --reverse [--old-after empty|keep|delete] [--no-wait]\n"
+          "                       after a finished migration, migrate the data back into\n"
+          "                       the old account (refused while a table of the old\n"
+          "                       account holds rows); --old-after then applies to the\n"
+          "                       new account's tables\n"
           "  pause                ask the running migration to pause (status then shows\n"
           "                       paused)\n"
           "  resume [--no-wait]   resume a paused migration and wait as migrate does\n"
@@ -663,6 +668,8 @@ static void ctl_print_status(const cJSON *s)
     ctl_mig m;
     ctl_mig_read(s, &m);
     printf("phase      %s\n", m.phase);
+    if (ctl_str(s, "direction", NULL))
+        printf("direction  %s\n", ctl_str(s, "direction", ""));
     double v = ctl_num(s, "config_version", -1);
     int settled = ctl_bool(s, "settled");
     if (v >= 0)
@@ -971,12 +978,14 @@ static int ctl_cmd_migrate(ctl *c)
     char body[160] = "", until[64] = "", old_after[48] = "";
     if (c->until)
         snprintf(until, sizeof until, "\"until\":\"%s\"", c->until);
+    else if (c->reverse)
+        snprintf(until, sizeof until, "\"reverse\":true");
     if (c->old_after)
         snprintf(old_after, sizeof old_after, "\"old_after\":\"%s\"", c->old_after);
-    if (c->until || c->old_after)
-        snprintf(body, sizeof body, "{%s%s%s}", until, c->until && c->old_after ? "," : "",
+    if (until[0] || c->old_after)
+        snprintf(body, sizeof body, "{%s%s%s}", until, until[0] && c->old_after ? "," : "",
                  old_after);
-    return ctl_start(c, "/admin/v1/migrate", body, "started");
+    return ctl_start(c, "/admin/v1/migrate", body, c->reverse ? "back started" : "started");
 }
 
 static int ctl_cmd_resume(ctl *c)
@@ -1125,6 +1134,8 @@ static int ctl_parse_flag(ctl *c, int argc, char **argv, int *i, const char **ad
         c->no_wait = true;
     else if (strcmp(a, "--watch") == 0)
         c->watch = true;
+    else if (strcmp(a, "--reverse") == 0)
+        c->reverse = true;
     else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
         return CTL_PARSE_HELP;
     else if (strcmp(a, "--version") == 0)
@@ -1193,6 +1204,10 @@ static int ctl_check_command(const ctl *c, const ctl_cmd **cmd)
     }
     if (c->until && ctl_check_phase("--until", c->until) != 0)
         return CTL_EXIT_USAGE;
+    if (c->reverse && (*cmd)->run != ctl_cmd_migrate)
+        return ctl_usage_error("--reverse applies only to migrate");
+    if (c->reverse && c->until)
+        return ctl_usage_error("--reverse runs to the end: --until does not apply");
     if (c->old_after && (*cmd)->run != ctl_cmd_migrate)
         return ctl_usage_error("--old-after applies only to migrate");
     if (c->old_after && strcmp(c->old_after, "empty") != 0 && strcmp(c->old_after, "keep") != 0 &&
