@@ -26,8 +26,11 @@
  * Concurrency: one mutex, taken from the caller's runtime, guards every
  * operation, so each operation is linearizable at the moment it holds the
  * lock. No other runtime call happens under the lock except now_ticks,
- * which is read before it. Callers only ever get clones, never pointers
- * into the table.
+ * which is read before it. Stored rows never change once in the array (a
+ * write puts a new row in its place) and are frozen: an atomic read into a
+ * list marked share hands out references to them (mt_entity_ref), which
+ * stay valid after the row is replaced or deleted, since the last holder
+ * frees it; every other read gets clones.
  *
  * Batches run in three steps: validate the request (no lock), check every
  * op against the current state and build the rows it would write (under
@@ -422,6 +425,8 @@ static void apply_op(memtable *m, const mt_op *op, mt_entity *row)
 {
     bool found;
     size_t i = lower_bound(m, op->entity->pk, op->entity->rk, &found);
+    if (row)
+        mt_entity_freeze(row);
     if (found) {
         mt_entity_free(m->rows[i]);
         if (row) {
@@ -499,6 +504,13 @@ static mt_status check_filter(const mt_filter *f, size_t implicit)
     return mt_ok();
 }
 
+/* Under the lock: what a reader gets of a stored row, a reference when it
+ * only reads (out->share) or else a copy; NULL when out of memory. */
+static mt_entity *row_out(const mt_entity_list *out, const mt_entity *row)
+{
+    return out->share ? mt_entity_ref(row) : mt_entity_clone(row);
+}
+
 static void list_truncate(mt_entity_list *l, size_t n)
 {
     while (l->n > n)
@@ -516,7 +528,7 @@ static mt_status collect_partition(memtable *m, const char *pk, const mt_filter 
             break;
         if (!filter_match(f, e))
             continue;
-        mt_entity *c = mt_entity_clone(e);
+        mt_entity *c = row_out(out, e);
         size_t before = out->n;
         if (c)
             mt_entity_list_push(out, c);
@@ -558,7 +570,7 @@ static mt_status collect_points(memtable *m, const char *pk, const char **rks, s
         const mt_entity *row = find_row(m, pk, rks[i]);
         if (!row)
             continue;
-        mt_entity *c = mt_entity_clone(row);
+        mt_entity *c = row_out(out, row);
         if (!c)
             return oom();
         mt_entity_list_push(out, c);

@@ -28,7 +28,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Drops protocol rows, rows failing f and tombstones; strips the rest. */
+/* e with the _mtable_ properties stripped: e itself when it has none; a
+ * stripped copy of a frozen row (which is shared, so never changed), e
+ * released; NULL when that copy cannot be made. */
+static mt_entity *stripped(mt_entity *e)
+{
+    if (!mt_mig_has_reserved_prop(e))
+        return e;
+    if (e->frozen) {
+        mt_entity *c = mt_entity_clone(e);
+        mt_entity_free(e);
+        if (!(e = c))
+            return NULL;
+    }
+    mt_mig_strip(e);
+    return e;
+}
+
+/* Drops protocol rows, rows failing f and tombstones; strips the rest. A
+ * copy that cannot be made marks the list oom. */
 static void finish_rows(mt_entity_list *rows, const mt_filter *f)
 {
     size_t keep = 0;
@@ -39,7 +57,10 @@ static void finish_rows(mt_entity_list *rows, const mt_filter *f)
             mt_entity_free(e);
             continue;
         }
-        mt_mig_strip(e);
+        if (!(e = stripped(e))) {
+            rows->oom = true;
+            continue;
+        }
         rows->v[keep++] = e;
     }
     rows->n = keep;
@@ -82,7 +103,7 @@ static void merge_rows(mt_entity_list *olds, mt_entity_list *news, mt_entity_lis
 static mt_status query_merged(mt_migrating *m, const char *pk, const mt_filter *f,
                               mt_entity_list *out)
 {
-    mt_entity_list olds = {0}, news = {0};
+    mt_entity_list olds = {.share = out->share}, news = {.share = out->share};
     mt_status st;
     mt_filter *wide = NULL;
     mt_value meta_key = mt_v_str(MT_RK_META);
@@ -130,7 +151,7 @@ mt_status mt_mig_query_atomic(mt_table *t, const char *pk, const mt_filter *f,
     mt_subscription *sub = m->cfg->ops->subscribe(m->cfg, NULL, &c);
     if (!sub)
         return mt_oom();
-    mt_entity_list rows = {0};
+    mt_entity_list rows = {.share = out->share};
     mt_status st;
     if (c.phase == MT_PHASE_USE_OLD_HIDE_METADATA)
         st = m->old_t->ops->query_atomic(m->old_t, pk, f, &rows);

@@ -267,11 +267,13 @@ static bool allowed_row(const px_req *q, const mt_entity *e)
     return mt_is_ok(&st);
 }
 
-/* The first page of one partition: an atomic read. */
+/* The first page of one partition: an atomic read. The rows are only
+ * written out, so an embedded table may lend its own (share), and those
+ * the page keeps move into it. */
 static mt_status page_partition(px_req *q, mt_table *v, const char *pk, const mt_filter *f,
                                 const mt_key *from, int top, page *p)
 {
-    mt_entity_list all = {0};
+    mt_entity_list all = {.share = true};
     mt_status st = v->ops->query_atomic(v, pk, f, &all);
     for (size_t i = 0; mt_is_ok(&st) && i < all.n; i++) {
         mt_entity *e = all.v[i];
@@ -284,7 +286,8 @@ static mt_status page_partition(px_req *q, mt_table *v, const char *pk, const mt
                 mt_key_set(&p->next, e->pk, e->rk);
             break;
         }
-        mt_entity_list_push(&p->rows, mt_entity_clone(e));
+        mt_entity_list_push(&p->rows, e);
+        all.v[i] = NULL; /* moved */
     }
     mt_entity_list_clear(&all);
     return st;
