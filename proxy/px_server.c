@@ -74,9 +74,7 @@ static void new_request_id(char out[40])
     request_id_bytes(b);
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 40, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-             b[13], b[14], b[15]);
+    mt_guid_format(b, out); /* a GUID's text, without a format string */
 }
 
 /* Splits "/account/rest" into the account and "/rest". */
