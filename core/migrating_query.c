@@ -164,7 +164,11 @@ mt_status mt_mig_query_atomic(mt_table *t, const char *pk, const mt_filter *f,
         mt_entity_list_clear(&rows);
         return st;
     }
-    finish_rows(&rows, f);
+    /* One backend read with the client's filter needs no second check; the
+     * merged read does (R1: new is read without it). */
+    bool merged =
+        c.phase > MT_PHASE_USE_OLD_HIDE_METADATA && c.phase < MT_PHASE_USE_NEW_WITH_TOMBSTONES;
+    finish_rows(&rows, merged ? f : NULL);
     for (size_t i = 0; i < rows.n; i++)
         mt_entity_list_push(out, rows.v[i]);
     if (rows.oom || out->oom)
