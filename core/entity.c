@@ -294,6 +294,10 @@ mt_entity *mt_entity_ref(const mt_entity *e)
 
 void mt_entity_freeze(mt_entity *e)
 {
+    size_t n = strlen(MT_RESERVED_PREFIX);
+    e->reserved = false;
+    for (size_t i = 0; i < e->nprops && !e->reserved; i++)
+        e->reserved = strncmp(e->props[i].name, MT_RESERVED_PREFIX, n) == 0;
     e->frozen = true;
 }
 

@@ -554,6 +554,16 @@ static bool point_keys(const mt_filter *f, const char **rks, size_t *n)
     return true;
 }
 
+/* True when f is exactly `PartitionKey eq 'pk'`, the pin of the partition
+ * read: no other test of the rows there. */
+static bool is_partition_pin(const mt_filter *f, const char *pk)
+{
+    return f->kind == MT_F_CMP && f->u.cmp.op == MT_EQ &&
+           strcmp(f->u.cmp.prop, "PartitionKey") == 0 && f->u.cmp.lit.type == MT_EDM_STRING &&
+           f->u.cmp.lit.u.bytes.len == strlen(pk) &&
+           memcmp(f->u.cmp.lit.u.bytes.ptr, pk, f->u.cmp.lit.u.bytes.len) == 0;
+}
+
 static int cmp_rk(const void *a, const void *b)
 {
     return mt_str_cmp(*(const char *const *)a, *(const char *const *)b);
@@ -590,6 +600,8 @@ static mt_status mem_query_atomic(mt_table *t, const char *pk, const mt_filter *
         return mt_error(400, MT_ERR_INVALID_INPUT, "No partition key.");
     const char *rks[MT_FILTER_MAX_COMPARISONS];
     size_t nrk = 0;
+    if (f && is_partition_pin(f, pk))
+        f = NULL; /* every row the scan visits passes it */
     mem_lock(m);
     if (f && point_keys(f, rks, &nrk))
         st = collect_points(m, pk, rks, nrk, out);

@@ -52,12 +52,15 @@ static void finish_rows(mt_entity_list *rows, const mt_filter *f)
     size_t keep = 0;
     for (size_t i = 0; i < rows->n; i++) {
         mt_entity *e = rows->v[i];
-        if (mt_mig_is_protocol_rk(e->rk) || mt_mig_is_tombstone(e) ||
+        /* A frozen row knows whether it has _mtable_ properties, without
+         * which it is neither a tombstone nor in need of stripping. */
+        bool plain = e->frozen && !e->reserved;
+        if (mt_mig_is_protocol_rk(e->rk) || (!plain && mt_mig_is_tombstone(e)) ||
             (f && !mt_filter_eval(f, e))) {
             mt_entity_free(e);
             continue;
         }
-        if (!(e = stripped(e))) {
+        if (!plain && !(e = stripped(e))) {
             rows->oom = true;
             continue;
         }

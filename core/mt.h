@@ -76,6 +76,8 @@ typedef struct mt_buf {
 } mt_buf;
 
 void mt_buf_put(mt_buf *b, const char *s, size_t n);
+/* Room for n more bytes at once, for a writer that knows its size ahead. */
+void mt_buf_grow(mt_buf *b, size_t n);
 void mt_buf_puts(mt_buf *b, const char *s); /* NULL puts nothing */
 /* Any length; a format vsnprintf cannot print counts as a failure. */
 void mt_buf_printf(mt_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -191,6 +193,7 @@ typedef struct mt_entity {
     /* Sharing: a table may hand one stored row to several readers that
      * only read it (mt_entity_list.share) instead of a copy each. */
     bool frozen;          /* never changes again (a table's stored row) */
+    bool reserved;        /* frozen: a property is named _mtable_* */
     unsigned refs;        /* holders beyond the first; atomic */
     struct mt_memo *memo; /* derived text kept with a frozen row; atomic */
 } mt_entity;
@@ -210,7 +213,8 @@ mt_entity *mt_entity_clone(const mt_entity *e); /* caller frees */
 /* One more holder of e (a frozen row): returns e, which the caller frees
  * like any other entity, and must not change. Safe from any thread. */
 mt_entity *mt_entity_ref(const mt_entity *e);
-/* Marks e as never changing again: it may be shared and carry a memo. */
+/* Marks e as never changing again: it may be shared and carry a memo;
+ * sets e->reserved. */
 void mt_entity_freeze(mt_entity *e);
 /* The memo attached to e, or NULL. */
 mt_memo *mt_entity_memo(const mt_entity *e);

@@ -575,11 +575,26 @@ static void az_feed_add(cJSON **root, cJSON *value, cJSON *o)
     }
 }
 
+/* About how long row e's text will be: its memo's length and the head's
+ * when it has one, else a guess. */
+static size_t az_entity_size_hint(const az_payload_ctx *c, const mt_entity *e)
+{
+    const az_memo_text *t = NULL;
+    if (e->frozen && !c->select && c->md != AZ_META_FULL)
+        t = az_memo_text_of(e, c->md);
+    size_t head = c->md != AZ_META_NONE && e->etag ? strlen(e->etag) + 24 : 0;
+    return (t ? t->len + 4 : 256) + head;
+}
+
 static char *az_json_entities_write(const az_payload_ctx *c, const mt_entity_list *rows,
                                     size_t *len)
 {
     mt_buf b = {0};
     bool first = true, ok = true;
+    size_t hint = 256;
+    for (size_t i = 0; rows && i < rows->n; i++)
+        hint += az_entity_size_hint(c, rows->v[i]);
+    mt_buf_grow(&b, hint); /* one allocation instead of a doubling series */
     mt_buf_put(&b, "{", 1);
     if (c->md != AZ_META_NONE) {
         mt_buf s = {0};
