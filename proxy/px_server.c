@@ -447,6 +447,8 @@ static struct MHD_Daemon *start_one(const char *host, int port, int max_conn, un
     };
     if (cert)
         flags |= MHD_USE_TLS;
+    if (pool > (unsigned)max_conn)
+        pool = (unsigned)max_conn; /* libmicrohttpd splits the cap among them */
     struct MHD_OptionItem threads[] = {
         {pool ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, pool, NULL},
         {MHD_OPTION_END, 0, NULL},
