@@ -42,6 +42,12 @@ static bool mt_buf_reserve(mt_buf *b, size_t n)
     return true;
 }
 
+void mt_buf_grow(mt_buf *b, size_t n)
+{
+    if (mt_buf_reserve(b, n))
+        b->p[b->len] = '\0';
+}
+
 void mt_buf_put(mt_buf *b, const char *s, size_t n)
 {
     if (!mt_buf_reserve(b, n))

@@ -14,6 +14,15 @@
  * and so sorts *below* U+E000..U+FFFF, while its UTF-8 form sorts above.
  * mt_str_cmp therefore decodes UTF-8 and compares UTF-16 code units.
  *
+ * Sharing: a table's stored rows never change (a write replaces the row),
+ * so a reader that only reads may hold the stored row itself rather than a
+ * copy: a frozen entity counts its holders beyond the first in refs, with
+ * atomic operations because readers let go outside the table's lock, and
+ * the last mt_entity_free frees it. A frozen row may also carry one memo,
+ * text a writer derived from it once (the JSON writer's property text).
+ * Copying a 100-row page out of a table under its lock cost a quarter of
+ * the page's time before.
+ *
  * Memory: library code never aborts, so allocation failure is reported
  * where the signature allows it (NULL from constructors) and otherwise
  * leaves the target unchanged.
@@ -208,6 +217,13 @@ void mt_entity_free(mt_entity *e)
 {
     if (!e)
         return;
+    /* A holder among several only lets go; the last one frees. refs is
+     * read first so an entity never shared costs no atomic write. */
+    if (__atomic_load_n(&e->refs, __ATOMIC_ACQUIRE) != 0 &&
+        __atomic_fetch_sub(&e->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    if (e->memo)
+        e->memo->release(e->memo);
     for (size_t i = 0; i < e->nprops; i++) {
         free(e->props[i].name);
         mt_value_clear(&e->props[i].value);
@@ -269,6 +285,46 @@ err:
     return NULL;
 }
 
+mt_entity *mt_entity_ref(const mt_entity *e)
+{
+    mt_entity *m = (mt_entity *)e; /* the count is not the row's content */
+    __atomic_fetch_add(&m->refs, 1, __ATOMIC_RELAXED);
+    return m;
+}
+
+void mt_entity_freeze(mt_entity *e)
+{
+    size_t n = strlen(MT_RESERVED_PREFIX);
+    e->reserved = false;
+    for (size_t i = 0; i < e->nprops && !e->reserved; i++)
+        e->reserved = strncmp(e->props[i].name, MT_RESERVED_PREFIX, n) == 0;
+    e->frozen = true;
+}
+
+mt_memo *mt_entity_memo(const mt_entity *e)
+{
+    return __atomic_load_n(&e->memo, __ATOMIC_ACQUIRE);
+}
+
+bool mt_entity_memo_attach(const mt_entity *e, mt_memo *m)
+{
+    mt_entity *w = (mt_entity *)e; /* a memo is a cache beside the content */
+    mt_memo *none = NULL;
+    return e->frozen && __atomic_compare_exchange_n(&w->memo, &none, m, false, __ATOMIC_ACQ_REL,
+                                                    __ATOMIC_ACQUIRE);
+}
+
+/* A change to a frozen entity (one nobody shares: changing a shared one is
+ * a bug of its holder) ends its frozen life: the memo goes. */
+static void thaw(mt_entity *e)
+{
+    e->frozen = false;
+    if (e->memo) {
+        e->memo->release(e->memo);
+        e->memo = NULL;
+    }
+}
+
 static mt_prop *find_prop(const mt_entity *e, const char *name)
 {
     for (size_t i = 0; i < e->nprops; i++)
@@ -285,6 +341,7 @@ const mt_value *mt_entity_get(const mt_entity *e, const char *name)
 
 bool mt_entity_set(mt_entity *e, const char *name, const mt_value *v)
 {
+    thaw(e);
     mt_prop *p = find_prop(e, name);
     if (!p) {
         if (append_prop(e, name, v))
@@ -308,6 +365,7 @@ bool mt_entity_remove(mt_entity *e, const char *name)
     mt_prop *p = find_prop(e, name);
     if (!p)
         return false;
+    thaw(e);
     size_t i = (size_t)(p - e->props);
     free(p->name);
     mt_value_clear(&p->value);
@@ -322,6 +380,7 @@ void mt_entity_set_etag(mt_entity *e, const char *etag)
     char *c = NULL;
     if (etag && !(c = strdup(etag)))
         return;
+    thaw(e);
     free(e->etag);
     e->etag = c;
 }

@@ -26,8 +26,11 @@
  * Concurrency: one mutex, taken from the caller's runtime, guards every
  * operation, so each operation is linearizable at the moment it holds the
  * lock. No other runtime call happens under the lock except now_ticks,
- * which is read before it. Callers only ever get clones, never pointers
- * into the table.
+ * which is read before it. Stored rows never change once in the array (a
+ * write puts a new row in its place) and are frozen: an atomic read into a
+ * list marked share hands out references to them (mt_entity_ref), which
+ * stay valid after the row is replaced or deleted, since the last holder
+ * frees it; every other read gets clones.
  *
  * Batches run in three steps: validate the request (no lock), check every
  * op against the current state and build the rows it would write (under
@@ -422,6 +425,8 @@ static void apply_op(memtable *m, const mt_op *op, mt_entity *row)
 {
     bool found;
     size_t i = lower_bound(m, op->entity->pk, op->entity->rk, &found);
+    if (row)
+        mt_entity_freeze(row);
     if (found) {
         mt_entity_free(m->rows[i]);
         if (row) {
@@ -499,6 +504,13 @@ static mt_status check_filter(const mt_filter *f, size_t implicit)
     return mt_ok();
 }
 
+/* Under the lock: what a reader gets of a stored row, a reference when it
+ * only reads (out->share) or else a copy; NULL when out of memory. */
+static mt_entity *row_out(const mt_entity_list *out, const mt_entity *row)
+{
+    return out->share ? mt_entity_ref(row) : mt_entity_clone(row);
+}
+
 static void list_truncate(mt_entity_list *l, size_t n)
 {
     while (l->n > n)
@@ -516,7 +528,7 @@ static mt_status collect_partition(memtable *m, const char *pk, const mt_filter 
             break;
         if (!filter_match(f, e))
             continue;
-        mt_entity *c = mt_entity_clone(e);
+        mt_entity *c = row_out(out, e);
         size_t before = out->n;
         if (c)
             mt_entity_list_push(out, c);
@@ -542,6 +554,16 @@ static bool point_keys(const mt_filter *f, const char **rks, size_t *n)
     return true;
 }
 
+/* True when f is exactly `PartitionKey eq 'pk'`, the pin of the partition
+ * read: no other test of the rows there. */
+static bool is_partition_pin(const mt_filter *f, const char *pk)
+{
+    return f->kind == MT_F_CMP && f->u.cmp.op == MT_EQ &&
+           strcmp(f->u.cmp.prop, "PartitionKey") == 0 && f->u.cmp.lit.type == MT_EDM_STRING &&
+           f->u.cmp.lit.u.bytes.len == strlen(pk) &&
+           memcmp(f->u.cmp.lit.u.bytes.ptr, pk, f->u.cmp.lit.u.bytes.len) == 0;
+}
+
 static int cmp_rk(const void *a, const void *b)
 {
     return mt_str_cmp(*(const char *const *)a, *(const char *const *)b);
@@ -558,7 +580,7 @@ static mt_status collect_points(memtable *m, const char *pk, const char **rks, s
         const mt_entity *row = find_row(m, pk, rks[i]);
         if (!row)
             continue;
-        mt_entity *c = mt_entity_clone(row);
+        mt_entity *c = row_out(out, row);
         if (!c)
             return oom();
         mt_entity_list_push(out, c);
@@ -578,6 +600,8 @@ static mt_status mem_query_atomic(mt_table *t, const char *pk, const mt_filter *
         return mt_error(400, MT_ERR_INVALID_INPUT, "No partition key.");
     const char *rks[MT_FILTER_MAX_COMPARISONS];
     size_t nrk = 0;
+    if (f && is_partition_pin(f, pk))
+        f = NULL; /* every row the scan visits passes it */
     mem_lock(m);
     if (f && point_keys(f, rks, &nrk))
         st = collect_points(m, pk, rks, nrk, out);

@@ -28,18 +28,42 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Drops protocol rows, rows failing f and tombstones; strips the rest. */
+/* e with the _mtable_ properties stripped: e itself when it has none; a
+ * stripped copy of a frozen row (which is shared, so never changed), e
+ * released; NULL when that copy cannot be made. */
+static mt_entity *stripped(mt_entity *e)
+{
+    if (!mt_mig_has_reserved_prop(e))
+        return e;
+    if (e->frozen) {
+        mt_entity *c = mt_entity_clone(e);
+        mt_entity_free(e);
+        if (!(e = c))
+            return NULL;
+    }
+    mt_mig_strip(e);
+    return e;
+}
+
+/* Drops protocol rows, rows failing f and tombstones; strips the rest. A
+ * copy that cannot be made marks the list oom. */
 static void finish_rows(mt_entity_list *rows, const mt_filter *f)
 {
     size_t keep = 0;
     for (size_t i = 0; i < rows->n; i++) {
         mt_entity *e = rows->v[i];
-        if (mt_mig_is_protocol_rk(e->rk) || mt_mig_is_tombstone(e) ||
+        /* A frozen row knows whether it has _mtable_ properties, without
+         * which it is neither a tombstone nor in need of stripping. */
+        bool plain = e->frozen && !e->reserved;
+        if (mt_mig_is_protocol_rk(e->rk) || (!plain && mt_mig_is_tombstone(e)) ||
             (f && !mt_filter_eval(f, e))) {
             mt_entity_free(e);
             continue;
         }
-        mt_mig_strip(e);
+        if (!plain && !(e = stripped(e))) {
+            rows->oom = true;
+            continue;
+        }
         rows->v[keep++] = e;
     }
     rows->n = keep;
@@ -82,7 +106,7 @@ static void merge_rows(mt_entity_list *olds, mt_entity_list *news, mt_entity_lis
 static mt_status query_merged(mt_migrating *m, const char *pk, const mt_filter *f,
                               mt_entity_list *out)
 {
-    mt_entity_list olds = {0}, news = {0};
+    mt_entity_list olds = {.share = out->share}, news = {.share = out->share};
     mt_status st;
     mt_filter *wide = NULL;
     mt_value meta_key = mt_v_str(MT_RK_META);
@@ -131,7 +155,7 @@ mt_status mt_mig_query_atomic(mt_table *t, const char *pk, const mt_filter *f,
     if (!sub)
         return mt_oom();
     mt_mig_oriented(given, &c, &view);
-    mt_entity_list rows = {0};
+    mt_entity_list rows = {.share = out->share};
     mt_status st;
     if (c.phase == MT_PHASE_USE_OLD_HIDE_METADATA)
         st = m->old_t->ops->query_atomic(m->old_t, pk, f, &rows);
@@ -144,7 +168,11 @@ mt_status mt_mig_query_atomic(mt_table *t, const char *pk, const mt_filter *f,
         mt_entity_list_clear(&rows);
         return st;
     }
-    finish_rows(&rows, f);
+    /* One backend read with the client's filter needs no second check; the
+     * merged read does (R1: new is read without it). */
+    bool merged =
+        c.phase > MT_PHASE_USE_OLD_HIDE_METADATA && c.phase < MT_PHASE_USE_NEW_WITH_TOMBSTONES;
+    finish_rows(&rows, merged ? f : NULL);
     for (size_t i = 0; i < rows.n; i++)
         mt_entity_list_push(out, rows.v[i]);
     if (rows.oom || out->oom)

@@ -76,6 +76,8 @@ typedef struct mt_buf {
 } mt_buf;
 
 void mt_buf_put(mt_buf *b, const char *s, size_t n);
+/* Room for n more bytes at once, for a writer that knows its size ahead. */
+void mt_buf_grow(mt_buf *b, size_t n);
 void mt_buf_puts(mt_buf *b, const char *s); /* NULL puts nothing */
 /* Any length; a format vsnprintf cannot print counts as a failure. */
 void mt_buf_printf(mt_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -188,12 +190,38 @@ typedef struct mt_entity {
     mt_prop *props; /* user properties, in insertion order, names unique */
     bool oom;       /* a set failed: a property is missing; a table refuses
                        to write it (503 ServerBusy), clones keep the mark */
+    /* Sharing: a table may hand one stored row to several readers that
+     * only read it (mt_entity_list.share) instead of a copy each. */
+    bool frozen;          /* never changes again (a table's stored row) */
+    bool reserved;        /* frozen: a property is named _mtable_* */
+    unsigned refs;        /* holders beyond the first; atomic */
+    struct mt_memo *memo; /* derived text kept with a frozen row; atomic */
 } mt_entity;
+
+/* What a writer derives from a frozen row once and keeps with it (its
+ * JSON text): one memo a row, of the kind that attached it first, freed
+ * through release when the row is. */
+typedef struct mt_memo {
+    const void *kind; /* the writer's tag, to tell its memos from others' */
+    void (*release)(struct mt_memo *m);
+} mt_memo;
 
 /* Returns a new entity with copies of the keys; the caller frees it. */
 mt_entity *mt_entity_new(const char *pk, const char *rk);
 void mt_entity_free(mt_entity *e);
 mt_entity *mt_entity_clone(const mt_entity *e); /* caller frees */
+/* One more holder of e (a frozen row): returns e, which the caller frees
+ * like any other entity, and must not change. Safe from any thread. */
+mt_entity *mt_entity_ref(const mt_entity *e);
+/* Marks e as never changing again: it may be shared and carry a memo;
+ * sets e->reserved. */
+void mt_entity_freeze(mt_entity *e);
+/* The memo attached to e, or NULL. */
+mt_memo *mt_entity_memo(const mt_entity *e);
+/* Attaches m to a frozen e unless it has one: true when attached (e owns
+ * m from now on), false when e is not frozen or another memo came first
+ * (the caller keeps m). Safe from any thread. */
+bool mt_entity_memo_attach(const mt_entity *e, mt_memo *m);
 /* Borrowed pointer into e, or NULL when absent. */
 const mt_value *mt_entity_get(const mt_entity *e, const char *name);
 /* Sets (adds or overwrites) a property with a deep copy of *v. */
@@ -228,6 +256,9 @@ typedef struct mt_entity_list {
     size_t n;
     size_t cap;
     bool oom; /* a push failed (or pushed NULL): rows are missing */
+    /* Set by a reader that only reads the rows: a table may then push its
+     * own frozen rows (mt_entity_ref) rather than copies. Kept by clear. */
+    bool share;
 } mt_entity_list;
 /* Takes e. When the list cannot grow, or e is NULL (a copy that failed),
  * e is freed and oom set: whoever returns the list checks it once. */

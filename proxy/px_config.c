@@ -96,7 +96,8 @@ static const opt opts[] = {
      "PEM certificates that an https:// --config-endpoint must chain to (default: the "
      "system's trusted CAs)"},
     {"--max-connections", "MTABLE_MAX_CONNECTIONS", OPT_INT, "N",
-     "concurrent client connections, one thread each (default 256)"},
+     "concurrent client connections, one thread each (a pool of four per core serves them "
+     "when both backends are memory; default 256)"},
     {"--table-map", "MTABLE_TABLE_MAP", OPT_STR, "MAP",
      "tables the migration renames, OLD=NEW[,OLD=NEW...]: applications keep using OLD, which "
      "the new account holds as NEW; the same on every proxy (default: none)"},

@@ -5,8 +5,16 @@
  * listeners share on libmicrohttpd (bodies, raw URLs, sending) is in
  * px_http.c; what handlers answer with, in px_reply.c.
  *
- * One thread per connection: the core is blocking, and a connection cap
- * (--max-connections) bounds the threads.
+ * Threads: the core is blocking (a backend round trip, a lease, a key set
+ * fetched for a token), so the table listener runs one thread per
+ * connection, bounded by the connection cap (--max-connections). Where no
+ * handler can block on anything but CPU (both backends embedded, this
+ * process its own authority, no remote key set) it runs a small pool of
+ * epoll threads instead, four per core: a thread per connection spends a
+ * third of a point read's time waking up in select, and a pool thread
+ * serves every ready connection in turn. The pool is not used with any
+ * Azure backend: one slow backend call would stall every connection its
+ * thread serves.
  */
 #include "px.h"
 #include "px_entra.h"
@@ -20,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 struct px_servers {
     struct MHD_Daemon *table;
@@ -65,9 +74,7 @@ static void new_request_id(char out[40])
     request_id_bytes(b);
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 40, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-             b[13], b[14], b[15]);
+    mt_guid_format(b, out); /* a GUID's text, without a format string */
 }
 
 /* Splits "/account/rest" into the account and "/rest". */
@@ -398,17 +405,41 @@ static enum MHD_Result on_table_request(void *cls, struct MHD_Connection *c, con
     return px_http_send(c, &r);
 }
 
-/* The table listener: thread per connection; https with cert and key
- * (PEM text, NULL for http). */
-static struct MHD_Daemon *start_one(const char *host, int port, int max_conn, const char *cert,
-                                    const char *key, MHD_AccessHandlerCallback handler, void *cls,
-                                    FILE *err)
+/* Whether no table request can wait on anything but CPU and the core's
+ * locks: no Azure backend, no remote authority, no key set to fetch. */
+static bool px_serve_never_blocks(const px_app *app)
+{
+    const px_settings *cf = &app->settings;
+    return !app->old_client && !app->new_client && !cf->config_endpoint[0] &&
+           strncasecmp(cf->jwks, "http", 4) != 0;
+}
+
+/* Event threads for a listener whose handlers never block: four per core,
+ * at most 32; 0 for a thread per connection. More threads than cores cost
+ * nothing measurable when the machine is idle, and on a busy one a thread
+ * that is not scheduled holds up only its share of the connections (with
+ * one per core, some rounds on a machine loaded by other processes lost a
+ * third of the point reads' rate or more). */
+static unsigned px_serve_pool_size(const px_app *app)
+{
+    if (!px_serve_never_blocks(app))
+        return 0;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 4 : n > 8 ? 32 : 4 * (unsigned)n;
+}
+
+/* The table listener: a thread per connection, or pool event threads
+ * (see the top of the file); https with cert and key (PEM text, NULL for
+ * http). */
+static struct MHD_Daemon *start_one(const char *host, int port, int max_conn, unsigned pool,
+                                    const char *cert, const char *key,
+                                    MHD_AccessHandlerCallback handler, void *cls, FILE *err)
 {
     struct sockaddr_in sa;
     if (!px_http_addr(host, port, &sa, err))
         return NULL;
-    unsigned flags =
-        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    flags |= pool ? MHD_USE_EPOLL : MHD_USE_THREAD_PER_CONNECTION;
     struct MHD_OptionItem tls[] = {
         {cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, (void *)cert},
         {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)key},
@@ -416,12 +447,18 @@ static struct MHD_Daemon *start_one(const char *host, int port, int max_conn, co
     };
     if (cert)
         flags |= MHD_USE_TLS;
+    if (pool > (unsigned)max_conn)
+        pool = (unsigned)max_conn; /* libmicrohttpd splits the cap among them */
+    struct MHD_OptionItem threads[] = {
+        {pool ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, pool, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, handler, cls, MHD_OPTION_SOCK_ADDR, &sa,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)max_conn, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)120, MHD_OPTION_NOTIFY_COMPLETED, px_http_completed, NULL,
-        MHD_OPTION_UNESCAPE_CALLBACK, px_http_keep_raw, NULL, MHD_OPTION_EXTERNAL_LOGGER,
-        px_http_log, NULL, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+        MHD_OPTION_ARRAY, threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)max_conn,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_NOTIFY_COMPLETED,
+        px_http_completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK, px_http_keep_raw, NULL,
+        MHD_OPTION_EXTERNAL_LOGGER, px_http_log, NULL, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
     if (!d && cert)
         fprintf(err,
                 "mtable-proxy: cannot serve https on %s:%d: the port is in use or not "
@@ -485,8 +522,9 @@ px_servers *px_serve_start(px_app *app, FILE *err)
     }
     const px_settings *cf = &app->settings;
     if (tls_setup(s, app, err))
-        s->table = start_one(cf->listen_host, cf->listen_port, cf->max_connections, s->tls_cert,
-                             s->tls_key, on_table_request, app, err);
+        s->table =
+            start_one(cf->listen_host, cf->listen_port, cf->max_connections,
+                      px_serve_pool_size(app), s->tls_cert, s->tls_key, on_table_request, app, err);
     if (s->table)
         s->admin = px_admin_http_start(app, err);
     if (!s->table || !s->admin) {

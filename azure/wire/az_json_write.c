@@ -343,14 +343,11 @@ static bool az_entity_has(const az_payload_ctx *c, const mt_entity *e, const cha
     return false;
 }
 
-/* az_entity_object printed: false when out of memory. */
-static bool az_put_entity(mt_buf *b, const az_payload_ctx *c, const mt_entity *e, bool single)
+/* The members after the head: keys, Timestamp, the user properties and
+ * the nulls a $select asks for. false when a value cannot be written. */
+static bool az_put_props(mt_buf *b, const az_payload_ctx *c, const mt_entity *e, bool *first_p)
 {
-    bool first = true;
-    if (!e->pk || !e->rk)
-        return false; /* as cJSON refuses a NULL string */
-    mt_buf_put(b, "{", 1);
-    az_put_head(b, &first, c, e, single);
+    bool first = *first_p;
     if (az_payload_selected(c, "PartitionKey"))
         az_put_member(b, &first, "PartitionKey", e->pk);
     if (az_payload_selected(c, "RowKey"))
@@ -382,6 +379,130 @@ static bool az_put_entity(mt_buf *b, const az_payload_ctx *c, const mt_entity *e
         az_put_key(b, &first, n, NULL);
         mt_buf_puts(b, "null");
     }
+    *first_p = first;
+    return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The memo: a stored row's members, written once per form.                  */
+/*
+ * A frozen row (a row of an embedded table, lent to the reader rather than
+ * copied: see core/entity.c) keeps what az_put_props writes for it in the
+ * two forms that do not depend on the request: nometadata, and
+ * minimalmetadata's (annotations on the values that need them). A page of
+ * such rows is then the head of each (odata.etag, written per request)
+ * and a copy of its text. fullmetadata adds the Timestamp annotation and a
+ * $select changes the members: both are written in full every time.
+ *
+ * Memory: each form costs about the row's JSON size, kept as long as the
+ * row is stored (a write replaces the row and its memo with it), and only
+ * for rows that were read in that form; a row whose text passes
+ * AZ_MEMO_MAX is written every time instead, so a memo never holds more
+ * than that per form.
+ */
+
+#define AZ_MEMO_MAX (16 * 1024)
+
+typedef struct az_memo_text {
+    size_t len;
+    char text[];
+} az_memo_text;
+
+typedef struct az_json_memo {
+    mt_memo base;
+    az_memo_text *form[2]; /* nometadata, minimalmetadata; atomic */
+    bool big[2];           /* too long to keep: written every time */
+} az_json_memo;
+
+static const char az_json_memo_kind = 'j'; /* its address tags our memos */
+
+static void az_json_memo_release(mt_memo *m)
+{
+    az_json_memo *j = (az_json_memo *)m;
+    free(j->form[0]);
+    free(j->form[1]);
+    free(j);
+}
+
+/* The row's memo, attached now if it has none; NULL when it cannot be
+ * (out of memory, or another writer's memo is there). */
+static az_json_memo *az_json_memo_of(const mt_entity *e)
+{
+    mt_memo *m = mt_entity_memo(e);
+    if (!m) {
+        az_json_memo *j = calloc(1, sizeof *j);
+        if (!j)
+            return NULL;
+        j->base.kind = &az_json_memo_kind;
+        j->base.release = az_json_memo_release;
+        if (!mt_entity_memo_attach(e, &j->base))
+            free(j);
+        m = mt_entity_memo(e);
+    }
+    return m && m->kind == &az_json_memo_kind ? (az_json_memo *)m : NULL;
+}
+
+/* The row's text in form md (NONE or MINIMAL), written now if it is not
+ * kept yet; NULL when it cannot be kept (write it in full instead). */
+static const az_memo_text *az_memo_text_of(const mt_entity *e, az_metadata md)
+{
+    az_json_memo *j = az_json_memo_of(e);
+    int i = md == AZ_META_NONE ? 0 : 1;
+    if (!j || __atomic_load_n(&j->big[i], __ATOMIC_RELAXED))
+        return NULL;
+    az_memo_text *t = __atomic_load_n(&j->form[i], __ATOMIC_ACQUIRE);
+    if (t)
+        return t;
+    az_payload_ctx c = {.md = md};
+    mt_buf b = {0};
+    bool first = true;
+    if (!az_put_props(&b, &c, e, &first) || b.oom || b.len > AZ_MEMO_MAX) {
+        if (!b.oom && b.len > AZ_MEMO_MAX)
+            __atomic_store_n(&j->big[i], true, __ATOMIC_RELAXED);
+        mt_buf_clear(&b);
+        return NULL;
+    }
+    t = malloc(sizeof *t + b.len);
+    if (t) {
+        t->len = b.len;
+        memcpy(t->text, b.p, b.len);
+        az_memo_text *none = NULL;
+        if (!__atomic_compare_exchange_n(&j->form[i], &none, t, false, __ATOMIC_ACQ_REL,
+                                         __ATOMIC_ACQUIRE)) {
+            free(t); /* another reader wrote it first: the same text */
+            t = none;
+        }
+    }
+    mt_buf_clear(&b);
+    return t;
+}
+
+/* Writes e's members from its memo when it is a frozen row and the form
+ * allows; false when it was not (the caller writes them). */
+static bool az_put_memo(mt_buf *b, const az_payload_ctx *c, const mt_entity *e, bool *first)
+{
+    if (!e->frozen || c->select || c->md == AZ_META_FULL)
+        return false;
+    const az_memo_text *t = az_memo_text_of(e, c->md);
+    if (!t)
+        return false;
+    if (!*first)
+        mt_buf_put(b, ",", 1);
+    mt_buf_put(b, t->text, t->len);
+    *first = false;
+    return true;
+}
+
+/* az_entity_object printed: false when out of memory. */
+static bool az_put_entity(mt_buf *b, const az_payload_ctx *c, const mt_entity *e, bool single)
+{
+    bool first = true;
+    if (!e->pk || !e->rk)
+        return false; /* as cJSON refuses a NULL string */
+    mt_buf_put(b, "{", 1);
+    az_put_head(b, &first, c, e, single);
+    if (!az_put_memo(b, c, e, &first) && !az_put_props(b, c, e, &first))
+        return false;
     mt_buf_put(b, "}", 1);
     return !b->oom;
 }
@@ -454,11 +575,26 @@ static void az_feed_add(cJSON **root, cJSON *value, cJSON *o)
     }
 }
 
+/* About how long row e's text will be: its memo's length and the head's
+ * when it has one, else a guess. */
+static size_t az_entity_size_hint(const az_payload_ctx *c, const mt_entity *e)
+{
+    const az_memo_text *t = NULL;
+    if (e->frozen && !c->select && c->md != AZ_META_FULL)
+        t = az_memo_text_of(e, c->md);
+    size_t head = c->md != AZ_META_NONE && e->etag ? strlen(e->etag) + 24 : 0;
+    return (t ? t->len + 4 : 256) + head;
+}
+
 static char *az_json_entities_write(const az_payload_ctx *c, const mt_entity_list *rows,
                                     size_t *len)
 {
     mt_buf b = {0};
     bool first = true, ok = true;
+    size_t hint = 256;
+    for (size_t i = 0; rows && i < rows->n; i++)
+        hint += az_entity_size_hint(c, rows->v[i]);
+    mt_buf_grow(&b, hint); /* one allocation instead of a doubling series */
     mt_buf_put(&b, "{", 1);
     if (c->md != AZ_META_NONE) {
         mt_buf s = {0};

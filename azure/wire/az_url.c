@@ -82,6 +82,15 @@ static bool ieq(const char *a, const char *b)
     return *a == *b;
 }
 
+/* ieq for the n bytes at s, which hold no NUL. */
+static bool raw_ieq(const char *s, size_t n, const char *b)
+{
+    size_t i = 0;
+    while (i < n && b[i] && to_lower(s[i]) == to_lower(b[i]))
+        i++;
+    return i == n && !b[i];
+}
+
 /* Strict UTF-8 (mt_utf8_valid): keys are ordered by their UTF-16 code
  * units in the core, which needs well-formed text to do that. */
 static bool utf8_valid(const char *s)
@@ -134,11 +143,17 @@ mt_status az_query_find(const char *query, const char *name, char **out)
         const char *end = amp ? amp : p + strlen(p);
         const char *eq = memchr(p, '=', (size_t)(end - p));
         const char *name_end = eq ? eq : end;
-        char *n = query_decode(p, (size_t)(name_end - p));
-        if (!n && az_url_escapes_valid(p, (size_t)(name_end - p)))
-            return mt_oom(); /* it might have been the one asked for */
-        bool match = n && ieq(n, name);
-        free(n);
+        size_t nl = (size_t)(name_end - p);
+        bool match;
+        if (!memchr(p, '%', nl) && !memchr(p, '+', nl)) {
+            match = raw_ieq(p, nl, name); /* decoding would change nothing */
+        } else {
+            char *n = query_decode(p, nl);
+            if (!n && az_url_escapes_valid(p, nl))
+                return mt_oom(); /* it might have been the one asked for */
+            match = n && ieq(n, name);
+            free(n);
+        }
         if (match) {
             *out = eq ? query_decode(eq + 1, (size_t)(end - eq - 1)) : calloc(1, 1);
             if (!*out && (!eq || az_url_escapes_valid(eq + 1, (size_t)(end - eq - 1))))

@@ -816,6 +816,45 @@ static void test_query_atomic(void **state)
     mt_table_destroy(t);
 }
 
+/* A reader that only reads (share) gets the stored rows themselves, frozen,
+ * for the point form too; they keep their content after the table replaces
+ * or deletes them, and the last holder frees them. Others get copies. */
+static void test_query_atomic_shared(void **state)
+{
+    (void)state;
+    mt_table *t = new_table();
+    fill(t);
+    mt_entity_list a = {.share = true}, b = {.share = true}, c = {0};
+    assert_ok(t->ops->query_atomic(t, "b", NULL, &a));
+    mt_filter *f = parse("RowKey eq 'r3' or RowKey eq 'r1'");
+    assert_ok(t->ops->query_atomic(t, "b", f, &b));
+    assert_ok(t->ops->query_atomic(t, "b", NULL, &c));
+    mt_filter_free(f);
+    assert_int_equal(a.n, 10);
+    assert_int_equal(b.n, 2);
+    assert_ptr_equal(b.v[0], a.v[1]);
+    assert_ptr_equal(b.v[1], a.v[3]);
+    assert_true(a.v[1]->frozen);
+    assert_true(a.v[1] != c.v[1]);
+    assert_false(c.v[1]->frozen);
+
+    mt_entity *r1 = ent1("b", "r1", "v", 100);
+    assert_ok(run1(t, MT_OP_INSERT_OR_REPLACE, r1, NULL, NULL));
+    mt_entity_free(r1);
+    mt_entity *r3 = ent1("b", "r3", NULL, 0);
+    assert_ok(run1(t, MT_OP_DELETE, r3, "*", NULL));
+    mt_entity_free(r3);
+    assert_int_equal(get_v(t, "b", "r1"), 100);
+    assert_int_equal(mt_entity_get(b.v[0], "v")->u.i32, 1);
+    assert_int_equal(mt_entity_get(b.v[1], "v")->u.i32, 3);
+    mt_entity_list_clear(&a);
+    assert_int_equal(mt_entity_get(b.v[1], "v")->u.i32, 3);
+    assert_true(b.share); /* clear keeps the reader's promise */
+    mt_entity_list_clear(&b);
+    mt_entity_list_clear(&c);
+    mt_table_destroy(t);
+}
+
 static void test_stream_order(void **state)
 {
     (void)state;
@@ -1103,6 +1142,7 @@ int main(void)
         cmocka_unit_test(test_property_names),
         cmocka_unit_test(test_value_sizes),
         cmocka_unit_test(test_query_atomic),
+        cmocka_unit_test(test_query_atomic_shared),
         cmocka_unit_test(test_stream_order),
         cmocka_unit_test(test_stream_while_changing),
         cmocka_unit_test(test_continuation),

@@ -421,6 +421,43 @@ static void test_phase4_writes_stay_clean(void **state)
     fx_free(f);
 }
 
+/* A reader that lends its list (share) sees the same rows, stripped; the
+ * rows that carried _mtable_ properties were copied to strip them, the
+ * stored rows keep them, and clean rows are the stored rows themselves. */
+static void test_shared_read_strips_copies(void **state)
+{
+    (void)state;
+    fixture *f = fx_new(MT_PHASE_USE_NEW_WITH_TOMBSTONES);
+    write1(f->new_t, MT_OP_INSERT, "p", "a", "red", NULL, NULL);
+    mt_entity *b = ent("p", "b", "blue");
+    mt_value no = mt_v_bool(false);
+    mt_entity_set(b, MT_PROP_DELETED, &no); /* as a write of the migration left it */
+    mt_op op = {.kind = MT_OP_INSERT, .entity = b};
+    mt_op_result res;
+    assert_true(mt_table_batch(f->new_t, &op, 1, &res).http == 0);
+    mt_entity_free(b);
+    for (int round = 0; round < 2; round++) {
+        if (round)
+            fx_push(f, MT_PHASE_USE_NEW_HIDE_METADATA);
+        mt_entity_list shared = {.share = true}, plain = {0};
+        assert_true(f->mt->ops->query_atomic(f->mt, "p", NULL, &shared).http == 0);
+        assert_true(f->mt->ops->query_atomic(f->mt, "p", NULL, &plain).http == 0);
+        assert_int_equal(shared.n, 2);
+        assert_int_equal(plain.n, 2);
+        for (size_t i = 0; i < 2; i++)
+            assert_true(mt_entity_same_content(shared.v[i], plain.v[i]));
+        assert_null(mt_entity_get(shared.v[1], MT_PROP_DELETED));
+        assert_true(shared.v[0]->frozen);  /* the stored row itself */
+        assert_false(shared.v[1]->frozen); /* a stripped copy */
+        mt_entity_list_clear(&shared);
+        mt_entity_list_clear(&plain);
+        mt_entity *stored = get(f->new_t, "p", "b");
+        assert_non_null(mt_entity_get(stored, MT_PROP_DELETED)); /* still flagged */
+        mt_entity_free(stored);
+    }
+    fx_free(f);
+}
+
 /* A row in new that fails the filter still hides old's row that passes. */
 static void test_query_shadowing_ignores_filter(void **state)
 {
@@ -675,6 +712,7 @@ int main(void)
         cmocka_unit_test(test_phase2_delete_leaves_tombstone),
         cmocka_unit_test(test_phase4_writes_stay_clean),
         cmocka_unit_test(test_query_shadowing_ignores_filter),
+        cmocka_unit_test(test_shared_read_strips_copies),
         cmocka_unit_test(test_stream_survives_every_phase),
         cmocka_unit_test(test_stream_survives_the_swap),
         cmocka_unit_test(test_switched_cache_per_generation),
