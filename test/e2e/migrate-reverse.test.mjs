@@ -1,10 +1,12 @@
 // Migrating back, over two Azurite accounts, with an authority and two
-// sidecars: a checked SDK workload (three workers on each sidecar, inserts,
-// updates, deletes and reads whose acknowledged results are checked at the
-// end) runs through a migration forward with --old-after delete and then
-// through `mtablectl migrate --reverse`, which swaps the accounts' roles in
-// one push and migrates the data back. At the end every acknowledged row is
-// in the old account, the new account's table is empty, verify is ok, and
+// sidecars: a checked SDK workload on one table (three workers on each
+// sidecar, in the same partitions, each owning its own row keys; inserts,
+// updates, deletes, transactions and reads whose acknowledged results are
+// checked, also across the sidecars) runs through a migration forward with
+// --old-after delete and then through `mtablectl migrate --reverse`, which
+// swaps the accounts' roles in one push and migrates the data back, while a
+// second table holds rows nobody writes. At the end every acknowledged row is
+// in the old account, the new account's tables are empty, verify is ok, and
 // status, /metrics and the sidecars' /readyz show the direction. Before the
 // forward migration is done, --reverse is refused with the reason. And with
 // --table-map and --old-after keep: the migration back is refused while the
@@ -85,12 +87,18 @@ describe("mtablectl migrate --reverse", { skip }, () => {
     assert.equal(r409.json?.error?.code, "MigrationNotDone", r409.text);
     assert.match(r409.text, /use_old_hide_metadata/);
 
-    // One table for each sidecar's workers (a worker owns the partitions of
-    // its table); both tables are read through both sidecars at the end.
+    // Both sidecars' workers on the first table, in the same partitions:
+    // workers w0-w2 through s1, w3-w5 through s2 (a worker owns the row keys
+    // of its number), one registry so that each reads the others' rows too.
+    // The second table's rows are seeded once and only read at the end.
     const parts = ["p0", "p1", "p2"];
-    const sets = targets.map((t, i) => makeWorkers({ t, table: tables[i], partitions: parts, seed: s + 7 * i, count: 3 }));
+    const registry = [];
+    const sets = targets.map((t, i) =>
+      makeWorkers({ t, table: tables[0], partitions: parts, seed: s + 7 * i, count: 3, firstId: 3 * i, registry }));
     const workers = sets.flatMap((x) => x.workers);
-    for (let i = 0; i < 2; i++) await seed(targets[i], tables[i], sets[i].workers, parts, 20);
+    for (let i = 0; i < 2; i++) await seed(targets[i], tables[0], sets[i].workers, parts, 20);
+    const still = makeWorkers({ t: targets[1], table: tables[1], partitions: parts, seed: s, count: 1, firstId: 6 });
+    await seed(targets[1], tables[1], still.workers, parts, 10);
     const note = (st) => {
       for (const x of sets) x.shared.current = `${st.direction}:${st.phase}`;
     };
@@ -144,8 +152,8 @@ describe("mtablectl migrate --reverse", { skip }, () => {
     assert.equal(back.phase, "use_new_hide_metadata");
     assert.equal(back.direction, "reverse");
     assert.equal(back.migration.last_verify.ok, true, JSON.stringify(back.migration));
-    for (let i = 0; i < 2; i++) {
-      const expected = sets[i].workers.flatMap((x) => x.expected());
+    for (const [i, ws] of [workers, still.workers].entries()) {
+      const expected = ws.flatMap((x) => x.expected());
       assert.ok(expected.length > 0);
       assert.deepEqual(compareRows(await readTyped(direct("mtold"), tables[i]), expected, `${tables[i]} in the old account`), []);
       for (const t of targets) {
