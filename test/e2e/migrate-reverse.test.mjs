@@ -166,6 +166,11 @@ describe("mtablectl migrate --reverse", { skip }, () => {
     if (first.error) throw first.error;
     assert.match(out.reverse.stdout, /migration back started/);
     assert.equal(out.abort.status, 0, out.abort.stdout + out.abort.stderr);
+    // prefer_old's writes marked their partitions in the account playing old
+    // (the new one); the abort deleted those rows there.
+    const deleted = /(\d+) protocol rows deleted/.exec(out.abort.stdout);
+    assert.ok(deleted && Number(deleted[1]) > 0, out.abort.stdout);
+    tc.diagnostic(out.abort.stdout.trim());
 
     // The abort left the fleet in phase 0 of the swapped roles: every
     // acknowledged row through both sidecars and in the new account (which
