@@ -1,12 +1,18 @@
 // Migrating back, over two Azurite accounts, with an authority and two
-// sidecars: a checked SDK workload (three workers on each sidecar, inserts,
-// updates, deletes and reads whose acknowledged results are checked at the
-// end) runs through a migration forward with --old-after delete and then
-// through `mtablectl migrate --reverse`, which swaps the accounts' roles in
-// one push and migrates the data back. At the end every acknowledged row is
-// in the old account, the new account's table is empty, verify is ok, and
-// status, /metrics and the sidecars' /readyz show the direction. Before the
-// forward migration is done, --reverse is refused with the reason. And with
+// sidecars: a checked SDK workload on one table (three workers on each
+// sidecar, in the same partitions, each owning its own row keys; inserts,
+// updates, deletes, transactions and reads whose acknowledged results are
+// checked, also across the sidecars) runs through a migration forward with
+// --old-after delete and then back, while a second table holds rows nobody
+// writes. `mtablectl migrate --reverse` swaps the accounts' roles in one
+// push; the run is paused right after the swap, stopped in prefer_old of
+// the swapped roles and aborted there, which leaves the fleet in phase 0 of
+// the swapped roles with every acknowledged row readable and no protocol
+// data; a plain `mtablectl migrate` then runs in the swapped roles, held in
+// prefer_new, to the end. At the end every acknowledged row is in the old
+// account, the new account's tables are empty, verify is ok, and status,
+// /metrics and the sidecars' /readyz show the direction. Before the forward
+// migration is done, --reverse is refused with the reason. And with
 // --table-map and --old-after keep: the migration back is refused while the
 // old account holds the rollback copy, naming the table; once the operator
 // deleted it there, the data goes back under the application's name.
@@ -85,27 +91,46 @@ describe("mtablectl migrate --reverse", { skip }, () => {
     assert.equal(r409.json?.error?.code, "MigrationNotDone", r409.text);
     assert.match(r409.text, /use_old_hide_metadata/);
 
-    // One table for each sidecar's workers (a worker owns the partitions of
-    // its table); both tables are read through both sidecars at the end.
+    // Both sidecars' workers on the first table, in the same partitions:
+    // workers w0-w2 through s1, w3-w5 through s2 (a worker owns the row keys
+    // of its number), one registry so that each reads the others' rows too.
+    // The second table's rows are seeded once and only read at the end.
     const parts = ["p0", "p1", "p2"];
-    const sets = targets.map((t, i) => makeWorkers({ t, table: tables[i], partitions: parts, seed: s + 7 * i, count: 3 }));
+    const registry = [];
+    const sets = targets.map((t, i) =>
+      makeWorkers({ t, table: tables[0], partitions: parts, seed: s + 7 * i, count: 3, firstId: 3 * i, registry }));
     const workers = sets.flatMap((x) => x.workers);
-    for (let i = 0; i < 2; i++) await seed(targets[i], tables[i], sets[i].workers, parts, 20);
+    for (let i = 0; i < 2; i++) await seed(targets[i], tables[0], sets[i].workers, parts, 20);
+    const still = makeWorkers({ t: targets[1], table: tables[1], partitions: parts, seed: s, count: 1, firstId: 6 });
+    await seed(targets[1], tables[1], still.workers, parts, 10);
     const note = (st) => {
       for (const x of sets) x.shared.current = `${st.direction}:${st.phase}`;
     };
-    const runTo = (what) => waitFor(`migration ${what}`, async () => {
+    const waitMig = (what, ok) => waitFor(`migration ${what}`, async () => {
       const st = await proxyStatus(auth);
       note(st);
       if (st.migration.state === "failed") throw new Error(JSON.stringify(st.migration));
-      return st.migration.state === "done" ? st : null;
+      return ok(st) ? st : null;
     }, 90000);
+    const runTo = (what) => waitMig(what, (st) => st.migration.state === "done");
+    const phasesSeen = new Set();
+    const watch = () => setInterval(async () => {
+      try {
+        const st = await proxyStatus(auth);
+        phasesSeen.add(`${st.direction}:${st.phase}`);
+        note(st);
+      } catch { /* the next poll tells */ }
+    }, 100);
+    const expectedNow = () => [workers, still.workers].map((ws) => ws.flatMap((x) => x.expected()));
 
+    // Forward to the end; then back, held at each step for the workers: the
+    // swap, paused right after it, a stop in prefer_old of the swapped roles,
+    // and an abort there.
     let forward = null;
     let back = null;
-    let ctlOut = null;
-    const phasesSeen = new Set();
-    const { error } = await workWhile(workers, async () => {
+    const out = {};
+    let timer = null;
+    const first = await workWhile(workers, async () => {
       await sleep(600);
       const r = await admin(auth, "POST", "/admin/v1/migrate", { old_after: "delete" });
       assert.equal(r.status, 202, r.text);
@@ -114,38 +139,86 @@ describe("mtablectl migrate --reverse", { skip }, () => {
       const oldNames = (await all(serviceClient(direct("mtold")).listTables())).map((x) => x.name);
       for (const t of tables) assert.ok(!oldNames.includes(t), `${t} not deleted from the old account`);
       await sleep(800);
-      const poll = setInterval(async () => {
-        try {
-          const st = await proxyStatus(auth);
-          phasesSeen.add(`${st.direction}:${st.phase}`);
-          note(st);
-        } catch { /* the next poll tells */ }
-      }, 100);
+      timer = watch();
+      // Sidecar s2, stopped, holds the swap (its acknowledgement) until the
+      // pause is in; the run then stops before its next push.
+      const held = sidecars[1].process.pid;
+      process.kill(held, "SIGSTOP");
       try {
-        ctlOut = await ctl(["--admin", auth.adminUrl, "migrate", "--reverse"]);
+        out.reverse = await ctl(["--admin", auth.adminUrl, "migrate", "--reverse", "--no-wait"]);
+        assert.equal(out.reverse.status, 0, out.reverse.stdout + out.reverse.stderr);
+        const p = await admin(auth, "POST", "/admin/v1/migrate/pause");
+        assert.equal(p.status, 202, p.text);
       } finally {
-        clearInterval(poll);
+        process.kill(held, "SIGCONT");
       }
+      const paused = await waitMig("paused after the swap", (st) => st.migration.state === "paused");
+      assert.equal(paused.direction, "reverse");
+      assert.equal(paused.phase, "use_old_hide_metadata");
+      await sleep(600);
+      const u = await admin(auth, "POST", "/admin/v1/migrate/resume", { until: "prefer_old" });
+      assert.equal(u.status, 202, u.text);
+      await waitMig("stopped in prefer_old", (st) => st.migration.state === "idle" && st.phase === "prefer_old");
+      await sleep(1000);
+      out.abort = await ctl(["--admin", auth.adminUrl, "abort"]);
+      await sleep(600);
+    }).finally(() => clearInterval(timer));
+    if (first.error) throw first.error;
+    assert.match(out.reverse.stdout, /migration back started/);
+    assert.equal(out.abort.status, 0, out.abort.stdout + out.abort.stderr);
+    // prefer_old's writes marked their partitions in the account playing old
+    // (the new one); the abort deleted those rows there.
+    const deleted = /(\d+) protocol rows deleted/.exec(out.abort.stdout);
+    assert.ok(deleted && Number(deleted[1]) > 0, out.abort.stdout);
+    tc.diagnostic(out.abort.stdout.trim());
+
+    // The abort left the fleet in phase 0 of the swapped roles: every
+    // acknowledged row through both sidecars and in the new account (which
+    // plays old), no protocol data, nothing in the old account.
+    const aborted = await proxyStatus(auth);
+    assert.equal(aborted.direction, "reverse");
+    assert.equal(aborted.phase, "use_old_hide_metadata");
+    assert.equal(aborted.migration.state, "idle", JSON.stringify(aborted.migration));
+    for (const px of sidecars) assert.equal((await proxyStatus(px)).phase, "use_old_hide_metadata");
+    for (const [i, expected] of expectedNow().entries()) {
+      for (const t of targets) {
+        assert.deepEqual(compareRows(await readTyped(t, tables[i]), expected, `${tables[i]} through ${t.name} after the abort`), []);
+      }
+      assert.deepEqual(compareRows(await readTyped(direct("mtnew"), tables[i]), expected, `${tables[i]} in the new account after the abort`), []);
+      assert.equal((await all(tableClient(direct("mtold"), tables[i]).listEntities())).length, 0, `${tables[i]} in the old account after the abort`);
+    }
+
+    // A plain migrate now runs in the swapped roles: held in prefer_new,
+    // then to the end.
+    const second = await workWhile(workers, async () => {
+      await sleep(400);
+      timer = watch();
+      out.until = await ctl(["--admin", auth.adminUrl, "migrate", "--until", "prefer_new"]);
+      assert.equal(out.until.status, 0, out.until.stdout + out.until.stderr);
+      const held = await proxyStatus(auth);
+      assert.equal(held.direction, "reverse");
+      assert.equal(held.phase, "prefer_new");
+      await sleep(1000);
+      out.migrate = await ctl(["--admin", auth.adminUrl, "migrate"]);
+      assert.equal(out.migrate.status, 0, out.migrate.stdout + out.migrate.stderr);
       back = await runTo("back done");
       await sleep(800);
-    });
-    if (error) throw error;
-    assert.equal(ctlOut.status, 0, ctlOut.stdout + ctlOut.stderr);
-    assert.match(ctlOut.stdout, /migration back started/);
+    }).finally(() => clearInterval(timer));
+    if (second.error) throw second.error;
 
     const sum = totals(workers);
     assert.deepEqual(sum.violations, [], fmtViolations(sum.violations));
     for (const x of workers) assert.ok(x.stats.ok > 0, `${x.name} acknowledged nothing`);
     tc.diagnostic(`ops by phase: ${JSON.stringify(sum.byPhase)}`);
-    assert.ok((sum.byPhase["reverse:prefer_new"] ?? 0) > 0 || (sum.byPhase["reverse:prefer_old"] ?? 0) > 0,
-      JSON.stringify(sum.byPhase));
-    assert.ok(phasesSeen.has("reverse:prefer_new"), [...phasesSeen].join(","));
+    for (const ph of ["reverse:use_old_hide_metadata", "reverse:prefer_old", "reverse:prefer_new"]) {
+      assert.ok((sum.byPhase[ph] ?? 0) > 0, `no operation in ${ph}: ${JSON.stringify(sum.byPhase)}`);
+      assert.ok(phasesSeen.has(ph), [...phasesSeen].join(","));
+    }
 
     assert.equal(back.phase, "use_new_hide_metadata");
     assert.equal(back.direction, "reverse");
     assert.equal(back.migration.last_verify.ok, true, JSON.stringify(back.migration));
-    for (let i = 0; i < 2; i++) {
-      const expected = sets[i].workers.flatMap((x) => x.expected());
+    for (const [i, expected] of expectedNow().entries()) {
       assert.ok(expected.length > 0);
       assert.deepEqual(compareRows(await readTyped(direct("mtold"), tables[i]), expected, `${tables[i]} in the old account`), []);
       for (const t of targets) {

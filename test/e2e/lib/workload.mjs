@@ -1009,14 +1009,20 @@ export function fmtCounts(o) {
 // ---------------------------------------------------------------------------
 // A whole run: workers over a migration, and the checks at the end.
 
-// count workers on table, the last one on the legacy SDK.
-export function makeWorkers({ t, table, partitions, seed: s, faults = false, checkAfterWrite = false, weights, count = 4, onViolation }) {
-  const shared = { registry: [], current: "use_old_hide_metadata", onViolation };
+// count workers on table, the last one on the legacy SDK, numbered from
+// firstId. Sets of workers that share a table (through different proxies,
+// say) must not share numbers, since a worker owns the row keys of its
+// number; giving them one registry lets each read the others' rows.
+export function makeWorkers({
+  t, table, partitions, seed: s, faults = false, checkAfterWrite = false, weights, count = 4, onViolation,
+  firstId = 0, registry = [],
+}) {
+  const shared = { registry, current: "use_old_hide_metadata", onViolation };
   shared.phase = () => shared.current;
   const workers = [];
-  for (let id = 0; id < count; id++) {
+  for (let i = 0; i < count; i++) {
     workers.push(new Worker({
-      id, sdk: id === count - 1 ? "azure-storage" : "data-tables", target: t, table, partitions,
+      id: firstId + i, sdk: i === count - 1 ? "azure-storage" : "data-tables", target: t, table, partitions,
       seed: s, shared, faults, checkAfterWrite, ...(weights ? { weights } : {}),
     }));
   }
