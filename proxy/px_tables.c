@@ -18,6 +18,13 @@
  * called with the registry's lock held: a table's stack is built before
  * the lock is taken and dropped if another request got there first.
  *
+ * Races between requests of this proxy: creates and deletes of one name
+ * run one at a time (the later waits for the earlier, without the lock),
+ * so of two creates exactly one answers 201 and a delete never overtakes
+ * the create it follows; a table found in a listing is not added to the
+ * registry if a delete began since the listing was taken (it is listed
+ * again, up to twice).
+ *
  * Tables are reference counted: a request or a migration holds its tables
  * while it runs, so a concurrent Delete Table only unlinks one, and the last
  * user frees it.
@@ -46,12 +53,16 @@ struct px_registry {
     const char *label[2];
     px_guard guard;
     px_metrics *metrics;
-    pthread_mutex_t mu; /* guards v, n, cap, refs and ACLs; no account call under it */
+    pthread_mutex_t mu; /* guards all below, refs and ACLs; no account call under it */
     px_table **v;       /* live tables, sorted by name, case-insensitively */
     size_t n, cap;
+    char **busy; /* names a create or a delete is working on */
+    size_t nbusy, busy_cap;
+    pthread_cond_t idle; /* a name stopped being busy */
+    uint64_t deletes;    /* bumped when a delete starts and when it ends */
 };
 
-static px_table *adopt(px_registry *r, const char *name, mt_status *st);
+static px_table *adopt(px_registry *r, const char *name, const uint64_t *seen, mt_status *st);
 static void table_free(px_table *t);
 
 /* The union of both accounts' tables, sorted case-insensitively, one of
@@ -72,6 +83,7 @@ px_registry *px_registry_new(mt_rt *rt, mt_config_service *cfg, px_backend old_b
     if (guard)
         r->guard = *guard;
     pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->idle, NULL);
     px_backend b[2] = {old_b, new_b};
     for (int side = 0; side < 2; side++) {
         r->label[side] = b[side].label;
@@ -81,7 +93,7 @@ px_registry *px_registry_new(mt_rt *rt, mt_config_service *cfg, px_backend old_b
     size_t n = 0;
     char **names = mt_is_ok(st) ? account_union(r, &n, st) : NULL;
     for (size_t i = 0; i < n && mt_is_ok(st); i++) {
-        px_table *t = adopt(r, names[i], st);
+        px_table *t = adopt(r, names[i], NULL, st);
         if (t)
             px_table_release(r, t);
     }
@@ -149,6 +161,8 @@ void px_registry_free(px_registry *r)
     free(r->v);
     mt_account_destroy(r->side[0]);
     mt_account_destroy(r->side[1]);
+    free(r->busy);
+    pthread_cond_destroy(&r->idle);
     pthread_mutex_destroy(&r->mu);
     free(r);
 }
@@ -193,8 +207,11 @@ static bool insert_at(px_registry *r, size_t at, px_table *t)
 
 /* The registry's table name, added unless present, with a reference for
  * the caller; NULL with *st when out of memory. The stack is built before
- * the lock and dropped when another request added the name meanwhile. */
-static px_table *adopt(px_registry *r, const char *name, mt_status *st)
+ * the lock and dropped when another request added the name meanwhile.
+ * With seen (the delete count when the caller listed the accounts), an
+ * absent name is added only if no delete began since: NULL with *st
+ * untouched tells the caller to list again. */
+static px_table *adopt(px_registry *r, const char *name, const uint64_t *seen, mt_status *st)
 {
     px_table *fresh = table_new(r, name, st);
     if (!fresh)
@@ -203,16 +220,65 @@ static px_table *adopt(px_registry *r, const char *name, mt_status *st)
     bool found;
     size_t at = find(r, name, &found);
     px_table *t = found ? r->v[at] : NULL;
-    if (!t && insert_at(r, at, fresh))
+    bool stale = !t && seen && *seen != r->deletes;
+    if (!t && !stale && insert_at(r, at, fresh))
         t = fresh, fresh = NULL;
     if (t)
         t->refs++; /* the caller's; a new table's first is the registry's */
     pthread_mutex_unlock(&r->mu);
     if (fresh)
         table_free(fresh);
-    if (!t)
+    if (!t && !stale)
         *st = mt_oom();
     return t;
+}
+
+static bool busy_has(const px_registry *r, const char *name)
+{
+    for (size_t i = 0; i < r->nbusy; i++)
+        if (strcasecmp(r->busy[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Waits until no create or delete of name runs in this proxy, then marks
+ * name busy; false when out of memory. */
+static bool name_begin(px_registry *r, const char *name)
+{
+    char *copy = strdup(name);
+    if (!copy)
+        return false;
+    pthread_mutex_lock(&r->mu);
+    while (busy_has(r, name))
+        pthread_cond_wait(&r->idle, &r->mu);
+    bool ok = r->nbusy < r->busy_cap;
+    if (!ok) {
+        size_t cap = r->busy_cap ? r->busy_cap * 2 : 8;
+        char **v = realloc(r->busy, cap * sizeof *v);
+        if ((ok = v != NULL))
+            r->busy = v, r->busy_cap = cap;
+    }
+    if (ok)
+        r->busy[r->nbusy++] = copy;
+    pthread_mutex_unlock(&r->mu);
+    if (!ok)
+        free(copy);
+    return ok;
+}
+
+static void name_end(px_registry *r, const char *name)
+{
+    char *done = NULL;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->nbusy && !done; i++) {
+        if (strcasecmp(r->busy[i], name) == 0) {
+            done = r->busy[i];
+            r->busy[i] = r->busy[--r->nbusy];
+        }
+    }
+    pthread_cond_broadcast(&r->idle);
+    pthread_mutex_unlock(&r->mu);
+    free(done);
 }
 
 static px_table *lookup(px_registry *r, const char *name)
@@ -294,23 +360,26 @@ mt_status px_table_create(px_registry *r, const char *name)
     if (!az_table_name_valid(name))
         return mt_error(400, "InvalidResourceName",
                         "The specifed resource name contains invalid characters.");
+    if (!name_begin(r, name))
+        return mt_oom();
     /* Each account says whether this request made the table there: one
-     * that did settles it, even if a concurrent lookup found the table in
-     * the other and added it to the registry first. */
+     * that did settles it (another proxy may have made the other side),
+     * even if a concurrent lookup found the table in the accounts and
+     * added it to the registry first. */
     bool made_any = false;
-    for (int side = 0; side < 2; side++) {
+    mt_status st = mt_ok();
+    for (int side = 0; side < 2 && mt_is_ok(&st); side++) {
         bool made = false;
-        mt_status st = mt_account_create(r->side[side], name, &made);
-        if (!mt_is_ok(&st) && !mt_table_existed(&st))
-            return st;
+        st = mt_account_create(r->side[side], name, &made);
+        if (mt_table_existed(&st))
+            st = mt_ok();
         made_any = made_any || made;
     }
-    mt_status st = mt_ok();
-    px_table *t = adopt(r, name, &st);
-    if (!t)
-        return st;
-    px_table_release(r, t);
-    if (!made_any)
+    px_table *t = mt_is_ok(&st) ? adopt(r, name, NULL, &st) : NULL;
+    if (t)
+        px_table_release(r, t);
+    name_end(r, name);
+    if (mt_is_ok(&st) && !made_any)
         return mt_error(409, MT_ERR_TABLE_EXISTS, "The table specified already exists.");
     return st;
 }
@@ -320,16 +389,31 @@ static mt_status no_resource(void)
     return mt_error(404, MT_ERR_NOT_FOUND, "The specified resource does not exist.");
 }
 
+static mt_status delete_named(px_registry *r, const char *name);
+
 /* The accounts first, without the registry lock (a network call must not
  * hold up every other request); then the registry, if the table is still
  * the one looked up. A table created again in between is found again in
  * the accounts by the next lookup. */
 mt_status px_table_delete(px_registry *r, const char *name)
 {
+    if (!name_begin(r, name))
+        return mt_oom();
+    mt_status st = delete_named(r, name);
+    name_end(r, name);
+    return st;
+}
+
+/* The delete, name busy. */
+static mt_status delete_named(px_registry *r, const char *name)
+{
     mt_status st = mt_ok();
     px_table *t = px_table_get(r, name, &st);
     if (!t)
         return st.http == 404 ? no_resource() : st;
+    pthread_mutex_lock(&r->mu);
+    r->deletes++;
+    pthread_mutex_unlock(&r->mu);
     int absent = 0;
     for (int side = 0; side < 2 && mt_is_ok(&st); side++) {
         st = mt_account_delete(r->side[side], t->name);
@@ -340,6 +424,7 @@ mt_status px_table_delete(px_registry *r, const char *name)
     bool found = false;
     size_t at = mt_is_ok(&st) ? find(r, t->name, &found) : 0;
     bool mine = found && r->v[at] == t;
+    r->deletes++;
     if (mine) {
         memmove(r->v + at, r->v + at + 1, (r->n - at - 1) * sizeof *r->v);
         r->n--;
@@ -375,18 +460,25 @@ static bool listed(char **names, size_t n, const char *name, const char **as)
 px_table *px_table_get(px_registry *r, const char *name, mt_status *st)
 {
     px_table *t = lookup(r, name);
-    /* Another proxy of the same accounts may have created it. */
-    if (!t && az_table_name_valid(name)) {
+    /* Another proxy of the same accounts may have created it. A listing a
+     * delete here may have overtaken is taken again (twice at most: a third
+     * listing is trusted, lest deletes of other tables starve the lookup). */
+    bool again = !t && az_table_name_valid(name);
+    for (int tries = 0; again && tries < 3; tries++) {
+        pthread_mutex_lock(&r->mu);
+        uint64_t seen = r->deletes;
+        pthread_mutex_unlock(&r->mu);
         mt_status ls = mt_ok();
         size_t n = 0;
         char **names = account_union(r, &n, &ls);
         const char *as = NULL;
-        if (mt_is_ok(&ls) && listed(names, n, name, &as))
-            t = adopt(r, as, st);
+        again = mt_is_ok(&ls) && listed(names, n, name, &as);
+        t = again ? adopt(r, as, tries < 2 ? &seen : NULL, st) : NULL;
+        again = again && !t && mt_is_ok(st);
         mt_names_free(names, n);
-        if (t)
-            return t;
     }
+    if (t)
+        return t;
     if (!t && (mt_is_ok(st) || st->http == 404))
         *st = mt_error(404, MT_ERR_TABLE_NOT_FOUND, "The table specified does not exist.");
     return t;
