@@ -337,7 +337,7 @@ static bool start_client(px_app *app, FILE *err)
 }
 
 /* ------------------------------------------------------------------------ */
-/* The migration run's world (cfg_migrate_env): the registry's tables, the  */
+/* The migration run's world (cfg_migrate_env): the accounts' tables, the   */
 /* log, and the rate the status shows.                                      */
 
 static char **mig_list_tables(void *ctx, size_t *n, mt_status *st)
