@@ -44,6 +44,8 @@ mt_status mt_names_page(char **all, size_t k, const char *from, size_t max, char
     *n = 0;
     if (next)
         *next = NULL;
+    if (!all && !(all = calloc(1, sizeof *all))) /* an empty account's list */
+        return mt_oom();
     qsort(all, k, sizeof *all, code_point_cmp);
     size_t lo = 0;
     while (from && lo < k && strcmp(all[lo], from) < 0)
@@ -68,7 +70,8 @@ static bool names_append(char ***all, size_t *n, char **page, size_t k)
     char **grown = realloc(*all, (*n + k + 1) * sizeof **all);
     if (!grown)
         return false;
-    memcpy(grown + *n, page, k * sizeof *page);
+    if (k)
+        memcpy(grown + *n, page, k * sizeof *page);
     *all = grown;
     *n += k;
     return true;

@@ -498,7 +498,7 @@ mt_status mt_account_list_all(mt_account *a, char ***names, size_t *n);
 /* Frees n names and the array (either may be NULL / 0). */
 void mt_names_free(char **names, size_t n);
 /* One page of a list, for an account that holds every name at once: takes
- * all (k names in any order), sorts it in code-
+ * all (k names in any order; NULL when k is 0), sorts it in code-
  * point order and answers as the list operation does, freeing the names
  * left out. */
 mt_status mt_names_page(char **all, size_t k, const char *from, size_t max, char ***names,

@@ -320,7 +320,8 @@ static char **account_union(px_registry *r, size_t *n, mt_status *st)
             break;
         }
         all = grown;
-        memcpy(all + na, names, k * sizeof *names);
+        if (k)
+            memcpy(all + na, names, k * sizeof *names);
         na += k;
         free(names); /* the strings moved to all */
     }
