@@ -464,6 +464,7 @@ px_table *px_table_get(px_registry *r, const char *name, mt_status *st)
     /* Another proxy of the same accounts may have created it. A listing a
      * delete here may have overtaken is taken again (twice at most: a third
      * listing is trusted, lest deletes of other tables starve the lookup). */
+    mt_status err = mt_ok();
     bool again = !t && az_table_name_valid(name);
     for (int tries = 0; again && tries < 3; tries++) {
         pthread_mutex_lock(&r->mu);
@@ -474,14 +475,14 @@ px_table *px_table_get(px_registry *r, const char *name, mt_status *st)
         char **names = account_union(r, &n, &ls);
         const char *as = NULL;
         again = mt_is_ok(&ls) && listed(names, n, name, &as);
-        t = again ? adopt(r, as, tries < 2 ? &seen : NULL, st) : NULL;
-        again = again && !t && mt_is_ok(st);
+        t = again ? adopt(r, as, tries < 2 ? &seen : NULL, &err) : NULL;
+        again = again && !t && mt_is_ok(&err);
         mt_names_free(names, n);
     }
-    if (t)
-        return t;
-    if (!t && (mt_is_ok(st) || st->http == 404))
-        *st = mt_error(404, MT_ERR_TABLE_NOT_FOUND, "The table specified does not exist.");
+    if (!t) /* out of memory, or not found (a listing that failed included) */
+        *st = mt_is_ok(&err)
+                  ? mt_error(404, MT_ERR_TABLE_NOT_FOUND, "The table specified does not exist.")
+                  : err;
     return t;
 }
 

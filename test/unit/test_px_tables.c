@@ -118,6 +118,11 @@ static void test_lifecycle(void **state)
     world w;
     world_open(&w, "");
     world_start(&w);
+    /* A missing table's status is set whatever the caller's held (callers
+     * need not initialize it). */
+    mt_status st = mt_error(599, "Stale", "left over");
+    assert_null(px_table_get(w.reg, "orders", &st));
+    want(st, 404, MT_ERR_TABLE_NOT_FOUND);
     want(px_table_create(w.reg, "orders"), 0, NULL);
     want(px_table_create(w.reg, "ORDERS"), 409, MT_ERR_TABLE_EXISTS);
     names_are(&w, w.old_a, "orders");
