@@ -9,6 +9,12 @@
  * atomic load rather than the account's lock. Deleting a table marks it
  * gone and takes it out of the account: handles that hold it answer 404
  * TableNotFound from then on, and its rows are freed with the last handle.
+ *
+ * Every lock is the runtime's (mt_rt); the handle's two atomic loads are
+ * the one thing outside it. Looking the name up under the account's lock
+ * on every call was the simpler design, but it would put a second lock on
+ * every request of the embedded backend; the tester, which must see every
+ * interleaving, uses memtables directly, not accounts.
  */
 #include "mt.h"
 
