@@ -3,7 +3,8 @@
  *
  * The core is the MigratingTable engine: the entity model, the OData filter,
  * the backend-table interface, the in-memory table, the migration protocol,
- * the configuration-service interface and the migrator.
+ * the account interface (tables by name) and the in-memory account, the
+ * configuration-service interface and the migrator.
  *
  * What the core must never do:
  *   - I/O of any kind (no sockets, no files, no clocks beyond the runtime);
@@ -51,6 +52,7 @@ typedef struct mt_status {
 #define MT_ERR_INTERNAL "InternalError"
 #define MT_ERR_NOT_IMPLEMENTED "NotImplemented"
 #define MT_ERR_TABLE_NOT_FOUND "TableNotFound"
+#define MT_ERR_TABLE_EXISTS "TableAlreadyExists"
 
 mt_status mt_ok(void);
 /* 503 ServerBusy "out of memory": what an allocation failure answers, so
@@ -480,6 +482,77 @@ mt_status mt_table_scan(mt_table *t, const mt_filter *f, mt_entity_list *out);
  * it (ETags are times, as the service's are). */
 mt_table *mt_memtable_new(mt_rt *rt, const char *name);
 size_t mt_memtable_count(mt_table *t); /* rows, for tests */
+
+/* ------------------------------------------------------------------------ */
+/* Accounts: the tables of one account, by name (the table service's       */
+/* Create/Delete/Query Tables). Names compare case-insensitively and keep   */
+/* the case they were created with. Implemented by the memory account       */
+/* below, by the Azure client (az_client_account) and by decorators.        */
+
+typedef struct mt_account mt_account;
+
+typedef struct mt_account_ops {
+    /* A table of the account by name; destroy it with mt_table_destroy
+     * before the account. Does not check that the table exists: while it
+     * does not, its calls answer 404 TableNotFound. NULL with *st set on a
+     * bad or reserved name, or out of memory. */
+    mt_table *(*open)(mt_account *a, const char *name, mt_status *st);
+    /* Creates name; 409 TableAlreadyExists when it exists. *created (may be
+     * NULL) is true only when this call made it. */
+    mt_status (*create)(mt_account *a, const char *name, bool *created);
+    /* Deletes name and its rows; 404 (ResourceNotFound or TableNotFound)
+     * when there is none. */
+    mt_status (*remove)(mt_account *a, const char *name);
+    /* Names in code-point order, from the first >= from (NULL: the start),
+     * at most max of them (0: all). *names holds *n strings (free them with
+     * mt_names_free); *next (may be NULL) receives where the next page
+     * starts (caller frees), NULL after the last page. */
+    mt_status (*list)(mt_account *a, const char *from, size_t max, char ***names, size_t *n,
+                      char **next);
+    void (*destroy)(mt_account *a);
+} mt_account_ops;
+
+struct mt_account {
+    const mt_account_ops *ops;
+};
+
+static inline mt_table *mt_account_open(mt_account *a, const char *name, mt_status *st)
+{
+    return a->ops->open(a, name, st);
+}
+static inline mt_status mt_account_create(mt_account *a, const char *name, bool *created)
+{
+    return a->ops->create(a, name, created);
+}
+static inline mt_status mt_account_delete(mt_account *a, const char *name)
+{
+    return a->ops->remove(a, name);
+}
+static inline void mt_account_destroy(mt_account *a)
+{
+    if (a)
+        a->ops->destroy(a);
+}
+/* Every name, all pages (account.c). */
+mt_status mt_account_list_all(mt_account *a, char ***names, size_t *n);
+/* Frees n names and the array (either may be NULL / 0). */
+void mt_names_free(char **names, size_t n);
+/* One page of a list, for an account that holds every name at once: takes
+ * all (k names in any order; NULL when k is 0), sorts it in code-
+ * point order and answers as the list operation does, freeing the names
+ * left out. */
+mt_status mt_names_page(char **all, size_t k, const char *from, size_t max, char ***names,
+                        size_t *n, char **next);
+/* Whether st is the 409 TableAlreadyExists of a create. */
+bool mt_table_existed(const mt_status *st);
+
+/* The memory account: named in-memory tables (mt_memtable_new) with the
+ * service's rules: a deleted table's rows are gone, and a table created
+ * again under that name starts empty. A table opened on it follows the
+ * first table of its name it finds; once that one is deleted, it answers
+ * 404 TableNotFound for good (open the name again for a newer one).
+ * label names the account in messages. Destroy it after its tables. */
+mt_account *mt_memaccount_new(mt_rt *rt, const char *label);
 
 /* ------------------------------------------------------------------------ */
 /* Configuration service.                                                    */

@@ -55,6 +55,11 @@ const char *px_table_map_to_new(const px_table_map *m, const char *name);
 const char *px_table_map_from_new(const px_table_map *m, const char *name);
 /* The map as "old=new,..." sorted and lower-cased (for the fingerprint). */
 void px_table_map_text(const px_table_map *m, mt_buf *b);
+/* inner as applications see it: names translated by map (NULL: none) on
+ * the way in and out, names no application table has left out of lists,
+ * and the state table (CFG_STATE_TABLE) neither listed, created, opened
+ * nor deleted. Borrows inner and map; NULL when out of memory. */
+mt_account *px_table_map_account(mt_account *inner, const px_table_map *map);
 
 /* ------------------------------------------------------------------------ */
 /* Settings: flags, each also an environment variable (px_config.c).        */
@@ -119,10 +124,10 @@ void px_settings_usage(FILE *out);
 typedef struct px_registry px_registry;
 typedef struct px_table px_table;
 
-/* A side's backend: an Azure Table account (client non-NULL) or the
- * embedded in-memory tables. */
+/* A side's backend: an account (an Azure Table account or the embedded
+ * memory account; the registry borrows it) and its renames. */
 typedef struct px_backend {
-    az_client *client;       /* NULL: memory */
+    mt_account *account;
     const char *label;       /* "old" or "new" */
     const px_table_map *map; /* the new side's renames; NULL: none */
 } px_backend;
@@ -134,24 +139,24 @@ typedef struct px_guard {
     bool leader; /* an authority replica's leadership, not a lease */
 } px_guard;
 
-/* With Azure backends the registry starts with the union of both accounts'
- * tables; *st reports a backend that could not be listed. guard may be
- * NULL. */
+/* The registry starts with the union of both accounts' tables; *st
+ * reports a backend that could not be listed. guard may be NULL. */
 typedef struct px_metrics px_metrics;
 px_registry *px_registry_new(mt_rt *rt, mt_config_service *cfg, px_backend old_b,
                              px_backend new_b, const px_guard *guard, px_metrics *metrics,
                              mt_status *st);
 void px_registry_free(px_registry *r);
 
-/* 201 or 409 TableAlreadyExists; 400 OutOfRangeInput on a bad name. */
+/* Creates name in both accounts: ok when either made it, else 409
+ * TableAlreadyExists; 400 InvalidResourceName on a bad name. */
 mt_status px_table_create(px_registry *r, const char *name);
-/* Deletes application table name from one account only, side 0 (old) or
- * 1 (new): the one playing old, for the cleanup's --old-after delete; the
- * registry keeps it, its data being in the other. 404
- * TableNotFound when the old account has no such table; 400 when the old
- * side is embedded memory. */
+/* Deletes application table name from one account only, side 0 (old) or 1
+ * (new): the one playing old, for the cleanup's --old-after delete; the
+ * registry keeps it, its data being in the other. 404 TableNotFound when
+ * that account has no such table. */
 mt_status px_table_delete_old(px_registry *r, const char *name, int side);
-/* 404 TableNotFound. */
+/* Deletes name from both accounts; 404 ResourceNotFound when neither
+ * holds it. */
 mt_status px_table_delete(px_registry *r, const char *name);
 /* A reference to the table (NULL and 404 TableNotFound when absent); the
  * caller releases it. */
@@ -161,14 +166,11 @@ mt_table *px_table_view(px_table *t);     /* the MigratingTable */
 const char *px_table_name(px_table *t);   /* as created */
 az_acl px_table_acl(px_registry *r, px_table *t);
 void px_table_set_acl(px_registry *r, px_table *t, const az_acl *acl);
-/* Table names in code-point order, NUL-terminated strings the caller frees with
- * px_names_free. */
-char **px_table_names(px_registry *r, size_t *n);
 void px_names_free(char **names, size_t n);
 mt_table_pair px_table_backends(px_table *t);
-/* The tables the accounts hold now (the union of both Azure backends'
- * lists; the registry's for memory backends), sorted case-insensitively,
- * for px_names_free. NULL with *st when a backend cannot be listed. */
+/* The tables the accounts hold now (the union of both accounts' lists, as
+ * applications name them), sorted case-insensitively, for px_names_free.
+ * NULL with *st when a backend cannot be listed. */
 char **px_account_tables(px_registry *r, size_t *n, mt_status *st);
 /* A reference to each named table (release each, then free the array):
  * the registry's, or for a name it does not hold a detached table over the
@@ -213,6 +215,8 @@ typedef struct px_app {
     px_registry *reg;
     az_client *old_client; /* NULL: memory */
     az_client *new_client;
+    mt_account *old_account; /* over old_client, or the memory account */
+    mt_account *new_account;
     px_metrics *metrics;
 
     /* Exactly one of these two sides is set. */

@@ -315,12 +315,6 @@ static void migrate_reply(px_app *app, const char *body, size_t len, bool resume
     bool reverse;
     if (!parse_until(body, len, &stop, &until, &old_after, &reverse, r))
         return;
-    if (old_after == MT_OLD_AFTER_DELETE && !app->old_client) {
-        error_reply(r, 400, "InvalidInput",
-                    "old_after delete needs the old tables in an Azure account (--old); the "
-                    "embedded memory backend has no tables to delete.");
-        return;
-    }
     char msg[512];
     const char *code =
         reverse ? NULL : cfg_migrate_start_refusal(app->mig, resume, msg, sizeof msg);

@@ -59,6 +59,22 @@ static bool open_backend(const char *spec, const char *label, az_client **client
     return mt_is_ok(&st);
 }
 
+/* Each side's account: the Azure client's, or the embedded memory one. */
+static bool open_accounts(px_app *app, FILE *err)
+{
+    az_client *c[2] = {app->old_client, app->new_client};
+    mt_account **a[2] = {&app->old_account, &app->new_account};
+    for (int side = 0; side < 2; side++) {
+        *a[side] =
+            c[side] ? az_client_account(c[side]) : mt_memaccount_new(app->rt, side ? "new" : "old");
+        if (!*a[side]) {
+            fprintf(err, "mtable-proxy: cannot open the backends: out of memory\n");
+            return false;
+        }
+    }
+    return true;
+}
+
 /* This replica started or stopped leading: the migrator follows. A
  * standby that takes over resumes a migration its predecessor was running
  * from the last checkpoint, by itself; one that stops leading pauses its
@@ -321,7 +337,7 @@ static bool start_client(px_app *app, FILE *err)
 }
 
 /* ------------------------------------------------------------------------ */
-/* The migration run's world (cfg_migrate_env): the registry's tables, the  */
+/* The migration run's world (cfg_migrate_env): the accounts' tables, the   */
 /* log, and the rate the status shows.                                      */
 
 static char **mig_list_tables(void *ctx, size_t *n, mt_status *st)
@@ -471,6 +487,10 @@ px_app *px_app_new(const px_settings *s, FILE *err)
         px_app_free(app);
         return NULL;
     }
+    if (!open_accounts(app, err)) {
+        px_app_free(app);
+        return NULL;
+    }
     mt_status st = mt_ok();
     /* A sidecar reaches its backends only under a lease; an authority
      * replica only while it leads (a standby, or a leader whose beats
@@ -478,8 +498,8 @@ px_app *px_app_new(const px_settings *s, FILE *err)
     px_guard guard = remote ? (px_guard){.valid = client_lease_ok, .ctx = app->client}
                             : (px_guard){.valid = leader_ok, .ctx = app->auth, .leader = true};
     app->reg = px_registry_new(
-        app->rt, app->cfg, (px_backend){.client = app->old_client, .label = "old"},
-        (px_backend){.client = app->new_client, .label = "new", .map = &app->settings.table_map},
+        app->rt, app->cfg, (px_backend){.account = app->old_account, .label = "old"},
+        (px_backend){.account = app->new_account, .label = "new", .map = &app->settings.table_map},
         &guard, app->metrics, &st);
     if (!mt_is_ok(&st)) {
         fprintf(err,
@@ -517,6 +537,8 @@ void px_app_free(px_app *app)
         pthread_join(app->ticker, NULL);
     cfg_migrate_free(app->mig);
     px_registry_free(app->reg);
+    mt_account_destroy(app->old_account);
+    mt_account_destroy(app->new_account);
     if (app->phase_sub)
         app->cfg->ops->unsubscribe(app->cfg, app->phase_sub);
     az_client_free(app->old_client);

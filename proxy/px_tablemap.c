@@ -10,11 +10,17 @@
  * A mapped table's new name belongs to it: in the new account, a table
  * named like a mapped application name is not that application table (its
  * data is under the mapped name), so it is hidden from applications.
+ *
+ * The map applies in one place: px_table_map_account, an account decorator
+ * that shows a backend account as applications see it -- their names in,
+ * the account's names out, and the authority's state table (when it lives
+ * in a backend account) neither listed nor creatable.
  */
 #include "px.h"
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -137,4 +143,109 @@ void px_table_map_text(const px_table_map *m, mt_buf *b)
         for (const char *p = m->new_name[order[i]]; *p; p++)
             mt_buf_printf(b, "%c", tolower((unsigned char)*p));
     }
+}
+
+/* ------------------------------------------------------------------------ */
+/* The account as applications see it.                                      */
+
+typedef struct map_account {
+    mt_account base;
+    mt_account *inner;       /* borrowed */
+    const px_table_map *map; /* borrowed; NULL: no renames */
+} map_account;
+
+static map_account *as_map(mt_account *a)
+{
+    return (map_account *)a;
+}
+
+static bool reserved(const char *name)
+{
+    return name && strcasecmp(name, CFG_STATE_TABLE) == 0;
+}
+
+static mt_status reserved_error(void)
+{
+    return mt_error(400, "InvalidResourceName",
+                    "The table name " CFG_STATE_TABLE " is reserved for mtable's state.");
+}
+
+static mt_table *map_open(mt_account *a, const char *name, mt_status *st)
+{
+    if (reserved(name)) {
+        *st = reserved_error();
+        return NULL;
+    }
+    return mt_account_open(as_map(a)->inner, px_table_map_to_new(as_map(a)->map, name), st);
+}
+
+static mt_status map_create(mt_account *a, const char *name, bool *created)
+{
+    if (reserved(name)) {
+        if (created)
+            *created = false;
+        return reserved_error();
+    }
+    return mt_account_create(as_map(a)->inner, px_table_map_to_new(as_map(a)->map, name), created);
+}
+
+static mt_status map_remove(mt_account *a, const char *name)
+{
+    if (reserved(name))
+        return mt_error(404, MT_ERR_NOT_FOUND, "The specified resource does not exist.");
+    return mt_account_delete(as_map(a)->inner, px_table_map_to_new(as_map(a)->map, name));
+}
+
+/* Renamed names change places in the order: the whole list is read and
+ * paged again. */
+static mt_status map_list(mt_account *a, const char *from, size_t max, char ***names, size_t *n,
+                          char **next)
+{
+    char **all = NULL;
+    size_t k = 0, kept = 0;
+    mt_status st = mt_account_list_all(as_map(a)->inner, &all, &k);
+    for (size_t i = 0; mt_is_ok(&st) && i < k; i++) {
+        const char *app = px_table_map_from_new(as_map(a)->map, all[i]);
+        char *mine = !app || reserved(app) ? NULL : app == all[i] ? all[i] : strdup(app);
+        if (app && !reserved(app) && !mine)
+            st = mt_oom();
+        if (mine != all[i])
+            free(all[i]);
+        all[i] = NULL;
+        if (mine)
+            all[kept++] = mine;
+    }
+    if (!mt_is_ok(&st)) {
+        mt_names_free(all, k);
+        *names = NULL;
+        *n = 0;
+        if (next)
+            *next = NULL;
+        return st;
+    }
+    return mt_names_page(all, kept, from, max, names, n, next);
+}
+
+static void map_destroy(mt_account *a)
+{
+    free(a);
+}
+
+static const mt_account_ops map_account_ops = {
+    .open = map_open,
+    .create = map_create,
+    .remove = map_remove,
+    .list = map_list,
+    .destroy = map_destroy,
+};
+
+mt_account *px_table_map_account(mt_account *inner, const px_table_map *map)
+{
+    map_account *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    a->base.ops = &map_account_ops;
+    a->inner = inner;
+    a->map = map;
+    return &a->base;
 }

@@ -2,13 +2,28 @@
  * px_tables.c -- the account's tables, and the table-level REST operations:
  * Query/Create/Delete Table, Get/Set Table ACL, service properties.
  *
- * Each table is a pair of backend tables (old and new) and the
- * MigratingTable over them, all sharing the process's one configuration: an
- * account moves from phase to phase as a whole. A table is created in (and
- * deleted from) both backends at once, whatever the phase, so that every
- * phase reads and writes tables that exist and the account looks the same
- * throughout; an Azure backend's tables are listed at start-up, and a table
- * another proxy created is found on first use.
+ * The two sides, old and new, are accounts (mt_account: an Azure Table
+ * account or the embedded memory account), each seen through the table map
+ * (px_table_map_account) so that everything here uses the application's
+ * names. The accounts are the truth about which tables exist: a table is
+ * created in (and deleted from) both at once, whatever the phase, so that
+ * every phase reads and writes tables that exist and the account looks the
+ * same throughout; Query Tables lists the union of both.
+ *
+ * The registry caches each table's stack: a pair of backend tables opened
+ * on the accounts and the MigratingTable over them, all sharing the
+ * process's one configuration (an account moves from phase to phase as a
+ * whole). It starts with the tables the accounts hold, and a table another
+ * proxy created is found in the accounts on first use. No account is
+ * called with the registry's lock held: a table's stack is built before
+ * the lock is taken and dropped if another request got there first.
+ *
+ * Races between requests of this proxy: creates and deletes of one name
+ * run one at a time (the later waits for the earlier, without the lock),
+ * so of two creates exactly one answers 201 and a delete never overtakes
+ * the create it follows; a table found in a listing is not added to the
+ * registry if a delete began since the listing was taken (it is listed
+ * again, up to twice).
  *
  * Tables are reference counted: a request or a migration holds its tables
  * while it runs, so a concurrent Delete Table only unlinks one, and the last
@@ -34,15 +49,25 @@ struct px_table {
 struct px_registry {
     mt_rt *rt;
     mt_config_service *cfg;
-    px_backend side[2]; /* old, new */
+    mt_account *side[2]; /* old, new, as applications name tables (owned views) */
+    const char *label[2];
     px_guard guard;
     px_metrics *metrics;
-    pthread_mutex_t mu;
-    px_table **v; /* live tables, sorted by name, case-insensitively */
+    pthread_mutex_t mu; /* guards all below, refs and ACLs; no account call under it */
+    px_table **v;       /* live tables, sorted by name, case-insensitively */
     size_t n, cap;
+    char **busy; /* names a create or a delete is working on */
+    size_t nbusy, busy_cap;
+    pthread_cond_t idle; /* a name stopped being busy */
+    uint64_t deletes;    /* bumped when a delete starts and when it ends */
 };
 
-static mt_status adopt_existing(px_registry *r);
+static px_table *adopt(px_registry *r, const char *name, const uint64_t *seen, mt_status *st);
+static void table_free(px_table *t);
+
+/* The union of both accounts' tables, sorted case-insensitively, one of
+ * each name; a side that cannot be listed is named in the error. */
+static char **account_union(px_registry *r, size_t *n, mt_status *st);
 
 px_registry *px_registry_new(mt_rt *rt, mt_config_service *cfg, px_backend old_b, px_backend new_b,
                              const px_guard *guard, px_metrics *metrics, mt_status *st)
@@ -57,44 +82,34 @@ px_registry *px_registry_new(mt_rt *rt, mt_config_service *cfg, px_backend old_b
     r->metrics = metrics;
     if (guard)
         r->guard = *guard;
-    r->side[0] = old_b;
-    r->side[1] = new_b;
     pthread_mutex_init(&r->mu, NULL);
-    *st = adopt_existing(r);
+    pthread_cond_init(&r->idle, NULL);
+    px_backend b[2] = {old_b, new_b};
+    for (int side = 0; side < 2; side++) {
+        r->label[side] = b[side].label;
+        r->side[side] = px_table_map_account(b[side].account, b[side].map);
+    }
+    *st = r->side[0] && r->side[1] ? mt_ok() : mt_oom();
+    size_t n = 0;
+    char **names = mt_is_ok(st) ? account_union(r, &n, st) : NULL;
+    for (size_t i = 0; i < n && mt_is_ok(st); i++) {
+        px_table *t = adopt(r, names[i], NULL, st);
+        if (t)
+            px_table_release(r, t);
+    }
+    mt_names_free(names, n);
     return r;
 }
 
-/* The name application table `name` has in side's account (--table-map). */
-static const char *side_name(const px_registry *r, int side, const char *name)
-{
-    return px_table_map_to_new(r->side[side].map, name);
-}
-
-/* The application's name for side's table `name`; NULL: not one of its. */
-static const char *app_name(const px_registry *r, int side, const char *name)
-{
-    return px_table_map_from_new(r->side[side].map, name);
-}
-
-/* One side's table object: a view of the Azure table, or a memtable. */
-static mt_table *side_table(px_registry *r, int side, const char *name, mt_status *st)
-{
-    if (!r->side[side].client)
-        return mt_memtable_new(r->rt, r->side[side].label);
-    return az_client_table(r->side[side].client, side_name(r, side, name), st);
-}
-
-static void table_free(px_table *t);
-
 /* A table's stack of views; NULL (with *st set) when a part cannot be
- * made, out of memory included. */
+ * made, out of memory included. Opening calls no backend. */
 static px_table *table_new(px_registry *r, const char *name, mt_status *st)
 {
     px_table *t = calloc(1, sizeof *t);
     if (!t || !(t->name = strdup(name)))
         goto oom;
-    t->old_t = side_table(r, 0, name, st);
-    t->new_t = t->old_t ? side_table(r, 1, name, st) : NULL;
+    t->old_t = mt_account_open(r->side[0], name, st);
+    t->new_t = t->old_t ? mt_account_open(r->side[1], name, st) : NULL;
     if (!t->old_t || !t->new_t)
         goto oom;
     mt_table *o = t->old_t, *n = t->new_t;
@@ -124,94 +139,6 @@ oom:
     return NULL;
 }
 
-/* Puts t at index at; false (t not taken) when out of memory. */
-static bool insert_at(px_registry *r, size_t at, px_table *t)
-{
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 16;
-        px_table **v = realloc(r->v, cap * sizeof *v);
-        if (!v)
-            return false;
-        r->v = v;
-        r->cap = cap;
-    }
-    memmove(r->v + at + 1, r->v + at, (r->n - at) * sizeof *r->v);
-    r->v[at] = t;
-    r->n++;
-    return true;
-}
-
-static size_t find(const px_registry *r, const char *name, bool *found);
-
-/* Adds name unless present; the registry lock is held. The authority's
- * state table, when it lives in a backend account, is never an
- * application's table. */
-static mt_status adopt_locked(px_registry *r, const char *name)
-{
-    if (strcasecmp(name, CFG_STATE_TABLE) == 0)
-        return mt_ok();
-    bool found;
-    size_t at = find(r, name, &found);
-    if (found)
-        return mt_ok();
-    mt_status st = mt_ok();
-    px_table *t = table_new(r, name, &st);
-    if (t && !insert_at(r, at, t)) {
-        table_free(t);
-        st = mt_oom();
-    }
-    return st;
-}
-
-/* The tables either Azure backend already has. */
-static mt_status adopt_existing(px_registry *r)
-{
-    for (int side = 0; side < 2; side++) {
-        if (!r->side[side].client)
-            continue;
-        char **names = NULL;
-        size_t n = 0;
-        mt_status st = az_client_tables_list(r->side[side].client, &names, &n);
-        if (!mt_is_ok(&st)) /* name the side: the operator must know which to fix */
-            return mt_error(st.http, st.code, "the %s backend (--%s): %.400s", r->side[side].label,
-                            r->side[side].label, st.message);
-        pthread_mutex_lock(&r->mu);
-        for (size_t i = 0; i < n && mt_is_ok(&st); i++) {
-            const char *name = app_name(r, side, names[i]);
-            if (name)
-                st = adopt_locked(r, name);
-        }
-        pthread_mutex_unlock(&r->mu);
-        az_client_tables_free(names, n);
-        if (!mt_is_ok(&st))
-            return st;
-    }
-    return mt_ok();
-}
-
-/* Creates name in both Azure backends: *created when one of them made
- * it, *memory when a side is embedded (there the registry says whether it
- * existed). */
-static mt_status create_in_backends(px_registry *r, const char *name, bool *created, bool *memory)
-{
-    *created = false;
-    *memory = false;
-    for (int side = 0; side < 2; side++) {
-        if (!r->side[side].client) {
-            *memory = true;
-            continue;
-        }
-        bool made = false;
-        mt_status st =
-            az_client_table_create(r->side[side].client, side_name(r, side, name), &made);
-        if (!mt_is_ok(&st))
-            return st;
-        if (made)
-            *created = true;
-    }
-    return mt_ok();
-}
-
 static void table_free(px_table *t)
 {
     mt_table_destroy(t->view);
@@ -232,11 +159,15 @@ void px_registry_free(px_registry *r)
     for (size_t i = 0; i < r->n; i++)
         table_free(r->v[i]);
     free(r->v);
+    mt_account_destroy(r->side[0]);
+    mt_account_destroy(r->side[1]);
+    free(r->busy);
+    pthread_cond_destroy(&r->idle);
     pthread_mutex_destroy(&r->mu);
     free(r);
 }
 
-/* Index of name, or of where it would go (*found false). */
+/* Index of name, or of where it would go (*found false). Under the lock. */
 static size_t find(const px_registry *r, const char *name, bool *found)
 {
     size_t lo = 0, hi = r->n;
@@ -256,84 +187,98 @@ static size_t find(const px_registry *r, const char *name, bool *found)
     return lo;
 }
 
-mt_status px_table_create(px_registry *r, const char *name)
+/* Puts t at index at; false (t not taken) when out of memory. Under the
+ * lock. */
+static bool insert_at(px_registry *r, size_t at, px_table *t)
 {
-    if (!az_table_name_valid(name))
-        return mt_error(400, "InvalidResourceName",
-                        "The specifed resource name contains invalid characters.");
-    if (strcasecmp(name, CFG_STATE_TABLE) == 0)
-        return mt_error(400, "InvalidResourceName",
-                        "The table name " CFG_STATE_TABLE " is reserved for mtable's state.");
-    bool created = false, memory = false;
-    mt_status st = create_in_backends(r, name, &created, &memory);
-    if (!mt_is_ok(&st))
-        return st;
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 16;
+        px_table **v = realloc(r->v, cap * sizeof *v);
+        if (!v)
+            return false;
+        r->v = v;
+        r->cap = cap;
+    }
+    memmove(r->v + at + 1, r->v + at, (r->n - at) * sizeof *r->v);
+    r->v[at] = t;
+    r->n++;
+    return true;
+}
+
+/* The registry's table name, added unless present, with a reference for
+ * the caller; NULL with *st when out of memory. The stack is built before
+ * the lock and dropped when another request added the name meanwhile.
+ * With seen (the delete count when the caller listed the accounts), an
+ * absent name is added only if no delete began since: NULL with *st
+ * untouched tells the caller to list again. */
+static px_table *adopt(px_registry *r, const char *name, const uint64_t *seen, mt_status *st)
+{
+    px_table *fresh = table_new(r, name, st);
+    if (!fresh)
+        return NULL;
     pthread_mutex_lock(&r->mu);
     bool found;
     size_t at = find(r, name, &found);
-    px_table *t = found ? NULL : table_new(r, name, &st);
-    if (t && !insert_at(r, at, t)) {
-        table_free(t);
-        st = mt_oom();
-    }
+    px_table *t = found ? r->v[at] : NULL;
+    bool stale = !t && seen && *seen != r->deletes;
+    if (!t && !stale && insert_at(r, at, fresh))
+        t = fresh, fresh = NULL;
+    if (t)
+        t->refs++; /* the caller's; a new table's first is the registry's */
     pthread_mutex_unlock(&r->mu);
-    if (!mt_is_ok(&st))
-        return st;
-    /* A backend that made the table settles it: this request created it,
-     * even if a concurrent lookup of another name listed the backends in
-     * between and adopted it into the registry first. Otherwise it existed
-     * in every Azure backend, or (embedded sides) in the registry. */
-    bool existed = !created && (!memory || found);
-    if (existed)
-        return mt_error(409, "TableAlreadyExists", "The table specified already exists.");
-    return st;
+    if (fresh)
+        table_free(fresh);
+    if (!t && !stale)
+        *st = mt_oom();
+    return t;
 }
 
-static px_table *lookup(px_registry *r, const char *name);
-
-/* The backends first, without the registry lock (a network call must not
- * hold up every other request); then the registry, if the table is still
- * the one looked up. A table created again in between is adopted again
- * from the accounts by the next lookup. */
-mt_status px_table_delete(px_registry *r, const char *name)
+static bool busy_has(const px_registry *r, const char *name)
 {
-    px_table *t = lookup(r, name);
-    if (!t)
-        return mt_error(404, "ResourceNotFound", "The specified resource does not exist.");
-    mt_status st = mt_ok();
-    for (int side = 0; side < 2 && mt_is_ok(&st); side++) {
-        if (!r->side[side].client)
-            continue;
-        st = az_client_table_delete(r->side[side].client, side_name(r, side, t->name));
-        if (st.http == 404)
-            st = mt_ok();
-    }
+    for (size_t i = 0; i < r->nbusy; i++)
+        if (strcasecmp(r->busy[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Waits until no create or delete of name runs in this proxy, then marks
+ * name busy; false when out of memory. */
+static bool name_begin(px_registry *r, const char *name)
+{
+    char *copy = strdup(name);
+    if (!copy)
+        return false;
     pthread_mutex_lock(&r->mu);
-    bool found = false;
-    size_t at = mt_is_ok(&st) ? find(r, t->name, &found) : 0;
-    bool mine = found && r->v[at] == t;
-    if (mine) {
-        memmove(r->v + at, r->v + at + 1, (r->n - at - 1) * sizeof *r->v);
-        r->n--;
-        t->deleted = true;
-        t->refs--; /* the registry's */
+    while (busy_has(r, name))
+        pthread_cond_wait(&r->idle, &r->mu);
+    bool ok = r->nbusy < r->busy_cap;
+    if (!ok) {
+        size_t cap = r->busy_cap ? r->busy_cap * 2 : 8;
+        char **v = realloc(r->busy, cap * sizeof *v);
+        if ((ok = v != NULL))
+            r->busy = v, r->busy_cap = cap;
     }
-    bool last = --t->refs == 0; /* the lookup's */
+    if (ok)
+        r->busy[r->nbusy++] = copy;
     pthread_mutex_unlock(&r->mu);
-    if (last)
-        table_free(t);
-    if (mt_is_ok(&st) && !mine) /* a concurrent delete won */
-        return mt_error(404, "ResourceNotFound", "The specified resource does not exist.");
-    return st;
+    if (!ok)
+        free(copy);
+    return ok;
 }
 
-mt_status px_table_delete_old(px_registry *r, const char *name, int side)
+static void name_end(px_registry *r, const char *name)
 {
-    if (side < 0 || side > 1 || !r->side[side].client)
-        return mt_error(400, MT_ERR_INVALID_INPUT,
-                        "the old tables are embedded memory tables: nothing to delete");
-    /* No lock: a backend call, and the registry does not change. */
-    return az_client_table_delete(r->side[side].client, side_name(r, side, name));
+    char *done = NULL;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->nbusy && !done; i++) {
+        if (strcasecmp(r->busy[i], name) == 0) {
+            done = r->busy[i];
+            r->busy[i] = r->busy[--r->nbusy];
+        }
+    }
+    pthread_cond_broadcast(&r->idle);
+    pthread_mutex_unlock(&r->mu);
+    free(done);
 }
 
 static px_table *lookup(px_registry *r, const char *name)
@@ -348,17 +293,198 @@ static px_table *lookup(px_registry *r, const char *name)
     return t;
 }
 
+static int name_casecmp(const void *a, const void *b)
+{
+    return strcasecmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char **account_union(px_registry *r, size_t *n, mt_status *st)
+{
+    char **all = NULL;
+    size_t na = 0;
+    *n = 0;
+    *st = mt_ok();
+    for (int side = 0; side < 2 && mt_is_ok(st); side++) {
+        char **names = NULL;
+        size_t k = 0;
+        *st = mt_account_list_all(r->side[side], &names, &k);
+        if (!mt_is_ok(st)) { /* name the side: the operator must know which to fix */
+            *st = mt_error(st->http, st->code, "the %s backend (--%s): %.400s", r->label[side],
+                           r->label[side], st->message);
+            break;
+        }
+        char **grown = realloc(all, (na + k + 1) * sizeof *all);
+        if (!grown) {
+            mt_names_free(names, k);
+            *st = mt_oom();
+            break;
+        }
+        all = grown;
+        if (k)
+            memcpy(all + na, names, k * sizeof *names);
+        na += k;
+        free(names); /* the strings moved to all */
+    }
+    if (!mt_is_ok(st)) {
+        mt_names_free(all, na);
+        return NULL;
+    }
+    if (na)
+        qsort(all, na, sizeof *all, name_casecmp);
+    size_t k = 0; /* both accounts list most tables: one of each */
+    for (size_t i = 0; i < na; i++) {
+        if (k > 0 && strcasecmp(all[k - 1], all[i]) == 0)
+            free(all[i]);
+        else
+            all[k++] = all[i];
+    }
+    if (!all && !(all = calloc(1, sizeof *all))) {
+        *st = mt_oom();
+        return NULL;
+    }
+    *n = k;
+    return all;
+}
+
+char **px_account_tables(px_registry *r, size_t *n, mt_status *st)
+{
+    return account_union(r, n, st);
+}
+
+void px_names_free(char **names, size_t n)
+{
+    mt_names_free(names, n);
+}
+
+mt_status px_table_create(px_registry *r, const char *name)
+{
+    if (!az_table_name_valid(name))
+        return mt_error(400, "InvalidResourceName",
+                        "The specifed resource name contains invalid characters.");
+    if (!name_begin(r, name))
+        return mt_oom();
+    /* Each account says whether this request made the table there: one
+     * that did settles it (another proxy may have made the other side),
+     * even if a concurrent lookup found the table in the accounts and
+     * added it to the registry first. */
+    bool made_any = false;
+    mt_status st = mt_ok();
+    for (int side = 0; side < 2 && mt_is_ok(&st); side++) {
+        bool made = false;
+        st = mt_account_create(r->side[side], name, &made);
+        if (mt_table_existed(&st))
+            st = mt_ok();
+        made_any = made_any || made;
+    }
+    px_table *t = mt_is_ok(&st) ? adopt(r, name, NULL, &st) : NULL;
+    if (t)
+        px_table_release(r, t);
+    name_end(r, name);
+    if (mt_is_ok(&st) && !made_any)
+        return mt_error(409, MT_ERR_TABLE_EXISTS, "The table specified already exists.");
+    return st;
+}
+
+static mt_status no_resource(void)
+{
+    return mt_error(404, MT_ERR_NOT_FOUND, "The specified resource does not exist.");
+}
+
+static mt_status delete_named(px_registry *r, const char *name);
+
+/* The accounts first, without the registry lock (a network call must not
+ * hold up every other request); then the registry, if the table is still
+ * the one looked up. A table created again in between is found again in
+ * the accounts by the next lookup. */
+mt_status px_table_delete(px_registry *r, const char *name)
+{
+    if (!name_begin(r, name))
+        return mt_oom();
+    mt_status st = delete_named(r, name);
+    name_end(r, name);
+    return st;
+}
+
+/* The delete, name busy. */
+static mt_status delete_named(px_registry *r, const char *name)
+{
+    mt_status st = mt_ok();
+    px_table *t = px_table_get(r, name, &st);
+    if (!t)
+        return st.http == 404 ? no_resource() : st;
+    pthread_mutex_lock(&r->mu);
+    r->deletes++;
+    pthread_mutex_unlock(&r->mu);
+    int absent = 0;
+    for (int side = 0; side < 2 && mt_is_ok(&st); side++) {
+        st = mt_account_delete(r->side[side], t->name);
+        if (st.http == 404)
+            st = mt_ok(), absent++;
+    }
+    pthread_mutex_lock(&r->mu);
+    bool found = false;
+    size_t at = mt_is_ok(&st) ? find(r, t->name, &found) : 0;
+    bool mine = found && r->v[at] == t;
+    r->deletes++;
+    if (mine) {
+        memmove(r->v + at, r->v + at + 1, (r->n - at - 1) * sizeof *r->v);
+        r->n--;
+        t->deleted = true;
+        t->refs--; /* the registry's */
+    }
+    bool last = --t->refs == 0; /* the lookup's */
+    pthread_mutex_unlock(&r->mu);
+    if (last)
+        table_free(t);
+    /* Not mine: a concurrent delete won. Absent from both: the table was
+     * deleted elsewhere (another proxy) since this registry knew it. */
+    if (mt_is_ok(&st) && (!mine || absent == 2))
+        return no_resource();
+    return st;
+}
+
+mt_status px_table_delete_old(px_registry *r, const char *name, int side)
+{
+    if (side < 0 || side > 1)
+        return mt_error(400, MT_ERR_INVALID_INPUT, "no such side");
+    /* The registry does not change: the table's data is in the other. */
+    return mt_account_delete(r->side[side], name);
+}
+
+/* Whether names (n, sorted case-insensitively) holds name; its spelling
+ * there in *as. */
+static bool listed(char **names, size_t n, const char *name, const char **as)
+{
+    char *const *hit = bsearch(&name, names, n, sizeof *names, name_casecmp);
+    *as = hit ? *hit : NULL;
+    return hit != NULL;
+}
+
 px_table *px_table_get(px_registry *r, const char *name, mt_status *st)
 {
     px_table *t = lookup(r, name);
-    /* Another proxy of the same accounts may have created it. */
-    if (!t && (r->side[0].client || r->side[1].client) && az_table_name_valid(name)) {
-        mt_status listed = adopt_existing(r);
-        if (mt_is_ok(&listed))
-            t = lookup(r, name);
+    /* Another proxy of the same accounts may have created it. A listing a
+     * delete here may have overtaken is taken again (twice at most: a third
+     * listing is trusted, lest deletes of other tables starve the lookup). */
+    mt_status err = mt_ok();
+    bool again = !t && az_table_name_valid(name);
+    for (int tries = 0; again && tries < 3; tries++) {
+        pthread_mutex_lock(&r->mu);
+        uint64_t seen = r->deletes;
+        pthread_mutex_unlock(&r->mu);
+        mt_status ls = mt_ok();
+        size_t n = 0;
+        char **names = account_union(r, &n, &ls);
+        const char *as = NULL;
+        again = mt_is_ok(&ls) && listed(names, n, name, &as);
+        t = again ? adopt(r, as, tries < 2 ? &seen : NULL, &err) : NULL;
+        again = again && !t && mt_is_ok(&err);
+        mt_names_free(names, n);
     }
-    if (!t)
-        *st = mt_error(404, "TableNotFound", "The table specified does not exist.");
+    if (!t) /* out of memory, or not found (a listing that failed included) */
+        *st = mt_is_ok(&err)
+                  ? mt_error(404, MT_ERR_TABLE_NOT_FOUND, "The table specified does not exist.")
+                  : err;
     return t;
 }
 
@@ -396,99 +522,6 @@ void px_table_set_acl(px_registry *r, px_table *t, const az_acl *acl)
     pthread_mutex_unlock(&r->mu);
 }
 
-static int name_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The registry is kept in case-insensitive order, because names are
- * compared that way; Query Tables lists them by code point, as the
- * service does ("Zeta" before "alpha"). */
-char **px_table_names(px_registry *r, size_t *n)
-{
-    pthread_mutex_lock(&r->mu);
-    char **names = calloc(r->n + 1, sizeof *names);
-    bool ok = names != NULL;
-    for (size_t i = 0; ok && i < r->n; i++)
-        ok = (names[i] = strdup(r->v[i]->name)) != NULL;
-    *n = r->n;
-    pthread_mutex_unlock(&r->mu);
-    if (!ok) {
-        px_names_free(names, *n);
-        *n = 0;
-        return NULL;
-    }
-    qsort(names, *n, sizeof *names, name_cmp);
-    return names;
-}
-
-void px_names_free(char **names, size_t n)
-{
-    for (size_t i = 0; names && i < n; i++)
-        free(names[i]);
-    free(names);
-}
-
-static int name_casecmp(const void *a, const void *b)
-{
-    return strcasecmp(*(char *const *)a, *(char *const *)b);
-}
-
-char **px_account_tables(px_registry *r, size_t *n, mt_status *st)
-{
-    *st = mt_ok();
-    if (!r->side[0].client && !r->side[1].client)
-        return px_table_names(r, n);
-    char **all = NULL;
-    size_t na = 0;
-    for (int side = 0; side < 2 && mt_is_ok(st); side++) {
-        if (!r->side[side].client)
-            continue;
-        char **names = NULL;
-        size_t k = 0;
-        *st = az_client_tables_list(r->side[side].client, &names, &k);
-        char **grown = mt_is_ok(st) ? realloc(all, (na + k + 1) * sizeof *all) : NULL;
-        if (grown) {
-            all = grown;
-            for (size_t i = 0; i < k && mt_is_ok(st); i++) {
-                const char *name = app_name(r, side, names[i]);
-                char *mine = name == names[i] ? names[i] : name ? strdup(name) : NULL;
-                if (mine)
-                    all[na++] = mine;
-                else if (name)
-                    *st = mt_error(500, MT_ERR_INTERNAL, "out of memory");
-                if (mine != names[i])
-                    free(names[i]);
-                names[i] = NULL;
-            }
-            az_client_tables_free(names, k); /* the strings moved to all */
-        } else {
-            if (mt_is_ok(st))
-                *st = mt_oom();
-            az_client_tables_free(names, k);
-        }
-    }
-    if (!mt_is_ok(st)) {
-        px_names_free(all, na);
-        return NULL;
-    }
-    if (na)
-        qsort(all, na, sizeof *all, name_casecmp);
-    size_t k = 0; /* both accounts list most tables: one of each */
-    for (size_t i = 0; i < na; i++) {
-        /* the authority's state table is never an application's */
-        if ((k > 0 && strcasecmp(all[k - 1], all[i]) == 0) ||
-            strcasecmp(all[i], CFG_STATE_TABLE) == 0)
-            free(all[i]);
-        else
-            all[k++] = all[i];
-    }
-    if (!all)
-        all = calloc(1, sizeof *all);
-    *n = k;
-    return all;
-}
-
 px_table **px_tables_named(px_registry *r, char *const *names, size_t n)
 {
     px_table **out = calloc(n + 1, sizeof *out);
@@ -501,25 +534,29 @@ px_table **px_tables_named(px_registry *r, char *const *names, size_t n)
         if (found) {
             out[i] = r->v[at];
             out[i]->refs++;
-            continue;
         }
+    }
+    pthread_mutex_unlock(&r->mu);
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
+        if (out[i])
+            continue;
         /* Not in the registry: a detached view of the backend tables (for
          * a table deleted meanwhile, its calls answer 404 TableNotFound).
-         * Never added to the registry, which lists what applications see. */
+         * Never added to the registry, which caches what applications
+         * use. */
         mt_status st = mt_ok();
         out[i] = table_new(r, names[i], &st);
         if (out[i])
             out[i]->deleted = true;
+        ok = out[i] != NULL;
     }
-    pthread_mutex_unlock(&r->mu);
-    for (size_t i = 0; i < n; i++) {
-        if (!out[i]) {
-            for (size_t j = 0; j < n; j++)
-                if (out[j])
-                    px_table_release(r, out[j]);
-            free(out);
-            return NULL;
-        }
+    if (!ok) {
+        for (size_t j = 0; j < n; j++)
+            if (out[j])
+                px_table_release(r, out[j]);
+        free(out);
+        return NULL;
     }
     return out;
 }
@@ -537,15 +574,21 @@ mt_table_pair px_table_backends(px_table *t)
 /* ------------------------------------------------------------------------ */
 /* REST: tables.                                                             */
 
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static void query_tables(px_req *q, px_resp *r)
 {
     px_registry *reg = q->app->reg;
     az_query_opts o = {0};
     mt_status st = az_query_opts_parse(q->query, &o);
     size_t n = 0;
-    char **names = mt_is_ok(&st) ? px_table_names(reg, &n) : NULL;
-    if (mt_is_ok(&st) && !names)
-        st = mt_oom();
+    char **names = mt_is_ok(&st) ? account_union(reg, &n, &st) : NULL;
+    /* Listed by code point, as the service does ("Zeta" before "alpha"). */
+    if (names)
+        qsort(names, n, sizeof *names, name_cmp);
     /* Filter (TableName comparisons), continuation, $top. */
     char **page = calloc(n + 1, sizeof *page);
     if (mt_is_ok(&st) && !page)

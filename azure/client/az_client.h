@@ -179,4 +179,10 @@ mt_status az_client_table_delete(az_client *c, const char *table);
 mt_status az_client_tables_list(az_client *c, char ***names, size_t *n);
 void az_client_tables_free(char **names, size_t n);
 
+/* The account behind c as an mt_account (az_account.c): open is
+ * az_client_table, create answers 409 TableAlreadyExists for a table that
+ * existed, delete 404 for one that does not. Borrows c, which must outlive
+ * it; NULL when out of memory. Destroy with mt_account_destroy. */
+mt_account *az_client_account(az_client *c);
+
 #endif
