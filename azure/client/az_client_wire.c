@@ -14,16 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cJSON.h>
-
 #include "az_client_internal.h"
 
 /* ------------------------------------------------------------------------ */
 /* Entities on the wire.                                                     */
 
-/* One entity object of a reply: the wire library reads keys and values;
- * the ETag (etag, else odata.etag) and Timestamp are taken here
- * (az_wire_entity_parse, after the raw-text walk it shares with feeds). */
 /* Raw-text walk of a feed: the number texts of each entity must reach the
  * entity reader untouched, so the "value" array is cut into the spans of
  * its elements rather than re-printed from a parsed tree. */
@@ -74,110 +69,16 @@ static bool skip_value(const char *s, size_t n, size_t *i)
     return false;
 }
 
-/* A string member's text s[0..n) (between its quotes) into out, with
- * the escapes \" \\ and \/ undone; false for any other escape or when it
- * does not fit (then cJSON reads it). */
-static bool meta_string(const char *s, size_t n, char *out, size_t cap)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '\\') {
-            if (++i >= n || (s[i] != '"' && s[i] != '\\' && s[i] != '/'))
-                return false;
-            c = s[i];
-        }
-        if (o + 1 >= cap)
-            return false;
-        out[o++] = c;
-    }
-    out[o] = '\0';
-    return true;
-}
-
-typedef struct entity_meta {
-    char etag[MT_ETAG_MAX];
-    char ts[64];
-    bool has_etag, has_ts;
-} entity_meta;
-
-/* odata.etag and Timestamp among the top-level members of the object
- * s[0..n) (already read as an entity, so well formed): the first of each,
- * as cJSON would find them. False when one cannot be taken this way. */
-static bool meta_scan(const char *s, size_t n, entity_meta *m)
-{
-    size_t i = 0;
-    skip_ws(s, n, &i);
-    if (i >= n || s[i++] != '{')
-        return false;
-    for (;;) {
-        skip_ws(s, n, &i);
-        if (i >= n || s[i] != '"')
-            return i < n && s[i] == '}';
-        size_t k = i;
-        if (!skip_string(s, n, &i))
-            return false;
-        bool is_etag = i - k == 12 && memcmp(s + k, "\"odata.etag\"", 12) == 0;
-        bool is_ts = i - k == 11 && memcmp(s + k, "\"Timestamp\"", 11) == 0;
-        skip_ws(s, n, &i);
-        if (i >= n || s[i++] != ':')
-            return false;
-        skip_ws(s, n, &i);
-        size_t v = i;
-        if (!skip_value(s, n, &i))
-            return false;
-        bool str = s[v] == '"';
-        if (is_etag && !m->has_etag && str) {
-            if (!meta_string(s + v + 1, i - v - 2, m->etag, sizeof m->etag))
-                return false;
-            m->has_etag = true;
-        } else if (is_ts && !m->has_ts && str) {
-            if (!meta_string(s + v + 1, i - v - 2, m->ts, sizeof m->ts))
-                return false;
-            m->has_ts = true;
-        }
-        skip_ws(s, n, &i);
-        if (i < n && s[i] == ',')
-            i++;
-    }
-}
-
-/* The same through cJSON, for what meta_scan does not take. */
-static void meta_cjson(const char *s, size_t n, const char *etag, mt_entity *e)
-{
-    cJSON *root = cJSON_ParseWithLength(s, n);
-    const cJSON *et = cJSON_GetObjectItemCaseSensitive(root, "odata.etag");
-    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(root, "Timestamp");
-    if (etag && *etag)
-        mt_entity_set_etag(e, etag);
-    else if (cJSON_IsString(et))
-        mt_entity_set_etag(e, et->valuestring);
-    int64_t ticks;
-    if (cJSON_IsString(ts) && mt_datetime_parse(ts->valuestring, strlen(ts->valuestring), &ticks))
-        e->timestamp = ticks;
-    cJSON_Delete(root);
-}
-
-/* The ETag (etag, else odata.etag) and the Timestamp are taken from the
- * text directly: a second parse of the whole entity by cJSON cost as much
- * as a tenth of a point read's CPU. */
+/* The ETag (etag, else odata.etag) and the Timestamp come from the same
+ * pass that reads the entity: a second parse of the whole entity cost as
+ * much as a tenth of a point read's CPU. */
 mt_status az_wire_entity_parse(const char *s, size_t n, const char *etag, mt_entity **out)
 {
-    mt_status st = az_entity_read(AZ_FMT_JSON, s, n, out);
+    mt_status st = az_json_entity_read_reply(s, n, out);
     if (!mt_is_ok(&st))
         return az_bad_reply(st.message);
-    entity_meta m = {0};
-    if (!meta_scan(s, n, &m)) {
-        meta_cjson(s, n, etag, *out);
-        return mt_ok();
-    }
     if (etag && *etag)
         mt_entity_set_etag(*out, etag);
-    else if (m.has_etag)
-        mt_entity_set_etag(*out, m.etag);
-    int64_t ticks;
-    if (m.has_ts && mt_datetime_parse(m.ts, strlen(m.ts), &ticks))
-        (*out)->timestamp = ticks;
     return mt_ok();
 }
 

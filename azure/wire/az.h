@@ -155,6 +155,9 @@ mt_status az_entity_read(az_format fmt, const char *body, size_t len, mt_entity 
 enum { AZ_KEY_PK = 1, AZ_KEY_RK = 2 };
 mt_status az_entity_read_keys(az_format fmt, const char *body, size_t len, mt_entity **out,
                               unsigned *keys);
+/* One entity of a JSON reply (the backend's): read as az_entity_read reads
+ * it, and its odata.etag and Timestamp taken too, from the same pass. */
+mt_status az_json_entity_read_reply(const char *body, size_t len, mt_entity **out);
 /* One entity as returned by Get Entity / Insert Entity. */
 char *az_entity_write(az_format fmt, const az_payload_ctx *c, const mt_entity *e, size_t *len);
 /* A Query Entities response body (the "value" array or Atom feed). */
