@@ -70,22 +70,32 @@ void az_sts_line(mt_buf *b, const char *s)
  * makes signatures with the same few keys (the proxy's account, the old
  * and the new backend), so each thread keeps a context per key for its
  * last HMAC_KEYS keys (freed with the thread, key copies cleansed) and
- * re-initialises one per message. Each slot also keeps the last message it
- * signed (up to HMAC_MSG_MAX bytes) and that signature: every request with
- * one SAS token has the same string-to-sign, so a client reusing its token
- * costs one comparison instead of an HMAC. Nothing secret is kept in
- * plain: the message is built from the request, the signature is the
- * token's own. */
+ * re-initialises one per message. Each slot also keeps the last
+ * HMAC_KEPT messages it signed (up to HMAC_MSG_MAX bytes each) and their
+ * signatures: every request with one SAS token has the same
+ * string-to-sign, so a client reusing its token costs one comparison
+ * instead of an HMAC. Two, because the thread that checks a client's
+ * token with the account's key often signs the backend request with the
+ * same key next (the development account, or a proxy given the backend's
+ * key): with one kept message the two would evict each other. Nothing
+ * secret is kept in plain: the message is built from the request, the
+ * signature is the token's own. */
 #define HMAC_KEYS 4
+#define HMAC_KEPT 2
 #define HMAC_MSG_MAX 1024
+
+typedef struct hmac_kept {
+    size_t len; /* 0: no message kept */
+    char msg[HMAC_MSG_MAX];
+    char sig[SIG_LEN + 1];
+} hmac_kept;
 
 typedef struct hmac_slot {
     EVP_MAC_CTX *ctx;
     uint8_t *key;
     size_t key_len;
-    size_t last_len; /* 0: no message kept */
-    char last_msg[HMAC_MSG_MAX];
-    char last_sig[SIG_LEN + 1];
+    hmac_kept kept[HMAC_KEPT];
+    unsigned kept_next; /* the entry the next new message replaces */
 } hmac_slot;
 
 typedef struct hmac_cache {
@@ -172,19 +182,24 @@ static bool hmac_b64(const uint8_t *key, size_t key_len, const char *msg, size_t
     hmac_slot *sl = hmac_slot_for(key, key_len);
     if (!sl)
         return false;
-    if (len && sl->last_len == len && memcmp(sl->last_msg, msg, len) == 0) {
-        memcpy(out, sl->last_sig, SIG_LEN + 1);
-        return true;
+    for (size_t i = 0; len && i < HMAC_KEPT; i++) {
+        const hmac_kept *k = &sl->kept[i];
+        if (k->len == len && memcmp(k->msg, msg, len) == 0) {
+            memcpy(out, k->sig, SIG_LEN + 1);
+            return true;
+        }
     }
     if (!EVP_MAC_init(sl->ctx, NULL, 0, NULL) ||
         !EVP_MAC_update(sl->ctx, (const unsigned char *)msg, len) ||
         !EVP_MAC_final(sl->ctx, mac, &mac_len, sizeof mac) || mac_len != 32)
         return false;
     EVP_EncodeBlock((unsigned char *)out, mac, (int)mac_len);
-    sl->last_len = len <= HMAC_MSG_MAX ? len : 0;
-    if (sl->last_len) {
-        memcpy(sl->last_msg, msg, len);
-        memcpy(sl->last_sig, out, SIG_LEN + 1);
+    if (len && len <= HMAC_MSG_MAX) {
+        hmac_kept *k = &sl->kept[sl->kept_next];
+        sl->kept_next = (sl->kept_next + 1) % HMAC_KEPT;
+        k->len = len;
+        memcpy(k->msg, msg, len);
+        memcpy(k->sig, out, SIG_LEN + 1);
     }
     return true;
 }

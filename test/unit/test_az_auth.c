@@ -155,6 +155,38 @@ static void test_sign(void **state)
     assert_null(az_sign(dev_key, sizeof dev_key, NULL));
 }
 
+/* base64(HMAC-SHA256) computed afresh, beside the signer's kept ones. */
+static void sign_fresh(const char *msg, char out[45])
+{
+    unsigned char mac[32];
+    size_t n = 0;
+    assert_non_null(EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, dev_key, sizeof dev_key,
+                              (const unsigned char *)msg, strlen(msg), mac, sizeof mac, &n));
+    assert_int_equal(n, 32);
+    EVP_EncodeBlock((unsigned char *)out, mac, 32);
+}
+
+/* The signer keeps recent messages and their signatures: interleaved,
+ * evicted, equal in length but one byte apart, or too long to keep, each
+ * message still gets its own signature. */
+static void test_sign_kept(void **state)
+{
+    (void)state;
+    static char long_msg[3000];
+    memset(long_msg, 'x', sizeof long_msg - 1);
+    const char *msgs[] = {"GET\n/a", "GET\n/b", "GET\n/c", "GET\n/a", "GET\n/b",
+                          "GET\n/a", "GET\n/d", "GET\n/a", long_msg,  long_msg,
+                          "GET\n/d", "GET\n/c", "GET\n/c"};
+    for (size_t i = 0; i < sizeof msgs / sizeof *msgs; i++) {
+        char want[45];
+        sign_fresh(msgs[i], want);
+        char *got = az_sign(dev_key, sizeof dev_key, msgs[i]);
+        assert_non_null(got);
+        assert_string_equal(got, want);
+        free(got);
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* Shared Key Lite and Shared Key against the SDKs.                          */
 
@@ -1192,6 +1224,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sign),
+        cmocka_unit_test(test_sign_kept),
         cmocka_unit_test(test_lite_data_tables),
         cmocka_unit_test(test_wire_captures),
         cmocka_unit_test(test_shared_key_md5_comp),
