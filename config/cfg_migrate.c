@@ -32,6 +32,7 @@ struct cfg_migrate {
     cfg_migration_state mig_state;
     bool mig_running;
     bool mig_pause;     /* asked to pause at the next safe point */
+    bool lost_lead;     /* the last run stopped because this replica stopped leading */
     bool copy_done;     /* a copy completed in this migration */
     bool copy_verified; /* and a verify pass proved it: phase 3 may follow */
     mt_migrator_stats mig_stats;
@@ -689,9 +690,20 @@ static void finish(cfg_migrate *m, const mt_status *st, bool stop_early, mt_phas
 {
     lock(m);
     m->mig_running = false;
+    bool lost_lead = strcmp(st->code, MT_ERR_NOT_LEADER) == 0;
     if (st->http == 409 && strcmp(st->code, "MigrationPaused") == 0) {
         m->mig_state = CFG_MIG_PAUSED;
         m->mig_error[0] = '\0';
+    } else if (lost_lead) {
+        /* Not the migration's failure: this replica stopped leading (a
+         * takeover, or its own beats came too late on a starved machine).
+         * The store keeps the last state saved while it led, which the
+         * leader, this replica again included, resumes from its checkpoint. */
+        m->mig_state = CFG_MIG_PAUSED;
+        snprintf(m->mig_error, sizeof m->mig_error, "%s",
+                 "interrupted: this authority replica stopped leading; the leader resumes "
+                 "it from the last checkpoint");
+        m->lost_lead = true;
     } else if (!mt_is_ok(st)) {
         m->mig_state = CFG_MIG_FAILED;
         snprintf(m->mig_error, sizeof m->mig_error, "%d %s: %s", st->http, st->code, st->message);
@@ -703,9 +715,13 @@ static void finish(cfg_migrate *m, const mt_status *st, bool stop_early, mt_phas
     cfg_migration_state s = m->mig_state;
     mt_migrator_stats stats = m->mig_stats;
     unlock(m);
-    cfg_migrate_save(m);
+    if (!lost_lead) /* refused anyway while not leading; the store's state is the one to resume */
+        cfg_migrate_save(m);
     tell_progress(m);
-    if (s == CFG_MIG_FAILED)
+    if (lost_lead)
+        mig_log(m, CFG_LOG_WARN, "migration interrupted: %d %s: %s", st->http, st->code,
+                st->message);
+    else if (s == CFG_MIG_FAILED)
         mig_log(m, CFG_LOG_ERROR, "migration failed: %d %s: %s", st->http, st->code, st->message);
     else
         mig_log(m, CFG_LOG_INFO,
@@ -731,6 +747,16 @@ static void *migrate_thread(void *arg)
     finish(m, &st, ra->stop_early, ra->until);
     free(ra);
     return NULL;
+}
+
+bool cfg_migrate_lost_lead(cfg_migrate *m)
+{
+    lock(m);
+    bool lost = m->lost_lead && !m->mig_running;
+    if (lost)
+        m->lost_lead = false;
+    unlock(m);
+    return lost;
 }
 
 void cfg_migrate_join(cfg_migrate *m)

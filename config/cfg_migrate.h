@@ -107,6 +107,11 @@ mt_status cfg_migrate_pause(cfg_migrate *m);
 /* The same without the answer: for a replica that stops leading and a
  * process that stops. */
 void cfg_migrate_stop_soon(cfg_migrate *m);
+/* Whether the last run stopped because this replica stopped leading, and
+ * no run was started since; true once (the caller resumes it while it
+ * leads again: a lapse of its own beats shorter than the leader's watch
+ * shows no change of leader). */
+bool cfg_migrate_lost_lead(cfg_migrate *m);
 /* Joins a finished run's thread, if any. */
 void cfg_migrate_join(cfg_migrate *m);
 /* A verify pass for the current phase (blocking); its report is kept. */

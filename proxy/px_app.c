@@ -183,6 +183,8 @@ static void *ticker_main(void *arg)
         if (now != was && app->up) {
             leadership_moved(app, now);
             was = now;
+        } else if (now && app->up && app->mig && cfg_migrate_lost_lead(app->mig)) {
+            leadership_moved(app, true); /* leading again after a lapse too short to see */
         }
         usleep(TICK_US);
     }

@@ -156,6 +156,8 @@ typedef struct world {
     bool pause_at_copy;      /* pause the run at its first copy progress */
     int copy_reports;        /* progress reports while copying */
     int64_t first_copy_rows; /* rows_done of the first of them, -1 before */
+    bool lose_lead_at_copy;  /* from the first copy progress on, new refuses: NotLeader */
+    bool not_leader;
 } world;
 
 static char **w_list(void *ctx, size_t *n, mt_status *st)
@@ -167,6 +169,56 @@ static char **w_list(void *ctx, size_t *n, mt_status *st)
     *n = 1;
     return names;
 }
+
+/* The new table as a replica that stopped leading sees it through its
+ * guard: every call refused with 503 NotLeader while w->not_leader. */
+typedef struct lead_table {
+    mt_table base;
+    mt_table *inner;
+    world *w;
+} lead_table;
+
+static mt_status lead_refused(void)
+{
+    return mt_error(503, MT_ERR_NOT_LEADER, "This authority replica does not lead now.");
+}
+
+static mt_status lt_batch(mt_table *t, const mt_op *ops, size_t n, mt_op_result *res)
+{
+    lead_table *l = (lead_table *)t;
+    return l->w->not_leader ? lead_refused() : l->inner->ops->execute_batch(l->inner, ops, n, res);
+}
+
+static mt_status lt_atomic(mt_table *t, const char *pk, const mt_filter *f, mt_entity_list *out)
+{
+    lead_table *l = (lead_table *)t;
+    return l->w->not_leader ? lead_refused() : l->inner->ops->query_atomic(l->inner, pk, f, out);
+}
+
+static mt_status lt_stream(mt_table *t, const mt_filter *f, const mt_key *start, mt_stream **out)
+{
+    lead_table *l = (lead_table *)t;
+    return l->w->not_leader ? lead_refused() : l->inner->ops->query_stream(l->inner, f, start, out);
+}
+
+static mt_status lt_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity **out)
+{
+    lead_table *l = (lead_table *)t;
+    return l->w->not_leader ? lead_refused() : l->inner->ops->retrieve(l->inner, pk, rk, out);
+}
+
+static void lt_destroy(mt_table *t)
+{
+    free(t);
+}
+
+static const mt_table_ops lead_table_ops = {
+    .execute_batch = lt_batch,
+    .query_atomic = lt_atomic,
+    .query_stream = lt_stream,
+    .retrieve = lt_retrieve,
+    .destroy = lt_destroy,
+};
 
 /* The labels are the handle: copies of the names, which the run may free
  * before it closes the tables (the contract says labels live until then). */
@@ -209,6 +261,8 @@ static void w_progress(void *ctx, cfg_migration_state s, const mt_migrator_stats
         w->first_copy_rows = stats->rows_done;
     if (w->pause_at_copy && stats->partitions_done >= 1)
         cfg_migrate_stop_soon(w->m);
+    if (w->lose_lead_at_copy && stats->partitions_done >= 1)
+        w->not_leader = true;
 }
 
 static cfg_migrate *w_run(world *w)
@@ -626,6 +680,47 @@ static void test_resume_after_restart(void **state)
     assert_int_equal(count_rows(w->new_t), 9);
 }
 
+/* A replica whose own beats came late stops leading for a moment: its
+ * run is interrupted, not failed; the store keeps the state it saved
+ * while leading (copying), and the run resumes from the checkpoint once
+ * it leads again. */
+static void test_lost_lead_resumes(void **state)
+{
+    world *w = *state;
+    lead_table *lt = calloc(1, sizeof *lt);
+    assert_non_null(lt);
+    *lt = (lead_table){.base = {&lead_table_ops}, .inner = w->new_t, .w = w};
+    mt_table *plain_new = w->new_t;
+    w->new_t = &lt->base;
+    cfg_migrate *m = w_run(w);
+    w->lose_lead_at_copy = true;
+    assert_int_equal(cfg_migrate_start(m, false, MT_PHASE_USE_NEW_HIDE_METADATA).http, 0);
+    cfg_migrate_join(m);
+    cfg_migrate_info info;
+    cfg_migrate_info_get(m, &info);
+    assert_int_equal(info.state, CFG_MIG_PAUSED);
+    assert_non_null(strstr(info.error, "stopped leading"));
+    char *doc = NULL;
+    cfg_authority_load_migration(w->auth, &doc);
+    assert_non_null(strstr(doc, "\"state\":\"copying\""));
+    free(doc);
+    assert_true(cfg_migrate_lost_lead(m));
+    assert_false(cfg_migrate_lost_lead(m)); /* once */
+
+    w->lose_lead_at_copy = false;
+    w->not_leader = false;
+    assert_true(cfg_migrate_restore(m));
+    assert_int_equal(cfg_migrate_start(m, false, MT_PHASE_USE_NEW_HIDE_METADATA).http, 0);
+    cfg_migrate_join(m);
+    cfg_migrate_info_get(m, &info);
+    assert_int_equal(info.state, CFG_MIG_DONE);
+    assert_int_equal(info.stats.rows_done, 9);
+    assert_int_equal(count_rows(w->old_t), 0);
+    assert_int_equal(count_rows(plain_new), 9);
+    w->new_t = plain_new;
+    free(lt);
+}
+
 /* A migration back paused in its copy, its process restarted, resumed from
  * the checkpoint in the swapped roles. */
 static void test_reverse_resume_after_restart(void **state)
@@ -678,6 +773,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_step_back_refused_when_switched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_after_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_lead_resumes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reverse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reverse_abort_and_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reverse_resume_after_restart, setup, teardown),
