@@ -17,8 +17,7 @@
  * thread serves. (Suspending the connection and running the request on a
  * worker thread instead keeps the pool's threads free, but the hand-off
  * and the resume are two more wake-ups per request: over Azurite that
- * cost more CPU per request than the thread per connection.) A connection
- * thread waits with poll rather than select.
+ * cost more CPU per request than the thread per connection.)
  *
  * Stopping (SIGTERM), the app drains first (new requests get 503), then
  * the requests being handled finish before the listener closes their
@@ -471,7 +470,7 @@ static struct MHD_Daemon *start_one(const char *host, int port, int max_conn, un
     if (!px_http_addr(host, port, &sa, err))
         return NULL;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-    flags |= pool ? MHD_USE_EPOLL : MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
+    flags |= pool ? MHD_USE_EPOLL : MHD_USE_THREAD_PER_CONNECTION;
     struct MHD_OptionItem tls[] = {
         {cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, (void *)cert},
         {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)key},
