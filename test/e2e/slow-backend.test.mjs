@@ -35,7 +35,10 @@ describe("a backend call that does not answer", { skip: proxySkipReason() }, () 
     for (let i = 0; i < 8; i++) await c.createEntity({ partitionKey: "p", rowKey: `r${i}`, v: i });
   });
 
-  after(stopAll);
+  after(async () => {
+    await stopAll();
+    await fp?.stop();
+  });
 
   // Starts the read the fault proxy holds; resolves once the proxy's
   // backend request is being held.
