@@ -41,6 +41,7 @@
 struct px_servers {
     px_app *app;
     struct MHD_Daemon *table;
+    bool counted;       /* a thread per connection: count in_flight */
     unsigned in_flight; /* table requests being handled (atomic) */
     px_admin_http *admin;
     char *tls_cert; /* PEM, kept while the table daemon runs */
@@ -410,7 +411,9 @@ static void handle_table_request(px_app *app, struct MHD_Connection *c, const ch
  * call ends within its timeout), for at most DRAIN_MS; stopping the
  * daemon would close their connections unanswered. New requests meet 503
  * ServerBusy meanwhile (the app is draining). A count and a poll rather
- * than a lock: the count is on every request's path. */
+ * than a lock: the count is on every request's path. Only with a thread
+ * per connection: the event pool's handlers never block, and stopping
+ * its threads lets each finish the call it is in. */
 #define DRAIN_MS 60000
 static void wait_in_flight(px_servers *s)
 {
@@ -429,9 +432,11 @@ static enum MHD_Result on_table_request(void *cls, struct MHD_Connection *c, con
         return MHD_YES;
     px_resp r = {.oom = !up};
     if (up) {
-        __atomic_add_fetch(&s->in_flight, 1, __ATOMIC_ACQ_REL);
+        if (s->counted)
+            __atomic_add_fetch(&s->in_flight, 1, __ATOMIC_ACQ_REL);
         handle_table_request(s->app, c, url, method, up, &r);
-        __atomic_sub_fetch(&s->in_flight, 1, __ATOMIC_ACQ_REL);
+        if (s->counted)
+            __atomic_sub_fetch(&s->in_flight, 1, __ATOMIC_ACQ_REL);
     }
     return px_http_send(c, &r);
 }
@@ -552,6 +557,7 @@ px_servers *px_serve_start(px_app *app, FILE *err)
         return NULL;
     }
     s->app = app;
+    s->counted = px_serve_pool_size(app) == 0;
     const px_settings *cf = &app->settings;
     if (tls_setup(s, app, err))
         s->table =
