@@ -14,7 +14,14 @@
  * third of a point read's time waking up in select, and a pool thread
  * serves every ready connection in turn. The pool is not used with any
  * Azure backend: one slow backend call would stall every connection its
- * thread serves.
+ * thread serves. (Suspending the connection and running the request on a
+ * worker thread instead keeps the pool's threads free, but the hand-off
+ * and the resume are two more wake-ups per request: over Azurite that
+ * cost more CPU per request than the thread per connection.)
+ *
+ * Stopping (SIGTERM), the app drains first (new requests get 503), then
+ * the requests being handled finish before the listener closes their
+ * connections.
  */
 #include "px.h"
 #include "px_entra.h"
@@ -28,10 +35,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 struct px_servers {
+    px_app *app;
     struct MHD_Daemon *table;
+    bool counted;       /* a thread per connection: count in_flight */
+    unsigned in_flight; /* table requests being handled (atomic) */
     px_admin_http *admin;
     char *tls_cert; /* PEM, kept while the table daemon runs */
     char *tls_key;
@@ -218,8 +229,9 @@ static void dispatch(px_req *q, px_resp *r)
         px_handle_batch(q, r);
         break;
     default: {
-        mt_status st = mt_error(400, "InvalidUri", "The requested URI does not represent any "
-                                                   "resource on the server.");
+        mt_status st = mt_error(400, "InvalidUri",
+                                "The requested URI does not represent any "
+                                "resource on the server.");
         px_resp_error(q, r, &st);
     }
     }
@@ -311,8 +323,7 @@ static void handle_table_request(px_app *app, struct MHD_Connection *c, const ch
                                  const char *method, const px_upload *up, px_resp *r)
 {
     uint64_t t0 = px_now_ns();
-    px_req q = {.app = app, .conn = c, .method = method, .fmt = AZ_FMT_JSON,
-                .md = AZ_META_MINIMAL};
+    px_req q = {.app = app, .conn = c, .method = method, .fmt = AZ_FMT_JSON, .md = AZ_META_MINIMAL};
     new_request_id(q.request_id);
     px_log_request_begin(q.request_id, px_req_header(&q, "x-ms-client-request-id"));
     const char *v = px_req_header(&q, "x-ms-version");
@@ -335,7 +346,7 @@ static void handle_table_request(px_app *app, struct MHD_Connection *c, const ch
         st = mt_error(400, "InvalidHeaderValue",
                       "The value for one of the HTTP headers is not in the correct format.");
     else if (!split_account(url, account, sizeof account, &rest) ||
-        strcmp(account, app->settings.account) != 0)
+             strcmp(account, app->settings.account) != 0)
         st = mt_error(400, "InvalidUri", "The account in the URL is not served here.");
     else if (up->too_large)
         st = mt_error(413, "RequestBodyTooLarge",
@@ -354,8 +365,12 @@ static void handle_table_request(px_app *app, struct MHD_Connection *c, const ch
     if (preflight) {
         handle_preflight(&q, r);
     } else if (mt_is_ok(&st)) {
-        az_http_request hr = {.method = method, .path = url, .query = query,
-                              .header = header_cb, .ctx = &q, .now = time(NULL)};
+        az_http_request hr = {.method = method,
+                              .path = url,
+                              .query = query,
+                              .header = header_cb,
+                              .ctx = &q,
+                              .now = time(NULL)};
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         char ip[64] = "";
@@ -363,7 +378,8 @@ static void handle_table_request(px_app *app, struct MHD_Connection *c, const ch
             inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, ip,
                       sizeof ip);
         hr.client_ip = ip;
-        az_account acct = {.name = app->settings.account, .key = app->settings.key,
+        az_account acct = {.name = app->settings.account,
+                           .key = app->settings.key,
                            .key_len = app->settings.key_len};
         const char *authz = px_req_header(&q, "Authorization");
         if (authz && strncasecmp(authz, "Bearer ", 7) == 0)
@@ -391,17 +407,37 @@ static void handle_table_request(px_app *app, struct MHD_Connection *c, const ch
     free(query);
 }
 
+/* Before the listener stops, the requests being handled finish (a backend
+ * call ends within its timeout), for at most DRAIN_MS; stopping the
+ * daemon would close their connections unanswered. New requests meet 503
+ * ServerBusy meanwhile (the app is draining). A count and a poll rather
+ * than a lock: the count is on every request's path. Only with a thread
+ * per connection: the event pool's handlers never block, and stopping
+ * its threads lets each finish the call it is in. */
+#define DRAIN_MS 60000
+static void wait_in_flight(px_servers *s)
+{
+    for (int ms = 0; ms < DRAIN_MS && __atomic_load_n(&s->in_flight, __ATOMIC_ACQUIRE); ms += 10)
+        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+}
+
 static enum MHD_Result on_table_request(void *cls, struct MHD_Connection *c, const char *url,
-                                        const char *method, const char *version,
-                                        const char *data, size_t *size, void **con_cls)
+                                        const char *method, const char *version, const char *data,
+                                        size_t *size, void **con_cls)
 {
     (void)version;
+    px_servers *s = cls;
     px_upload *up = NULL;
     if (!px_http_upload_step(con_cls, data, size, &up))
         return MHD_YES;
     px_resp r = {.oom = !up};
-    if (up)
-        handle_table_request(cls, c, url, method, up, &r);
+    if (up) {
+        if (s->counted)
+            __atomic_add_fetch(&s->in_flight, 1, __ATOMIC_ACQ_REL);
+        handle_table_request(s->app, c, url, method, up, &r);
+        if (s->counted)
+            __atomic_sub_fetch(&s->in_flight, 1, __ATOMIC_ACQ_REL);
+    }
     return px_http_send(c, &r);
 }
 
@@ -520,11 +556,13 @@ px_servers *px_serve_start(px_app *app, FILE *err)
         fprintf(err, "mtable-proxy: out of memory starting the listeners\n");
         return NULL;
     }
+    s->app = app;
+    s->counted = px_serve_pool_size(app) == 0;
     const px_settings *cf = &app->settings;
     if (tls_setup(s, app, err))
         s->table =
             start_one(cf->listen_host, cf->listen_port, cf->max_connections,
-                      px_serve_pool_size(app), s->tls_cert, s->tls_key, on_table_request, app, err);
+                      px_serve_pool_size(app), s->tls_cert, s->tls_key, on_table_request, s, err);
     if (s->table)
         s->admin = px_admin_http_start(app, err);
     if (!s->table || !s->admin) {
@@ -538,8 +576,10 @@ void px_serve_stop(px_servers *s)
 {
     if (!s)
         return;
-    if (s->table)
+    if (s->table) {
+        wait_in_flight(s);
         MHD_stop_daemon(s->table);
+    }
     px_admin_http_stop(s->admin);
     px_entra_free(s->entra);
     if (s->tls_key)
