@@ -26,6 +26,26 @@
 /* ------------------------------------------------------------------------ */
 /* Helpers for every account.                                                */
 
+size_t mt_names_find(const void *ctx, size_t n, const char *(*name_at)(const void *ctx, size_t i),
+                     const char *name, bool *found)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcasecmp(name_at(ctx, mid), name);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
 void mt_names_free(char **names, size_t n)
 {
     for (size_t i = 0; names && i < n; i++)
@@ -172,24 +192,15 @@ static mt_status not_found(void)
     return mt_error(404, MT_ERR_TABLE_NOT_FOUND, "The table specified does not exist.");
 }
 
+static const char *entry_name_at(const void *ctx, size_t i)
+{
+    return ((const memaccount *)ctx)->v[i]->name;
+}
+
 /* Index of name, or of where it would go (*found false). Under the lock. */
 static size_t acc_find(const memaccount *a, const char *name, bool *found)
 {
-    size_t lo = 0, hi = a->n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcasecmp(a->v[mid]->name, name);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = false;
-    return lo;
+    return mt_names_find(a, a->n, entry_name_at, name, found);
 }
 
 static void entry_free(mem_entry *e)

@@ -545,6 +545,10 @@ mt_status mt_names_page(char **all, size_t k, const char *from, size_t max, char
                         size_t *n, char **next);
 /* Whether st is the 409 TableAlreadyExists of a create. */
 bool mt_table_existed(const mt_status *st);
+/* Binary search of n names sorted case-insensitively, the i-th given by
+ * name_at(ctx, i): the index of name, or where it would go (*found false). */
+size_t mt_names_find(const void *ctx, size_t n, const char *(*name_at)(const void *ctx, size_t i),
+                     const char *name, bool *found);
 
 /* The memory account: named in-memory tables (mt_memtable_new) with the
  * service's rules: a deleted table's rows are gone, and a table created

@@ -167,24 +167,15 @@ void px_registry_free(px_registry *r)
     free(r);
 }
 
+static const char *table_name_at(const void *ctx, size_t i)
+{
+    return ((const px_registry *)ctx)->v[i]->name;
+}
+
 /* Index of name, or of where it would go (*found false). Under the lock. */
 static size_t find(const px_registry *r, const char *name, bool *found)
 {
-    size_t lo = 0, hi = r->n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcasecmp(r->v[mid]->name, name);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = false;
-    return lo;
+    return mt_names_find(r, r->n, table_name_at, name, found);
 }
 
 /* Puts t at index at; false (t not taken) when out of memory. Under the
