@@ -510,6 +510,20 @@ static mt_status delete_old(void *ctx, size_t table)
     return st;
 }
 
+/* --old-after empty: the old table of the run's table `table`, again. */
+static mt_status recreate_old(void *ctx, size_t table)
+{
+    cfg_migrate *m = ctx;
+    const char *name = m->mig_names ? m->mig_names[table] : NULL;
+    if (!name)
+        return mt_error(400, MT_ERR_INVALID_INPUT, "no account to create the old table in");
+    mt_status st = m->env.recreate_old_table(m->env.ctx, name);
+    if (mt_is_ok(&st))
+        mig_log(m, CFG_LOG_INFO, "migration: old table %s emptied (dropped and created again)",
+                name);
+    return st;
+}
+
 static mt_status run_core(cfg_migrate *m, all_tables *a, bool stop_early, mt_phase until)
 {
     mt_migrator_hooks h = {
@@ -524,6 +538,7 @@ static mt_status run_core(cfg_migrate *m, all_tables *a, bool stop_early, mt_pha
         .should_pause = should_pause,
         .table_gone = table_gone,
         .delete_old = delete_old,
+        .recreate_old = m->env.recreate_old_table ? recreate_old : NULL,
     };
     lock(m);
     mt_migrator_stats stats = m->mig_stats;

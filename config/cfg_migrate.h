@@ -59,6 +59,12 @@ typedef struct cfg_migrate_env {
      * account in a migration back) for --old-after delete; 404
      * TableNotFound when it is gone already. NULL: deleting is refused. */
     mt_status (*delete_old_table)(void *ctx, const char *name);
+    /* Creates table `name` again in the account that plays old, after
+     * delete_old_table, for --old-after empty: ok when it exists, 404
+     * TableNotFound when the other account no longer holds it (the
+     * application deleted it: nothing is created), 409 TableBeingDeleted
+     * while the service still removes it. NULL: old is emptied row by row. */
+    mt_status (*recreate_old_table)(void *ctx, const char *name);
     /* Creates table `name` in both accounts where it is missing (a
      * migration back into an account whose tables --old-after delete
      * removed); ok when it exists. NULL: the tables must exist. */

@@ -8,7 +8,9 @@
  * the table exists and then keeps it (one reference), so its calls cost an
  * atomic load rather than the account's lock. Deleting a table marks it
  * gone and takes it out of the account: handles that hold it answer 404
- * TableNotFound from then on, and its rows are freed with the last handle.
+ * TableNotFound until a table of that name is created again, which they
+ * then find (as the service's tables are found by name); the deleted
+ * table's rows are freed at once, the table itself with the last handle.
  *
  * Every lock is the runtime's (mt_rt); the handle's two atomic loads are
  * the one thing outside it. Looking the name up under the account's lock
@@ -154,6 +156,10 @@ typedef struct mem_handle {
     memaccount *a;
     char *name;
     mem_entry *e; /* NULL until found (atomic) */
+    /* Entries it held before their table was deleted and created again:
+     * calls under way may still use them. Under the account's lock. */
+    mem_entry **retired;
+    size_t nretired;
 } mem_handle;
 
 static const mt_table_ops handle_ops;
@@ -289,6 +295,8 @@ static mt_status acc_remove(mt_account *base, const char *name)
         last = --e->refs == 0;
     }
     acc_unlock(a);
+    if (e && !last)
+        mt_memtable_clear(e->t); /* handles still hold the table, not its rows */
     if (last)
         entry_free(e);
     return e ? mt_ok() : mt_error(404, MT_ERR_NOT_FOUND, "The specified resource does not exist.");
@@ -371,11 +379,39 @@ mt_account *mt_memaccount_new(mt_rt *rt, const char *label)
 /* ------------------------------------------------------------------------ */
 /* A table of the memory account.                                            */
 
+/* After h's table was deleted: the table created since under its name,
+ * which h holds from then on (the deleted one is kept until h goes, for
+ * calls under way); NULL when there is none. */
+static mem_entry *handle_refind(mem_handle *h, mem_entry *dead)
+{
+    memaccount *a = h->a;
+    acc_lock(a);
+    bool found;
+    size_t at = acc_find(a, h->name, &found);
+    mem_entry *e = found ? a->v[at] : NULL;
+    mem_entry **grown = e ? realloc(h->retired, (h->nretired + 1) * sizeof *grown) : NULL;
+    if (grown)
+        h->retired = grown;
+    if (grown &&
+        __atomic_compare_exchange_n(&h->e, &dead, e, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        e->refs++;
+        h->retired[h->nretired++] = dead;
+    } else {
+        e = grown ? dead : NULL; /* another call moved on first: use its */
+    }
+    acc_unlock(a);
+    return e;
+}
+
 /* The memtable behind h, found by name the first time the table exists;
  * NULL with 404 TableNotFound when there is none or it was deleted. */
 static mt_table *handle_table(mem_handle *h, mt_status *st)
 {
     mem_entry *e = __atomic_load_n(&h->e, __ATOMIC_ACQUIRE);
+    if (e && __atomic_load_n(&e->gone, __ATOMIC_ACQUIRE)) {
+        mem_entry *again = handle_refind(h, e);
+        e = again ? again : e;
+    }
     if (!e) {
         memaccount *a = h->a;
         acc_lock(a);
@@ -440,6 +476,9 @@ static void handle_destroy(mt_table *t)
     mem_entry *e = __atomic_load_n(&h->e, __ATOMIC_ACQUIRE);
     if (e)
         entry_release(h->a, e);
+    for (size_t i = 0; i < h->nretired; i++)
+        entry_release(h->a, h->retired[i]);
+    free(h->retired);
     free(h->name);
     free(h);
 }

@@ -794,6 +794,20 @@ static void mem_destroy(mt_table *t)
     free(m);
 }
 
+void mt_memtable_clear(mt_table *t)
+{
+    memtable *m = as_mem(t);
+    m->rt->ops->lock(m->rt, m->mu);
+    mt_entity **rows = m->rows;
+    size_t n = m->n;
+    m->rows = NULL;
+    m->n = m->cap = 0;
+    m->rt->ops->unlock(m->rt, m->mu);
+    for (size_t i = 0; i < n; i++)
+        mt_entity_free(rows[i]); /* rows lent to readers live on with them */
+    free(rows);
+}
+
 static const mt_table_ops memtable_ops = {
     .execute_batch = mem_execute_batch,
     .query_atomic = mem_query_atomic,

@@ -9,6 +9,15 @@
  * client reads old or leaves tombstones, so what it removes nobody needs,
  * and cleaning new and emptying old are independent of each other.
  *
+ * Emptying, when the caller gives an account (hooks->delete_old and
+ * hooks->recreate_old), drops each old table and creates it again: one call
+ * each whatever the table holds, where deleting the rows costs a call per
+ * 100 rows of one partition and, on the storage emulator, time that grows
+ * with the table (each delete there walks the table's indexes). Nothing
+ * reads old any more, so no one sees it missing meanwhile; a
+ * table the application deleted meanwhile is not brought back. Without an
+ * account (a caller of two bare tables) the rows are deleted as below.
+ *
  * Shape, as the copy's: the calling thread is the reader; it streams each
  * table's new (asking the service only for rows that carry _mtable_deleted,
  * the one protocol property a row of new can have: tombstones and rows an
@@ -96,7 +105,8 @@ typedef struct mt_clean {
     size_t outstanding; /* queued or being run */
     bool eof, stop, paused;
     mt_status err;
-    bool *gone; /* per table */
+    bool *gone;          /* per table */
+    int64_t *table_rows; /* per table: rows of old the count read */
     /* The count of old, ahead of old's walk. */
     bool counted;       /* over (or failed, or not made): no gate */
     size_t count_table; /* the table being counted */
@@ -189,6 +199,13 @@ static bool mt_clean_protocol(const mt_entity *e)
 static mt_old_after mt_clean_old_after(const mt_clean *c)
 {
     return c->hooks ? c->hooks->old_after : MT_OLD_AFTER_EMPTY;
+}
+
+/* Whether old's tables are emptied by dropping and creating them again. */
+static bool mt_clean_drops(const mt_clean *c)
+{
+    const mt_migrator_hooks *h = c->hooks;
+    return h && h->old_after == MT_OLD_AFTER_EMPTY && h->delete_old && h->recreate_old;
 }
 
 /* The rows of old the cleanup deletes: all, or the protocol rows only. */
@@ -479,6 +496,7 @@ static void *mt_clean_count_main(void *arg)
         st = mt_table_keys(t, NULL, &s);
         while (go && mt_is_ok(&st) && (st = s->ops->next(s, &e), mt_is_ok(&st)) && e) {
             rows += !want || want(e);
+            c->table_rows[i] += !want || want(e); /* read under mu only once done */
             mt_entity_free(e);
             if (++seen % MT_CLEAN_COUNT_STEP == 0)
                 go = mt_clean_count_at(c, i, seen);
@@ -513,6 +531,7 @@ static void mt_clean_free(mt_clean *c)
         mt_clean_job_free(j);
     }
     free(c->gone);
+    free(c->table_rows);
     mt_filter_free(c->dirty);
     if (c->tcv)
         rt->ops->cond_free(rt, c->tcv);
@@ -541,6 +560,7 @@ static mt_clean *mt_clean_new(mt_rt *rt, const mt_table_pair *tables, size_t n,
                     .err = mt_ok(),
                     .stats = stats};
     c->gone = calloc(n + 1, sizeof *c->gone);
+    c->table_rows = calloc(n + 1, sizeof *c->table_rows);
     mt_value yes = mt_v_bool(true), no = mt_v_bool(false);
     c->dirty = mt_filter_or(mt_filter_cmp(MT_PROP_DELETED, MT_EQ, &yes),
                             mt_filter_cmp(MT_PROP_DELETED, MT_EQ, &no));
@@ -552,7 +572,7 @@ static mt_clean *mt_clean_new(mt_rt *rt, const mt_table_pair *tables, size_t n,
         c->tcv = c->tmu ? rt->ops->cond_new(rt) : NULL;
         mt_bucket_init(&c->bucket, hooks->rows_per_second, rt->ops->mono_ms(rt));
     }
-    if (!c->gone || !c->dirty || !c->cv || (c->throttled && !c->tcv)) {
+    if (!c->gone || !c->table_rows || !c->dirty || !c->cv || (c->throttled && !c->tcv)) {
         mt_clean_free(c);
         return NULL;
     }
@@ -650,6 +670,62 @@ static mt_status mt_clean_delete_old(mt_clean *c, size_t i)
     return st;
 }
 
+/* Waits until the count has read all of old table i (or is over); its rows
+ * and whether the table is known to be gone. */
+static mt_status mt_clean_await_count(mt_clean *c, size_t i, int64_t *rows, bool *gone)
+{
+    mt_clean_lock(c);
+    while (!c->stop && !c->counted && c->count_table <= i)
+        c->rt->ops->cond_wait(c->rt, c->cv, c->mu);
+    *rows = c->table_rows[i];
+    *gone = c->gone[i];
+    mt_status st = mt_clean_outcome_locked(c);
+    mt_clean_unlock(c);
+    return st;
+}
+
+/* --old-after empty with an account: old table i dropped, its rows counted
+ * as cleaned, and the table created again, waited for while the service
+ * still deletes it (Azure keeps a deleted table's name for 40 s or more).
+ * A 404 from the creation means the application deleted its table
+ * meanwhile: the caller skips it. Every step is idempotent, so a run cut
+ * short anywhere in it resumes by doing the table again. */
+static mt_status mt_clean_drop_old(mt_clean *c, size_t i)
+{
+    int64_t rows = 0;
+    bool gone = false;
+    mt_status st = mt_clean_await_count(c, i, &rows, &gone);
+    if (!mt_is_ok(&st) || gone)
+        return st;
+    const mt_migrator_hooks *h = c->hooks;
+    st = h->delete_old(h->ctx, i);
+    if (st.http == 404)
+        st = mt_ok(), rows = 0;
+    if (mt_is_ok(&st)) {
+        /* Counted and saved now: a run cut short before the table is back
+         * finds it gone, counts nothing more, and keeps this count. */
+        mt_clean_lock(c);
+        c->stats->rows_cleaned_old += rows;
+        mt_clean_unlock(c);
+        mt_clean_report(c);
+        st = mt_clean_save(c, 1, i);
+    }
+    for (int attempt = 1; mt_is_ok(&st); attempt++) {
+        st = h->recreate_old(h->ctx, i);
+        if (st.http != 409 || strcmp(st.code, MT_ERR_TABLE_BEING_DELETED) != 0)
+            break;
+        mt_backoff_note(c->bo, &st);
+        mt_clean_tick(c);
+        mt_clean_lock(c);
+        st = mt_clean_outcome_locked(c);
+        mt_clean_unlock(c);
+        if (mt_is_ok(&st))
+            mt_backoff_wait(c->bo, attempt);
+    }
+    mt_clean_tick(c);
+    return st;
+}
+
 /* Cleans one side of every table (from the checkpoint on), saving a
  * checkpoint after each table once its jobs have all run. */
 static mt_status mt_clean_side(mt_clean *c, int side)
@@ -657,11 +733,14 @@ static mt_status mt_clean_side(mt_clean *c, int side)
     if (side < c->from_side)
         return mt_ok();
     bool delete_old = side == 1 && mt_clean_old_after(c) == MT_OLD_AFTER_DELETE;
+    bool drop_old = side == 1 && mt_clean_drops(c);
     mt_status st = mt_ok();
     for (size_t i = side == c->from_side ? c->from_table : 0; i < c->ntables && mt_is_ok(&st);
          i++) {
         if (delete_old)
             st = mt_clean_delete_old(c, i);
+        else if (drop_old)
+            st = mt_clean_drop_old(c, i);
         else
             st = side == 1 ? mt_clean_walk(c, i, true, NULL, mt_clean_old_want(c))
                            : mt_clean_walk(c, i, false, c->dirty, mt_clean_dirty);
@@ -695,7 +774,8 @@ mt_status mt_clean_tables(mt_rt *rt, const mt_table_pair *tables, size_t n,
     /* New first, all of it, then old; old is counted from the start (on its
      * own thread when there are workers, ahead of old's walk: the gate).
      * The total of new is what its walk found to clean. */
-    bool count = hooks && hooks->progress && hooks->old_after != MT_OLD_AFTER_DELETE;
+    bool count =
+        hooks && (hooks->progress || mt_clean_drops(c)) && hooks->old_after != MT_OLD_AFTER_DELETE;
     c->counted = !count;
     c->count_base = stats->rows_cleaned_old;
     if (hooks && hooks->old_after == MT_OLD_AFTER_DELETE)

@@ -53,6 +53,7 @@ typedef struct mt_status {
 #define MT_ERR_NOT_IMPLEMENTED "NotImplemented"
 #define MT_ERR_TABLE_NOT_FOUND "TableNotFound"
 #define MT_ERR_TABLE_EXISTS "TableAlreadyExists"
+#define MT_ERR_TABLE_BEING_DELETED "TableBeingDeleted"
 
 mt_status mt_ok(void);
 /* 503 ServerBusy "out of memory": what an allocation failure answers, so
@@ -482,6 +483,7 @@ mt_status mt_table_scan(mt_table *t, const mt_filter *f, mt_entity_list *out);
  * it (ETags are times, as the service's are). */
 mt_table *mt_memtable_new(mt_rt *rt, const char *name);
 size_t mt_memtable_count(mt_table *t); /* rows, for tests */
+void mt_memtable_clear(mt_table *t);   /* every row deleted at once */
 
 /* ------------------------------------------------------------------------ */
 /* Accounts: the tables of one account, by name (the table service's       */
@@ -690,7 +692,9 @@ typedef enum mt_migrator_step {
 /* What the cleanup makes of old once every client uses new
  * (mtablectl migrate --old-after). */
 typedef enum mt_old_after {
-    MT_OLD_AFTER_EMPTY,  /* every row deleted, the table kept (the default) */
+    MT_OLD_AFTER_EMPTY,  /* every row deleted, the table kept (the default):
+                            dropped and created again when the hooks can
+                            (delete_old and recreate_old), else row by row */
     MT_OLD_AFTER_KEEP,   /* the application's rows kept as a rollback copy;
                             only the protocol rows deleted */
     MT_OLD_AFTER_DELETE, /* the table itself deleted */
@@ -733,6 +737,14 @@ typedef struct mt_migrator_hooks {
      * thread, after new is clean, once per table (again after a resume). */
     mt_old_after old_after;
     mt_status (*delete_old)(void *ctx, size_t table);
+    /* Creates old table `table` again after delete_old, for
+     * MT_OLD_AFTER_EMPTY: ok when it exists (also when it existed), 404
+     * TableNotFound when the application's table is gone from new (then
+     * nothing is created: a table the application deleted stays deleted),
+     * 409 TableBeingDeleted while the service still removes the old one
+     * (the cleanup waits and asks again). With both hooks an emptied table
+     * is dropped and created again instead of emptied row by row. */
+    mt_status (*recreate_old)(void *ctx, size_t table);
 } mt_migrator_hooks;
 
 typedef struct mt_table_pair {

@@ -155,6 +155,10 @@ mt_status px_table_create(px_registry *r, const char *name);
  * registry keeps it, its data being in the other. 404 TableNotFound when
  * that account has no such table. */
 mt_status px_table_delete_old(px_registry *r, const char *name, int side);
+/* Creates table name of account side (0 old, 1 new) again after
+ * px_table_delete_old, only while the other account still holds it: 404
+ * TableNotFound when it does not; ok when it exists already. */
+mt_status px_table_recreate_old(px_registry *r, const char *name, int side);
 /* Deletes name from both accounts; 404 ResourceNotFound when neither
  * holds it. */
 mt_status px_table_delete(px_registry *r, const char *name);

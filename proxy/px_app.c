@@ -389,6 +389,12 @@ static mt_status mig_delete_old_table(void *ctx, const char *name)
     return px_table_delete_old(app->reg, name, px_app_config(app).reversed ? 1 : 0);
 }
 
+static mt_status mig_recreate_old_table(void *ctx, const char *name)
+{
+    px_app *app = ctx;
+    return px_table_recreate_old(app->reg, name, px_app_config(app).reversed ? 1 : 0);
+}
+
 static mt_status mig_create_table(void *ctx, const char *name)
 {
     px_app *app = ctx;
@@ -430,6 +436,7 @@ static bool start_migrator(px_app *app, FILE *err)
         .list_tables = mig_list_tables,
         .open_tables = mig_open_tables,
         .delete_old_table = mig_delete_old_table,
+        .recreate_old_table = mig_recreate_old_table,
         .create_table = mig_create_table,
         .close_tables = mig_close_tables,
         .log = mig_log,

@@ -442,6 +442,41 @@ mt_status px_table_delete_old(px_registry *r, const char *name, int side)
     return mt_account_delete(r->side[side], name);
 }
 
+/* Whether account a holds table name: a read of one key answers 404
+ * TableNotFound when it does not. */
+static mt_status account_holds(mt_account *a, const char *name, bool *holds)
+{
+    mt_status st = mt_ok();
+    mt_table *t = mt_account_open(a, name, &st);
+    mt_stream *s = NULL;
+    mt_entity *e = NULL;
+    if (t)
+        st = mt_table_keys(t, NULL, &s);
+    if (s) {
+        st = s->ops->next(s, &e);
+        mt_entity_free(e);
+        s->ops->close(s);
+    }
+    if (t)
+        mt_table_destroy(t);
+    *holds = mt_is_ok(&st);
+    return mt_table_gone(&st) ? mt_ok() : st;
+}
+
+mt_status px_table_recreate_old(px_registry *r, const char *name, int side)
+{
+    if (side < 0 || side > 1)
+        return mt_error(400, MT_ERR_INVALID_INPUT, "no such side");
+    /* A table the application deleted meanwhile is not brought back. */
+    bool holds = false;
+    mt_status st = account_holds(r->side[1 - side], name, &holds);
+    if (mt_is_ok(&st) && !holds)
+        return mt_error(404, MT_ERR_TABLE_NOT_FOUND, "The table specified does not exist.");
+    if (mt_is_ok(&st))
+        st = mt_account_create(r->side[side], name, NULL);
+    return mt_table_existed(&st) ? mt_ok() : st;
+}
+
 /* Whether names (n, sorted case-insensitively) holds name; its spelling
  * there in *as. */
 static bool listed(char **names, size_t n, const char *name, const char **as)

@@ -63,15 +63,18 @@ function metric(text, name, labels = "") {
 const skip = proxySkipReason() || backendSkipReason();
 
 // An Azurite and a proxy over two of its accounts, throttled so that a
-// test can act while the copy or the cleanup runs.
-async function startWorld(extra = []) {
+// test can act while the copy or the cleanup runs; with faults, through a
+// fault proxy (fp).
+async function startWorld(extra = [], { faults = false } = {}) {
   const az = await startAzurite();
+  const fp = faults ? await startFaultProxy({ upstream: `http://127.0.0.1:${az.port}`, name: "cleanup" }) : null;
+  const cs = (a) => (fp ? fp.connectionString(a, az.accounts[a]) : az.connectionString(a));
   const px = await startMtable({
     name: "proxy",
     port: await freePort(),
     adminPort: await freePort(),
     args: [
-      "--old", az.connectionString("mtold"), "--new", az.connectionString("mtnew"),
+      "--old", cs("mtold"), "--new", cs("mtnew"),
       "--copy-rate", String(COPY_RATE), "--copy-parallel", "4", ...extra,
     ],
   });
@@ -80,7 +83,7 @@ async function startWorld(extra = []) {
     endpoint: az.endpoint(a), accountName: a, accountKey: az.accounts[a],
     connectionString: az.connectionString(a),
   });
-  return { az, px, proxy, direct: { old: acct("mtold"), new: acct("mtnew") } };
+  return { az, fp, px, proxy, direct: { old: acct("mtold"), new: acct("mtnew") } };
 }
 
 async function waitState(px, want, extra = () => true) {
@@ -196,14 +199,19 @@ describe("a migration over a changing table set", { skip }, () => {
 describe("paused and failed migrations are resumed, not restarted; counts add up", { skip }, () => {
   let px;
   let proxy;
+  let fp;
+  let direct;
   const stateDir = mkdtempSync(join(tmpdir(), "mtable-migrate-tables-"));
 
   before(async () => {
-    ({ px, proxy } = await startWorld(["--state-store", `file:${join(stateDir, "state.json")}`]));
+    ({ px, proxy, fp, direct } = await startWorld(
+      ["--state-store", `file:${join(stateDir, "state.json")}`], { faults: true }));
   });
 
   after(async () => {
+    fp?.clearScripts();
     await stopAll();
+    await fp?.stop();
     rmSync(stateDir, { recursive: true, force: true });
   });
 
@@ -231,23 +239,39 @@ describe("paused and failed migrations are resumed, not restarted; counts add up
     }
     assert.equal((await proxyStatus(px)).migration.state, "paused", "not silently resumed");
 
-    // Resume; pause again during the cleanup, which is batched and counted.
+    // Resume. The cleanup empties old by dropping its table and creating
+    // it again; the old account refuses the creation with 409
+    // TableBeingDeleted, as the service does for 40 s or more after a
+    // delete, until the script is taken away. Meanwhile the cleanup waits:
+    // it can be paused, and it survives a kill -9.
+    const creates = fp.script({
+      match: (q) => q.account === "mtold" && q.method === "POST" && q.tableLevel,
+      faults: Array(10000).fill("beingDeleted"),
+    });
+    const refused = (n) => waitLong(`${n} creations refused`, async () => (creates.fired.length >= n ? true : null));
     r = await admin(px, "POST", "/admin/v1/migrate/resume");
     assert.equal(r.status, 202, r.text);
-    await waitState(px, "cleaning", (m) => m.rows_cleaned_old > 0);
+    await refused(2);
+    s = await proxyStatus(px);
+    assert.equal(s.migration.state, "cleaning", JSON.stringify(s.migration));
+    assert.equal(s.phase, "use_new_hide_metadata");
+    // Every row of old (the user rows and one meta row a partition) is
+    // counted as cleaned once the table is dropped, and the count is saved.
+    const total = rows.length + 4;
+    assert.equal(s.migration.clean_total_old, total, JSON.stringify(s.migration));
+    assert.equal(s.migration.rows_cleaned_old, total, JSON.stringify(s.migration));
+    assertCounters(s.migration, await metrics(px));
+    await assert.rejects(all(tableClient(direct.old, name).listEntities()), (e) => e.statusCode === 404);
+
     assert.equal((await admin(px, "POST", "/admin/v1/migrate/pause")).status, 202);
     s = await waitState(px, "paused");
-    assert.ok(s.phase === "use_new_hide_metadata", s.phase);
-    assert.ok(s.migration.rows_cleaned_old > 0 && s.migration.rows_cleaned_old < s.migration.clean_total_old,
-      JSON.stringify(s.migration));
     assertCounters(s.migration, await metrics(px));
-    const before = s.migration.rows_cleaned_old;
     r = await admin(px, "POST", "/admin/v1/migrate/resume");
     assert.equal(r.status, 202, r.text);
+    await refused(creates.fired.length + 1);
 
-    // kill -9 during the cleanup: after the restart it is paused, and only
-    // resume continues it.
-    await waitState(px, "cleaning", (m) => m.rows_cleaned_old > before);
+    // kill -9 while the cleanup waits: after the restart it is paused, and
+    // only resume continues it.
     const awake = setInterval(() => {}, 1000); // the guard's exit alone keeps no loop alive
     try {
       await px.kill9();
@@ -260,6 +284,7 @@ describe("paused and failed migrations are resumed, not restarted; counts add up
     assert.match(s.migration.error, /interrupted while cleaning/);
     r = await admin(px, "POST", "/admin/v1/migrate");
     assert.equal(r.status, 409, r.text);
+    fp.unscript(creates);
     r = await admin(px, "POST", "/admin/v1/migrate/resume");
     assert.equal(r.status, 202, r.text);
     s = await waitState(px, "done");
@@ -267,12 +292,11 @@ describe("paused and failed migrations are resumed, not restarted; counts add up
     assertCounters(m, await metrics(px));
     assert.equal(m.rows_done, rows.length);
     assert.equal(m.rows_total, rows.length);
-    // Every row of old (the user rows and one meta row a partition), less
-    // those cleaned after the last save before the kill (counted neither
-    // as cleaned nor as left): the total agrees with the count.
-    assert.ok(m.clean_total_old <= rows.length + 4 && m.clean_total_old > before, JSON.stringify(m));
-    assert.equal(m.rows_cleaned_old, m.clean_total_old);
+    assert.equal(m.clean_total_old, total, JSON.stringify(m));
+    assert.equal(m.rows_cleaned_old, total, JSON.stringify(m));
     assert.equal(m.stalled, false);
+    const old = await all(tableClient(direct.old, name).listEntities());
+    assert.equal(old.length, 0, "old is there again, empty");
     const v = await admin(px, "POST", "/admin/v1/verify");
     assert.equal(v.json.ok, true, v.text);
     const got = await all(tableClient(proxy, name).listEntities());

@@ -1540,6 +1540,188 @@ static void test_cleanup_deletes_old(void **state)
     world_free(&w);
 }
 
+/* An account that plays old for the recreating cleanup: its hooks drop
+ * and create the tables through it, refusing the first creations with 409
+ * TableBeingDeleted as the service does for a while after a delete. */
+typedef struct recreator {
+    mt_account *acct;
+    mt_table *h[2]; /* the pairs' old tables: handles of acct */
+    char names[2][8];
+    int deletes[2], creates[2];
+    int refuse;          /* creations still to refuse */
+    bool app_deleted[2]; /* gone from new: the creation answers 404 */
+    int gone_reported;
+    probe p; /* pause and checkpoints */
+} recreator;
+
+static mt_status rc_delete(void *ctx, size_t i)
+{
+    recreator *r = ctx;
+    r->deletes[i]++;
+    return mt_account_delete(r->acct, r->names[i]);
+}
+
+static mt_status rc_recreate(void *ctx, size_t i)
+{
+    recreator *r = ctx;
+    if (r->app_deleted[i])
+        return mt_error(404, MT_ERR_TABLE_NOT_FOUND, "gone from new");
+    if (r->refuse > 0) {
+        r->refuse--;
+        return mt_error(409, MT_ERR_TABLE_BEING_DELETED, "being deleted");
+    }
+    r->creates[i]++;
+    mt_status st = mt_account_create(r->acct, r->names[i], NULL);
+    return mt_table_existed(&st) ? mt_ok() : st;
+}
+
+static bool rc_pause(void *ctx)
+{
+    return p_pause(&((recreator *)ctx)->p);
+}
+
+static mt_status rc_save(void *ctx, const char *text)
+{
+    return p_save(&((recreator *)ctx)->p, text);
+}
+
+static char *rc_load(void *ctx)
+{
+    return p_load(&((recreator *)ctx)->p);
+}
+
+static void rc_gone(void *ctx, size_t table, const char *step)
+{
+    recreator *r = ctx;
+    assert_int_equal(table, 1);
+    assert_string_equal(step, "cleaning");
+    r->gone_reported++;
+}
+
+/* A world whose old tables are tables of a memory account, migrated with
+ * the recreating cleanup's hooks. */
+static void recreator_init(recreator *r, world *w)
+{
+    world_init(w, 2);
+    r->acct = mt_memaccount_new(w->rt, "old");
+    assert_non_null(r->acct);
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(r->names[i], sizeof r->names[i], "old%zu", i);
+        mt_status st = mt_account_create(r->acct, r->names[i], NULL);
+        assert_true(mt_is_ok(&st));
+        r->h[i] = mt_account_open(r->acct, r->names[i], &st);
+        assert_non_null(r->h[i]);
+        fill_shapes(r->h[i], i == 0 ? "t0" : "t1");
+        w->pairs[i].old_t = r->h[i];
+    }
+    r->p.pause_after = -1;
+}
+
+static mt_migrator_hooks recreator_hooks(recreator *r, int parallel)
+{
+    return (mt_migrator_hooks){.ctx = r,
+                               .parallel = parallel,
+                               .old_after = MT_OLD_AFTER_EMPTY,
+                               .delete_old = rc_delete,
+                               .recreate_old = rc_recreate,
+                               .table_gone = rc_gone,
+                               .should_pause = rc_pause,
+                               .save_checkpoint = rc_save,
+                               .load_checkpoint = rc_load};
+}
+
+static void recreator_free(recreator *r, world *w)
+{
+    for (size_t i = 0; i < 2; i++)
+        mt_table_destroy(r->h[i]);
+    mt_account_destroy(r->acct);
+    free(r->p.ckpt);
+    world_free(w);
+}
+
+/* empty, with an account: each old table dropped and created again once
+ * new is clean, the creation asked again while the service is still
+ * deleting; its rows counted as cleaned; verify finds old there and empty,
+ * through the same handles. */
+static void cleanup_recreates_old(int parallel)
+{
+    world w;
+    recreator r = {.refuse = 3};
+    recreator_init(&r, &w);
+    mt_migrator_hooks h = recreator_hooks(&r, parallel);
+    mt_migrator_stats stats = {.clean_total_old = -1, .clean_total_new = -1};
+    mt_status st = mt_migrate_tables(w.rt, w.cfg, w.pairs, 2, &h, &stats);
+    assert_true(mt_is_ok(&st));
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(r.deletes[i], 1);
+        assert_int_equal(r.creates[i], 1);
+    }
+    assert_int_equal(r.refuse, 0);
+    assert_true(stats.backoffs >= 3);
+    /* Every row of old: the user rows and one meta row a partition. */
+    assert_int_equal(stats.rows_cleaned_old, 2 * (SHAPE_ROWS + SHAPE_PARTITIONS));
+    assert_int_equal(stats.clean_total_old, stats.rows_cleaned_old);
+    mt_verify_report rep;
+    verify_after_expect(&w, MT_OLD_AFTER_EMPTY, true, &rep);
+    assert_int_equal(rep.new_rows, 2 * SHAPE_ROWS);
+    recreator_free(&r, &w);
+}
+
+static void test_cleanup_recreates_old(void **state)
+{
+    (void)state;
+    cleanup_recreates_old(1);
+    cleanup_recreates_old(4);
+}
+
+/* A pause while the service still deletes the table: the rows dropped are
+ * counted and saved; the next run finds the table gone, creates it and
+ * ends with the same counts. A table the application deleted meanwhile is
+ * not created again, and is reported skipped. */
+static void test_cleanup_recreate_paused(void **state)
+{
+    (void)state;
+    world w;
+    recreator r = {.refuse = 1000};
+    recreator_init(&r, &w);
+    r.app_deleted[1] = true;
+    mt_migrator_hooks h = recreator_hooks(&r, 1);
+    mt_migrator_stats stats = {.clean_total_old = -1, .clean_total_new = -1};
+    h.stop_early = true; /* the copy first, unpaused */
+    h.until = MT_PHASE_PREFER_NEW;
+    mt_status st = mt_migrate_tables(w.rt, w.cfg, w.pairs, 2, &h, &stats);
+    assert_true(mt_is_ok(&st));
+    h.stop_early = false;
+    r.p.polls = 0;
+    r.p.pause_after = 2;
+    st = mt_migrate_tables(w.rt, w.cfg, w.pairs, 2, &h, &stats);
+    assert_int_equal(st.http, 409);
+    assert_string_equal(st.code, MT_ERR_MIGRATION_PAUSED);
+    assert_int_equal(r.deletes[0], 1);
+    assert_int_equal(r.creates[0], 0);
+    assert_int_equal(stats.rows_cleaned_old, SHAPE_ROWS + SHAPE_PARTITIONS);
+    assert_string_equal(r.p.ckpt, "c1\t1\t0"); /* saved after the drop */
+    mt_entity *e = NULL;
+    st = r.h[0]->ops->retrieve(r.h[0], "t0-a-big", "r0001", &e);
+    assert_true(mt_table_gone(&st));
+
+    r.refuse = 0;
+    r.p.pause_after = -1;
+    st = mt_migrate_tables(w.rt, w.cfg, w.pairs, 2, &h, &stats);
+    assert_true(mt_is_ok(&st));
+    assert_int_equal(r.creates[0], 1);
+    assert_int_equal(r.creates[1], 0);
+    assert_int_equal(r.gone_reported, 1);
+    assert_int_equal(stats.tables_skipped, 1);
+    assert_int_equal(stats.rows_cleaned_old, 2 * (SHAPE_ROWS + SHAPE_PARTITIONS));
+    assert_int_equal(stats.clean_total_old, stats.rows_cleaned_old);
+    assert_int_equal(mt_memtable_count(w.old_t[0]), SHAPE_ROWS); /* unused */
+    st = r.h[0]->ops->retrieve(r.h[0], "t0-a-big", "r0001", &e);
+    assert_int_equal(st.http, 404); /* the table is back, the row is not */
+    assert_false(mt_table_gone(&st));
+    recreator_free(&r, &w);
+}
+
 static void test_old_after_names(void **state)
 {
     (void)state;
@@ -1645,6 +1827,8 @@ int main(void)
         cmocka_unit_test(test_cleanup_reads_keys),
         cmocka_unit_test(test_cleanup_keeps_old),
         cmocka_unit_test(test_cleanup_deletes_old),
+        cmocka_unit_test(test_cleanup_recreates_old),
+        cmocka_unit_test(test_cleanup_recreate_paused),
         cmocka_unit_test(test_old_after_names),
         cmocka_unit_test(test_step_back_check_and_clean),
     };

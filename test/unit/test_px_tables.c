@@ -193,6 +193,20 @@ static void test_table_map(void **state)
     names_are(&w, NULL, "orders");
     want(px_table_delete_old(w.reg, "orders", 0), 0, NULL);
     names_are(&w, NULL, "Orders");
+    /* Emptied by dropping it: created again under the same name, once;
+     * not while the new account lacks the application's table. */
+    want(px_table_recreate_old(w.reg, "orders", 0), 0, NULL);
+    names_are(&w, w.old_a, "orders");
+    want(px_table_recreate_old(w.reg, "orders", 0), 0, NULL);
+    want(px_table_recreate_old(w.reg, "orders", 2), 400, NULL);
+    want(mt_account_delete(w.new_a, "OrdersV2"), 0, NULL);
+    want(px_table_delete_old(w.reg, "orders", 0), 0, NULL);
+    want(px_table_recreate_old(w.reg, "orders", 0), 404, MT_ERR_TABLE_NOT_FOUND);
+    names_are(&w, w.old_a, "");
+    want(mt_account_create(w.new_a, "OrdersV2", NULL), 0, NULL);
+    want(px_table_recreate_old(w.reg, "orders", 0), 0, NULL);
+    want(px_table_delete_old(w.reg, "orders", 0), 0, NULL);
+    names_are(&w, NULL, "Orders");
     /* Migrating back the new account plays old: its table is the mapped one. */
     want(px_table_delete_old(w.reg, "orders", 1), 0, NULL);
     names_are(&w, w.new_a, "orders");

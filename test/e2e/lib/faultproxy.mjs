@@ -38,6 +38,9 @@
 //                gives up (its timeout) or holdMs passes
 //   holdAfter    forward, then keep the answer until the client gives up:
 //                applied, and the client timed out
+//   beingDeleted answer 409 TableBeingDeleted, as the service does for a
+//                while (40 s or more) to a table recreated after a delete;
+//                nothing forwarded
 // Nothing is ever forwarded late: a request that was not forwarded when the
 // connection closed never reaches the service, so a read after the client
 // got its answer sees the final state.
@@ -49,11 +52,13 @@ import { freePort } from "./harness.mjs";
 
 export const FAULT_KINDS = [
   "error500", "busy503", "dropBefore", "dropAfter", "delay", "holdBefore", "holdAfter",
+  "beingDeleted",
 ];
 
 const ERRORS = {
   error500: [500, "InternalError", "Server encountered an internal error. Please try again after some time."],
   busy503: [503, "ServerBusy", "The server is busy."],
+  beingDeleted: [409, "TableBeingDeleted", "The specified table is being deleted. Try operation later."],
 };
 
 function errorBody(code, message) {
@@ -242,6 +247,7 @@ export async function startFaultProxy({ upstream, seed = 0, name = "faults" }) {
       switch (kind) {
         case "error500":
         case "busy503":
+        case "beingDeleted":
           replyError(res, kind);
           return;
         case "dropBefore":
