@@ -7,7 +7,10 @@
 //
 // Also: POST /admin/v1/migrate on a paused migration is refused (409,
 // naming mtablectl resume) rather than silently resumed, and the counters
-// of status and /metrics agree, per side for the cleanup; and a copy whose
+// of status and /metrics agree, per side for the cleanup, which empties the
+// old table by deleting and re-creating it and waits (pausable, surviving
+// a kill -9) while the account answers 409 TableBeingDeleted, as Azure
+// does after a delete; and a copy whose
 // writes hang (a fault proxy holds them) shows "stalled" after 30 s, with
 // since when and the last backend error (this case takes about 35 s).
 //
