@@ -504,9 +504,17 @@ static mt_status delete_old(void *ctx, size_t table)
     const char *name = m->mig_names ? m->mig_names[table] : NULL;
     if (!name || !m->env.delete_old_table)
         return mt_error(400, MT_ERR_INVALID_INPUT, "no account to delete the old table from");
+    lock(m);
+    mt_old_after old_after = m->old_after;
+    unlock(m);
     mt_status st = m->env.delete_old_table(m->env.ctx, name);
-    if (mt_is_ok(&st))
+    if (mt_is_ok(&st) && old_after == MT_OLD_AFTER_DELETE)
         mig_log(m, CFG_LOG_INFO, "migration: old table %s deleted", name);
+    if (st.http == 403 && old_after == MT_OLD_AFTER_EMPTY)
+        mig_log(m, CFG_LOG_WARN,
+                "migration: may not delete old table %s to empty it (%d %s); deleting its rows "
+                "instead",
+                name, st.http, st.code);
     return st;
 }
 

@@ -689,8 +689,9 @@ static mt_status mt_clean_await_count(mt_clean *c, size_t i, int64_t *rows, bool
  * still deletes it (Azure keeps a deleted table's name for 40 s or more).
  * A 404 from the creation means the application deleted its table
  * meanwhile: the caller skips it. Every step is idempotent, so a run cut
- * short anywhere in it resumes by doing the table again. */
-static mt_status mt_clean_drop_old(mt_clean *c, size_t i)
+ * short anywhere in it resumes by doing the table again. *refused: the
+ * delete answered 403 (nothing done). */
+static mt_status mt_clean_drop_old(mt_clean *c, size_t i, bool *refused)
 {
     int64_t rows = 0;
     bool gone = false;
@@ -699,6 +700,7 @@ static mt_status mt_clean_drop_old(mt_clean *c, size_t i)
         return st;
     const mt_migrator_hooks *h = c->hooks;
     st = h->delete_old(h->ctx, i);
+    *refused = st.http == 403;
     if (st.http == 404)
         st = mt_ok(), rows = 0;
     if (mt_is_ok(&st)) {
@@ -726,6 +728,15 @@ static mt_status mt_clean_drop_old(mt_clean *c, size_t i)
     return st;
 }
 
+/* Old table i emptied: dropped and created again, or row by row when the
+ * credentials may delete rows but not tables (a table's SAS, say). */
+static mt_status mt_clean_empty_old(mt_clean *c, size_t i)
+{
+    bool refused = false;
+    mt_status st = mt_clean_drop_old(c, i, &refused);
+    return refused ? mt_clean_walk(c, i, true, NULL, NULL) : st;
+}
+
 /* Cleans one side of every table (from the checkpoint on), saving a
  * checkpoint after each table once its jobs have all run. */
 static mt_status mt_clean_side(mt_clean *c, int side)
@@ -740,7 +751,7 @@ static mt_status mt_clean_side(mt_clean *c, int side)
         if (delete_old)
             st = mt_clean_delete_old(c, i);
         else if (drop_old)
-            st = mt_clean_drop_old(c, i);
+            st = mt_clean_empty_old(c, i);
         else
             st = side == 1 ? mt_clean_walk(c, i, true, NULL, mt_clean_old_want(c))
                            : mt_clean_walk(c, i, false, c->dirty, mt_clean_dirty);

@@ -1550,6 +1550,7 @@ typedef struct recreator {
     int deletes[2], creates[2];
     int refuse;          /* creations still to refuse */
     bool app_deleted[2]; /* gone from new: the creation answers 404 */
+    bool no_drop;        /* credentials that may not delete a table: 403 */
     int gone_reported;
     probe p; /* pause and checkpoints */
 } recreator;
@@ -1558,6 +1559,8 @@ static mt_status rc_delete(void *ctx, size_t i)
 {
     recreator *r = ctx;
     r->deletes[i]++;
+    if (r->no_drop)
+        return mt_error(403, "AuthorizationPermissionMismatch", "no permission");
     return mt_account_delete(r->acct, r->names[i]);
 }
 
@@ -1672,6 +1675,29 @@ static void test_cleanup_recreates_old(void **state)
     (void)state;
     cleanup_recreates_old(1);
     cleanup_recreates_old(4);
+}
+
+/* Credentials that may delete rows but not the table: emptied row by row,
+ * the table never gone. */
+static void test_cleanup_empties_without_drop(void **state)
+{
+    (void)state;
+    world w;
+    recreator r = {.no_drop = true};
+    recreator_init(&r, &w);
+    mt_migrator_hooks h = recreator_hooks(&r, 4);
+    mt_migrator_stats stats = {.clean_total_old = -1, .clean_total_new = -1};
+    mt_status st = mt_migrate_tables(w.rt, w.cfg, w.pairs, 2, &h, &stats);
+    assert_true(mt_is_ok(&st));
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(r.deletes[i], 1);
+        assert_int_equal(r.creates[i], 0);
+    }
+    assert_int_equal(stats.rows_cleaned_old, 2 * (SHAPE_ROWS + SHAPE_PARTITIONS));
+    assert_int_equal(stats.clean_total_old, stats.rows_cleaned_old);
+    mt_verify_report rep;
+    verify_after_expect(&w, MT_OLD_AFTER_EMPTY, true, &rep);
+    recreator_free(&r, &w);
 }
 
 /* A pause while the service still deletes the table: the rows dropped are
@@ -1828,6 +1854,7 @@ int main(void)
         cmocka_unit_test(test_cleanup_keeps_old),
         cmocka_unit_test(test_cleanup_deletes_old),
         cmocka_unit_test(test_cleanup_recreates_old),
+        cmocka_unit_test(test_cleanup_empties_without_drop),
         cmocka_unit_test(test_cleanup_recreate_paused),
         cmocka_unit_test(test_old_after_names),
         cmocka_unit_test(test_step_back_check_and_clean),
