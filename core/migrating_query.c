@@ -191,13 +191,15 @@ bool mt_read_mark_take(mt_table *t, bool hold, mt_read_mark *m)
     if (t->ops->query_atomic != mt_mig_query_atomic)
         return false;
     mt_migrating *g = (mt_migrating *)t;
+    uint64_t o = 0, n = 0;
+    if (!mt_table_write_version(g->old_t, &o))
+        return false; /* an Azure table: no subscription for nothing */
     mt_config c;
     mt_subscription *sub = g->cfg->ops->subscribe(g->cfg, NULL, &c);
     if (!sub)
         return false;
     /* After the configuration: a write version read later can only be
      * newer, never older than what a read under c would see. */
-    uint64_t o = 0, n = 0;
     if (!mt_table_write_version(g->old_t, &o) || !mt_table_write_version(g->new_t, &n)) {
         g->cfg->ops->unsubscribe(g->cfg, sub);
         return false;

@@ -393,26 +393,32 @@ static void page_respond(const px_req *q, px_resp *r, char *body, size_t len, co
     }
 }
 
-/* The form under which the answer to q may be kept (px_pagecache.c): the
- * first page of one partition in JSON, the filter nothing but the pin, no
- * $select, a grant with no key range. Everything else the body depends on
- * is in *k or in the read mark. */
-static bool page_key_of(const px_req *q, const az_query_opts *o, int top, px_page_key *k)
+/* The key of q's answer in the table's kept answers (px_pagecache.c):
+ * false when q cannot have one (another format than JSON, no query string,
+ * a grant with a key range). A kept answer was stored only for a query
+ * string that parsed into a form page_keepable accepts. */
+static bool page_key_of(const px_req *q, px_table *t, px_page_key *k)
 {
-    const mt_filter *f = o->filter;
-    if (q->fmt != AZ_FMT_JSON || o->select || o->nselect || o->next_pk || o->next_rk ||
-        grant_ranged(&q->grant) || !f || f->kind != MT_F_CMP || f->u.cmp.op != MT_EQ ||
-        f->u.cmp.lit.type != MT_EDM_STRING || strcmp(f->u.cmp.prop, "PartitionKey") != 0)
+    if (!px_table_pages(t) || q->fmt != AZ_FMT_JSON || !q->query || grant_ranged(&q->grant))
         return false;
     const char *account = q->app->settings.account;
     *k = (px_page_key){.md = q->md,
-                       .top = top,
                        .base_url = q->base_url,
                        .account = account ? account : "",
                        .table = q->res.table,
-                       .pk = f->u.cmp.lit.u.bytes.ptr,
-                       .pklen = f->u.cmp.lit.u.bytes.len};
+                       .query = q->query};
     return true;
+}
+
+/* Whether the answer to a query of these options may be kept: the first
+ * page of one partition, the filter nothing but the pin, no $select.
+ * Everything else its body depends on is in the key or the read mark. */
+static bool page_keepable(const az_query_opts *o)
+{
+    const mt_filter *f = o->filter;
+    return !o->select && !o->nselect && !o->next_pk && !o->next_rk && f && f->kind == MT_F_CMP &&
+           f->u.cmp.op == MT_EQ && f->u.cmp.lit.type == MT_EDM_STRING &&
+           strcmp(f->u.cmp.prop, "PartitionKey") == 0;
 }
 
 /* Answers from the kept answer when the tables and the configuration are
@@ -420,10 +426,8 @@ static bool page_key_of(const px_req *q, const az_query_opts *o, int top, px_pag
 static bool page_serve_kept(const px_req *q, px_table *t, const px_page_key *k, px_resp *r)
 {
     px_pagecache *c = px_table_pages(t);
-    mt_read_mark now;
     px_page_answer a;
-    if (!c || !mt_read_mark_take(px_table_view(t), false, &now) ||
-        !px_pagecache_get(c, k, &now, &a))
+    if (!c || !px_pagecache_get(c, k, px_table_view(t), &a))
         return false;
     page_respond(q, r, a.body, a.len, a.next_pk, a.next_rk);
     a.body = NULL; /* the response's now */
@@ -451,7 +455,11 @@ static void query_entities(px_req *q, px_table *t, px_resp *r)
     mt_read_mark mark = {0};
     bool keep = false;
     px_page_key k;
+    mt_table *v = px_table_view(t);
     mt_status st = az_grant_check(&q->grant, AZ_PERM_READ, false, q->res.table, NULL, NULL);
+    bool keyed = mt_is_ok(&st) && page_key_of(q, t, &k);
+    if (keyed && page_serve_kept(q, t, &k, r))
+        goto done;
     if (mt_is_ok(&st))
         st = az_query_opts_parse(q->query, &o);
     if (mt_is_ok(&st) && o.next_pk) {
@@ -467,12 +475,8 @@ static void query_entities(px_req *q, px_table *t, px_resp *r)
         free(rk);
     }
     int top = o.has_top ? o.top : PX_PAGE_MAX;
-    mt_table *v = px_table_view(t);
-    if (mt_is_ok(&st) && px_table_pages(t) && page_key_of(q, &o, top, &k)) {
-        if (page_serve_kept(q, t, &k, r))
-            goto done;
+    if (mt_is_ok(&st) && keyed && page_keepable(&o))
         keep = mt_read_mark_take(v, true, &mark);
-    }
     const char *pinned = o.filter ? mt_filter_pinned_partition(o.filter) : NULL;
     bool first = !from.pk;
     mt_filter *f = NULL;

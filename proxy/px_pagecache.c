@@ -93,7 +93,7 @@ void px_pagecache_free(px_pagecache *c)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Keys: the form's numbers, then each string as its length and bytes, so  */
+/* Keys: the metadata level, then each string as its length and bytes, so */
 /* no two forms serialize alike.                                            */
 
 static size_t put_bytes(char *out, size_t at, const void *p, size_t n)
@@ -113,11 +113,10 @@ static size_t key_write(const px_page_key *k, char *out)
 {
     int md = (int)k->md;
     size_t at = put_bytes(out, 0, &md, sizeof md);
-    at = put_bytes(out, at, &k->top, sizeof k->top);
     at = put_str(out, at, k->base_url, strlen(k->base_url));
     at = put_str(out, at, k->account, strlen(k->account));
     at = put_str(out, at, k->table, strlen(k->table));
-    return put_str(out, at, k->pk, k->pklen);
+    return put_str(out, at, k->query, strlen(k->query));
 }
 
 /* The key's bytes in buf when they fit, else in a new block (*heap). */
@@ -161,30 +160,44 @@ static bool answer_copy(const px_page_answer *from, px_page_answer *to)
     return true;
 }
 
-bool px_pagecache_get(px_pagecache *c, const px_page_key *k, const mt_read_mark *m,
-                      px_page_answer *out)
+/* Drops e from slot at if it still holds it. */
+static void drop_if_held(px_pagecache *c, size_t at, page_entry *e)
 {
-    char buf[512], *heap;
+    pthread_mutex_lock(&c->mu);
+    bool held = c->slots[at] == e;
+    if (held)
+        c->slots[at] = NULL;
+    pthread_mutex_unlock(&c->mu);
+    if (held)
+        entry_unref(e); /* the slot's reference */
+}
+
+bool px_pagecache_get(px_pagecache *c, const px_page_key *k, mt_table *view, px_page_answer *out)
+{
+    char buf[1024], *heap;
     size_t klen;
     const char *key = key_bytes(k, buf, sizeof buf, &klen, &heap);
     if (!key)
         return false;
     size_t at = slot_of(key, klen);
-    page_entry *e, *stale = NULL;
     pthread_mutex_lock(&c->mu);
-    e = c->slots[at];
-    if (e && (e->klen != klen || memcmp(e->key, key, klen) != 0)) {
+    page_entry *e = c->slots[at];
+    if (e && (e->klen != klen || memcmp(e->key, key, klen) != 0))
         e = NULL; /* another form's */
-    } else if (e && !mt_read_mark_equal(&e->mark, m)) {
-        stale = e; /* written over or another phase: never again */
-        c->slots[at] = e = NULL;
-    }
     if (e)
         __atomic_add_fetch(&e->refs, 1, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&c->mu);
     free(heap);
-    entry_unref(stale);
-    bool ok = e && answer_copy(&e->a, out);
+    if (!e)
+        return false;
+    /* The mark of now, taken only for a form that has an entry. */
+    mt_read_mark now;
+    bool ok = mt_read_mark_take(view, false, &now);
+    if (ok && !mt_read_mark_equal(&e->mark, &now)) {
+        drop_if_held(c, at, e); /* written over or another phase: never again */
+        ok = false;
+    }
+    ok = ok && answer_copy(&e->a, out);
     entry_unref(e);
     if (ok)
         __atomic_add_fetch(&served, 1, __ATOMIC_RELAXED);

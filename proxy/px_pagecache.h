@@ -15,13 +15,11 @@
 typedef struct px_pagecache px_pagecache;
 
 /* Everything of a request an answer's bytes depend on, besides the rows:
- * its form and the partition (pk: pklen bytes). */
+ * its form and its query string as sent (which names the partition and
+ * $top; the same string always parses alike). */
 typedef struct px_page_key {
     az_metadata md;
-    int top;
-    const char *base_url, *account, *table;
-    const char *pk;
-    size_t pklen;
+    const char *base_url, *account, *table, *query;
 } px_page_key;
 
 /* A kept answer, copied out: body and the continuation's encoded keys
@@ -35,10 +33,10 @@ typedef struct px_page_answer {
 px_pagecache *px_pagecache_new(void);
 void px_pagecache_free(px_pagecache *c);
 
-/* The answer kept for k under mark m, copied into *out; false when there
- * is none (or none as recent, then dropped) or a copy cannot be made. */
-bool px_pagecache_get(px_pagecache *c, const px_page_key *k, const mt_read_mark *m,
-                      px_page_answer *out);
+/* The answer kept for k, copied into *out, when its mark equals the mark
+ * of view now (mt_read_mark_take); false when there is none (or none as
+ * recent, then dropped) or a copy cannot be made. */
+bool px_pagecache_get(px_pagecache *c, const px_page_key *k, mt_table *view, px_page_answer *out);
 /* Keeps a copy of a (replacing what held its slot) when it fits the
  * limits; nothing when it does not or memory runs out. */
 void px_pagecache_put(px_pagecache *c, const px_page_key *k, const mt_read_mark *m,
