@@ -77,10 +77,12 @@ typedef struct memtable {
 static uint64_t mem_clock; /* the write versions' counter; atomic */
 
 /* A version no table had before; stored under the lock (or before the
- * table is shared). */
+ * table is shared), after the batch applied. The counter's order is also
+ * an order of happening (acquire and release): a reader that sees a
+ * version sees every write that took a smaller one as applied. */
 static void mem_bump(memtable *m)
 {
-    uint64_t v = __atomic_add_fetch(&mem_clock, 1, __ATOMIC_RELAXED);
+    uint64_t v = __atomic_add_fetch(&mem_clock, 1, __ATOMIC_ACQ_REL);
     __atomic_store_n(&m->version, v, __ATOMIC_RELEASE);
 }
 
