@@ -126,6 +126,13 @@ static mt_status guard_keys(mt_table *t, const mt_key *start, mt_stream **out)
     return guard_open(t, NULL, true, start, out);
 }
 
+/* None while the lease is out: a read then must fail as it would. */
+static bool guard_version(mt_table *t, uint64_t *out)
+{
+    guard *g = (guard *)t;
+    return g->valid(g->ctx) && mt_table_write_version(g->inner, out);
+}
+
 static void guard_destroy(mt_table *t)
 {
     free(t);
@@ -138,6 +145,7 @@ static const mt_table_ops guard_ops = {
     .retrieve = guard_retrieve,
     .destroy = guard_destroy,
     .query_keys = guard_keys,
+    .write_version = guard_version,
 };
 
 mt_table *cfg_guard_new(mt_table *inner, bool (*valid)(void *ctx), void *ctx)

@@ -470,6 +470,13 @@ static mt_status handle_retrieve(mt_table *t, const char *pk, const char *rk, mt
     return m ? m->ops->retrieve(m, pk, rk, out) : st;
 }
 
+static bool handle_write_version(mt_table *t, uint64_t *out)
+{
+    mt_status st = mt_ok();
+    mt_table *m = handle_table((mem_handle *)t, &st);
+    return m && mt_table_write_version(m, out);
+}
+
 static void handle_destroy(mt_table *t)
 {
     mem_handle *h = (mem_handle *)t;
@@ -489,4 +496,5 @@ static const mt_table_ops handle_ops = {
     .query_stream = handle_query_stream,
     .retrieve = handle_retrieve,
     .destroy = handle_destroy,
+    .write_version = handle_write_version,
 };

@@ -39,6 +39,13 @@
  * checking all ops against the state before the batch is exactly "as if
  * the earlier ops had applied".
  *
+ * Write versions: a process-wide counter that only grows; every batch that
+ * reaches the lock (a failed one too) and the table's creation take its
+ * next value as the table's version, stored under the lock, read without
+ * it. So no two states of any memory tables share a version, and a reader
+ * that sees the same version before and after a read saw no write between
+ * (what the proxy's page cache builds on).
+ *
  * Streams remember a cursor key, not an array position, so they stay valid
  * while the table changes under them; the table must outlive its streams.
  */
@@ -63,8 +70,21 @@ typedef struct memtable {
     mt_mutex *mu;
     mt_entity **rows; /* owned, sorted by key */
     size_t n, cap;
-    int64_t last_ts; /* last Timestamp handed out */
+    int64_t last_ts;  /* last Timestamp handed out */
+    uint64_t version; /* atomic; see "Write versions" */
 } memtable;
+
+static uint64_t mem_clock; /* the write versions' counter; atomic */
+
+/* A version no table had before; stored under the lock (or before the
+ * table is shared), after the batch applied. The counter's order is also
+ * an order of happening (acquire and release): a reader that sees a
+ * version sees every write that took a smaller one as applied. */
+static void mem_bump(memtable *m)
+{
+    uint64_t v = __atomic_add_fetch(&mem_clock, 1, __ATOMIC_ACQ_REL);
+    __atomic_store_n(&m->version, v, __ATOMIC_RELEASE);
+}
 
 static const mt_table_ops memtable_ops;
 
@@ -486,6 +506,7 @@ static mt_status mem_execute_batch(mt_table *t, const mt_op *ops, size_t n, mt_o
     int64_t now = m->rt->ops->now_ticks(m->rt);
     mem_lock(m);
     st = run_batch(m, ops, n, results, now);
+    mem_bump(m);
     mem_unlock(m);
     return st;
 }
@@ -784,6 +805,12 @@ err:
 /* ------------------------------------------------------------------------ */
 /* Life cycle.                                                               */
 
+static bool mem_write_version(mt_table *t, uint64_t *out)
+{
+    *out = __atomic_load_n(&as_mem(t)->version, __ATOMIC_ACQUIRE);
+    return true;
+}
+
 static void mem_destroy(mt_table *t)
 {
     memtable *m = as_mem(t);
@@ -814,6 +841,7 @@ static const mt_table_ops memtable_ops = {
     .query_stream = mem_query_stream,
     .retrieve = mem_retrieve,
     .destroy = mem_destroy,
+    .write_version = mem_write_version,
 };
 
 mt_table *mt_memtable_new(mt_rt *rt, const char *name)
@@ -831,6 +859,7 @@ mt_table *mt_memtable_new(mt_rt *rt, const char *name)
         return NULL;
     }
     (void)name; /* a label for callers; ETags are times, not names */
+    mem_bump(m);
     return &m->base;
 }
 

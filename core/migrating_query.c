@@ -183,6 +183,53 @@ mt_status mt_mig_query_atomic(mt_table *t, const char *pk, const mt_filter *f,
 }
 
 /* ------------------------------------------------------------------------ */
+/* Read marks: what a cache of one-partition reads compares (mt.h).         */
+
+bool mt_read_mark_take(mt_table *t, bool hold, mt_read_mark *m)
+{
+    memset(m, 0, sizeof *m);
+    if (t->ops->query_atomic != mt_mig_query_atomic)
+        return false;
+    mt_migrating *g = (mt_migrating *)t;
+    uint64_t o = 0, n = 0;
+    if (!mt_table_write_version(g->old_t, &o))
+        return false; /* an Azure table: no subscription for nothing */
+    mt_config c;
+    mt_subscription *sub = g->cfg->ops->subscribe(g->cfg, NULL, &c);
+    if (!sub)
+        return false;
+    /* After the configuration: a write version read later can only be
+     * newer, never older than what a read under c would see. */
+    if (!mt_table_write_version(g->old_t, &o) || !mt_table_write_version(g->new_t, &n)) {
+        g->cfg->ops->unsubscribe(g->cfg, sub);
+        return false;
+    }
+    m->writes = o > n ? o : n;
+    m->phase = c.phase;
+    m->version = c.version;
+    m->generation = c.generation;
+    m->reversed = c.reversed;
+    if (hold)
+        m->held = sub;
+    else
+        g->cfg->ops->unsubscribe(g->cfg, sub);
+    return true;
+}
+
+void mt_read_mark_release(mt_table *t, mt_read_mark *m)
+{
+    if (m->held)
+        ((mt_migrating *)t)->cfg->ops->unsubscribe(((mt_migrating *)t)->cfg, m->held);
+    m->held = NULL;
+}
+
+bool mt_read_mark_equal(const mt_read_mark *a, const mt_read_mark *b)
+{
+    return a->writes == b->writes && a->phase == b->phase && a->version == b->version &&
+           a->generation == b->generation && a->reversed == b->reversed;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Point reads: the filter is the key alone, so new's row for that key is   */
 /* all that can shadow old's, and no whole-partition read is needed.        */
 

@@ -449,6 +449,15 @@ typedef struct mt_table_ops {
      * carry only their keys and ETag: for walks that need no more.
      * Decorators pass it on. */
     mt_status (*query_keys)(mt_table *t, const mt_key *start, mt_stream **out);
+    /* Optional (NULL: not offered; only the memory table has one).
+     * A number that changes whenever what a read of the table could
+     * return may have changed: every call that takes the table's write
+     * path, failed ones included, sets it to a new value of one
+     * process-wide counter that only grows, so no two states of any
+     * tables share one. false when there is none now (a decorator that
+     * would refuse the read, a table that is gone). Decorators pass it
+     * on. */
+    bool (*write_version)(mt_table *t, uint64_t *out);
 } mt_table_ops;
 
 struct mt_table {
@@ -472,6 +481,8 @@ static inline void mt_table_destroy(mt_table *t)
 mt_status mt_table_keys(mt_table *t, const mt_key *start, mt_stream **out);
 /* Reads a whole stream into *out (used by tests and small scans). */
 mt_status mt_table_scan(mt_table *t, const mt_filter *f, mt_entity_list *out);
+/* t's write_version, or false when it offers none. */
+bool mt_table_write_version(mt_table *t, uint64_t *out);
 
 /* ------------------------------------------------------------------------ */
 /* The in-memory table: sorted, thread-safe (through rt), atomic batches,   */
@@ -652,6 +663,30 @@ enum { MT_PARTITION_POPULATED = 1, MT_PARTITION_SWITCHED = 2 };
  * old_t and new_t, which must outlive it. */
 mt_table *mt_migrating_new(mt_rt *rt, mt_config_service *cfg, mt_table *old_t,
                            mt_table *new_t);
+
+/* What a one-partition read (query_atomic) of a migrating table depends
+ * on besides its arguments: the configuration it runs under and the write
+ * versions of both tables (the larger one: the counter behind them only
+ * grows, so a write to either changes it). Two equal marks, with no push
+ * able to complete between them (a holding mark), mean the read would
+ * return the same rows at both. */
+typedef struct mt_read_mark {
+    uint64_t writes;
+    mt_phase phase;
+    int64_t version, generation;
+    bool reversed;
+    mt_subscription *held; /* set by a holding mark, dropped by release */
+} mt_read_mark;
+
+/* Fills *m for t, a table mt_migrating_new made; false (nothing held) when
+ * t is no such table or either of its tables offers no write version.
+ * hold keeps a fixed subscription until mt_read_mark_release, so the
+ * configuration can change at most once meanwhile (a push completes only
+ * when it is dropped, and pushes run one at a time): a later mark equal
+ * to this one then says nothing moved in between. */
+bool mt_read_mark_take(mt_table *t, bool hold, mt_read_mark *m);
+void mt_read_mark_release(mt_table *t, mt_read_mark *m);
+bool mt_read_mark_equal(const mt_read_mark *a, const mt_read_mark *b);
 
 /* ------------------------------------------------------------------------ */
 /* The migrator.                                                             */

@@ -40,3 +40,8 @@ mt_status mt_table_scan(mt_table *t, const mt_filter *f, mt_entity_list *out)
             mt_entity_free(out->v[--out->n]);
     return st;
 }
+
+bool mt_table_write_version(mt_table *t, uint64_t *out)
+{
+    return t->ops->write_version && t->ops->write_version(t, out);
+}

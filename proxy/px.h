@@ -24,6 +24,7 @@
 #include "cfg_migrate.h"
 #include "mt.h"
 #include "px_log.h"
+#include "px_pagecache.h"
 #include "px_reply.h"
 
 #define PX_MAX_BODY (4u * 1024 * 1024)
@@ -168,6 +169,7 @@ px_table *px_table_get(px_registry *r, const char *name, mt_status *st);
 void px_table_release(px_registry *r, px_table *t);
 mt_table *px_table_view(px_table *t);     /* the MigratingTable */
 const char *px_table_name(px_table *t);   /* as created */
+px_pagecache *px_table_pages(px_table *t); /* kept answers; may be NULL */
 az_acl px_table_acl(px_registry *r, px_table *t);
 void px_table_set_acl(px_registry *r, px_table *t, const az_acl *acl);
 void px_names_free(char **names, size_t n);

@@ -381,12 +381,85 @@ nomem:
     return mt_oom();
 }
 
+/* The answer: body (taken) and the continuation's encoded keys (NULL:
+ * none), the same whether just written or kept. */
+static void page_respond(const px_req *q, px_resp *r, char *body, size_t len, const char *npk,
+                         const char *nrk)
+{
+    px_resp_payload(q, r, 200, body, len);
+    if (npk && nrk) {
+        px_resp_header(r, "x-ms-continuation-NextPartitionKey", npk);
+        px_resp_header(r, "x-ms-continuation-NextRowKey", nrk);
+    }
+}
+
+/* The key of q's answer in the table's kept answers (px_pagecache.c):
+ * false when q cannot have one (another format than JSON, no query string,
+ * a grant with a key range). A kept answer was stored only for a query
+ * string that parsed into a form page_keepable accepts. */
+static bool page_key_of(const px_req *q, px_table *t, px_page_key *k)
+{
+    if (!px_table_pages(t) || q->fmt != AZ_FMT_JSON || !q->query || grant_ranged(&q->grant))
+        return false;
+    const char *account = q->app->settings.account;
+    *k = (px_page_key){.md = q->md,
+                       .base_url = q->base_url,
+                       .account = account ? account : "",
+                       .table = q->res.table,
+                       .query = q->query};
+    return true;
+}
+
+/* Whether the answer to a query of these options may be kept: the first
+ * page of one partition, the filter nothing but the pin, no $select.
+ * Everything else its body depends on is in the key or the read mark. */
+static bool page_keepable(const az_query_opts *o)
+{
+    const mt_filter *f = o->filter;
+    return !o->select && !o->nselect && !o->next_pk && !o->next_rk && f && f->kind == MT_F_CMP &&
+           f->u.cmp.op == MT_EQ && f->u.cmp.lit.type == MT_EDM_STRING &&
+           strcmp(f->u.cmp.prop, "PartitionKey") == 0;
+}
+
+/* Answers from the kept answer when the tables and the configuration are
+ * still those it was read under; false when there is none. */
+static bool page_serve_kept(const px_req *q, px_table *t, const px_page_key *k, px_resp *r)
+{
+    px_pagecache *c = px_table_pages(t);
+    px_page_answer a;
+    if (!c || !px_pagecache_get(c, k, px_table_view(t), &a))
+        return false;
+    page_respond(q, r, a.body, a.len, a.next_pk, a.next_rk);
+    a.body = NULL; /* the response's now */
+    px_page_answer_clear(&a);
+    return true;
+}
+
+/* Keeps the answer just written when nothing moved since the mark taken
+ * before the read (held: no push completed meanwhile). */
+static void page_keep(px_table *t, const px_page_key *k, const mt_read_mark *before,
+                      const px_page_answer *a)
+{
+    mt_read_mark after;
+    if (!mt_read_mark_take(px_table_view(t), false, &after))
+        return;
+    if (mt_read_mark_equal(before, &after))
+        px_pagecache_put(px_table_pages(t), k, before, a);
+}
+
 static void query_entities(px_req *q, px_table *t, px_resp *r)
 {
     az_query_opts o = {0};
     page p = {0};
     mt_key from = {0};
+    mt_read_mark mark = {0};
+    bool keep = false;
+    px_page_key k;
+    mt_table *v = px_table_view(t);
     mt_status st = az_grant_check(&q->grant, AZ_PERM_READ, false, q->res.table, NULL, NULL);
+    bool keyed = mt_is_ok(&st) && page_key_of(q, t, &k);
+    if (keyed && page_serve_kept(q, t, &k, r))
+        goto done;
     if (mt_is_ok(&st))
         st = az_query_opts_parse(q->query, &o);
     if (mt_is_ok(&st) && o.next_pk) {
@@ -402,7 +475,8 @@ static void query_entities(px_req *q, px_table *t, px_resp *r)
         free(rk);
     }
     int top = o.has_top ? o.top : PX_PAGE_MAX;
-    mt_table *v = px_table_view(t);
+    if (mt_is_ok(&st) && keyed && page_keepable(&o))
+        keep = mt_read_mark_take(v, true, &mark);
     const char *pinned = o.filter ? mt_filter_pinned_partition(o.filter) : NULL;
     bool first = !from.pk;
     mt_filter *f = NULL;
@@ -415,24 +489,30 @@ static void query_entities(px_req *q, px_table *t, px_resp *r)
     if (mt_is_ok(&st) && p.rows.oom)
         st = mt_oom(); /* rows are missing: no partial page */
     if (mt_is_ok(&st)) {
-        az_payload_ctx c = {.md = q->md, .base_url = q->base_url,
-                            .account = q->app->settings.account, .table = q->res.table,
-                            .select = o.select, .nselect = o.nselect};
-        size_t len = 0;
-        char *body = az_entities_write(q->fmt, &c, &p.rows, &len);
-        px_resp_payload(q, r, 200, body, len);
+        az_payload_ctx c = {.md = q->md,
+                            .base_url = q->base_url,
+                            .account = q->app->settings.account,
+                            .table = q->res.table,
+                            .select = o.select,
+                            .nselect = o.nselect};
+        px_page_answer a = {0};
+        a.body = az_entities_write(q->fmt, &c, &p.rows, &a.len);
         if (p.next.pk) {
-            char *npk = px_token_encode(p.next.pk), *nrk = px_token_encode(p.next.rk);
-            if (!npk || !nrk)
+            a.next_pk = px_token_encode(p.next.pk);
+            a.next_rk = px_token_encode(p.next.rk);
+            if (!a.next_pk || !a.next_rk)
                 r->oom = true; /* a page without its continuation would end the query */
-            px_resp_header(r, "x-ms-continuation-NextPartitionKey", npk);
-            px_resp_header(r, "x-ms-continuation-NextRowKey", nrk);
-            free(npk);
-            free(nrk);
         }
+        if (keep && a.body && !r->oom)
+            page_keep(t, &k, &mark, &a);
+        page_respond(q, r, a.body, a.len, a.next_pk, a.next_rk);
+        a.body = NULL; /* the response's now */
+        px_page_answer_clear(&a);
     } else {
         px_resp_error(q, r, &st);
     }
+done:
+    mt_read_mark_release(v, &mark);
     mt_entity_list_clear(&p.rows);
     mt_key_clear(&p.next);
     mt_key_clear(&from);

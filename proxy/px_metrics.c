@@ -382,6 +382,12 @@ static mt_status px_mtable_keys(mt_table *t, const mt_key *start, mt_stream **ou
     return px_mtable_open(t, NULL, true, start, out);
 }
 
+/* Not a backend call: counted nowhere. */
+static bool px_mtable_version(mt_table *t, uint64_t *out)
+{
+    return mt_table_write_version(((px_mtable *)t)->inner, out);
+}
+
 static void px_mtable_destroy(mt_table *t)
 {
     free(t); /* inner is borrowed */
@@ -394,6 +400,7 @@ static const mt_table_ops px_mtable_ops = {
     .retrieve = px_mtable_retrieve,
     .destroy = px_mtable_destroy,
     .query_keys = px_mtable_keys,
+    .write_version = px_mtable_version,
 };
 
 /* NULL when side is neither 0 nor 1 or memory runs out. m must outlive the

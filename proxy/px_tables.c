@@ -41,6 +41,7 @@ struct px_table {
     mt_table *old_t, *new_t, *view;
     mt_table *count_old, *count_new; /* metrics decorators over old_t, new_t */
     mt_table *guard_old, *guard_new; /* NULL without a lease to keep */
+    px_pagecache *pages;             /* NULL: none (out of memory) */
     az_acl acl;
     int refs;
     bool deleted;
@@ -129,6 +130,7 @@ static px_table *table_new(px_registry *r, const char *name, mt_status *st)
     }
     if (!(t->view = mt_migrating_new(r->rt, r->cfg, o, n)))
         goto oom;
+    t->pages = px_pagecache_new(); /* an optimisation: none is fine */
     t->refs = 1;
     return t;
 oom:
@@ -141,6 +143,7 @@ oom:
 
 static void table_free(px_table *t)
 {
+    px_pagecache_free(t->pages);
     mt_table_destroy(t->view);
     mt_table_destroy(t->guard_old);
     mt_table_destroy(t->guard_new);
@@ -526,6 +529,11 @@ void px_table_release(px_registry *r, px_table *t)
 mt_table *px_table_view(px_table *t)
 {
     return t->view;
+}
+
+px_pagecache *px_table_pages(px_table *t)
+{
+    return t->pages;
 }
 
 const char *px_table_name(px_table *t)

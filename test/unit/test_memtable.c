@@ -855,6 +855,34 @@ static void test_query_atomic_shared(void **state)
     mt_table_destroy(t);
 }
 
+/* Every write, a failed one too, gives the table a version no table had;
+ * reads leave it. */
+static void test_write_versions(void **state)
+{
+    (void)state;
+    mt_table *t = new_table(), *u = new_table();
+    uint64_t v0, v1, v2, v3, u0;
+    assert_true(mt_table_write_version(t, &v0));
+    assert_true(mt_table_write_version(u, &u0));
+    assert_true(u0 > v0); /* made later */
+    put(t, "a", "r", 1, NULL);
+    assert_true(mt_table_write_version(t, &v1));
+    assert_true(v1 > u0);
+    mt_entity *e = ent1("a", "r", "v", 2);
+    assert_status(run1(t, MT_OP_INSERT, e, NULL, NULL), 409, MT_ERR_ENTITY_EXISTS);
+    mt_entity_free(e);
+    assert_true(mt_table_write_version(t, &v2));
+    assert_true(v2 > v1);
+    mt_entity_list l = {.share = true};
+    assert_ok(t->ops->query_atomic(t, "a", NULL, &l));
+    mt_entity_list_clear(&l);
+    assert_int_equal(get_v(t, "a", "r"), 1);
+    assert_true(mt_table_write_version(t, &v3));
+    assert_int_equal(v3, v2);
+    mt_table_destroy(t);
+    mt_table_destroy(u);
+}
+
 static void test_stream_order(void **state)
 {
     (void)state;
@@ -1143,6 +1171,7 @@ int main(void)
         cmocka_unit_test(test_value_sizes),
         cmocka_unit_test(test_query_atomic),
         cmocka_unit_test(test_query_atomic_shared),
+        cmocka_unit_test(test_write_versions),
         cmocka_unit_test(test_stream_order),
         cmocka_unit_test(test_stream_while_changing),
         cmocka_unit_test(test_continuation),

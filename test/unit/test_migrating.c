@@ -535,7 +535,8 @@ static void c_destroy(mt_table *t)
     free(t);
 }
 
-static const mt_table_ops counting_ops = {c_batch, c_query, c_stream, c_retrieve, c_destroy, NULL};
+static const mt_table_ops counting_ops = {c_batch,   c_query, c_stream, c_retrieve,
+                                          c_destroy, NULL,    NULL};
 
 /* Backend calls per operation in prefer_new, on a partition this proxy has
  * seen switched: at most 3 for a write (the original protocol made 5). */
