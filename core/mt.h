@@ -448,6 +448,11 @@ typedef struct mt_table_ops {
      * carry only their keys and ETag: for walks that need no more.
      * Decorators pass it on. */
     mt_status (*query_keys)(mt_table *t, const mt_key *start, mt_stream **out);
+    /* Optional (NULL: mt_table_retrieve falls back to retrieve). Like
+     * retrieve, but *out may be the table's own frozen row (mt_entity_ref)
+     * rather than a copy: for a caller that only reads the row, then frees
+     * it as usual. Decorators pass it on. */
+    mt_status (*retrieve_shared)(mt_table *t, const char *pk, const char *rk, mt_entity **out);
 } mt_table_ops;
 
 struct mt_table {
@@ -464,6 +469,15 @@ static inline void mt_table_destroy(mt_table *t)
 {
     if (t)
         t->ops->destroy(t);
+}
+/* One row (retrieve); with share, through retrieve_shared when the table
+ * offers it, so *out may be a frozen row the caller must not change. */
+static inline mt_status mt_table_retrieve(mt_table *t, const char *pk, const char *rk, bool share,
+                                          mt_entity **out)
+{
+    if (share && t->ops->retrieve_shared)
+        return t->ops->retrieve_shared(t, pk, rk, out);
+    return t->ops->retrieve(t, pk, rk, out);
 }
 /* A stream of every row with key >= start (NULL = from the beginning),
  * keys and ETag at least: query_keys when the table offers it, else

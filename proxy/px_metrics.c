@@ -301,16 +301,30 @@ static mt_status px_mtable_atomic(mt_table *t, const char *pk, const mt_filter *
     return st;
 }
 
-static mt_status px_mtable_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity **out)
+/* Both point reads count as retrieve: sharing the row is not a call of
+ * its own. */
+static mt_status px_mtable_retrieve_as(mt_table *t, const char *pk, const char *rk, bool share,
+                                       mt_entity **out)
 {
     px_mtable *mt = (px_mtable *)t;
     px_metrics_begin(&mt->stats[CALL_RETRIEVE]);
     uint64_t t0 = px_now_ns();
-    mt_status st = mt->inner->ops->retrieve(mt->inner, pk, rk, out);
+    mt_status st = mt_table_retrieve(mt->inner, pk, rk, share, out);
     px_metrics_observe(&mt->stats[CALL_RETRIEVE], t0, &st);
     if (mt_is_ok(&st) && *out)
         px_metrics_add(&mt->stats[CALL_RETRIEVE].rows, 1);
     return st;
+}
+
+static mt_status px_mtable_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity **out)
+{
+    return px_mtable_retrieve_as(t, pk, rk, false, out);
+}
+
+static mt_status px_mtable_retrieve_shared(mt_table *t, const char *pk, const char *rk,
+                                           mt_entity **out)
+{
+    return px_mtable_retrieve_as(t, pk, rk, true, out);
 }
 
 static mt_status px_mstream_next(mt_stream *s, mt_entity **out)
@@ -394,6 +408,7 @@ static const mt_table_ops px_mtable_ops = {
     .retrieve = px_mtable_retrieve,
     .destroy = px_mtable_destroy,
     .query_keys = px_mtable_keys,
+    .retrieve_shared = px_mtable_retrieve_shared,
 };
 
 /* NULL when side is neither 0 nor 1 or memory runs out. m must outlive the

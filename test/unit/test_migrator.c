@@ -69,7 +69,8 @@ static void d_destroy(mt_table *t)
     free(t);
 }
 
-static const mt_table_ops dying_ops = {d_batch, d_query, d_stream, d_retrieve, d_destroy, NULL};
+static const mt_table_ops dying_ops = {d_batch,   d_query, d_stream, d_retrieve,
+                                       d_destroy, NULL,    NULL};
 
 static mt_table *dying_new(mt_table *inner, long *budget)
 {
@@ -251,7 +252,8 @@ static mt_status f_retrieve(mt_table *t, const char *pk, const char *rk, mt_enti
     return flaky_spend(d) ? d->inner->ops->retrieve(d->inner, pk, rk, out) : busy();
 }
 
-static const mt_table_ops flaky_ops = {f_batch, f_query, f_stream, f_retrieve, d_destroy, NULL};
+static const mt_table_ops flaky_ops = {f_batch,   f_query, f_stream, f_retrieve,
+                                       d_destroy, NULL,    NULL};
 
 static void test_transient_errors_ridden_out(void **state)
 {
@@ -997,8 +999,8 @@ static void pg_destroy(mt_table *t)
     (void)t; /* on the test's stack */
 }
 
-static const mt_table_ops paging_ops = {pg_batch,    pg_query,   pg_stream,
-                                        pg_retrieve, pg_destroy, NULL};
+static const mt_table_ops paging_ops = {pg_batch,   pg_query, pg_stream, pg_retrieve,
+                                        pg_destroy, NULL,     NULL};
 
 /* A read of several pages whose fetch fails between pages, through the
  * migrator's retrying view: every row exactly once, in key order; a keys
@@ -1135,7 +1137,8 @@ static void v_destroy(mt_table *t)
     (void)t; /* on the test's stack */
 }
 
-static const mt_table_ops vanishing_ops = {v_batch, v_query, v_stream, v_retrieve, v_destroy, NULL};
+static const mt_table_ops vanishing_ops = {v_batch,   v_query, v_stream, v_retrieve,
+                                           v_destroy, NULL,    NULL};
 
 typedef struct gone_probe {
     probe p;
@@ -1383,7 +1386,8 @@ static mt_status k_keys(mt_table *t, const mt_key *start, mt_stream **out)
     return st;
 }
 
-static const mt_table_ops keyed_ops = {k_batch, k_query, k_stream, k_retrieve, v_destroy, k_keys};
+static const mt_table_ops keyed_ops = {k_batch,   k_query, k_stream, k_retrieve,
+                                       v_destroy, k_keys,  NULL};
 
 /* The cleanup reads old by keys alone (the count and the walk), whatever
  * is left of old (empty) or kept (keep), and its count of old is exact
