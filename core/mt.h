@@ -54,7 +54,18 @@ typedef struct mt_status {
 #define MT_ERR_TABLE_NOT_FOUND "TableNotFound"
 #define MT_ERR_TABLE_EXISTS "TableAlreadyExists"
 
-mt_status mt_ok(void);
+/* Success. Inline, and only the strings' first bytes set: a status is
+ * returned by value from every call of every layer, and zeroing all of
+ * its text each time was a measurable part of a point read. */
+static inline mt_status mt_ok(void)
+{
+    mt_status st;
+    st.http = 0;
+    st.index = -1;
+    st.code[0] = '\0';
+    st.message[0] = '\0';
+    return st;
+}
 /* 503 ServerBusy "out of memory": what an allocation failure answers, so
  * that a client retries rather than give up. */
 mt_status mt_oom(void);
