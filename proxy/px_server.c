@@ -241,10 +241,12 @@ static void dispatch(px_req *q, px_resp *r)
 static const char *op_label(const px_req *q)
 {
     const char *m = q->method;
-    const char *x = px_req_header(q, "X-HTTP-Method");
-    if (x && strcmp(m, "POST") == 0)
+    const char *x = strcmp(m, "POST") == 0 ? px_req_header(q, "X-HTTP-Method") : NULL;
+    if (x)
         m = x;
-    bool conditional = px_req_header(q, "If-Match") != NULL;
+    /* Headers are looked up only where they tell operations apart. */
+    bool conditional =
+        (strcmp(m, "PUT") == 0 || strcmp(m, "MERGE") == 0) && px_req_header(q, "If-Match") != NULL;
     switch (q->res.kind) {
     case AZ_RES_TABLES:
         return strcmp(m, "POST") == 0 ? "create_table" : "query_tables";
