@@ -27,6 +27,7 @@
  * as a filter, so that a query can read the range rather than the table.
  */
 #include <arpa/inet.h>
+#include <openssl/crypto.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -498,7 +499,8 @@ static mt_status table_sas_check(const az_account *acct, const az_http_request *
  * version, the stored policy, times, IP, protocol, permissions and scope)
  * is checked on every request as before. Fixed buffers, so a thread that
  * ends leaves nothing behind; a query or a key that does not fit is
- * simply not kept.
+ * simply not kept. The query (which holds the signature) and the key are
+ * compared in constant time, as the signature itself is.
  */
 
 #define SAS_MEMO_QUERY 1024
@@ -507,6 +509,7 @@ static mt_status table_sas_check(const az_account *acct, const az_http_request *
 
 typedef struct sas_memo {
     bool valid;
+    size_t query_len;
     char query[SAS_MEMO_QUERY];
     char name[SAS_MEMO_NAME];
     uint8_t key[SAS_MEMO_KEY];
@@ -521,13 +524,14 @@ static _Thread_local sas_memo memo;
 static bool memo_same_account(const az_account *acct)
 {
     return memo.key_len == acct->key_len && strcmp(memo.name, acct->name) == 0 &&
-           memcmp(memo.key, acct->key, acct->key_len) == 0;
+           CRYPTO_memcmp(memo.key, acct->key, acct->key_len) == 0;
 }
 
 /* Points v at the fields of query when the thread verified it last. */
 static bool memo_lookup(const az_account *acct, const char *query, char **v)
 {
-    if (!memo.valid || !query || strcmp(memo.query, query) != 0 || !memo_same_account(acct))
+    if (!memo.valid || !query || strlen(query) != memo.query_len ||
+        CRYPTO_memcmp(memo.query, query, memo.query_len) != 0 || !memo_same_account(acct))
         return false;
     for (int i = 0; i < F_COUNT; i++)
         v[i] = memo.at[i] < 0 ? NULL : memo.text + memo.at[i];
@@ -553,6 +557,7 @@ static void memo_keep(const az_account *acct, const char *query, char *const *v)
         used += n;
     }
     memcpy(memo.query, query, ql + 1);
+    memo.query_len = ql;
     memcpy(memo.name, acct->name, nl + 1);
     memcpy(memo.key, acct->key, acct->key_len);
     memo.key_len = acct->key_len;
