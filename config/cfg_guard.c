@@ -62,6 +62,14 @@ static mt_status guard_retrieve(mt_table *t, const char *pk, const char *rk, mt_
     return g->inner->ops->retrieve(g->inner, pk, rk, out);
 }
 
+static mt_status guard_retrieve_shared(mt_table *t, const char *pk, const char *rk, mt_entity **out)
+{
+    guard *g = (guard *)t;
+    if (!g->valid(g->ctx))
+        return refuse_for(g);
+    return mt_table_retrieve(g->inner, pk, rk, true, out);
+}
+
 static mt_status gs_next(mt_stream *s, mt_entity **out)
 {
     guard_stream *gs = (guard_stream *)s;
@@ -146,6 +154,7 @@ static const mt_table_ops guard_ops = {
     .destroy = guard_destroy,
     .query_keys = guard_keys,
     .write_version = guard_version,
+    .retrieve_shared = guard_retrieve_shared,
 };
 
 mt_table *cfg_guard_new(mt_table *inner, bool (*valid)(void *ctx), void *ctx)

@@ -477,6 +477,14 @@ static bool handle_write_version(mt_table *t, uint64_t *out)
     return m && mt_table_write_version(m, out);
 }
 
+static mt_status handle_retrieve_shared(mt_table *t, const char *pk, const char *rk,
+                                        mt_entity **out)
+{
+    mt_status st = mt_ok();
+    mt_table *m = handle_table((mem_handle *)t, &st);
+    return m ? mt_table_retrieve(m, pk, rk, true, out) : st;
+}
+
 static void handle_destroy(mt_table *t)
 {
     mem_handle *h = (mem_handle *)t;
@@ -495,6 +503,7 @@ static const mt_table_ops handle_ops = {
     .query_atomic = handle_query_atomic,
     .query_stream = handle_query_stream,
     .retrieve = handle_retrieve,
+    .retrieve_shared = handle_retrieve_shared,
     .destroy = handle_destroy,
     .write_version = handle_write_version,
 };

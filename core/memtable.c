@@ -30,7 +30,8 @@
  * write puts a new row in its place) and are frozen: an atomic read into a
  * list marked share hands out references to them (mt_entity_ref), which
  * stay valid after the row is replaced or deleted, since the last holder
- * frees it; every other read gets clones.
+ * frees it; so does a shared point read (retrieve_shared); every other
+ * read gets clones.
  *
  * Batches run in three steps: validate the request (no lock), check every
  * op against the current state and build the rows it would write (under
@@ -632,7 +633,10 @@ static mt_status mem_query_atomic(mt_table *t, const char *pk, const mt_filter *
     return st;
 }
 
-static mt_status mem_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity **out)
+/* A reference to the stored row when share (the caller only reads it),
+ * else a copy. */
+static mt_status mem_retrieve_as(mt_table *t, const char *pk, const char *rk, bool share,
+                                 mt_entity **out)
 {
     memtable *m = as_mem(t);
     mt_status st = mt_ok();
@@ -643,10 +647,20 @@ static mt_status mem_retrieve(mt_table *t, const char *pk, const char *rk, mt_en
     const mt_entity *row = find_row(m, pk, rk);
     if (!row)
         st = mt_error(404, MT_ERR_NOT_FOUND, "The specified resource does not exist.");
-    else if (!(*out = mt_entity_clone(row)))
+    else if (!(*out = share ? mt_entity_ref(row) : mt_entity_clone(row)))
         st = oom();
     mem_unlock(m);
     return st;
+}
+
+static mt_status mem_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity **out)
+{
+    return mem_retrieve_as(t, pk, rk, false, out);
+}
+
+static mt_status mem_retrieve_shared(mt_table *t, const char *pk, const char *rk, mt_entity **out)
+{
+    return mem_retrieve_as(t, pk, rk, true, out);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -840,6 +854,7 @@ static const mt_table_ops memtable_ops = {
     .query_atomic = mem_query_atomic,
     .query_stream = mem_query_stream,
     .retrieve = mem_retrieve,
+    .retrieve_shared = mem_retrieve_shared,
     .destroy = mem_destroy,
     .write_version = mem_write_version,
 };

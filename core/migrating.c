@@ -667,6 +667,7 @@ static const mt_table_ops mig_ops = {
     .query_stream = mt_mig_query_stream,
     .retrieve = mt_mig_retrieve,
     .destroy = mig_destroy,
+    .retrieve_shared = mt_mig_retrieve_shared,
 };
 
 mt_table *mt_migrating_new(mt_rt *rt, mt_config_service *cfg, mt_table *old_t,

@@ -76,5 +76,6 @@ mt_status mt_mig_query_stream(mt_table *t, const mt_filter *f, const mt_key *sta
 mt_status mt_mig_query_atomic(mt_table *t, const char *pk, const mt_filter *f,
                               mt_entity_list *out);
 mt_status mt_mig_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity **out);
+mt_status mt_mig_retrieve_shared(mt_table *t, const char *pk, const char *rk, mt_entity **out);
 
 #endif

@@ -231,7 +231,9 @@ bool mt_read_mark_equal(const mt_read_mark *a, const mt_read_mark *b)
 
 /* ------------------------------------------------------------------------ */
 /* Point reads: the filter is the key alone, so new's row for that key is   */
-/* all that can shadow old's, and no whole-partition read is needed.        */
+/* all that can shadow old's, and no whole-partition read is needed. A     */
+/* shared read (share) asks the backends for their frozen rows; a row with */
+/* _mtable_ properties is then copied to strip them (finish_rows).          */
 
 /* A partition this proxy knows to be switched: new first; only a row new
  * lacks (not even as a tombstone) is looked up in old, whose rows are
@@ -240,9 +242,9 @@ static mt_status retrieve_switched(mt_migrating *m, const char *pk, const char *
                                    mt_entity_list *rows)
 {
     mt_entity *e = NULL;
-    mt_status st = m->new_t->ops->retrieve(m->new_t, pk, rk, &e);
+    mt_status st = mt_table_retrieve(m->new_t, pk, rk, rows->share, &e);
     if (st.http == 404)
-        st = m->old_t->ops->retrieve(m->old_t, pk, rk, &e);
+        st = mt_table_retrieve(m->old_t, pk, rk, rows->share, &e);
     if (mt_is_ok(&st))
         mt_entity_list_push(rows, e);
     return st.http == 404 ? mt_ok() : st;
@@ -258,7 +260,7 @@ static mt_status retrieve_merged(mt_migrating *m, const char *pk, const char *rk
     if (!mt_is_ok(&st) || partition_state_of(rows) != MT_PARTITION_SWITCHED)
         return st;
     mt_entity *fresh = NULL;
-    st = m->new_t->ops->retrieve(m->new_t, pk, rk, &fresh);
+    st = mt_table_retrieve(m->new_t, pk, rk, rows->share, &fresh);
     if (st.http == 404)
         return mt_ok();
     if (!mt_is_ok(&st))
@@ -268,7 +270,8 @@ static mt_status retrieve_merged(mt_migrating *m, const char *pk, const char *rk
     return st;
 }
 
-mt_status mt_mig_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity **out)
+static mt_status mig_retrieve_as(mt_table *t, const char *pk, const char *rk, bool share,
+                                 mt_entity **out)
 {
     mt_migrating *given = (mt_migrating *)t, view, *m = &view;
     *out = NULL;
@@ -283,12 +286,12 @@ mt_status mt_mig_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity
     if (!sub)
         return mt_oom();
     mt_mig_oriented(given, &c, &view);
-    mt_entity_list rows = {0};
+    mt_entity_list rows = {.share = share};
     mt_entity *one = NULL;
     mt_status st;
     if (c.phase == MT_PHASE_USE_OLD_HIDE_METADATA || c.phase >= MT_PHASE_USE_NEW_WITH_TOMBSTONES) {
         mt_table *src = c.phase == MT_PHASE_USE_OLD_HIDE_METADATA ? m->old_t : m->new_t;
-        st = src->ops->retrieve(src, pk, rk, &one);
+        st = mt_table_retrieve(src, pk, rk, share, &one);
         if (mt_is_ok(&st))
             mt_entity_list_push(&rows, one);
         else if (st.http == 404)
@@ -311,6 +314,16 @@ mt_status mt_mig_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity
     }
     mt_entity_list_clear(&rows);
     return st;
+}
+
+mt_status mt_mig_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity **out)
+{
+    return mig_retrieve_as(t, pk, rk, false, out);
+}
+
+mt_status mt_mig_retrieve_shared(mt_table *t, const char *pk, const char *rk, mt_entity **out)
+{
+    return mig_retrieve_as(t, pk, rk, true, out);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -55,7 +55,18 @@ typedef struct mt_status {
 #define MT_ERR_TABLE_EXISTS "TableAlreadyExists"
 #define MT_ERR_TABLE_BEING_DELETED "TableBeingDeleted"
 
-mt_status mt_ok(void);
+/* Success. Inline, and only the strings' first bytes set: a status is
+ * returned by value from every call of every layer, and zeroing all of
+ * its text each time was a measurable part of a point read. */
+static inline mt_status mt_ok(void)
+{
+    mt_status st;
+    st.http = 0;
+    st.index = -1;
+    st.code[0] = '\0';
+    st.message[0] = '\0';
+    return st;
+}
 /* 503 ServerBusy "out of memory": what an allocation failure answers, so
  * that a client retries rather than give up. */
 mt_status mt_oom(void);
@@ -458,6 +469,11 @@ typedef struct mt_table_ops {
      * would refuse the read, a table that is gone). Decorators pass it
      * on. */
     bool (*write_version)(mt_table *t, uint64_t *out);
+    /* Optional (NULL: mt_table_retrieve falls back to retrieve). Like
+     * retrieve, but *out may be the table's own frozen row (mt_entity_ref)
+     * rather than a copy: for a caller that only reads the row, then frees
+     * it as usual. Decorators pass it on. */
+    mt_status (*retrieve_shared)(mt_table *t, const char *pk, const char *rk, mt_entity **out);
 } mt_table_ops;
 
 struct mt_table {
@@ -474,6 +490,15 @@ static inline void mt_table_destroy(mt_table *t)
 {
     if (t)
         t->ops->destroy(t);
+}
+/* One row (retrieve); with share, through retrieve_shared when the table
+ * offers it, so *out may be a frozen row the caller must not change. */
+static inline mt_status mt_table_retrieve(mt_table *t, const char *pk, const char *rk, bool share,
+                                          mt_entity **out)
+{
+    if (share && t->ops->retrieve_shared)
+        return t->ops->retrieve_shared(t, pk, rk, out);
+    return t->ops->retrieve(t, pk, rk, out);
 }
 /* A stream of every row with key >= start (NULL = from the beginning),
  * keys and ETag at least: query_keys when the table offers it, else

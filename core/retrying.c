@@ -87,13 +87,24 @@ static mt_status r_query(mt_table *t, const char *pk, const mt_filter *f, mt_ent
     return st;
 }
 
-static mt_status r_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity **out)
+static mt_status r_retrieve_as(mt_table *t, const char *pk, const char *rk, bool share,
+                               mt_entity **out)
 {
     retrying *r = (retrying *)t;
-    mt_status st = r->inner->ops->retrieve(r->inner, pk, rk, out);
+    mt_status st = mt_table_retrieve(r->inner, pk, rk, share, out);
     for (int i = 1; again(r, &st, i); i++)
-        st = r->inner->ops->retrieve(r->inner, pk, rk, out);
+        st = mt_table_retrieve(r->inner, pk, rk, share, out);
     return st;
+}
+
+static mt_status r_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity **out)
+{
+    return r_retrieve_as(t, pk, rk, false, out);
+}
+
+static mt_status r_retrieve_shared(mt_table *t, const char *pk, const char *rk, mt_entity **out)
+{
+    return r_retrieve_as(t, pk, rk, true, out);
 }
 
 /* (Re)opens the inner stream at the last key returned (or start). */
@@ -205,6 +216,7 @@ static const mt_table_ops r_ops = {
     .retrieve = r_retrieve,
     .destroy = r_destroy,
     .query_keys = r_keys,
+    .retrieve_shared = r_retrieve_shared,
 };
 
 mt_table *mt_mig_retrying_backoff_new(mt_table *inner, int attempts, int busy_attempts,

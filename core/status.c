@@ -13,14 +13,6 @@
 
 #include "mt.h"
 
-mt_status mt_ok(void)
-{
-    mt_status st;
-    memset(&st, 0, sizeof st);
-    st.index = -1;
-    return st;
-}
-
 mt_status mt_error(int http, const char *code, const char *fmt, ...)
 {
     mt_status st = mt_ok();

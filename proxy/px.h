@@ -282,8 +282,8 @@ void px_metrics_set_slow_ms(px_metrics *m, int ms);
 typedef struct px_watch px_watch;
 px_watch *px_watch_start(int slow_ms);
 void px_watch_stop(px_watch *w);
-/* side and call: static strings. */
-void px_watch_call_begin(const char *side, const char *call);
+/* side and call: static strings; start_ns: the call's px_now_ns(). */
+void px_watch_call_begin(const char *side, const char *call, uint64_t start_ns);
 void px_watch_call_end(void);
 /* One table-endpoint request: operation label (e.g. "insert"), status, the
  * phase it was served in and how long it took. */

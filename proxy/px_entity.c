@@ -237,9 +237,11 @@ static void get_entity(px_req *q, px_table *t, px_resp *r)
                                   q->res.rk);
     if (mt_is_ok(&st))
         st = az_query_opts_parse(q->query, &o);
+    /* The row is only written out: an embedded table may lend its own,
+     * whose kept JSON text then makes most of the body. */
     mt_table *v = px_table_view(t);
     if (mt_is_ok(&st))
-        st = v->ops->retrieve(v, q->res.pk, q->res.rk, &e);
+        st = mt_table_retrieve(v, q->res.pk, q->res.rk, true, &e);
     if (mt_is_ok(&st)) {
         az_payload_ctx c = {.md = q->md, .base_url = q->base_url,
                             .account = q->app->settings.account, .table = q->res.table,

@@ -280,12 +280,21 @@ void px_log_with(int level, const px_log_fields *fields, const char *fmt, ...)
 /* ------------------------------------------------------------------------ */
 /* The request this thread serves.                                          */
 
+/* s (NULL: "") into out, cut to cap - 1 bytes: on every request's path,
+ * where a format string cost more than the copy. */
+static void copy_cut(char *out, size_t cap, const char *s)
+{
+    size_t n = s ? strnlen(s, cap - 1) : 0;
+    if (n)
+        memcpy(out, s, n);
+    out[n] = '\0';
+}
+
 void px_log_request_begin(const char *request_id, const char *client_request_id)
 {
     current.active = true;
-    snprintf(current.request_id, sizeof current.request_id, "%s", request_id ? request_id : "");
-    snprintf(current.client_request_id, sizeof current.client_request_id, "%s",
-             client_request_id ? client_request_id : "");
+    copy_cut(current.request_id, sizeof current.request_id, request_id);
+    copy_cut(current.client_request_id, sizeof current.client_request_id, client_request_id);
     current.backend[0] = current.reason[0] = '\0';
     current.error_code[0] = current.error_msg[0] = '\0';
     current.error_status = 0;

@@ -248,9 +248,12 @@ static void px_metrics_log_slow(const px_call_stats *s, uint64_t took_ns, const 
 }
 
 /* A call to the backend begins: the watcher (px_watch.c) sees it. */
-static void px_metrics_begin(const px_call_stats *s)
+/* The call's start (px_now_ns), which the watcher is told too. */
+static uint64_t px_metrics_begin(const px_call_stats *s)
 {
-    px_watch_call_begin(side_names[s->side], call_names[s - s->owner->calls[s->side]]);
+    uint64_t t0 = px_now_ns();
+    px_watch_call_begin(side_names[s->side], call_names[s - s->owner->calls[s->side]], t0);
+    return t0;
 }
 
 static void px_metrics_observe(px_call_stats *s, uint64_t start_ns, const mt_status *st)
@@ -280,8 +283,7 @@ static void px_metrics_observe(px_call_stats *s, uint64_t start_ns, const mt_sta
 static mt_status px_mtable_batch(mt_table *t, const mt_op *ops, size_t n, mt_op_result *res)
 {
     px_mtable *mt = (px_mtable *)t;
-    px_metrics_begin(&mt->stats[CALL_BATCH]);
-    uint64_t t0 = px_now_ns();
+    uint64_t t0 = px_metrics_begin(&mt->stats[CALL_BATCH]);
     mt_status st = mt->inner->ops->execute_batch(mt->inner, ops, n, res);
     px_metrics_observe(&mt->stats[CALL_BATCH], t0, &st);
     return st;
@@ -291,8 +293,7 @@ static mt_status px_mtable_atomic(mt_table *t, const char *pk, const mt_filter *
                                   mt_entity_list *out)
 {
     px_mtable *mt = (px_mtable *)t;
-    px_metrics_begin(&mt->stats[CALL_QUERY_ATOMIC]);
-    uint64_t t0 = px_now_ns();
+    uint64_t t0 = px_metrics_begin(&mt->stats[CALL_QUERY_ATOMIC]);
     size_t n0 = out->n;
     mt_status st = mt->inner->ops->query_atomic(mt->inner, pk, f, out);
     px_metrics_observe(&mt->stats[CALL_QUERY_ATOMIC], t0, &st);
@@ -301,23 +302,35 @@ static mt_status px_mtable_atomic(mt_table *t, const char *pk, const mt_filter *
     return st;
 }
 
-static mt_status px_mtable_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity **out)
+/* Both point reads count as retrieve: sharing the row is not a call of
+ * its own. */
+static mt_status px_mtable_retrieve_as(mt_table *t, const char *pk, const char *rk, bool share,
+                                       mt_entity **out)
 {
     px_mtable *mt = (px_mtable *)t;
-    px_metrics_begin(&mt->stats[CALL_RETRIEVE]);
-    uint64_t t0 = px_now_ns();
-    mt_status st = mt->inner->ops->retrieve(mt->inner, pk, rk, out);
+    uint64_t t0 = px_metrics_begin(&mt->stats[CALL_RETRIEVE]);
+    mt_status st = mt_table_retrieve(mt->inner, pk, rk, share, out);
     px_metrics_observe(&mt->stats[CALL_RETRIEVE], t0, &st);
     if (mt_is_ok(&st) && *out)
         px_metrics_add(&mt->stats[CALL_RETRIEVE].rows, 1);
     return st;
 }
 
+static mt_status px_mtable_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity **out)
+{
+    return px_mtable_retrieve_as(t, pk, rk, false, out);
+}
+
+static mt_status px_mtable_retrieve_shared(mt_table *t, const char *pk, const char *rk,
+                                           mt_entity **out)
+{
+    return px_mtable_retrieve_as(t, pk, rk, true, out);
+}
+
 static mt_status px_mstream_next(mt_stream *s, mt_entity **out)
 {
     px_mstream *ms = (px_mstream *)s;
-    px_metrics_begin(ms->next_stats);
-    uint64_t t0 = px_now_ns();
+    uint64_t t0 = px_metrics_begin(ms->next_stats);
     mt_status st = ms->inner->ops->next(ms->inner, out);
     px_metrics_observe(ms->next_stats, t0, &st);
     if (mt_is_ok(&st) && *out)
@@ -356,8 +369,7 @@ static mt_status px_mtable_open(mt_table *t, const mt_filter *f, bool keys, cons
     px_mstream *ms = calloc(1, sizeof *ms);
     if (!ms)
         return mt_oom();
-    px_metrics_begin(&mt->stats[CALL_QUERY_STREAM]);
-    uint64_t t0 = px_now_ns();
+    uint64_t t0 = px_metrics_begin(&mt->stats[CALL_QUERY_STREAM]);
     mt_status st = keys ? mt_table_keys(mt->inner, start, &ms->inner)
                         : mt->inner->ops->query_stream(mt->inner, f, start, &ms->inner);
     px_metrics_observe(&mt->stats[CALL_QUERY_STREAM], t0, &st);
@@ -401,6 +413,7 @@ static const mt_table_ops px_mtable_ops = {
     .destroy = px_mtable_destroy,
     .query_keys = px_mtable_keys,
     .write_version = px_mtable_version,
+    .retrieve_shared = px_mtable_retrieve_shared,
 };
 
 /* NULL when side is neither 0 nor 1 or memory runs out. m must outlive the

@@ -26,17 +26,29 @@ const char *px_req_header(const px_req *q, const char *name)
 /* ------------------------------------------------------------------------ */
 /* Responses.                                                                */
 
+_Static_assert(PX_MAX_HEADERS <= sizeof(unsigned) * 8, "one heap bit per header");
+
 void px_resp_header(px_resp *r, const char *name, const char *value)
 {
     if (r->nheaders == PX_MAX_HEADERS || !value)
         return;
-    char *n = strdup(name), *v = strdup(value);
-    if (!n || !v) {
-        free(n);
-        free(v);
-        r->oom = true;
-        return;
+    size_t nl = strlen(name) + 1, vl = strlen(value) + 1;
+    char *n, *v;
+    if (r->used <= sizeof r->text && nl + vl <= sizeof r->text - r->used) {
+        n = r->text + r->used;
+        v = n + nl;
+        r->used += nl + vl;
+    } else {
+        n = malloc(nl + vl); /* one block: the value follows the name */
+        if (!n) {
+            r->oom = true;
+            return;
+        }
+        v = n + nl;
+        r->heap |= 1u << r->nheaders;
     }
+    memcpy(n, name, nl);
+    memcpy(v, value, vl);
     r->headers[r->nheaders].name = n;
     r->headers[r->nheaders].value = v;
     r->nheaders++;
@@ -44,12 +56,12 @@ void px_resp_header(px_resp *r, const char *name, const char *value)
 
 void px_resp_clear(px_resp *r)
 {
-    for (size_t i = 0; i < r->nheaders; i++) {
-        free(r->headers[i].name);
-        free(r->headers[i].value);
-    }
+    for (size_t i = 0; i < r->nheaders; i++)
+        if (r->heap & (1u << i))
+            free(r->headers[i].name);
     free(r->body);
-    memset(r, 0, sizeof *r);
+    /* Not the text: nothing points into it any more. */
+    memset(r, 0, offsetof(px_resp, text));
 }
 
 static const char *content_type_of(const px_req *q, bool entry)

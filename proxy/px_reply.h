@@ -14,6 +14,9 @@
 #include "mt.h"
 
 #define PX_MAX_HEADERS 24
+/* Bytes of header text a response holds in itself: a usual response's
+ * headers fit, so adding one allocates nothing. */
+#define PX_RESP_TEXT 768
 
 typedef struct px_app px_app; /* px.h */
 
@@ -44,11 +47,17 @@ typedef struct px_resp {
     char *body; /* owned */
     size_t len;
     bool oom; /* memory ran out building it: it goes out as 503 ServerBusy */
+    /* Where the headers' names and values are: in text while it has room,
+     * else allocated (bit i of heap set for header i). */
+    unsigned heap;
+    size_t used;
+    char text[PX_RESP_TEXT];
 } px_resp;
 
 /* A header of the request (case-insensitive), or NULL. */
 const char *px_req_header(const px_req *q, const char *name);
-/* Adds a response header (copies both; sets r->oom when it cannot). */
+/* Adds a response header (copies both, into r itself when they fit;
+ * sets r->oom when it cannot). */
 void px_resp_header(px_resp *r, const char *name, const char *value);
 /* Sets an error response for st in the request's format. */
 void px_resp_error(const px_req *q, px_resp *r, const mt_status *st);

@@ -241,10 +241,12 @@ static void dispatch(px_req *q, px_resp *r)
 static const char *op_label(const px_req *q)
 {
     const char *m = q->method;
-    const char *x = px_req_header(q, "X-HTTP-Method");
-    if (x && strcmp(m, "POST") == 0)
+    const char *x = strcmp(m, "POST") == 0 ? px_req_header(q, "X-HTTP-Method") : NULL;
+    if (x)
         m = x;
-    bool conditional = px_req_header(q, "If-Match") != NULL;
+    /* Headers are looked up only where they tell operations apart. */
+    bool conditional =
+        (strcmp(m, "PUT") == 0 || strcmp(m, "MERGE") == 0) && px_req_header(q, "If-Match") != NULL;
     switch (q->res.kind) {
     case AZ_RES_TABLES:
         return strcmp(m, "POST") == 0 ? "create_table" : "query_tables";
@@ -318,6 +320,38 @@ static void log_request(const px_req *q, const char *url, const char *op, const 
         px_log_with(level, &f, "%s %s -> %d", q->method, url, r->status);
 }
 
+/* "http[s]://host/account" into q->base_url (host under 128 bytes, else
+ * 127.0.0.1; account under 64), without a format string. */
+static void base_url(px_req *q, bool https, const char *host, const char *account)
+{
+    if (!host || strlen(host) >= 128)
+        host = "127.0.0.1";
+    const char *parts[] = {https ? "https://" : "http://", host, "/", account};
+    size_t at = 0;
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
+        size_t n = strlen(parts[i]);
+        memcpy(q->base_url + at, parts[i], n);
+        at += n;
+    }
+    q->base_url[at] = '\0';
+}
+
+/* A client's IPv4 address as text, without inet_ntop's format string. */
+static void ipv4_text(const struct in_addr *a, char out[16])
+{
+    const uint8_t *b = (const uint8_t *)&a->s_addr;
+    char *o = out;
+    for (int i = 0; i < 4; i++) {
+        unsigned v = b[i];
+        if (v >= 100)
+            *o++ = (char)('0' + v / 100);
+        if (v >= 10)
+            *o++ = (char)('0' + v / 10 % 10);
+        *o++ = (char)('0' + v % 10);
+        *o++ = i < 3 ? '.' : '\0';
+    }
+}
+
 /* Everything between the parsed HTTP request and the response. */
 static void handle_table_request(px_app *app, struct MHD_Connection *c, const char *url,
                                  const char *method, const px_upload *up, px_resp *r)
@@ -327,7 +361,9 @@ static void handle_table_request(px_app *app, struct MHD_Connection *c, const ch
     new_request_id(q.request_id);
     px_log_request_begin(q.request_id, px_req_header(&q, "x-ms-client-request-id"));
     const char *v = px_req_header(&q, "x-ms-version");
-    snprintf(q.version, sizeof q.version, "%s", v && strlen(v) < 32 ? v : PX_DEFAULT_VERSION);
+    if (!v || strlen(v) >= sizeof q.version)
+        v = PX_DEFAULT_VERSION;
+    memcpy(q.version, v, strlen(v) + 1);
     char *query = NULL;
     bool oom = !px_http_raw_query(c, &query) || up->oom;
     q.query = query;
@@ -353,10 +389,7 @@ static void handle_table_request(px_app *app, struct MHD_Connection *c, const ch
                       "The request body is too large and exceeds the maximum permissible limit.");
     if (mt_is_ok(&st)) {
         q.path = rest;
-        const char *host = px_req_header(&q, "Host");
-        snprintf(q.base_url, sizeof q.base_url, "%s://%s/%s",
-                 app->settings.tls_cert[0] ? "https" : "http",
-                 host && strlen(host) < 128 ? host : "127.0.0.1", account);
+        base_url(&q, app->settings.tls_cert[0] != '\0', px_req_header(&q, "Host"), account);
     }
     /* Preflights are anonymous and may name any path, the root included. */
     bool preflight = mt_is_ok(&st) && strcmp(method, "OPTIONS") == 0;
@@ -375,8 +408,7 @@ static void handle_table_request(px_app *app, struct MHD_Connection *c, const ch
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         char ip[64] = "";
         if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, ip,
-                      sizeof ip);
+            ipv4_text(&((const struct sockaddr_in *)ci->client_addr)->sin_addr, ip);
         hr.client_ip = ip;
         az_account acct = {.name = app->settings.account,
                            .key = app->settings.key,

@@ -78,7 +78,7 @@ static slot *slot_mine(void)
     return s;
 }
 
-void px_watch_call_begin(const char *side, const char *call)
+void px_watch_call_begin(const char *side, const char *call, uint64_t start_ns)
 {
     if (!__atomic_load_n(&watching, __ATOMIC_RELAXED))
         return;
@@ -87,8 +87,11 @@ void px_watch_call_begin(const char *side, const char *call)
         return;
     s->side = side;
     s->call = call;
-    snprintf(s->request_id, sizeof s->request_id, "%s", px_log_request_id());
-    __atomic_store_n(&s->start_ns, px_now_ns(), __ATOMIC_RELEASE);
+    const char *id = px_log_request_id();
+    size_t n = strnlen(id, sizeof s->request_id - 1);
+    memcpy(s->request_id, id, n);
+    s->request_id[n] = '\0';
+    __atomic_store_n(&s->start_ns, start_ns ? start_ns : 1, __ATOMIC_RELEASE);
 }
 
 void px_watch_call_end(void)

@@ -27,6 +27,7 @@
  * as a filter, so that a query can read the range rather than the table.
  */
 #include <arpa/inet.h>
+#include <openssl/crypto.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,8 +225,9 @@ static bool is_version(const char *v)
 /* What every SAS must satisfy: its version and signature, then its terms.   */
 
 /* The signed version is at least min (or the SAS is refused with
- * too_old), and sig signs the string-to-sign that sts builds. */
-static mt_status signed_check(const az_account *acct, char *const *v, const char *min,
+ * too_old), and sig signs the string-to-sign that sts builds (known when
+ * this thread verified the same SAS before: see sas_memo). */
+static mt_status signed_check(const az_account *acct, char *const *v, bool known, const char *min,
                               void (*sts)(mt_buf *, const az_account *, char *const *),
                               const char *too_old)
 {
@@ -234,6 +236,8 @@ static mt_status signed_check(const az_account *acct, char *const *v, const char
 
     if (!is_version(v[F_SV]) || strcmp(v[F_SV], min) < 0)
         return az_auth_deny(AZ_ERR_AUTHN, too_old);
+    if (known)
+        return mt_ok();
     sts(&b, acct, v);
     ok = az_sig_matches(acct, &b, v[F_SIG]);
     oom = b.oom;
@@ -335,13 +339,13 @@ static mt_status account_scope(char *const *v, az_grant *g)
 }
 
 static mt_status account_sas_check(const az_account *acct, const az_http_request *req,
-                                   char *const *v, az_grant *g)
+                                   char *const *v, bool known, az_grant *g)
 {
     mt_status st;
 
     if (!v[F_SV] || !v[F_SS] || !v[F_SRT] || !v[F_SP] || !v[F_SE])
         return az_auth_deny(AZ_ERR_AUTHN, "An account SAS needs sv, ss, srt, sp, se and sig.");
-    st = signed_check(acct, v, "2015-04-05", account_sas_string,
+    st = signed_check(acct, v, known, "2015-04-05", account_sas_string,
                       "The signed version (sv) of an account SAS must be 2015-04-05 or later.");
     if (!mt_is_ok(&st))
         return st;
@@ -460,7 +464,7 @@ static mt_status table_scope(char *const *v, const table_terms *t, az_grant *g)
 }
 
 static mt_status table_sas_check(const az_account *acct, const az_http_request *req, char *const *v,
-                                 az_acl_lookup lookup, void *ctx, az_grant *g)
+                                 bool known, az_acl_lookup lookup, void *ctx, az_grant *g)
 {
     table_terms t;
     mt_status st;
@@ -472,7 +476,7 @@ static mt_status table_sas_check(const az_account *acct, const az_http_request *
     if (!v[F_SI] && (!v[F_SP] || !v[F_SE]))
         return az_auth_deny(AZ_ERR_AUTHN,
                             "A table SAS without a stored access policy (si) needs sp and se.");
-    st = signed_check(acct, v, "2012-02-12", table_sas_string,
+    st = signed_check(acct, v, known, "2012-02-12", table_sas_string,
                       "The signed version (sv) of a table SAS must be 2012-02-12 or later.");
     if (!mt_is_ok(&st))
         return st;
@@ -487,6 +491,78 @@ static mt_status table_sas_check(const az_account *acct, const az_http_request *
 
 /* ------------------------------------------------------------------------ */
 /* Verifying a SAS.                                                          */
+/*
+ * A client sends one SAS with every request, so each thread keeps the
+ * last query whose signature it verified, for which account and key, and
+ * the fields decoded from it: the same query text again needs neither the
+ * decoding nor the string-to-sign and its HMAC. Everything else (the
+ * version, the stored policy, times, IP, protocol, permissions and scope)
+ * is checked on every request as before. Fixed buffers, so a thread that
+ * ends leaves nothing behind; a query or a key that does not fit is
+ * simply not kept. The query (which holds the signature) and the key are
+ * compared in constant time, as the signature itself is.
+ */
+
+#define SAS_MEMO_QUERY 1024
+#define SAS_MEMO_KEY 128
+#define SAS_MEMO_NAME 64
+
+typedef struct sas_memo {
+    bool valid;
+    size_t query_len;
+    char query[SAS_MEMO_QUERY];
+    char name[SAS_MEMO_NAME];
+    uint8_t key[SAS_MEMO_KEY];
+    size_t key_len;
+    char text[SAS_MEMO_QUERY + F_COUNT]; /* the decoded fields, NUL-ended */
+    int at[F_COUNT];                     /* where each starts in text; -1: absent */
+} sas_memo;
+
+static _Thread_local sas_memo memo;
+
+/* Whether acct is the account memo was made for. */
+static bool memo_same_account(const az_account *acct)
+{
+    return memo.key_len == acct->key_len && strcmp(memo.name, acct->name) == 0 &&
+           CRYPTO_memcmp(memo.key, acct->key, acct->key_len) == 0;
+}
+
+/* Points v at the fields of query when the thread verified it last. */
+static bool memo_lookup(const az_account *acct, const char *query, char **v)
+{
+    if (!memo.valid || !query || strlen(query) != memo.query_len ||
+        CRYPTO_memcmp(memo.query, query, memo.query_len) != 0 || !memo_same_account(acct))
+        return false;
+    for (int i = 0; i < F_COUNT; i++)
+        v[i] = memo.at[i] < 0 ? NULL : memo.text + memo.at[i];
+    return true;
+}
+
+/* Keeps query and its decoded fields v, a SAS that passed every check. */
+static void memo_keep(const az_account *acct, const char *query, char *const *v)
+{
+    size_t ql = strlen(query), nl = strlen(acct->name), used = 0;
+    memo.valid = false;
+    if (ql >= sizeof memo.query || nl >= sizeof memo.name || acct->key_len > sizeof memo.key)
+        return;
+    for (int i = 0; i < F_COUNT; i++) {
+        memo.at[i] = -1;
+        if (!v[i])
+            continue;
+        size_t n = strlen(v[i]) + 1;
+        if (n > sizeof memo.text - used)
+            return;
+        memcpy(memo.text + used, v[i], n);
+        memo.at[i] = (int)used;
+        used += n;
+    }
+    memcpy(memo.query, query, ql + 1);
+    memo.query_len = ql;
+    memcpy(memo.name, acct->name, nl + 1);
+    memcpy(memo.key, acct->key, acct->key_len);
+    memo.key_len = acct->key_len;
+    memo.valid = true;
+}
 
 mt_status az_sas_check(const az_account *acct, const az_http_request *req, az_acl_lookup lookup,
                        void *ctx, az_grant *g)
@@ -496,6 +572,11 @@ mt_status az_sas_check(const az_account *acct, const az_http_request *req, az_ac
     bool any = false;
     mt_status st;
 
+    if (memo_lookup(acct, req->query, v)) {
+        st = v[F_SS] || v[F_SRT] ? account_sas_check(acct, req, v, true, g)
+                                 : table_sas_check(acct, req, v, true, lookup, ctx, g);
+        return st; /* v points into the memo: nothing to free */
+    }
     if (!az_query_collect(req->query, sas_names, F_COUNT, v, &bad)) {
         st = mt_error(403, AZ_ERR_AUTHN,
                       "The SAS field %s is repeated, too long or badly "
@@ -513,9 +594,11 @@ mt_status az_sas_check(const az_account *acct, const az_http_request *req, az_ac
         goto out;
     }
     if (v[F_SS] || v[F_SRT])
-        st = account_sas_check(acct, req, v, g);
+        st = account_sas_check(acct, req, v, false, g);
     else
-        st = table_sas_check(acct, req, v, lookup, ctx, g);
+        st = table_sas_check(acct, req, v, false, lookup, ctx, g);
+    if (mt_is_ok(&st))
+        memo_keep(acct, req->query, v);
 out:
     az_query_free(v, F_COUNT);
     return st;

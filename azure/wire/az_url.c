@@ -585,10 +585,40 @@ static mt_status opts_token(const char *query, const char *name, char **out)
     return mt_ok();
 }
 
+/* Whether query may hold any of the options: a name among them as it
+ * stands, or one that only decoding could tell (a '%' or a '+'), or a
+ * query too long, which az_query_find refuses. Most requests (a point
+ * read with a SAS) hold none, and one pass then replaces a search for
+ * each option. */
+static bool opts_maybe_present(const char *query)
+{
+    static const char *const names[] = {"$filter",          "$top",       "$select",
+                                        "NextPartitionKey", "NextRowKey", "NextTableName"};
+    if (!query)
+        return false;
+    if (strlen(query) > AZ_QUERY_MAX)
+        return true;
+    for (const char *p = *query == '?' ? query + 1 : query; *p;) {
+        size_t n = strcspn(p, "=&");
+        if (memchr(p, '%', n) || memchr(p, '+', n))
+            return true;
+        for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+            if (raw_ieq(p, n, names[i]))
+                return true;
+        p += n;
+        p += strcspn(p, "&");
+        if (*p)
+            p++;
+    }
+    return false;
+}
+
 mt_status az_query_opts_parse(const char *query, az_query_opts *out)
 {
     mt_status st;
     memset(out, 0, sizeof *out);
+    if (!opts_maybe_present(query))
+        return mt_ok();
     st = opts_filter(query, out);
     if (mt_is_ok(&st))
         st = opts_top(query, out);

@@ -491,6 +491,57 @@ static void test_table_sas_data_tables(void **state)
     assert_denied(check(c, &g), "AuthenticationFailed");
 }
 
+/* A SAS verified once is kept by the thread (its fields and that its
+ * signature matched): the same query again gives the same grant, every
+ * term is still checked on every request, and neither another account key
+ * nor another signature in otherwise the same query gets through. */
+static void test_sas_kept(void **state)
+{
+    (void)state;
+    az_grant first, again;
+    const char *q = "sv=2019-02-02&spr=https&se=2024-01-03T00%3A00%3A00Z&sip=10.0.0.1-10.0.0.9"
+                    "&sp=r&sig=P0J7Nr%2Bfk7hiri68O1bONk3DMgKiF0nnk2pQLSru%2Brk%3D&tn=mytable"
+                    "&srk=b&spk=a&epk=m&erk=z";
+    call c = sas_call("/devstoreaccount1/mytable()", q, T_2024);
+    c.ip = "10.0.0.5";
+    c.https = true;
+    assert_ok(check(c, &first));
+    for (int i = 0; i < 2; i++) {
+        memset(&again, 0x55, sizeof again);
+        assert_ok(check(c, &again));
+        assert_memory_equal(&first, &again, sizeof first);
+    }
+    c.ip = "10.0.0.10";
+    assert_denied(check(c, &again), "AuthorizationSourceIPMismatch");
+    c.ip = "10.0.0.5";
+    c.https = false;
+    assert_denied(check(c, &again), "AuthorizationProtocolMismatch");
+    c.https = true;
+    c.now = T_SE;
+    assert_denied(check(c, &again), "AuthenticationFailed");
+    c.now = T_2024;
+
+    uint8_t other_key[sizeof dev_key];
+    memcpy(other_key, dev_key, sizeof other_key);
+    other_key[0] ^= 1;
+    az_account other = {dev.name, other_key, sizeof other_key};
+    az_http_request r = {"GET", c.path, c.query, get_header, &c, c.ip, true, c.now};
+    assert_denied(az_auth_check(&other, &r, lookup, NULL, &again), "AuthenticationFailed");
+    az_account renamed = {"devstoreaccount2", dev_key, sizeof dev_key};
+    assert_denied(az_auth_check(&renamed, &r, lookup, NULL, &again), "AuthenticationFailed");
+
+    char forged[512];
+    snprintf(forged, sizeof forged, "%s", q);
+    char *sig = strstr(forged, "sig=") + 4;
+    sig[0] = sig[0] == 'A' ? 'B' : 'A';
+    assert_ok(check(c, &again)); /* kept again */
+    c.query = forged;
+    assert_denied(check(c, &again), "AuthenticationFailed");
+    c.query = q;
+    assert_ok(check(c, &again));
+    assert_memory_equal(&first, &again, sizeof first);
+}
+
 static void test_table_sas_stored_policy(void **state)
 {
     (void)state;
@@ -1233,6 +1284,7 @@ int main(void)
         cmocka_unit_test(test_shared_key_account_prefix),
         cmocka_unit_test(test_no_credentials),
         cmocka_unit_test(test_table_sas_data_tables),
+        cmocka_unit_test(test_sas_kept),
         cmocka_unit_test(test_table_sas_stored_policy),
         cmocka_unit_test(test_table_sas_legacy_and_wire),
         cmocka_unit_test(test_table_sas_old_versions),

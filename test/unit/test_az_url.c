@@ -325,6 +325,36 @@ static void opts_fail(const char *query, const char *code)
     assert_null(o.next_table);
 }
 
+/* A query without the options (a SAS alone) is told apart in one pass;
+ * names that only decoding or case folding reveal, and a query too long,
+ * still go through the full parse. */
+static void test_opts_names_found(void **state)
+{
+    (void)state;
+    az_query_opts o = opts_ok("sv=2019-02-02&tn=t&sig=a%2Bb&sp=r&&se=x&NextRow=1&topx=2");
+    assert_null(o.filter);
+    assert_false(o.has_top);
+    assert_null(o.next_rk);
+    o = opts_ok("sv=1&%24top=5");
+    assert_true(o.has_top);
+    assert_int_equal(o.top, 5);
+    o = opts_ok("sig=x&$TOP=7&nextpartitionkey=1%21YQ--");
+    assert_int_equal(o.top, 7);
+    assert_non_null(o.next_pk);
+    az_query_opts_clear(&o);
+    o = opts_ok("sv=1&NEXTROWKEY");
+    assert_non_null(o.next_rk);
+    az_query_opts_clear(&o);
+    size_t n = 64 * 1024 + 8;
+    char *big = malloc(n + 1);
+    assert_non_null(big);
+    memset(big, 'a', n);
+    big[n] = '\0';
+    memcpy(big, "sv=", 3);
+    opts_fail(big, "InvalidUri");
+    free(big);
+}
+
 static void test_opts_empty(void **state)
 {
     const char *queries[] = {NULL, "", "timeout=30", "$filter=&$select=", "$select=*"};
@@ -539,6 +569,7 @@ int main(void)
         cmocka_unit_test(test_opts_token_round_trip),
         cmocka_unit_test(test_opts_top),
         cmocka_unit_test(test_opts_select),
+        cmocka_unit_test(test_opts_names_found),
         cmocka_unit_test(test_opts_filter_errors),
         cmocka_unit_test(test_opts_token_errors),
     };

@@ -883,6 +883,44 @@ static void test_write_versions(void **state)
     mt_table_destroy(u);
 }
 
+/* A shared point read lends the stored row itself, frozen; a later write
+ * replaces the row in the table without changing the one lent, and the
+ * reader's free is the last. A plain retrieve still copies. */
+static void test_retrieve_shared(void **state)
+{
+    (void)state;
+    mt_table *t = new_table();
+    fill(t);
+    mt_entity *lent = NULL, *again = NULL, *copy = NULL, *none = NULL;
+    assert_ok(mt_table_retrieve(t, "b", "r1", true, &lent));
+    assert_ok(mt_table_retrieve(t, "b", "r1", true, &again));
+    assert_ok(mt_table_retrieve(t, "b", "r1", false, &copy));
+    assert_status(mt_table_retrieve(t, "b", "nope", true, &none), 404, MT_ERR_NOT_FOUND);
+    assert_null(none);
+    assert_ptr_equal(lent, again);
+    assert_true(lent->frozen);
+    assert_true(copy != lent);
+    assert_false(copy->frozen);
+    char etag[MT_ETAG_MAX];
+    snprintf(etag, sizeof etag, "%s", lent->etag);
+
+    mt_entity *r1 = ent1("b", "r1", "v", 100);
+    assert_ok(run1(t, MT_OP_INSERT_OR_REPLACE, r1, NULL, NULL));
+    mt_entity_free(r1);
+    mt_entity_free(again);
+    assert_int_equal(get_v(t, "b", "r1"), 100);
+    assert_int_equal(mt_entity_get(lent, "v")->u.i32, 1);
+    assert_string_equal(lent->etag, etag);
+    mt_entity *r1b = ent1("b", "r1", NULL, 0);
+    assert_ok(run1(t, MT_OP_DELETE, r1b, "*", NULL));
+    mt_entity_free(r1b);
+    assert_int_equal(mt_entity_get(lent, "v")->u.i32, 1);
+    assert_true(mt_entity_same_content(lent, copy));
+    mt_entity_free(lent);
+    mt_entity_free(copy);
+    mt_table_destroy(t);
+}
+
 static void test_stream_order(void **state)
 {
     (void)state;
@@ -1172,6 +1210,7 @@ int main(void)
         cmocka_unit_test(test_query_atomic),
         cmocka_unit_test(test_query_atomic_shared),
         cmocka_unit_test(test_write_versions),
+        cmocka_unit_test(test_retrieve_shared),
         cmocka_unit_test(test_stream_order),
         cmocka_unit_test(test_stream_while_changing),
         cmocka_unit_test(test_continuation),

@@ -458,6 +458,74 @@ static void test_shared_read_strips_copies(void **state)
     fx_free(f);
 }
 
+/* Shared and plain point reads of every key through t agree: the same
+ * status, content and ETag, and never an _mtable_ property. */
+static void check_shared_retrieve(mt_table *t)
+{
+    const char *keys[] = {"a", "b", "c", "d", "zz", MT_RK_META};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        mt_entity *lent = NULL, *copy = NULL;
+        mt_status s1 = mt_table_retrieve(t, "p", keys[i], true, &lent);
+        mt_status s2 = mt_table_retrieve(t, "p", keys[i], false, &copy);
+        assert_int_equal(s1.http, s2.http);
+        assert_string_equal(s1.code, s2.code);
+        assert_true((lent == NULL) == (copy == NULL));
+        if (lent) {
+            assert_true(mt_entity_same_content(lent, copy));
+            assert_string_equal(lent->etag, copy->etag);
+            assert_false(copy->frozen);
+            for (size_t j = 0; j < lent->nprops; j++)
+                assert_false(strncmp(lent->props[j].name, MT_RESERVED_PREFIX,
+                                     strlen(MT_RESERVED_PREFIX)) == 0);
+        }
+        mt_entity_free(copy);
+        mt_entity_free(lent);
+    }
+}
+
+/* A shared point read (retrieve_shared) answers as retrieve does in every
+ * phase, through a view that knows the partition switched and one that
+ * does not; a clean row is lent (frozen), and keeps what it held after a
+ * write replaces it. */
+static void test_shared_retrieve_every_phase(void **state)
+{
+    (void)state;
+    fixture *f = fx_new(MT_PHASE_USE_OLD_HIDE_METADATA);
+    for (int p = MT_PHASE_USE_OLD_HIDE_METADATA; p < MT_PHASE_COUNT; p++) {
+        if (p > MT_PHASE_USE_OLD_HIDE_METADATA)
+            fx_push(f, (mt_phase)p);
+        if (p == MT_PHASE_USE_OLD_HIDE_METADATA) {
+            write1(f->mt, MT_OP_INSERT, "p", "a", "red", NULL, NULL);
+            write1(f->mt, MT_OP_INSERT, "p", "b", "red", NULL, NULL);
+            write1(f->mt, MT_OP_INSERT, "p", "c", "red", NULL, NULL);
+        } else if (p == MT_PHASE_PREFER_OLD) {
+            write1(f->mt, MT_OP_INSERT, "p", "d", "red", NULL, NULL); /* populated */
+        } else if (p == MT_PHASE_PREFER_NEW) {
+            write1(f->mt, MT_OP_INSERT_OR_REPLACE, "p", "b", "blue", NULL, NULL);
+            write1(f->mt, MT_OP_DELETE, "p", "c", NULL, "*", NULL); /* a tombstone */
+        }
+        /* A second view over the same backends has not seen the switch. */
+        mt_table *fresh = mt_migrating_new(f->rt, f->cfg, f->old_t, f->new_t);
+        check_shared_retrieve(f->mt);
+        check_shared_retrieve(fresh);
+        mt_table_destroy(fresh);
+
+        mt_entity *lent = NULL;
+        assert_true(mt_table_retrieve(f->mt, "p", "a", true, &lent).http == 0);
+        assert_true(lent->frozen);
+        char before[16];
+        snprintf(before, sizeof before, "%s", color_of(lent));
+        const char *next = strcmp(before, "red") == 0 ? "green" : "red";
+        assert_true(write1(f->mt, MT_OP_INSERT_OR_REPLACE, "p", "a", next, NULL, NULL).http == 0);
+        assert_string_equal(color_of(lent), before);
+        mt_entity *now = get(f->mt, "p", "a");
+        assert_string_equal(color_of(now), next);
+        mt_entity_free(now);
+        mt_entity_free(lent);
+    }
+    fx_free(f);
+}
+
 /* A row in new that fails the filter still hides old's row that passes. */
 static void test_query_shadowing_ignores_filter(void **state)
 {
@@ -536,7 +604,7 @@ static void c_destroy(mt_table *t)
 }
 
 static const mt_table_ops counting_ops = {c_batch,   c_query, c_stream, c_retrieve,
-                                          c_destroy, NULL,    NULL};
+                                          c_destroy, NULL,    NULL,     NULL};
 
 /* Backend calls per operation in prefer_new, on a partition this proxy has
  * seen switched: at most 3 for a write (the original protocol made 5). */
@@ -714,6 +782,7 @@ int main(void)
         cmocka_unit_test(test_phase4_writes_stay_clean),
         cmocka_unit_test(test_query_shadowing_ignores_filter),
         cmocka_unit_test(test_shared_read_strips_copies),
+        cmocka_unit_test(test_shared_retrieve_every_phase),
         cmocka_unit_test(test_stream_survives_every_phase),
         cmocka_unit_test(test_stream_survives_the_swap),
         cmocka_unit_test(test_switched_cache_per_generation),

@@ -70,7 +70,7 @@ static void d_destroy(mt_table *t)
 }
 
 static const mt_table_ops dying_ops = {d_batch,   d_query, d_stream, d_retrieve,
-                                       d_destroy, NULL,    NULL};
+                                       d_destroy, NULL,    NULL,     NULL};
 
 static mt_table *dying_new(mt_table *inner, long *budget)
 {
@@ -253,7 +253,7 @@ static mt_status f_retrieve(mt_table *t, const char *pk, const char *rk, mt_enti
 }
 
 static const mt_table_ops flaky_ops = {f_batch,   f_query, f_stream, f_retrieve,
-                                       d_destroy, NULL,    NULL};
+                                       d_destroy, NULL,    NULL,     NULL};
 
 static void test_transient_errors_ridden_out(void **state)
 {
@@ -1000,7 +1000,7 @@ static void pg_destroy(mt_table *t)
 }
 
 static const mt_table_ops paging_ops = {pg_batch,   pg_query, pg_stream, pg_retrieve,
-                                        pg_destroy, NULL,     NULL};
+                                        pg_destroy, NULL,     NULL,      NULL};
 
 /* A read of several pages whose fetch fails between pages, through the
  * migrator's retrying view: every row exactly once, in key order; a keys
@@ -1138,7 +1138,7 @@ static void v_destroy(mt_table *t)
 }
 
 static const mt_table_ops vanishing_ops = {v_batch,   v_query, v_stream, v_retrieve,
-                                           v_destroy, NULL,    NULL};
+                                           v_destroy, NULL,    NULL,     NULL};
 
 typedef struct gone_probe {
     probe p;
@@ -1387,7 +1387,7 @@ static mt_status k_keys(mt_table *t, const mt_key *start, mt_stream **out)
 }
 
 static const mt_table_ops keyed_ops = {k_batch,   k_query, k_stream, k_retrieve,
-                                       v_destroy, k_keys,  NULL};
+                                       v_destroy, k_keys,  NULL,     NULL};
 
 /* The cleanup reads old by keys alone (the count and the walk), whatever
  * is left of old (empty) or kept (keep), and its count of old is exact

@@ -1,5 +1,5 @@
 // Authentication and authorisation: Shared Key with a wrong key, table SAS
-// (permissions, time window, key range, tampering), account SAS, the
+// (permissions, time window, client IP range, key range, tampering), account SAS, the
 // legacy SDK's SAS, and unsigned requests.
 
 import assert from "node:assert/strict";
@@ -119,6 +119,20 @@ export default function auth(ctx) {
       await rejects(
         tableClient(ctx.target, name, { sas: morePerms }).createEntity({ partitionKey: "p", rowKey: "x" }),
         403, ctx.authCodes(),
+      );
+    });
+
+    ctx.test("table SAS with an IP range: a client inside it reads, one outside gets 403", {
+      skip: ctx.deviates("sas-ip-range") && "Azurite does not enforce a SAS's IP range (see README)",
+    }, async () => {
+      const { name } = await seeded(ctx, "sasip");
+      const inside = tableSas(ctx, name, { query: true }, { ipRange: { start: "127.0.0.1", end: "127.0.0.9" } });
+      assert.equal((await tableClient(ctx.target, name, { sas: inside }).getEntity("p", "r")).v, 1);
+      const exact = tableSas(ctx, name, { query: true }, { ipRange: { start: "127.0.0.1" } });
+      assert.equal((await tableClient(ctx.target, name, { sas: exact }).getEntity("p", "r")).v, 1);
+      const outside = tableSas(ctx, name, { query: true }, { ipRange: { start: "10.0.0.1", end: "10.0.0.255" } });
+      await rejects(
+        tableClient(ctx.target, name, { sas: outside }).getEntity("p", "r"), 403, "AuthorizationSourceIPMismatch",
       );
     });
 
