@@ -843,6 +843,7 @@ void mt_memtable_clear(mt_table *t)
     size_t n = m->n;
     m->rows = NULL;
     m->n = m->cap = 0;
+    mem_bump(m); /* a write like any other */
     m->rt->ops->unlock(m->rt, m->mu);
     for (size_t i = 0; i < n; i++)
         mt_entity_free(rows[i]); /* rows lent to readers live on with them */

@@ -879,6 +879,12 @@ static void test_write_versions(void **state)
     assert_int_equal(get_v(t, "a", "r"), 1);
     assert_true(mt_table_write_version(t, &v3));
     assert_int_equal(v3, v2);
+    /* Emptied at once (its account deleted it): a write too. */
+    uint64_t v4;
+    mt_memtable_clear(t);
+    assert_int_equal(mt_memtable_count(t), 0);
+    assert_true(mt_table_write_version(t, &v4));
+    assert_true(v4 > v3);
     mt_table_destroy(t);
     mt_table_destroy(u);
 }
