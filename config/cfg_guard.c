@@ -54,20 +54,23 @@ static mt_status guard_atomic(mt_table *t, const char *pk, const mt_filter *f, m
     return g->inner->ops->query_atomic(g->inner, pk, f, out);
 }
 
-static mt_status guard_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity **out)
+static mt_status guard_retrieve_as(mt_table *t, const char *pk, const char *rk, bool share,
+                                   mt_entity **out)
 {
     guard *g = (guard *)t;
     if (!g->valid(g->ctx))
         return refuse_for(g);
-    return g->inner->ops->retrieve(g->inner, pk, rk, out);
+    return mt_table_retrieve(g->inner, pk, rk, share, out);
+}
+
+static mt_status guard_retrieve(mt_table *t, const char *pk, const char *rk, mt_entity **out)
+{
+    return guard_retrieve_as(t, pk, rk, false, out);
 }
 
 static mt_status guard_retrieve_shared(mt_table *t, const char *pk, const char *rk, mt_entity **out)
 {
-    guard *g = (guard *)t;
-    if (!g->valid(g->ctx))
-        return refuse_for(g);
-    return mt_table_retrieve(g->inner, pk, rk, true, out);
+    return guard_retrieve_as(t, pk, rk, true, out);
 }
 
 static mt_status gs_next(mt_stream *s, mt_entity **out)
